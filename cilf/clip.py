@@ -1,0 +1,244 @@
+"""CLIP encoders over open_clip (DESIGN.md section 1.1).
+
+``CLIPAdapter`` wraps any open_clip ViT model and gives
+- ``encode_image(images)`` -> :class:`ImageFeatures`: pooled embedding v (B x D) and patch tokens
+  projected into the joint space P (B x N x D), with the tower's final norm and projection
+  applied to the tokens as MaskCLIP/DenseCLIP do;
+- ``class_text_features()`` -> T (K x D), one L2-normalised text feature per age class, the
+  average of several prompt templates (fixed prompts) or CoOp-style learned context tokens.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import CILFConfig
+
+MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+class WeightsNotFoundError(RuntimeError):
+    """Raised when CLIP weights cannot be found or fetched."""
+
+
+@dataclass
+class ImageFeatures:
+    """Encoder outputs for a batch: ``pooled`` v (B x D), ``tokens`` P (B x N x D), grid (H, W)."""
+
+    pooled: torch.Tensor
+    tokens: torch.Tensor
+    grid: tuple[int, int]
+
+    def to(self, device: torch.device | str) -> "ImageFeatures":
+        return ImageFeatures(self.pooled.to(device), self.tokens.to(device), self.grid)
+
+    def __getitem__(self, idx) -> "ImageFeatures":
+        return ImageFeatures(self.pooled[idx], self.tokens[idx], self.grid)
+
+    def __len__(self) -> int:
+        return self.pooled.shape[0]
+
+
+def bundled_weights_path(model_name: str) -> Path:
+    return WEIGHTS_DIR / f"{model_name}.safetensors"
+
+
+def resolve_pretrained(model_name: str, pretrained: str | None) -> str | None:
+    """Map ``pretrained`` (None | "bundled" | path | open_clip tag) to what open_clip takes."""
+    if pretrained is None or str(pretrained).lower() in ("none", "random", ""):
+        return None
+    if pretrained == "bundled":
+        path = bundled_weights_path(model_name)
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"no bundled weights for {model_name!r} at {path}. The bundled micro-CLIP is made by "
+                f"`python -m cilf pretrain-clip`; or use pretrained=None (random init), a local "
+                f"checkpoint path, or an open_clip tag when online."
+            )
+        return str(path)
+    if os.path.sep in pretrained or pretrained.endswith((".safetensors", ".pt", ".pth", ".bin")):
+        if not Path(pretrained).is_file():
+            raise WeightsNotFoundError(f"CLIP checkpoint {pretrained} does not exist")
+    return pretrained
+
+
+def load_open_clip(model_name: str, pretrained: str | None):
+    """Create an open_clip model, its eval transform and tokenizer; clear errors when offline."""
+    if model_name not in open_clip.list_models():
+        raise ValueError(
+            f"unknown open_clip model {model_name!r}; known e.g. cilf-micro, ViT-B-32, ViT-B-16 "
+            f"(open_clip.list_models() has {len(open_clip.list_models())})"
+        )
+    source = resolve_pretrained(model_name, pretrained)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
+    except Exception as e:  # network, hub, checkpoint mismatch: say which and what to do
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        raise WeightsNotFoundError(
+            f"could not load open_clip weights {model_name!r} / {pretrained!r}: {e}. "
+            + ("HF_HUB_OFFLINE=1 is set, so nothing is downloaded. " if offline else "")
+            + "Offline, use pretrained='bundled' (micro-CLIP), a local checkpoint path, or None."
+        ) from e
+    tokenizer = open_clip.get_tokenizer(model_name)
+    return model, preprocess, tokenizer
+
+
+class PromptLearner(nn.Module):
+    """CoOp-style learned context: ``[SOS] ctx_1..ctx_n {age}-year-old person. [EOS]``.
+
+    The n context vectors are shared by all classes and initialised from "a photo of a".
+    """
+
+    def __init__(self, clip_model: nn.Module, tokenizer, ages: list[int], n_ctx: int):
+        super().__init__()
+        placeholder = " ".join(["X"] * n_ctx)
+        tokens = tokenizer([f"{placeholder} {a}-year-old person." for a in ages])
+        init = tokenizer(["a photo of a"])[0, 1 : 1 + n_ctx]
+        with torch.no_grad():
+            embed = clip_model.token_embedding(tokens)
+            ctx = clip_model.token_embedding(init).clone()
+            if ctx.shape[0] < n_ctx:  # more context than init words: pad with small noise
+                extra = torch.randn(n_ctx - ctx.shape[0], ctx.shape[1]) * 0.02
+                ctx = torch.cat([ctx, extra])
+        self.ctx = nn.Parameter(ctx)  # n_ctx x W
+        self.register_buffer("tokens", tokens, persistent=False)
+        self.register_buffer("prefix", embed[:, :1], persistent=False)
+        self.register_buffer("suffix", embed[:, 1 + n_ctx :], persistent=False)
+        self.n_ctx = n_ctx
+
+    def forward(self) -> torch.Tensor:
+        """Token embeddings K x L x W with the learned context inserted."""
+        k = self.prefix.shape[0]
+        return torch.cat([self.prefix, self.ctx.unsqueeze(0).expand(k, -1, -1), self.suffix], dim=1)
+
+
+class CLIPAdapter(nn.Module):
+    """open_clip image and text towers with dense tokens and age-class text features."""
+
+    def __init__(self, cfg: CILFConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.model, self.preprocess, self.tokenizer = load_open_clip(cfg.clip_model, cfg.pretrained)
+        visual = self.model.visual
+        if not isinstance(visual, open_clip.transformer.VisionTransformer):
+            raise NotImplementedError(
+                f"{cfg.clip_model}: dense pixel-text maps need a ViT image tower; "
+                f"{type(visual).__name__} is not supported. Pick a ViT-* model."
+            )
+        if visual.attn_pool is not None:
+            raise NotImplementedError(f"{cfg.clip_model}: attention-pooled towers have no patch tokens")
+        if not hasattr(self.model, "token_embedding"):
+            raise NotImplementedError(f"{cfg.clip_model}: only open_clip's built-in text tower is supported")
+        self.grid = tuple(visual.grid_size)
+        self.embed_dim = int(self.model.text_projection.shape[-1]) if self.model.text_projection is not None else None
+        self._freeze(cfg)
+        self.prompt_learner = (
+            PromptLearner(self.model, self.tokenizer, cfg.ages, cfg.n_ctx) if cfg.prompts == "learned" else None
+        )
+        self._text_cache: torch.Tensor | None = None
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _freeze(self, cfg: CILFConfig) -> None:
+        m = self.model
+        for p in m.parameters():
+            p.requires_grad_(False)
+        n = cfg.unfreeze_last_blocks
+        if not cfg.freeze_image:
+            m.visual.requires_grad_(True)
+        elif n > 0:
+            for blk in m.visual.transformer.resblocks[-n:]:
+                blk.requires_grad_(True)
+            m.visual.ln_post.requires_grad_(True)
+            if m.visual.proj is not None:
+                m.visual.proj.requires_grad_(True)
+        if not cfg.freeze_text:
+            for name, p in m.named_parameters():
+                if not name.startswith("visual."):
+                    p.requires_grad_(True)
+        elif n > 0:
+            for blk in m.transformer.resblocks[-n:]:
+                blk.requires_grad_(True)
+            m.ln_final.requires_grad_(True)
+            if isinstance(m.text_projection, nn.Parameter):
+                m.text_projection.requires_grad_(True)
+        m.logit_scale.requires_grad_(False)
+
+    @property
+    def image_trainable(self) -> bool:
+        return any(p.requires_grad for p in self.model.visual.parameters())
+
+    @property
+    def text_trainable(self) -> bool:
+        visual = {id(p) for p in self.model.visual.parameters()}
+        tower = any(p.requires_grad for p in self.model.parameters() if id(p) not in visual)
+        return tower or self.prompt_learner is not None
+
+    # -- image tower -------------------------------------------------------------------------
+    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
+        """images B x 3 x S x S (normalised) -> ImageFeatures(v: B x D, P: B x N x D)."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images B x 3 x H x W, got shape {tuple(images.shape)}")
+        v = self.model.visual
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.image_trainable):
+            x = v._embeds(images)
+            x = v.transformer(x)
+            pooled, tokens = v._pool(x)
+            if v.final_ln_after_pool:
+                tokens = v.ln_post(tokens)
+            if v.proj is not None:
+                pooled = pooled @ v.proj
+                tokens = tokens @ v.proj
+        return ImageFeatures(pooled, tokens, self.grid)
+
+    # -- text tower --------------------------------------------------------------------------
+    def _encode_token_embeddings(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Mirror of open_clip CLIP.encode_text after the token embedding: L x W -> D."""
+        m = self.model
+        cast = m.transformer.get_cast_dtype()
+        x = x.to(cast) + m.positional_embedding.to(cast)
+        x = m.transformer(x, attn_mask=m.attn_mask)
+        x = m.ln_final(x)
+        x = open_clip.transformer.text_global_pool(x, tokens, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+        if m.text_projection is not None:
+            x = m.text_projection(x) if isinstance(m.text_projection, nn.Linear) else x @ m.text_projection
+        return x
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """A list of n strings -> n x D text features (not normalised)."""
+        device = self.model.logit_scale.device
+        tokens = self.tokenizer(texts).to(device)
+        x = self.model.token_embedding(tokens)
+        return self._encode_token_embeddings(x, tokens)
+
+    def class_prompts(self) -> list[list[str]]:
+        """The prompt strings, K lists of len(templates)."""
+        return [[t.format(age=a) for t in self.cfg.templates] for a in self.cfg.ages]
+
+    def class_text_features(self) -> torch.Tensor:
+        """T: K x D, L2-normalised, one feature per age class (template ensemble or learned)."""
+        if self.prompt_learner is not None:
+            pl = self.prompt_learner
+            return F.normalize(self._encode_token_embeddings(pl(), pl.tokens), dim=-1)
+        if self._text_cache is not None and not self.text_trainable:
+            return self._text_cache
+        prompts = self.class_prompts()
+        k, m = len(prompts), len(prompts[0])
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.text_trainable):
+            feats = self.encode_text([p for group in prompts for p in group])
+            feats = F.normalize(feats, dim=-1).view(k, m, -1).mean(dim=1)
+            feats = F.normalize(feats, dim=-1)
+        if not self.text_trainable:
+            self._text_cache = feats.detach()
+        return feats
+
+    def _apply(self, fn, recurse=True):  # moving devices invalidates the text cache
+        self._text_cache = None
+        return super()._apply(fn, recurse)

@@ -1,0 +1,146 @@
+"""One configuration dataclass for the whole CILF-CIAE model.
+
+Every value the paper does not fix is a documented default here (see README, "Deviations and
+choices of ours"). Ablation switches: ``mixer``, ``contrastive``, ``correction``,
+``context_prompting``, ``prompts``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIXERS = ("fourier", "attention", "sdpa", "none")
+PROMPT_MODES = ("fixed", "learned")
+
+DEFAULT_TEMPLATES = (
+    "a photo of a {age}-year-old person.",
+    "a face of a {age}-year-old person.",
+    "a close-up photo of a person aged {age}.",
+    "a portrait of someone who is {age} years old.",
+)
+
+
+@dataclass
+class CILFConfig:
+    # -- CLIP backbone (section 1.1) ------------------------------------------------------
+    clip_model: str = "cilf-micro"  # any open_clip ViT name, e.g. "ViT-B-16"
+    pretrained: str | None = None  # open_clip tag | local file | "bundled" | None (random)
+    freeze_image: bool = True
+    freeze_text: bool = True
+    unfreeze_last_blocks: int = 0  # fine-tune the last n blocks of both towers
+    prompts: str = "fixed"  # "fixed" templates or "learned" CoOp-style context tokens
+    templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    n_ctx: int = 4  # learned context tokens (prompts="learned")
+    # -- age classes ------------------------------------------------------------------------
+    age_min: int = 0
+    age_max: int = 100
+    # -- similarity (section 1.2) -----------------------------------------------------------
+    tau: float = 0.07  # temperature of the global scores S_i and of the context softmax
+    # -- FourierFormer (section 1.3) --------------------------------------------------------
+    mixer: str = "fourier"  # "fourier" | "attention" | "sdpa" | "none"
+    width: int = 64  # C
+    depth: int = 2
+    mlp_ratio: float = 2.0
+    heads: int = 4  # attention variants only
+    dwconv: bool = True  # depth-wise 3x3 branch of the FPE
+    # -- context prompting and fusion (section 1.4) -----------------------------------------
+    context_prompting: bool = True
+    gamma_init: float = 1e-4
+    # -- age head (section 1.5) -------------------------------------------------------------
+    head_tau: float = 0.03  # initial temperature of the age head (learnable)
+    label_sigma: float = 2.0
+    l1_weight: float = 0.1  # lambda: weight of |y0 - y| inside L_age
+    # -- contrastive loss (section 1.6) -----------------------------------------------------
+    contrastive: bool = True
+    contrastive_delta: float = 2.0  # +- years counted as positives
+    contrastive_tau: float = 0.07
+    # -- correction (section 1.7) -----------------------------------------------------------
+    correction: bool = True
+    ensemble_size: int = 5  # M
+    error_hidden: int = 128
+    eps: float = 0.5
+    eta: float = 1.0
+    max_steps: int = 10  # T_max
+    candidate_range: float = 10.0  # R
+    # -- loss weights (section 1.8) ---------------------------------------------------------
+    w_con: float = 0.5
+    w_err: float = 0.5
+    w_corr: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.templates = tuple(self.templates)
+        if self.mixer not in MIXERS:
+            raise ValueError(f"mixer must be one of {MIXERS}, got {self.mixer!r}")
+        if self.prompts not in PROMPT_MODES:
+            raise ValueError(f"prompts must be one of {PROMPT_MODES}, got {self.prompts!r}")
+        if self.age_max <= self.age_min:
+            raise ValueError(f"age_max ({self.age_max}) must exceed age_min ({self.age_min})")
+        if not self.templates or any("{age}" not in t for t in self.templates):
+            raise ValueError("every prompt template must contain '{age}'")
+
+    @property
+    def ages(self) -> list[int]:
+        """The K age classes a_1..a_K."""
+        return list(range(self.age_min, self.age_max + 1))
+
+    @property
+    def num_classes(self) -> int:
+        return self.age_max - self.age_min + 1
+
+    def replace(self, **changes: Any) -> "CILFConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["templates"] = list(self.templates)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CILFConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown CILFConfig fields: {unknown}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CILFConfig":
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, ValueError, TypeError) as e:
+            raise ValueError(f"{path}: not a valid CILF config ({e})") from e
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``["mixer=attention", "width=32"]`` into typed CILFConfig changes."""
+    types = {f.name: f.type for f in dataclasses.fields(CILFConfig)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"override {pair!r} is not KEY=VALUE")
+        key, value = pair.split("=", 1)
+        if key not in types:
+            raise ValueError(f"unknown config field {key!r}; fields: {', '.join(sorted(types))}")
+        default = getattr(CILFConfig(), key)
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(f"{key} expects a boolean, got {value!r}")
+            out[key] = value.lower() in ("true", "1", "yes", "on")
+        elif isinstance(default, int):
+            out[key] = int(value)
+        elif isinstance(default, float):
+            out[key] = float(value)
+        elif isinstance(default, tuple):
+            out[key] = tuple(v for v in value.split("|") if v)
+        else:
+            out[key] = None if value.lower() == "none" else value
+    return out
+
+

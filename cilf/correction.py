@@ -1,0 +1,96 @@
+"""Correcting inverse age estimation (DESIGN.md section 1.7).
+
+An ensemble of M small MLPs E_m(h, x) predicts the signed error x - y of a candidate age x from
+the fused features h. The evaluation E_P accepts the first estimate y0 when the ensemble mean
+|e(y0)| <= eps; otherwise the inverse step ``x_{t+1} = x_t - eta * e(x_t)`` runs until
+|e(x_t)| <= eps or T_max steps. The loop is plain tensor code, so in training the unrolled steps
+stay differentiable and the corrected age receives its own L1 loss (end-to-end error feedback).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ErrorFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class CorrectionResult:
+    """Per image: y0 and x* (B), steps taken (B, long), accepted by E_P at once (B, bool),
+    ensemble spread at x* (B), final predicted error (B) and the trajectory (T+1 x B)."""
+
+    y0: torch.Tensor
+    x: torch.Tensor
+    steps: torch.Tensor
+    accepted: torch.Tensor
+    spread: torch.Tensor
+    error: torch.Tensor
+    trajectory: torch.Tensor
+
+
+def inverse_correct(y0: torch.Tensor, error_fn: ErrorFn, eps: float = 0.5, eta: float = 1.0,
+                    max_steps: int = 10) -> CorrectionResult:
+    """Iterate x <- x - eta * e(x) per sample until |e(x)| <= eps or ``max_steps``.
+
+    ``error_fn(x)`` maps candidates (B) to (mean error (B), ensemble spread (B)).
+    """
+    x = y0
+    err, spread = error_fn(x)
+    accepted = err.abs() <= eps
+    active = ~accepted
+    steps = torch.zeros_like(y0, dtype=torch.long)
+    trajectory = [x]
+    for _ in range(max_steps):
+        if not bool(active.any()):
+            break
+        x = torch.where(active, x - eta * err, x)
+        steps = steps + active.long()
+        new_err, new_spread = error_fn(x)
+        err = torch.where(active, new_err, err)
+        spread = torch.where(active, new_spread, spread)
+        active = active & (err.abs() > eps)
+        trajectory.append(x)
+    return CorrectionResult(y0, x, steps, accepted, spread, err, torch.stack(trajectory))
+
+
+class ErrorEnsemble(nn.Module):
+    """M MLPs: (h (B x D), y0 (B), x (B)) -> predicted signed errors in years (B x M)."""
+
+    def __init__(self, in_dim: int, members: int = 5, hidden: int = 128,
+                 age_range: tuple[float, float] = (0.0, 100.0), error_scale: float = 10.0):
+        super().__init__()
+        self.center = (age_range[0] + age_range[1]) / 2
+        self.half = (age_range[1] - age_range[0]) / 2
+        self.error_scale = error_scale
+        self.members = nn.ModuleList(
+            nn.Sequential(nn.Linear(in_dim + 2, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                          nn.Linear(hidden, 1))
+            for _ in range(members)
+        )
+
+    def forward(self, h: torch.Tensor, y0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        z = torch.cat([F.normalize(h, dim=-1), ((y0 - self.center) / self.half).unsqueeze(1),
+                       ((x - self.center) / self.half).unsqueeze(1)], dim=1)
+        return torch.cat([m(z) for m in self.members], dim=1) * self.error_scale
+
+    def error_fn(self, h: torch.Tensor, y0: torch.Tensor) -> ErrorFn:
+        """Bind features: the returned function maps x (B) to (mean error, spread) over members."""
+
+        def fn(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            e = self(h, y0, x)
+            spread = e.std(dim=1) if e.shape[1] > 1 else torch.zeros_like(x)
+            return e.mean(dim=1), spread
+
+        return fn
+
+    def fit_loss(self, h: torch.Tensor, y0: torch.Tensor, y: torch.Tensor, radius: float) -> torch.Tensor:
+        """Explicit error signal: candidates y + U(-R, R) and y0, targets x - y; smooth-L1 per member."""
+        u = (torch.rand_like(y) * 2 - 1) * radius
+        x = torch.cat([y + u, y0])
+        target = torch.cat([u, y0 - y])
+        e = self(torch.cat([h, h]), torch.cat([y0, y0]), x)
+        return F.smooth_l1_loss(e, target.unsqueeze(1).expand_as(e))

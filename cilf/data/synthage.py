@@ -1,0 +1,440 @@
+"""SynthAge: procedural faces with known age, deterministic from a seed (DESIGN.md section 3).
+
+Age acts through published mechanisms:
+- craniofacial growth by the cardioidal strain transformation (Todd & Mark, 1980): in polar
+  coordinates about the head centre, R' = R (1 + k (1 - cos theta)), theta from the vertex, with
+  k rising through childhood, so the lower face lengthens and the eyes move up the head;
+- skin ageing: forehead lines, crow's feet, nasolabial and marionette folds, under-eye bags,
+  age spots, sagging jaw line, thinning lips;
+- hair greying and (mostly male) recession and thinning.
+Each subject has its own ageing rate and lifestyle offset, so apparent (skin) age differs from
+true age as in real data. Nuisance: identity (face proportions), sex, skin tone, hair colour,
+pose (roll, yaw), lighting, background, blur, noise, JPEG quality, glasses, beard.
+Subjects are longitudinal (several ages each), so subject-exclusive splits are real.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+VERSION = 1
+SKIN_TONES = np.array([(241, 208, 185), (224, 180, 150), (198, 148, 112), (160, 110, 78), (112, 72, 50), (80, 52, 38)], float)
+HAIR_COLOURS = np.array([(30, 24, 20), (60, 40, 28), (105, 72, 45), (160, 120, 70), (200, 165, 105), (140, 60, 30)], float)
+EYE_COLOURS = np.array([(60, 40, 25), (90, 60, 30), (70, 100, 130), (80, 110, 80)], float)
+GREY = np.array([205.0, 205.0, 210.0])
+
+
+@dataclass
+class SynthAgeSpec:
+    n_images: int = 10000
+    seed: int = 0
+    image_size: int = 112
+    images_per_subject: int = 5
+    age_min: int = 1
+    age_max: int = 90
+    split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)  # train/val/test, by subject
+
+    def key(self) -> str:
+        blob = json.dumps({**asdict(self), "version": VERSION}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+@dataclass
+class Subject:
+    sid: int
+    sex: str  # "M" | "F"
+    skin: np.ndarray
+    hair: np.ndarray
+    eyes: np.ndarray
+    face_w: float
+    face_h: float
+    jaw: float
+    eye_gap: float
+    nose_len: float
+    mouth_w: float
+    rate: float  # skin ageing rate
+    offset: float  # lifestyle offset, years
+    grey_onset: float
+    grey_speed: float
+    recession: float
+    glasses: float  # probability of glasses in a photo
+    beard: float
+    long_hair: bool
+    bg: np.ndarray
+    shirt: np.ndarray
+
+
+def _mix(palette: np.ndarray, t: float) -> np.ndarray:
+    t = float(np.clip(t, 0, 1)) * (len(palette) - 1)
+    i = min(int(t), len(palette) - 2)
+    return palette[i] * (1 - (t - i)) + palette[i + 1] * (t - i)
+
+
+def sample_subject(rng: np.random.Generator, sid: int) -> Subject:
+    sex = "F" if rng.random() < 0.5 else "M"
+    tone = rng.random()
+    hair_t = np.clip(rng.normal(0.25 + 0.3 * (1 - tone), 0.25), 0, 1) if tone < 0.6 else rng.random() * 0.25
+    return Subject(
+        sid=sid, sex=sex, skin=_mix(SKIN_TONES, tone), hair=_mix(HAIR_COLOURS, hair_t),
+        eyes=EYE_COLOURS[rng.integers(len(EYE_COLOURS))] if tone < 0.4 else EYE_COLOURS[rng.integers(2)],
+        face_w=rng.normal(1.0, 0.05) * (0.96 if sex == "F" else 1.0), face_h=rng.normal(1.0, 0.04),
+        jaw=rng.normal(1.0, 0.06) * (0.93 if sex == "F" else 1.03), eye_gap=rng.normal(1.0, 0.06),
+        nose_len=rng.normal(1.0, 0.08), mouth_w=rng.normal(1.0, 0.08),
+        rate=float(np.clip(rng.normal(1.0, 0.15), 0.7, 1.35)), offset=float(rng.normal(0, 4)),
+        grey_onset=float(rng.normal(42, 7)), grey_speed=float(np.clip(rng.normal(1.0, 0.25), 0.5, 1.6)),
+        recession=float(rng.random() ** 0.7 if sex == "M" else 0.1 * rng.random()),
+        glasses=float(rng.random() * 0.6), beard=float(rng.random() if sex == "M" else 0.0),
+        long_hair=bool(rng.random() < (0.8 if sex == "F" else 0.1)),
+        bg=rng.uniform(40, 230, 3), shirt=rng.uniform(20, 220, 3),
+    )
+
+
+def skin_age(s: Subject, age: float) -> float:
+    """Apparent age of the skin: the subject's own rate and lifestyle act after 20."""
+    return age if age <= 20 else max(20.0, 20 + (age - 20) * s.rate + s.offset * min(1, (age - 20) / 20))
+
+
+def growth_strain(age: float) -> float:
+    """Cardioidal strain parameter k: rises through childhood, saturates in adulthood."""
+    return 0.04 + 0.36 * (1 - math.exp(-age / 7.0))
+
+
+def _ramp(x: float, start: float, width: float) -> float:
+    return float(np.clip((x - start) / width, 0.0, 1.0))
+
+
+def _col(c: np.ndarray, f: float = 1.0) -> tuple[int, int, int]:
+    return tuple(int(v) for v in np.clip(c * f, 0, 255))
+
+
+class _Canvas:
+    """Maps canonical face coordinates (head radius 1, y down) through the strain to pixels."""
+
+    def __init__(self, size: int, k: float, s: Subject, yaw: float, scale: float, dx: float, dy: float):
+        self.k, self.s, self.yaw = k, s, yaw
+        height = 2 + 2 * k  # vertical extent of the strained unit circle
+        self.unit = size * 0.78 * scale / height
+        self.cx = size / 2 + dx * size
+        self.cy = size * 0.1 + self.unit * 1.0 + dy * size  # vertex near the top of the frame
+
+    def strain(self, x: float, y: float) -> tuple[float, float]:
+        r = math.hypot(x, y)
+        if r == 0:
+            return 0.0, 0.0
+        cos_t = -y / r  # theta measured from the vertex (up)
+        f = 1 + self.k * (1 - cos_t)
+        return x * f, y * f
+
+    def px(self, x: float, y: float, feature: bool = True) -> tuple[float, float]:
+        x, y = x * self.s.face_w, y * self.s.face_h
+        x, y = self.strain(x, y)
+        if feature:  # yaw shifts inner features sideways, a cheap out-of-plane rotation
+            x += self.yaw * 0.35 * (1 - min(abs(y), 1.5) / 3)
+        return self.cx + x * self.unit, self.cy + y * self.unit
+
+    def pts(self, points, feature: bool = True) -> list[tuple[float, float]]:
+        return [self.px(x, y, feature) for x, y in points]
+
+
+def render_face(s: Subject, age: float, rng: np.random.Generator, size: int = 112) -> tuple[Image.Image, dict]:
+    """Draw subject ``s`` at ``age`` years; returns the RGB image and its attributes."""
+    ss = 2 * size  # draw at 2x, downsample for anti-aliasing
+    k = growth_strain(age)
+    sa = skin_age(s, age)
+    grey = _ramp(age, s.grey_onset, 25 / s.grey_speed)
+    recede = s.recession * _ramp(age, 22, 35) if age > 18 else 0.0
+    wrinkle = _ramp(sa, 28, 45)
+    sag = _ramp(sa, 50, 35)
+    glasses = rng.random() < s.glasses * _ramp(age, 8, 40) + 0.05 * (age > 40)
+    beard = s.sex == "M" and age >= 18 and rng.random() < s.beard * 0.7
+    yaw = float(rng.normal(0, 0.08))
+    cv = _Canvas(ss, k, s, yaw, scale=float(rng.normal(1.0, 0.03)), dx=float(rng.normal(0, 0.015)), dy=float(rng.normal(0, 0.015)))
+
+    # background: vertical gradient
+    top, bottom = s.bg * rng.uniform(0.85, 1.15), s.bg * rng.uniform(0.6, 1.0)
+    t = np.linspace(0, 1, ss)[:, None, None]
+    bg = (top * (1 - t) + bottom * t) * np.ones((1, ss, 1))
+    img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), "RGB")
+    d = ImageDraw.Draw(img)
+
+    skin = s.skin * rng.uniform(0.95, 1.05)
+    hair_c = s.hair * (1 - grey) + GREY * grey
+    if age < 4:
+        hair_c = hair_c * 0.6 + s.skin * 0.4  # sparse baby hair
+    line_c = _col(skin, 0.72 - 0.1 * wrinkle)
+
+    # head outline (strained circle, jaw sag at the jowls)
+    outline = []
+    for i in range(72):
+        th = 2 * math.pi * i / 72
+        x, y = math.sin(th), -math.cos(th)
+        if y > 0.3:
+            x *= s.jaw * (1 + 0.08 * sag * max(0, 1 - abs(abs(x) - 0.7) / 0.4))
+            y *= 1 + 0.03 * sag
+        outline.append((x, y))
+    head = cv.pts(outline, feature=False)
+    neck_w = 0.42 * cv.unit * (0.8 if s.sex == "F" else 1.0)
+    chin_x, chin_y = cv.px(0, 1.0, feature=False)
+    # long hair behind, shirt, neck
+    if s.long_hair and age > 3:
+        hb = cv.pts([(math.sin(a) * 1.18, -math.cos(a) * 1.1 + (0.9 if abs(a) > 1.6 else 0)) for a in np.linspace(-2.8, 2.8, 30)], feature=False)
+        d.polygon(hb, fill=_col(hair_c, 0.85))
+    d.ellipse([cv.cx - 2.2 * cv.unit, chin_y + 0.45 * cv.unit, cv.cx + 2.2 * cv.unit, chin_y + 3.5 * cv.unit], fill=_col(s.shirt))
+    d.rectangle([cv.cx - neck_w, chin_y - 0.6 * cv.unit, cv.cx + neck_w, chin_y + 0.8 * cv.unit], fill=_col(skin, 0.85))
+    # ears
+    for sx in (-1, 1):
+        ex, ey = cv.px(sx * 0.98, 0.2, feature=False)
+        d.ellipse([ex - 0.12 * cv.unit, ey - 0.2 * cv.unit, ex + 0.12 * cv.unit, ey + 0.2 * cv.unit], fill=_col(skin, 0.9))
+    d.polygon(head, fill=_col(skin))
+
+    # hair on top: enlarged outline above the hairline; recession raises it and opens the temples
+    hairline = -0.45 - 0.45 * recede
+    thin = 1.0 - 0.75 * max(0.0, recede - 0.45) / 0.55
+    if thin > 0.05 and age >= 1:
+        pts = []
+        for a in np.linspace(-1.75, 1.75, 40):
+            pts.append((math.sin(a) * 1.06, -math.cos(a) * 1.06))
+        for a in np.linspace(1.75, -1.75, 40):
+            x = math.sin(a) * 0.98
+            temple = 0.25 * recede * math.exp(-((abs(x) - 0.55) ** 2) / 0.04)
+            y = max(hairline + 0.15 * x * x + temple, -math.cos(a) * 0.98)
+            pts.append((x, y))
+        layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
+        ImageDraw.Draw(layer).polygon(cv.pts(pts, feature=False), fill=(*_col(hair_c), int(255 * thin)))
+        img.paste(layer, (0, 0), layer)
+        d = ImageDraw.Draw(img)
+
+    w = max(1, int(round(cv.unit * 0.025)))
+    eye_y, eye_x = 0.15, 0.34 * s.eye_gap
+    eye_r = 0.13
+    # forehead lines
+    n_fore = int(round(4 * wrinkle))
+    for i in range(n_fore):
+        y = -0.12 - 0.09 * i
+        if y < hairline + 0.1:
+            break
+        d.line(cv.pts([(x, y + 0.02 * math.sin(3 * x + i)) for x in np.linspace(-0.4, 0.4, 9)]), fill=line_c, width=w)
+    # brows
+    brow_c = _col(hair_c * (0.9 if grey < 0.5 else 1.0))
+    for sx in (-1, 1):
+        brow = [(sx * (eye_x + dx), eye_y - 0.17 - 0.05 * math.cos(dx * 6)) for dx in np.linspace(-0.14, 0.15, 6)]
+        d.line(cv.pts(brow), fill=brow_c, width=max(1, int(w * (2.2 if s.sex == "M" else 1.5))))
+    # eyes: white, iris, pupil, upper lid (drooping with age), bags, crow's feet
+    droop = 0.35 * sag
+    for sx in (-1, 1):
+        ex, ey = cv.px(sx * eye_x, eye_y)
+        rx, ry = eye_r * cv.unit, eye_r * 0.55 * cv.unit
+        d.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], fill=(240, 240, 235))
+        ir = ry * 0.95
+        ix = ex + yaw * 0.15 * cv.unit
+        d.ellipse([ix - ir, ey - ir, ix + ir, ey + ir], fill=_col(s.eyes))
+        d.ellipse([ix - ir * 0.45, ey - ir * 0.45, ix + ir * 0.45, ey + ir * 0.45], fill=(15, 12, 12))
+        d.chord([ex - rx * 1.05, ey - ry * 1.3, ex + rx * 1.05, ey + ry * (0.2 + 1.6 * droop)], 180, 360, fill=_col(skin, 0.93))
+        d.arc([ex - rx, ey - ry, ex + rx, ey + ry], 190, 350, fill=(40, 30, 30), width=w)
+        if wrinkle > 0.2:
+            d.arc([ex - rx * 0.9, ey + ry * 0.2, ex + rx * 0.9, ey + ry * (1.4 + wrinkle)], 20, 160, fill=line_c, width=w)
+        for j in range(int(round(3 * _ramp(sa, 33, 30)))):
+            ang = (j - 1) * 0.35
+            x0, y0 = ex + sx * rx * 1.15, ey
+            d.line([(x0, y0), (x0 + sx * math.cos(ang) * 0.14 * cv.unit, y0 + math.sin(ang) * 0.14 * cv.unit)], fill=line_c, width=w)
+    # nose
+    nose_y = 0.48 * s.nose_len
+    nx, ny = cv.px(0, nose_y)
+    d.line(cv.pts([(-0.06, eye_y + 0.05), (-0.08, nose_y - 0.05)]), fill=_col(skin, 0.85), width=w)
+    for sx in (-1, 1):
+        d.ellipse([nx + sx * 0.07 * cv.unit - 0.035 * cv.unit, ny - 0.025 * cv.unit, nx + sx * 0.07 * cv.unit + 0.035 * cv.unit, ny + 0.025 * cv.unit], fill=_col(skin, 0.6))
+    # mouth: lips thin and corners drop with age
+    mouth_y = nose_y + 0.22 + 0.05 * k
+    mw = 0.2 * s.mouth_w
+    lip_h = 0.06 * (1 - 0.5 * wrinkle) * (1.3 if s.sex == "F" else 1.0)
+    mx, my = cv.px(0, mouth_y)
+    lip_c = _col(np.array([170, 70, 75]) * 0.5 + skin * 0.5) if s.sex == "F" else _col(skin * np.array([1.0, 0.78, 0.78]))
+    d.ellipse([mx - mw * cv.unit, my - lip_h * cv.unit, mx + mw * cv.unit, my + lip_h * cv.unit], fill=lip_c)
+    corner = 0.04 * sag
+    d.line(cv.pts([(-mw, mouth_y + corner), (0, mouth_y - 0.01), (mw, mouth_y + corner)]), fill=(90, 45, 45), width=w)
+    # nasolabial and marionette folds
+    if wrinkle > 0.05:
+        fold_c = _col(skin, 1 - 0.3 * wrinkle)
+        for sx in (-1, 1):
+            d.line(cv.pts([(sx * 0.12, nose_y - 0.02), (sx * 0.22, nose_y + 0.12), (sx * (mw + 0.05), mouth_y + 0.05)]), fill=fold_c, width=w)
+            if sag > 0.2:
+                d.line(cv.pts([(sx * (mw + 0.02), mouth_y + 0.04), (sx * (mw + 0.05), mouth_y + 0.22)]), fill=fold_c, width=w)
+    # age spots
+    for _ in range(int(12 * _ramp(sa, 50, 35) * rng.random())):
+        x, y = rng.uniform(-0.7, 0.7), rng.uniform(-0.4, 0.6)
+        if abs(x) < 0.5 and 0.0 < y < 0.3:
+            continue  # not on the eyes
+        px, py = cv.px(x, y)
+        r = cv.unit * rng.uniform(0.015, 0.03)
+        d.ellipse([px - r, py - r, px + r, py + r], fill=_col(skin, 0.75))
+    # beard / stubble
+    if beard:
+        layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
+        jaw_pts = [p for p, q in zip(head, outline) if q[1] > 0.35]
+        jaw_pts += cv.pts([(0.25, mouth_y + 0.12), (0.28, mouth_y - 0.1), (-0.28, mouth_y - 0.1), (-0.25, mouth_y + 0.12)])[::-1]
+        ImageDraw.Draw(layer).polygon(jaw_pts, fill=(*_col(hair_c, 0.9), int(255 * rng.uniform(0.35, 0.85))))
+        img.paste(layer, (0, 0), layer)
+        d = ImageDraw.Draw(img)
+        d.ellipse([mx - mw * cv.unit, my - lip_h * cv.unit, mx + mw * cv.unit, my + lip_h * cv.unit], fill=lip_c)
+    # glasses
+    if glasses:
+        frame_c = tuple(int(v) for v in rng.choice([(20, 20, 20), (90, 60, 30), (150, 150, 160)]))
+        for sx in (-1, 1):
+            ex, ey = cv.px(sx * eye_x, eye_y)
+            r = eye_r * 1.45 * cv.unit
+            d.rounded_rectangle([ex - r, ey - r * 0.75, ex + r, ey + r * 0.75], radius=r * 0.4, outline=frame_c, width=w + 1)
+        d.line(cv.pts([(-eye_x + eye_r * 1.45, eye_y), (eye_x - eye_r * 1.45, eye_y)]), fill=frame_c, width=w + 1)
+
+    # camera: roll, lighting, downsample, blur, noise (JPEG quality is applied when saving)
+    roll = float(rng.normal(0, 4))
+    rotated = img.rotate(roll, resample=Image.BILINEAR)
+    background = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), "RGB")
+    background.paste(rotated, (0, 0), Image.new("L", img.size, 255).rotate(roll, resample=Image.BILINEAR))
+    img = background
+    img = img.resize((size, size), Image.BOX)
+    arr = np.asarray(img, dtype=np.float32)
+    ang = rng.uniform(0, 2 * math.pi)
+    yy, xx = np.mgrid[-1:1:complex(size), -1:1:complex(size)]
+    light = 1 + rng.uniform(0.0, 0.25) * (np.cos(ang) * xx + np.sin(ang) * yy) + rng.normal(0, 0.06)
+    arr = arr * light[..., None] + rng.normal(0, rng.uniform(0.5, 5.0), arr.shape)
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+    if rng.random() < 0.4:
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9)))
+    attrs = {"grey": round(grey, 3), "recession": round(recede, 3), "glasses": bool(glasses), "beard": bool(beard),
+             "skin_age": round(sa, 1), "jpeg_quality": int(rng.integers(60, 96))}
+    return img, attrs
+
+
+def caption(age: int, sex: str, attrs: dict) -> str:
+    """"a photo of a 47-year-old woman with greying hair and glasses"."""
+    if age < 3:
+        noun = "baby"
+    elif age < 13:
+        noun = "girl" if sex == "F" else "boy"
+    elif age < 18:
+        noun = "teenage girl" if sex == "F" else "teenage boy"
+    else:
+        noun = "woman" if sex == "F" else "man"
+    extras = []
+    if attrs["grey"] > 0.75:
+        extras.append("white hair")
+    elif attrs["grey"] > 0.3:
+        extras.append("greying hair")
+    if attrs["recession"] > 0.6:
+        extras.append("a receding hairline")
+    if attrs["beard"]:
+        extras.append("a beard")
+    if attrs["glasses"]:
+        extras.append("glasses")
+    text = f"a photo of a {age}-year-old {noun}"
+    if extras:
+        text += " with " + (extras[0] if len(extras) == 1 else ", ".join(extras[:-1]) + " and " + extras[-1])
+    return text + "."
+
+
+def subject_ages(rng: np.random.Generator, n: int, age_min: int, age_max: int) -> list[int]:
+    """n distinct-ish ages of one subject over a span of 5-40 years (longitudinal)."""
+    span = int(rng.integers(5, 41))
+    start = int(rng.integers(age_min, max(age_min + 1, age_max - span + 1)))
+    ages = np.sort(rng.integers(start, min(age_max, start + span) + 1, size=n))
+    return [int(a) for a in ages]
+
+
+def split_of(sid: int, seed: int, fractions: tuple[float, float, float]) -> str:
+    u = int(hashlib.sha1(f"{seed}:{sid}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "train" if u < fractions[0] else "val" if u < fractions[0] + fractions[1] else "test"
+
+
+def plan(spec: SynthAgeSpec) -> list[dict]:
+    """The manifest rows (without files): subject, age, split, per-image seed. Deterministic."""
+    rows = []
+    n_subj = math.ceil(spec.n_images / spec.images_per_subject)
+    root_ss = np.random.SeedSequence(spec.seed)
+    for sid, ss in enumerate(root_ss.spawn(n_subj)):
+        rng = np.random.default_rng(ss)
+        split = split_of(sid, spec.seed, spec.split_fractions)
+        for j, age in enumerate(subject_ages(rng, spec.images_per_subject, spec.age_min, spec.age_max)):
+            if len(rows) == spec.n_images:
+                break
+            rows.append({"subject": sid, "age": age, "split": split, "path": f"images/s{sid:05d}_{j}_a{age:02d}.jpg"})
+    return rows
+
+
+def render_row(spec: SynthAgeSpec, row: dict) -> tuple[Image.Image, dict]:
+    """Render one manifest row (deterministic: seeded by spec.seed, subject and file name)."""
+    subj_ss = np.random.SeedSequence([spec.seed, row["subject"], 1])
+    s = sample_subject(np.random.default_rng(subj_ss), row["subject"])
+    img_seed = int(hashlib.sha1(row["path"].encode()).hexdigest()[:8], 16)
+    img, attrs = render_face(s, row["age"], np.random.default_rng([spec.seed, img_seed]), spec.image_size)
+    return img, {**attrs, "sex": s.sex, "caption": caption(row["age"], s.sex, attrs)}
+
+
+def _render_to_file(args) -> dict:
+    spec, row, root = args
+    img, meta = render_row(spec, row)
+    out = Path(root) / row["path"]
+    if not out.is_file():  # resumable: never rewrite a finished file
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=meta["jpeg_quality"])
+        tmp = out.with_suffix(".tmp")
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, out)
+    return {**row, **meta}
+
+
+def default_root(spec: SynthAgeSpec) -> Path:
+    base = Path(os.environ.get("CILF_DATA", Path.home() / ".cache" / "cilf" / "data"))
+    return base / f"synthage-{spec.key()}"
+
+
+def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | None = None,
+             progress: bool = True) -> Path:
+    """Write the images and ``manifest.csv`` under ``root`` (idempotent, resumable); return root."""
+    import csv
+
+    from tqdm.auto import tqdm
+
+    root = Path(root) if root is not None else default_root(spec)
+    manifest = root / "manifest.csv"
+    spec_file = root / "synthage.json"
+    spec_json = json.dumps({**asdict(spec), "version": VERSION}, indent=2, sort_keys=True)
+    if manifest.is_file() and spec_file.is_file():
+        if spec_file.read_text() == spec_json:
+            return root
+        raise FileExistsError(f"{root} holds a SynthAge set with another spec ({spec_file}); pick another root")
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rows = plan(spec)
+    jobs = [(spec, r, str(root)) for r in rows]
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    bar = tqdm(total=len(jobs), desc="SynthAge", unit="img", disable=not progress)
+    done = []
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
+            for r in pool.imap(_render_to_file, jobs, chunksize=64):
+                done.append(r)
+                bar.update()
+    else:
+        for j in jobs:
+            done.append(_render_to_file(j))
+            bar.update()
+    bar.close()
+    fields = ["path", "age", "subject", "split", "sex", "caption", "grey", "recession", "glasses", "beard",
+              "skin_age", "jpeg_quality"]
+    tmp = manifest.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(done)
+    spec_file.write_text(spec_json)
+    os.replace(tmp, manifest)
+    return root

@@ -1,0 +1,121 @@
+"""The CILF-CIAE model: CLIP encoders -> pixel-text similarity -> FourierFormer fusion and
+context prompting -> age head -> correcting inverse age estimation (DESIGN.md section 1)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .clip import CLIPAdapter, ImageFeatures
+from .config import CILFConfig
+from .correction import CorrectionResult, ErrorEnsemble, inverse_correct
+from .fusion import ContextFusion
+from .heads import AgeHead
+from .losses import age_loss, contrastive_loss
+from .similarity import dense_score_maps, global_scores
+
+
+@dataclass
+class CILFOutput:
+    """Everything one forward pass produces (B images, K classes, H x W grid, D joint dim)."""
+
+    scores: torch.Tensor  # S: B x K global pixel-text similarity scores
+    maps: torch.Tensor  # M: B x K x H x W dense score maps (cosines)
+    logits: torch.Tensor  # B x K age-head logits
+    probs: torch.Tensor  # B x K
+    y0: torch.Tensor  # B first estimate
+    age: torch.Tensor  # B final estimate (x* with correction, else y0)
+    fused: torch.Tensor  # f: B x D
+    text: torch.Tensor  # T': B x K x D
+    correction: CorrectionResult | None
+
+
+class CILF(nn.Module):
+    def __init__(self, cfg: CILFConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.clip = CLIPAdapter(cfg)
+        dim = self.clip.embed_dim
+        self.register_buffer("ages", torch.tensor(cfg.ages, dtype=torch.float32), persistent=False)
+        self.fusion = ContextFusion(cfg, dim, self.clip.grid)
+        self.head = AgeHead(cfg.head_tau)
+        self.contrastive_scale = (
+            nn.Parameter(torch.tensor(math.log(1.0 / cfg.contrastive_tau))) if cfg.contrastive else None
+        )
+        self.corrector = (
+            ErrorEnsemble(dim, cfg.ensemble_size, cfg.error_hidden, (cfg.age_min, cfg.age_max), cfg.candidate_range)
+            if cfg.correction else None
+        )
+
+    @property
+    def preprocess(self):
+        """The CLIP eval transform: PIL image -> 3 x S x S tensor."""
+        return self.clip.preprocess
+
+    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
+        return self.clip.encode_image(images)
+
+    def forward(self, images: torch.Tensor | None = None, features: ImageFeatures | None = None,
+                correct: bool = True) -> CILFOutput:
+        """images (B x 3 x S x S) or precomputed ``features`` -> CILFOutput."""
+        if features is None:
+            if images is None:
+                raise ValueError("pass images or features")
+            features = self.encode_image(images)
+        text = self.clip.class_text_features()  # K x D
+        scores = global_scores(features.pooled, text, self.cfg.tau)
+        maps = dense_score_maps(features.tokens, text, features.grid)
+        fusion = self.fusion(features.pooled, features.tokens, maps, text)
+        logits, probs, y0 = self.head(fusion.fused, fusion.text, self.ages)
+        correction = None
+        age = y0
+        if self.corrector is not None and correct:
+            correction = self.correct(fusion.fused, y0)
+            age = correction.x
+        return CILFOutput(scores, maps, logits, probs, y0, age, fusion.fused, fusion.text, correction)
+
+    def correct(self, fused: torch.Tensor, y0: torch.Tensor) -> CorrectionResult:
+        """Run E_P and the inverse correction from y0 (B) with features f (B x D)."""
+        cfg = self.cfg
+        fn = self.corrector.error_fn(fused, y0.detach())
+        result = inverse_correct(y0, fn, cfg.eps, cfg.eta, cfg.max_steps)
+        result.x = result.x.clamp(cfg.age_min, cfg.age_max)
+        return result
+
+    def losses(self, out: CILFOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Total loss L = L_age + l_con L_con + l_err L_err + l_corr L_corr and its parts."""
+        cfg = self.cfg
+        y = y.to(out.y0.dtype)
+        parts = {"age": age_loss(out.logits, out.y0, y, self.ages, cfg.label_sigma, cfg.l1_weight)}
+        total = parts["age"]
+        if self.contrastive_scale is not None and y.shape[0] > 1:
+            idx = (y.round() - cfg.age_min).long().clamp(0, cfg.num_classes - 1)
+            text_y = out.text[torch.arange(y.shape[0], device=y.device), idx]
+            parts["con"] = contrastive_loss(out.fused, text_y, y, self.contrastive_scale, cfg.contrastive_delta)
+            total = total + cfg.w_con * parts["con"]
+        if self.corrector is not None:
+            parts["err"] = self.corrector.fit_loss(out.fused.detach(), out.y0.detach(), y, cfg.candidate_range)
+            total = total + cfg.w_err * parts["err"]
+            if out.correction is not None:
+                parts["corr"] = (out.correction.x - y).abs().mean()
+                total = total + cfg.w_corr * parts["corr"]
+        parts["total"] = total
+        return parts
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights a checkpoint must hold: everything except frozen CLIP weights that can be
+        reloaded from their source (bundled file, local path, tag). Random-init CLIP is saved."""
+        keep_clip = self.cfg.pretrained is None
+        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        return {
+            k: v.detach().clone() for k, v in self.state_dict().items()
+            if not k.startswith("clip.model.") or keep_clip or k in trainable
+        }
+
+
+def create_model(config: CILFConfig | None = None, **overrides) -> CILF:
+    """Build the CILF-CIAE model from a :class:`CILFConfig` (plus optional field overrides)."""
+    cfg = (config or CILFConfig()).replace(**overrides) if overrides else (config or CILFConfig())
+    return CILF(cfg)
