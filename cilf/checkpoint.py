@@ -1,0 +1,61 @@
+"""Checkpoints: ``model.safetensors`` + ``config.json`` (+ ``train_state.pt`` to resume training).
+
+Frozen CLIP weights that can be reloaded from their source (bundled, local path, tag) are not
+copied into checkpoints; random-init or fine-tuned CLIP weights are.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import CILFConfig
+from .model import CILF
+
+WEIGHTS, CONFIG, STATE = "model.safetensors", "config.json", "train_state.pt"
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(model: CILF, directory: str | Path, train_state: dict | None = None) -> Path:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    _atomic(d / WEIGHTS, lambda p: save_file(model.trainable_state_dict(), str(p), metadata={"format": "pt"}))
+    _atomic(d / CONFIG, lambda p: p.write_text(json.dumps(model.cfg.to_dict(), indent=2) + "\n"))
+    if train_state is not None:
+        _atomic(d / STATE, lambda p: torch.save(train_state, p))
+    return d
+
+
+def is_checkpoint(directory: str | Path) -> bool:
+    d = Path(directory)
+    return (d / WEIGHTS).is_file() and (d / CONFIG).is_file()
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CILF:
+    """Rebuild the model from a checkpoint folder (clear error if it is not one)."""
+    d = Path(directory)
+    if not is_checkpoint(d):
+        raise FileNotFoundError(f"{d} is not a cilf checkpoint (needs {WEIGHTS} and {CONFIG}); "
+                                f"train one with `python -m cilf train --out DIR` and pass DIR/best")
+    cfg = CILFConfig.load(d / CONFIG)
+    model = CILF(cfg)
+    state = load_file(str(d / WEIGHTS))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"{d / WEIGHTS}: unexpected weights {unexpected[:5]} (checkpoint from another version?)")
+    bad = [k for k in missing if not k.startswith("clip.model.")]
+    if bad:
+        raise ValueError(f"{d / WEIGHTS}: missing weights {bad[:5]}")
+    return model.to(device).eval()
+
+
+def load_train_state(directory: str | Path) -> dict:
+    return torch.load(Path(directory) / STATE, map_location="cpu", weights_only=False)

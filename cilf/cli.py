@@ -1,0 +1,162 @@
+"""Command line: ``python -m cilf {train,eval,predict,synthage} ...`` (``--help`` on each)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+
+def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--data", default=None, help="CSV manifest (path, age, subject, split) instead of SynthAge")
+    p.add_argument("--n-images", type=int, default=d.n_images, help="SynthAge size (default %(default)s)")
+    p.add_argument("--data-seed", type=int, default=d.data_seed, help="SynthAge seed (default %(default)s)")
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:i] (default %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    if train:
+        p.add_argument("--out", default=d.out, help="run folder (default %(default)s)")
+        p.add_argument("--epochs", type=int, default=d.epochs)
+        p.add_argument("--batch-size", type=int, default=d.batch_size)
+        p.add_argument("--lr", type=float, default=d.lr)
+        p.add_argument("--seed", type=int, default=d.seed)
+        p.add_argument("--no-cache", action="store_true", help="encode images on the fly every epoch")
+        p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+        p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                       help="stop after N epochs of this session (continue later with --resume)")
+        p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="model config overrides, e.g. mixer=attention correction=false pretrained=bundled")
+        p.add_argument("--config", default=None, help="model config JSON (then --set applies on top)")
+        p.add_argument("--figure", default=None, help="also write a training report figure (PNG/PDF)")
+
+
+def _tcfg(args, **extra):
+    from .train import TrainConfig
+
+    return TrainConfig(data=args.data, n_images=args.n_images, data_seed=args.data_seed, device=args.device,
+                       progress=not args.quiet, **extra)
+
+
+def cmd_train(args) -> int:
+    from .config import CILFConfig, parse_overrides
+    from .predict import default_config
+    from .train import train
+
+    cfg = CILFConfig.load(args.config) if args.config else default_config()
+    cfg = cfg.replace(**parse_overrides(args.set))
+    tcfg = _tcfg(args, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                 cache_features=not args.no_cache, stop_after_epochs=args.stop_after)
+    report = train(cfg, tcfg, resume=args.resume)
+    if "stopped_after_epoch" in report:
+        print(f"stopped after epoch {report['stopped_after_epoch']}; continue with --resume --out {args.out}")
+        return 0
+    print(f"metrics written to {Path(args.out) / 'metrics.json'}; best checkpoint {report['checkpoint']}")
+    if args.figure:
+        from .viz import run_figure
+
+        print(f"figure written to {run_figure(args.out, args.figure)}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import format_report
+    from .train import evaluate_checkpoint
+
+    report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"metrics written to {args.json}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import load_predictor, predict_paths
+    from .utils import pick_device
+
+    device = pick_device(args.device)
+    model, zero_shot = load_predictor(args.checkpoint, device)
+    if zero_shot:
+        weights = model.cfg.pretrained or "random init (no bundled weights: ages are not meaningful)"
+        print(f"# zero-shot from CLIP prompts ({model.cfg.clip_model}, {weights}); pass --checkpoint for the "
+              f"trained CILF-CIAE model", file=sys.stderr)
+    results, skips = predict_paths(model, args.images, zero_shot=zero_shot, batch_size=args.batch_size,
+                                   device=device, progress=not args.quiet)
+    for r in results:
+        if args.json:
+            print(json.dumps(r))
+        elif zero_shot:
+            print(f"{r['path']}\t{r['age']:.1f}")
+        else:
+            extra = f"y0 {r['y0']:.1f}" + (f", {r['steps']} correction step(s), spread {r['spread']:.2f}"
+                                           if "steps" in r else "")
+            print(f"{r['path']}\t{r['age']:.1f}\t({extra})")
+    if len(skips):
+        print(skips.report(), file=sys.stderr)
+    if not results:
+        print("no image could be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_synthage(args) -> int:
+    from .data.synthage import SynthAgeSpec, generate
+
+    spec = SynthAgeSpec(n_images=args.n_images, seed=args.seed, image_size=args.image_size)
+    root = generate(spec, args.out, progress=not args.quiet)
+    print(f"SynthAge ({spec.n_images} images, seed {spec.seed}) at {root}; manifest {root / 'manifest.csv'}")
+    if args.contact_sheet:
+        from .viz import synthage_contact_sheet
+
+        synthage_contact_sheet(args.contact_sheet, seed=args.seed)
+        print(f"contact sheet written to {args.contact_sheet}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m cilf", description="CILF-CIAE age estimation")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train CILF-CIAE (SynthAge by default) and evaluate on test")
+    _train_config_args(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a split")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. runs/cilf/best")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    _train_config_args(p, train=False)
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("predict", help="predict ages of image files or folders")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--checkpoint", default=None, help="trained model folder; without it: zero-shot CLIP prompts")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("synthage", help="generate a SynthAge dataset (and a contact sheet)")
+    p.add_argument("--out", default=None, help="folder (default: $CILF_DATA or ~/.cache/cilf/data)")
+    p.add_argument("--n-images", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=112)
+    p.add_argument("--contact-sheet", default=None, help="PNG path for a subjects-by-age figure")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_synthage)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; a training run continues with --resume", file=sys.stderr)
+        return 130
+
+

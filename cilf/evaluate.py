@@ -1,0 +1,84 @@
+"""Evaluation: predictions for encoded images, metrics against baselines, a printed report."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .clip import ImageFeatures
+from .metrics import age_report, mae
+from .model import CILF
+from .similarity import expected_age
+
+
+@torch.no_grad()
+def zero_shot_ages(model: CILF, features: ImageFeatures) -> torch.Tensor:
+    """CLIP prompts only: expectation of the ages under softmax(logit_scale * cos(v, T)). -> (B)"""
+    text = model.clip.class_text_features()
+    v = torch.nn.functional.normalize(features.pooled, dim=-1)
+    probs = (model.clip.model.logit_scale.exp() * v @ text.t()).softmax(dim=-1)
+    return expected_age(probs, model.ages)
+
+
+@torch.no_grad()
+def predict_features(model: CILF, features: ImageFeatures, batch_size: int = 256,
+                     device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """Per-image arrays: age (final), y0, steps, accepted, spread, zero_shot."""
+    model.eval()
+    cols: dict[str, list] = {k: [] for k in ("age", "y0", "steps", "accepted", "spread", "zero_shot")}
+    for i in range(0, len(features), batch_size):
+        f = features[i : i + batch_size].to(device)
+        out = model(features=f)
+        cols["age"].append(out.age.cpu())
+        cols["y0"].append(out.y0.cpu())
+        c = out.correction
+        n = out.y0.shape[0]
+        cols["steps"].append(c.steps.cpu() if c is not None else torch.zeros(n, dtype=torch.long))
+        cols["accepted"].append(c.accepted.cpu() if c is not None else torch.ones(n, dtype=torch.bool))
+        cols["spread"].append(c.spread.cpu() if c is not None else torch.zeros(n))
+        cols["zero_shot"].append(zero_shot_ages(model, f).cpu())
+    return {k: torch.cat(v).numpy() for k, v in cols.items()}
+
+
+def evaluation_report(y_true, pred: dict[str, np.ndarray], train_mean: float, source: str) -> dict:
+    """Metrics of the final and first estimates, zero-shot CLIP and the train-mean baseline."""
+    y = np.asarray(y_true, dtype=np.float64)
+    baseline = mae(y, np.full_like(y, train_mean))
+    rep = {
+        "source": source,
+        "n": int(y.size),
+        "model": age_report(y, pred["age"]),
+        "first_estimate_y0": age_report(y, pred["y0"]),
+        "zero_shot_clip": {"mae": mae(y, pred["zero_shot"])},
+        "baseline_train_mean": {"prediction": float(train_mean), "mae": baseline},
+    }
+    rep["improvement_over_baseline"] = {"years": baseline - rep["model"]["mae"],
+                                        "percent": 100 * (baseline - rep["model"]["mae"]) / baseline}
+    corrected = ~pred["accepted"].astype(bool)
+    rep["correction"] = {
+        "accepted_by_EP_pct": float(100 * (1 - corrected.mean())),
+        "mean_steps": float(pred["steps"].mean()),
+        "mae_y0_on_corrected": mae(y[corrected], pred["y0"][corrected]) if corrected.any() else None,
+        "mae_xstar_on_corrected": mae(y[corrected], pred["age"][corrected]) if corrected.any() else None,
+    }
+    return rep
+
+
+def format_report(rep: dict) -> str:
+    m, y0, b = rep["model"], rep["first_estimate_y0"], rep["baseline_train_mean"]
+    imp = rep["improvement_over_baseline"]
+    c = rep["correction"]
+    lines = [
+        f"== {rep['source']}: {rep['n']} test images ==",
+        f"CILF-CIAE (corrected x*)  MAE {m['mae']:6.2f}   CS@1 {m['cs1']:5.1f}%   CS@5 {m['cs5']:5.1f}%",
+        f"first estimate y0         MAE {y0['mae']:6.2f}   CS@1 {y0['cs1']:5.1f}%   CS@5 {y0['cs5']:5.1f}%",
+        f"zero-shot CLIP (prompts)  MAE {rep['zero_shot_clip']['mae']:6.2f}",
+        f"baseline: predict the training mean ({b['prediction']:.1f} y)  MAE {b['mae']:6.2f}",
+        f"-> model beats the train-mean baseline by {imp['years']:.2f} years ({imp['percent']:.1f}% lower MAE)"
+        if imp["years"] > 0 else
+        f"-> model does NOT beat the train-mean baseline ({-imp['years']:.2f} years worse)",
+        f"correction: E_P accepted {c['accepted_by_EP_pct']:.1f}% of first estimates, mean {c['mean_steps']:.2f} steps",
+    ]
+    if c["mae_y0_on_corrected"] is not None:
+        lines.append(f"            on the corrected images MAE {c['mae_y0_on_corrected']:.2f} (y0) -> "
+                     f"{c['mae_xstar_on_corrected']:.2f} (x*)")
+    return "\n".join(lines)

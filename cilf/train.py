@@ -1,0 +1,221 @@
+"""Training: deterministic by seed, resumable from the last epoch's checkpoint, metrics as JSON.
+
+Layout of ``out``:  ``last/`` (checkpoint + train_state.pt, written every epoch), ``best/``
+(lowest validation MAE), ``metrics.json`` (test report), ``history.json`` (per-epoch losses).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
+from .config import CILFConfig
+from .data.datasets import ManifestDataset, SynthAge, collate_skip
+from .evaluate import evaluation_report, format_report, predict_features
+from .features import extract_features
+from .metrics import mae
+from .model import CILF
+from .utils import pick_device, seed_everything
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/cilf"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    seed: int = 0
+    device: str = "auto"
+    data: str | None = None  # CSV manifest with a split column (train/val/test); None = SynthAge
+    n_images: int = 10000  # SynthAge size
+    data_seed: int = 0  # SynthAge seed (the data stays fixed when the training seed changes)
+    cache_features: bool = True  # encode frozen CLIP features once (ignored when CLIP is trained)
+    progress: bool = True
+    stop_after_epochs: int | None = None  # end this session early; continue later with resume
+
+
+def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, ManifestDataset], str]:
+    """train/val/test datasets and the label saying where the numbers come from."""
+    if tcfg.data:
+        splits = {s: ManifestDataset(tcfg.data, split=s, transform=transform) for s in ("train", "val", "test")}
+        empty = [s for s, d in splits.items() if len(d) == 0]
+        if empty:
+            raise ValueError(f"{tcfg.data}: no rows in split(s) {empty}; the split column needs train, val and test")
+        return splits, f"this run, {Path(tcfg.data).name}"
+    splits = {s: SynthAge(split=s, n_images=tcfg.n_images, seed=tcfg.data_seed, transform=transform,
+                          progress=tcfg.progress) for s in ("train", "val", "test")}
+    return splits, "this run, SynthAge (synthetic)"
+
+
+class _Batches:
+    """Yields (ImageFeatures or None, images or None, ages) minibatches for one epoch."""
+
+    def __init__(self, model: CILF, ds: ManifestDataset, tcfg: TrainConfig, device, cached: bool, desc: str):
+        self.ds, self.tcfg, self.device, self.cached = ds, tcfg, device, cached
+        if cached:
+            self.features, self.ages, self.metas = extract_features(model, ds, device=device,
+                                                                    progress=tcfg.progress, desc=desc)
+        else:
+            self.ages, self.metas = ds.ages, [{"path": r["path"]} for r in ds.rows]
+
+    def __len__(self) -> int:
+        n = len(self.ages)
+        return math.ceil(n / self.tcfg.batch_size)
+
+    def epoch(self, generator: torch.Generator):
+        bs = self.tcfg.batch_size
+        if self.cached:
+            perm = torch.randperm(len(self.ages), generator=generator)
+            for i in range(0, len(perm), bs):
+                idx = perm[i : i + bs]
+                if len(idx) < 2:
+                    continue
+                yield self.features[idx].to(self.device), None, self.ages[idx].to(self.device)
+        else:
+            loader = DataLoader(self.ds, batch_size=bs, shuffle=True, generator=generator, collate_fn=collate_skip)
+            for batch in loader:
+                if batch is None or len(batch[1]) < 2:
+                    continue
+                yield None, batch[0].to(self.device), batch[1].to(self.device)
+
+
+def _evaluate_split(model: CILF, batches: _Batches, ds: ManifestDataset, device, progress: bool):
+    if batches is not None and batches.cached:
+        feats, ages = batches.features, batches.ages
+    else:
+        feats, ages, _ = extract_features(model, ds, device=device, progress=progress, desc="encode")
+    return predict_features(model, feats, device=device), ages.numpy()
+
+
+def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
+    """Train CILF-CIAE, keep the best-on-validation checkpoint, evaluate it on test; return the report."""
+    out = Path(tcfg.out)
+    last, best = out / "last", out / "best"
+    if is_checkpoint(last) and not resume:
+        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+    device = pick_device(tcfg.device)
+    seed_everything(tcfg.seed)
+    state = None
+    if resume and is_checkpoint(last):
+        state = load_train_state(last)
+        saved = CILFConfig.load(last / "config.json")
+        if saved.to_dict() != cfg.to_dict():
+            raise ValueError(f"{last}: the run was started with another model config; resume with the same settings")
+        if state.get("tcfg", {}).get("seed") != tcfg.seed:
+            raise ValueError(f"{last}: the run was started with seed {state['tcfg']['seed']}, not {tcfg.seed}")
+        model = load_model(last, device).train()
+    else:
+        model = CILF(cfg).to(device)
+    out.mkdir(parents=True, exist_ok=True)
+
+    splits, source = load_splits(tcfg, model.preprocess)
+    cached = tcfg.cache_features and not model.clip.image_trainable
+    model.eval()
+    train_b = _Batches(model, splits["train"], tcfg, device, cached, "encode train")
+    val_b = _Batches(model, splits["val"], tcfg, device, cached, "encode val")
+    train_mean = float(train_b.ages.mean())
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    total_steps = max(1, tcfg.epochs * len(train_b))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / tcfg.warmup_steps)
+                                              * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    history, best_val, start = [], float("inf"), 0
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history, best_val, start = state["history"], state["best_val"], state["epoch"] + 1
+
+    t0 = time.time()
+    stop = tcfg.epochs if tcfg.stop_after_epochs is None else min(tcfg.epochs, start + tcfg.stop_after_epochs)
+    for epoch in range(start, stop):
+        model.train()
+        gen = torch.Generator().manual_seed(tcfg.seed * 100003 + epoch)
+        torch.manual_seed(tcfg.seed * 100019 + epoch)  # candidate noise in the error model
+        sums: dict[str, float] = {}
+        steps = 0
+        bar = tqdm(train_b.epoch(gen), total=len(train_b), desc=f"epoch {epoch + 1}/{tcfg.epochs}",
+                   disable=not tcfg.progress, leave=False)
+        for feats, images, y in bar:
+            out_ = model(images=images, features=feats)
+            losses = model.losses(out_, y)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            steps += 1
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.set_postfix(loss=f"{sums['total'] / steps:.3f}")
+        pred, yv = _evaluate_split(model, val_b, splits["val"], device, tcfg.progress)
+        val_mae = mae(yv, pred["age"])
+        row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "val_mae": val_mae,
+               "val_mae_y0": mae(yv, pred["y0"]), "seconds": time.time() - t0}
+        history.append(row)
+        if tcfg.progress:
+            tqdm.write(f"epoch {epoch + 1:3d}  loss {row.get('total', float('nan')):.3f}  val MAE {val_mae:.2f} "
+                       f"(y0 {row['val_mae_y0']:.2f})")
+        if val_mae < best_val:
+            best_val = val_mae
+            save_checkpoint(model, best)
+        save_checkpoint(model, last, {"epoch": epoch, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                      "history": history, "best_val": best_val, "tcfg": asdict(tcfg)})
+        (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+
+    if stop < tcfg.epochs:
+        return {"stopped_after_epoch": stop, "history": history, "checkpoint": str(last)}
+    if not is_checkpoint(best):
+        raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
+    model = load_model(best, device)
+    test_b = _Batches(model, splits["test"], tcfg, device, True, "encode test")
+    pred, yt = _evaluate_split(model, test_b, splits["test"], device, tcfg.progress)
+    report = evaluation_report(yt, pred, train_mean, source)
+    report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,
+                   "best_val_mae": best_val, "train_seconds": history[-1]["seconds"] if history else 0.0,
+                   "skipped_files": {s: d.skips.skipped for s, d in splits.items()},
+                   "config": cfg.to_dict(), "train_config": asdict(tcfg)})
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred)
+    if tcfg.progress:
+        print(format_report(report))
+    return report
+
+
+def write_predictions(path: Path, metas: list[dict], y_true, pred: dict) -> None:
+    """One row per image: path, true age and every prediction column."""
+    import csv
+
+    cols = list(pred)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "true_age", *cols])
+        for i, m in enumerate(metas):
+            w.writerow([m.get("path", ""), f"{float(y_true[i]):g}", *[_fmt(pred[c][i]) for c in cols]])
+
+
+def _fmt(v) -> str:
+    return f"{float(v):.4f}" if isinstance(v, float) or getattr(v, "dtype", None) is not None and v.dtype.kind == "f" else str(v)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, tcfg: TrainConfig, split: str = "test") -> dict:
+    """Evaluate a saved model on one split; the baseline is the train split's mean age."""
+    device = pick_device(tcfg.device)
+    model = load_model(checkpoint, device)
+    splits, source = load_splits(tcfg, model.preprocess)
+    feats, ages, _ = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
+    pred = predict_features(model, feats, device=device)
+    report = evaluation_report(ages.numpy(), pred, float(splits["train"].ages.mean()), source)
+    report.update({"split": split, "checkpoint": str(checkpoint)})
+    return report
+
+
