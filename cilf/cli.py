@@ -116,6 +116,43 @@ def cmd_synthage(args) -> int:
     return 0
 
 
+def cmd_bench_speed(args) -> int:
+    from .bench_speed import run
+    from .utils import pick_device
+
+    run(out_json=args.json, figure=args.figure, tokens=tuple(args.tokens), dim=args.dim, repeats=args.repeats,
+        device=pick_device(args.device), max_attention_bytes=args.max_attention_gb * 1e9)
+    for p in (args.json, args.figure):
+        if p:
+            print(f"written {p}")
+    return 0
+
+
+def cmd_pretrain_clip(args) -> int:
+    from .pretrain import PretrainConfig, default_export_path, pretrain_clip
+
+    pcfg = PretrainConfig(out=args.out, n_images=args.n_images, epochs=args.epochs, batch_size=args.batch_size,
+                          lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
+                          stop_after_epochs=args.stop_after)
+    export = default_export_path(pcfg.model) if args.install else None
+    res = pretrain_clip(pcfg, resume=args.resume, export_to=export)
+    if "stopped_after_epoch" in res:
+        print(f"stopped after epoch {res['stopped_after_epoch']}; continue with --resume --out {args.out}")
+        return 0
+    print(f"weights written to {res['weights']}" + (f" and installed as the bundled weights {export}" if export else ""))
+    return 0
+
+
+def cmd_clip_report(args) -> int:
+    from .clip_report import clip_report, format_clip_report
+
+    rep = clip_report(n_images=args.n_images, seed=args.seed, n_retrieval=args.n_retrieval, device=args.device,
+                      train_compare=args.train_compare, epochs=args.epochs, out=args.out, progress=not args.quiet)
+    print(format_clip_report(rep))
+    print(f"report written to {Path(args.out) / 'clip_report.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m cilf", description="CILF-CIAE age estimation")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -144,6 +181,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contact-sheet", default=None, help="PNG path for a subjects-by-age figure")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synthage)
+    p = sub.add_parser("pretrain-clip", help="pretrain the micro-CLIP on SynthAge captions (open_clip loss)")
+    p.add_argument("--out", default="runs/pretrain-clip")
+    p.add_argument("--n-images", type=int, default=20000)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N")
+    p.add_argument("--install", action="store_true", help="also write the weights into the package (bundled)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_pretrain_clip)
+    p = sub.add_parser("clip-report", help="zero-shot MAE and retrieval: bundled micro-CLIP vs random init")
+    p.add_argument("--n-images", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-retrieval", type=int, default=1000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--train-compare", action="store_true",
+                   help="also train CILF-CIAE on both backbones at the same budget and compare test MAE")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--out", default="runs/clip-report")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_clip_report)
+    p = sub.add_parser("bench-speed", help="FourierFormer vs attention: time and activation memory against N")
+    p.add_argument("--tokens", type=int, nargs="+", default=[49, 196, 784, 3136, 12544])
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-attention-gb", type=float, default=8.0,
+                   help="skip explicit attention whose N x N scores would need more (reported, not hidden)")
+    p.add_argument("--json", default="figures/bench_speed.json")
+    p.add_argument("--figure", default="figures/complexity.png")
+    p.set_defaults(func=cmd_bench_speed)
     return ap
 
 

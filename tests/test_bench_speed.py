@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+import torch
+
+from cilf.bench_speed import bench_mixers, fit_slope, format_table, ratios_at, saved_activation_bytes
+
+
+def test_fit_slope_recovers_known_exponents():
+    n = np.array([49, 196, 784, 3136])
+    assert fit_slope(n, 3 * n**2) == pytest.approx(2.0)
+    assert fit_slope(n, n * np.log(n)) == pytest.approx(1.1, abs=0.1)
+
+
+def test_saved_bytes_counts_what_autograd_keeps():
+    x = torch.randn(1000, requires_grad=True)
+    assert saved_activation_bytes(lambda: (x * 2).sum()) == 0  # multiply by a constant saves nothing
+    assert saved_activation_bytes(lambda: (x * x).sum()) == 4000  # x saved once (same storage twice)
+    assert saved_activation_bytes(lambda: x.exp().sum()) == 4000  # exp saves its output
+
+
+def test_small_benchmark_runs_and_attention_memory_grows_faster():
+    res = bench_mixers(tokens=(49, 196, 784), dim=16, repeats=1, warmup=0, progress=False)
+    rows = {(r["mixer"], r["tokens"]): r for r in res["rows"]}
+    assert all(r["seconds"] > 0 and r["saved_bytes"] > 0 for r in rows.values())
+    assert rows[("attention", 784)]["saved_bytes"] > 3 * rows[("fourier", 784)]["saved_bytes"]
+    assert res["slopes"]["attention"]["memory"] > res["slopes"]["fourier"]["memory"] + 0.3
+    assert set(ratios_at(res, 784)) == {"attention", "sdpa"}
+    assert "log-log slope" in format_table(res) and res["source"].startswith("this run, CPU")
+
+
+def test_oversized_attention_is_reported_not_dropped():
+    res = bench_mixers(tokens=(49,), dim=8, repeats=1, warmup=0, mixers=("attention",), max_attention_bytes=1,
+                       progress=False)
+    assert "skipped" in res["rows"][0] and "GB" in res["rows"][0]["skipped"]
