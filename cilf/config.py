@@ -27,7 +27,7 @@ DEFAULT_TEMPLATES = (
 class CILFConfig:
     # -- CLIP backbone (section 1.1) ------------------------------------------------------
     clip_model: str = "cilf-micro"  # any open_clip ViT name, e.g. "ViT-B-16"
-    pretrained: str | None = None  # open_clip tag | local file | "bundled" | None (random)
+    pretrained: str | None = "bundled"  # "bundled" micro-CLIP | local file | open_clip tag | None (random)
     freeze_image: bool = True
     freeze_text: bool = True
     unfreeze_last_blocks: int = 0  # fine-tune the last n blocks of both towers

@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .checkpoint import load_model
-from .clip import bundled_weights_path
 from .config import CILFConfig
 from .data.images import BadImageError, SkipLog, load_image
 from .evaluate import zero_shot_ages
@@ -17,9 +16,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def default_config() -> CILFConfig:
-    """The offline default: bundled micro-CLIP weights when shipped, else random init."""
-    cfg = CILFConfig()
-    return cfg.replace(pretrained="bundled") if bundled_weights_path(cfg.clip_model).is_file() else cfg
+    """The offline default: the bundled micro-CLIP (``CILFConfig()``)."""
+    return CILFConfig()
 
 
 def load_predictor(checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[CILF, bool]:

@@ -17,7 +17,7 @@ import numpy as np
 import open_clip
 import torch
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import clip as _registers_configs  # noqa: F401  (adds cilf-micro to open_clip)
 from .clip import bundled_weights_path
@@ -137,7 +137,7 @@ def pretrain_clip(pcfg: PretrainConfig, resume: bool = False, export_to: str | P
             sched.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
-            total_loss += float(loss)
+            total_loss += float(loss.detach())
             bar.set_postfix(loss=f"{total_loss / (s + 1):.3f}")
         history.append({"epoch": epoch + 1, "loss": total_loss / max(1, steps_per_epoch),
                         "seconds": time.time() - t0})

@@ -1,7 +1,6 @@
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may be fetched: a missing weight must fail at once
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -21,4 +20,4 @@ def synth_root(tmp_path_factory):
 def small_cfg():
     from cilf import CILFConfig
 
-    return CILFConfig(width=32, depth=1, ensemble_size=3, error_hidden=32)
+    return CILFConfig(pretrained=None, width=32, depth=1, ensemble_size=3, error_hidden=32)
