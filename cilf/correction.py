@@ -58,7 +58,11 @@ def inverse_correct(y0: torch.Tensor, error_fn: ErrorFn, eps: float = 0.5, eta: 
 
 
 class ErrorEnsemble(nn.Module):
-    """M MLPs: (h (B x D), y0 (B), x (B)) -> predicted signed errors in years (B x M)."""
+    """M MLPs: (h (B x D), y0 (B), x (B)) -> predicted signed errors in years (B x M).
+
+    The members are evaluated together with batched matrix products (one ``baddbmm`` per layer), so
+    the correction loop costs a few kernels per step whatever M is.
+    """
 
     def __init__(self, in_dim: int, members: int = 5, hidden: int = 128,
                  age_range: tuple[float, float] = (0.0, 100.0), error_scale: float = 10.0):
@@ -66,16 +70,25 @@ class ErrorEnsemble(nn.Module):
         self.center = (age_range[0] + age_range[1]) / 2
         self.half = (age_range[1] - age_range[0]) / 2
         self.error_scale = error_scale
-        self.members = nn.ModuleList(
-            nn.Sequential(nn.Linear(in_dim + 2, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                          nn.Linear(hidden, 1))
-            for _ in range(members)
-        )
+        self.members = members
+        dims = [in_dim + 2, hidden, hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+            bound = fan_in ** -0.5  # nn.Linear's default range, drawn independently per member
+            self.weights.append(nn.Parameter(torch.empty(members, fan_in, fan_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(members, 1, fan_out).uniform_(-bound, bound)))
 
     def forward(self, h: torch.Tensor, y0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         z = torch.cat([F.normalize(h, dim=-1), ((y0 - self.center) / self.half).unsqueeze(1),
                        ((x - self.center) / self.half).unsqueeze(1)], dim=1)
-        return torch.cat([m(z) for m in self.members], dim=1) * self.error_scale
+        z = z.unsqueeze(0).expand(self.members, -1, -1)  # M x B x F
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = torch.baddbmm(b, z, w)
+            if i < last:
+                z = F.gelu(z)
+        return z.squeeze(-1).t() * self.error_scale  # B x M
 
     def error_fn(self, h: torch.Tensor, y0: torch.Tensor) -> ErrorFn:
         """Bind features: the returned function maps x (B) to (mean error, spread) over members."""

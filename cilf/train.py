@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
 from .config import CILFConfig
 from .data.datasets import ManifestDataset, SynthAge, collate_skip
-from .evaluate import evaluation_report, format_report, predict_features
+from .evaluate import evaluation_report, predict_features
 from .features import extract_features
 from .metrics import mae
 from .model import CILF
@@ -56,7 +56,7 @@ def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, ManifestDataset
     return splits, "this run, SynthAge (synthetic)"
 
 
-class _Batches:
+class Batches:
     """Yields (ImageFeatures or None, images or None, ages) minibatches for one epoch."""
 
     def __init__(self, model: CILF, ds: ManifestDataset, tcfg: TrainConfig, device, cached: bool, desc: str):
@@ -88,7 +88,32 @@ class _Batches:
                 yield None, batch[0].to(self.device), batch[1].to(self.device)
 
 
-def _evaluate_split(model: CILF, batches: _Batches, ds: ManifestDataset, device, progress: bool):
+def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int, epoch: int, desc: str = "epoch",
+                    progress: bool = False) -> tuple[dict[str, float], int]:
+    """One pass over ``batches`` (shuffled by seed and epoch); returns summed losses and steps."""
+    model.train()
+    gen = torch.Generator().manual_seed(seed * 100003 + epoch)
+    torch.manual_seed(seed * 100019 + epoch)  # candidate noise in the error model
+    sums: dict[str, float] = {}
+    steps = 0
+    bar = tqdm(batches.epoch(gen), total=len(batches), desc=desc, disable=not progress, leave=False)
+    for feats, images, y in bar:
+        out = model(images=images, features=feats)
+        losses = model.losses(out, y)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        if sched is not None:
+            sched.step()
+        steps += 1
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        bar.set_postfix(loss=f"{sums['total'] / steps:.3f}")
+    return sums, steps
+
+
+def _evaluate_split(model: CILF, batches: Batches, ds: ManifestDataset, device, progress: bool):
     if batches is not None and batches.cached:
         feats, ages = batches.features, batches.ages
     else:
@@ -120,8 +145,8 @@ def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
     splits, source = load_splits(tcfg, model.preprocess)
     cached = tcfg.cache_features and not model.clip.image_trainable
     model.eval()
-    train_b = _Batches(model, splits["train"], tcfg, device, cached, "encode train")
-    val_b = _Batches(model, splits["val"], tcfg, device, cached, "encode val")
+    train_b = Batches(model, splits["train"], tcfg, device, cached, "encode train")
+    val_b = Batches(model, splits["val"], tcfg, device, cached, "encode val")
     train_mean = float(train_b.ages.mean())
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -138,25 +163,8 @@ def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
     t0 = time.time()
     stop = tcfg.epochs if tcfg.stop_after_epochs is None else min(tcfg.epochs, start + tcfg.stop_after_epochs)
     for epoch in range(start, stop):
-        model.train()
-        gen = torch.Generator().manual_seed(tcfg.seed * 100003 + epoch)
-        torch.manual_seed(tcfg.seed * 100019 + epoch)  # candidate noise in the error model
-        sums: dict[str, float] = {}
-        steps = 0
-        bar = tqdm(train_b.epoch(gen), total=len(train_b), desc=f"epoch {epoch + 1}/{tcfg.epochs}",
-                   disable=not tcfg.progress, leave=False)
-        for feats, images, y in bar:
-            out_ = model(images=images, features=feats)
-            losses = model.losses(out_, y)
-            opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            steps += 1
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            bar.set_postfix(loss=f"{sums['total'] / steps:.3f}")
+        sums, steps = train_one_epoch(model, train_b, opt, sched, params, tcfg.seed, epoch,
+                                      desc=f"epoch {epoch + 1}/{tcfg.epochs}", progress=tcfg.progress)
         pred, yv = _evaluate_split(model, val_b, splits["val"], device, tcfg.progress)
         val_mae = mae(yv, pred["age"])
         row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "val_mae": val_mae,
@@ -177,7 +185,7 @@ def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
     if not is_checkpoint(best):
         raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
     model = load_model(best, device)
-    test_b = _Batches(model, splits["test"], tcfg, device, True, "encode test")
+    test_b = Batches(model, splits["test"], tcfg, device, True, "encode test")
     pred, yt = _evaluate_split(model, test_b, splits["test"], device, tcfg.progress)
     report = evaluation_report(yt, pred, train_mean, source)
     report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,
@@ -186,8 +194,6 @@ def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
                    "config": cfg.to_dict(), "train_config": asdict(tcfg)})
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred)
-    if tcfg.progress:
-        print(format_report(report))
     return report
 
 

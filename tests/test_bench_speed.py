@@ -32,3 +32,18 @@ def test_oversized_attention_is_reported_not_dropped():
     res = bench_mixers(tokens=(49,), dim=8, repeats=1, warmup=0, mixers=("attention",), max_attention_bytes=1,
                        progress=False)
     assert "skipped" in res["rows"][0] and "GB" in res["rows"][0]["skipped"]
+
+
+def test_pipeline_benchmarks_measure_what_they_compare(tmp_path, monkeypatch):
+    from cilf.bench_speed import bench_cached_training, bench_external_peer, bench_predict, format_pipeline
+
+    monkeypatch.setenv("CILF_DATA", str(tmp_path))
+    rows = bench_predict(backbones=(("cilf-micro", None),), batch_sizes=(1, 4), repeats=1, warmup=1)
+    assert [r["batch"] for r in rows] == [1, 4]
+    assert all(r["images_per_s"] > 0 and r["fusion_correction_s"] > 0 and r["model_s"] > r["encoder_s"] for r in rows)
+    peer = bench_external_peer(n_faces=2, repeats=1)
+    assert ("seconds_per_face" in peer and peer["seconds_per_face"] > 0) or "not installed" in peer["skipped"]
+    cached = bench_cached_training(n_images=200, batch_size=32, pretrained=None)
+    assert cached["cached"]["epoch_s"] > 0 and cached["on_the_fly"]["epoch_s"] > 0
+    text = format_pipeline({"source": "test", "predict": rows, "external_peer": peer, "cached_training": [cached]})
+    assert "images/s" in text and "faster cached" in text
