@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # cilf: the two set-up commands.
-#   ./run_all.sh          main job: regenerate figures/ offline (FAST mode, minutes on a CPU)
-#   ./run_all.sh --full   the same with the full training budget
+#   ./run_all.sh          main job: run every notebook (FAST mode) and regenerate figures/, offline
+#   ./run_all.sh --full   the same with FAST=False (executed copies go to runs/notebooks-full/)
 #   ./run_all.sh test     the whole test suite
 # Both create the Python environment on first use (.venv, or $CILF_VENV) and reuse it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONHASHSEED=0
 VENV="${CILF_VENV:-.venv}"
 PY="$VENV/bin/python"
 
@@ -22,7 +22,7 @@ ensure_env() {
   [[ -x "$PY" ]] || python3 -m venv "$VENV"
   # pip prints a warning for each missing local index folder on some machines; keep the log readable
   "$PY" -m pip install -q --upgrade pip 2>&1 | { grep -v 'is ignored: it is neither' || true; }
-  "$PY" -m pip install -q -e ".[notebooks,test]" 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+  "$PY" -m pip install -q -e ".[notebooks,test,peers]" 2>&1 | { grep -v 'is ignored: it is neither' || true; }
   "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cilf)" >/dev/null
   echo "$stamp" > "$VENV/.cilf-stamp"
 }
@@ -33,23 +33,15 @@ run_tests() {
   shopt -s nullglob
   for nb in notebooks/[0-9]*.ipynb; do nbs+=("$nb"); done
   if ((${#nbs[@]})); then
-    "$PY" -m pytest tests --nbval "${nbs[@]}" --nbval-sanitize-with notebooks/sanitize.cfg "$@"
+    "$PY" -m pytest tests --nbval "${nbs[@]}" --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg "$@"
   else
     "$PY" -m pytest tests "$@"
   fi
 }
 
 main_job() {
-  local epochs=20 n=10000
-  if [[ "${1:-}" == "--full" ]]; then epochs=60; n=20000; fi
-  mkdir -p figures runs
-  local t0=$SECONDS
-  "$PY" -m cilf synthage --n-images "$n" --contact-sheet figures/synthage_contact_sheet.png --quiet
-  local run="runs/run_all-n${n}-e${epochs}"
-  # --resume: a finished run is re-evaluated, an interrupted one continues (rm -r the folder to start over)
-  "$PY" -m cilf train --out "$run" --n-images "$n" --epochs "$epochs" --resume \
-    --figure figures/train_synthage.png
-  echo "== run_all.sh: done in $((SECONDS - t0)) s; figures in figures/: $(ls figures | tr '\n' ' ')"
+  # every numbered notebook, in order: sync inputs from the .py, execute with papermill, write figures/
+  if [[ "${1:-}" == "--full" ]]; then "$PY" -m cilf.nbtools run --full; else "$PY" -m cilf.nbtools run; fi
 }
 
 case "${1:-}" in

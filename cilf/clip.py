@@ -79,7 +79,8 @@ def load_open_clip(model_name: str, pretrained: str | None):
         )
     source = resolve_pretrained(model_name, pretrained)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
+        with _quiet_root_logger():  # open_clip logs "initialized randomly" for pretrained=None: asked for
+            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
     except Exception as e:  # network, hub, checkpoint mismatch: say which and what to do
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         raise WeightsNotFoundError(
@@ -89,6 +90,18 @@ def load_open_clip(model_name: str, pretrained: str | None):
         ) from e
     tokenizer = open_clip.get_tokenizer(model_name)
     return model, preprocess, tokenizer
+
+
+class _quiet_root_logger:
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger()
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
 
 
 class PromptLearner(nn.Module):

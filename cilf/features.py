@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .clip import ImageFeatures
 from .data.datasets import ManifestDataset, collate_skip

@@ -41,13 +41,17 @@ class ContextFusion(nn.Module):
         nn.init.zeros_(self.img_proj.weight)
         nn.init.zeros_(self.img_proj.bias)
 
+    def input_grid(self, tokens: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """P (B x N x D) and M (B x K x H x W) -> FourierFormer input B x H x W x C."""
+        b, _, h, w = maps.shape
+        return (self.token_proj(tokens) + self.map_proj(maps.flatten(2).transpose(1, 2))).reshape(b, h, w, -1)
+
     def forward(self, pooled: torch.Tensor, tokens: torch.Tensor, maps: torch.Tensor,
                 text: torch.Tensor) -> FusionOutput:
         """v (B x D), P (B x N x D), M (B x K x H x W), T (K x D) -> FusionOutput."""
         b, k, h, w = maps.shape
         maps_flat = maps.flatten(2)  # B x K x N
-        grid_in = self.token_proj(tokens) + self.map_proj(maps_flat.transpose(1, 2))  # B x N x C
-        context = self.former(grid_in.reshape(b, h, w, -1))  # B x H x W x C
+        context = self.former(self.input_grid(tokens, maps))  # B x H x W x C
         ctx_flat = context.reshape(b, h * w, -1)
         if self.context_prompting:
             weights = torch.softmax(maps_flat / self.tau, dim=-1)  # B x K x N

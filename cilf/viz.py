@@ -7,10 +7,7 @@ import numpy as np
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # headless: matplotlib falls back to Agg; notebooks keep inline
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook")

@@ -400,7 +400,7 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
     """Write the images and ``manifest.csv`` under ``root`` (idempotent, resumable); return root."""
     import csv
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     root = Path(root) if root is not None else default_root(spec)
     manifest = root / "manifest.csv"

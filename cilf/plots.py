@@ -1,0 +1,179 @@
+"""Notebook figures. Each function takes arrays, returns a matplotlib figure, and writes it when
+given ``path`` (PNG with stable bytes). Titles carry the data source."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .viz import _plt, save_figure
+
+SYNTH = "SynthAge (synthetic)"
+
+
+def _done(fig, path):
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, Path(path))
+    return fig
+
+
+def show_faces(images, titles, path=None, ncols: int = 8, suptitle: str = ""):
+    plt = _plt()
+    n = len(images)
+    rows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(rows, ncols, figsize=(1.9 * ncols, 2.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, im, t in zip(axes.flat, images, titles):
+        ax.imshow(im)
+        ax.set_title(t, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return _done(fig, path)
+
+
+def plot_text_similarity(text: np.ndarray, ages, path=None, title: str = ""):
+    """Cosine similarity between the K age-class text features (K x K heatmap)."""
+    plt = _plt()
+    t = text / np.linalg.norm(text, axis=1, keepdims=True)
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    im = ax.imshow(t @ t.T, cmap="viridis", extent=[ages[0], ages[-1], ages[-1], ages[0]])
+    fig.colorbar(im, ax=ax, label="cos(T_i, T_j)")
+    ax.set(xlabel="prompt age j", ylabel="prompt age i", title=title or "text features per age")
+    ax.grid(False)
+    return _done(fig, path)
+
+
+def plot_global_scores(scores: np.ndarray, true_ages, class_ages, path=None, title: str = ""):
+    """S over the age classes for several faces (one line each, true age marked)."""
+    plt = _plt()
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    colors = sns.color_palette("flare", len(true_ages))
+    for s, a, c in zip(scores, true_ages, colors):
+        ax.plot(class_ages, s, color=c, label=f"{a:.0f} y")
+        ax.axvline(a, color=c, ls=":", lw=1)
+    ax.set(xlabel="age class a_i", ylabel="S_i", title=title or "global pixel-text scores")
+    ax.legend(title="true age", fontsize=8, ncol=2)
+    return _done(fig, path)
+
+
+def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80), path=None, title: str = ""):
+    """Each face beside its dense score maps M (cosine per patch) for a few prompt ages.
+
+    Maps are shown relative to the mean over all K prompts, so colour says which prompt age a
+    patch prefers, not the overall similarity level."""
+    plt = _plt()
+    from PIL import Image
+
+    class_ages = list(class_ages)
+    rel = maps - maps.mean(axis=1, keepdims=True)
+    vmax = np.abs(rel[:, [class_ages.index(a) for a in prompt_ages]]).max()
+    fig, axes = plt.subplots(len(images), 1 + len(prompt_ages), figsize=(2.3 * (1 + len(prompt_ages)), 2.3 * len(images)),
+                             squeeze=False)
+    for r, im in enumerate(images):
+        axes[r, 0].imshow(im)
+        axes[r, 0].set_ylabel(f"face {r}")
+        for c, a in enumerate(prompt_ages):
+            m = rel[r, class_ages.index(a)]
+            up = np.asarray(Image.fromarray(m.astype(np.float32)).resize(im.size, Image.BICUBIC))
+            axes[r, c + 1].imshow(im)
+            axes[r, c + 1].imshow(up, cmap="coolwarm", alpha=0.55, vmin=-vmax, vmax=vmax)
+            if r == 0:
+                axes[r, c + 1].set_title(f'"{a}-year-old"')
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(title or "dense pixel-text maps (relative to the mean prompt)")
+    return _done(fig, path)
+
+
+def plot_fpe_steps(steps: dict, path=None, title: str = ""):
+    plt = _plt()
+    names = [("input", "input x (channel mean)"), ("spectrum", "|rfft2(x)|"), ("filter", "|K| learned filter"),
+             ("filtered", "|rfft2(x) * K|"), ("output", "irfft2 -> output")]
+    fig, axes = plt.subplots(1, 5, figsize=(16, 3.4))
+    for ax, (k, label) in zip(axes, names):
+        im = ax.imshow(steps[k], cmap="magma" if k != "input" and k != "output" else "viridis")
+        ax.set_title(label, fontsize=10)
+        ax.set_xticks([]), ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title or "one FPE global-filter pass, step by step")
+    return _done(fig, path)
+
+
+def plot_filter_spectra(spectra, path=None, title: str = ""):
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(spectra), figsize=(4 * len(spectra), 3.6), squeeze=False)
+    for i, (ax, s) in enumerate(zip(axes[0], spectra)):
+        h = s.shape[0]
+        im = ax.imshow(s, cmap="magma", extent=[0, s.shape[1] - 1, h // 2 - 0.5, -h // 2 - 0.5])
+        ax.set(title=f"block {i + 1}: mean |K|", xlabel="horizontal frequency", ylabel="vertical frequency")
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title or "learned global filters (1 = pass unchanged)")
+    return _done(fig, path)
+
+
+def plot_embedding_pca(embeddings: dict, ages, path=None, title: str = ""):
+    """2-D PCA of each named embedding set (n x D), coloured by age."""
+    plt = _plt()
+    from sklearn.decomposition import PCA
+
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.2 * len(embeddings), 4.3), squeeze=False)
+    for ax, (name, emb) in zip(axes[0], embeddings.items()):
+        xy = PCA(2, random_state=0).fit_transform(emb)
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=ages, cmap="viridis", s=8)
+        ax.set(title=name, xlabel="PC 1", ylabel="PC 2")
+    fig.colorbar(sc, ax=axes[0].tolist(), label="true age")
+    fig.suptitle(title)
+    if path is not None:
+        save_figure(fig, Path(path))
+    return fig
+
+
+def plot_similarity_matrices(pairs: dict, ages, path=None, title: str = ""):
+    """cos(f_i, T'_{y_j}) for images sorted by age, one panel per named (f, t) pair."""
+    plt = _plt()
+    order = np.argsort(ages)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 4.3), squeeze=False)
+    for ax, (name, (f, t)) in zip(axes[0], pairs.items()):
+        im = ax.imshow(f[order] @ t[order].T, cmap="viridis")
+        ax.set(title=name, xlabel="text T'_{y_j} (sorted by age)", ylabel="image f_i (sorted by age)")
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title)
+    return _done(fig, path)
+
+
+def plot_correction(corr: dict, y_true, path=None, title: str = "", n_traj: int = 40):
+    """Trajectories x_t - y of corrected images, MAE before/after by group, spread vs actual error."""
+    plt = _plt()
+    y = np.asarray(y_true, float)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+    corrected = ~corr["accepted"].astype(bool)
+    idx = np.flatnonzero(corrected)[:n_traj]
+    for i in idx:
+        steps = int(corr["steps"][i])
+        axes[0].plot(range(steps + 1), corr["traj"][i, : steps + 1] - y[i], marker=".", alpha=0.6)
+    axes[0].axhline(0, color="k", lw=1)
+    axes[0].set(xlabel="step t", ylabel="x_t - true age (years)", title=f"{len(idx)} corrected images")
+    groups = {"accepted by E_P": ~corrected, "corrected": corrected, "all": np.ones_like(corrected)}
+    labels, before, after = [], [], []
+    for g, m in groups.items():
+        if m.any():
+            labels.append(f"{g}\n(n={int(m.sum())})")
+            before.append(np.abs(corr["y0"][m] - y[m]).mean())
+            after.append(np.abs(corr["x"][m] - y[m]).mean())
+    xs = np.arange(len(labels))
+    axes[1].bar(xs - 0.2, before, 0.4, label="y0 (first estimate)")
+    axes[1].bar(xs + 0.2, after, 0.4, label="x* (after correction)")
+    axes[1].set_xticks(xs, labels)
+    axes[1].set(ylabel="MAE (years)", title="MAE before and after")
+    axes[1].legend()
+    axes[2].scatter(corr["spread"], np.abs(corr["x"] - y), s=6, alpha=0.4)
+    axes[2].set(xlabel="ensemble spread (std over M members)", ylabel="|x* - true age|",
+                title="uncertainty vs actual error")
+    fig.suptitle(title)
+    return _done(fig, path)

@@ -1,0 +1,66 @@
+"""Ready-made models and samples for notebooks and demos: trained once, cached, deterministic.
+
+``quick_model`` trains CILF-CIAE on SynthAge at a fixed budget (FAST or full) and caches the run
+under ``$CILF_CACHE`` (default ``~/.cache/cilf``)/models/<key>; a second call loads it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import load_model
+from .model import CILF
+from .predict import default_config
+from .train import TrainConfig, train
+
+MODEL_FORMAT = 2  # bump when parameter names change, so cached demo models are retrained
+BUDGETS = {True: dict(n_images=4000, epochs=12), False: dict(n_images=10000, epochs=30)}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CILF_CACHE", Path.home() / ".cache" / "cilf"))
+
+
+def quick_model(fast: bool = True, device: str = "cpu", **overrides) -> tuple[CILF, dict]:
+    """(trained model from its best checkpoint, its test report). ``overrides`` change CILFConfig."""
+    cfg = default_config().replace(**overrides)
+    budget = BUDGETS[bool(fast)]
+    key = hashlib.sha1(json.dumps([cfg.to_dict(), budget, MODEL_FORMAT], sort_keys=True).encode()).hexdigest()[:12]
+    out = cache_dir() / "models" / f"cilf-{key}"
+    metrics = out / "metrics.json"
+    if metrics.is_file():
+        report = json.loads(metrics.read_text())
+    else:
+        report = train(cfg, TrainConfig(out=str(out), progress=False, device=device, **budget), resume=True)
+    return load_model(out / "best", device), report
+
+
+def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: int = 0, by_age: bool = True):
+    """n SynthAge test faces spread over the age range: (PIL images, ages, metas)."""
+    from .data.datasets import SynthAge
+
+    ds = SynthAge(split=split, n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, progress=False)
+    ages = ds.ages.numpy()
+    if by_age:
+        targets = np.linspace(ages.min() + 2, ages.max() - 2, n)
+        idx = [int(np.abs(ages - t).argmin()) for t in targets]
+    else:
+        idx = list(range(n))
+    items = [ds[i] for i in idx]
+    return [it[0] for it in items], [it[1] for it in items], [it[3] for it in items]
+
+
+
+
+def test_features(model: CILF, fast: bool = True, seed: int = 0):
+    """Encoded SynthAge test split for ``model``: (ImageFeatures, ages (n), metas)."""
+    from .data.datasets import SynthAge
+    from .features import extract_features
+
+    ds = SynthAge(split="test", n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, transform=model.preprocess,
+                  progress=False)
+    return extract_features(model, ds, progress=False)

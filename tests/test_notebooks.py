@@ -1,0 +1,70 @@
+"""The notebooks as files: paired sources, parameters, guards, clean outputs. (nbval runs them.)"""
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from cilf.nbtools import notebook_sources, strip_churn, sync_inputs
+
+NB = Path(__file__).resolve().parents[1] / "notebooks"
+SOURCES = notebook_sources(NB)
+
+
+def _inputs(nb):
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def test_the_numbered_notebooks_exist():
+    names = [p.stem[:2] for p in SOURCES]
+    assert names[:5] == ["00", "01", "02", "03", "04"]
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_py_and_ipynb_inputs_agree(py):
+    ipynb = py.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{py.name} has no executed {ipynb.name}; run ./run_all.sh"
+    assert _inputs(jupytext.read(py)) == _inputs(nbformat.read(ipynb, as_version=4)), (
+        f"{ipynb.name} inputs differ from {py.name}: run `python -m cilf.nbtools sync {py}`")
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_notebook_conventions(py):
+    nb = jupytext.read(py)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and "FAST = True" in params[0].source and "OUT_DIR = " in params[0].source
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert "google.colab" in code[0], "the first code cell is the Colab install guard"
+    body = "\n".join(code)
+    assert "OUT_DIR" in body.split("OUT_DIR = ", 1)[1], "figures go through OUT_DIR"
+    assert nb.cells[0].cell_type == "markdown"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_committed_outputs_have_no_stderr_and_no_papermill_churn(py):
+    nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
+    assert "papermill" not in nb.metadata
+    for cell in nb.cells:
+        assert "papermill" not in cell.metadata and "execution" not in cell.metadata
+        for out in cell.get("outputs", []):
+            assert not (out.output_type == "stream" and out.name == "stderr"), out.get("text", "")[:200]
+            assert out.output_type != "error"
+
+
+def test_sync_keeps_outputs_of_unchanged_cells_and_strip_removes_churn(tmp_path):
+    py = tmp_path / "00_demo.py"
+    py.write_text("# %%\nx = 1\nx\n\n# %%\ny = 2\n")
+    ipynb = sync_inputs(py)
+    nb = nbformat.read(ipynb, as_version=4)
+    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)]
+    nb.cells[0].metadata["papermill"] = {"duration": 0.1}
+    nb.cells[0].metadata["execution"] = {"iopub.status.idle": "2026-01-01"}
+    nb.metadata["papermill"] = {"start_time": "now"}
+    nbformat.write(nb, ipynb)
+    strip_churn(ipynb)
+    nb = nbformat.read(ipynb, as_version=4)
+    assert "papermill" not in nb.metadata and not nb.cells[0].metadata
+    py.write_text("# %%\nx = 1\nx\n\n# %%\ny = 3\n")
+    nb = nbformat.read(sync_inputs(py), as_version=4)
+    assert nb.cells[0].outputs[0]["data"]["text/plain"] == "1" and nb.cells[1].source == "y = 3"
