@@ -157,6 +157,7 @@ class CLIPAdapter(nn.Module):
             PromptLearner(self.model, self.tokenizer, cfg.ages, cfg.n_ctx) if cfg.prompts == "learned" else None
         )
         self._text_cache: torch.Tensor | None = None
+        self._record_trainable()
 
     # -- set-up ------------------------------------------------------------------------------
     def _freeze(self, cfg: CILFConfig) -> None:
@@ -184,15 +185,12 @@ class CLIPAdapter(nn.Module):
                 m.text_projection.requires_grad_(True)
         m.logit_scale.requires_grad_(False)
 
-    @property
-    def image_trainable(self) -> bool:
-        return any(p.requires_grad for p in self.model.visual.parameters())
-
-    @property
-    def text_trainable(self) -> bool:
+    def _record_trainable(self) -> None:
+        """Which towers train is fixed at construction; look it up once, not on every forward."""
         visual = {id(p) for p in self.model.visual.parameters()}
-        tower = any(p.requires_grad for p in self.model.parameters() if id(p) not in visual)
-        return tower or self.prompt_learner is not None
+        self.image_trainable = any(p.requires_grad for p in self.model.visual.parameters())
+        self.text_trainable = self.prompt_learner is not None or any(
+            p.requires_grad for p in self.model.parameters() if id(p) not in visual)
 
     # -- image tower -------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
@@ -251,6 +249,13 @@ class CLIPAdapter(nn.Module):
         if not self.text_trainable:
             self._text_cache = feats.detach()
         return feats
+
+    @torch.no_grad()
+    def zero_shot_ages(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Prompts only: v (B x D) -> expected age (B) under softmax(logit_scale * cos(v, T))."""
+        text = self.class_text_features()
+        probs = (self.model.logit_scale.exp() * F.normalize(pooled, dim=-1) @ text.t()).softmax(dim=-1)
+        return probs @ torch.tensor(self.cfg.ages, dtype=probs.dtype, device=probs.device)
 
     def _apply(self, fn, recurse=True):  # moving devices invalidates the text cache
         self._text_cache = None

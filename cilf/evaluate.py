@@ -7,16 +7,12 @@ import torch
 from .clip import ImageFeatures
 from .metrics import age_report, mae
 from .model import CILF
-from .similarity import expected_age
 
 
 @torch.no_grad()
 def zero_shot_ages(model: CILF, features: ImageFeatures) -> torch.Tensor:
     """CLIP prompts only: expectation of the ages under softmax(logit_scale * cos(v, T)). -> (B)"""
-    text = model.clip.class_text_features()
-    v = torch.nn.functional.normalize(features.pooled, dim=-1)
-    probs = (model.clip.model.logit_scale.exp() * v @ text.t()).softmax(dim=-1)
-    return expected_age(probs, model.ages)
+    return model.clip.zero_shot_ages(features.pooled)
 
 
 @torch.no_grad()

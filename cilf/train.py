@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -210,7 +211,7 @@ def write_predictions(path: Path, metas: list[dict], y_true, pred: dict) -> None
 
 
 def _fmt(v) -> str:
-    return f"{float(v):.4f}" if isinstance(v, float) or getattr(v, "dtype", None) is not None and v.dtype.kind == "f" else str(v)
+    return f"{float(v):.4f}" if isinstance(v, (float, np.floating)) else str(v)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, tcfg: TrainConfig, split: str = "test") -> dict:
