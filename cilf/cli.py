@@ -157,6 +157,53 @@ def cmd_clip_report(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import BenchConfig, format_results, run_benchmark
+    from .config import parse_overrides
+    from .data.sources import DatasetNotFound
+
+    bcfg = BenchConfig(dataset=args.dataset, root=args.root, protocol=args.protocol, seeds=args.seeds,
+                       max_folds=args.max_folds, epochs=args.epochs, peer_epochs=args.peer_epochs,
+                       n_images=args.n_images, out=args.out, device=args.device, progress=not args.quiet,
+                       fresh=args.fresh, model=parse_overrides(args.set),
+                       variants=tuple(args.variants) if args.variants else BenchConfig.variants,
+                       peers=tuple(args.peers) if args.peers is not None else BenchConfig.peers)
+    try:
+        result = run_benchmark(bcfg)
+    except DatasetNotFound as e:
+        print(f"not found: {e}", file=sys.stderr)
+        return 3
+    print(format_results(result))
+    print(f"results written to {Path(args.out)}/{result['bench_config']['dataset']}-{result['protocol']}/"
+          f"results.{{json,csv}}")
+    return 0
+
+
+def cmd_data_check(args) -> int:
+    from .data.check import check_dataset, format_check
+    from .data.sources import DatasetNotFound
+
+    try:
+        rep = check_dataset(args.dataset, args.root, args.protocol, verify=not args.no_verify,
+                            progress=not args.quiet)
+    except DatasetNotFound as e:
+        print(f"not found: {e}", file=sys.stderr)
+        return 3
+    print(format_check(rep))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep, indent=2) + "\n")
+        print(f"report written to {args.json}")
+    return 0
+
+
+def cmd_align(args) -> int:
+    from .align import align_folder, format_align
+
+    rep = align_folder(args.src, args.dst, size=args.size, progress=not args.quiet)
+    print(format_align(rep))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m cilf", description="CILF-CIAE age estimation")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -220,6 +267,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default="figures/bench_speed.json")
     p.add_argument("--figure", default="figures/complexity.png")
     p.set_defaults(func=cmd_bench_speed)
+    from .bench import PEER_NAMES, VARIANTS, BenchConfig
+    from .data.sources import SOURCES
+
+    b = BenchConfig()
+    p = sub.add_parser("bench", help="full model, ablations and peers on one dataset and protocol (mean +- std)")
+    p.add_argument("--dataset", default=b.dataset, help=f"one of {sorted(SOURCES)} (default %(default)s)")
+    p.add_argument("--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; "
+                                                  "synthage: generated)")
+    p.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
+    p.add_argument("--seeds", type=int, default=b.seeds)
+    p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
+    p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")
+    p.add_argument("--peers", nargs="*", choices=list(PEER_NAMES), default=None, help="peer methods (none: no peers)")
+    p.add_argument("--epochs", type=int, default=b.epochs)
+    p.add_argument("--peer-epochs", type=int, default=b.peer_epochs)
+    p.add_argument("--n-images", type=int, default=b.n_images, help="SynthAge size when --root is not given")
+    p.add_argument("--out", default=b.out)
+    p.add_argument("--device", default=b.device)
+    p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("data", help="dataset tools: check")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("check", help="counts, age histogram, subjects, protocol folds and every skipped file")
+    c.add_argument("root", nargs="?", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>)")
+    c.add_argument("--dataset", required=True, help=f"one of {sorted(SOURCES)}")
+    c.add_argument("--protocol", default=None)
+    c.add_argument("--no-verify", action="store_true", help="do not open every image")
+    c.add_argument("--json", default=None, help="also write the full report here")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=cmd_data_check)
+    p = sub.add_parser("align", help="detect and 5-point-align faces of SRC into DST (never writes into SRC)")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--size", type=int, default=224, help="output side in pixels")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_align)
     return ap
 
 

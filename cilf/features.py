@@ -6,11 +6,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .clip import ImageFeatures
-from .data.datasets import ManifestDataset, collate_skip
+from .data.datasets import RecordDataset, collate_skip
 
 
 @torch.no_grad()
-def extract_features(model, dataset: ManifestDataset, batch_size: int = 128, device: str | torch.device = "cpu",
+def extract_features(model, dataset: RecordDataset, batch_size: int = 128, device: str | torch.device = "cpu",
                      progress: bool = True, desc: str = "encode") -> tuple[ImageFeatures, torch.Tensor, list[dict]]:
     """Encode every readable image: ImageFeatures (n x D, n x N x D), ages (n), metas (n).
 
@@ -30,5 +30,5 @@ def extract_features(model, dataset: ManifestDataset, batch_size: int = 128, dev
         ages.append(y)
         metas.extend(meta)
     if not pooled:
-        raise RuntimeError(f"no readable images in {dataset.csv_path} (split {dataset.split}); {dataset.skips.report()}")
+        raise RuntimeError(f"no readable images in {dataset.name}; {dataset.skips.report()}")
     return ImageFeatures(torch.cat(pooled), torch.cat(tokens), grid), torch.cat(ages), metas

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
 from .config import CILFConfig
-from .data.datasets import ManifestDataset, SynthAge, collate_skip
+from .data.datasets import ManifestDataset, RecordDataset, SynthAge, collate_skip
 from .evaluate import evaluation_report, predict_features
 from .features import extract_features
 from .metrics import mae
@@ -57,36 +57,72 @@ def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, ManifestDataset
     return splits, "this run, SynthAge (synthetic)"
 
 
-class Batches:
-    """Yields (ImageFeatures or None, images or None, ages) minibatches for one epoch."""
+class FeatureBatches:
+    """Shuffled minibatches of cached features: yields (ImageFeatures, None, ages) for one epoch."""
 
-    def __init__(self, model: CILF, ds: ManifestDataset, tcfg: TrainConfig, device, cached: bool, desc: str):
-        self.ds, self.tcfg, self.device, self.cached = ds, tcfg, device, cached
-        if cached:
-            self.features, self.ages, self.metas = extract_features(model, ds, device=device,
-                                                                    progress=tcfg.progress, desc=desc)
-        else:
-            self.ages, self.metas = ds.ages, [{"path": r["path"]} for r in ds.rows]
+    cached = True
+
+    def __init__(self, features, ages: torch.Tensor, batch_size: int, device):
+        self.features, self.ages, self.batch_size, self.device = features, ages, batch_size, device
 
     def __len__(self) -> int:
-        n = len(self.ages)
-        return math.ceil(n / self.tcfg.batch_size)
+        return math.ceil(len(self.ages) / self.batch_size)
 
     def epoch(self, generator: torch.Generator):
-        bs = self.tcfg.batch_size
-        if self.cached:
-            perm = torch.randperm(len(self.ages), generator=generator)
-            for i in range(0, len(perm), bs):
-                idx = perm[i : i + bs]
-                if len(idx) < 2:
-                    continue
-                yield self.features[idx].to(self.device), None, self.ages[idx].to(self.device)
+        perm = torch.randperm(len(self.ages), generator=generator)
+        for i in range(0, len(perm), self.batch_size):
+            idx = perm[i : i + self.batch_size]
+            if len(idx) < 2:
+                continue
+            yield self.features[idx].to(self.device), None, self.ages[idx].to(self.device)
+
+
+class Batches(FeatureBatches):
+    """Minibatches of a dataset: encoded once (``cached``) or images decoded every epoch."""
+
+    def __init__(self, model: CILF, ds: RecordDataset, tcfg: TrainConfig, device, cached: bool, desc: str):
+        self.ds, self.cached = ds, cached
+        if cached:
+            features, ages, self.metas = extract_features(model, ds, device=device, progress=tcfg.progress, desc=desc)
         else:
-            loader = DataLoader(self.ds, batch_size=bs, shuffle=True, generator=generator, collate_fn=collate_skip)
-            for batch in loader:
-                if batch is None or len(batch[1]) < 2:
-                    continue
-                yield None, batch[0].to(self.device), batch[1].to(self.device)
+            features, ages, self.metas = None, ds.ages, [{"path": r["path"]} for r in ds.rows]
+        super().__init__(features, ages, tcfg.batch_size, device)
+
+    def epoch(self, generator: torch.Generator):
+        if self.cached:
+            yield from super().epoch(generator)
+            return
+        loader = DataLoader(self.ds, batch_size=self.batch_size, shuffle=True, generator=generator,
+                            collate_fn=collate_skip)
+        for batch in loader:
+            if batch is None or len(batch[1]) < 2:
+                continue
+            yield None, batch[0].to(self.device), batch[1].to(self.device)
+
+
+def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, seed: int = 0, batch_size: int = 64,
+                 lr: float = 2e-3, weight_decay: float = 1e-4, warmup_steps: int = 50,
+                 device: str | torch.device = "cpu") -> CILF:
+    """Train CILF-CIAE on cached frozen features (n images) for a fixed budget; return the model.
+
+    The same optimiser, schedule and seeding as :func:`train`, without validation or checkpoints:
+    what benchmarks and ablations need.
+    """
+    seed_everything(seed)
+    model = CILF(cfg).to(device)
+    batches = FeatureBatches(features, ages, batch_size, device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = _schedule(opt, warmup_steps, max(1, epochs * len(batches)))
+    for epoch in range(epochs):
+        train_one_epoch(model, batches, opt, sched, params, seed, epoch)
+    return model.eval()
+
+
+def _schedule(opt, warmup_steps: int, total_steps: int):
+    """Linear warm-up, then cosine decay to zero at ``total_steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup_steps)
+                                             * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
 
 
 def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int, epoch: int, desc: str = "epoch",
@@ -114,7 +150,7 @@ def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int
     return sums, steps
 
 
-def _evaluate_split(model: CILF, batches: Batches, ds: ManifestDataset, device, progress: bool):
+def _evaluate_split(model: CILF, batches: Batches, ds: RecordDataset, device, progress: bool):
     if batches is not None and batches.cached:
         feats, ages = batches.features, batches.ages
     else:
@@ -153,8 +189,7 @@ def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     total_steps = max(1, tcfg.epochs * len(train_b))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / tcfg.warmup_steps)
-                                              * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    sched = _schedule(opt, tcfg.warmup_steps, total_steps)
     history, best_val, start = [], float("inf"), 0
     if state is not None:
         opt.load_state_dict(state["optimizer"])

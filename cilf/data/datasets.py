@@ -55,18 +55,17 @@ def read_manifest(csv_path: str | Path, age_range: tuple[float, float] = AGE_RAN
     return rows
 
 
-class ManifestDataset(Dataset):
-    def __init__(self, csv_path: str | Path, split: str | None = None, transform: Callable | None = None,
-                 age_range: tuple[float, float] = AGE_RANGE):
-        self.csv_path = Path(csv_path)
-        rows = read_manifest(self.csv_path, age_range)
-        if split is not None:
-            if rows and "split" not in rows[0]:
-                raise ManifestError(f"{self.csv_path}: split {split!r} asked for but the manifest has no split column")
-            rows = [r for r in rows if r["split"] == split]
+class RecordDataset(Dataset):
+    """Images listed as rows (dicts with ``path``, ``age``, ``subject`` and any metadata).
+
+    Every dataset in :mod:`cilf.data` is one: items are ``(image, age, subject_id, meta)``; an
+    unreadable image yields ``None`` (dropped by :func:`collate_skip`) and is counted in ``skips``.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], transform: Callable | None = None, name: str = "dataset"):
         self.rows = rows
-        self.split = split
         self.transform = transform
+        self.name = name
         self.skips = SkipLog()
 
     def __len__(self) -> int:
@@ -75,6 +74,10 @@ class ManifestDataset(Dataset):
     @property
     def ages(self) -> torch.Tensor:
         return torch.tensor([r["age"] for r in self.rows], dtype=torch.float32)
+
+    def subset(self, indices, name: str | None = None) -> "RecordDataset":
+        """The rows at ``indices`` as a new dataset (same transform, its own skip log)."""
+        return RecordDataset([self.rows[i] for i in indices], self.transform, name or self.name)
 
     def __getitem__(self, i: int):
         row = self.rows[i]
@@ -87,6 +90,21 @@ class ManifestDataset(Dataset):
             img = self.transform(img)
         meta = {k: v for k, v in row.items() if k not in ("age", "subject")}
         return img, row["age"], str(row["subject"]), meta
+
+
+class ManifestDataset(RecordDataset):
+    """A generic CSV manifest (``path, age`` and optionally ``subject, split`` plus metadata)."""
+
+    def __init__(self, csv_path: str | Path, split: str | None = None, transform: Callable | None = None,
+                 age_range: tuple[float, float] = AGE_RANGE):
+        self.csv_path = Path(csv_path)
+        rows = read_manifest(self.csv_path, age_range)
+        if split is not None:
+            if rows and "split" not in rows[0]:
+                raise ManifestError(f"{self.csv_path}: split {split!r} asked for but the manifest has no split column")
+            rows = [r for r in rows if r["split"] == split]
+        super().__init__(rows, transform, f"{self.csv_path}" + (f" (split {split})" if split else ""))
+        self.split = split
 
 
 class SynthAge(ManifestDataset):

