@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..protocols import FileIndex, Fold, holdout, listed_fold, published, read_table
-from .base import Scan, Source, scan_names
+from .base import Scan, Source, image_files, scan_names
 
 NAME = re.compile(r"^(?P<age>\d+)_(?P<name>.+)_(?P<no>\d{4})\.jpe?g$", re.I)
 MAT_NAMES = ("celebrity2000.mat", "celebrity2000_meta.mat")
@@ -59,7 +59,11 @@ class CACD(Source):
             return scan
         scan = Scan([])
         missing = 0
-        for name, age, ident in read_celebrity_mat(mat):
+        listed = read_celebrity_mat(mat)
+        names = {n for n, _, _ in listed}
+        scan.skipped += [(str(p), f"not listed in {mat.name}") for p in image_files(root, "CACD2000")
+                         if p.name not in names]
+        for name, age, ident in listed:
             p = root / "CACD2000" / name
             if p.is_file():
                 scan.rows.append({"path": str(p), "age": age, "subject": ident})

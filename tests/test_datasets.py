@@ -1,0 +1,130 @@
+"""Dataset layouts, published protocols, malformed annotations and ``cilf data check``."""
+import hashlib
+import json
+
+import pytest
+
+import layouts
+from cilf.cli import main
+from cilf.data import AnnotationError, DatasetNotFound, SOURCES, get_source, open_dataset
+from cilf.data.protocols import published, read_table
+
+
+def tree_hash(root):
+    h = hashlib.sha1()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    base = tmp_path_factory.mktemp("layouts")
+    return {name: build(base / name) for name, build in layouts.BUILDERS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(layouts.BUILDERS))
+def test_every_layout_opens_with_every_protocol(trees, name):
+    root = trees[name]
+    before = tree_hash(root)
+    ds = open_dataset(name, root)
+    assert len(ds) > 10
+    assert all(0 <= r["age"] <= 120 for r in ds.rows)
+    # the stray file with a wrong name is listed, with the reason, not silently dropped
+    if name not in ("adience", "appa-real", "imdb-wiki"):
+        assert any("not_a_valid_name" in p and ("does not match" in why or "not listed" in why)
+                   for p, why in ds.scan.skipped)
+    for protocol in ds.protocols:
+        for fold in ds.folds(protocol):
+            assert set(fold.train).isdisjoint(fold.test)
+            assert fold.train and fold.test
+            subjects = {str(ds.rows[i]["subject"]) for i in fold.train} - {""}
+            if protocol in ("C", "80-20", "5-fold", "lopo", "celebrity-disjoint") and name != "utkface":
+                assert subjects.isdisjoint({str(ds.rows[i]["subject"]) for i in fold.test} - {""}), protocol
+    assert tree_hash(root) == before  # reading never changes the user's data
+
+
+def test_morph_protocols_follow_the_published_lists(trees):
+    ds = open_dataset("morph2", trees["morph2"], protocol="B2")
+    (fold,) = ds.folds()
+    s2 = {r["filename"].upper() for _, r in read_table(published("morph", "order-learning", "SettingB_fold1.txt"), " ")}
+    names = lambda idx: {ds.rows[i]["path"].split("/")[-1].upper() for i in idx}  # noqa: E731
+    assert names(fold.train) <= s2 and names(fold.test).isdisjoint(s2)
+    assert fold.missing > 20000  # the lists name 21,000 images; the fixture holds a few
+    c = ds.folds("C")
+    assert len(c) == 5
+    assert len(ds.folds("A")) == 5
+    row = next(r for r in ds.rows if r["path"].endswith("122148_04M45.JPG"))
+    assert row["age"] == 45 and row["subject"] == "122148" and row["gender"] == "M"
+
+
+def test_fgnet_lopo_has_one_fold_per_subject(trees):
+    ds = open_dataset("fgnet", trees["fgnet"])
+    folds = ds.folds("lopo")
+    assert len(folds) == len({r["subject"] for r in ds.rows})
+    for f in folds:
+        assert len({ds.rows[i]["subject"] for i in f.test}) == 1
+
+
+def test_split_selection_and_protocol_errors(trees):
+    test = open_dataset("adience", trees["adience"], protocol="5-fold", split="test", fold=2)
+    assert len(test) == 8 and {r["fold"] for r in test.rows} == {2}
+    assert {r["adience_group"] for r in test.rows} <= set(range(8))
+    with pytest.raises(ValueError, match="no protocol 'Z'"):
+        open_dataset("adience", trees["adience"], protocol="Z")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        get_source("mnist")
+    assert get_source("MORPH").name == "morph2"
+
+
+def test_malformed_rows_name_file_and_line(tmp_path):
+    layouts.adience(tmp_path / "a", malformed=True)
+    with pytest.raises(AnnotationError, match=r"fold_2_data.txt, line \d+: age '\(abc'"):
+        open_dataset("adience", tmp_path / "a")
+    layouts.appa_real(tmp_path / "b", malformed=True)
+    with pytest.raises(AnnotationError, match=r"gt_avg_valid.csv, line 14: age 'abc' is not a number"):
+        open_dataset("appa-real", tmp_path / "b")
+    root = layouts.faces(tmp_path / "c")
+    (root / "ages.csv").write_text("subject,age\n001,30\n002\n")
+    with pytest.raises(AnnotationError, match=r"ages.csv, line 3: 1 fields"):
+        open_dataset("faces", root)
+
+
+def test_annotation_files_are_used(trees):
+    cacd = open_dataset("cacd", trees["cacd"])
+    assert any("celebrity2000.mat" in n for n in cacd.scan.notes)
+    imdb = open_dataset("imdb-wiki", trees["imdb-wiki"])
+    reasons = [why for _, why in imdb.scan.skipped]
+    assert any("face_score" in r for r in reasons) and any("second face" in r for r in reasons)
+    row = imdb.rows[0]
+    assert row["age"] == 2010 - int(row["path"].split("_")[-2][:4])
+    appa = open_dataset("appa-real", trees["appa-real"])
+    assert {"apparent_mean", "apparent_std"} <= set(appa.rows[0]) and appa.rows[0]["path"].endswith("_face.jpg")
+    faces = open_dataset("faces", layouts.faces(trees["faces"].parent / "faces-noages", with_ages=False))
+    assert any("midpoint" in n for n in faces.scan.notes)
+
+
+def test_missing_dataset_says_where_and_how(tmp_path, capsys):
+    with pytest.raises(DatasetNotFound, match="MORPH-II not found at .*How to get it"):
+        open_dataset("morph2", tmp_path / "nothing")
+    assert main(["data", "check", str(tmp_path / "nothing"), "--dataset", "fgnet", "--quiet"]) == 3
+    assert "not found" in capsys.readouterr().err
+
+
+def test_data_check_cli_lists_skips(trees, tmp_path, capsys):
+    out = tmp_path / "check.json"
+    assert main(["data", "check", str(trees["utkface"]), "--dataset", "utkface", "--quiet", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "age histogram" in text and "protocol coral" in text
+    rep = json.loads(out.read_text())
+    why = dict(rep["skipped"])
+    assert any("does not match" in w for w in why.values())  # the known mis-named UTKFace file
+    assert any("empty file" in w for w in why.values())  # the zero-byte image
+    assert rep["unreadable"] == 1
+
+
+def test_every_source_documents_itself():
+    for s in SOURCES.values():
+        assert s.title and s.layout and s.get and s.protocols
+        assert s.default_protocol in s.protocols
