@@ -1,0 +1,112 @@
+"""Tables and figures for notebooks 05 and 06: the paper's reported numbers (with their source),
+dataset availability, and benchmark results of this run, each labelled with where it comes from."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .bench import VARIANTS, method_title
+from .plots import _done
+from .viz import _plt
+
+PAPER_SOURCE = "paper (reported): Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
+ARXIV_V1_SOURCE = "paper (reported): arXiv 2312.01758 v1 (zero-shot CZL-CIAE), abstract"
+
+# Only these figures are published in accessible form (DESIGN.md section 0).
+PAPER_REPORTED = [
+    {"dataset": "MORPH-II", "protocol": "S2 (setting B)", "method": "CILF-CIAE", "MAE": 1.68, "CS@5 %": None,
+     "source": PAPER_SOURCE},
+    {"dataset": "MORPH-II", "protocol": "S2 (setting B)", "method": "MCGRL", "MAE": 1.77, "CS@5 %": None,
+     "source": PAPER_SOURCE},
+    {"dataset": "MORPH-II", "protocol": "S2 (setting B)", "method": "LRA-GNN", "MAE": 2.21, "CS@5 %": None,
+     "source": PAPER_SOURCE},
+] + [
+    {"dataset": "MORPH-II", "protocol": f"{s} (zero-shot)", "method": "CZL-CIAE", "MAE": m, "CS@5 %": c,
+     "source": ARXIV_V1_SOURCE}
+    for s, m, c in (("S1", 15.7, 70.2), ("S2", 17.8, 70.4), ("S3", 18.1, 68.3))
+]
+
+
+def paper_table() -> pd.DataFrame:
+    """Every number the paper reports in accessible form, with its source."""
+    return pd.DataFrame(PAPER_REPORTED)
+
+
+def availability(datasets, roots: dict[str, str | Path] | None = None) -> pd.DataFrame:
+    """For each dataset: found or "not found at PATH", with how to get it."""
+    from .data.open import default_root
+    from .data.sources import get_source
+
+    rows = []
+    for name in datasets:
+        src = get_source(name)
+        root = Path((roots or {}).get(name) or default_root(name))
+        try:
+            src.check_root(root)
+            status = f"found at {root}"
+        except FileNotFoundError:
+            status = f"not found at {root}"
+        rows.append({"dataset": src.title, "status": status, "default protocol": src.default_protocol,
+                     "how to get it": src.get})
+    return pd.DataFrame(rows)
+
+
+def results_table(result: dict, methods=None) -> pd.DataFrame:
+    """One row per method: MAE mean +- std, CS@1, CS@5 over the run's folds x seeds, and the source."""
+    rows = []
+    for name, s in result["methods"].items():
+        if methods is not None and name not in methods:
+            continue
+        if "mae" not in s:
+            rows.append({"method": method_title(name), "MAE": "skipped: " + s["skipped"], "source": result["source"]})
+            continue
+        rows.append({"method": method_title(name), "MAE": f"{s['mae']:.2f} ± {s['mae_std']:.2f}",
+                     "CS@1 %": round(s["cs1"], 1), "CS@5 %": round(s["cs5"], 1), "runs": s["runs"],
+                     "source": result["source"]})
+    return pd.DataFrame(rows)
+
+
+def plot_protocol_bars(results: list[dict], methods, path=None, title: str = ""):
+    """MAE (mean +- std over folds x seeds) per method, one group per result (protocol)."""
+    rows = [{"protocol": r["protocol"], "method": method_title(m), "mae": r["methods"][m]["mae"],
+             "std": r["methods"][m]["mae_std"]} for r in results for m in methods if "mae" in r["methods"].get(m, {})]
+    df = pd.DataFrame(rows)
+    fig, ax = _plt().subplots(figsize=(8.5, 3.8))
+    sns.barplot(df, x="protocol", y="mae", hue="method", ax=ax, palette="deep", errorbar=None)
+    for bar_group, (_, sub) in zip(ax.containers, df.groupby("method", sort=False)):
+        ax.errorbar([b.get_x() + b.get_width() / 2 for b in bar_group], sub["mae"], yerr=sub["std"], fmt="none",
+                    ecolor="black", capsize=2, lw=0.8)
+    ax.set_ylabel("test MAE (years)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=2)
+    return _done(fig, path)
+
+
+def plot_ablations_and_peers(result: dict, path=None, title: str = ""):
+    """Left: MAE of every ablation and peer (mean +- std). Right: CS curves theta = 0..10."""
+    names = [m for m in result["methods"] if "mae" in result["methods"][m]]
+    fig, (a, b) = _plt().subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1, 1.1]})
+    maes = [result["methods"][m]["mae"] for m in names]
+    stds = [result["methods"][m]["mae_std"] for m in names]
+    colors = ["tab:blue" if m == "full" else "tab:cyan" if m in VARIANTS else "tab:grey" for m in names]
+    yy = np.arange(len(names))
+    a.barh(yy, maes, xerr=stds, color=colors, capsize=2)
+    a.set_yticks(yy, [method_title(m) for m in names], fontsize=8)
+    a.invert_yaxis()
+    a.set_xlabel("test MAE (years), mean ± std")
+    a.set_title("ablations (blue) and peers (grey)", fontsize=10)
+    palette = sns.color_palette("husl", len(names))
+    for m, c in zip(names, palette):
+        curve = result["methods"][m]["cs_curve"]
+        th = sorted(curve, key=int)
+        b.plot([int(t) for t in th], [curve[t] for t in th], marker="o", ms=3, color=c,
+               lw=2.5 if m == "full" else 1.2, label=method_title(m))
+    b.set_xlabel("θ (years)")
+    b.set_ylabel("CS(θ) %")
+    b.set_title("cumulative score", fontsize=10)
+    b.legend(fontsize=7, ncol=2)
+    fig.suptitle(title, fontsize=10)
+    return _done(fig, path)
