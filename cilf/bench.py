@@ -121,6 +121,9 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
 
     t_start = time.perf_counter()
     base = (base or default_config()).replace(**bcfg.model)
+    if not base.freeze_image or base.unfreeze_last_blocks:
+        raise ValueError("bench trains every method on cached features of a frozen image tower; fine-tuning "
+                         "CLIP (freeze_image=false / unfreeze_last_blocks) is for `python -m cilf train`")
     root = bcfg.root
     synthetic = bcfg.dataset.lower() == "synthage"
     if synthetic and root is None:

@@ -140,3 +140,8 @@ def test_align_is_idempotent_resumable_and_leaves_the_source_alone(tmp_path, cap
         {k: v for k, v in first.items() if k.endswith(".jpg")}
     assert _tree(src) == before
     assert main(["align", str(src), str(src / "inside"), "--quiet"]) == 2
+
+
+def test_bench_refuses_a_trainable_image_tower(capsys):
+    assert main(["bench", "--quiet", "--set", "freeze_image=false"]) == 2
+    assert "frozen image tower" in capsys.readouterr().err
