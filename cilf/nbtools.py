@@ -12,6 +12,7 @@ cell that failed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -39,6 +40,8 @@ def sync_inputs(py: Path) -> Path:
             if prev is not None:
                 cell.outputs = prev.get("outputs", [])
                 cell.execution_count = prev.get("execution_count")
+    for i, cell in enumerate(new.cells):  # stable ids: a re-run rewrites no unchanged cell
+        cell.id = hashlib.sha1(f"{i}:{cell.cell_type}:{cell.source}".encode()).hexdigest()[:8]
     new.metadata.setdefault("kernelspec", {"display_name": "Python 3", "language": "python", "name": "python3"})
     nbformat.write(new, ipynb)
     return ipynb

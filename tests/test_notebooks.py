@@ -68,3 +68,12 @@ def test_sync_keeps_outputs_of_unchanged_cells_and_strip_removes_churn(tmp_path)
     py.write_text("# %%\nx = 1\nx\n\n# %%\ny = 3\n")
     nb = nbformat.read(sync_inputs(py), as_version=4)
     assert nb.cells[0].outputs[0]["data"]["text/plain"] == "1" and nb.cells[1].source == "y = 3"
+
+
+def test_sync_gives_stable_cell_ids(tmp_path):
+    py = tmp_path / "00_demo.py"
+    py.write_text("# %%\nx = 1\n\n# %%\ny = 2\n")
+    first = [c.id for c in nbformat.read(sync_inputs(py), as_version=4).cells]
+    (tmp_path / "00_demo.ipynb").unlink()
+    assert [c.id for c in nbformat.read(sync_inputs(py), as_version=4).cells] == first
+    assert len(set(first)) == 2
