@@ -56,6 +56,8 @@ def strip_churn(path: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
         if cell.cell_type == "code":
             count += 1
             cell.execution_count = count if cell.get("outputs") is not None else None
