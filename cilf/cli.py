@@ -33,6 +33,11 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         p.add_argument("--figure", default=None, help="also write a training report figure (PNG/PDF)")
 
 
+def _write_json(path: str, obj: dict, what: str) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+    print(f"{what} written to {path}")
+
+
 def _tcfg(args, **extra):
     from .train import TrainConfig
 
@@ -71,8 +76,7 @@ def cmd_eval(args) -> int:
     report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split)
     print(format_report(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"metrics written to {args.json}")
+        _write_json(args.json, report, "metrics")
     return 0
 
 
@@ -191,8 +195,7 @@ def cmd_data_check(args) -> int:
         return 3
     print(format_check(rep))
     if args.json:
-        Path(args.json).write_text(json.dumps(rep, indent=2) + "\n")
-        print(f"report written to {args.json}")
+        _write_json(args.json, rep, "report")
     return 0
 
 

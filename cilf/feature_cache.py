@@ -74,8 +74,9 @@ class CachedFeatures:
     seconds: float
 
 
-def _read(tensors: Path, meta: dict) -> tuple[ImageFeatures, torch.Tensor, list[int]] | None:
-    if not tensors.is_file() or _sha256(tensors) != meta.get("sha256"):
+def _read(tensors: Path, meta: dict, verify: bool = True) -> tuple[ImageFeatures, torch.Tensor, list[int]] | None:
+    """The entry's features, or None when it is missing, fails its checksum (``verify``) or is inconsistent."""
+    if not tensors.is_file() or (verify and _sha256(tensors) != meta.get("sha256")):
         return None
     t = load_file(str(tensors))
     n = len(meta["rows"])
@@ -118,7 +119,7 @@ def cached_features(model, dataset: RecordDataset, cache_dir: str | Path | None 
     tmp = meta_path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, meta_path)
-    feats, ages, kept = _read(tensors, meta)
+    feats, ages, kept = _read(tensors, meta, verify=False)  # just written and hashed
     return CachedFeatures(feats, ages, kept, skipped, tensors, False, time.perf_counter() - t0)
 
 

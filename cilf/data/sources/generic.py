@@ -60,8 +60,8 @@ class SynthAgeSource(Manifest):
 
     def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:
         if protocol == "lopo":
-            keep = sorted({str(r["subject"]) for r in rows}, key=lambda s: int(s) if s.isdigit() else s)[:82]
-            sub = [i for i, r in enumerate(rows) if str(r["subject"]) in set(keep)]
+            keep = set(sorted({str(r["subject"]) for r in rows}, key=lambda s: int(s) if s.isdigit() else s)[:82])
+            sub = [i for i, r in enumerate(rows) if str(r["subject"]) in keep]
             return [Fold(f.name, [sub[i] for i in f.train], [sub[i] for i in f.test])
                     for f in leave_one_subject_out([rows[i] for i in sub])]
         if protocol == "S1-rest":
