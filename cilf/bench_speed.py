@@ -46,19 +46,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+MIN_SECONDS = 0.25  # timed calls of one measurement add up to at least this
+
+
+def median_time(fn, repeats: int = 5, warmup: int = 2, device: torch.device = torch.device("cpu"),
+                min_seconds: float = MIN_SECONDS, max_repeats: int = 1000) -> float:
+    """Median seconds of ``fn()`` after ``warmup`` calls: at least ``repeats`` timed calls, more
+    (up to ``max_repeats``) until they add up to ``min_seconds``, so millisecond calls get a stable median."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    while len(times) < repeats or (sum(times) < min_seconds and len(times) < max_repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def time_fwd_bwd(block: torch.nn.Module, x: torch.Tensor, repeats: int = 5, warmup: int = 2) -> float:
     """Median seconds of one forward+backward pass."""
-    times = []
-    for i in range(warmup + repeats):
+
+    def step():
         block.zero_grad(set_to_none=True)
-        xi = x.detach().requires_grad_(True)
-        _sync(x.device)
-        t0 = time.perf_counter()
-        block(xi).sum().backward()
-        _sync(x.device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        block(x.detach().requires_grad_(True)).sum().backward()
+
+    return median_time(step, repeats, warmup, x.device)
 
 
 def fit_slope(ns, values) -> float:
@@ -107,7 +121,7 @@ def bench_mixers(tokens=DEFAULT_TOKENS, dim: int = 64, batch: int = 1, heads: in
                              "memory": fit_slope([r["tokens"] for r in ok], [r["saved_bytes"] for r in ok])}
     return {"source": f"this run, {describe_device(device)}", "rows": rows, "slopes": slopes,
             "settings": {"dim": dim, "batch": batch, "heads": heads, "mlp_ratio": 4.0, "repeats": repeats,
-                         "warmup": warmup, "torch": torch.__version__, "threads": torch.get_num_threads()}}
+                         "min_seconds": MIN_SECONDS, "warmup": warmup, "torch": torch.__version__, "threads": torch.get_num_threads()}}
 
 
 def describe_device(device: torch.device) -> str:
@@ -173,18 +187,6 @@ def complexity_figure(result: dict, path: str | Path | None = None):
 
 # -- end-to-end pipeline (issue 6, item 1, second and third bullets) ------------------------------
 
-def _median_time(fn, repeats: int, warmup: int, device: torch.device) -> float:
-    times = []
-    for i in range(warmup + repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def _faces(n: int, size: int = 112):
     from .data.synthage import SynthAgeSpec, plan, render_row
 
@@ -192,7 +194,7 @@ def _faces(n: int, size: int = 112):
     return [render_row(spec, r)[0] for r in plan(spec)[:n]]
 
 
-@torch.no_grad()
+@torch.inference_mode()  # as predict_paths runs
 def bench_predict(backbones=(("cilf-micro", "bundled"), ("ViT-B-32", None)), batch_sizes=(1, 32),
                   repeats: int = 5, warmup: int = 2, device: str | torch.device = "cpu") -> list[dict]:
     """Images/s of predict (PIL -> preprocess -> CLIP -> similarity -> fusion -> head -> correction),
@@ -214,9 +216,9 @@ def bench_predict(backbones=(("cilf-micro", "bundled"), ("ViT-B-32", None)), bat
             imgs = faces[:bs]
             x = torch.stack([model.preprocess(im) for im in imgs]).to(device)
             feats = model.encode_image(x)
-            t_pre = _median_time(lambda: torch.stack([model.preprocess(im) for im in imgs]), repeats, warmup, device)
-            t_enc = _median_time(lambda: model.encode_image(x), repeats, warmup, device)
-            t_rest = _median_time(lambda: model(features=feats), repeats, warmup, device)  # similarity..correction
+            t_pre = median_time(lambda: torch.stack([model.preprocess(im) for im in imgs]), repeats, warmup, device)
+            t_enc = median_time(lambda: model.encode_image(x), repeats, warmup, device)
+            t_rest = median_time(lambda: model(features=feats), repeats, warmup, device)  # similarity..correction
             rows.append({"backbone": name, "weights": pre or "random init", "batch": bs,
                          "images_per_s": bs / (t_pre + t_enc + t_rest), "encoder_s": t_enc, "model_s": t_enc + t_rest,
                          "fusion_correction_s": t_rest, "preprocess_s": t_pre,

@@ -242,7 +242,10 @@ class CLIPAdapter(nn.Module):
             return self._text_cache
         prompts = self.class_prompts()
         k, m = len(prompts), len(prompts[0])
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.text_trainable):
+        # inference_mode(False): a cache first filled under predict's inference mode must stay an
+        # ordinary tensor, or training the same model later could not save it for backward.
+        grad = torch.is_grad_enabled() and self.text_trainable
+        with torch.inference_mode(False), torch.set_grad_enabled(grad):
             feats = self.encode_text([p for group in prompts for p in group])
             feats = F.normalize(feats, dim=-1).view(k, m, -1).mean(dim=1)
             feats = F.normalize(feats, dim=-1)

@@ -15,7 +15,7 @@ def zero_shot_ages(model: CILF, features: ImageFeatures) -> torch.Tensor:
     return model.clip.zero_shot_ages(features.pooled)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_features(model: CILF, features: ImageFeatures, batch_size: int = 256,
                      device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
     """Per-image arrays: age (final), y0, steps, accepted, spread, zero_shot."""

@@ -38,7 +38,7 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_paths(model: CILF, paths: list[str | Path], zero_shot: bool = False, batch_size: int = 32,
                   device: str | torch.device = "cpu", progress: bool = False) -> tuple[list[dict], SkipLog]:
     """One dict per readable image (path, age, and for the full model y0, steps, accepted, spread);

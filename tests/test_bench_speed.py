@@ -2,13 +2,22 @@ import numpy as np
 import pytest
 import torch
 
-from cilf.bench_speed import bench_mixers, fit_slope, format_table, ratios_at, saved_activation_bytes
+from cilf.bench_speed import bench_mixers, fit_slope, format_table, median_time, ratios_at, saved_activation_bytes
 
 
 def test_fit_slope_recovers_known_exponents():
     n = np.array([49, 196, 784, 3136])
     assert fit_slope(n, 3 * n**2) == pytest.approx(2.0)
     assert fit_slope(n, n * np.log(n)) == pytest.approx(1.1, abs=0.1)
+
+
+def test_median_time_repeats_short_calls_until_the_time_budget_is_spent():
+    calls = []
+    median_time(lambda: calls.append(1), repeats=3, warmup=2, min_seconds=0.0)
+    assert len(calls) == 5  # warm-up + the minimum repeats
+    calls.clear()
+    median_time(lambda: calls.append(1), repeats=3, warmup=0, min_seconds=0.02, max_repeats=50)
+    assert len(calls) == 50  # microsecond calls never reach 20 ms: capped
 
 
 def test_saved_bytes_counts_what_autograd_keeps():

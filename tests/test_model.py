@@ -47,6 +47,19 @@ def test_losses_reach_every_trainable_parameter(model):
     assert not any(p.requires_grad for p in model.clip.model.parameters())  # frozen by default
 
 
+def test_a_model_that_predicted_under_inference_mode_can_still_train(small_cfg):
+    torch.manual_seed(0)
+    m = cilf.create_model(small_cfg).eval()
+    x = torch.randn(2, 3, 112, 112)
+    with torch.inference_mode():  # as predict_paths / predict_features run: fills the text cache
+        before = m(x).age
+    assert not m.clip.class_text_features().is_inference()
+    out = m.train()(x)
+    m.losses(out, torch.tensor([30.0, 60.0]))["total"].backward()
+    assert m.fusion.img_proj.weight.grad is not None
+    torch.testing.assert_close(m.eval()(x).age, before)
+
+
 @pytest.mark.parametrize("changes", [
     dict(mixer="attention"), dict(mixer="none"), dict(contrastive=False), dict(correction=False),
     dict(context_prompting=False), dict(prompts="learned"), dict(unfreeze_last_blocks=1),
