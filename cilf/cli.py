@@ -202,7 +202,7 @@ def cmd_data_check(args) -> int:
 def cmd_align(args) -> int:
     from .align import align_folder, format_align
 
-    rep = align_folder(args.src, args.dst, size=args.size, progress=not args.quiet)
+    rep = align_folder(args.src, args.dst, size=args.size, detector=args.detector, progress=not args.quiet)
     print(format_align(rep))
     return 0
 
@@ -306,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--size", type=int, default=224, help="output side in pixels")
+    p.add_argument("--detector", choices=("auto", "dlib", "opencv"), default="auto",
+                   help="dlib HOG + 5 points, OpenCV Haar cascades, or dlib with the cascades as per-image "
+                        "fallback (default)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_align)
     return ap
