@@ -47,6 +47,19 @@ def sync_inputs(py: Path) -> Path:
     return ipynb
 
 
+def coalesce_streams(outputs: list) -> list:
+    """Merge consecutive stdout (or stderr) outputs: how a kernel splits a stream depends on timing."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                and prev.get("name") == out.get("name")):
+            prev["text"] = "".join(prev["text"]) + "".join(out["text"])
+        else:
+            merged.append(out)
+    return merged
+
+
 def strip_churn(path: Path) -> None:
     """Remove papermill's per-run metadata (timestamps, durations, status) from a notebook."""
     nb = nbformat.read(path, as_version=4)
@@ -61,7 +74,8 @@ def strip_churn(path: Path) -> None:
         if cell.cell_type == "code":
             count += 1
             cell.execution_count = count if cell.get("outputs") is not None else None
-            for out in cell.get("outputs", []):
+            cell.outputs = coalesce_streams(cell.get("outputs", []))
+            for out in cell.outputs:
                 if "execution_count" in out:
                     out["execution_count"] = count
     nbformat.write(nb, path)

@@ -5,7 +5,7 @@ import jupytext
 import nbformat
 import pytest
 
-from cilf.nbtools import notebook_sources, strip_churn, sync_inputs
+from cilf.nbtools import coalesce_streams, notebook_sources, strip_churn, sync_inputs
 
 NB = Path(__file__).resolve().parents[1] / "notebooks"
 SOURCES = notebook_sources(NB)
@@ -68,6 +68,17 @@ def test_sync_keeps_outputs_of_unchanged_cells_and_strip_removes_churn(tmp_path)
     py.write_text("# %%\nx = 1\nx\n\n# %%\ny = 3\n")
     nb = nbformat.read(sync_inputs(py), as_version=4)
     assert nb.cells[0].outputs[0]["data"]["text/plain"] == "1" and nb.cells[1].source == "y = 3"
+
+
+def test_split_streams_are_merged_so_reruns_do_not_churn():
+    out = nbformat.v4.new_output
+    cell = [out("stream", name="stdout", text="a\n"), out("stream", name="stdout", text=["b\n", "c\n"]),
+            out("stream", name="stderr", text="w\n"), out("execute_result", {"text/plain": "1"}),
+            out("stream", name="stdout", text="d\n")]
+    merged = coalesce_streams(cell)
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in merged] == [
+        ("stream", "stdout", "a\nb\nc\n"), ("stream", "stderr", "w\n"), ("execute_result", None, None),
+        ("stream", "stdout", "d\n")]
 
 
 def test_sync_gives_stable_cell_ids(tmp_path):
