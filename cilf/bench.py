@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .config import CILFConfig
+from .config import CILFConfig, check_ranges
 from .data.open import open_dataset
 from .data.protocols import Fold
 from .metrics import age_group, age_report, epsilon_error, group_accuracy, mean_std
@@ -59,6 +59,14 @@ class BenchConfig:
     progress: bool = True
     fresh: bool = False  # recompute runs even when saved ones match
     model: dict = field(default_factory=dict)  # CILFConfig overrides for every variant
+
+    def __post_init__(self) -> None:
+        check_ranges(self, {"seeds": 1, "max_folds": 1, "epochs": 1, "batch_size": 2, "peer_epochs": 1,
+                            "n_images": 50}, ("lr",))
+        for kind, names, known in (("variant", self.variants, VARIANTS), ("peer", self.peers, PEER_NAMES)):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(f"unknown {kind}(s) {unknown}; choose from {list(known)}")
 
 
 def source_label(dataset_title: str, protocol: str, synthetic: bool) -> str:

@@ -13,6 +13,19 @@ from pathlib import Path
 from typing import Any
 
 MIXERS = ("fourier", "attention", "sdpa", "none")
+
+
+def check_ranges(cfg: Any, at_least: dict[str, float] | None = None, positive: tuple[str, ...] = ()) -> None:
+    """ValueError naming the first field of ``cfg`` below its minimum (``at_least``) or not above 0
+    (``positive``); None values are left alone (they mean "not set")."""
+    for name, low in (at_least or {}).items():
+        value = getattr(cfg, name)
+        if value is not None and value < low:
+            raise ValueError(f"{name} must be at least {low}, got {value}")
+    for name in positive:
+        value = getattr(cfg, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
 PROMPT_MODES = ("fixed", "learned")
 
 DEFAULT_TEMPLATES = (
@@ -80,6 +93,9 @@ class CILFConfig:
             raise ValueError(f"age_max ({self.age_max}) must exceed age_min ({self.age_min})")
         if not self.templates or any("{age}" not in t for t in self.templates):
             raise ValueError("every prompt template must contain '{age}'")
+        check_ranges(self, {"n_ctx": 1, "width": 1, "depth": 0, "heads": 1, "ensemble_size": 1, "error_hidden": 1,
+                            "max_steps": 0, "eps": 0, "candidate_range": 0, "unfreeze_last_blocks": 0},
+                     ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta"))
 
     @property
     def ages(self) -> list[int]:
@@ -133,10 +149,12 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
                 raise ValueError(f"{key} expects a boolean, got {value!r}")
             out[key] = value.lower() in ("true", "1", "yes", "on")
-        elif isinstance(default, int):
-            out[key] = int(value)
-        elif isinstance(default, float):
-            out[key] = float(value)
+        elif isinstance(default, (int, float)):
+            kind = type(default)
+            try:
+                out[key] = kind(value)
+            except ValueError:
+                raise ValueError(f"{key} expects {'an integer' if kind is int else 'a number'}, got {value!r}") from None
         elif isinstance(default, tuple):
             out[key] = tuple(v for v in value.split("|") if v)
         else:

@@ -52,7 +52,7 @@ def predict_paths(model: CILF, paths: list[str | Path], zero_shot: bool = False,
         except BadImageError as e:
             skips.add(e)
     results = []
-    for i in tqdm(range(0, len(good), batch_size), desc="predict", disable=not progress, leave=False):
+    for i in tqdm(range(0, len(good), batch_size), desc="predict", disable=not progress or not good, leave=False):
         chunk = good[i : i + batch_size]
         feats = model.encode_image(torch.stack([t for _, t in chunk]).to(device))
         if zero_shot:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from . import clip as _registers_configs  # noqa: F401  (adds cilf-micro to open_clip)
 from .clip import bundled_weights_path
+from .config import check_ranges
 from .data.datasets import SynthAge, collate_skip
 from .utils import pick_device, seed_everything
 
@@ -41,6 +42,10 @@ class PretrainConfig:
     device: str = "auto"
     progress: bool = True
     stop_after_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        check_ranges(self, {"n_images": 2, "epochs": 1, "batch_size": 2, "warmup_steps": 1, "stop_after_epochs": 1,
+                            "weight_decay": 0, "person_prompt_prob": 0}, ("lr",))
 
 
 def training_caption(meta: dict, age: float, rng: np.random.Generator, p_person: float) -> str:

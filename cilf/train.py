@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
-from .config import CILFConfig
+from .config import CILFConfig, check_ranges
 from .data.datasets import ManifestDataset, RecordDataset, SynthAge, collate_skip
 from .evaluate import evaluation_report, predict_features
 from .features import extract_features
@@ -42,6 +42,10 @@ class TrainConfig:
     cache_features: bool = True  # encode frozen CLIP features once (ignored when CLIP is trained)
     progress: bool = True
     stop_after_epochs: int | None = None  # end this session early; continue later with resume
+
+    def __post_init__(self) -> None:
+        check_ranges(self, {"epochs": 1, "batch_size": 2, "warmup_steps": 1, "n_images": 50, "stop_after_epochs": 1,
+                            "weight_decay": 0}, ("lr",))
 
 
 def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, ManifestDataset], str]:

@@ -3,7 +3,10 @@ import torch
 
 import cilf
 from cilf.clip import WeightsNotFoundError, resolve_pretrained
+from cilf.bench import BenchConfig
 from cilf.config import CILFConfig, parse_overrides
+from cilf.pretrain import PretrainConfig
+from cilf.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +90,37 @@ def test_config_validation_overrides_and_json_round_trip(tmp_path):
     assert ch == {"mixer": "attention", "width": 32, "correction": False, "eps": 0.25, "pretrained": None}
     with pytest.raises(ValueError, match="unknown config field"):
         parse_overrides(["widht=3"])
+    with pytest.raises(ValueError, match="width expects an integer, got 'abc'"):
+        parse_overrides(["width=abc"])
+    with pytest.raises(ValueError, match="eps expects a number"):
+        parse_overrides(["eps=half"])
     cfg = CILFConfig().replace(**ch)
     cfg.save(tmp_path / "c.json")
     assert CILFConfig.load(tmp_path / "c.json") == cfg
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="bad.json"):
         CILFConfig.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: CILFConfig(ensemble_size=0), "ensemble_size must be at least 1, got 0"),
+    (lambda: CILFConfig(tau=0.0), "tau must be positive"),
+    (lambda: TrainConfig(epochs=0), "epochs must be at least 1"),
+    (lambda: TrainConfig(lr=-1e-3), "lr must be positive"),
+    (lambda: BenchConfig(seeds=0), "seeds must be at least 1"),
+    (lambda: BenchConfig(peers=("dexx",)), "unknown peer"),
+    (lambda: PretrainConfig(batch_size=1), "batch_size"),
+])
+def test_configs_refuse_values_that_would_fail_deep_inside_a_run(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_cli_reports_a_bad_budget_before_any_work(tmp_path, capsys):
+    from cilf.cli import main
+
+    assert main(["train", "--epochs", "0", "--out", str(tmp_path / "run")]) == 2
+    assert "epochs must be at least 1" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 def test_weights_resolution_fails_fast_and_clearly(tmp_path):
