@@ -47,8 +47,17 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CIL
                                 f"train one with `python -m cilf train --out DIR` and pass DIR/best")
     cfg = CILFConfig.load(d / CONFIG)
     model = CILF(cfg)
-    state = load_file(str(d / WEIGHTS))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        state = load_file(str(d / WEIGHTS))
+    except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+        raise ValueError(f"{d / WEIGHTS}: cannot be read ({e}); the file is damaged or not a cilf checkpoint: "
+                         f"copy it again or retrain") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e))
+        raise ValueError(f"{d / WEIGHTS}: the weights do not fit {d / CONFIG} ({first}); was the config edited "
+                         f"after training?") from None
     if unexpected:
         raise ValueError(f"{d / WEIGHTS}: unexpected weights {unexpected[:5]} (checkpoint from another version?)")
     bad = [k for k in missing if not k.startswith("clip.model.")]
@@ -58,4 +67,10 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CIL
 
 
 def load_train_state(directory: str | Path) -> dict:
-    return torch.load(Path(directory) / STATE, map_location="cpu", weights_only=False)
+    """Optimizer, scheduler, epoch and history saved beside the last checkpoint (tensors and plain data only)."""
+    path = Path(directory) / STATE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated, foreign, or holding objects a weights-only load refuses
+        raise ValueError(f"{path}: cannot be read to resume (damaged, or not written by cilf); "
+                         f"start a new run with another --out") from None

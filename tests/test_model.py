@@ -144,3 +144,26 @@ def test_local_checkpoint_path_loads_through_open_clip(tmp_path, small_cfg):
     b = cilf.create_model(small_cfg, pretrained=str(path))
     x = torch.randn(1, 3, 112, 112)
     torch.testing.assert_close(a.encode_image(x).pooled, b.encode_image(x).pooled)
+
+
+def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_cfg):
+    import json
+    import shutil
+
+    from cilf.checkpoint import load_model, load_train_state, save_checkpoint
+
+    good = save_checkpoint(cilf.create_model(small_cfg), tmp_path / "good")
+    load_model(good)
+    truncated = shutil.copytree(good, tmp_path / "truncated")
+    (truncated / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated/model.safetensors: cannot be read"):
+        load_model(truncated)
+    edited = shutil.copytree(good, tmp_path / "edited")
+    cfg = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps({**cfg, "width": cfg["width"] // 2}))
+    with pytest.raises(ValueError, match="do not fit .*edited/config.json .*size mismatch"):
+        load_model(edited)
+    assert (good / "model.safetensors").stat().st_size > 100  # the source was never touched
+    (truncated / "train_state.pt").write_bytes(b"not a state")
+    with pytest.raises(ValueError, match="train_state.pt: cannot be read to resume"):
+        load_train_state(truncated)
