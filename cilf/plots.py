@@ -158,6 +158,7 @@ def plot_correction(corr: dict, y_true, path=None, title: str = "", n_traj: int 
         steps = int(corr["steps"][i])
         axes[0].plot(range(steps + 1), corr["traj"][i, : steps + 1] - y[i], marker=".", alpha=0.6)
     axes[0].axhline(0, color="k", lw=1)
+    axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     axes[0].set(xlabel="step t", ylabel="x_t - true age (years)", title=f"{len(idx)} corrected images")
     groups = {"accepted by E_P": ~corrected, "corrected": corrected, "all": np.ones_like(corrected)}
     labels, before, after = [], [], []
@@ -167,11 +168,12 @@ def plot_correction(corr: dict, y_true, path=None, title: str = "", n_traj: int 
             before.append(np.abs(corr["y0"][m] - y[m]).mean())
             after.append(np.abs(corr["x"][m] - y[m]).mean())
     xs = np.arange(len(labels))
-    axes[1].bar(xs - 0.2, before, 0.4, label="y0 (first estimate)")
-    axes[1].bar(xs + 0.2, after, 0.4, label="x* (after correction)")
+    for shift, vals, name in ((-0.2, before, "y0 (first estimate)"), (0.2, after, "x* (after correction)")):
+        bars = axes[1].bar(xs + shift, vals, 0.4, label=name)
+        axes[1].bar_label(bars, fmt="%.2f", fontsize=8)
     axes[1].set_xticks(xs, labels)
-    axes[1].set(ylabel="MAE (years)", title="MAE before and after")
-    axes[1].legend()
+    axes[1].set(ylabel="MAE (years)", title="MAE before and after", ylim=(0, 1.3 * max(before + after, default=1)))
+    axes[1].legend(loc="upper center", ncol=2, fontsize=8)
     axes[2].scatter(corr["spread"], np.abs(corr["x"] - y), s=6, alpha=0.4)
     axes[2].set(xlabel="ensemble spread (std over M members)", ylabel="|x* - true age|",
                 title="uncertainty vs actual error")
