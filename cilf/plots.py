@@ -60,8 +60,10 @@ def plot_global_scores(scores: np.ndarray, true_ages, class_ages, path=None, tit
     return _done(fig, path)
 
 
-def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80), path=None, title: str = ""):
-    """Each face beside its dense score maps M (cosine per patch) for a few prompt ages.
+def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80), path=None, title: str = "",
+                    true_ages=None):
+    """Each face (true age in the row label when given) beside its dense score maps M (cosine per
+    patch, B x K x H x W) for a few prompt ages.
 
     Maps are shown relative to the mean over all K prompts, so colour says which prompt age a
     patch prefers, not the overall similarity level."""
@@ -75,18 +77,23 @@ def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80
                              squeeze=False)
     for r, im in enumerate(images):
         axes[r, 0].imshow(im)
-        axes[r, 0].set_ylabel(f"face {r}")
+        axes[r, 0].set_ylabel(f"face {r}" if true_ages is None else f"face {r}, age {float(true_ages[r]):.0f}")
         for c, a in enumerate(prompt_ages):
             m = rel[r, class_ages.index(a)]
             up = np.asarray(Image.fromarray(m.astype(np.float32)).resize(im.size, Image.BICUBIC))
             axes[r, c + 1].imshow(im)
-            axes[r, c + 1].imshow(up, cmap="coolwarm", alpha=0.55, vmin=-vmax, vmax=vmax)
+            overlay = axes[r, c + 1].imshow(up, cmap="coolwarm", alpha=0.55, vmin=-vmax, vmax=vmax)
             if r == 0:
                 axes[r, c + 1].set_title(f'"{a}-year-old"')
     for ax in axes.flat:
         ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle(title or "dense pixel-text maps (relative to the mean prompt)")
-    return _done(fig, path)
+    fig.tight_layout()
+    fig.colorbar(overlay, ax=axes[:, 1:].ravel().tolist(), fraction=0.03, pad=0.02,
+                 label="cos(P, T_age) - mean over prompts")
+    if path is not None:
+        save_figure(fig, Path(path))
+    return fig
 
 
 def plot_fpe_steps(steps: dict, path=None, title: str = ""):
@@ -121,7 +128,8 @@ def plot_embedding_pca(embeddings: dict, ages, path=None, title: str = ""):
     plt = _plt()
     from sklearn.decomposition import PCA
 
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.2 * len(embeddings), 4.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.4 * len(embeddings), 4.5), squeeze=False,
+                             layout="constrained")
     for ax, (name, emb) in zip(axes[0], embeddings.items()):
         xy = PCA(2, random_state=0).fit_transform(emb)
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=ages, cmap="viridis", s=8)

@@ -82,7 +82,7 @@ print("zero-shot expected ages:", np.round(expected, 1), " true:", np.array(ages
 # Per patch: which prompt age does it match better than the average prompt? Red = more similar.
 
 # %%
-fig = plot_dense_maps(images[:4], out.maps.numpy()[:4], ages_k, prompt_ages=(5, 40, 80),
+fig = plot_dense_maps(images[:4], out.maps.numpy()[:4], ages_k, prompt_ages=(5, 40, 80), true_ages=ages[:4],
                       path=f"{OUT_DIR}/01_dense_maps.png",
                       title="M = cos(P, T) minus its mean over prompts, this run, SynthAge (synthetic)")
 assert out.maps.shape[1:] == (len(ages_k), *model.clip.grid)
