@@ -98,11 +98,15 @@ def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80
 
 def plot_fpe_steps(steps: dict, path=None, title: str = ""):
     plt = _plt()
-    names = [("input", "input x (channel mean)"), ("spectrum", "|rfft2(x)|"), ("filter", "|K| learned filter"),
-             ("filtered", "|rfft2(x) * K|"), ("output", "irfft2 -> output")]
+    from matplotlib.colors import LogNorm
+
+    names = [("input", "input x (channel mean)"), ("spectrum", "|rfft2(x)| (log colour)"),
+             ("filter", "|K| learned filter"), ("filtered", "|rfft2(x) * K| (log colour)"), ("output", "irfft2 -> output")]
     fig, axes = plt.subplots(1, 5, figsize=(16, 3.4))
     for ax, (k, label) in zip(axes, names):
-        im = ax.imshow(steps[k], cmap="magma" if k != "input" and k != "output" else "viridis")
+        # the DC term dwarfs the rest of a spectrum: a log scale shows the other frequencies
+        norm = LogNorm(vmin=max(float(steps[k].min()), 1e-6)) if k in ("spectrum", "filtered") else None
+        im = ax.imshow(steps[k], cmap="magma" if k != "input" and k != "output" else "viridis", norm=norm)
         ax.set_title(label, fontsize=10)
         ax.set_xticks([]), ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046)
