@@ -105,9 +105,10 @@ def run_notebooks(full: bool = False, only: list[str] | None = None, figures: Pa
         try:
             pm.execute_notebook(str(ipynb), str(target), parameters={"FAST": False} if full else None,
                                 cwd=str(nb_dir), kernel_name="python3", progress_bar=False, log_output=False,
-                                # the kernel's own log (e.g. "running over TCP without encryption" on
-                                # localhost) is noise here; its errors and the cells' stderr still show
-                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                                # the kernel's own log is noise here ("running over TCP without encryption"
+                                # on localhost; "KeyboardInterrupt caught" when a finished kernel is shut
+                                # down): a failing cell or a dead kernel is still reported by papermill
+                                extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
         except pm.PapermillExecutionError as e:
             print(f"FAILED: {py.name}, cell {e.exec_count} ({e.ename}: {e.evalue}); executed copy with the "
                   f"traceback: {target}", file=sys.stderr)
