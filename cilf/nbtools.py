@@ -85,13 +85,14 @@ def _figures_snapshot(folder: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in folder.glob("*") if p.is_file()} if folder.exists() else {}
 
 
-def run_notebooks(full: bool = False, only: list[str] | None = None, figures: Path | None = None) -> int:
+def run_notebooks(full: bool = False, only: list[str] | None = None, root: Path = ROOT) -> int:
+    """Sync, execute and clean ``root/notebooks/NN_*.py`` in order; 0, or 1 after the first failure."""
     import papermill as pm
 
-    nb_dir = ROOT / "notebooks"
-    figures = figures or ROOT / "figures"
+    nb_dir = root / "notebooks"
+    figures = root / "figures"
     figures.mkdir(exist_ok=True)
-    out_dir = ROOT / "runs" / "notebooks-full"
+    out_dir = root / "runs" / "notebooks-full"
     summary = []
     for py in notebook_sources(nb_dir):
         if only and not any(py.stem.startswith(o) for o in only):

@@ -88,3 +88,20 @@ def test_sync_gives_stable_cell_ids(tmp_path):
     (tmp_path / "00_demo.ipynb").unlink()
     assert [c.id for c in nbformat.read(sync_inputs(py), as_version=4).cells] == first
     assert len(set(first)) == 2
+
+
+def test_run_names_the_failing_notebook_and_cell_and_stops(tmp_path, capsys):
+    from cilf.nbtools import run_notebooks
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    header = "# ---\n# jupyter:\n#   kernelspec:\n#     name: python3\n#     display_name: Python 3\n# ---\n\n"
+    (nbs / "00_ok.py").write_text(header + "# %%\nopen('../figures/ok.txt', 'w').write('x')\nprint('fine')\n")
+    (nbs / "01_bad.py").write_text(header + "# %%\nx = 1\n\n# %%\nraise ValueError('boom')\n")
+    (nbs / "02_never.py").write_text(header + "# %%\nprint('not reached')\n")
+    assert run_notebooks(root=tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "FAILED: 01_bad.py, cell 2 (ValueError: boom)" in err
+    ok = nbformat.read(nbs / "00_ok.ipynb", as_version=4)
+    assert ok.cells[0].outputs[0]["text"] == "fine\n" and "papermill" not in ok.metadata
+    assert (tmp_path / "figures" / "ok.txt").is_file() and not (nbs / "02_never.ipynb").exists()
