@@ -27,6 +27,8 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
         p.add_argument("--stop-after", type=int, default=None, metavar="N",
                        help="stop after N epochs of this session (continue later with --resume)")
+        p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision,
+                       help="bf16 autocast (FFTs stay float32); auto = bf16 on a CUDA GPU that has it (default)")
         p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="model config overrides, e.g. mixer=attention correction=false pretrained=bundled")
         p.add_argument("--config", default=None, help="model config JSON (then --set applies on top)")
@@ -53,8 +55,10 @@ def cmd_train(args) -> int:
     cfg = CILFConfig.load(args.config) if args.config else default_config()
     cfg = cfg.replace(**parse_overrides(args.set))
     tcfg = _tcfg(args, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                 cache_features=not args.no_cache, stop_after_epochs=args.stop_after)
+                 cache_features=not args.no_cache, stop_after_epochs=args.stop_after, precision=args.precision)
     report = train(cfg, tcfg, resume=args.resume)
+    if "rank" in report:  # a torchrun worker other than rank 0: rank 0 prints and writes
+        return 0
     if "stopped_after_epoch" in report:
         print(f"stopped after epoch {report['stopped_after_epoch']}; continue with --resume --out {args.out}")
         return 0

@@ -242,10 +242,12 @@ class CLIPAdapter(nn.Module):
             return self._text_cache
         prompts = self.class_prompts()
         k, m = len(prompts), len(prompts[0])
-        # inference_mode(False): a cache first filled under predict's inference mode must stay an
-        # ordinary tensor, or training the same model later could not save it for backward.
+        # The cache must not depend on where it is first filled: not an inference tensor (predict runs
+        # under inference mode; training the same model later saves it for backward), not bfloat16
+        # (a bf16 training step's autocast; float32 evaluation reads it afterwards).
         grad = torch.is_grad_enabled() and self.text_trainable
-        with torch.inference_mode(False), torch.set_grad_enabled(grad):
+        device_type = self.model.logit_scale.device.type
+        with torch.inference_mode(False), torch.set_grad_enabled(grad), torch.autocast(device_type, enabled=False):
             feats = self.encode_text([p for group in prompts for p in group])
             feats = F.normalize(feats, dim=-1).view(k, m, -1).mean(dim=1)
             feats = F.normalize(feats, dim=-1)

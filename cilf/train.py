@@ -8,22 +8,29 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+import warnings
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
 from .config import CILFConfig, check_ranges
 from .data.datasets import ManifestDataset, RecordDataset, SynthAge, collate_skip
+from .distributed import DistContext, init_distributed, shutdown
 from .evaluate import evaluation_report, predict_features
 from .features import extract_features
 from .metrics import mae
 from .model import CILF
 from .utils import pick_device, seed_everything
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -42,10 +49,13 @@ class TrainConfig:
     cache_features: bool = True  # encode frozen CLIP features once (ignored when CLIP is trained)
     progress: bool = True
     stop_after_epochs: int | None = None  # end this session early; continue later with resume
+    precision: str = "auto"  # fp32, bf16 (autocast; FFTs stay float32), auto = bf16 on CUDA that has it
 
     def __post_init__(self) -> None:
         check_ranges(self, {"epochs": 1, "batch_size": 2, "warmup_steps": 1, "n_images": 50, "stop_after_epochs": 1,
                             "weight_decay": 0}, ("lr",))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, ManifestDataset], str]:
@@ -66,14 +76,23 @@ class FeatureBatches:
 
     cached = True
 
-    def __init__(self, features, ages: torch.Tensor, batch_size: int, device):
+    def __init__(self, features, ages: torch.Tensor, batch_size: int, device, ctx: DistContext | None = None):
         self.features, self.ages, self.batch_size, self.device = features, ages, batch_size, device
+        self.ctx = ctx or DistContext(device=torch.device(device))
+
+    def _shard_size(self) -> int:
+        return len(self.ages) // self.ctx.world_size
 
     def __len__(self) -> int:
-        return math.ceil(len(self.ages) / self.batch_size)
+        return math.ceil(self._shard_size() / self.batch_size)
+
+    def shard(self, perm: torch.Tensor) -> torch.Tensor:
+        """This rank's equal share of a permutation (the same on every rank): rank, rank + W, ..."""
+        w = self.ctx.world_size
+        return perm if w == 1 else perm[: len(perm) - len(perm) % w][self.ctx.rank :: w]
 
     def epoch(self, generator: torch.Generator):
-        perm = torch.randperm(len(self.ages), generator=generator)
+        perm = self.shard(torch.randperm(len(self.ages), generator=generator))
         for i in range(0, len(perm), self.batch_size):
             idx = perm[i : i + self.batch_size]
             if len(idx) < 2:
@@ -84,24 +103,56 @@ class FeatureBatches:
 class Batches(FeatureBatches):
     """Minibatches of a dataset: encoded once (``cached``) or images decoded every epoch."""
 
-    def __init__(self, model: CILF, ds: RecordDataset, tcfg: TrainConfig, device, cached: bool, desc: str):
+    def __init__(self, model: CILF, ds: RecordDataset, tcfg: TrainConfig, device, cached: bool, desc: str,
+                 ctx: DistContext | None = None):
         self.ds, self.cached = ds, cached
+        ctx = ctx or DistContext(device=torch.device(device))
         if cached:
-            features, ages, self.metas = extract_features(model, ds, device=device, progress=tcfg.progress, desc=desc)
+            features, ages, self.metas = encode_split(model, ds, device, ctx, tcfg.progress, desc)
         else:
             features, ages, self.metas = None, ds.ages, [{"path": r["path"]} for r in ds.rows]
-        super().__init__(features, ages, tcfg.batch_size, device)
+        super().__init__(features, ages, tcfg.batch_size, device, ctx)
 
     def epoch(self, generator: torch.Generator):
+        """(features, images, ages) per step; (None, None, None) where this rank's batch is unusable."""
         if self.cached:
             yield from super().epoch(generator)
             return
-        loader = DataLoader(self.ds, batch_size=self.batch_size, shuffle=True, generator=generator,
-                            collate_fn=collate_skip)
+        if self.ctx.active:
+            sampler = DistributedSampler(self.ds, self.ctx.world_size, self.ctx.rank, shuffle=True, drop_last=True,
+                                         seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
+            loader = DataLoader(self.ds, batch_size=self.batch_size, sampler=sampler, collate_fn=collate_skip)
+        else:
+            loader = DataLoader(self.ds, batch_size=self.batch_size, shuffle=True, generator=generator,
+                                collate_fn=collate_skip)
         for batch in loader:
-            if batch is None or len(batch[1]) < 2:
+            if batch is None or len(batch[1]) < 2:  # every image of it unreadable, or a single one left
+                yield None, None, None
                 continue
             yield None, batch[0].to(self.device), batch[1].to(self.device)
+
+
+def encode_split(model: CILF, ds: RecordDataset, device, ctx: DistContext, progress: bool, desc: str):
+    """(features, ages, metas) of a dataset's readable images: kept in memory for one process; under
+    torchrun through the on-disk feature cache, written by rank 0 and read by the other ranks."""
+    if not ctx.active:
+        return extract_features(model, ds, device=device, progress=progress, desc=desc)
+    from .feature_cache import cached_features
+
+    with ctx.main_first():
+        cf = cached_features(model, ds, device=device, progress=progress and ctx.is_main, desc=desc)
+    return cf.features, cf.ages, [{"path": ds.rows[r]["path"]} for r in cf.rows]
+
+
+class TrainStep(nn.Module):
+    """model + losses in one forward, so DistributedDataParallel sees every parameter a step uses."""
+
+    def __init__(self, model: CILF):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images, features, y) -> dict[str, torch.Tensor]:
+        return self.model.losses(self.model(images=images, features=features), y)
 
 
 def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, seed: int = 0, batch_size: int = 64,
@@ -130,17 +181,27 @@ def _schedule(opt, warmup_steps: int, total_steps: int):
 
 
 def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int, epoch: int, desc: str = "epoch",
-                    progress: bool = False) -> tuple[dict[str, float], int]:
-    """One pass over ``batches`` (shuffled by seed and epoch); returns summed losses and steps."""
+                    progress: bool = False, step: nn.Module | None = None,
+                    amp_dtype: torch.dtype | None = None) -> tuple[dict[str, float], int]:
+    """One pass over ``batches`` (shuffled by seed and epoch); returns summed losses and steps.
+
+    ``step``: the module that maps (images, features, ages) to losses, DDP-wrapped under torchrun
+    (default: ``TrainStep(model)``); ``amp_dtype``: autocast dtype (None = float32).
+    """
     model.train()
-    gen = torch.Generator().manual_seed(seed * 100003 + epoch)
-    torch.manual_seed(seed * 100019 + epoch)  # candidate noise in the error model
+    step = step if step is not None else TrainStep(model)
+    ctx = batches.ctx
+    gen = torch.Generator().manual_seed(seed * 100003 + epoch)  # the same shuffle on every rank
+    torch.manual_seed(seed * 100019 + epoch + 1_000_003 * ctx.rank)  # candidate noise in the error model
     sums: dict[str, float] = {}
     steps = 0
-    bar = tqdm(batches.epoch(gen), total=len(batches), desc=desc, disable=not progress, leave=False)
+    device_type = batches.device.type if isinstance(batches.device, torch.device) else torch.device(batches.device).type
+    bar = tqdm(batches.epoch(gen), total=len(batches), desc=desc, disable=not progress or not ctx.is_main, leave=False)
     for feats, images, y in bar:
-        out = model(images=images, features=feats)
-        losses = model.losses(out, y)
+        if not ctx.all_agree(y is not None):  # a rank without a usable batch: every rank skips this step
+            continue
+        with torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else nullcontext():
+            losses = step(images, feats, y)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -151,7 +212,14 @@ def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         bar.set_postfix(loss=f"{sums['total'] / steps:.3f}")
-    return sums, steps
+    return ctx.mean(sums), steps
+
+
+def amp_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a precision setting on a device (None: plain float32)."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return None
 
 
 def _evaluate_split(model: CILF, batches: Batches, ds: RecordDataset, device, progress: bool):
@@ -163,12 +231,25 @@ def _evaluate_split(model: CILF, batches: Batches, ds: RecordDataset, device, pr
 
 
 def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
-    """Train CILF-CIAE, keep the best-on-validation checkpoint, evaluate it on test; return the report."""
+    """Train CILF-CIAE, keep the best-on-validation checkpoint, evaluate it on test; return the report.
+
+    Under ``torchrun`` every rank trains on its share of each epoch (DistributedDataParallel) and
+    rank 0 alone validates, writes checkpoints and logs, and returns the report.
+    """
+    ctx = init_distributed(tcfg.device)
+    try:
+        return _train(cfg, tcfg, resume, ctx)
+    finally:
+        shutdown(ctx)
+
+
+def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, ctx: DistContext) -> dict:
     out = Path(tcfg.out)
     last, best = out / "last", out / "best"
     if is_checkpoint(last) and not resume:
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
-    device = pick_device(tcfg.device)
+    device, main = ctx.device, ctx.is_main
+    progress = tcfg.progress and main
     seed_everything(tcfg.seed)
     state = None
     if resume and is_checkpoint(last):
@@ -181,13 +262,15 @@ def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
         model = load_model(last, device).train()
     else:
         model = CILF(cfg).to(device)
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
 
-    splits, source = load_splits(tcfg, model.preprocess)
+    with ctx.main_first():  # rank 0 renders SynthAge (once); the others read it
+        splits, source = load_splits(tcfg if main else _quiet(tcfg), model.preprocess)
     cached = tcfg.cache_features and not model.clip.image_trainable
     model.eval()
-    train_b = Batches(model, splits["train"], tcfg, device, cached, "encode train")
-    val_b = Batches(model, splits["val"], tcfg, device, cached, "encode val")
+    train_b = Batches(model, splits["train"], tcfg if main else _quiet(tcfg), device, cached, "encode train", ctx)
+    val_b = Batches(model, splits["val"], tcfg, device, cached, "encode val") if main else None
     train_mean = float(train_b.ages.mean())
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -199,42 +282,61 @@ def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         history, best_val, start = state["history"], state["best_val"], state["epoch"] + 1
+    step = TrainStep(model)
+    if ctx.active:
+        # the depth-wise conv's weight gradient comes out channels-last (its input is a permuted view): DDP
+        # notes that this 576-value bucket copy "may impair performance"; it is negligible here
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
+    amp = amp_dtype_for(tcfg.precision, device)
 
     t0 = time.time()
     stop = tcfg.epochs if tcfg.stop_after_epochs is None else min(tcfg.epochs, start + tcfg.stop_after_epochs)
     for epoch in range(start, stop):
         sums, steps = train_one_epoch(model, train_b, opt, sched, params, tcfg.seed, epoch,
-                                      desc=f"epoch {epoch + 1}/{tcfg.epochs}", progress=tcfg.progress)
-        pred, yv = _evaluate_split(model, val_b, splits["val"], device, tcfg.progress)
-        val_mae = mae(yv, pred["age"])
-        row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "val_mae": val_mae,
-               "val_mae_y0": mae(yv, pred["y0"]), "seconds": time.time() - t0}
-        history.append(row)
-        if tcfg.progress:
-            tqdm.write(f"epoch {epoch + 1:3d}  loss {row.get('total', float('nan')):.3f}  val MAE {val_mae:.2f} "
-                       f"(y0 {row['val_mae_y0']:.2f})")
-        if val_mae < best_val:
-            best_val = val_mae
-            save_checkpoint(model, best)
-        save_checkpoint(model, last, {"epoch": epoch, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                                      "history": history, "best_val": best_val, "tcfg": asdict(tcfg)})
-        (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+                                      desc=f"epoch {epoch + 1}/{tcfg.epochs}", progress=progress, step=step,
+                                      amp_dtype=amp)
+        if main:
+            pred, yv = _evaluate_split(model, val_b, splits["val"], device, progress)
+            val_mae = mae(yv, pred["age"])
+            row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "val_mae": val_mae,
+                   "val_mae_y0": mae(yv, pred["y0"]), "seconds": time.time() - t0}
+            history.append(row)
+            if progress:
+                tqdm.write(f"epoch {epoch + 1:3d}  loss {row.get('total', float('nan')):.3f}  val MAE {val_mae:.2f} "
+                           f"(y0 {row['val_mae_y0']:.2f})")
+            if val_mae < best_val:
+                best_val = val_mae
+                save_checkpoint(model, best)
+            save_checkpoint(model, last, {"epoch": epoch, "optimizer": opt.state_dict(),
+                                          "scheduler": sched.state_dict(), "history": history, "best_val": best_val,
+                                          "tcfg": asdict(tcfg)})
+            (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+        ctx.barrier()  # the next epoch starts when rank 0 has written this one
 
     if stop < tcfg.epochs:
         return {"stopped_after_epoch": stop, "history": history, "checkpoint": str(last)}
+    if not main:
+        return {"rank": ctx.rank, "report": "written by rank 0", "out": str(out)}
     if not is_checkpoint(best):
         raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
     model = load_model(best, device)
     test_b = Batches(model, splits["test"], tcfg, device, True, "encode test")
-    pred, yt = _evaluate_split(model, test_b, splits["test"], device, tcfg.progress)
+    pred, yt = _evaluate_split(model, test_b, splits["test"], device, progress)
     report = evaluation_report(yt, pred, train_mean, source)
     report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,
                    "best_val_mae": best_val, "train_seconds": history[-1]["seconds"] if history else 0.0,
+                   "processes": ctx.world_size, "precision": "bf16" if amp is not None else "fp32",
                    "skipped_files": {s: d.skips.skipped for s, d in splits.items()},
                    "config": cfg.to_dict(), "train_config": asdict(tcfg)})
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred)
     return report
+
+
+def _quiet(tcfg: TrainConfig) -> TrainConfig:
+    """The same settings without progress bars (ranks other than 0)."""
+    return replace(tcfg, progress=False)
 
 
 def write_predictions(path: Path, metas: list[dict], y_true, pred: dict) -> None:
