@@ -314,10 +314,10 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, ctx: DistContext) -
             (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
         ctx.barrier()  # the next epoch starts when rank 0 has written this one
 
-    if stop < tcfg.epochs:
-        return {"stopped_after_epoch": stop, "history": history, "checkpoint": str(last)}
     if not main:
         return {"rank": ctx.rank, "report": "written by rank 0", "out": str(out)}
+    if stop < tcfg.epochs:
+        return {"stopped_after_epoch": stop, "history": history, "checkpoint": str(last)}
     if not is_checkpoint(best):
         raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
     model = load_model(best, device)

@@ -53,17 +53,22 @@ def test_bf16_autocast_trains_and_keeps_the_fft_in_float32(small_cfg, monkeypatc
 
 
 @pytest.mark.slow
-def test_torchrun_trains_on_two_cpu_processes_and_rank0_alone_writes(tmp_path):
+def test_torchrun_trains_on_two_cpu_processes_resumes_and_rank0_alone_writes(tmp_path):
     env = {**os.environ, "CILF_DATA": str(tmp_path / "data"), "CILF_CACHE": str(tmp_path / "cache"),
            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "cilf", "train", "--n-images", "300", "--epochs", "2", "--out", str(out), "--quiet",
-           "--set", "width=32", "depth=1"]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "Traceback" not in res.stderr and "Grad strides" not in res.stderr
-    assert res.stdout.count("this run, SynthAge (synthetic)") == 1  # the report is printed by rank 0 only
+
+    def torchrun(*extra):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "cilf", "train", "--n-images", "300", "--epochs", "2", "--out", str(out), "--quiet",
+               "--set", "width=32", "depth=1", *extra]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "Traceback" not in res.stderr and "Grad strides" not in res.stderr
+        return res.stdout
+
+    assert torchrun("--stop-after", "1").count("stopped after epoch 1") == 1  # said once, by rank 0
+    assert torchrun("--resume").count("this run, SynthAge (synthetic)") == 1
     report = json.loads((out / "metrics.json").read_text())
     assert report["processes"] == 2 and report["precision"] == "fp32"
     assert report["model"]["mae"] < report["baseline_train_mean"]["mae"]
