@@ -59,6 +59,24 @@ def test_morph_protocols_follow_the_published_lists(trees):
     assert row["age"] == 45 and row["subject"] == "122148" and row["gender"] == "M"
 
 
+def test_morph_release_csv_gives_the_labels_and_counts_missing_photos(tmp_path):
+    root = layouts.morph(tmp_path / "morph", per_subset=4)
+    photos = sorted(p.relative_to(root).as_posix() for p in (root / "Album2").glob("*_*.JPG") if p.stat().st_size)
+    header = "id_num,picture_num,dob,doa,race,gender,facial_hair,age,age_diff,glasses,photo\n"
+    lines = [f"{p.split('/')[-1].split('_')[0]},{i},1/1/1960,1/1/2000,W,M,0,{20 + i},0,0,{p}\n"
+             for i, p in enumerate(photos)]
+    (root / "morph_2008_nonCommercial.csv").write_text(header + "".join(lines) + "7,1,x,y,B,F,0,33,0,0,Album2/gone.JPG\n")
+    ds = open_dataset("morph2", root, protocol="80-20")
+    assert len(ds) == len(photos) and [r["age"] for r in ds.rows] == [20.0 + i for i in range(len(photos))]
+    assert ds.rows[0]["race"] == "W" and ds.rows[0]["subject"] == photos[0].split("/")[1].split("_")[0]
+    assert any("gone.JPG" in f and "not on disk" in why for f, why in ds.scan.skipped)
+    assert any("morph_2008_nonCommercial.csv" in n for n in ds.scan.notes)
+    assert ds.folds("B2")[0].train  # the published lists still match by file name
+    (root / "morph_2008_nonCommercial.csv").write_text(header + lines[0].replace(",20,", ",old,"))
+    with pytest.raises(AnnotationError, match="morph_2008_nonCommercial.csv, line 2"):
+        open_dataset("morph2", root)
+
+
 def test_fgnet_lopo_has_one_fold_per_subject(trees):
     ds = open_dataset("fgnet", trees["fgnet"])
     folds = ds.folds("lopo")

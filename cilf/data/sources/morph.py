@@ -1,6 +1,8 @@
 """MORPH-II (academic release): images named ``ID_NNGAA.JPG`` / ``ID_NGAA.JPG`` (subject id, picture
-number, gender M/F, age), in any folder below ROOT. Settings A-D and CORAL's split are the published
-lists shipped in ``cilf/protocols/morph`` (see its README for sources and formats)."""
+number, gender M/F, age), in any folder below ROOT; or, when ROOT holds the release's
+``morph_2008_nonCommercial.csv`` (id_num, ..., race, gender, ..., age, ..., photo), the rows of that
+file, with ``photo`` the image path relative to ROOT. Settings A-D and CORAL's split are the
+published lists shipped in ``cilf/protocols/morph`` (see its README for sources and formats)."""
 from __future__ import annotations
 
 import re
@@ -11,6 +13,8 @@ from .base import Scan, Source, scan_names
 
 NAME = re.compile(r"^(?P<subject>\d+)_(?P<pic>\d+)(?P<gender>[MF])(?P<age>\d{2})\.jpe?g$", re.I)
 OL = ("morph", "order-learning")
+RELEASE_CSV = "morph_2008_nonCommercial.csv"
+CSV_COLUMNS = ("id_num", "gender", "age", "photo")
 
 
 def _names(path: Path, delimiter: str, required=("filename",), age_col: str = "age") -> list[str]:
@@ -21,11 +25,28 @@ def _names(path: Path, delimiter: str, required=("filename",), age_col: str = "a
     return [r["filename"] for _, r in rows]
 
 
+def scan_release_csv(root: Path, path: Path) -> Scan:
+    """Rows of the release's CSV: ages, subjects, gender and race from the file; listed photos that
+    are not on disk are passed over and counted."""
+    scan = Scan([], notes=[f"labels from {path.name} (not from the file names)"])
+    for line, r in read_table(path, ",", CSV_COLUMNS):
+        where = f"{path}, line {line}"
+        age = parse_age(r["age"], where)
+        img = root / r["photo"].strip()
+        if not img.is_file():
+            scan.skipped.append((str(img), f"listed in {path.name} but not on disk ({where})"))
+            continue
+        scan.rows.append({"path": str(img), "age": age, "subject": r["id_num"].strip(),
+                          "gender": r["gender"].strip().upper(), "race": r.get("race", "").strip()})
+    return scan
+
+
 class MorphII(Source):
     name = "morph2"
     title = "MORPH-II"
     aliases = ("morph", "morph-ii", "morph_ii")
-    layout = "ROOT/**/ID_NNGAA.JPG (e.g. Album2/070081_2F36.JPG), any folder depth"
+    layout = ("ROOT/**/ID_NNGAA.JPG (e.g. Album2/070081_2F36.JPG), any folder depth; "
+              f"labels from ROOT/{RELEASE_CSV} when it is there")
     get = "licensed by UNCW (https://uncw.edu/myuncw/research/innovation-commercialization/technology-portfolio/morph)"
     protocols = {
         "A": "published (Order Learning): 5,492 European subjects' images, 5 random 80/20 folds",
@@ -39,6 +60,8 @@ class MorphII(Source):
     default_protocol = "B2"
 
     def scan(self, root: Path) -> Scan:
+        if (root / RELEASE_CSV).is_file():
+            return scan_release_csv(root, root / RELEASE_CSV)
         return scan_names(root, NAME, lambda p, m: {"age": float(m["age"]), "subject": m["subject"],
                                                     "gender": m["gender"].upper()}, describe="ID_NNGAA.JPG")
 
