@@ -20,11 +20,8 @@ class FeatureBatches:
         self.features, self.ages, self.batch_size, self.device = features, ages, batch_size, device
         self.ctx = ctx or DistContext(device=torch.device(device))
 
-    def _shard_size(self) -> int:
-        return len(self.ages) // self.ctx.world_size
-
     def __len__(self) -> int:
-        return math.ceil(self._shard_size() / self.batch_size)
+        return math.ceil(len(self.ages) // self.ctx.world_size / self.batch_size)
 
     def shard(self, perm: torch.Tensor) -> torch.Tensor:
         """This rank's equal share of a permutation (the same on every rank): rank, rank + W, ..."""

@@ -121,7 +121,8 @@ def bench_mixers(tokens=DEFAULT_TOKENS, dim: int = 64, batch: int = 1, heads: in
                              "memory": fit_slope([r["tokens"] for r in ok], [r["saved_bytes"] for r in ok])}
     return {"source": f"this run, {describe_device(device)}", "rows": rows, "slopes": slopes,
             "settings": {"dim": dim, "batch": batch, "heads": heads, "mlp_ratio": 4.0, "repeats": repeats,
-                         "min_seconds": MIN_SECONDS, "warmup": warmup, "torch": torch.__version__, "threads": torch.get_num_threads()}}
+                         "min_seconds": MIN_SECONDS, "warmup": warmup, "torch": torch.__version__,
+                         "threads": torch.get_num_threads()}}
 
 
 def describe_device(device: torch.device) -> str:

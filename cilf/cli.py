@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
-    from .train import TrainConfig
+    from .train import PRECISIONS, TrainConfig
 
     d = TrainConfig()
     p.add_argument("--data", default=None, help="CSV manifest (path, age, subject, split) instead of SynthAge")
@@ -27,7 +27,7 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
         p.add_argument("--stop-after", type=int, default=None, metavar="N",
                        help="stop after N epochs of this session (continue later with --resume)")
-        p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision,
+        p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                        help="bf16 autocast (FFTs stay float32); auto = bf16 on a CUDA GPU that has it (default)")
         p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="model config overrides, e.g. mixer=attention correction=false pretrained=bundled")

@@ -14,6 +14,15 @@ from typing import Any
 
 MIXERS = ("fourier", "attention", "sdpa", "none")
 
+PROMPT_MODES = ("fixed", "learned")
+
+DEFAULT_TEMPLATES = (
+    "a photo of a {age}-year-old person.",
+    "a face of a {age}-year-old person.",
+    "a close-up photo of a person aged {age}.",
+    "a portrait of someone who is {age} years old.",
+)
+
 
 def check_ranges(cfg: Any, at_least: dict[str, float] | None = None, positive: tuple[str, ...] = ()) -> None:
     """ValueError naming the first field of ``cfg`` below its minimum (``at_least``) or not above 0
@@ -26,14 +35,6 @@ def check_ranges(cfg: Any, at_least: dict[str, float] | None = None, positive: t
         value = getattr(cfg, name)
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be positive, got {value}")
-PROMPT_MODES = ("fixed", "learned")
-
-DEFAULT_TEMPLATES = (
-    "a photo of a {age}-year-old person.",
-    "a face of a {age}-year-old person.",
-    "a close-up photo of a person aged {age}.",
-    "a portrait of someone who is {age} years old.",
-)
 
 
 @dataclass

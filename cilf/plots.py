@@ -11,11 +11,15 @@ from .viz import _plt, save_figure
 SYNTH = "SynthAge (synthetic)"
 
 
-def _done(fig, path):
-    fig.tight_layout()
+def _save(fig, path):
     if path is not None:
         save_figure(fig, Path(path))
     return fig
+
+
+def _done(fig, path):
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def show_faces(images, titles, path=None, ncols: int = 8, suptitle: str = ""):
@@ -91,9 +95,7 @@ def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80
     fig.tight_layout()
     fig.colorbar(overlay, ax=axes[:, 1:].ravel().tolist(), fraction=0.03, pad=0.02,
                  label="cos(P, T_age) - mean over prompts")
-    if path is not None:
-        save_figure(fig, Path(path))
-    return fig
+    return _save(fig, path)
 
 
 def plot_fpe_steps(steps: dict, path=None, title: str = ""):
@@ -140,9 +142,7 @@ def plot_embedding_pca(embeddings: dict, ages, path=None, title: str = ""):
         ax.set(title=name, xlabel="PC 1", ylabel="PC 2")
     fig.colorbar(sc, ax=axes[0].tolist(), label="true age")
     fig.suptitle(title)
-    if path is not None:
-        save_figure(fig, Path(path))
-    return fig
+    return _save(fig, path)
 
 
 def plot_similarity_matrices(pairs: dict, ages, path=None, title: str = ""):

@@ -19,8 +19,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
-from .config import CILFConfig, check_ranges
 from .batches import Batches, FeatureBatches
+from .config import CILFConfig, check_ranges
 from .data.datasets import ManifestDataset, RecordDataset, SynthAge
 from .distributed import DistContext, init_distributed, shutdown
 from .evaluate import evaluation_report, predict_features
@@ -122,10 +122,11 @@ def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int
     torch.manual_seed(seed * 100019 + epoch + 1_000_003 * ctx.rank)  # candidate noise in the error model
     sums: dict[str, float] = {}
     steps = 0
-    device_type = batches.device.type if isinstance(batches.device, torch.device) else torch.device(batches.device).type
+    device_type = torch.device(batches.device).type
     bar = tqdm(batches.epoch(gen), total=len(batches), desc=desc, disable=not progress or not ctx.is_main, leave=False)
     for feats, images, y in bar:
-        if not ctx.all_agree(y is not None):  # a rank without a usable batch: every rank skips this step
+        # only an image batch can be unusable (every image unreadable): then all ranks skip the step together
+        if not batches.cached and not ctx.all_agree(y is not None):
             continue
         with torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else nullcontext():
             losses = step(images, feats, y)
@@ -193,7 +194,7 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, ctx: DistContext) -
         out.mkdir(parents=True, exist_ok=True)
 
     with ctx.main_first():  # rank 0 renders SynthAge (once); the others read it
-        splits, source = load_splits(tcfg if main else _quiet(tcfg), model.preprocess)
+        splits, source = load_splits(replace(tcfg, progress=progress), model.preprocess)
     cached = tcfg.cache_features and not model.clip.image_trainable
     model.eval()
     train_b = Batches(model, splits["train"], tcfg.batch_size, device, cached, "encode train", ctx, progress)
@@ -259,11 +260,6 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, ctx: DistContext) -
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred)
     return report
-
-
-def _quiet(tcfg: TrainConfig) -> TrainConfig:
-    """The same settings without progress bars (ranks other than 0)."""
-    return replace(tcfg, progress=False)
 
 
 def write_predictions(path: Path, metas: list[dict], y_true, pred: dict) -> None:
