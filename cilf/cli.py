@@ -8,21 +8,42 @@ from pathlib import Path
 
 
 
+DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N"
+QUIET_HELP = "no progress bars"
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Ends an option's help with its default, unless the default is empty or the help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        empty = action.default is None or action.default is False or action.default == [] \
+            or action.default == argparse.SUPPRESS  # 0 is a default worth showing, False is not
+        if action.option_strings and not empty and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
+    """A sub-command whose --help describes it and shows each option's default."""
+    return sub.add_parser(name, help=text, description=text, formatter_class=_HelpWithDefaults)
+
+
 def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     from .train import PRECISIONS, TrainConfig
 
     d = TrainConfig()
     p.add_argument("--data", default=None, help="CSV manifest (path, age, subject, split) instead of SynthAge")
-    p.add_argument("--n-images", type=int, default=d.n_images, help="SynthAge size (default %(default)s)")
-    p.add_argument("--data-seed", type=int, default=d.data_seed, help="SynthAge seed (default %(default)s)")
-    p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:i] (default %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--n-images", type=int, default=d.n_images, help="SynthAge size")
+    p.add_argument("--data-seed", type=int, default=d.data_seed, help="SynthAge seed")
+    p.add_argument("--device", default=d.device, help=DEVICE_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     if train:
-        p.add_argument("--out", default=d.out, help="run folder (default %(default)s)")
-        p.add_argument("--epochs", type=int, default=d.epochs)
-        p.add_argument("--batch-size", type=int, default=d.batch_size)
-        p.add_argument("--lr", type=float, default=d.lr)
-        p.add_argument("--seed", type=int, default=d.seed)
+        p.add_argument("--out", default=d.out, help="run folder")
+        p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+        p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
+        p.add_argument("--lr", type=float, default=d.lr, help="AdamW peak learning rate (warm-up, cosine decay)")
+        p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, shuffles and noise")
         p.add_argument("--no-cache", action="store_true", help="encode images on the fly every epoch")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
         p.add_argument("--stop-after", type=int, default=None, metavar="N",
@@ -214,106 +235,109 @@ def cmd_align(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m cilf", description="CILF-CIAE age estimation")
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train CILF-CIAE (SynthAge by default) and evaluate on test")
+    p = _command(sub, "train", "train CILF-CIAE (SynthAge by default) and evaluate on test")
     _train_config_args(p)
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("eval", help="evaluate a checkpoint on a split")
+    p = _command(sub, "eval", "evaluate a checkpoint on a split")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. runs/cilf/best")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
     _train_config_args(p, train=False)
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("predict", help="predict ages of image files or folders")
-    p.add_argument("images", nargs="+")
+    p = _command(sub, "predict", "predict ages of image files or folders")
+    p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
     p.add_argument("--checkpoint", default=None, help="trained model folder; without it: zero-shot CLIP prompts")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_predict)
-    p = sub.add_parser("synthage", help="generate a SynthAge dataset (and a contact sheet)")
+    p = _command(sub, "synthage", "generate a SynthAge dataset (and a contact sheet)")
     p.add_argument("--out", default=None, help="folder (default: $CILF_DATA or ~/.cache/cilf/data)")
-    p.add_argument("--n-images", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=112)
+    p.add_argument("--n-images", type=int, default=10000, help="images to render")
+    p.add_argument("--seed", type=int, default=0, help="seed of subjects and renders")
+    p.add_argument("--image-size", type=int, default=112, help="side of each image in pixels")
     p.add_argument("--contact-sheet", default=None, help="PNG path for a subjects-by-age figure")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_synthage)
-    p = sub.add_parser("pretrain-clip", help="pretrain the micro-CLIP on SynthAge captions (open_clip loss)")
-    p.add_argument("--out", default="runs/pretrain-clip")
-    p.add_argument("--n-images", type=int, default=20000)
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N")
+    p = _command(sub, "pretrain-clip", "pretrain the micro-CLIP on SynthAge captions (open_clip loss)")
+    p.add_argument("--out", default="runs/pretrain-clip", help="run folder (checkpoints, log, weights)")
+    p.add_argument("--n-images", type=int, default=20000, help="SynthAge images with captions")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=256, help="image-caption pairs per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and shuffles")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop after N epochs of this session (continue later with --resume)")
     p.add_argument("--install", action="store_true", help="also write the weights into the package (bundled)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_pretrain_clip)
-    p = sub.add_parser("clip-report", help="zero-shot MAE and retrieval: bundled micro-CLIP vs random init")
-    p.add_argument("--n-images", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-retrieval", type=int, default=1000)
-    p.add_argument("--device", default="auto")
+    p = _command(sub, "clip-report", "zero-shot MAE and retrieval: bundled micro-CLIP vs random init")
+    p.add_argument("--n-images", type=int, default=10000, help="SynthAge size")
+    p.add_argument("--seed", type=int, default=0, help="SynthAge seed")
+    p.add_argument("--n-retrieval", type=int, default=1000, help="test images in the retrieval measurement")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--train-compare", action="store_true",
                    help="also train CILF-CIAE on both backbones at the same budget and compare test MAE")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--out", default="runs/clip-report")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--epochs", type=int, default=10, help="epochs of each --train-compare run")
+    p.add_argument("--out", default="runs/clip-report", help="report folder")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_clip_report)
-    p = sub.add_parser("bench-speed", help="FourierFormer vs attention: time and activation memory against N")
-    p.add_argument("--tokens", type=int, nargs="+", default=[49, 196, 784, 3136, 12544])
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--device", default="auto")
+    p = _command(sub, "bench-speed", "FourierFormer vs attention (time, activation memory against N), "
+                                     "predict throughput, cached vs on-the-fly training")
+    p.add_argument("--tokens", type=int, nargs="+", default=[49, 196, 784, 3136, 12544],
+                   help="token counts N to time, each a square grid")
+    p.add_argument("--dim", type=int, default=64, help="block width (a multiple of the 4 attention heads)")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls at least (more until they add up to 0.25 s)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--max-attention-gb", type=float, default=8.0,
                    help="skip explicit attention whose N x N scores would need more (reported, not hidden)")
     p.add_argument("--mixers-only", action="store_true", help="skip the pipeline sections")
-    p.add_argument("--json", default="figures/bench_speed.json")
-    p.add_argument("--figure", default="figures/complexity.png")
+    p.add_argument("--json", default="figures/bench_speed.json", help="results file")
+    p.add_argument("--figure", default="figures/complexity.png", help="log-log time and memory figure")
     p.set_defaults(func=cmd_bench_speed)
     from .bench import PEER_NAMES, VARIANTS, BenchConfig
     from .data.sources import SOURCES
 
     b = BenchConfig()
-    p = sub.add_parser("bench", help="full model, ablations and peers on one dataset and protocol (mean +- std)")
-    p.add_argument("--dataset", default=b.dataset, help=f"one of {sorted(SOURCES)} (default %(default)s)")
+    p = _command(sub, "bench", "full model, ablations and peers on one dataset and protocol (mean +- std)")
+    p.add_argument("--dataset", default=b.dataset, help=f"one of {sorted(SOURCES)}")
     p.add_argument("--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; "
                                                   "synthage: generated)")
     p.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
-    p.add_argument("--seeds", type=int, default=b.seeds)
+    p.add_argument("--seeds", type=int, default=b.seeds, help="training seeds per fold (mean +- std over them)")
     p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")
     p.add_argument("--peers", nargs="*", choices=list(PEER_NAMES), default=None, help="peer methods (none: no peers)")
-    p.add_argument("--epochs", type=int, default=b.epochs)
-    p.add_argument("--peer-epochs", type=int, default=b.peer_epochs)
+    p.add_argument("--epochs", type=int, default=b.epochs, help="epochs of CILF-CIAE and its ablations")
+    p.add_argument("--peer-epochs", type=int, default=b.peer_epochs, help="epochs of each trained peer")
     p.add_argument("--n-images", type=int, default=b.n_images, help="SynthAge size when --root is not given")
-    p.add_argument("--out", default=b.out)
-    p.add_argument("--device", default=b.device)
+    p.add_argument("--out", default=b.out, help="results folder (runs already there are reused)")
+    p.add_argument("--device", default=b.device, help=DEVICE_HELP)
     p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_bench)
-    p = sub.add_parser("data", help="dataset tools: check")
+    p = _command(sub, "data", "dataset tools: check")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    c = dsub.add_parser("check", help="counts, age histogram, subjects, protocol folds and every skipped file")
+    c = _command(dsub, "check", "counts, age histogram, subjects, protocol folds and every skipped file")
     c.add_argument("root", nargs="?", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>)")
     c.add_argument("--dataset", required=True, help=f"one of {sorted(SOURCES)}")
-    c.add_argument("--protocol", default=None)
+    c.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
     c.add_argument("--no-verify", action="store_true", help="do not open every image")
     c.add_argument("--json", default=None, help="also write the full report here")
-    c.add_argument("--quiet", action="store_true")
+    c.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     c.set_defaults(func=cmd_data_check)
-    p = sub.add_parser("align", help="detect and 5-point-align faces of SRC into DST (never writes into SRC)")
-    p.add_argument("src")
-    p.add_argument("dst")
+    p = _command(sub, "align", "detect and 5-point-align faces of SRC into DST (never writes into SRC)")
+    p.add_argument("src", help="folder of face photos (read only)")
+    p.add_argument("dst", help="folder for the aligned crops (created; same relative paths)")
     p.add_argument("--size", type=int, default=224, help="output side in pixels")
     p.add_argument("--detector", choices=("auto", "dlib", "opencv"), default="auto",
                    help="dlib HOG + 5 points, OpenCV Haar cascades, or dlib with the cascades as per-image "
                         "fallback (default)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_align)
     return ap
 

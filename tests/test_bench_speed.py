@@ -54,5 +54,15 @@ def test_pipeline_benchmarks_measure_what_they_compare(tmp_path, monkeypatch):
     assert ("seconds_per_face" in peer and peer["seconds_per_face"] > 0) or "not installed" in peer["skipped"]
     cached = bench_cached_training(n_images=200, batch_size=32, pretrained=None)
     assert cached["cached"]["epoch_s"] > 0 and cached["on_the_fly"]["epoch_s"] > 0
+    # the per-batch split explains the speedup: 1 + encoding / step
+    assert cached["speedup"] == pytest.approx(1 + cached["encoding_ms_per_batch"] / cached["step_ms"])
+    assert cached["step_ms"] * 7 == pytest.approx(1e3 * cached["cached"]["epoch_s"])  # 200 images = 7 batches of 32
     text = format_pipeline({"source": "test", "predict": rows, "external_peer": peer, "cached_training": [cached]})
     assert "images/s" in text and "faster cached" in text
+
+
+def test_bad_settings_fail_before_anything_is_measured(capsys):
+    for bad in (dict(tokens=(49, 50)), dict(tokens=(0,)), dict(dim=63), dict(repeats=0)):
+        with pytest.raises(ValueError):
+            bench_mixers(**{"tokens": (49,), "dim": 16, **bad})
+    assert capsys.readouterr().out == ""  # no row was timed (and printed) first

@@ -123,6 +123,32 @@ def test_cli_reports_a_bad_budget_before_any_work(tmp_path, capsys):
     assert "epochs must be at least 1" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
+def test_cli_help_explains_every_option_and_its_default():
+    import argparse
+
+    from cilf.cli import build_parser
+
+    def commands(parser, path=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, path + (name,))
+        if path:
+            yield " ".join(path), parser
+
+    seen = set()
+    for name, parser in commands(build_parser()):
+        seen.add(name)
+        for action in parser._actions:
+            if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                assert action.help, f"{name} {action.dest} has no help"
+        text = parser.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+    assert {"train", "predict", "bench", "bench-speed", "data check"} <= seen
+    train = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "(default: 0)" in train and "(default: 30)" in train  # a zero default is shown too
+
+
 def test_weights_resolution_fails_fast_and_clearly(tmp_path):
     assert resolve_pretrained("cilf-micro", None) is None
     with pytest.raises(WeightsNotFoundError, match="does not exist"):
