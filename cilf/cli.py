@@ -233,7 +233,10 @@ def cmd_align(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     ap = argparse.ArgumentParser(prog="python -m cilf", description="CILF-CIAE age estimation")
+    ap.add_argument("--version", action="version", version=f"cilf {__version__} (torch {_torch_version()})")
     sub = ap.add_subparsers(dest="command", required=True)
     p = _command(sub, "train", "train CILF-CIAE (SynthAge by default) and evaluate on test")
     _train_config_args(p)
@@ -340,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_align)
     return ap
+
+
+def _torch_version() -> str:
+    from importlib.metadata import version
+
+    return version("torch")
 
 
 def main(argv: list[str] | None = None) -> int:

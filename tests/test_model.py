@@ -149,6 +149,17 @@ def test_cli_help_explains_every_option_and_its_default():
     assert "(default: 0)" in train and "(default: 30)" in train  # a zero default is shown too
 
 
+def test_cli_version_matches_the_installed_package(capsys):
+    from importlib.metadata import version
+
+    from cilf.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"cilf {version('cilf')} ") and version("cilf") == cilf.__version__
+
+
 def test_weights_resolution_fails_fast_and_clearly(tmp_path):
     assert resolve_pretrained("cilf-micro", None) is None
     with pytest.raises(WeightsNotFoundError, match="does not exist"):
