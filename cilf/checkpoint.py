@@ -39,12 +39,20 @@ def is_checkpoint(directory: str | Path) -> bool:
     return (d / WEIGHTS).is_file() and (d / CONFIG).is_file()
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CILF:
-    """Rebuild the model from a checkpoint folder (clear error if it is not one)."""
+def resolve_checkpoint(directory: str | Path) -> Path:
+    """A checkpoint folder itself, or the ``best`` checkpoint of a training run's folder."""
     d = Path(directory)
-    if not is_checkpoint(d):
-        raise FileNotFoundError(f"{d} is not a cilf checkpoint (needs {WEIGHTS} and {CONFIG}); "
-                                f"train one with `python -m cilf train --out DIR` and pass DIR/best")
+    if is_checkpoint(d):
+        return d
+    if is_checkpoint(d / "best"):
+        return d / "best"
+    raise FileNotFoundError(f"{d} is not a cilf checkpoint (needs {WEIGHTS} and {CONFIG}) nor a training run "
+                            f"with one in best/; train one with `python -m cilf train --out DIR` and pass DIR")
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CILF:
+    """Rebuild the model from a checkpoint folder, or a run folder's best/ (clear error if neither)."""
+    d = resolve_checkpoint(directory)
     cfg = CILFConfig.load(d / CONFIG)
     model = CILF(cfg)
     try:

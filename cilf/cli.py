@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_config_args(p)
     p.set_defaults(func=cmd_train)
     p = _command(sub, "eval", "evaluate a checkpoint on a split")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder, e.g. runs/cilf/best")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (runs/cilf/best), or a training run (runs/cilf: its best/)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
     _train_config_args(p, train=False)

@@ -78,8 +78,10 @@ def test_checkpoint_round_trip_gives_identical_predictions(trained, small_cfg):
     pa, pb = predict_features(a, feats), predict_features(b, b.encode_image(x))
     for k in pa:
         np.testing.assert_array_equal(pa[k], pb[k])
+    run = predict_features(load_model(out), feats)  # a run folder means its best/ checkpoint
+    np.testing.assert_array_equal(run["age"], pa["age"])
     with pytest.raises(FileNotFoundError, match="not a cilf checkpoint"):
-        load_model(out)
+        load_model(out.parent)  # neither a checkpoint nor a run
 
 
 def test_predict_reports_bad_files_and_predicts_good_ones(trained, tmp_path, capsys):
