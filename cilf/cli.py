@@ -129,7 +129,11 @@ def cmd_predict(args) -> int:
     if len(skips):
         print(skips.report(), file=sys.stderr)
     if not results:
-        print("no image could be read", file=sys.stderr)
+        from .predict import IMAGE_SUFFIXES
+
+        print("no image could be read" if len(skips) else
+              f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
+              file=sys.stderr)
         return 1
     return 0
 

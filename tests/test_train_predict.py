@@ -122,3 +122,9 @@ def test_predict_paths_with_model_and_cli_eval(trained, tmp_path, capsys, data_e
     assert code == 0
     assert json.loads((tmp_path / "m.json").read_text())["model"]["mae"] == pytest.approx(report["model"]["mae"], abs=1e-4)
     assert "beats the train-mean baseline" in capsys.readouterr().out
+
+
+def test_predict_on_a_folder_without_images_says_so(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a face")
+    assert main(["predict", str(tmp_path), "--quiet"]) == 1
+    assert f"no image files in {tmp_path}" in capsys.readouterr().err
