@@ -10,6 +10,7 @@ from pathlib import Path
 
 DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N"
 QUIET_HELP = "no progress bars"
+CHECKPOINT_HELP = "trained model: a checkpoint folder (runs/cilf/best) or a training run (runs/cilf, its best/)"
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -246,14 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     _train_config_args(p)
     p.set_defaults(func=cmd_train)
     p = _command(sub, "eval", "evaluate a checkpoint on a split")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder (runs/cilf/best), or a training run (runs/cilf: its best/)")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
     _train_config_args(p, train=False)
     p.set_defaults(func=cmd_eval)
     p = _command(sub, "predict", "predict ages of image files or folders")
     p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
-    p.add_argument("--checkpoint", default=None, help="trained model folder; without it: zero-shot CLIP prompts")
+    p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP + "; without it: zero-shot CLIP prompts")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
