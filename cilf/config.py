@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 MIXERS = ("fourier", "attention", "sdpa", "none")
-
 PROMPT_MODES = ("fixed", "learned")
 
 DEFAULT_TEMPLATES = (
