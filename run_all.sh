@@ -41,7 +41,7 @@ run_tests() {
 
 main_job() {
   # every numbered notebook, in order: sync inputs from the .py, execute with papermill, write figures/
-  if [[ "${1:-}" == "--full" ]]; then "$PY" -m cilf.nbtools run --full; else "$PY" -m cilf.nbtools run; fi
+  if [[ "${1:-}" == "--full" ]]; then "$PY" -m cilf.notebook.nbtools run --full; else "$PY" -m cilf.notebook.nbtools run; fi
 }
 
 case "${1:-}" in

@@ -1,7 +1,7 @@
 """cilf: reference implementation of CILF-CIAE (CLIP-driven image-language fusion for
 correcting inverse age estimation, Shou et al., arXiv 2312.01758)."""
-from .config import CILFConfig
-from .model import CILF, CILFOutput, create_model
+from .model.config import CILFConfig
+from .model.cilf_model import CILF, CILFOutput, create_model
 
 __all__ = ["CILFConfig", "CILF", "CILFOutput", "create_model"]
 __version__ = "0.1.0"

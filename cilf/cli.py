@@ -31,7 +31,7 @@ def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
 
 
 def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
-    from .train import PRECISIONS, TrainConfig
+    from .run.train import PRECISIONS, TrainConfig
 
     d = TrainConfig()
     p.add_argument("--data", default=None, help="CSV manifest (path, age, subject, split) instead of SynthAge")
@@ -63,16 +63,16 @@ def _write_json(path: str, obj: dict, what: str) -> None:
 
 
 def _tcfg(args, **extra):
-    from .train import TrainConfig
+    from .run.train import TrainConfig
 
     return TrainConfig(data=args.data, n_images=args.n_images, data_seed=args.data_seed, device=args.device,
                        progress=not args.quiet, **extra)
 
 
 def cmd_train(args) -> int:
-    from .config import CILFConfig, parse_overrides
-    from .predict import default_config
-    from .train import train
+    from .model.config import CILFConfig, parse_overrides
+    from .run.predict import default_config
+    from .run.train import train
 
     cfg = CILFConfig.load(args.config) if args.config else default_config()
     cfg = cfg.replace(**parse_overrides(args.set))
@@ -84,20 +84,20 @@ def cmd_train(args) -> int:
     if "stopped_after_epoch" in report:
         print(f"stopped after epoch {report['stopped_after_epoch']}; continue with --resume --out {args.out}")
         return 0
-    from .evaluate import format_report
+    from .run.evaluate import format_report
 
     print(format_report(report))
     print(f"metrics written to {Path(args.out) / 'metrics.json'}; best checkpoint {report['checkpoint']}")
     if args.figure:
-        from .viz import run_figure
+        from .notebook.viz import run_figure
 
         print(f"figure written to {run_figure(args.out, args.figure)}")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import format_report
-    from .train import evaluate_checkpoint
+    from .run.evaluate import format_report
+    from .run.train import evaluate_checkpoint
 
     report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split)
     print(format_report(report))
@@ -107,7 +107,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .predict import load_predictor, predict_paths
+    from .run.predict import load_predictor, predict_paths
     from .utils import pick_device
 
     device = pick_device(args.device)
@@ -130,7 +130,7 @@ def cmd_predict(args) -> int:
     if len(skips):
         print(skips.report(), file=sys.stderr)
     if not results:
-        from .predict import IMAGE_SUFFIXES
+        from .run.predict import IMAGE_SUFFIXES
 
         print("no image could be read" if len(skips) else
               f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
@@ -146,7 +146,7 @@ def cmd_synthage(args) -> int:
     root = generate(spec, args.out, progress=not args.quiet)
     print(f"SynthAge ({spec.n_images} images, seed {spec.seed}) at {root}; manifest {root / 'manifest.csv'}")
     if args.contact_sheet:
-        from .viz import synthage_contact_sheet
+        from .notebook.viz import synthage_contact_sheet
 
         synthage_contact_sheet(args.contact_sheet, seed=args.seed)
         print(f"contact sheet written to {args.contact_sheet}")
@@ -154,7 +154,7 @@ def cmd_synthage(args) -> int:
 
 
 def cmd_bench_speed(args) -> int:
-    from .bench_speed import run_all
+    from .run.bench_speed import run_all
     from .utils import pick_device
 
     run_all(out_json=args.json, figure=args.figure, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
@@ -167,7 +167,7 @@ def cmd_bench_speed(args) -> int:
 
 
 def cmd_pretrain_clip(args) -> int:
-    from .pretrain import PretrainConfig, default_export_path, pretrain_clip
+    from .run.pretrain import PretrainConfig, default_export_path, pretrain_clip
 
     pcfg = PretrainConfig(out=args.out, n_images=args.n_images, epochs=args.epochs, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
@@ -182,7 +182,7 @@ def cmd_pretrain_clip(args) -> int:
 
 
 def cmd_clip_report(args) -> int:
-    from .clip_report import clip_report, format_clip_report
+    from .run.clip_report import clip_report, format_clip_report
 
     rep = clip_report(n_images=args.n_images, seed=args.seed, n_retrieval=args.n_retrieval, device=args.device,
                       train_compare=args.train_compare, epochs=args.epochs, out=args.out, progress=not args.quiet)
@@ -192,8 +192,8 @@ def cmd_clip_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import BenchConfig, format_results, run_benchmark
-    from .config import parse_overrides
+    from .run.bench import BenchConfig, format_results, run_benchmark
+    from .model.config import parse_overrides
     from .data.sources import DatasetNotFound
 
     bcfg = BenchConfig(dataset=args.dataset, root=args.root, protocol=args.protocol, seeds=args.seeds,
@@ -230,7 +230,7 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_align(args) -> int:
-    from .align import align_folder, format_align
+    from .data.align import align_folder, format_align
 
     rep = align_folder(args.src, args.dst, size=args.size, detector=args.detector, progress=not args.quiet)
     print(format_align(rep))
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default="figures/bench_speed.json", help="results file")
     p.add_argument("--figure", default="figures/complexity.png", help="log-log time and memory figure")
     p.set_defaults(func=cmd_bench_speed)
-    from .bench import PEER_NAMES, VARIANTS, BenchConfig
+    from .run.bench import PEER_NAMES, VARIANTS, BenchConfig
     from .data.sources import SOURCES
 
     b = BenchConfig()

@@ -37,11 +37,11 @@ FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
 OUT_DIR = "../figures"  # every figure of this notebook is written here
 
 # %%
-from cilf.analysis import run_on_images
-from cilf.evaluate import format_report
-from cilf.plots import show_faces
-from cilf.viz import run_figure, synthage_contact_sheet
-from cilf.zoo import quick_model, synthage_samples
+from cilf.notebook.analysis import run_on_images
+from cilf.run.evaluate import format_report
+from cilf.notebook.plots import show_faces
+from cilf.notebook.viz import run_figure, synthage_contact_sheet
+from cilf.notebook.zoo import quick_model, synthage_samples
 
 # %% [markdown]
 # ## SynthAge

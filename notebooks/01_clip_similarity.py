@@ -40,9 +40,9 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 # %%
 import numpy as np
 
-from cilf.analysis import run_on_images
-from cilf.plots import plot_dense_maps, plot_global_scores, plot_text_similarity
-from cilf.zoo import quick_model, synthage_samples
+from cilf.notebook.analysis import run_on_images
+from cilf.notebook.plots import plot_dense_maps, plot_global_scores, plot_text_similarity
+from cilf.notebook.zoo import quick_model, synthage_samples
 
 model, report = quick_model(fast=FAST)
 ages_k = model.cfg.ages

@@ -40,10 +40,10 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 # %%
 import torch
 
-from cilf.analysis import filter_spectra, fpe_steps, run_on_images
-from cilf.bench_speed import DEFAULT_TOKENS, bench_mixers, complexity_figure, format_table
-from cilf.plots import plot_filter_spectra, plot_fpe_steps
-from cilf.zoo import quick_model, synthage_samples
+from cilf.notebook.analysis import filter_spectra, fpe_steps, run_on_images
+from cilf.run.bench_speed import DEFAULT_TOKENS, bench_mixers, complexity_figure, format_table
+from cilf.notebook.plots import plot_filter_spectra, plot_fpe_steps
+from cilf.notebook.zoo import quick_model, synthage_samples
 
 model, report = quick_model(fast=FAST)
 

@@ -36,9 +36,9 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 # %%
 import numpy as np
 
-from cilf.analysis import age_separation, paired_embeddings
-from cilf.plots import plot_embedding_pca, plot_similarity_matrices
-from cilf.zoo import quick_model, test_features
+from cilf.notebook.analysis import age_separation, paired_embeddings
+from cilf.notebook.plots import plot_embedding_pca, plot_similarity_matrices
+from cilf.notebook.zoo import quick_model, test_features
 
 with_con, rep_con = quick_model(fast=FAST)
 without, rep_without = quick_model(fast=FAST, contrastive=False)

@@ -40,9 +40,9 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 import numpy as np
 from scipy.stats import spearmanr
 
-from cilf.analysis import correction_outputs
-from cilf.plots import plot_correction
-from cilf.zoo import quick_model, test_features
+from cilf.notebook.analysis import correction_outputs
+from cilf.notebook.plots import plot_correction
+from cilf.notebook.zoo import quick_model, test_features
 
 model, report = quick_model(fast=FAST)
 feats, ages, _ = test_features(model, fast=FAST)

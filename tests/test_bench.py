@@ -14,8 +14,8 @@ FAST_MODEL = ["width=32", "depth=1", "ensemble_size=2", "error_hidden=32"]
 
 @pytest.fixture(scope="module")
 def encoder():
-    from cilf.model import CILF
-    from cilf.predict import default_config
+    from cilf.model.cilf_model import CILF
+    from cilf.run.predict import default_config
 
     torch.manual_seed(0)
     return CILF(default_config()).eval()
@@ -23,7 +23,7 @@ def encoder():
 
 def test_feature_cache_hits_detects_stale_and_corrupt(encoder, tmp_path):
     from cilf.data import open_dataset
-    from cilf.feature_cache import cached_features
+    from cilf.run.feature_cache import cached_features
 
     root = layouts.agedb(tmp_path / "agedb")
     ds = open_dataset("agedb", root, transform=encoder.preprocess)
@@ -51,7 +51,7 @@ def test_feature_cache_hits_detects_stale_and_corrupt(encoder, tmp_path):
 @pytest.mark.parametrize("peer", ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue",
                                   "drf", "linear_probe"])
 def test_each_peer_learns_age_from_features(peer):
-    from cilf.peers import PeerConfig, fit_peer
+    from cilf.run.peers import PeerConfig, fit_peer
 
     g = torch.Generator().manual_seed(0)
     y = torch.rand(600, generator=g) * 70 + 10
@@ -97,7 +97,7 @@ def test_bench_reports_a_missing_dataset(tmp_path, capsys):
 
 
 def test_similarity_transform_recovers_a_known_map():
-    from cilf.align import TEMPLATE, similarity_transform
+    from cilf.data.align import TEMPLATE, similarity_transform
 
     th, s, t = 0.3, 1.7, np.array([12.0, -4.0])
     r = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
@@ -151,7 +151,7 @@ def test_align_is_idempotent_resumable_and_leaves_the_source_alone(tmp_path, cap
 
 def test_opencv_cascade_eyes_agree_with_dlib_landmarks():
     pytest.importorskip("cv2")
-    from cilf.align import CascadeEyes, DlibLandmarks
+    from cilf.data.align import CascadeEyes, DlibLandmarks
 
     cascade, dlib5 = CascadeEyes(), DlibLandmarks()
     for sid in (0, 3, 4):
@@ -166,7 +166,7 @@ def test_opencv_cascade_eyes_agree_with_dlib_landmarks():
 
 def test_auto_falls_back_to_the_cascades_per_image_and_says_so(tmp_path, capsys):
     pytest.importorskip("cv2")
-    from cilf.align import CascadeEyes, DlibLandmarks
+    from cilf.data.align import CascadeEyes, DlibLandmarks
 
     cascade, dlib5 = CascadeEyes(), DlibLandmarks()
     only_cascade = next(s for s in range(40) if dlib5(_raw_photo(s)) is None and cascade(_raw_photo(s)) is not None)
@@ -189,7 +189,7 @@ def test_a_missing_detector_is_named_with_its_install(tmp_path, monkeypatch, cap
     monkeypatch.setitem(sys.modules, "cv2", None)  # as if opencv-python-headless were not installed
     assert main(["align", str(tmp_path / "raw"), str(tmp_path / "out"), "--detector", "opencv", "--quiet"]) == 2
     assert "pip install 'cilf[align]'" in capsys.readouterr().err
-    from cilf.align import FaceAligner
+    from cilf.data.align import FaceAligner
 
     assert FaceAligner(detector="auto").names == ["dlib"]  # auto keeps working without the fallback
 

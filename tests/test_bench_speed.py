@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from cilf.bench_speed import bench_mixers, fit_slope, format_table, median_time, ratios_at, saved_activation_bytes
+from cilf.run.bench_speed import bench_mixers, fit_slope, format_table, median_time, ratios_at, saved_activation_bytes
 
 
 def test_fit_slope_recovers_known_exponents():
@@ -44,7 +44,7 @@ def test_oversized_attention_is_reported_not_dropped():
 
 
 def test_pipeline_benchmarks_measure_what_they_compare(tmp_path, monkeypatch):
-    from cilf.bench_speed import bench_cached_training, bench_external_peer, bench_predict, format_pipeline
+    from cilf.run.bench_speed import bench_cached_training, bench_external_peer, bench_predict, format_pipeline
 
     monkeypatch.setenv("CILF_DATA", str(tmp_path))
     rows = bench_predict(backbones=(("cilf-micro", None),), batch_sizes=(1, 4), repeats=1, warmup=1)

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from cilf import metrics
-from cilf.correction import ErrorEnsemble, inverse_correct
-from cilf.losses import age_loss, contrastive_loss, gaussian_label_distribution
+from cilf.model.correction import ErrorEnsemble, inverse_correct
+from cilf.model.losses import age_loss, contrastive_loss, gaussian_label_distribution
 
 
 def _known(target, gain=1.0):

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import cilf
-from cilf.clip import ImageFeatures
-from cilf.distributed import DistContext
-from cilf.fourier import GlobalFilter
-from cilf.batches import FeatureBatches
-from cilf.train import amp_dtype_for, train_one_epoch
+from cilf.model.clip import ImageFeatures
+from cilf.run.distributed import DistContext
+from cilf.model.fourier import GlobalFilter
+from cilf.run.batches import FeatureBatches
+from cilf.run.train import amp_dtype_for, train_one_epoch
 
 
 def test_ranks_get_equal_disjoint_shards_of_the_same_shuffle():

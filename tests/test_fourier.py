@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cilf.fourier import FourierFormer, FourierMixer, GlobalFilter
+from cilf.model.fourier import FourierFormer, FourierMixer, GlobalFilter
 
 
 def _ones_filter(f: GlobalFilter) -> None:

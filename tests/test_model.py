@@ -2,11 +2,11 @@ import pytest
 import torch
 
 import cilf
-from cilf.clip import WeightsNotFoundError, resolve_pretrained
-from cilf.bench import BenchConfig
-from cilf.config import CILFConfig, parse_overrides
-from cilf.pretrain import PretrainConfig
-from cilf.train import TrainConfig
+from cilf.model.clip import WeightsNotFoundError, resolve_pretrained
+from cilf.run.bench import BenchConfig
+from cilf.model.config import CILFConfig, parse_overrides
+from cilf.run.pretrain import PretrainConfig
+from cilf.run.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_
     import json
     import shutil
 
-    from cilf.checkpoint import load_model, load_train_state, save_checkpoint
+    from cilf.model.checkpoint import load_model, load_train_state, save_checkpoint
 
     good = save_checkpoint(cilf.create_model(small_cfg), tmp_path / "good")
     load_model(good)

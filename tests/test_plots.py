@@ -2,8 +2,8 @@
 import numpy as np
 from PIL import Image
 
-from cilf import plots
-from cilf.viz import synthage_contact_sheet
+from cilf.notebook import plots
+from cilf.notebook.viz import synthage_contact_sheet
 
 
 def test_all_plot_functions_write_pngs(tmp_path):

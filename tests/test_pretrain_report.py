@@ -5,11 +5,11 @@ import open_clip
 import pytest
 import torch
 
-from cilf.analysis import age_separation, correction_outputs, filter_spectra, fpe_steps, paired_embeddings
-from cilf.clip import bundled_weights_path
-from cilf.clip_report import recall_at_k
-from cilf.fourier import GlobalFilter
-from cilf.pretrain import PretrainConfig, export_weights, pretrain_clip, training_caption
+from cilf.notebook.analysis import age_separation, correction_outputs, filter_spectra, fpe_steps, paired_embeddings
+from cilf.model.clip import bundled_weights_path
+from cilf.run.clip_report import recall_at_k
+from cilf.model.fourier import GlobalFilter
+from cilf.run.pretrain import PretrainConfig, export_weights, pretrain_clip, training_caption
 
 
 def test_recall_at_k_hand_computed():

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from cilf.checkpoint import load_model
+from cilf.model.checkpoint import load_model
 from cilf.cli import main
 from cilf.data.synthage import SynthAgeSpec
-from cilf.evaluate import predict_features
-from cilf.predict import predict_paths
-from cilf.train import TrainConfig, train
+from cilf.run.evaluate import predict_features
+from cilf.run.predict import predict_paths
+from cilf.run.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """Protocols: named train/test splits over a dataset's rows, as lists of row indices.
 
 Published split lists (MORPH-II settings A-D, CORAL's MORPH-II/CACD splits, UTKFace 21-60) ship in
-``cilf/protocols/`` unchanged and are matched to the files found on disk by file name. Splits the
+``cilf/data/published/`` unchanged and are matched to the files found on disk by file name. Splits the
 literature does not publish (the paper's 80/20, subject-exclusive k-fold, leave-one-person-out)
 are derived here, seeded, and labelled as ours.
 """
@@ -36,7 +36,7 @@ class Fold:
 
 def published(*parts: str) -> Path:
     """Path of a shipped split list, e.g. ``published("morph", "order-learning", "SettingC.txt")``."""
-    return Path(str(resources.files("cilf").joinpath("protocols", *parts)))
+    return Path(str(resources.files("cilf.data").joinpath("published", *parts)))
 
 
 def read_table(path: str | Path, delimiter: str = ",", required: tuple[str, ...] = ()) -> list[tuple[int, dict]]:

@@ -2,7 +2,7 @@
 number, gender M/F, age), in any folder below ROOT; or, when ROOT holds the release's
 ``morph_2008_nonCommercial.csv`` (id_num, ..., race, gender, ..., age, ..., photo), the rows of that
 file, with ``photo`` the image path relative to ROOT. Settings A-D and CORAL's split are the
-published lists shipped in ``cilf/protocols/morph`` (see its README for sources and formats)."""
+published lists shipped in ``cilf/data/published/morph`` (see its README for sources and formats)."""
 from __future__ import annotations
 
 import re

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .clip import ImageFeatures
-from .metrics import age_report, mae
-from .model import CILF
+from ..model.clip import ImageFeatures
+from ..metrics import age_report, mae
+from ..model.cilf_model import CILF
 
 
 @torch.no_grad()

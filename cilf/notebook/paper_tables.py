@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .bench import VARIANTS, method_title
+from ..run.bench import VARIANTS, method_title
 from .plots import _done
 from .viz import _plt
 
@@ -37,8 +37,8 @@ def paper_table() -> pd.DataFrame:
 
 def availability(datasets, roots: dict[str, str | Path] | None = None) -> pd.DataFrame:
     """For each dataset: found or "not found at PATH", with how to get it."""
-    from .data.open import default_root
-    from .data.sources import get_source
+    from ..data.open import default_root
+    from ..data.sources import get_source
 
     rows = []
     for name in datasets:

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .clip import CLIPAdapter
-from .config import CILFConfig
-from .data.datasets import SynthAge
+from ..model.clip import CLIPAdapter
+from ..model.config import CILFConfig
+from ..data.datasets import SynthAge
 from .features import extract_features
-from .metrics import mae
-from .utils import pick_device
+from ..metrics import mae
+from ..utils import pick_device
 
 
 def recall_at_k(sim: torch.Tensor, ks=(1, 5)) -> dict[str, float]:

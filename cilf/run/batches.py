@@ -6,7 +6,7 @@ import math
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .data.datasets import RecordDataset, collate_skip
+from ..data.datasets import RecordDataset, collate_skip
 from .distributed import DistContext
 from .features import extract_features
 

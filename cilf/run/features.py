@@ -5,8 +5,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .clip import ImageFeatures
-from .data.datasets import RecordDataset, collate_skip
+from ..model.clip import ImageFeatures
+from ..data.datasets import RecordDataset, collate_skip
 
 
 @torch.no_grad()

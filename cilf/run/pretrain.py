@@ -1,6 +1,6 @@
 """Pretrain the bundled micro-CLIP on SynthAge image-caption pairs (DESIGN.md section 3, issue 3).
 
-open_clip's own model (``cilf-micro``, registered from ``cilf/model_configs``) and its own
+open_clip's own model (``cilf-micro``, registered from ``cilf/model/model_configs``) and its own
 contrastive loss (``open_clip.ClipLoss``). The pretraining set is a separate SynthAge draw
 (seed 1000): none of its subjects appear in the default evaluation set (seed 0), so every
 report on seed 0 is on held-out subjects. Deterministic by seed; resumable per epoch.
@@ -19,11 +19,11 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from . import clip as _registers_configs  # noqa: F401  (adds cilf-micro to open_clip)
-from .clip import bundled_weights_path
-from .config import check_ranges
-from .data.datasets import SynthAge, collate_skip
-from .utils import pick_device, seed_everything
+from ..model import clip as _registers_configs  # noqa: F401  (adds cilf-micro to open_clip)
+from ..model.clip import bundled_weights_path
+from ..model.config import check_ranges
+from ..data.datasets import SynthAge, collate_skip
+from ..utils import pick_device, seed_everything
 
 
 @dataclass

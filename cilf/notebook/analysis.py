@@ -5,8 +5,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .fourier import FourierMixer, GlobalFilter
-from .model import CILF, CILFOutput
+from ..model.fourier import FourierMixer, GlobalFilter
+from ..model.cilf_model import CILF, CILFOutput
 
 
 @torch.no_grad()

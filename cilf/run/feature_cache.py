@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .clip import ImageFeatures
-from .data.datasets import RecordDataset
+from ..model.clip import ImageFeatures
+from ..data.datasets import RecordDataset
 from .features import extract_features
 
 CACHE_FORMAT = 1

@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .data.images import BadImageError, load_image
-from .data.sources.base import image_files
+from .images import BadImageError, load_image
+from .sources.base import image_files
 
 # dlib 5-point order: right eye outer, right eye inner, left eye outer, left eye inner, nose base,
 # as fractions of the output side (eyes at 38% height, 2/3 of the side apart at the outer corners).

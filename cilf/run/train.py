@@ -18,16 +18,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
+from ..model.checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
 from .batches import Batches, FeatureBatches
-from .config import CILFConfig, check_ranges
-from .data.datasets import ManifestDataset, RecordDataset, SynthAge
+from ..model.config import CILFConfig, check_ranges
+from ..data.datasets import ManifestDataset, RecordDataset, SynthAge
 from .distributed import DistContext, init_distributed, shutdown
 from .evaluate import evaluation_report, predict_features
 from .features import extract_features
-from .metrics import mae
-from .model import CILF
-from .utils import pick_device, seed_everything
+from ..metrics import mae
+from ..model.cilf_model import CILF
+from ..utils import pick_device, seed_everything
 
 
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from .data.images import BadImageError, load_image
+from ..data.images import BadImageError, load_image
 
 
 def available() -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .fourier import FourierFormerBlock
+from ..model.fourier import FourierFormerBlock
 
 DEFAULT_TOKENS = (49, 196, 784, 3136, 12544)
 MIXER_LABELS = {"fourier": "FourierFormer (FFT)", "attention": "attention, softmax(QK^T)V",
@@ -166,7 +166,7 @@ def format_table(result: dict) -> str:
 
 
 def complexity_figure(result: dict, path: str | Path | None = None):
-    from .viz import _plt, save_figure
+    from ..notebook.viz import _plt, save_figure
 
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -194,7 +194,7 @@ def complexity_figure(result: dict, path: str | Path | None = None):
 # -- end-to-end pipeline (issue 6, item 1, second and third bullets) ------------------------------
 
 def _faces(n: int, size: int = 112):
-    from .data.synthage import SynthAgeSpec, plan, render_row
+    from ..data.synthage import SynthAgeSpec, plan, render_row
 
     spec = SynthAgeSpec(n_images=max(n, 5), seed=4242, image_size=size)
     return [render_row(spec, r)[0] for r in plan(spec)[:n]]
@@ -205,9 +205,9 @@ def bench_predict(backbones=(("cilf-micro", "bundled"), ("ViT-B-32", None)), bat
                   repeats: int = 5, warmup: int = 2, device: str | torch.device = "cpu") -> list[dict]:
     """Images/s of predict (PIL -> preprocess -> CLIP -> similarity -> fusion -> head -> correction),
     and the time of fusion + correction over the bare image encoder, per backbone and batch size."""
-    from .clip import bundled_weights_path
-    from .config import CILFConfig
-    from .model import CILF
+    from ..model.clip import bundled_weights_path
+    from ..model.config import CILFConfig
+    from ..model.cilf_model import CILF
 
     device = torch.device(device)
     faces = _faces(max(batch_sizes))
@@ -253,10 +253,10 @@ def bench_external_peer(n_faces: int = 32, repeats: int = 3) -> dict:
 def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: str | torch.device = "cpu",
                           clip_model: str = "cilf-micro", pretrained: str | None = "bundled") -> dict:
     """One training epoch on cached frozen features against one with on-the-fly image encoding."""
-    from .config import CILFConfig
+    from ..model.config import CILFConfig
     from .predict import default_config
-    from .data.datasets import SynthAge
-    from .model import CILF
+    from ..data.datasets import SynthAge
+    from ..model.cilf_model import CILF
     from .batches import Batches
     from .train import TrainConfig, train_one_epoch
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .utils import pick_device
+from ..utils import pick_device
 
 
 @dataclass

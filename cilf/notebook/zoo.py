@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import load_model
-from .model import CILF
-from .predict import default_config
-from .train import TrainConfig, train
+from ..model.checkpoint import load_model
+from ..model.cilf_model import CILF
+from ..run.predict import default_config
+from ..run.train import TrainConfig, train
 
 MODEL_FORMAT = 2  # bump when parameter names change, so cached demo models are retrained
 BUDGETS = {True: dict(n_images=4000, epochs=12), False: dict(n_images=10000, epochs=30)}
@@ -41,7 +41,7 @@ def quick_model(fast: bool = True, device: str = "cpu", **overrides) -> tuple[CI
 
 def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: int = 0, by_age: bool = True):
     """n SynthAge test faces spread over the age range: (PIL images, ages, metas)."""
-    from .data.datasets import SynthAge
+    from ..data.datasets import SynthAge
 
     ds = SynthAge(split=split, n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, progress=False)
     ages = ds.ages.numpy()
@@ -58,8 +58,8 @@ def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: i
 
 def test_features(model: CILF, fast: bool = True, seed: int = 0):
     """Encoded SynthAge test split for ``model``: (ImageFeatures, ages (n), metas)."""
-    from .data.datasets import SynthAge
-    from .features import extract_features
+    from ..data.datasets import SynthAge
+    from ..run.features import extract_features
 
     ds = SynthAge(split="test", n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, transform=model.preprocess,
                   progress=False)

@@ -1,0 +1,1 @@
+"""What the notebooks call: cached demo models (zoo), analyses, figures, notebook tooling."""
