@@ -1,4 +1,4 @@
-"""Metrics (DESIGN.md section 4). Inputs are array-likes of equal length; outputs are floats."""
+"""Metrics (docs/method.md, section 10). Inputs are array-likes of equal length; outputs are floats."""
 from __future__ import annotations
 
 import numpy as np

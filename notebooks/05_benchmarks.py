@@ -55,7 +55,7 @@ bench_dir = str(cache_dir() / "bench")  # finished runs are reused when this not
 
 # %% [markdown]
 # ## What the paper reports
-# Only these figures are published in accessible form (DESIGN.md section 0); the paper's other
+# Only these figures are published in accessible form (docs/method.md, section 0); the paper's other
 # tables are not available to us, so they are not reproduced here.
 
 # %%

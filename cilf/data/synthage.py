@@ -1,4 +1,4 @@
-"""SynthAge: procedural faces with known age, deterministic from a seed (DESIGN.md section 3).
+"""SynthAge: procedural faces with known age, deterministic from a seed (docs/method.md, section 9).
 
 Age acts through published mechanisms:
 - craniofacial growth by the cardioidal strain transformation (Todd & Mark, 1980): in polar

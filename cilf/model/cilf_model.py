@@ -1,5 +1,5 @@
 """The CILF-CIAE model: CLIP encoders -> pixel-text similarity -> FourierFormer fusion and
-context prompting -> age head -> correcting inverse age estimation (DESIGN.md section 1)."""
+context prompting -> age head -> correcting inverse age estimation (docs/method.md, sections 1-8)."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""CLIP encoders over open_clip (DESIGN.md section 1.1).
+"""CLIP encoders over open_clip (docs/method.md, section 1).
 
 ``CLIPAdapter`` wraps any open_clip ViT model and gives
 - ``encode_image(images)`` -> :class:`ImageFeatures`: pooled embedding v (B x D) and patch tokens

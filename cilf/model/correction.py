@@ -1,4 +1,4 @@
-"""Correcting inverse age estimation (DESIGN.md section 1.7).
+"""Correcting inverse age estimation (docs/method.md, section 7).
 
 An ensemble of M small MLPs E_m(h, x) predicts the signed error x - y of a candidate age x from
 the fused features h. The evaluation E_P accepts the first estimate y0 when the ensemble mean

@@ -1,4 +1,4 @@
-"""FourierFormer (DESIGN.md section 1.3): a Transformer whose attention is a Fourier prior module.
+"""FourierFormer (docs/method.md, section 3): a Transformer whose attention is a Fourier prior module.
 
 Each block on a B x H x W x C grid:
     x = x + mixer(LN(x))        spatial interaction

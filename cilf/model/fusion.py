@@ -1,4 +1,4 @@
-"""Context-aware prompting and image-text fusion (DESIGN.md sections 1.3-1.4).
+"""Context-aware prompting and image-text fusion (docs/method.md, section 4).
 
 Visual tokens P and the K score maps M are each projected to width C and summed into a
 B x H x W x C grid, which the FourierFormer turns into context features F. Then

@@ -1,4 +1,4 @@
-"""Age head (DESIGN.md section 1.5): l_{b,k} = cos(f_b, T'_{b,k}) / tau_h, p = softmax(l), y0 = sum_k p_k a_k."""
+"""Age head (docs/method.md, section 5): l_{b,k} = cos(f_b, T'_{b,k}) / tau_h, p = softmax(l), y0 = sum_k p_k a_k."""
 from __future__ import annotations
 
 import math

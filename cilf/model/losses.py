@@ -1,4 +1,4 @@
-"""Losses (DESIGN.md sections 1.5, 1.6, 1.8)."""
+"""Losses (docs/method.md, sections 5, 6 and 8)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Pixel-text similarity (DESIGN.md section 1.2).
+"""Pixel-text similarity (docs/method.md, section 2).
 
 Global scores ``S = softmax(cos(v, T) / tau)`` (the paper's
 ``S_i = exp(sim(T_i, I)/tau) / sum_j exp(sim(T_j, I)/tau)``) and dense score maps

@@ -126,7 +126,7 @@ def run_notebooks(full: bool = False, only: list[str] | None = None, root: Path 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cilf.nbtools")
+    ap = argparse.ArgumentParser(prog="python -m cilf.notebook.nbtools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="sync, execute and clean every numbered notebook")
     r.add_argument("--full", action="store_true")

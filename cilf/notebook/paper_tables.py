@@ -15,7 +15,7 @@ from .viz import _plt
 PAPER_SOURCE = "paper (reported): Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
 ARXIV_V1_SOURCE = "paper (reported): arXiv 2312.01758 v1 (zero-shot CZL-CIAE), abstract"
 
-# Only these figures are published in accessible form (DESIGN.md section 0).
+# Only these figures are published in accessible form (docs/method.md, section 0).
 PAPER_REPORTED = [
     {"dataset": "MORPH-II", "protocol": "S2 (setting B)", "method": "CILF-CIAE", "MAE": 1.68, "CS@5 %": None,
      "source": PAPER_SOURCE},

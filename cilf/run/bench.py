@@ -24,7 +24,7 @@ from ..data.open import open_dataset
 from ..data.protocols import Fold
 from ..metrics import age_group, age_report, epsilon_error, group_accuracy, mean_std
 
-VARIANTS = {  # ablation switches of DESIGN.md section 1.9
+VARIANTS = {  # ablation switches (docs/method.md, section 8)
     "full": {},
     "mixer=attention": {"mixer": "attention"},
     "mixer=none": {"mixer": "none"},

@@ -1,4 +1,4 @@
-"""Multi-process training under ``torchrun`` (DESIGN.md section 6), and the single-process default.
+"""Multi-process training under ``torchrun`` (docs/method.md, section 12), and the single-process default.
 
 ``torchrun --nproc_per_node=G -m cilf train ...`` sets RANK, WORLD_SIZE and LOCAL_RANK; then
 :func:`init_distributed` joins the process group (NCCL on CUDA, Gloo on CPU) and each rank takes its

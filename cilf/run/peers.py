@@ -1,4 +1,4 @@
-"""Peer age estimators on the same frozen CLIP features (DESIGN.md section 1, "Peer heads").
+"""Peer age estimators on the same frozen CLIP features (docs/method.md, section 8).
 
 Every trained peer is the same small network on the pooled image embedding v (n x D) -- one hidden
 layer of 256 units -- with the output and loss of its method, trained with the same optimiser and

@@ -1,4 +1,4 @@
-"""Pretrain the bundled micro-CLIP on SynthAge image-caption pairs (DESIGN.md section 3, issue 3).
+"""Pretrain the bundled micro-CLIP on SynthAge image-caption pairs (docs/method.md, section 11).
 
 open_clip's own model (``cilf-micro``, registered from ``cilf/model/model_configs``) and its own
 contrastive loss (``open_clip.ClipLoss``). The pretraining set is a separate SynthAge draw
