@@ -72,3 +72,32 @@ def test_the_checks_catch_what_they_are_for():
     assert cited_sections("(docs/method.md, sections 5, 6 and 8)") == [5, 6, 8]
     assert cited_sections("(docs/method.md, sections 1-8)") == [1, 8]
     assert 99 not in method_sections()
+
+
+def test_every_cilf_name_the_readme_and_docs_mention_resolves():
+    """`cilf.a.b.name` and `from cilf.a import x, y` in README.md and docs/*.md name real modules and attributes."""
+    import importlib
+    import re
+
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    names, missing = set(), []
+    for path in texts:
+        text = path.read_text()
+        names |= {m for m in re.findall(r"\bcilf(?:\.[A-Za-z_]\w*)+", text) if not m.endswith((".py", ".json"))}
+        for mod, items in re.findall(r"from (cilf(?:\.\w+)*) import ([\w, ]+)", text):
+            names |= {f"{mod}.{i.strip()}" for i in items.split(",") if i.strip()}
+    for name in sorted(names):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable prefix, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+                break
+            except ImportError:
+                continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            missing.append(name)
+    assert len(names) >= 10, sorted(names)
+    assert not missing, f"README.md/docs name things that do not exist: {missing}"
