@@ -181,8 +181,9 @@ def paired_mae_difference(err_a, err_b, *, confidence: float = 0.95, n_resamples
     the seed-to-seed spread out of the CI (it is still reported on its own as ``seed_sd``). Folds have disjoint
     test images, so resampling is stratified within each fold (as rliable stratifies runs by task, Agarwal et al.,
     NeurIPS 2021). With one seed this is the plain paired bootstrap over images. With few seeds the seed part
-    of the CI is rough (3 seeds give only 10 distinct draws and a bootstrap variance (S-1)/S = 2/3 of the
-    seed variance), while the two-way bootstrap counts the seed x image noise twice (mildly conservative).
+    of the CI is rough and too narrow when the seed spread dominates (3 seeds give only 10 distinct draws and a
+    bootstrap variance (S-1)/S = 2/3 of the seed variance), while the two-way bootstrap counts the seed x image
+    noise twice (mildly conservative); docs/statistics.md gives simulated coverages.
     """
     return _bootstrap_mean(_paired_folds(err_a, err_b), confidence, int(n_resamples), seed, "paired ")
 
