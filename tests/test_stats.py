@@ -1,0 +1,222 @@
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from cilf.stats import Effect, format_effect, mean_ci, paired_mae_difference, required_test_size, verdict
+
+N_RES = 2000
+
+
+def _effect(lo, hi):
+    return Effect((lo + hi) / 2, lo, hi, n_images=100, n_runs=1, n_folds=1, confidence=0.95, method="hand-made")
+
+
+def _abs_normal(rng, shape, scale=5.0):
+    return np.abs(rng.normal(0, scale, shape))
+
+
+# --- hand-computed cases ---------------------------------------------------------------------------------------
+
+def test_constant_difference_gives_zero_width_ci_at_that_value():
+    b = np.linspace(1, 9, 50)
+    e = paired_mae_difference(b + 0.25, b, n_resamples=N_RES)
+    assert (e.estimate, e.ci_low, e.ci_high) == pytest.approx((0.25, 0.25, 0.25))
+    assert verdict(e, better="higher") == "supported" and verdict(e) == "contradicted"
+
+
+def test_identical_errors_give_zero_and_not_resolved():
+    a = _abs_normal(np.random.default_rng(1), 80)
+    e = paired_mae_difference(a, a.copy(), n_resamples=N_RES)
+    assert e.estimate == 0 and e.ci_low == 0 and e.ci_high == 0
+    assert verdict(e) == "not resolved" and verdict(e, better="higher") == "not resolved"
+    assert format_effect(e) == "0.00 y [0.00, 0.00]"
+
+
+def test_known_normal_difference_covers_truth_with_expected_width():
+    rng = np.random.default_rng(2)
+    n, mu, sd = 2000, -0.3, 1.5
+    b = _abs_normal(rng, n) + 10  # keep A = B + d non-negative
+    d = rng.normal(mu, sd, n)
+    e = paired_mae_difference(b + d, b, n_resamples=N_RES, seed=3)
+    assert e.estimate == pytest.approx(d.mean())
+    assert e.ci_low < mu < e.ci_high
+    expected = 2 * 1.96 * sd / np.sqrt(n)
+    assert (e.ci_high - e.ci_low) == pytest.approx(expected, rel=0.15)
+    assert e.n_images == n and e.n_runs == 1 and e.n_folds == 1 and np.isnan(e.seed_sd)
+
+
+def test_single_run_is_exactly_scipys_paired_bootstrap():
+    rng = np.random.default_rng(4)
+    a, b = _abs_normal(rng, 300), _abs_normal(rng, 300)
+    e = paired_mae_difference(a, b, n_resamples=N_RES, seed=7)
+    ref = st.bootstrap((a, b), lambda x, y, axis: (x - y).mean(axis=axis), paired=True, n_resamples=N_RES,
+                       method="BCa", rng=np.random.default_rng(7)).confidence_interval
+    assert (e.ci_low, e.ci_high) == pytest.approx((ref.low, ref.high), rel=1e-9)
+
+
+def test_pairing_resolves_a_small_consistent_gap_that_unpaired_does_not():
+    rng = np.random.default_rng(5)
+    n = 200
+    b = _abs_normal(rng, n)  # image difficulty dominates the errors (sd ~ 3 y) ...
+    a = b + 0.1 + rng.normal(0, 0.05, n)  # ... and A is consistently 0.1 y worse on every image
+    a = np.abs(a)
+    paired = paired_mae_difference(a, b, n_resamples=N_RES)
+    unpaired_ci = st.bootstrap((a, b), lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis), paired=False,
+                               n_resamples=N_RES, rng=np.random.default_rng(0)).confidence_interval
+    unpaired = _effect(unpaired_ci.low, unpaired_ci.high)
+    assert verdict(paired, better="higher") == "supported" and paired.ci_low > 0.08
+    assert verdict(unpaired, better="higher") == "not resolved"
+    assert unpaired.half_width > 20 * paired.half_width
+
+
+def test_same_seed_same_numbers():
+    rng = np.random.default_rng(6)
+    a, b = _abs_normal(rng, (3, 120)), _abs_normal(rng, (3, 120))
+    assert paired_mae_difference(a, b, n_resamples=N_RES, seed=1) == paired_mae_difference(a, b, n_resamples=N_RES,
+                                                                                          seed=1)
+
+
+# --- verdicts on hand-made CIs ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lo,hi,margin,lower,higher", [
+    (-0.31, -0.15, 0.0, "supported", "contradicted"),
+    (0.05, 0.40, 0.0, "contradicted", "supported"),
+    (-0.20, 0.10, 0.0, "not resolved", "not resolved"),
+    (-0.31, -0.15, 0.2, "not resolved", "contradicted"),  # better by > 0.2 y? the CI straddles -0.2
+    (-0.31, -0.25, 0.2, "supported", "contradicted"),
+    (-0.10, -0.05, 0.2, "contradicted", "contradicted"),  # better, but by less than the margin
+    (0.25, 0.30, 0.2, "contradicted", "supported"),
+])
+def test_one_sided_verdicts(lo, hi, margin, lower, higher):
+    assert verdict(_effect(lo, hi), better="lower", margin=margin) == lower
+    assert verdict(_effect(lo, hi), better="higher", margin=margin) == higher
+
+
+@pytest.mark.parametrize("lo,hi,expected", [
+    (-0.1, 0.2, "supported"),  # inside (-0.25, 0.25)
+    (0.3, 0.6, "contradicted"),  # entirely above the margin
+    (-0.9, -0.4, "contradicted"),  # entirely below
+    (-0.1, 0.4, "not resolved"),  # straddles the margin
+    (-0.5, 0.5, "not resolved"),  # wider than the margin on both sides
+])
+def test_equivalence_verdicts(lo, hi, expected):
+    assert verdict(_effect(lo, hi), better="equivalent", margin=0.25) == expected
+
+
+def test_verdict_refuses_bad_options():
+    with pytest.raises(ValueError, match="margin > 0"):
+        verdict(_effect(-0.1, 0.1), better="equivalent")
+    with pytest.raises(ValueError, match="'lower', 'higher' or 'equivalent'"):
+        verdict(_effect(-0.1, 0.1), better="smaller")
+    with pytest.raises(ValueError, match="non-negative"):
+        verdict(_effect(-0.1, 0.1), margin=-0.1)
+
+
+# --- sizing the test split ---------------------------------------------------------------------------------------
+
+def test_required_test_size_hand_computed():
+    # differences +1, -1, +1, -1: sd (ddof=1) = sqrt(4/3); n = (1.95996 * 1.1547 / 0.1)^2 = 512.2 -> 513
+    a, b = np.array([1.0, 0.0, 1.0, 0.0]), np.array([0.0, 1.0, 0.0, 1.0])
+    assert required_test_size(a, b, half_width=0.1) == 513
+    assert required_test_size(a, b, half_width=0.2) == 129  # 128.05 -> 129
+    # seeds are averaged per image first: the seed-to-seed wobble below cancels, leaving the same differences
+    assert required_test_size(np.stack([a + 0.5, a + 1.5]), np.stack([b + 1, b + 1]), half_width=0.1) == 513
+    with pytest.raises(ValueError, match="half_width"):
+        required_test_size(a, b, half_width=0)
+
+
+def test_required_test_size_delivers_the_half_width():
+    rng = np.random.default_rng(8)
+
+    def draw(n):  # paired differences ~ N(-0.2, 0.8) on top of per-image difficulty
+        b = _abs_normal(rng, n) + 5
+        return b + rng.normal(-0.2, 0.8, n), b
+
+    n = required_test_size(*draw(400), half_width=0.1)
+    assert 200 < n < 300  # (1.96 * 0.8 / 0.1)^2 = 246, up to the pilot's sampling error
+    e = paired_mae_difference(*draw(n), n_resamples=N_RES)
+    assert e.half_width == pytest.approx(0.1, rel=0.15)
+
+
+# --- several seeds and folds -------------------------------------------------------------------------------------
+
+def test_multi_seed_estimate_and_seed_spread_enters_the_ci():
+    rng = np.random.default_rng(9)
+    n = 400
+    b = np.tile(_abs_normal(rng, n) + 5, (3, 1))
+    offsets = np.array([[-0.6], [0.0], [0.6]])  # the seed matters far more than the image here
+    a = b + offsets + rng.normal(0, 0.05, (3, n))
+    e = paired_mae_difference(a, b, n_resamples=N_RES)
+    assert e.estimate == pytest.approx((a - b).mean())
+    assert e.n_runs == 3 and e.n_images == n and "seeds x images" in e.method
+    assert e.seed_sd == pytest.approx(0.6, abs=0.02)
+    images_only = paired_mae_difference(a.mean(axis=0), b[0], n_resamples=N_RES)
+    assert images_only.half_width < 0.01  # seed-averaged, images-only CI would look falsely precise
+    assert e.half_width > 0.3 and verdict(e) == "not resolved"
+
+
+def test_folds_are_resampled_within_strata():
+    # fold 0: 10 images with difference 1.0, fold 1: 30 images with difference 3.0 -> (10*1 + 30*3) / 40 = 2.5;
+    # a resampler mixing the folds would move this mean, the stratified one cannot
+    b0, b1 = np.ones((2, 10)), np.ones((3, 30))
+    e = paired_mae_difference([b0 + 1.0, b1 + 3.0], [b0, b1], n_resamples=N_RES)
+    assert (e.estimate, e.ci_low, e.ci_high) == pytest.approx((2.5, 2.5, 2.5))
+    assert (e.n_images, e.n_runs, e.n_folds) == (40, 5, 2)
+
+
+def test_folds_match_scipys_stratified_bootstrap_with_one_seed():
+    rng = np.random.default_rng(10)
+    a0, b0, a1, b1 = _abs_normal(rng, 60), _abs_normal(rng, 60), _abs_normal(rng, 140), _abs_normal(rng, 140)
+    e = paired_mae_difference([a0, a1], [b0, b1], n_resamples=N_RES, seed=2)
+    d0, d1 = a0 - b0, a1 - b1
+    ref = st.bootstrap((d0, d1), lambda x, y, axis: 0.3 * x.mean(axis=axis) + 0.7 * y.mean(axis=axis),
+                       n_resamples=N_RES, method="BCa", rng=np.random.default_rng(2)).confidence_interval
+    assert e.estimate == pytest.approx(np.concatenate([d0, d1]).mean())
+    assert (e.ci_low, e.ci_high) == pytest.approx((ref.low, ref.high), rel=1e-9)
+
+
+def test_bca_undefined_falls_back_to_percentile_on_the_same_resamples():
+    # every leave-one-out mean (over seeds or images) is 0.5, so BCa's acceleration is 0/0
+    v = np.array([[0.0, 1.0] * 10, [1.0, 0.0] * 10])
+    m = mean_ci(v, n_resamples=N_RES)
+    assert m.estimate == 0.5 and 0.2 < m.ci_low < 0.5 < m.ci_high < 0.8
+    assert "percentile (BCa undefined)" in m.method
+
+
+def test_mean_ci_for_table_rows():
+    rng = np.random.default_rng(11)
+    errs = _abs_normal(rng, (3, 500), scale=4.0)
+    m = mean_ci(errs, n_resamples=N_RES)
+    assert m.estimate == pytest.approx(errs.mean())
+    assert m.ci_low < 4 * np.sqrt(2 / np.pi) < m.ci_high  # E|N(0, 4)| = 3.19
+    assert "paired" not in m.method
+    assert format_effect(m) == f"{m.estimate:.2f} y [{m.ci_low:.2f}, {m.ci_high:.2f}]"
+
+
+# --- bad input -------------------------------------------------------------------------------------------------
+
+def test_shape_errors_name_the_shapes():
+    a = np.ones((3, 100))
+    with pytest.raises(ValueError, match=r"err_a has shape \(3, 100\), err_b \(3, 99\)"):
+        paired_mae_difference(a, np.ones((3, 99)))
+    with pytest.raises(ValueError, match=r"err_a has shape \(100,\), err_b \(99,\)"):
+        paired_mae_difference(np.ones(100), np.ones(99))
+    with pytest.raises(ValueError, match=r"err_a has shape \(3, 100\), err_b \(2, 100\)"):
+        paired_mae_difference(a, np.ones((2, 100)))
+    with pytest.raises(ValueError, match=r"err_a has shape \(2, 3, 4\); expected"):
+        paired_mae_difference(np.ones((2, 3, 4)), np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"err_a has 2 fold\(s\), err_b 1"):
+        paired_mae_difference([a, a], [a])
+    with pytest.raises(ValueError, match=r"\(2, 10\), err_b \(2, 11\) in fold 1"):
+        paired_mae_difference([a, np.ones((2, 10))], [a, np.ones((2, 11))])
+
+
+def test_bad_values_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match="negative values; pass absolute errors"):
+        paired_mae_difference(np.array([1.0, -2.0]), np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"err_b contains NaN"):
+        paired_mae_difference(np.ones(5), np.array([1.0, np.nan, 1, 1, 1]))
+    with pytest.raises(ValueError, match="at least one run and two images"):
+        mean_ci(np.ones(1))
+    with pytest.raises(ValueError, match="confidence"):
+        mean_ci(np.arange(5.0), confidence=95)
