@@ -124,6 +124,7 @@ class _Canvas:
         self.unit = size * 0.78 * scale / height
         self.cx = size / 2 + dx * size
         self.cy = size * 0.1 + self.unit * 1.0 + dy * size  # vertex near the top of the frame
+        self.line_width = max(1, int(round(self.unit * 0.025)))  # of creases, lids, frames (pixels)
 
     def strain(self, x: float, y: float) -> tuple[float, float]:
         r = math.hypot(x, y)
@@ -236,7 +237,7 @@ def _head_outline(f: _Look) -> list[tuple[float, float]]:
     return outline
 
 
-def _draw_head(img: Image.Image, cv: _Canvas, f: _Look, head: list[tuple[float, float]]) -> None:
+def _draw_head(img: Image.Image, cv: _Canvas, f: _Look, *, head: list[tuple[float, float]]) -> None:
     """Long hair behind, shirt, neck, ears, then the head (``head``: its outline in pixels)."""
     d = ImageDraw.Draw(img)
     neck_w = 0.42 * cv.unit * (0.8 if f.s.sex == "F" else 1.0)
@@ -274,8 +275,9 @@ def _draw_hair(img: Image.Image, cv: _Canvas, f: _Look) -> None:
     img.paste(layer, (0, 0), layer)
 
 
-def _draw_brow_region(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, w: int) -> None:
+def _draw_brow_region(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
     """Forehead lines (more with skin age, never into the hair) and brows."""
+    w = cv.line_width
     for i in range(int(round(4 * f.wrinkle))):
         y = -0.12 - 0.09 * i
         if y < f.hairline + 0.1:
@@ -287,9 +289,9 @@ def _draw_brow_region(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, w: int) -> 
         d.line(cv.pts(brow), fill=brow_c, width=max(1, int(w * (2.2 if f.s.sex == "M" else 1.5))))
 
 
-def _draw_eyes(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, w: int) -> None:
+def _draw_eyes(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
     """White, iris, pupil, upper lid (drooping with age), bags, crow's feet."""
-    droop = 0.35 * f.sag
+    droop, w = 0.35 * f.sag, cv.line_width
     for sx in (-1, 1):
         ex, ey = cv.px(sx * f.eye_x, f.eye_y)
         rx, ry = f.eye_r * cv.unit, f.eye_r * 0.55 * cv.unit
@@ -317,9 +319,9 @@ def _draw_lips(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
     d.ellipse([mx - mw * cv.unit, my - lip_h * cv.unit, mx + mw * cv.unit, my + lip_h * cv.unit], fill=f.lip_colour)
 
 
-def _draw_nose_and_mouth(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, w: int) -> None:
+def _draw_nose_and_mouth(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
     """Nose, lips (thinning, corners dropping with age), nasolabial and marionette folds."""
-    nose_y, mouth_y, mw = f.nose_y, f.mouth_y, f.mouth_w
+    nose_y, mouth_y, mw, w = f.nose_y, f.mouth_y, f.mouth_w, cv.line_width
     nx, ny = cv.px(0, nose_y)
     d.line(cv.pts([(-0.06, f.eye_y + 0.05), (-0.08, nose_y - 0.05)]), fill=_col(f.skin, 0.85), width=w)
     for sx in (-1, 1):
@@ -338,7 +340,7 @@ def _draw_nose_and_mouth(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, w: int) 
                        width=w)
 
 
-def _draw_age_spots(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, rng: np.random.Generator) -> None:
+def _draw_age_spots(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, *, rng: np.random.Generator) -> None:
     """Up to 12 darker spots from skin age 50, never on the eyes (draws from rng)."""
     for _ in range(int(12 * _ramp(f.skin_age, 50, 35) * rng.random())):
         x, y = rng.uniform(-0.7, 0.7), rng.uniform(-0.4, 0.6)
@@ -349,7 +351,7 @@ def _draw_age_spots(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, rng: np.rando
         d.ellipse([px - r, py - r, px + r, py + r], fill=_col(f.skin, 0.75))
 
 
-def _draw_beard(img: Image.Image, cv: _Canvas, f: _Look, jaw: list[tuple[float, float]],
+def _draw_beard(img: Image.Image, cv: _Canvas, f: _Look, *, jaw: list[tuple[float, float]],
                 rng: np.random.Generator) -> None:
     """Translucent beard from the jaw (``jaw``: its outline points in pixels) up around the mouth; lips on top."""
     mouth_y = f.mouth_y
@@ -361,9 +363,10 @@ def _draw_beard(img: Image.Image, cv: _Canvas, f: _Look, jaw: list[tuple[float, 
     _draw_lips(ImageDraw.Draw(img), cv, f)
 
 
-def _draw_glasses(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, w: int, rng: np.random.Generator) -> None:
+def _draw_glasses(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, *, rng: np.random.Generator) -> None:
     """Rounded frames round both eyes and a bridge; frame colour drawn from rng."""
     frame_c = tuple(int(v) for v in rng.choice([(20, 20, 20), (90, 60, 30), (150, 150, 160)]))
+    w = cv.line_width
     for sx in (-1, 1):
         ex, ey = cv.px(sx * f.eye_x, f.eye_y)
         r = f.eye_r * 1.45 * cv.unit
@@ -373,7 +376,7 @@ def _draw_glasses(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, w: int, rng: np
            width=w + 1)
 
 
-def _camera(img: Image.Image, bg: np.ndarray, size: int, rng: np.random.Generator) -> Image.Image:
+def _camera(img: Image.Image, bg: np.ndarray, *, size: int, rng: np.random.Generator) -> Image.Image:
     """Roll over the backdrop, downsample to ``size``, lighting, noise, sometimes blur (draws from rng)."""
     roll = float(rng.normal(0, 4))
     rotated = img.rotate(roll, resample=Image.BILINEAR)
@@ -404,19 +407,18 @@ def render_face(s: Subject, age: float, rng: np.random.Generator, size: int = 11
     _colour_look(f, rng)
     outline = _head_outline(f)
     head = cv.pts(outline, feature=False)
-    _draw_head(img, cv, f, head)
+    _draw_head(img, cv, f, head=head)
     _draw_hair(img, cv, f)
-    w = max(1, int(round(cv.unit * 0.025)))  # line width
     d = ImageDraw.Draw(img)
-    _draw_brow_region(d, cv, f, w)
-    _draw_eyes(d, cv, f, w)
-    _draw_nose_and_mouth(d, cv, f, w)
-    _draw_age_spots(d, cv, f, rng)
+    _draw_brow_region(d, cv, f)
+    _draw_eyes(d, cv, f)
+    _draw_nose_and_mouth(d, cv, f)
+    _draw_age_spots(d, cv, f, rng=rng)
     if f.beard:
-        _draw_beard(img, cv, f, [p for p, q in zip(head, outline) if q[1] > 0.35], rng)
+        _draw_beard(img, cv, f, jaw=[p for p, q in zip(head, outline) if q[1] > 0.35], rng=rng)
     if f.glasses:
-        _draw_glasses(ImageDraw.Draw(img), cv, f, w, rng)
-    img = _camera(img, bg, size, rng)
+        _draw_glasses(ImageDraw.Draw(img), cv, f, rng=rng)
+    img = _camera(img, bg, size=size, rng=rng)
     attrs = {"grey": round(f.grey, 3), "recession": round(f.recede, 3), "glasses": bool(f.glasses),
              "beard": bool(f.beard), "skin_age": round(f.skin_age, 1), "jpeg_quality": int(rng.integers(60, 96))}
     return img, attrs
