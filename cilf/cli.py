@@ -32,7 +32,7 @@ def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
 
 def _run_options(p: argparse.ArgumentParser, *, device: bool = True, quiet: bool = True,
                  device_help: str = DEVICE_HELP) -> None:
-    """The options every sub-command shares: ``--device`` (default auto) and ``--quiet``."""
+    """The options sub-commands share, added in one place: ``--device`` (default auto) and ``--quiet``."""
     if device:
         p.add_argument("--device", default="auto", help=device_help)
     if quiet:

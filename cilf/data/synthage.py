@@ -160,9 +160,9 @@ class _Look:
     glasses: bool
     beard: bool
     yaw: float
-    skin: np.ndarray = None  # RGB, this photo's exposure of the subject's skin
-    hair: np.ndarray = None  # RGB after greying
-    line: tuple[int, int, int] = None  # colour of skin creases
+    skin: np.ndarray | None = None  # RGB, this photo's exposure of the subject's skin
+    hair: np.ndarray | None = None  # RGB after greying
+    line: tuple[int, int, int] | None = None  # colour of skin creases
 
     # canonical face layout (head radius 1, y down)
     eye_y, eye_r = 0.15, 0.13
