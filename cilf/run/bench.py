@@ -174,6 +174,8 @@ def _prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
                          desc=f"encode {ds.source.name}")
     common = {"dataset": ds.source.name, "root": str(Path(root).resolve()), "protocol": ds.protocol,
               "features": cf.path.name, "encoder": cf.path.parent.name}
+    if torch.device(bcfg.device).type != "cpu":  # GPU runs differ in the last digits: never reuse them as CPU runs
+        common["device"] = torch.device(bcfg.device).type
     return _Setup(bcfg=bcfg, base=base, encoder=encoder, ds=ds, root=root,
                   label=source_label(ds.source.title, ds.protocol, synthetic), folds=ds.folds()[: bcfg.max_folds],
                   cf=cf, out=out, store=_RunStore(out, bcfg.fresh), common=common)
