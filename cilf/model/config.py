@@ -54,7 +54,7 @@ class CILFConfig:
     # -- similarity (section 1.2) -----------------------------------------------------------
     tau: float = 0.07  # temperature of the global scores S_i and of the context softmax
     # -- FourierFormer (section 1.3) --------------------------------------------------------
-    mixer: str = "fourier"  # a name in cilf.model.fourier.MIXERS (fourier, attention, sdpa, none)
+    mixer: str = "fourier"  # a key of cilf.model.fourier.MIXERS
     width: int = 64  # C
     depth: int = 2
     mlp_ratio: float = 2.0
