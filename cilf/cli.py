@@ -130,7 +130,7 @@ def cmd_predict(args) -> int:
     if len(skips):
         print(skips.report(), file=sys.stderr)
     if not results:
-        from .run.predict import IMAGE_SUFFIXES
+        from .data.images import IMAGE_SUFFIXES
 
         print("no image could be read" if len(skips) else
               f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
