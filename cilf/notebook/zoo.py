@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -16,13 +14,10 @@ from ..model.checkpoint import load_model
 from ..model.cilf_model import CILF
 from ..run.predict import default_config
 from ..run.train import TrainConfig, train
+from ..utils import cache_dir
 
 MODEL_FORMAT = 2  # bump when parameter names change, so cached demo models are retrained
 BUDGETS = {True: dict(n_images=4000, epochs=12), False: dict(n_images=10000, epochs=30)}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CILF_CACHE", Path.home() / ".cache" / "cilf"))
 
 
 def quick_model(fast: bool = True, device: str = "cpu", **overrides) -> tuple[CILF, dict]:

@@ -22,13 +22,10 @@ from safetensors.torch import load_file, save_file
 
 from ..model.clip import ImageFeatures
 from ..data.datasets import RecordDataset
+from .. import utils
 from .features import extract_features
 
 CACHE_FORMAT = 1
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("CILF_CACHE", Path.home() / ".cache" / "cilf"))
 
 
 def encoder_key(model) -> str:
@@ -89,7 +86,7 @@ def cached_features(model, dataset: RecordDataset, cache_dir: str | Path | None 
                     device: str | torch.device = "cpu", progress: bool = True, desc: str = "encode") -> CachedFeatures:
     """Features of ``dataset`` for ``model``'s frozen image tower, from the cache or encoded now."""
     t0 = time.perf_counter()
-    folder = Path(cache_dir or default_cache_dir()) / "features" / encoder_key(model)
+    folder = Path(cache_dir or utils.cache_dir()) / "features" / encoder_key(model)
     key = files_key(dataset.rows)
     tensors, meta_path = folder / f"{key}.safetensors", folder / f"{key}.json"
     if meta_path.is_file():
