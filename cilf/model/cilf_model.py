@@ -12,7 +12,7 @@ from .clip import CLIPAdapter, ImageFeatures
 from .config import CILFConfig
 from .correction import CorrectionResult, ErrorEnsemble, inverse_correct
 from .fusion import ContextFusion
-from .heads import AgeHead
+from .heads import AgeHead, age_index
 from .losses import age_loss, contrastive_loss
 from .similarity import dense_score_maps, global_scores
 
@@ -91,7 +91,7 @@ class CILF(nn.Module):
         parts = {"age": age_loss(out.logits, out.y0, y, self.ages, cfg.label_sigma, cfg.l1_weight)}
         total = parts["age"]
         if self.contrastive_scale is not None and y.shape[0] > 1:
-            idx = (y.round() - cfg.age_min).long().clamp(0, cfg.num_classes - 1)
+            idx = age_index(y, cfg.age_min, cfg.num_classes)
             text_y = out.text[torch.arange(y.shape[0], device=y.device), idx]
             parts["con"] = contrastive_loss(out.fused, text_y, y, self.contrastive_scale, cfg.contrastive_delta)
             total = total + cfg.w_con * parts["con"]

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ..model.fourier import FourierMixer, GlobalFilter
 from ..model.cilf_model import CILF, CILFOutput
+from ..model.heads import age_index
 
 
 @torch.no_grad()
@@ -48,7 +49,7 @@ def paired_embeddings(model: CILF, features, ages: torch.Tensor, batch: int = 25
     for i in range(0, len(features), batch):
         out = model(features=features[i : i + batch], correct=False)
         y = ages[i : i + batch]
-        idx = (y.round() - model.cfg.age_min).long().clamp(0, model.cfg.num_classes - 1)
+        idx = age_index(y, model.cfg.age_min, model.cfg.num_classes)
         fs.append(F.normalize(out.fused, dim=-1))
         ts.append(F.normalize(out.text[torch.arange(len(idx)), idx], dim=-1))
     return torch.cat(fs).numpy(), torch.cat(ts).numpy()
