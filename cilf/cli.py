@@ -70,8 +70,7 @@ def _tcfg(args, **extra):
 
 
 def cmd_train(args) -> int:
-    from .model.config import CILFConfig, parse_overrides
-    from .run.predict import default_config
+    from .model.config import CILFConfig, default_config, parse_overrides
     from .run.train import train
 
     cfg = CILFConfig.load(args.config) if args.config else default_config()

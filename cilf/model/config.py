@@ -135,6 +135,11 @@ class CILFConfig:
             raise ValueError(f"{path}: not a valid CILF config ({e})") from e
 
 
+def default_config() -> CILFConfig:
+    """The offline default model: the bundled micro-CLIP (``CILFConfig()``)."""
+    return CILFConfig()
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """Turn ``["mixer=attention", "width=32"]`` into typed CILFConfig changes."""
     types = {f.name: f.type for f in dataclasses.fields(CILFConfig)}

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..model.checkpoint import load_model
 from ..model.cilf_model import CILF
-from ..run.predict import default_config
+from ..model.config import default_config
 from ..run.train import TrainConfig, train
 from ..utils import cache_dir
 

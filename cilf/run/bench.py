@@ -124,7 +124,7 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
     from .feature_cache import cached_features
     from ..model.cilf_model import CILF
     from .peers import PeerConfig, fit_peer
-    from .predict import default_config
+    from ..model.config import default_config
     from .train import fit_features
 
     t_start = time.perf_counter()

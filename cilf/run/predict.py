@@ -7,15 +7,10 @@ import torch
 from tqdm import tqdm
 
 from ..model.checkpoint import load_model
-from ..model.config import CILFConfig
+from ..model.config import default_config
 from ..data.images import BadImageError, SkipLog, is_image_file, load_image
 from .evaluate import zero_shot_ages
 from ..model.cilf_model import CILF
-
-
-def default_config() -> CILFConfig:
-    """The offline default: the bundled micro-CLIP (``CILFConfig()``)."""
-    return CILFConfig()
 
 
 def load_predictor(checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[CILF, bool]:
