@@ -88,7 +88,7 @@ def cmd_train(args) -> int:
     print(format_report(report))
     print(f"metrics written to {Path(args.out) / 'metrics.json'}; best checkpoint {report['checkpoint']}")
     if args.figure:
-        from .notebook.viz import run_figure
+        from .notebook.plots import run_figure
 
         print(f"figure written to {run_figure(args.out, args.figure)}")
     return 0
@@ -145,7 +145,7 @@ def cmd_synthage(args) -> int:
     root = generate(spec, args.out, progress=not args.quiet)
     print(f"SynthAge ({spec.n_images} images, seed {spec.seed}) at {root}; manifest {root / 'manifest.csv'}")
     if args.contact_sheet:
-        from .notebook.viz import synthage_contact_sheet
+        from .notebook.plots import synthage_contact_sheet
 
         synthage_contact_sheet(args.contact_sheet, seed=args.seed)
         print(f"contact sheet written to {args.contact_sheet}")

@@ -166,9 +166,9 @@ def format_table(result: dict) -> str:
 
 
 def complexity_figure(result: dict, path: str | Path | None = None):
-    from ..notebook.viz import _plt, save_figure
+    from ..notebook.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for m in dict.fromkeys(r["mixer"] for r in result["rows"]):
         ok = [r for r in result["rows"] if r["mixer"] == m and "seconds" in r]
