@@ -49,10 +49,8 @@ def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: i
     return [it[0] for it in items], [it[1] for it in items], [it[3] for it in items]
 
 
-
-
-def test_features(model: CILF, fast: bool = True, seed: int = 0):
-    """Encoded SynthAge test split for ``model``: (ImageFeatures, ages (n), metas)."""
+def held_out_features(model: CILF, fast: bool = True, seed: int = 0):
+    """Encoded SynthAge test split (held out from training) for ``model``: (ImageFeatures, ages (n), metas)."""
     from ..data.datasets import SynthAge
     from ..run.features import extract_features
 
