@@ -22,11 +22,11 @@ def run_on_images(model: CILF, images) -> CILFOutput:
 def fpe_steps(filt: GlobalFilter, x: torch.Tensor) -> dict[str, np.ndarray]:
     """One global-filter pass step by step for x (H x W x C): channel-mean of the input, |DFT|,
     |filter|, |filtered spectrum| and the IDFT output (each H x W or H x W//2+1)."""
-    h, w, _ = x.shape
-    spec = torch.fft.rfft2(x.float().permute(2, 0, 1), norm="ortho")
-    k = filt.filter_for(h, w)
-    filtered = spec * k
-    out = torch.fft.irfft2(filtered, s=(h, w), norm="ortho").permute(1, 2, 0)
+    size = (x.shape[0], x.shape[1])
+    spec = filt.spectrum(x[None])[0]
+    k = filt.filter_for(*size)
+    filtered = filt.filtered(spec[None], size)[0]
+    out = filt.inverse(filtered[None], size)[0]
     return {"input": x.mean(-1).numpy(), "spectrum": spec.abs().mean(0).numpy(), "filter": k.abs().mean(0).numpy(),
             "filtered": filtered.abs().mean(0).numpy(), "output": out.mean(-1).numpy()}
 
