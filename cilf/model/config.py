@@ -78,7 +78,7 @@ class CILFConfig:
     eps: float = 0.5
     eta: float = 1.0
     max_steps: int = 10  # T_max
-    candidate_range: float = 10.0  # R
+    candidate_range: float = 10.0  # R: error-model candidates y + U(-R, R) and its output scale (years)
     # -- loss weights (section 1.8) ---------------------------------------------------------
     w_con: float = 0.5
     w_err: float = 0.5

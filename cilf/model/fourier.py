@@ -128,7 +128,7 @@ class ChannelMLP(nn.Module):
 class FourierFormerBlock(nn.Module):
     """x (B x H x W x C) -> x + mixer(LN x), then + ChannelMLP(LN x)."""
 
-    def __init__(self, dim: int, mixer: str = "fourier", grid: tuple[int, int] = (8, 8),
+    def __init__(self, dim: int, mixer: str = "fourier", grid: tuple[int, int] = (8, 8), *,
                  mlp_ratio: float = 4.0, heads: int = 4, dwconv: bool = True):
         super().__init__()
         if mixer not in MIXERS:
@@ -148,12 +148,12 @@ class FourierFormerBlock(nn.Module):
 class FourierFormer(nn.Module):
     """A stack of ``depth`` blocks. Input and output: B x H x W x C (C = ``dim``)."""
 
-    def __init__(self, dim: int, depth: int = 2, mixer: str = "fourier", grid: tuple[int, int] = (8, 8),
+    def __init__(self, dim: int, *, depth: int = 2, mixer: str = "fourier", grid: tuple[int, int] = (8, 8),
                  mlp_ratio: float = 4.0, heads: int = 4, dwconv: bool = True):
         super().__init__()
         self.mixer = mixer
         self.blocks = nn.ModuleList(
-            FourierFormerBlock(dim, mixer, grid, mlp_ratio, heads, dwconv) for _ in range(depth)
+            FourierFormerBlock(dim, mixer, grid, mlp_ratio=mlp_ratio, heads=heads, dwconv=dwconv) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
 

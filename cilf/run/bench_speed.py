@@ -272,7 +272,8 @@ def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: st
             model.clip.class_text_features()  # frozen prompts: encoded once, in both arms
         t_text = time.perf_counter() - t0
         t0 = time.perf_counter()
-        batches = Batches(model.eval(), ds, tcfg.batch_size, device, cached, "encode", progress=False)
+        batches = Batches(model.eval(), ds, tcfg.batch_size, device=device, cached=cached, desc="encode",
+                          progress=False)
         t_setup = time.perf_counter() - t0
         out["train_images"], out["batches"] = len(ds), len(batches)  # SynthAge's train split of n_images
         params = [p for p in model.parameters() if p.requires_grad]
