@@ -78,8 +78,7 @@ def _tcfg(args, **extra):
 
 
 def cmd_train(args) -> int:
-    from .model.config import CILFConfig, parse_overrides
-    from .run.predict import default_config
+    from .model.config import CILFConfig, default_config, parse_overrides
     from .run.train import train
 
     cfg = CILFConfig.load(args.config) if args.config else default_config()
@@ -97,7 +96,7 @@ def cmd_train(args) -> int:
     print(format_report(report))
     print(f"metrics written to {Path(args.out) / 'metrics.json'}; best checkpoint {report['checkpoint']}")
     if args.figure:
-        from .notebook.viz import run_figure
+        from .notebook.plots import run_figure
 
         print(f"figure written to {run_figure(args.out, args.figure)}")
     return 0
@@ -138,7 +137,7 @@ def cmd_predict(args) -> int:
     if len(skips):
         print(skips.report(), file=sys.stderr)
     if not results:
-        from .run.predict import IMAGE_SUFFIXES
+        from .data.images import IMAGE_SUFFIXES
 
         print("no image could be read" if len(skips) else
               f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
@@ -154,7 +153,7 @@ def cmd_synthage(args) -> int:
     root = generate(spec, args.out, progress=not args.quiet)
     print(f"SynthAge ({spec.n_images} images, seed {spec.seed}) at {root}; manifest {root / 'manifest.csv'}")
     if args.contact_sheet:
-        from .notebook.viz import synthage_contact_sheet
+        from .notebook.plots import synthage_contact_sheet
 
         synthage_contact_sheet(args.contact_sheet, seed=args.seed)
         print(f"contact sheet written to {args.contact_sheet}")

@@ -1,8 +1,9 @@
-"""Seeds and devices."""
+"""Seeds, devices, and the folders cilf writes to (cache, generated data)."""
 from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,12 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def offline_by_default() -> None:
-    """Fail fast instead of retrying downloads when no network is there (tests, run_all.sh)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def cache_dir() -> Path:
+    """Where cilf caches features, demo models and benchmark runs: ``$CILF_CACHE``, default ~/.cache/cilf."""
+    return Path(os.environ.get("CILF_CACHE", Path.home() / ".cache" / "cilf"))
+
+
+def data_dir() -> Path:
+    """Where generated data (SynthAge) is written: ``$CILF_DATA``, default ~/.cache/cilf/data
+    (independent of ``$CILF_CACHE``)."""
+    return Path(os.environ.get("CILF_DATA", Path.home() / ".cache" / "cilf" / "data"))

@@ -39,8 +39,7 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 # %%
 from cilf.notebook.analysis import run_on_images
 from cilf.run.evaluate import format_report
-from cilf.notebook.plots import show_faces
-from cilf.notebook.viz import run_figure, synthage_contact_sheet
+from cilf.notebook.plots import run_figure, show_faces, synthage_contact_sheet
 from cilf.notebook.zoo import quick_model, synthage_samples
 
 # %% [markdown]

@@ -38,11 +38,11 @@ import numpy as np
 
 from cilf.notebook.analysis import age_separation, paired_embeddings
 from cilf.notebook.plots import plot_embedding_pca, plot_similarity_matrices
-from cilf.notebook.zoo import quick_model, test_features
+from cilf.notebook.zoo import held_out_features, quick_model
 
 with_con, rep_con = quick_model(fast=FAST)
 without, rep_without = quick_model(fast=FAST, contrastive=False)
-feats, ages, _ = test_features(with_con, fast=FAST)  # both share the same frozen CLIP features
+feats, ages, _ = held_out_features(with_con, fast=FAST)  # both share the same frozen CLIP features
 y = ages.numpy()
 f_con, t_con = paired_embeddings(with_con, feats, ages)
 f_no, t_no = paired_embeddings(without, feats, ages)

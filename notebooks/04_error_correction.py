@@ -42,10 +42,10 @@ from scipy.stats import spearmanr
 
 from cilf.notebook.analysis import correction_outputs
 from cilf.notebook.plots import plot_correction
-from cilf.notebook.zoo import quick_model, test_features
+from cilf.notebook.zoo import held_out_features, quick_model
 
 model, report = quick_model(fast=FAST)
-feats, ages, _ = test_features(model, fast=FAST)
+feats, ages, _ = held_out_features(model, fast=FAST)
 y = ages.numpy()
 corr = correction_outputs(model, feats)
 print("eps =", model.cfg.eps, "| eta =", model.cfg.eta, "| T_max =", model.cfg.max_steps,

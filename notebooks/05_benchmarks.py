@@ -45,7 +45,7 @@ import pandas as pd
 from cilf.run.bench import BenchConfig, run_benchmark
 from cilf.data import PAPER_DATASETS
 from cilf.notebook.paper_tables import availability, paper_table, plot_protocol_bars, results_table
-from cilf.notebook.zoo import cache_dir
+from cilf.utils import cache_dir
 
 pd.set_option("display.max_colwidth", 90)
 BUDGET = dict(n_images=1200, epochs=6, peer_epochs=40) if FAST else dict(n_images=4000, epochs=15, peer_epochs=60)

@@ -44,7 +44,7 @@ import numpy as np
 
 from cilf.run.bench import VARIANTS, BenchConfig, run_benchmark
 from cilf.notebook.paper_tables import plot_ablations_and_peers, results_table
-from cilf.notebook.zoo import cache_dir
+from cilf.utils import cache_dir
 
 BUDGET = dict(n_images=1200, epochs=6, peer_epochs=40) if FAST else dict(n_images=4000, epochs=15, peer_epochs=60)
 SEEDS = 3

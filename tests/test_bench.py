@@ -15,7 +15,7 @@ FAST_MODEL = ["width=32", "depth=1", "ensemble_size=2", "error_hidden=32"]
 @pytest.fixture(scope="module")
 def encoder():
     from cilf.model.cilf_model import CILF
-    from cilf.run.predict import default_config
+    from cilf.model.config import default_config
 
     torch.manual_seed(0)
     return CILF(default_config()).eval()

@@ -51,7 +51,7 @@ def test_error_ensemble_learns_a_known_offset():
     y0 = y + 5  # a biased first estimate
     for _ in range(300):
         opt.zero_grad()
-        ens.fit_loss(h, y0, y, radius=10).backward()
+        ens.fit_loss(h, y0, y, candidate_range=10).backward()
         opt.step()
     r = inverse_correct(y0, ens.error_fn(h, y0), eps=0.5, max_steps=10)
     assert (r.x - y).abs().mean() < 0.5 * (y0 - y).abs().mean()

@@ -3,7 +3,7 @@ import numpy as np
 from PIL import Image
 
 from cilf.notebook import plots
-from cilf.notebook.viz import synthage_contact_sheet
+from cilf.notebook.plots import synthage_contact_sheet
 
 
 def test_all_plot_functions_write_pngs(tmp_path):

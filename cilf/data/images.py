@@ -14,12 +14,19 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MIN_SIDE = 16  # pixels; smaller images carry no face worth estimating
+# File suffixes (lower case) taken for images when a folder is walked (datasets, predict, align).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
 
 class BadImageError(ValueError):
     def __init__(self, path: str | Path, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = str(path), reason
+
+
+def is_image_file(path: Path) -> bool:
+    """True for an existing file whose suffix is in IMAGE_SUFFIXES (any case)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..utils import data_dir
+
 VERSION = 1
 SKIN_TONES = np.array([(241, 208, 185), (224, 180, 150), (198, 148, 112), (160, 110, 78), (112, 72, 50), (80, 52, 38)], float)
 HAIR_COLOURS = np.array([(30, 24, 20), (60, 40, 28), (105, 72, 45), (160, 120, 70), (200, 165, 105), (140, 60, 30)], float)
@@ -503,8 +505,7 @@ def _render_to_file(args) -> dict:
 
 
 def default_root(spec: SynthAgeSpec) -> Path:
-    base = Path(os.environ.get("CILF_DATA", Path.home() / ".cache" / "cilf" / "data"))
-    return base / f"synthage-{spec.key()}"
+    return data_dir() / f"synthage-{spec.key()}"
 
 
 def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | None = None,

@@ -12,12 +12,12 @@ from .clip import CLIPAdapter, ImageFeatures
 from .config import CILFConfig
 from .correction import CorrectionResult, ErrorEnsemble, inverse_correct
 from .fusion import ContextFusion
-from .heads import AgeHead
+from .heads import AgeHead, age_index
 from .losses import age_loss, contrastive_loss
 from .similarity import dense_score_maps, global_scores
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CILFOutput:
     """Everything one forward pass produces (B images, K classes, H x W grid, D joint dim)."""
 
@@ -45,7 +45,8 @@ class CILF(nn.Module):
             nn.Parameter(torch.tensor(math.log(1.0 / cfg.contrastive_tau))) if cfg.contrastive else None
         )
         self.corrector = (
-            ErrorEnsemble(dim, cfg.ensemble_size, cfg.error_hidden, (cfg.age_min, cfg.age_max), cfg.candidate_range)
+            ErrorEnsemble(dim, members=cfg.ensemble_size, hidden=cfg.error_hidden, age_range=(cfg.age_min, cfg.age_max),
+                          candidate_range=cfg.candidate_range)
             if cfg.correction else None
         )
 
@@ -74,7 +75,8 @@ class CILF(nn.Module):
         if self.corrector is not None and correct:
             correction = self.correct(fusion.fused, y0)
             age = correction.x
-        return CILFOutput(scores, maps, logits, probs, y0, age, fusion.fused, fusion.text, correction)
+        return CILFOutput(scores=scores, maps=maps, logits=logits, probs=probs, y0=y0, age=age, fused=fusion.fused,
+                          text=fusion.text, correction=correction)
 
     def correct(self, fused: torch.Tensor, y0: torch.Tensor) -> CorrectionResult:
         """Run E_P and the inverse correction from y0 (B) with features f (B x D)."""
@@ -91,7 +93,7 @@ class CILF(nn.Module):
         parts = {"age": age_loss(out.logits, out.y0, y, self.ages, cfg.label_sigma, cfg.l1_weight)}
         total = parts["age"]
         if self.contrastive_scale is not None and y.shape[0] > 1:
-            idx = (y.round() - cfg.age_min).long().clamp(0, cfg.num_classes - 1)
+            idx = age_index(y, cfg.age_min, cfg.num_classes)
             text_y = out.text[torch.arange(y.shape[0], device=y.device), idx]
             parts["con"] = contrastive_loss(out.fused, text_y, y, self.contrastive_scale, cfg.contrastive_delta)
             total = total + cfg.w_con * parts["con"]

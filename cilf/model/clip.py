@@ -110,7 +110,7 @@ class PromptLearner(nn.Module):
     The n context vectors are shared by all classes and initialised from "a photo of a".
     """
 
-    def __init__(self, clip_model: nn.Module, tokenizer, ages: list[int], n_ctx: int):
+    def __init__(self, clip_model: nn.Module, tokenizer, *, ages: list[int], n_ctx: int):
         super().__init__()
         placeholder = " ".join(["X"] * n_ctx)
         tokens = tokenizer([f"{placeholder} {a}-year-old person." for a in ages])
@@ -154,7 +154,8 @@ class CLIPAdapter(nn.Module):
         self.embed_dim = int(self.model.text_projection.shape[-1]) if self.model.text_projection is not None else None
         self._freeze(cfg)
         self.prompt_learner = (
-            PromptLearner(self.model, self.tokenizer, cfg.ages, cfg.n_ctx) if cfg.prompts == "learned" else None
+            PromptLearner(self.model, self.tokenizer, ages=cfg.ages, n_ctx=cfg.n_ctx)
+            if cfg.prompts == "learned" else None
         )
         self._text_cache: torch.Tensor | None = None
         self._record_trainable()

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MIXERS = ("fourier", "attention", "sdpa", "none")
+from .fourier import MIXERS
+
 PROMPT_MODES = ("fixed", "learned")
 
 DEFAULT_TEMPLATES = (
@@ -53,7 +54,7 @@ class CILFConfig:
     # -- similarity (section 1.2) -----------------------------------------------------------
     tau: float = 0.07  # temperature of the global scores S_i and of the context softmax
     # -- FourierFormer (section 1.3) --------------------------------------------------------
-    mixer: str = "fourier"  # "fourier" | "attention" | "sdpa" | "none"
+    mixer: str = "fourier"  # a key of cilf.model.fourier.MIXERS
     width: int = 64  # C
     depth: int = 2
     mlp_ratio: float = 2.0
@@ -77,7 +78,7 @@ class CILFConfig:
     eps: float = 0.5
     eta: float = 1.0
     max_steps: int = 10  # T_max
-    candidate_range: float = 10.0  # R
+    candidate_range: float = 10.0  # R: error-model candidates y + U(-R, R) and its output scale (years)
     # -- loss weights (section 1.8) ---------------------------------------------------------
     w_con: float = 0.5
     w_err: float = 0.5
@@ -86,7 +87,7 @@ class CILFConfig:
     def __post_init__(self) -> None:
         self.templates = tuple(self.templates)
         if self.mixer not in MIXERS:
-            raise ValueError(f"mixer must be one of {MIXERS}, got {self.mixer!r}")
+            raise ValueError(f"mixer must be one of {tuple(MIXERS)}, got {self.mixer!r}")
         if self.prompts not in PROMPT_MODES:
             raise ValueError(f"prompts must be one of {PROMPT_MODES}, got {self.prompts!r}")
         if self.age_max <= self.age_min:
@@ -132,6 +133,11 @@ class CILFConfig:
             return cls.from_dict(json.loads(path.read_text()))
         except (json.JSONDecodeError, ValueError, TypeError) as e:
             raise ValueError(f"{path}: not a valid CILF config ({e})") from e
+
+
+def default_config() -> CILFConfig:
+    """The offline default model: the bundled micro-CLIP (``CILFConfig()``)."""
+    return CILFConfig()
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from torch import nn
 ErrorFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CorrectionResult:
     """Per image: y0 and x* (B), steps taken (B, long), accepted by E_P at once (B, bool),
     ensemble spread at x* (B), final predicted error (B) and the trajectory (T+1 x B)."""
@@ -54,22 +54,25 @@ def inverse_correct(y0: torch.Tensor, error_fn: ErrorFn, eps: float = 0.5, eta: 
         spread = torch.where(active, new_spread, spread)
         active = active & (err.abs() > eps)
         trajectory.append(x)
-    return CorrectionResult(y0, x, steps, accepted, spread, err, torch.stack(trajectory))
+    return CorrectionResult(y0=y0, x=x, steps=steps, accepted=accepted, spread=spread, error=err,
+                            trajectory=torch.stack(trajectory))
 
 
 class ErrorEnsemble(nn.Module):
     """M MLPs: (h (B x D), y0 (B), x (B)) -> predicted signed errors in years (B x M).
 
     The members are evaluated together with batched matrix products (one ``baddbmm`` per layer), so
-    the correction loop costs a few kernels per step whatever M is.
+    the correction loop costs a few kernels per step whatever M is. ``candidate_range`` is R
+    (CILFConfig.candidate_range): the outputs are scaled by R years, and ``fit_loss`` draws its
+    training candidates within +-R of the true age.
     """
 
-    def __init__(self, in_dim: int, members: int = 5, hidden: int = 128,
-                 age_range: tuple[float, float] = (0.0, 100.0), error_scale: float = 10.0):
+    def __init__(self, in_dim: int, *, members: int = 5, hidden: int = 128,
+                 age_range: tuple[float, float] = (0.0, 100.0), candidate_range: float = 10.0):
         super().__init__()
         self.center = (age_range[0] + age_range[1]) / 2
         self.half = (age_range[1] - age_range[0]) / 2
-        self.error_scale = error_scale
+        self.candidate_range = candidate_range
         self.members = members
         dims = [in_dim + 2, hidden, hidden, 1]
         self.weights = nn.ParameterList()
@@ -88,7 +91,7 @@ class ErrorEnsemble(nn.Module):
             z = torch.baddbmm(b, z, w)
             if i < last:
                 z = F.gelu(z)
-        return z.squeeze(-1).t() * self.error_scale  # B x M
+        return z.squeeze(-1).t() * self.candidate_range  # B x M
 
     def error_fn(self, h: torch.Tensor, y0: torch.Tensor) -> ErrorFn:
         """Bind features: the returned function maps x (B) to (mean error, spread) over members."""
@@ -100,9 +103,10 @@ class ErrorEnsemble(nn.Module):
 
         return fn
 
-    def fit_loss(self, h: torch.Tensor, y0: torch.Tensor, y: torch.Tensor, radius: float) -> torch.Tensor:
-        """Explicit error signal: candidates y + U(-R, R) and y0, targets x - y; smooth-L1 per member."""
-        u = (torch.rand_like(y) * 2 - 1) * radius
+    def fit_loss(self, h: torch.Tensor, y0: torch.Tensor, y: torch.Tensor, candidate_range: float) -> torch.Tensor:
+        """Explicit error signal: candidates y + U(-R, R) (R = ``candidate_range``) and y0, targets x - y;
+        smooth-L1 per member. h (B x D), y0 and y (B) -> scalar."""
+        u = (torch.rand_like(y) * 2 - 1) * candidate_range
         x = torch.cat([y + u, y0])
         target = torch.cat([u, y0 - y])
         e = self(torch.cat([h, h]), torch.cat([y0, y0]), x)

@@ -43,12 +43,23 @@ class GlobalFilter(nn.Module):
             weight = planes.reshape(c, 2, h, w // 2 + 1).permute(0, 2, 3, 1)
         return torch.view_as_complex(weight.float().contiguous())
 
+    @staticmethod
+    def spectrum(x: torch.Tensor) -> torch.Tensor:
+        """x (B x H x W x C, any float dtype) -> its float32 2-D DFT per channel: B x C x H x W//2+1 complex."""
+        return torch.fft.rfft2(x.float().permute(0, 3, 1, 2), dim=(-2, -1), norm="ortho")
+
+    def filtered(self, spec: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """spec (B x C x h x w//2+1) times the filter for grid ``size`` = (h, w); same shape."""
+        return spec * self.filter_for(*size)
+
+    @staticmethod
+    def inverse(spec: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """spec (B x C x h x w//2+1) -> the float32 inverse DFT on grid ``size`` = (h, w): B x h x w x C."""
+        return torch.fft.irfft2(spec, s=size, dim=(-2, -1), norm="ortho").permute(0, 2, 3, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, c = x.shape
-        spec = torch.fft.rfft2(x.float().permute(0, 3, 1, 2), dim=(-2, -1), norm="ortho")
-        spec = spec * self.filter_for(h, w)
-        out = torch.fft.irfft2(spec, s=(h, w), dim=(-2, -1), norm="ortho")
-        return out.permute(0, 2, 3, 1).to(x.dtype)
+        size = (x.shape[1], x.shape[2])
+        return self.inverse(self.filtered(self.spectrum(x), size), size).to(x.dtype)
 
 
 class FourierMixer(nn.Module):
@@ -117,7 +128,7 @@ class ChannelMLP(nn.Module):
 class FourierFormerBlock(nn.Module):
     """x (B x H x W x C) -> x + mixer(LN x), then + ChannelMLP(LN x)."""
 
-    def __init__(self, dim: int, mixer: str = "fourier", grid: tuple[int, int] = (8, 8),
+    def __init__(self, dim: int, mixer: str = "fourier", grid: tuple[int, int] = (8, 8), *,
                  mlp_ratio: float = 4.0, heads: int = 4, dwconv: bool = True):
         super().__init__()
         if mixer not in MIXERS:
@@ -137,12 +148,12 @@ class FourierFormerBlock(nn.Module):
 class FourierFormer(nn.Module):
     """A stack of ``depth`` blocks. Input and output: B x H x W x C (C = ``dim``)."""
 
-    def __init__(self, dim: int, depth: int = 2, mixer: str = "fourier", grid: tuple[int, int] = (8, 8),
+    def __init__(self, dim: int, *, depth: int = 2, mixer: str = "fourier", grid: tuple[int, int] = (8, 8),
                  mlp_ratio: float = 4.0, heads: int = 4, dwconv: bool = True):
         super().__init__()
         self.mixer = mixer
         self.blocks = nn.ModuleList(
-            FourierFormerBlock(dim, mixer, grid, mlp_ratio, heads, dwconv) for _ in range(depth)
+            FourierFormerBlock(dim, mixer, grid, mlp_ratio=mlp_ratio, heads=heads, dwconv=dwconv) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
 

@@ -32,7 +32,8 @@ class ContextFusion(nn.Module):
         self.tau = cfg.tau
         self.token_proj = nn.Linear(embed_dim, c)
         self.map_proj = nn.Linear(k, c)
-        self.former = FourierFormer(c, cfg.depth, cfg.mixer, grid, cfg.mlp_ratio, cfg.heads, cfg.dwconv)
+        self.former = FourierFormer(c, depth=cfg.depth, mixer=cfg.mixer, grid=grid, mlp_ratio=cfg.mlp_ratio,
+                                    heads=cfg.heads, dwconv=cfg.dwconv)
         self.context_prompting = cfg.context_prompting
         if cfg.context_prompting:
             self.ctx_proj = nn.Linear(c, embed_dim)

@@ -8,6 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def age_index(y: torch.Tensor, age_min: int, num_classes: int) -> torch.Tensor:
+    """Ages y (B, years) -> index (B, long) of the nearest age class a_k, clamped to 0..num_classes-1."""
+    return (y.round() - age_min).clamp(0, num_classes - 1).long()
+
+
 class AgeHead(nn.Module):
     def __init__(self, head_tau: float = 0.03):
         super().__init__()

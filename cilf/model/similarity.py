@@ -27,8 +27,3 @@ def dense_score_maps(tokens: torch.Tensor, text: torch.Tensor, grid: tuple[int, 
     if n != h * w:
         raise ValueError(f"{n} tokens do not fill a {h} x {w} grid")
     return cosine(tokens, text).transpose(1, 2).reshape(b, -1, h, w)
-
-
-def expected_age(scores: torch.Tensor, ages: torch.Tensor) -> torch.Tensor:
-    """Probabilities (B x K) and ages (K) -> expectation (B)."""
-    return scores @ ages.to(scores.dtype)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ..model.fourier import FourierMixer, GlobalFilter
 from ..model.cilf_model import CILF, CILFOutput
+from ..model.heads import age_index
 
 
 @torch.no_grad()
@@ -21,11 +22,11 @@ def run_on_images(model: CILF, images) -> CILFOutput:
 def fpe_steps(filt: GlobalFilter, x: torch.Tensor) -> dict[str, np.ndarray]:
     """One global-filter pass step by step for x (H x W x C): channel-mean of the input, |DFT|,
     |filter|, |filtered spectrum| and the IDFT output (each H x W or H x W//2+1)."""
-    h, w, _ = x.shape
-    spec = torch.fft.rfft2(x.float().permute(2, 0, 1), norm="ortho")
-    k = filt.filter_for(h, w)
-    filtered = spec * k
-    out = torch.fft.irfft2(filtered, s=(h, w), norm="ortho").permute(1, 2, 0)
+    size = (x.shape[0], x.shape[1])
+    spec = filt.spectrum(x[None])[0]
+    k = filt.filter_for(*size)
+    filtered = filt.filtered(spec[None], size)[0]
+    out = filt.inverse(filtered[None], size)[0]
     return {"input": x.mean(-1).numpy(), "spectrum": spec.abs().mean(0).numpy(), "filter": k.abs().mean(0).numpy(),
             "filtered": filtered.abs().mean(0).numpy(), "output": out.mean(-1).numpy()}
 
@@ -48,7 +49,7 @@ def paired_embeddings(model: CILF, features, ages: torch.Tensor, batch: int = 25
     for i in range(0, len(features), batch):
         out = model(features=features[i : i + batch], correct=False)
         y = ages[i : i + batch]
-        idx = (y.round() - model.cfg.age_min).long().clamp(0, model.cfg.num_classes - 1)
+        idx = age_index(y, model.cfg.age_min, model.cfg.num_classes)
         fs.append(F.normalize(out.fused, dim=-1))
         ts.append(F.normalize(out.text[torch.arange(len(idx)), idx], dim=-1))
     return torch.cat(fs).numpy(), torch.cat(ts).numpy()

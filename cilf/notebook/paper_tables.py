@@ -9,8 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..run.bench import VARIANTS, method_title
-from .plots import _done
-from .viz import _plt
+from .plots import finish_figure, pyplot
 
 PAPER_SOURCE = "paper (reported): Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
 ARXIV_V1_SOURCE = "paper (reported): arXiv 2312.01758 v1 (zero-shot CZL-CIAE), abstract"
@@ -74,7 +73,7 @@ def plot_protocol_bars(results: list[dict], methods, path=None, title: str = "")
     rows = [{"protocol": r["protocol"], "method": method_title(m), "mae": r["methods"][m]["mae"],
              "std": r["methods"][m]["mae_std"]} for r in results for m in methods if "mae" in r["methods"].get(m, {})]
     df = pd.DataFrame(rows)
-    fig, ax = _plt().subplots(figsize=(10.5, 3.8))
+    fig, ax = pyplot().subplots(figsize=(10.5, 3.8))
     sns.barplot(df, x="protocol", y="mae", hue="method", ax=ax, palette="deep", errorbar=None)
     for bar_group, (_, sub) in zip(ax.containers, df.groupby("method", sort=False)):
         ax.errorbar([b.get_x() + b.get_width() / 2 for b in bar_group], sub["mae"], yerr=sub["std"], fmt="none",
@@ -84,13 +83,13 @@ def plot_protocol_bars(results: list[dict], methods, path=None, title: str = "")
     ax.set_ylim(0, 1.12 * (df["mae"] + df["std"]).max())
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    return _done(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_ablations_and_peers(result: dict, path=None, title: str = ""):
     """Left: MAE of every ablation and peer (mean +- std). Right: CS curves theta = 0..10."""
     names = [m for m in result["methods"] if "mae" in result["methods"][m]]
-    fig, (a, b) = _plt().subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1, 1.1]})
+    fig, (a, b) = pyplot().subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1, 1.1]})
     maes = [result["methods"][m]["mae"] for m in names]
     stds = [result["methods"][m]["mae_std"] for m in names]
     colors = ["tab:blue" if m == "full" else "tab:cyan" if m in VARIANTS else "tab:grey" for m in names]
@@ -114,4 +113,4 @@ def plot_ablations_and_peers(result: dict, path=None, title: str = ""):
     b.set_title("cumulative score", fontsize=10)
     b.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.suptitle(title, fontsize=10)
-    return _done(fig, path)
+    return finish_figure(fig, path)

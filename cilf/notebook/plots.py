@@ -1,14 +1,30 @@
-"""Notebook figures. Each function takes arrays, returns a matplotlib figure, and writes it when
-given ``path`` (PNG with stable bytes). Titles carry the data source."""
+"""Figures (matplotlib + seaborn) for the notebooks and the CLI. Each function returns a matplotlib
+figure and writes it when given ``path`` (PNG with stable bytes). Titles carry the data source."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from .viz import _plt, save_figure
-
 SYNTH = "SynthAge (synthetic)"
+
+
+def pyplot():
+    """matplotlib.pyplot with the seaborn theme of every cilf figure."""
+    import matplotlib.pyplot as plt  # headless: matplotlib falls back to Agg; notebooks keep inline
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """PNG with stable bytes (no software/date metadata); PDF with CreationDate None."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"Software": None} if path.suffix == ".png" else {"CreationDate": None, "Creator": None, "Producer": None}
+    fig.savefig(path, dpi=120, bbox_inches="tight", metadata=meta)
+    return path
 
 
 def _save(fig, path):
@@ -17,13 +33,78 @@ def _save(fig, path):
     return fig
 
 
-def _done(fig, path):
+def finish_figure(fig, path: str | Path | None = None):
+    """Tight layout, then written to ``path`` when given (see save_figure); returns the figure."""
     fig.tight_layout()
     return _save(fig, path)
 
 
+def synthage_contact_sheet(path: str | Path | None = None, seed: int = 0, n_subjects: int = 6,
+                           ages=(2, 6, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90), size: int = 112):
+    """Rows: subjects; columns: the same subject rendered at each age. Returns the figure."""
+    from ..data.synthage import render_face, sample_subject
+
+    plt = pyplot()
+    fig, axes = plt.subplots(n_subjects, len(ages), figsize=(1.1 * len(ages), 1.2 * n_subjects))
+    for r in range(n_subjects):
+        s = sample_subject(np.random.default_rng([seed, 7919, r]), r)
+        for c, a in enumerate(ages):
+            img, _ = render_face(s, a, np.random.default_rng([seed, r, a]), size)
+            ax = axes[r, c]
+            ax.imshow(img)
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{a} y", fontsize=10)
+        axes[r, 0].set_ylabel(f"subject {r}\n{'F' if s.sex == 'F' else 'M'}", fontsize=9)
+    fig.suptitle("SynthAge (synthetic): the same subjects across ages", y=1.0)
+    return finish_figure(fig, path)
+
+
+def training_report_figure(history: list[dict], report: dict, y_true=None, y_pred=None,
+                           path: str | Path | None = None):
+    """Validation MAE per epoch, CS curve on test, and predicted vs true age."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    ep = [h["epoch"] for h in history]
+    axes[0].plot(ep, [h["val_mae"] for h in history], marker="o", label="val MAE (x*)")
+    axes[0].plot(ep, [h["val_mae_y0"] for h in history], marker=".", ls="--", label="val MAE (y0)")
+    axes[0].axhline(report["baseline_train_mean"]["mae"], color="grey", ls=":", label="train-mean baseline")
+    axes[0].set(xlabel="epoch", ylabel="MAE (years)", title="validation")
+    axes[0].legend()
+    curve = report["model"]["cs_curve"]
+    th = [int(k) for k in curve]
+    axes[1].plot(th, [curve[k] for k in curve], marker="o", label="CILF-CIAE")
+    axes[1].set(xlabel="theta (years)", ylabel="CS(theta) %", title="cumulative score, test", ylim=(0, 100))
+    axes[1].legend()
+    if y_true is not None:
+        axes[2].scatter(y_true, y_pred, s=6, alpha=0.4)
+        lim = [0, max(np.max(y_true), np.max(y_pred)) + 2]
+        axes[2].plot(lim, lim, color="k", lw=1)
+        axes[2].set(xlabel="true age", ylabel="predicted age", title=f"test MAE {report['model']['mae']:.2f}")
+    fig.suptitle(report["source"])
+    return finish_figure(fig, path)
+
+
+def run_figure(run_dir: str | Path, path: str | Path) -> Path:
+    """The training report figure of a finished ``python -m cilf train`` run folder."""
+    import csv
+    import json
+
+    run_dir = Path(run_dir)
+    history = json.loads((run_dir / "history.json").read_text())
+    report = json.loads((run_dir / "metrics.json").read_text())
+    with (run_dir / "test_predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    y = np.array([float(r["true_age"]) for r in rows])
+    p = np.array([float(r["age"]) for r in rows])
+    fig = training_report_figure(history, report, y, p)
+    out = save_figure(fig, path)
+    pyplot().close(fig)
+    return out
+
+
 def show_faces(images, titles, path=None, ncols: int = 8, suptitle: str = ""):
-    plt = _plt()
+    plt = pyplot()
     n = len(images)
     rows = (n + ncols - 1) // ncols
     fig, axes = plt.subplots(rows, ncols, figsize=(1.9 * ncols, 2.2 * rows), squeeze=False)
@@ -34,24 +115,24 @@ def show_faces(images, titles, path=None, ncols: int = 8, suptitle: str = ""):
         ax.set_title(t, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle)
-    return _done(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_text_similarity(text: np.ndarray, ages, path=None, title: str = ""):
     """Cosine similarity between the K age-class text features (K x K heatmap)."""
-    plt = _plt()
+    plt = pyplot()
     t = text / np.linalg.norm(text, axis=1, keepdims=True)
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     im = ax.imshow(t @ t.T, cmap="viridis", extent=[ages[0], ages[-1], ages[-1], ages[0]])
     fig.colorbar(im, ax=ax, label="cos(T_i, T_j)")
     ax.set(xlabel="prompt age j", ylabel="prompt age i", title=title or "text features per age")
     ax.grid(False)
-    return _done(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_global_scores(scores: np.ndarray, true_ages, class_ages, path=None, title: str = ""):
     """S over the age classes for several faces (one line each, true age marked)."""
-    plt = _plt()
+    plt = pyplot()
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -61,7 +142,7 @@ def plot_global_scores(scores: np.ndarray, true_ages, class_ages, path=None, tit
         ax.axvline(a, color=c, ls=":", lw=1)
     ax.set(xlabel="age class a_i", ylabel="S_i", title=title or "global pixel-text scores")
     ax.legend(title="true age", fontsize=8, ncol=2)
-    return _done(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80), path=None, title: str = "",
@@ -71,7 +152,7 @@ def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80
 
     Maps are shown relative to the mean over all K prompts, so colour says which prompt age a
     patch prefers, not the overall similarity level."""
-    plt = _plt()
+    plt = pyplot()
     from PIL import Image
 
     class_ages = list(class_ages)
@@ -99,7 +180,7 @@ def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80
 
 
 def plot_fpe_steps(steps: dict, path=None, title: str = ""):
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.colors import LogNorm
 
     names = [("input", "input x (channel mean)"), ("spectrum", "|rfft2(x)| (log colour)"),
@@ -113,11 +194,11 @@ def plot_fpe_steps(steps: dict, path=None, title: str = ""):
         ax.set_xticks([]), ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(title or "one FPE global-filter pass, step by step")
-    return _done(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_filter_spectra(spectra, path=None, title: str = ""):
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(spectra), figsize=(4 * len(spectra), 3.6), squeeze=False)
     for i, (ax, s) in enumerate(zip(axes[0], spectra)):
         h = s.shape[0]
@@ -126,12 +207,12 @@ def plot_filter_spectra(spectra, path=None, title: str = ""):
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(title or "learned global filters (1 = pass unchanged)")
-    return _done(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_embedding_pca(embeddings: dict, ages, path=None, title: str = ""):
     """2-D PCA of each named embedding set (n x D), coloured by age."""
-    plt = _plt()
+    plt = pyplot()
     from sklearn.decomposition import PCA
 
     fig, axes = plt.subplots(1, len(embeddings), figsize=(5.4 * len(embeddings), 4.5), squeeze=False,
@@ -147,7 +228,7 @@ def plot_embedding_pca(embeddings: dict, ages, path=None, title: str = ""):
 
 def plot_similarity_matrices(pairs: dict, ages, path=None, title: str = ""):
     """cos(f_i, T'_{y_j}) for images sorted by age, one panel per named (f, t) pair."""
-    plt = _plt()
+    plt = pyplot()
     order = np.argsort(ages)
     fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 4.3), squeeze=False)
     for ax, (name, (f, t)) in zip(axes[0], pairs.items()):
@@ -156,12 +237,12 @@ def plot_similarity_matrices(pairs: dict, ages, path=None, title: str = ""):
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(title)
-    return _done(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_correction(corr: dict, y_true, path=None, title: str = "", n_traj: int = 40):
     """Trajectories x_t - y of corrected images, MAE before/after by group, spread vs actual error."""
-    plt = _plt()
+    plt = pyplot()
     y = np.asarray(y_true, float)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
     corrected = ~corr["accepted"].astype(bool)
@@ -190,4 +271,4 @@ def plot_correction(corr: dict, y_true, path=None, title: str = "", n_traj: int 
     axes[2].set(xlabel="ensemble spread (std over M members)", ylabel="|x* - true age|",
                 title="uncertainty vs actual error")
     fig.suptitle(title)
-    return _done(fig, path)
+    return finish_figure(fig, path)

@@ -7,22 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 
 from ..model.checkpoint import load_model
 from ..model.cilf_model import CILF
-from ..run.predict import default_config
+from ..model.config import default_config
 from ..run.train import TrainConfig, train
+from ..utils import cache_dir
 
 MODEL_FORMAT = 2  # bump when parameter names change, so cached demo models are retrained
 BUDGETS = {True: dict(n_images=4000, epochs=12), False: dict(n_images=10000, epochs=30)}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CILF_CACHE", Path.home() / ".cache" / "cilf"))
 
 
 def quick_model(fast: bool = True, device: str = "cpu", **overrides) -> tuple[CILF, dict]:
@@ -54,10 +49,8 @@ def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: i
     return [it[0] for it in items], [it[1] for it in items], [it[3] for it in items]
 
 
-
-
-def test_features(model: CILF, fast: bool = True, seed: int = 0):
-    """Encoded SynthAge test split for ``model``: (ImageFeatures, ages (n), metas)."""
+def held_out_features(model: CILF, fast: bool = True, seed: int = 0):
+    """Encoded SynthAge test split (held out from training) for ``model``: (ImageFeatures, ages (n), metas)."""
     from ..data.datasets import SynthAge
     from ..run.features import extract_features
 

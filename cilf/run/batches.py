@@ -16,7 +16,7 @@ class FeatureBatches:
 
     cached = True
 
-    def __init__(self, features, ages: torch.Tensor, batch_size: int, device, ctx: DistContext | None = None):
+    def __init__(self, features, ages: torch.Tensor, batch_size: int, *, device, ctx: DistContext | None = None):
         self.features, self.ages, self.batch_size, self.device = features, ages, batch_size, device
         self.ctx = ctx or DistContext(device=torch.device(device))
 
@@ -40,7 +40,7 @@ class FeatureBatches:
 class Batches(FeatureBatches):
     """Minibatches of a dataset: encoded once (``cached``) or images decoded every epoch."""
 
-    def __init__(self, model, ds: RecordDataset, batch_size: int, device, cached: bool, desc: str = "encode",
+    def __init__(self, model, ds: RecordDataset, batch_size: int, *, device, cached: bool, desc: str = "encode",
                  ctx: DistContext | None = None, progress: bool = True):
         self.ds, self.cached = ds, cached
         ctx = ctx or DistContext(device=torch.device(device))
@@ -48,7 +48,7 @@ class Batches(FeatureBatches):
             features, ages, self.metas = encode_split(model, ds, device, ctx, progress, desc)
         else:
             features, ages, self.metas = None, ds.ages, [{"path": r["path"]} for r in ds.rows]
-        super().__init__(features, ages, batch_size, device, ctx)
+        super().__init__(features, ages, batch_size, device=device, ctx=ctx)
 
     def epoch(self, generator: torch.Generator):
         """(features, images, ages) per step; (None, None, None) where this rank's batch is unusable."""

@@ -154,7 +154,7 @@ def _prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
     """Model config, dataset (SynthAge generated when asked), folds and the (cached) frozen features."""
     from ..model.cilf_model import CILF
     from .feature_cache import cached_features
-    from .predict import default_config
+    from ..model.config import default_config
 
     base = (base or default_config()).replace(**bcfg.model)
     if not base.freeze_image or base.unfreeze_last_blocks:

@@ -168,9 +168,9 @@ def format_table(result: dict) -> str:
 
 
 def complexity_figure(result: dict, path: str | Path | None = None):
-    from ..notebook.viz import _plt, save_figure
+    from ..notebook.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for m in dict.fromkeys(r["mixer"] for r in result["rows"]):
         ok = [r for r in result["rows"] if r["mixer"] == m and "seconds" in r]
@@ -258,8 +258,7 @@ def bench_external_peer(n_faces: int = 32, repeats: int = 3) -> dict:
 def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: str | torch.device = "cpu",
                           clip_model: str = "cilf-micro", pretrained: str | None = "bundled") -> dict:
     """One training epoch on cached frozen features against one with on-the-fly image encoding."""
-    from ..model.config import CILFConfig
-    from .predict import default_config
+    from ..model.config import CILFConfig, default_config
     from ..data.datasets import SynthAge
     from ..model.cilf_model import CILF
     from .batches import Batches

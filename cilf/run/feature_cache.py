@@ -22,13 +22,10 @@ from safetensors.torch import load_file, save_file
 
 from ..model.clip import ImageFeatures
 from ..data.datasets import RecordDataset
+from .. import utils
 from .features import extract_features
 
 CACHE_FORMAT = 1
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("CILF_CACHE", Path.home() / ".cache" / "cilf"))
 
 
 def encoder_key(model) -> str:
@@ -61,7 +58,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CachedFeatures:
     """Features of a dataset's readable images; ``rows[i]`` is the dataset row of item i."""
 
@@ -89,7 +86,7 @@ def cached_features(model, dataset: RecordDataset, cache_dir: str | Path | None 
                     device: str | torch.device = "cpu", progress: bool = True, desc: str = "encode") -> CachedFeatures:
     """Features of ``dataset`` for ``model``'s frozen image tower, from the cache or encoded now."""
     t0 = time.perf_counter()
-    folder = Path(cache_dir or default_cache_dir()) / "features" / encoder_key(model)
+    folder = Path(cache_dir or utils.cache_dir()) / "features" / encoder_key(model)
     key = files_key(dataset.rows)
     tensors, meta_path = folder / f"{key}.safetensors", folder / f"{key}.json"
     if meta_path.is_file():
@@ -100,8 +97,8 @@ def cached_features(model, dataset: RecordDataset, cache_dir: str | Path | None 
             got = None
         if got is not None:
             feats, ages, rows = got
-            return CachedFeatures(feats, ages, rows, [tuple(s) for s in meta["skipped"]], tensors, True,
-                                  time.perf_counter() - t0)
+            return CachedFeatures(features=feats, ages=ages, rows=rows, skipped=[tuple(s) for s in meta["skipped"]],
+                                  path=tensors, hit=True, seconds=time.perf_counter() - t0)
         warnings.warn(f"feature cache entry {tensors} is corrupt or incomplete; rebuilding it", stacklevel=2)
     rows = list(range(len(dataset)))
     indexed = _IndexedDataset(dataset)
@@ -120,7 +117,8 @@ def cached_features(model, dataset: RecordDataset, cache_dir: str | Path | None 
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, meta_path)
     feats, ages, kept = _read(tensors, meta, verify=False)  # just written and hashed
-    return CachedFeatures(feats, ages, kept, skipped, tensors, False, time.perf_counter() - t0)
+    return CachedFeatures(features=feats, ages=ages, rows=kept, skipped=skipped, path=tensors, hit=False,
+                          seconds=time.perf_counter() - t0)
 
 
 class _IndexedDataset(RecordDataset):

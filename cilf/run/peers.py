@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model.heads import age_index
+
 
 @dataclass
 class PeerConfig:
@@ -107,7 +109,7 @@ class NeuralPeer:
         return self.decode(self.net((x - self.mu) / self.sd)).numpy()
 
     def _index(self, y: torch.Tensor) -> torch.Tensor:
-        return (y.round() - self.cfg.age_min).clamp(0, self.k - 1).long()
+        return age_index(y, self.cfg.age_min, self.k)
 
     def _expect(self, out: torch.Tensor) -> torch.Tensor:
         return out.softmax(-1) @ self.ages

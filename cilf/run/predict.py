@@ -7,17 +7,10 @@ import torch
 from tqdm import tqdm
 
 from ..model.checkpoint import load_model
-from ..model.config import CILFConfig
-from ..data.images import BadImageError, SkipLog, load_image
+from ..model.config import default_config
+from ..data.images import BadImageError, SkipLog, is_image_file, load_image
 from .evaluate import zero_shot_ages
 from ..model.cilf_model import CILF
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-def default_config() -> CILFConfig:
-    """The offline default: the bundled micro-CLIP (``CILFConfig()``)."""
-    return CILFConfig()
 
 
 def load_predictor(checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[CILF, bool]:
@@ -32,7 +25,7 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()))
+            out.extend(sorted(q for q in p.rglob("*") if is_image_file(q)))
         else:
             out.append(p)
     return out

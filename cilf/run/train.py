@@ -92,7 +92,7 @@ def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, see
     """
     seed_everything(seed)
     model = CILF(cfg).to(device)
-    batches = FeatureBatches(features, ages, batch_size, device)
+    batches = FeatureBatches(features, ages, batch_size, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = _schedule(opt, warmup_steps, max(1, epochs * len(batches)))
@@ -197,8 +197,10 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, ctx: DistContext) -
         splits, source = load_splits(replace(tcfg, progress=progress), model.preprocess)
     cached = tcfg.cache_features and not model.clip.image_trainable
     model.eval()
-    train_b = Batches(model, splits["train"], tcfg.batch_size, device, cached, "encode train", ctx, progress)
-    val_b = Batches(model, splits["val"], tcfg.batch_size, device, cached, "encode val", progress=progress) if main else None
+    train_b = Batches(model, splits["train"], tcfg.batch_size, device=device, cached=cached, desc="encode train",
+                      ctx=ctx, progress=progress)
+    val_b = (Batches(model, splits["val"], tcfg.batch_size, device=device, cached=cached, desc="encode val",
+                     progress=progress) if main else None)
     train_mean = float(train_b.ages.mean())
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -249,7 +251,8 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, ctx: DistContext) -
     if not is_checkpoint(best):
         raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
     model = load_model(best, device)
-    test_b = Batches(model, splits["test"], tcfg.batch_size, device, True, "encode test", progress=progress)
+    test_b = Batches(model, splits["test"], tcfg.batch_size, device=device, cached=True, desc="encode test",
+                     progress=progress)
     pred, yt = _evaluate_split(model, test_b, splits["test"], device, progress)
     report = evaluation_report(yt, pred, train_mean, source)
     report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..datasets import RecordDataset
+from ..images import is_image_file
 from ..protocols import Fold
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -53,7 +52,7 @@ class Source:
 def image_files(root: Path, under: str | None = None) -> list[Path]:
     """Image files below ``root`` (or ``root/under``), sorted, hidden files excluded."""
     base = root / under if under else root
-    return sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    return sorted(p for p in base.rglob("*") if is_image_file(p)
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
