@@ -46,6 +46,17 @@ def output_error(path: str | Path, err: OSError) -> OutputError:
     return OutputError(f"{path}: cannot write ({why})")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, directory: bool = False) -> None:
+    """mkstemp/mkdtemp create 0600/0700; give the result the mode a plain create would (0666/0777 less umask)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -95,6 +106,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], root: str | Pat
     os.close(fd)
     tmp = Path(name)
     try:
+        _usual_mode(tmp)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -165,6 +177,7 @@ def atomic_directory(dest: str | Path) -> Iterator[Path]:
     except OSError as e:
         raise output_error(dest, e) from None
     try:
+        _usual_mode(tmp, directory=True)
         yield tmp
         for f in tmp.iterdir():
             with open(f, "rb+") as fh:

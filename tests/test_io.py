@@ -127,3 +127,15 @@ def test_json_output_never_holds_nan():
     text = json_text({"mae": float("nan"), "xs": [1.0, float("inf")], "ok": 2.5})
     assert json.loads(text) == {"mae": None, "xs": [1.0, None], "ok": 2.5}
     assert "NaN" not in text and "Infinity" not in text
+
+
+def test_files_and_folders_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        with atomic_directory(tmp_path / "ckpt") as d:
+            (d / "w").write_text("1")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
