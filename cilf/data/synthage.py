@@ -20,16 +20,13 @@ import json
 import math
 import os
 import sys
-import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..io import FolderLock, OutputError, sha256_file, write_bytes, write_text
+from ..io import FolderLock, sha256_file, waiting_lock, write_bytes, write_text
 
 VERSION = 1
 SKIN_TONES = np.array([(241, 208, 185), (224, 180, 150), (198, 148, 112), (160, 110, 78), (112, 72, 50), (80, 52, 38)], float)
@@ -505,28 +502,6 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-@contextmanager
-def _lock(root: Path, wait_s: float = 600.0) -> Iterator[FolderLock]:
-    """The folder's writer lock, waiting (with a message) while another cilf process renders there."""
-    lock = FolderLock(root, "synthage")
-    t0, told = time.monotonic(), False
-    while True:
-        try:
-            lock.acquire()
-            break
-        except OutputError:
-            if time.monotonic() - t0 > wait_s:
-                raise
-            if not told:
-                _say(f"{root}: another cilf process is writing SynthAge there; waiting for it")
-                told = True
-            time.sleep(0.5)
-    try:
-        yield lock
-    finally:
-        lock.release()
-
-
 def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | None = None,
              progress: bool = True, force: bool = False) -> Path:
     """Write the images and ``manifest.csv`` under ``root`` (idempotent, resumable, self-checking); return root.
@@ -550,7 +525,7 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
         raise FileExistsError(f"{root} holds files SynthAge did not write ({shown}); choose an empty or new folder, "
                               f"or pass --force to write SynthAge there (files named like its own are overwritten)")
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
-    with _lock(root):
+    with waiting_lock(root, "synthage", say=_say):
         state = damaged(root, spec)  # another process may have finished while we waited
         if state == (False, []):
             return root
