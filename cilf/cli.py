@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -51,7 +54,7 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         p.add_argument("--out", default=d.out, help="run folder")
         p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
         p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
-        p.add_argument("--lr", type=float, default=d.lr, help="AdamW peak learning rate (warm-up, cosine decay)")
+        p.add_argument("--lr", type=finite_float, default=d.lr, help="AdamW peak learning rate (warm-up, cosine decay)")
         p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, shuffles and noise")
         p.add_argument("--no-cache", action="store_true", help="encode images on the fly every epoch")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
@@ -65,9 +68,37 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         p.add_argument("--figure", default=None, help="also write a training report figure (PNG/PDF)")
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a float that is neither NaN nor infinite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _write_json(path: str, obj: dict, what: str) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+    """Strict JSON (NaN/infinity as null), written atomically (cilf.io)."""
+    from .io import write_json
+
+    write_json(path, obj)
     print(f"{what} written to {path}")
+
+
+def _print_skipped(report: dict) -> None:
+    """One line per run on stderr: how many files were skipped (by split) and the first few."""
+    skipped = report.get("skipped_files") or {}
+    if isinstance(skipped, list):
+        skipped = {"all": skipped}
+    total = sum(len(v) for v in skipped.values())
+    if not total:
+        return
+    by = ", ".join(f"{s} {len(v)}" for s, v in skipped.items() if v)
+    print(f"skipped {total} unreadable file(s) ({by}):", file=sys.stderr)
+    for p, why in [x for v in skipped.values() for x in v][:10]:
+        print(f"  {p}: {why}", file=sys.stderr)
 
 
 def _tcfg(args, **extra):
@@ -94,6 +125,7 @@ def cmd_train(args) -> int:
     from .run.evaluate import format_report
 
     print(format_report(report))
+    _print_skipped(report)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}; best checkpoint {report['checkpoint']}")
     if args.figure:
         from .notebook.plots import run_figure
@@ -108,6 +140,7 @@ def cmd_eval(args) -> int:
 
     report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split)
     print(format_report(report))
+    _print_skipped(report)
     if args.json:
         _write_json(args.json, report, "metrics")
     return 0
@@ -125,9 +158,10 @@ def cmd_predict(args) -> int:
               f"trained CILF-CIAE model", file=sys.stderr)
     results, skips = predict_paths(model, args.images, zero_shot=zero_shot, batch_size=args.batch_size,
                                    device=device, progress=not args.quiet)
+    results = _finite_results(results, skips)
     for r in results:
         if args.json:
-            print(json.dumps(r))
+            print(json.dumps(r, allow_nan=False))
         elif zero_shot:
             print(f"{r['path']}\t{r['age']:.1f}")
         else:
@@ -146,11 +180,24 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _finite_results(results: list[dict], skips) -> list[dict]:
+    """The predictions whose numbers are all finite; the others are reported as failures in ``skips``."""
+    from .data.images import BadImageError
+
+    good = []
+    for r in results:
+        if all(math.isfinite(v) for v in r.values() if isinstance(v, float)):
+            good.append(r)
+        else:
+            skips.add(BadImageError(r["path"], "the model's prediction is not a finite number (NaN or infinite)"))
+    return good
+
+
 def cmd_synthage(args) -> int:
     from .data.synthage import SynthAgeSpec, generate
 
     spec = SynthAgeSpec(n_images=args.n_images, seed=args.seed, image_size=args.image_size)
-    root = generate(spec, args.out, progress=not args.quiet)
+    root = generate(spec, args.out, progress=not args.quiet, force=args.force)
     print(f"SynthAge ({spec.n_images} images, seed {spec.seed}) at {root}; manifest {root / 'manifest.csv'}")
     if args.contact_sheet:
         from .notebook.plots import synthage_contact_sheet
@@ -276,6 +323,8 @@ def _add_synthage(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of subjects and renders")
     p.add_argument("--image-size", type=int, default=112, help="side of each image in pixels")
     p.add_argument("--contact-sheet", default=None, help="PNG path for a subjects-by-age figure")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder holding files SynthAge did not write (files named like its own are replaced)")
     _run_options(p, device=False)
     p.set_defaults(func=cmd_synthage)
 
@@ -286,7 +335,7 @@ def _add_pretrain_clip(sub) -> None:
     p.add_argument("--n-images", type=int, default=20000, help="SynthAge images with captions")
     p.add_argument("--epochs", type=int, default=8, help="training epochs")
     p.add_argument("--batch-size", type=int, default=256, help="image-caption pairs per step")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate")
+    p.add_argument("--lr", type=finite_float, default=1e-3, help="AdamW peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and shuffles")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
@@ -316,7 +365,7 @@ def _add_bench_speed(sub) -> None:
                    help="token counts N to time, each a square grid")
     p.add_argument("--dim", type=int, default=64, help="block width (a multiple of the 4 attention heads)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls at least (more until they add up to 0.25 s)")
-    p.add_argument("--max-attention-gb", type=float, default=8.0,
+    p.add_argument("--max-attention-gb", type=finite_float, default=8.0,
                    help="skip explicit attention whose N x N scores would need more (reported, not hidden)")
     p.add_argument("--mixers-only", action="store_true", help="skip the pipeline sections")
     p.add_argument("--json", default="figures/bench_speed.json", help="results file")
@@ -400,16 +449,68 @@ def _torch_version() -> str:
     return version("torch")
 
 
+def _kept(args) -> str:
+    """What an interrupted command leaves behind, for its Ctrl-C message."""
+    command = args.command + (f" {args.data_command}" if getattr(args, "data_command", None) else "")
+    kept = {
+        "train": f"finished epochs are kept in {getattr(args, 'out', '')}; continue with --resume",
+        "pretrain-clip": f"finished epochs are kept in {getattr(args, 'out', '')}; continue with --resume",
+        "synthage": "images rendered so far are kept; the same command continues",
+        "bench": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
+        "align": "crops written so far are kept; the same command continues",
+        "clip-report": "nothing new was written (--train-compare runs continue where they stopped)",
+    }.get(args.command, "nothing was written")
+    return f"{command} interrupted; {kept}"
+
+
+_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def _quiet_stdout() -> None:
+    """After a write error on stdout, point it at /dev/null so the exit's flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors the user can fix are one line on stderr and a non-zero exit code."""
+    from .io import OutputError, output_error
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
+        code = args.func(args)
+        sys.stdout.flush()  # a full disk or closed pipe on stdout shows here, not at exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        print(f"error: {args.command}: the output was closed before everything was written (broken pipe)",
+              file=sys.stderr)
+        return 141
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno not in _OUTPUT_ERRNOS and not isinstance(e, (FileNotFoundError, FileExistsError)):
+            raise
+        if e.errno in _OUTPUT_ERRNOS:
+            if e.filename is None:  # a write to stdout
+                _quiet_stdout()
+            print(f"error: {output_error(e.filename or 'standard output', e)}", file=sys.stderr)
+            return 1
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if type(e).__name__ != "SafetensorError":  # safetensors' I/O errors (a full disk) are not OSErrors
+            raise
+        print(f"error: {args.command}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("interrupted; a training run continues with --resume", file=sys.stderr)
+        print(_kept(args), file=sys.stderr)
         return 130
-
-

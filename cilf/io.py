@@ -278,3 +278,26 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+@contextmanager
+def waiting_lock(folder: str | Path, command: str = "cilf", wait_s: float = 600.0,
+                 say: Callable[[str], Any] | None = None) -> Iterator[FolderLock]:
+    """``FolderLock(folder, command)``, waiting up to ``wait_s`` seconds (saying so once) while another holds it."""
+    lock = FolderLock(folder, command)
+    t0, told = time.monotonic(), False
+    while True:
+        try:
+            lock.acquire()
+            break
+        except OutputError:
+            if not lock.path.exists() or time.monotonic() - t0 > wait_s:
+                raise
+            if not told and say is not None:
+                say(f"{folder}: another cilf process is writing there; waiting for it")
+                told = True
+            time.sleep(0.2)
+    try:
+        yield lock
+    finally:
+        lock.release()

@@ -61,18 +61,6 @@ def test_disk_full_is_one_clear_error_and_nothing_torn(tmp_path, monkeypatch):
     assert target.read_text() == "old\n" and _leftovers(tmp_path) == []
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 64 KiB tmpfs where mounting is permitted (root on Linux), else skip (the patched test above covers it)."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here; the disk-full path is covered by a patched writer")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], capture_output=True)
-
-
 def test_a_real_full_disk(tiny_disk):
     write_text(tiny_disk / "keep.txt", "old\n")
     with pytest.raises(OutputError, match="disk is full"):

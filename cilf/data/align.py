@@ -10,18 +10,20 @@ Two detectors, nothing downloaded:
 ``auto`` uses dlib and falls back to the cascades, per image, where dlib finds no face (counted).
 The points are mapped by a similarity transform (Umeyama) onto a canonical template and the face is
 cropped to ``size`` x ``size``. ``align_folder`` is idempotent and resumable (existing outputs are
-kept), writes each file atomically, never writes into SRC, and lists every image with no face.
+kept), writes each file atomically and only inside DST, never writes into SRC, and lists every
+image with no face.
 """
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..io import atomic_write, ensure_inside, refuse_symlink, write_text
 from .images import BadImageError, load_image
 from .sources.base import image_files
 
@@ -152,9 +154,40 @@ class FaceAligner:
         return None
 
 
+def output_names(src: Path, files: list[Path]) -> dict[Path, Path]:
+    """The output path (relative to DST) of every source file: its relative path with the suffix ``.jpg``.
+
+    Where several sources would share one output (``a.jpg`` and ``a.png`` in one folder), each of
+    them instead keeps its whole name and gains ``.jpg`` (``a.jpg.jpg``, ``a.png.jpg``); a clash left
+    after that (a source already named ``a.png.jpg`` beside ``a.png``) is refused naming the files.
+    So different inputs never map to one output.
+    """
+    def claims(out: dict[Path, Path]) -> list[list[Path]]:
+        by: dict[Path, list[Path]] = {}
+        for p, o in out.items():
+            by.setdefault(o, []).append(p)
+        return [ps for ps in by.values() if len(ps) > 1]
+
+    out = {p: p.relative_to(src).with_suffix(".jpg") for p in files}
+    for ps in claims(out):
+        for p in ps:
+            out[p] = out[p].with_name(p.name + ".jpg")
+    left = claims(out)
+    if left:
+        raise ValueError(f"{', '.join(str(p) for p in left[0])} would be aligned into one file "
+                         f"{out[left[0][0]]}; rename one of them")
+    return out
+
+
 def align_folder(src: str | Path, dst: str | Path, size: int = 224, detector: str = "auto",
                  progress: bool = True) -> dict:
-    """Align every image below ``src`` into the same relative path below ``dst``; report what happened."""
+    """Align every image below ``src`` into the same relative path below ``dst``; report what happened.
+
+    Outputs are JPEG named by ``output_names`` (``a.png`` -> ``a.jpg``; a clash such as ``a.jpg`` +
+    ``a.png`` -> ``a.jpg.jpg`` + ``a.png.jpg``). Every output stays inside ``dst``: a symbolic link
+    at an output name, or a sub-folder of ``dst`` linking out of it, is refused before anything is
+    written. The problems of this run are added to ``dst/align_report.csv``, rewritten atomically.
+    """
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.is_dir():
         raise FileNotFoundError(f"source folder {src} not found")
@@ -162,12 +195,19 @@ def align_folder(src: str | Path, dst: str | Path, size: int = 224, detector: st
         raise ValueError(f"destination {dst} is inside the source {src}; choose a folder outside it "
                          f"(the source is never written to)")
     aligner = FaceAligner(size, detector)
+    files = image_files(src)
+    names = output_names(src, files)
+    for rel_out in names.values():  # refuse links before writing anything
+        ensure_inside(dst / rel_out, dst)
+        refuse_symlink(dst / rel_out)
+    log = dst / "align_report.csv"
+    refuse_symlink(log)
     counts = {"aligned": 0, "already_done": 0, "no_face": 0, "unreadable": 0}
     by_method = dict.fromkeys(aligner.names, 0)
     report: list[tuple[str, str]] = []
-    for p in tqdm(image_files(src), desc="align", unit="img", disable=not progress):
+    for p in tqdm(files, desc="align", unit="img", disable=not progress):
         rel = p.relative_to(src)
-        out = (dst / rel).with_suffix(".jpg")
+        out = dst / names[p]
         if out.is_file():
             counts["already_done"] += 1
             continue
@@ -186,20 +226,23 @@ def align_folder(src: str | Path, dst: str | Path, size: int = 224, detector: st
         by_method[method] += 1
         if method != aligner.names[0]:
             report.append((str(rel), f"{aligner.names[0]} found no face; aligned by the {method} fallback"))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        face.save(tmp, format="JPEG", quality=95)
-        os.replace(tmp, out)
+        atomic_write(out, lambda t: face.save(t, format="JPEG", quality=95), root=dst)
         counts["aligned"] += 1
-    dst.mkdir(parents=True, exist_ok=True)
-    log = dst / "align_report.csv"
-    with log.open("a", newline="") as f:  # appended: a resumed run keeps the earlier runs' lines
-        w = csv.writer(f)
-        if f.tell() == 0:
-            w.writerow(["file", "problem"])
-        w.writerows(report)
+    _write_report(log, report, dst)
     return {"src": str(src), "dst": str(dst), "counts": counts, "by_detector": by_method, "problems": report,
             "log": str(log)}
+
+
+def _write_report(log: Path, report: list[tuple[str, str]], dst: Path) -> None:
+    """Earlier runs' lines (a resumed run keeps them) plus this run's, written atomically (never appended
+    through a link)."""
+    old = log.read_text(encoding="utf-8") if log.is_file() else ""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    if not old:
+        w.writerow(["file", "problem"])
+    w.writerows(report)
+    write_text(log, old + buf.getvalue(), root=dst)
 
 
 def format_align(rep: dict) -> str:

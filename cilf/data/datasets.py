@@ -8,6 +8,7 @@ that cannot be read yields ``None`` (dropped by :func:`collate_skip`) and is cou
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,34 +25,57 @@ class ManifestError(ValueError):
     pass
 
 
+SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def _manifest_text(csv_path: Path) -> str:
+    """The manifest as text: UTF-8 (a byte-order mark is dropped); other bytes are refused naming the line."""
+    data = csv_path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ManifestError(f"{csv_path}, line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text; save the "
+                            f"manifest as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)") from None
+
+
 def read_manifest(csv_path: str | Path, age_range: tuple[float, float] = AGE_RANGE) -> list[dict[str, Any]]:
-    """Rows of a CSV manifest with ``path`` and ``age`` columns; paths resolved against its folder."""
+    """Rows of a CSV manifest with ``path`` and ``age`` columns; paths resolved against its folder.
+
+    Read as UTF-8 (with or without a byte-order mark). A ``split`` column is case-insensitive
+    (``Train`` -> ``train``; ``valid``/``validation`` -> ``val``); any other value is refused.
+    """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"manifest {csv_path} not found")
     rows = []
-    with csv_path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        missing = {"path", "age"} - set(cols)
-        if missing:
-            raise ManifestError(f"{csv_path}: header must name columns path and age (missing {sorted(missing)}; has {cols})")
-        for line, row in enumerate(reader, start=2):
-            if None in row or any(v is None for v in row.values()):
-                raise ManifestError(f"{csv_path}, line {line}: wrong number of fields")
-            try:
-                age = float(row["age"])
-            except ValueError:
-                raise ManifestError(f"{csv_path}, line {line}: age {row['age']!r} is not a number") from None
-            if not (age_range[0] <= age <= age_range[1]):
-                raise ManifestError(f"{csv_path}, line {line}: age {age:g} outside [{age_range[0]:g}, {age_range[1]:g}]")
-            if not row["path"].strip():
-                raise ManifestError(f"{csv_path}, line {line}: empty path")
-            p = Path(row["path"])
-            row["path"] = str(p if p.is_absolute() else csv_path.parent / p)
-            row["age"] = age
-            row.setdefault("subject", "")
-            rows.append(row)
+    reader = csv.DictReader(io.StringIO(_manifest_text(csv_path), newline=""))
+    cols = reader.fieldnames or []
+    missing = {"path", "age"} - set(cols)
+    if missing:
+        raise ManifestError(f"{csv_path}: header must name columns path and age (missing {sorted(missing)}; has {cols})")
+    for line, row in enumerate(reader, start=2):
+        if None in row or any(v is None for v in row.values()):
+            raise ManifestError(f"{csv_path}, line {line}: wrong number of fields")
+        try:
+            age = float(row["age"])
+        except ValueError:
+            raise ManifestError(f"{csv_path}, line {line}: age {row['age']!r} is not a number") from None
+        if not (age_range[0] <= age <= age_range[1]):
+            raise ManifestError(f"{csv_path}, line {line}: age {age:g} outside [{age_range[0]:g}, {age_range[1]:g}]")
+        if not row["path"].strip():
+            raise ManifestError(f"{csv_path}, line {line}: empty path")
+        if "split" in row:
+            split = SPLITS.get(row["split"].strip().lower())
+            if split is None:
+                raise ManifestError(f"{csv_path}, line {line}: split {row['split']!r} is not one of train, val, test "
+                                    f"(any case; valid/validation mean val)")
+            row["split"] = split
+        p = Path(row["path"])
+        row["path"] = str(p if p.is_absolute() else csv_path.parent / p)
+        row["age"] = age
+        row.setdefault("subject", "")
+        rows.append(row)
     return rows
 
 
@@ -100,6 +124,8 @@ class ManifestDataset(RecordDataset):
         self.csv_path = Path(csv_path)
         rows = read_manifest(self.csv_path, age_range)
         if split is not None:
+            if split not in ("train", "val", "test"):
+                raise ManifestError(f"split {split!r} is not one of train, val, test")
             if rows and "split" not in rows[0]:
                 raise ManifestError(f"{self.csv_path}: split {split!r} asked for but the manifest has no split column")
             rows = [r for r in rows if r["split"] == split]

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..utils import data_dir
+from ..io import FolderLock, sha256_file, waiting_lock, write_bytes, write_text
 
 VERSION = 1
 SKIN_TONES = np.array([(241, 208, 185), (224, 180, 150), (198, 148, 112), (160, 110, 78), (112, 72, 50), (80, 52, 38)], float)
@@ -491,45 +493,94 @@ def render_row(spec: SynthAgeSpec, row: dict) -> tuple[Image.Image, dict]:
     return img, {**attrs, "sex": s.sex, "caption": caption(row["age"], s.sex, attrs)}
 
 
-def _render_to_file(args) -> dict:
+def _render_to_file(args) -> tuple[dict, str, int, str]:
+    """Render one row and make its file hold exactly those bytes: (manifest row, sha256, size, status).
+
+    status: "new" (written), "kept" (the file already held these bytes) or "repaired" (rewritten).
+    """
     spec, row, root = args
     img, meta = render_row(spec, row)
     out = Path(root) / row["path"]
-    if not out.is_file():  # resumable: never rewrite a finished file
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=meta["jpeg_quality"])
-        tmp = out.with_suffix(".tmp")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, out)
-    return {**row, **meta}
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=meta["jpeg_quality"])
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    status = "new"
+    if out.is_file() and not out.is_symlink():
+        if out.stat().st_size == len(data) and out.read_bytes() == data:
+            status = "kept"  # resumable: a finished file is never rewritten
+        else:
+            status = "repaired"
+    if status != "kept":
+        write_bytes(out, data, root=root)
+    return {**row, **meta}, digest, len(data), status
 
 
 def default_root(spec: SynthAgeSpec) -> Path:
     return data_dir() / f"synthage-{spec.key()}"
 
 
-def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | None = None,
-             progress: bool = True) -> Path:
-    """Write the images and ``manifest.csv`` under ``root`` (idempotent, resumable); return root."""
-    import csv
+MANIFEST, SPEC_FILE, SUMS_FILE = "manifest.csv", "synthage.json", "checksums.json"
+FIELDS = ["path", "age", "subject", "split", "sex", "caption", "grey", "recession", "glasses", "beard",
+          "skin_age", "jpeg_quality"]
 
+
+def _spec_json(spec: SynthAgeSpec) -> str:
+    return json.dumps({**asdict(spec), "version": VERSION}, indent=2, sort_keys=True)
+
+
+def _foreign_files(root: Path, spec: SynthAgeSpec) -> list[str]:
+    """Files in ``root`` that SynthAge did not write (none when its spec file marks the folder as its own)."""
+    if not root.is_dir() or (root / SPEC_FILE).is_file():
+        return []
+    ours = {r["path"] for r in plan(spec)}
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and p.name != FolderLock.NAME
+                  and str(p.relative_to(root).as_posix()) not in ours)
+
+
+def damaged(root: Path, spec: SynthAgeSpec) -> tuple[bool, list[dict]] | None:
+    """What a finished SynthAge folder lacks: (manifest damaged, rows whose image is missing or damaged).
+
+    None when the folder holds no finished set (or one without checksums, from an older cilf). Fast:
+    an image whose size matches its record and which is not newer than the checksums file is taken
+    as intact; otherwise its SHA-256 is compared. The manifest is checked by its SHA-256 and its row
+    count against the spec.
+    """
+    sums_path = root / SUMS_FILE
+    if not (sums_path.is_file() and (root / MANIFEST).is_file()):
+        return None
+    try:
+        sums = json.loads(sums_path.read_text(encoding="utf-8"))
+        images, manifest_sha = sums["images"], sums["manifest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    rows = plan(spec)
+    stamp = sums_path.stat().st_mtime_ns
+    bad = []
+    for r in rows:
+        p = root / r["path"]
+        rec = images.get(r["path"])
+        try:
+            st = p.lstat()
+        except OSError:
+            bad.append(r)
+            continue
+        if rec is None or not p.is_file() or p.is_symlink() or st.st_size != rec[0] or \
+                (st.st_mtime_ns > stamp and sha256_file(p) != rec[1]):
+            bad.append(r)
+    manifest_bad = sha256_file(root / MANIFEST) != manifest_sha or len(images) != len(rows)
+    return manifest_bad, bad
+
+
+def _render(spec: SynthAgeSpec, rows: list[dict], root: Path, workers: int, progress: bool) -> list[tuple]:
+    """Render ``rows`` into ``root`` (in a process pool when ``workers`` > 1); results in row order."""
     from tqdm import tqdm
 
-    root = Path(root) if root is not None else default_root(spec)
-    manifest = root / "manifest.csv"
-    spec_file = root / "synthage.json"
-    spec_json = json.dumps({**asdict(spec), "version": VERSION}, indent=2, sort_keys=True)
-    if manifest.is_file() and spec_file.is_file():
-        if spec_file.read_text() == spec_json:
-            return root
-        raise FileExistsError(f"{root} holds a SynthAge set with another spec ({spec_file}); pick another root")
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    rows = plan(spec)
     jobs = [(spec, r, str(root)) for r in rows]
-    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     bar = tqdm(total=len(jobs), desc="SynthAge", unit="img", disable=not progress)
     done = []
-    if workers > 1:
+    if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
         with mp.get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
@@ -541,13 +592,75 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
             done.append(_render_to_file(j))
             bar.update()
     bar.close()
-    fields = ["path", "age", "subject", "split", "sex", "caption", "grey", "recession", "glasses", "beard",
-              "skin_age", "jpeg_quality"]
-    tmp = manifest.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(done)
-    spec_file.write_text(spec_json)
-    os.replace(tmp, manifest)
+    return done
+
+
+def _manifest_text(rows: list[dict]) -> str:
+    import csv
+
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _write_sums(root: Path, sums: dict[str, list], manifest_sha: str) -> None:
+    write_text(root / SUMS_FILE, json.dumps({"manifest": manifest_sha, "images": sums}, sort_keys=True) + "\n",
+               root=root)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | None = None,
+             progress: bool = True, force: bool = False) -> Path:
+    """Write the images and ``manifest.csv`` under ``root`` (idempotent, resumable, self-checking); return root.
+
+    Before use, a finished folder is checked against its ``checksums.json`` (see ``damaged``): missing
+    or damaged images and a damaged or cut manifest are rendered again (same bytes), with a message.
+    A folder holding files SynthAge did not write (no ``synthage.json``) is refused unless ``force``.
+    Every file is written atomically (``cilf.io``); one writer at a time per folder.
+    """
+    root = Path(root) if root is not None else default_root(spec)
+    spec_json = _spec_json(spec)
+    spec_file = root / SPEC_FILE
+    if spec_file.is_file() and spec_file.read_text() != spec_json:
+        raise FileExistsError(f"{root} holds a SynthAge set with another spec ({spec_file}); pick another root")
+    state = damaged(root, spec)
+    if state == (False, []):
+        return root
+    foreign = _foreign_files(root, spec)
+    if foreign and not force:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FileExistsError(f"{root} holds files SynthAge did not write ({shown}); choose an empty or new folder, "
+                              f"or pass --force to write SynthAge there (files named like its own are overwritten)")
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    with waiting_lock(root, "synthage", say=_say):
+        state = damaged(root, spec)  # another process may have finished while we waited
+        if state == (False, []):
+            return root
+        write_text(spec_file, spec_json, root=root)  # marks the folder as SynthAge's (resumable from here)
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        if state is not None and not state[0]:  # manifest intact: render only the damaged images
+            manifest_bad, bad = state
+            _say(f"SynthAge at {root}: {len(bad)} of {spec.n_images} image(s) missing or damaged; rendering them again")
+            sums = json.loads((root / SUMS_FILE).read_text(encoding="utf-8"))
+            for _row, digest, size, _status in _render(spec, bad, root, workers, progress):
+                sums["images"][_row["path"]] = [size, digest]
+            _write_sums(root, sums["images"], sums["manifest"])
+            return root
+        if state is not None:
+            _say(f"SynthAge at {root}: the manifest is damaged or incomplete ({len(state[1])} image(s) missing or "
+                 f"damaged); checking every image and writing it again")
+        elif (root / MANIFEST).is_file():
+            _say(f"SynthAge at {root}: no checksums (written by an older cilf); checking every image once")
+        done = _render(spec, plan(spec), root, workers, progress)
+        repaired = sum(d[3] == "repaired" for d in done)
+        if repaired:
+            _say(f"SynthAge at {root}: {repaired} damaged image(s) rendered again")
+        text = _manifest_text([d[0] for d in done])
+        write_text(root / MANIFEST, text, root=root)
+        _write_sums(root, {d[0]["path"]: [d[2], d[1]] for d in done}, hashlib.sha256(text.encode()).hexdigest())
     return root

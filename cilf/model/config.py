@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,12 @@ DEFAULT_TEMPLATES = (
 
 
 def check_ranges(cfg: Any, at_least: dict[str, float] | None = None, positive: tuple[str, ...] = ()) -> None:
-    """ValueError naming the first field of ``cfg`` below its minimum (``at_least``) or not above 0
-    (``positive``); None values are left alone (they mean "not set")."""
+    """ValueError naming the first field of ``cfg`` that is a NaN or infinite float (any field), below
+    its minimum (``at_least``) or not above 0 (``positive``); None values are left alone ("not set")."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, got {value}")
     for name, low in (at_least or {}).items():
         value = getattr(cfg, name)
         if value is not None and value < low:

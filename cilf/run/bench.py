@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..io import json_text, write_text
 from ..model.config import CILFConfig, check_ranges
 from ..data.open import open_dataset
 from ..data.protocols import Fold
@@ -104,17 +107,22 @@ class _RunStore:
         path = self.folder / f"{name}.json"
         if path.is_file() and not self.fresh:
             try:
-                saved = json.loads(path.read_text())
-                if saved.get("key") == json.loads(json.dumps(key, default=str)):
-                    self.reused += 1
-                    return saved["result"]
+                saved = json.loads(path.read_text(encoding="utf-8"))
             except (ValueError, OSError):
-                pass  # unreadable: compute again
+                saved = None
+            if isinstance(saved, dict) and "result" in saved and \
+                    saved.get("key") == json.loads(json.dumps(key, default=str)):
+                self.reused += 1
+                return saved["result"]
+            if not isinstance(saved, dict) or "result" not in saved:
+                print(f"bench: saved run {path} is damaged (not a run record); computing it again", file=sys.stderr)
         result = compute()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "result": result}, default=str))
-        tmp.replace(path)
+        try:
+            text = json.dumps({"key": key, "result": result}, default=str, allow_nan=False)
+        except ValueError:  # a NaN or infinite metric: not saved (strict JSON only), computed again next time
+            text = None
+        if text is not None:
+            write_text(path, text, root=self.folder.parent)
         self.computed += 1
         return result
 
@@ -303,17 +311,17 @@ def method_title(name: str) -> str:
 
 
 def write_results(result: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    with (out / "results.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["source", "method", "runs", "mae", "mae_std", "cs1", "cs5", "cs5_std", "group_exact",
-                    "group_1off", "epsilon_error", "coverage_pct"])
-        for name, s in result["methods"].items():
-            w.writerow([result["source"], method_title(name), s.get("runs", 0)] +
-                       [f"{s[k]:.4f}" if k in s else "" for k in ("mae", "mae_std", "cs1", "cs5", "cs5_std",
-                                                                  "group_exact", "group_1off", "epsilon_error",
-                                                                  "coverage_pct")])
+    write_text(out / "results.json", json_text(json.loads(json.dumps(result, default=str))))
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["source", "method", "runs", "mae", "mae_std", "cs1", "cs5", "cs5_std", "group_exact",
+                "group_1off", "epsilon_error", "coverage_pct"])
+    for name, s in result["methods"].items():
+        w.writerow([result["source"], method_title(name), s.get("runs", 0)] +
+                   [f"{s[k]:.4f}" if k in s else "" for k in ("mae", "mae_std", "cs1", "cs5", "cs5_std",
+                                                              "group_exact", "group_1off", "epsilon_error",
+                                                              "coverage_pct")])
+    write_text(out / "results.csv", buf.getvalue())
 
 
 def format_results(result: dict) -> str:

@@ -9,7 +9,6 @@ storage counted once); on CUDA also ``max_memory_allocated``. Log-log slopes are
 """
 from __future__ import annotations
 
-import json
 import math
 import platform
 import time
@@ -329,8 +328,9 @@ def run_all(out_json: str | Path | None = None, figure: str | Path | None = None
                                                                         clip_model="ViT-B-32", pretrained=None)]}
         print(format_pipeline(result["pipeline"]))
     if out_json:
-        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_json).write_text(json.dumps(result, indent=2) + "\n")
+        from ..io import write_json
+
+        write_json(out_json, result)
     if figure:
         complexity_figure(result, figure)
     return result

@@ -3,13 +3,13 @@ retrieval recall@1/5 on held-out SynthAge subjects, each beside random initialis
 the full CILF-CIAE model trained on both backbones at the same budget."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..io import write_json
 from ..model.clip import CLIPAdapter
 from ..model.config import CILFConfig
 from ..data.datasets import SynthAge
@@ -65,8 +65,7 @@ def clip_report(n_images: int = 10000, seed: int = 0, n_retrieval: int = 1000, d
                       resume=True)
             rep["cilf_same_budget"][name] = {"test_mae": r["model"]["mae"], "cs5": r["model"]["cs5"],
                                              "epochs": epochs, "run": str(run_dir)}
-    Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / "clip_report.json").write_text(json.dumps(rep, indent=2) + "\n")
+    write_json(Path(out) / "clip_report.json", rep)
     return rep
 
 

@@ -9,9 +9,11 @@ same numbers. Layout: ``<cache>/features/<encoder key>/<files key>.{safetensors,
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..io import atomic_write, waiting_lock, write_json
 from ..model.clip import ImageFeatures
 from ..data.datasets import RecordDataset
 from .. import utils
@@ -106,19 +109,28 @@ def cached_features(model, dataset: RecordDataset, cache_dir: str | Path | None 
                                           desc=desc)
     kept = [m["row"] for m in metas]
     skipped = list(indexed.skips.skipped)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = tensors.with_suffix(f".tmp{os.getpid()}")
-    save_file({"pooled": feats.pooled.half().contiguous(), "tokens": feats.tokens.half().contiguous(),
-               "ages": ages.float().contiguous()}, str(tmp))
-    os.replace(tmp, tensors)
+    tensor_dict = {"pooled": feats.pooled.half().contiguous(), "tokens": feats.tokens.half().contiguous(),
+                   "ages": ages.float().contiguous()}
     meta = {"format": CACHE_FORMAT, "dataset": dataset.name, "n": len(kept), "rows": kept, "grid": list(feats.grid),
-            "skipped": skipped, "sha256": _sha256(tensors), "of_rows": len(rows)}
-    tmp = meta_path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, meta_path)
+            "skipped": skipped, "of_rows": len(rows)}
+    with waiting_lock(folder, "feature cache", say=lambda m: warnings.warn(m, stacklevel=3)):  # one writer per entry set
+        atomic_write(tensors, lambda p: _save_file(tensor_dict, p))
+        meta["sha256"] = _sha256(tensors)
+        write_json(meta_path, meta)  # written last: an entry without it is never read
     feats, ages, kept = _read(tensors, meta, verify=False)  # just written and hashed
     return CachedFeatures(features=feats, ages=ages, rows=kept, skipped=skipped, path=tensors, hit=False,
                           seconds=time.perf_counter() - t0)
+
+
+def _save_file(tensors: dict, path: Path) -> None:
+    """safetensors' writer, its errors (a full disk) raised as the OSError they are."""
+    try:
+        save_file(tensors, str(path))
+    except OSError:
+        raise
+    except Exception as e:  # SafetensorError wraps the OS error: "... (os error 28) ..."
+        found = re.search(r"os error (\d+)", str(e))
+        raise OSError(int(found.group(1)) if found else errno.EIO, str(e)) from None
 
 
 class _IndexedDataset(RecordDataset):

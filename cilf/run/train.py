@@ -289,7 +289,7 @@ def evaluate_checkpoint(checkpoint: str | Path, tcfg: TrainConfig, split: str = 
     feats, ages, _ = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
     pred = predict_features(model, feats, device=device)
     report = evaluation_report(ages.numpy(), pred, float(splits["train"].ages.mean()), source)
-    report.update({"split": split, "checkpoint": str(checkpoint)})
+    report.update({"split": split, "checkpoint": str(checkpoint), "skipped_files": {split: splits[split].skips.skipped}})
     return report
 
 
