@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .fourier import MIXERS
+from ..io import write_json
 
 PROMPT_MODES = ("fixed", "learned")
 
@@ -129,7 +130,7 @@ class CILFConfig:
         return cls(**d)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "CILFConfig":
