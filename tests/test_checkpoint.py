@@ -4,22 +4,62 @@ import pytest
 import torch
 
 import cilf
-from cilf.model.checkpoint import load_model
+from cilf.model.checkpoint import load_model, save_checkpoint
+from cilf.model.clip import bundled_weights_path
 from cilf.run.evaluate import predict_features
+from cilf.run.train import fit_features
+from cilf.utils import seed_everything
+
+
+def _trained_in_memory(cfg):
+    """A CILF trained for a few epochs on features of 48 random images (ages 5..85): (model, features, images)."""
+    torch.manual_seed(0)
+    images = torch.randn(48, 3, 112, 112)
+    with torch.no_grad():
+        features = cilf.create_model(cfg).encode_image(images)
+    model = fit_features(cfg, features, torch.linspace(5, 85, 48), epochs=3, batch_size=16, warmup_steps=2)
+    return model, features, images
+
+
+@pytest.mark.parametrize("pretrained", [None, "bundled"], ids=["random-clip-saved", "bundled-clip-reloaded"])
+def test_checkpoint_round_trip_gives_identical_predictions(small_cfg, tmp_path, pretrained):
+    if pretrained == "bundled" and not bundled_weights_path(small_cfg.clip_model).is_file():
+        pytest.skip("no bundled weights in this checkout")
+    cfg = small_cfg.replace(pretrained=pretrained)
+    model, features, images = _trained_in_memory(cfg)
+    seed_everything(0)  # fit_features starts from this initialisation: training must have moved it
+    untrained = cilf.create_model(cfg).state_dict()
+    trained = model.state_dict()
+    for part in ("fusion.", "head.", "corrector."):
+        assert any(not torch.equal(v, untrained[k]) for k, v in trained.items() if k.startswith(part)), part
+
+    reloaded = load_model(save_checkpoint(model, tmp_path / "ck"))
+    saved, loaded = model.trainable_state_dict(), reloaded.trainable_state_dict()
+    assert saved.keys() == loaded.keys() and any(k.startswith("fusion.") for k in saved)
+    assert any(k.startswith("clip.model.") for k in saved) == (pretrained is None)  # frozen bundled CLIP: not copied
+    everything = reloaded.state_dict()
+    assert everything.keys() == trained.keys()
+    for k, v in trained.items():
+        assert torch.equal(everything[k], v), k
+
+    pa, pb = predict_features(model, features), predict_features(reloaded, features)
+    assert set(pa) >= {"age", "y0", "steps", "accepted", "spread", "zero_shot"}
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
+    with torch.no_grad():  # from pixels: the CLIP weights round-trip too
+        a, b = model(images[:8]), reloaded(images[:8])
+    for name in ("y0", "age"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert torch.equal(a.correction.steps, b.correction.steps)
 
 
 @pytest.mark.slow
-def test_checkpoint_round_trip_gives_identical_predictions(trained, small_cfg):
+def test_a_run_folder_loads_its_best_checkpoint(trained):
     out, _ = trained
-    a = load_model(out / "best")
-    b = load_model(out / "best")
-    x = torch.randn(4, 3, 112, 112)
-    feats = a.encode_image(x)
-    pa, pb = predict_features(a, feats), predict_features(b, b.encode_image(x))
-    for k in pa:
-        np.testing.assert_array_equal(pa[k], pb[k])
+    feats = load_model(out / "best").encode_image(torch.randn(4, 3, 112, 112))
+    best = predict_features(load_model(out / "best"), feats)
     run = predict_features(load_model(out), feats)  # a run folder means its best/ checkpoint
-    np.testing.assert_array_equal(run["age"], pa["age"])
+    np.testing.assert_array_equal(run["age"], best["age"])
     with pytest.raises(FileNotFoundError, match="not a cilf checkpoint"):
         load_model(out.parent)  # neither a checkpoint nor a run
 
@@ -28,7 +68,7 @@ def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_
     import json
     import shutil
 
-    from cilf.model.checkpoint import load_model, load_train_state, save_checkpoint
+    from cilf.model.checkpoint import load_train_state
 
     good = save_checkpoint(cilf.create_model(small_cfg), tmp_path / "good")
     load_model(good)
