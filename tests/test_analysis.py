@@ -27,3 +27,8 @@ def test_analysis_helpers(small_cfg):
     ordered = np.c_[np.cos(ordered[:, 0] / 5), np.sin(ordered[:, 0] / 5), np.ones(50)]
     assert age_separation(ordered, np.repeat(np.arange(10.0), 5), k=4) < age_separation(
         ordered, np.random.default_rng(1).permutation(np.repeat(np.arange(10.0), 5)), k=4)
+    with torch.no_grad():  # an all-pass filter K = 1 has a flat unit spectrum
+        for blk in model.fusion.former.blocks:
+            blk.mixer.filter.weight.zero_()
+            blk.mixer.filter.weight[..., 0] = 1.0
+    np.testing.assert_allclose(filter_spectra(model)[0], np.ones((8, 5)))

@@ -25,6 +25,10 @@ def test_feature_cache_hits_detects_stale_and_corrupt(encoder, tmp_path):
     warm = cached_features(encoder, ds, tmp_path / "cache", progress=False)
     assert warm.hit and warm.skipped == cold.skipped
     assert torch.equal(warm.features.tokens, cold.features.tokens)  # cold run also reads back from disk
+    with torch.no_grad():  # and they are the encoder's own features (stored as float16)
+        direct = encoder.encode_image(torch.stack([ds[r][0] for r in cold.rows[:3]]))
+    torch.testing.assert_close(cold.features.pooled[:3], direct.pooled, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(cold.features.tokens[:3], direct.tokens, atol=2e-3, rtol=2e-3)
     # corrupt entry: detected, rebuilt with the same numbers
     data = bytearray(cold.path.read_bytes())
     data[-10] ^= 0xFF

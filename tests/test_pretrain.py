@@ -5,6 +5,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from cilf.run.pretrain import PretrainConfig, export_weights, pretrain_clip, training_caption
 
@@ -39,3 +40,7 @@ def test_export_is_float16_and_small(tmp_path):
     p = export_weights(model, tmp_path / "w.safetensors")
     n = sum(v.numel() for v in model.state_dict().values())
     assert p.stat().st_size < 2.1 * n and p.stat().st_size < 20 * 2**20
+    saved, state = load_file(str(p)), model.state_dict()
+    assert saved.keys() == state.keys()
+    for k, v in state.items():  # every float weight is the float16 rounding of the model's; the rest exact
+        assert torch.equal(saved[k], v.half() if v.is_floating_point() else v), k
