@@ -2,10 +2,12 @@
 import json
 
 import pytest
+import torch
 
 from cilf.cli import main
+from cilf.data import load_image
 from cilf.model.checkpoint import load_model
-from cilf.run.predict import predict_paths
+from cilf.run.predict import load_predictor, predict_paths
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +32,13 @@ def test_zero_shot_predict_works_out_of_the_box(data_env, bad_files, capsys):
     cap = capsys.readouterr()
     rows = [json.loads(line) for line in cap.out.splitlines()]
     assert code == 0 and len(rows) == 2 and all(r["mode"] == "zero-shot" and 0 <= r["age"] <= 100 for r in rows)
+    model, zero_shot = load_predictor(None)  # the same ages from the default CLIP's prompts, computed here
+    assert zero_shot
+    with torch.no_grad():
+        images = torch.stack([model.preprocess(load_image(files[k])) for k in ("good", "rgba")])
+        want = model.clip.zero_shot_ages(model.encode_image(images).pooled)
+    assert [r["path"] for r in rows] == [str(files["good"]), str(files["rgba"])]
+    assert [r["age"] for r in rows] == pytest.approx(want.tolist(), abs=1e-4)
     assert "zero-shot" in cap.err
 
 
@@ -39,6 +48,12 @@ def test_predict_paths_with_model_and_cli_eval(trained, tmp_path, capsys, data_e
     results, skips = predict_paths(model, [data_env / "images"], batch_size=256)
     assert len(results) == 1200 and len(skips) == 0
     assert {"y0", "steps", "accepted", "spread"} <= set(results[0])
+    by_path = {r["path"]: r for r in results}
+    some = sorted(by_path)[:3]  # each path gets its own image's estimate, as the model gives it directly
+    with torch.no_grad():
+        direct = model(torch.stack([model.preprocess(load_image(p)) for p in some]))
+    assert [by_path[p]["age"] for p in some] == pytest.approx(direct.age.tolist(), abs=1e-3)
+    assert [by_path[p]["y0"] for p in some] == pytest.approx(direct.y0.tolist(), abs=1e-3)
     code = main(["eval", "--checkpoint", str(out / "best"), "--n-images", "1200", "--quiet",
                  "--json", str(tmp_path / "m.json")])
     assert code == 0
