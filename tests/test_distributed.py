@@ -34,9 +34,11 @@ def test_bf16_autocast_trains_and_keeps_the_fft_in_float32(small_cfg, monkeypatc
     seen = []
     rfft2 = torch.fft.rfft2
     monkeypatch.setattr(torch.fft, "rfft2", lambda x, *a, **k: (seen.append(x.dtype), rfft2(x, *a, **k))[1])
+    f, x = GlobalFilter(8, (4, 4)), torch.randn(2, 4, 4, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = GlobalFilter(8, (4, 4))(torch.randn(2, 4, 4, 8))
+        out = f(x)
     assert seen == [torch.float32] and out.shape == (2, 4, 4, 8)
+    torch.testing.assert_close(out.float(), f(x), atol=2e-2, rtol=2e-2)  # the float32 result, to bf16 precision
 
     torch.manual_seed(0)
     model = cilf.create_model(small_cfg)

@@ -1,0 +1,48 @@
+"""``python -m cilf``: early errors, help text, version."""
+import pytest
+
+import cilf
+
+
+def test_cli_reports_a_bad_budget_before_any_work(tmp_path, capsys):
+    from cilf.cli import main
+
+    assert main(["train", "--epochs", "0", "--out", str(tmp_path / "run")]) == 2
+    assert "epochs must be at least 1" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_cli_help_explains_every_option_and_its_default():
+    import argparse
+
+    from cilf.cli import build_parser
+
+    def commands(parser, path=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, path + (name,))
+        if path:
+            yield " ".join(path), parser
+
+    seen = set()
+    for name, parser in commands(build_parser()):
+        seen.add(name)
+        for action in parser._actions:
+            if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                assert action.help, f"{name} {action.dest} has no help"
+        text = parser.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+    assert {"train", "predict", "bench", "bench-speed", "data check"} <= seen
+    train = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "(default: 0)" in train and "(default: 30)" in train  # a zero default is shown too
+
+
+def test_cli_version_matches_the_installed_package(capsys):
+    from importlib.metadata import version
+
+    from cilf.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"cilf {version('cilf')} ") and version("cilf") == cilf.__version__

@@ -1,0 +1,132 @@
+"""The CLIP adapter over open_clip: weights resolution, local and bundled weights, image features."""
+import json
+
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cilf
+from cilf.model.clip import CLIPAdapter, WeightsNotFoundError, bundled_weights_path, resolve_pretrained
+from cilf.model.config import CILFConfig
+
+# ViT-B-32's shape (224 px images, 32 px patches, a 7 x 7 grid, class-token pooling), shrunk to be cheap;
+# the "avg" twin pools by averaging the patch tokens instead of taking the class token.
+TINY_B32 = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 32, "patch_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+TINY_B32_AVG = {**TINY_B32, "vision_cfg": {**TINY_B32["vision_cfg"], "pool_type": "avg"}}
+
+
+@pytest.fixture(scope="module", params=["cilf-micro-bundled", "tiny-b32-random", "tiny-b32-avg-random"])
+def adapter(request, tmp_path_factory):
+    """A CLIPAdapter in eval mode: the bundled micro-CLIP, or a random-init ViT-B-32-like tower."""
+    if request.param == "cilf-micro-bundled":
+        if not bundled_weights_path("cilf-micro").is_file():
+            pytest.skip("no bundled weights in this checkout")
+        cfg = CILFConfig(pretrained="bundled")
+    else:
+        name = "cilf-test-" + request.param.removesuffix("-random")
+        path = tmp_path_factory.mktemp("open_clip_config") / f"{name}.json"
+        path.write_text(json.dumps(TINY_B32_AVG if "avg" in name else TINY_B32))
+        open_clip.add_model_config(path)
+        cfg = CILFConfig(clip_model=name, pretrained=None)
+    torch.manual_seed(0)
+    return CLIPAdapter(cfg).eval()
+
+
+def _images(adapter, n=2):
+    size = adapter.model.visual.image_size[0]
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+@torch.no_grad()
+def test_pooled_embedding_is_open_clips_encode_image(adapter):
+    x = _images(adapter)
+    v = adapter.encode_image(x).pooled
+    ref = adapter.model.encode_image(x)  # open_clip's own forward
+    assert ref.abs().max() > 1e-2  # not a degenerate all-zero embedding
+    torch.testing.assert_close(v, ref, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_text_features_are_open_clips_encode_text(adapter):
+    tokenizer = open_clip.get_tokenizer(adapter.cfg.clip_model)
+    prompt = "a photo of a 37-year-old person."
+    torch.testing.assert_close(adapter.encode_text([prompt]), adapter.model.encode_text(tokenizer([prompt])),
+                               atol=1e-5, rtol=1e-5)
+    # T_k: each template's feature L2-normalised, averaged over the templates, normalised again
+    text = adapter.class_text_features()
+    assert text.shape == (adapter.cfg.num_classes, adapter.embed_dim)
+    for k in (0, 37, adapter.cfg.num_classes - 1):
+        age = adapter.cfg.ages[k]
+        per_template = adapter.model.encode_text(tokenizer([t.format(age=age) for t in adapter.cfg.templates]),
+                                                 normalize=True)
+        torch.testing.assert_close(text[k], F.normalize(per_template.mean(0), dim=-1), atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_patch_tokens_and_pooled_embedding_share_the_final_norm_and_projection(adapter):
+    """P is ln_post then proj applied to each patch token of the last block; v is the same map of the
+    class token (class-token pooling) or the mean of P (average pooling)."""
+    visual = adapter.model.visual
+    seen = []
+    hook = visual.transformer.register_forward_hook(lambda module, args, out: seen.append(out))
+    try:
+        f = adapter.encode_image(_images(adapter))
+    finally:
+        hook.remove()
+    (last,) = seen  # B x (1 + N) x W: the class token, then the patch tokens row by row
+    projected = visual.ln_post(last) @ visual.proj
+    h, w = adapter.grid
+    assert last.shape[1] == 1 + h * w
+    torch.testing.assert_close(f.tokens, projected[:, 1:], atol=1e-5, rtol=1e-5)
+    if visual.pool_type == "tok":
+        torch.testing.assert_close(f.pooled, projected[:, 0], atol=1e-5, rtol=1e-5)
+    else:
+        assert visual.pool_type == "avg"
+        torch.testing.assert_close(f.pooled, f.tokens.mean(1), atol=1e-5, rtol=1e-5)
+
+
+def test_patch_tokens_are_in_the_joint_space(model):
+    f = model.encode_image(torch.randn(2, 3, 112, 112))
+    h, w = model.clip.grid
+    assert f.pooled.shape == (2, model.clip.embed_dim) and f.tokens.shape == (2, h * w, model.clip.embed_dim)
+    with pytest.raises(ValueError, match="B x 3 x H x W"):
+        model.encode_image(torch.randn(2, 112, 112))
+
+
+def test_weights_resolution_fails_fast_and_clearly(tmp_path):
+    assert resolve_pretrained("cilf-micro", None) is None
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        resolve_pretrained("cilf-micro", str(tmp_path / "nope.safetensors"))
+    with pytest.raises(WeightsNotFoundError, match="HF_HUB_OFFLINE"):
+        cilf.create_model(CILFConfig(clip_model="ViT-B-32", pretrained="openai"))
+    with pytest.raises(ValueError, match="unknown open_clip model"):
+        cilf.create_model(CILFConfig(clip_model="ViT-Z-99"))
+
+
+def test_local_checkpoint_path_loads_through_open_clip(tmp_path, small_cfg):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    a = cilf.create_model(small_cfg)
+    path = tmp_path / "clip.safetensors"
+    save_file({k: v.contiguous() for k, v in a.clip.model.state_dict().items()}, str(path))
+    torch.manual_seed(2)
+    b = cilf.create_model(small_cfg, pretrained=str(path))
+    x = torch.randn(1, 3, 112, 112)
+    torch.testing.assert_close(a.encode_image(x).pooled, b.encode_image(x).pooled)
+
+
+def test_bundled_weights_if_shipped_load_by_name():
+    path = bundled_weights_path("cilf-micro")
+    if not path.is_file():
+        pytest.skip("no bundled weights in this checkout")
+    assert path.stat().st_size <= 20 * 2**20
+    import cilf
+
+    m = cilf.create_model(pretrained="bundled")
+    assert m.cfg.pretrained == "bundled"
