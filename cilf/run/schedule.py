@@ -3,6 +3,7 @@
 - ``warmup_cosine``: linear warm-up, then cosine decay to zero (one LR per optimiser step).
 - ``session_epochs``: which epochs this session runs (``--stop-after`` ends it early).
 - ``check_resume_settings``: a resumed run keeps the settings it was started with.
+- ``NonFiniteLoss``: what both raise when the loss becomes NaN or infinite.
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ def session_epochs(start: int, epochs: int, stop_after: int | None) -> range:
     The run is complete when the range's ``stop == epochs``; otherwise it continues with resume.
     """
     return range(start, epochs if stop_after is None else min(epochs, start + stop_after))
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss (or the weights) became NaN or infinite; the message names the epoch and step."""
 
 
 class ResumeMismatch(ValueError):

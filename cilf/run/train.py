@@ -35,7 +35,7 @@ from .features import extract_features
 from ..metrics import mae
 from ..model.cilf_model import CILF
 from ..utils import seed_everything
-from .schedule import check_resume_settings, session_epochs, warmup_cosine
+from .schedule import NonFiniteLoss, check_resume_settings, session_epochs, warmup_cosine
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -43,10 +43,6 @@ RUN_MARKER = "run.json"
 # what a resumed run must keep (its data, split and optimisation); device, progress and stop_after_epochs may change
 RESUME_FIXED = ("data", "n_images", "data_seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
                 "precision")
-
-
-class NonFiniteLoss(RuntimeError):
-    """The training loss (or the weights) became NaN or infinite; the message names the epoch and step."""
 
 
 @dataclass
