@@ -243,6 +243,8 @@ def open_run_folder(out: Path, resume: bool, force: bool, say=print) -> FolderLo
         for name in ("last", "prev", "best"):
             if recover_directory(out / name) is not None:
                 say(f"{out / name}: put back the checkpoint that an interrupted save had moved aside")
+        if resume:
+            set_aside_damaged_last(out, say)
         for tmp in out.glob(".*.tmp"):  # cilf.io temporaries of a killed save; the lock says no one else writes
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -275,33 +277,46 @@ def _claim_run_folder(out: Path, resume: bool, force: bool, ctx: DistContext, sa
     return lock
 
 
+def set_aside_damaged_last(out: Path, say=print) -> None:
+    """Rank 0, resuming: if last/ fails verification, move it aside (``last.damaged-*``) so prev/ is resumed.
+
+    Raises CheckpointError (one line) when there is no good prev/ to fall back to.
+    """
+    last, prev = out / "last", out / "prev"
+    if not last.exists():
+        return
+    try:
+        load_train_state(last)
+        return
+    except CheckpointError as e:
+        damaged = str(e)
+    try:
+        epoch = load_train_state(prev)["epoch"] + 1 if prev.exists() else None
+    except CheckpointError:
+        epoch = None
+    if epoch is None:
+        raise CheckpointError(f"{damaged} (and {out} has no earlier good checkpoint, prev/, to fall back to: start a "
+                              f"new run with another --out)")
+    aside = out / f"last.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.rename(last, aside)
+    say(f"{damaged}\n-> {last} moved aside to {aside.name}; resuming from the epoch before, {prev} (epoch {epoch})")
+
+
 def _resume_point(out: Path, cfg: CILFConfig, tcfg: TrainConfig, say) -> tuple[Path | None, dict | None]:
     """The verified checkpoint to resume from and its train state: last/, else prev/; (None, None) if none.
 
     Refuses (naming the field) when the run was started with another model config or settings.
     """
-    last, prev = out / "last", out / "prev"
-    if not last.exists() and not prev.exists():
+    d = next((d for d in (out / "last", out / "prev") if d.exists()), None)
+    if d is None:
         say(f"{out}: no saved epoch to resume; starting from epoch 1")
         return None, None
-    damaged = None
-    for d in (last, prev):
-        if not d.exists():
-            continue
-        try:
-            state = load_train_state(d)
-        except (CheckpointError, FileNotFoundError) as e:
-            damaged = damaged or str(e)
-            continue
-        if damaged:
-            say(f"{damaged}\n-> resuming from the checkpoint of the epoch before, {d} (epoch {state['epoch'] + 1})")
-        saved = CILFConfig.load(d / "config.json")
-        if saved.to_dict() != cfg.to_dict():
-            raise ValueError(f"{d}: the run was started with another model config; resume with the same settings")
-        check_resume_settings(d, state.get("tcfg", {}), asdict(tcfg), RESUME_FIXED, same={"data": _same_path})
-        return d, state
-    raise CheckpointError(f"{damaged}\n{out}: no earlier good checkpoint (prev/) to fall back to; start a new run "
-                          f"with another --out")
+    state = load_train_state(d)
+    saved = CILFConfig.load(d / "config.json")
+    if saved.to_dict() != cfg.to_dict():
+        raise ValueError(f"{d}: the run was started with another model config; resume with the same settings")
+    check_resume_settings(d, state.get("tcfg", {}), asdict(tcfg), RESUME_FIXED, same={"data": _same_path})
+    return d, state
 
 
 def _same_path(a: str | None, b: str | None) -> bool:
