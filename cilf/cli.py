@@ -58,6 +58,8 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, shuffles and noise")
         p.add_argument("--no-cache", action="store_true", help="encode images on the fly every epoch")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+        p.add_argument("--force", action="store_true",
+                       help="train into an --out that holds files cilf did not write (they may be replaced)")
         p.add_argument("--stop-after", type=int, default=None, metavar="N",
                        help="stop after N epochs of this session (continue later with --resume)")
         p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
@@ -116,7 +118,7 @@ def cmd_train(args) -> int:
     cfg = cfg.replace(**parse_overrides(args.set))
     tcfg = _tcfg(args, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                  cache_features=not args.no_cache, stop_after_epochs=args.stop_after, precision=args.precision)
-    report = train(cfg, tcfg, resume=args.resume)
+    report = train(cfg, tcfg, resume=args.resume, force=args.force)
     if "rank" in report:  # a torchrun worker other than rank 0: rank 0 prints and writes
         return 0
     if "stopped_after_epoch" in report:
@@ -135,8 +137,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .run.evaluate import format_report
-    from .run.train import evaluate_checkpoint
+    from .run.evaluate import evaluate_checkpoint, format_report
 
     report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split)
     print(format_report(report))

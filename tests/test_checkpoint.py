@@ -74,11 +74,17 @@ def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_
     load_model(good)
     truncated = shutil.copytree(good, tmp_path / "truncated")
     (truncated / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated/model.safetensors: checksum mismatch, the file is damaged"):
+        load_model(truncated)
+    (truncated / "manifest.json").unlink()  # a checkpoint from before manifests still loads, unverified
     with pytest.raises(ValueError, match="truncated/model.safetensors: cannot be read"):
         load_model(truncated)
     edited = shutil.copytree(good, tmp_path / "edited")
     cfg = json.loads((edited / "config.json").read_text())
     (edited / "config.json").write_text(json.dumps({**cfg, "width": cfg["width"] // 2}))
+    with pytest.raises(ValueError, match="edited/config.json: checksum mismatch, the file is damaged"):
+        load_model(edited)
+    (edited / "manifest.json").unlink()  # a checkpoint from before manifests: the weights are checked against the config
     with pytest.raises(ValueError, match="do not fit .*edited/config.json .*size mismatch"):
         load_model(edited)
     assert (good / "model.safetensors").stat().st_size > 100  # the source was never touched

@@ -29,7 +29,7 @@ def test_pretraining_is_deterministic_resumable_and_exports_open_clip_weights(tm
     assert a["history"][-1]["loss"] < a["history"][0]["loss"]  # it learns
     model, _, _ = open_clip.create_model_and_transforms("cilf-micro", pretrained=a["weights"])  # open_clip's own loader
     ref, _, _ = open_clip.create_model_and_transforms("cilf-micro", pretrained=None)
-    ref.load_state_dict(torch.load(tmp_path / "a" / "state.pt", weights_only=False)["model"])
+    ref.load_state_dict(torch.load(tmp_path / "a" / "state.pt", weights_only=True)["model"])
     x = torch.randn(2, 3, 112, 112)
     torch.testing.assert_close(model.encode_image(x), ref.encode_image(x), atol=2e-2, rtol=2e-2)  # fp16 export
     assert json.loads((tmp_path / "a" / "history.json").read_text())[-1]["epoch"] == 2

@@ -1,4 +1,10 @@
-"""Checkpoints: ``model.safetensors`` + ``config.json`` (+ ``train_state.pt`` to resume training).
+"""Checkpoints: ``model.safetensors`` + ``config.json`` (+ ``train_state.pt`` to resume training),
+listed with their SHA-256 and size in ``manifest.json``.
+
+A checkpoint folder is written whole (``cilf.io.atomic_directory``): a reader finds the previous
+checkpoint or the new one, never a mix of the two. Loading verifies the manifest first, so a torn
+or bit-flipped file is refused with the file named. ``.pt`` files are read tensors-and-plain-data
+only (``weights_only=True``): a planted pickle cannot run code.
 
 Frozen CLIP weights that can be reloaded from their source (bundled, local path, tag) are not
 copied into checkpoints; random-init or fine-tuned CLIP weights are.
@@ -6,32 +12,107 @@ copied into checkpoints; random-init or fine-tuned CLIP weights are.
 from __future__ import annotations
 
 import json
-import os
+import pickle
+import zipfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..io import atomic_directory, json_text, sha256_file
 from .config import CILFConfig
 from .cilf_model import CILF
 
-WEIGHTS, CONFIG, STATE = "model.safetensors", "config.json", "train_state.pt"
+WEIGHTS, CONFIG, STATE, MANIFEST = "model.safetensors", "config.json", "train_state.pt", "manifest.json"
+MANIFEST_FORMAT = "cilf-checkpoint/1"
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+class CheckpointError(ValueError):
+    """A checkpoint file that is damaged, incomplete or not cilf's; the message names the file."""
 
 
 def save_checkpoint(model: CILF, directory: str | Path, train_state: dict | None = None) -> Path:
+    """Write ``directory`` whole: weights, config, ``train_state`` (tensors and plain data) and the manifest."""
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    _atomic(d / WEIGHTS, lambda p: save_file(model.trainable_state_dict(), str(p), metadata={"format": "pt"}))
-    _atomic(d / CONFIG, lambda p: p.write_text(json.dumps(model.cfg.to_dict(), indent=2) + "\n"))
-    if train_state is not None:
-        _atomic(d / STATE, lambda p: torch.save(train_state, p))
+    with atomic_directory(d) as tmp:
+        save_file(model.trainable_state_dict(), str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json_text(model.cfg.to_dict()), encoding="utf-8")
+        if train_state is not None:
+            torch.save(train_state, tmp / STATE)
+        write_manifest(tmp)
     return d
+
+
+def write_manifest(directory: Path) -> Path:
+    """List every file of ``directory`` (but the manifest) with its SHA-256 and size in ``manifest.json``."""
+    files = {p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
+             for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
+    path = directory / MANIFEST
+    path.write_text(json_text({"format": MANIFEST_FORMAT, "files": files}), encoding="utf-8")
+    return path
+
+
+def verify_checkpoint(directory: str | Path, needed: tuple[str, ...] = (WEIGHTS, CONFIG)) -> dict | None:
+    """Check every file listed in ``manifest.json`` (the ``needed`` ones must be listed); return the listing.
+
+    Returns None when there is no manifest: checkpoints written before manifests existed still
+    load, unverified. Raises CheckpointError naming the file when one is missing, unlisted, of
+    another size or differs from its checksum.
+    """
+    d = Path(directory)
+    path = d / MANIFEST
+    if not path.is_file():
+        return None  # a checkpoint from before manifests: loaded as it is (nothing to check against)
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+        entries = {str(name): (str(m["sha256"]), int(m["size"])) for name, m in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise CheckpointError(f"{path}: cannot be read, the file is damaged; copy the checkpoint again or "
+                              f"retrain") from None
+    for name in needed:
+        if name not in entries:
+            raise CheckpointError(f"{d / name}: not listed in {path}; the checkpoint was altered or is incomplete: "
+                                  f"copy it again or retrain")
+    for name, (digest, size) in entries.items():
+        p = d / name
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise CheckpointError(f"{path}: lists {name!r}, not a file of the checkpoint; the manifest is damaged")
+        if not p.is_file():
+            raise CheckpointError(f"{p}: missing, the checkpoint is incomplete; copy it again or retrain")
+        actual = p.stat().st_size
+        if actual != size or sha256_file(p) != digest:
+            sizes = f" ({actual} bytes, {MANIFEST} says {size})" if actual != size else ""
+            raise CheckpointError(f"{p}: checksum mismatch, the file is damaged{sizes}; copy the checkpoint again or "
+                                  f"retrain")
+    return entries
+
+
+def load_torch_state(path: str | Path, fix: str, purpose: str = "") -> dict:
+    """A ``torch.save``d dict of tensors and plain data; anything else is refused in one line ending in ``fix``.
+
+    The zip container's CRCs are checked first (``torch.load`` does not), then the file is
+    unpickled with ``weights_only=True``, which refuses objects that could run code.
+    ``purpose``: words after "cannot be read" in the error (e.g. " to resume").
+    """
+    path = Path(path)
+    unreadable = f"{path}: cannot be read{purpose} (damaged, or not written by cilf); {fix}"
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        raise CheckpointError(unreadable) from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: checksum mismatch in its part {bad!r}, the file is damaged; {fix}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: refused, it holds Python objects other than tensors and plain data (loading "
+                              f"it could run code; cilf never writes such a file); {fix}") from None
+    except Exception:  # truncated or foreign content inside a valid zip
+        raise CheckpointError(unreadable) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(unreadable)
+    return state
 
 
 def is_checkpoint(directory: str | Path) -> bool:
@@ -51,15 +132,16 @@ def resolve_checkpoint(directory: str | Path) -> Path:
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CILF:
-    """Rebuild the model from a checkpoint folder, or a run folder's best/ (clear error if neither)."""
+    """Rebuild the model from a checkpoint folder, or a run folder's best/ (verified; clear error if neither)."""
     d = resolve_checkpoint(directory)
+    verify_checkpoint(d)
     cfg = CILFConfig.load(d / CONFIG)
     model = CILF(cfg)
     try:
         state = load_file(str(d / WEIGHTS))
     except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-        raise ValueError(f"{d / WEIGHTS}: cannot be read ({e}); the file is damaged or not a cilf checkpoint: "
-                         f"copy it again or retrain") from None
+        raise CheckpointError(f"{d / WEIGHTS}: cannot be read ({e}); the file is damaged or not a cilf checkpoint: "
+                              f"copy it again or retrain") from None
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
@@ -75,10 +157,11 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CIL
 
 
 def load_train_state(directory: str | Path) -> dict:
-    """Optimizer, scheduler, epoch and history saved beside the last checkpoint (tensors and plain data only)."""
-    path = Path(directory) / STATE
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # truncated, foreign, or holding objects a weights-only load refuses
-        raise ValueError(f"{path}: cannot be read to resume (damaged, or not written by cilf); "
-                         f"start a new run with another --out") from None
+    """Optimizer, scheduler, epoch and history saved beside the last checkpoint (verified; tensors and plain data)."""
+    d = Path(directory)
+    path, fix = d / STATE, "start a new run with another --out"
+    entries = verify_checkpoint(d)
+    if entries is not None and STATE not in entries:
+        raise CheckpointError(f"{path}: cannot be read to resume (not listed in {d / MANIFEST}: it was not written "
+                              f"with this checkpoint); {fix}")
+    return load_torch_state(path, fix, purpose=" to resume")

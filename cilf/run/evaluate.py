@@ -1,12 +1,21 @@
 """Evaluation: predictions for encoded images, metrics against baselines, a printed report."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from ..model.clip import ImageFeatures
 from ..metrics import age_report, mae
+from ..model.checkpoint import load_model
 from ..model.cilf_model import CILF
+from ..utils import pick_device
+from .features import extract_features
+
+if TYPE_CHECKING:
+    from .train import TrainConfig
 
 
 @torch.no_grad()
@@ -78,3 +87,17 @@ def format_report(rep: dict) -> str:
         lines.append(f"            on the corrected images MAE {c['mae_y0_on_corrected']:.2f} (y0) -> "
                      f"{c['mae_xstar_on_corrected']:.2f} (x*)")
     return "\n".join(lines)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, tcfg: "TrainConfig", split: str = "test") -> dict:
+    """Evaluate a saved model on one split; the baseline is the train split's mean age."""
+    from .train import load_splits  # train imports this module: a call-time import
+
+    device = pick_device(tcfg.device)
+    model = load_model(checkpoint, device)
+    splits, source = load_splits(tcfg, model.preprocess)
+    feats, ages, _ = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
+    pred = predict_features(model, feats, device=device)
+    report = evaluation_report(ages.numpy(), pred, float(splits["train"].ages.mean()), source)
+    report.update({"split": split, "checkpoint": str(checkpoint), "skipped_files": {split: splits[split].skips.skipped}})
+    return report

@@ -7,11 +7,11 @@ report on seed 0 is on held-out subjects. Deterministic by seed; resumable per e
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import open_clip
@@ -19,11 +19,19 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from ..io import FolderLock, atomic_write, write_json
 from ..model import clip as _registers_configs  # noqa: F401  (adds cilf-micro to open_clip)
 from ..model.clip import bundled_weights_path
+from ..model.checkpoint import load_torch_state
 from ..model.config import check_ranges
 from ..data.datasets import SynthAge, collate_skip
 from ..utils import pick_device, seed_everything
+from .schedule import NonFiniteLoss, check_resume_settings, session_epochs, warmup_cosine
+
+STATE = "state.pt"
+# what a resumed run must keep; device, progress and stop_after_epochs may change
+RESUME_FIXED = ("model", "n_images", "data_seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
+                "person_prompt_prob")
 
 
 @dataclass
@@ -55,40 +63,82 @@ def training_caption(meta: dict, age: float, rng: np.random.Generator, p_person:
     return meta["caption"]
 
 
-def _save_state(path: Path, model, opt, sched, epoch: int, history: list, pcfg: PretrainConfig) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "epoch": epoch, "history": history, "pcfg": asdict(pcfg)}, tmp)
-    tmp.replace(path)
-
-
 def export_weights(model: torch.nn.Module, path: str | Path) -> Path:
-    """Save an open_clip state dict as float16 safetensors (loadable by open_clip by path)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Save an open_clip state dict as float16 safetensors, written whole (loadable by open_clip by path)."""
     state = {k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.contiguous()
              for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata={"format": "pt", "source": "cilf pretrain-clip on SynthAge"})
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda p: save_file(state, str(p), metadata={
+        "format": "pt", "source": "cilf pretrain-clip on SynthAge"}))
 
 
 def pretrain_clip(pcfg: PretrainConfig, resume: bool = False, export_to: str | Path | None = None) -> dict:
     """Contrastive pretraining; returns the history. Writes ``out/state.pt`` every epoch and the final
-    float16 weights to ``out/<model>.safetensors`` (and to ``export_to`` if given)."""
+    float16 weights to ``out/<model>.safetensors`` (and to ``export_to`` if given).
+
+    One process at a time writes ``out`` (``.cilf-lock``); a loss that becomes NaN or infinite
+    stops the run (NonFiniteLoss naming epoch and step) with ``state.pt`` still at the last good epoch.
+    """
     out = Path(pcfg.out)
-    state_path = out / "state.pt"
-    if state_path.is_file() and not resume:
+    with FolderLock(out, "pretrain-clip"):
+        state = _resume_state(out, pcfg, resume)  # before the data: a bad state is refused at once
+        device = pick_device(pcfg.device)
+        seed_everything(pcfg.seed)
+        model, _, preprocess = open_clip.create_model_and_transforms(pcfg.model, pretrained=None)
+        tokenizer = open_clip.get_tokenizer(pcfg.model)
+        model = model.to(device)
+        pairs = _load_pairs(pcfg, preprocess)
+        steps_per_epoch = len(pairs.ages) // pcfg.batch_size
+        opt, sched = _optimiser(model, pcfg, steps_per_epoch)
+        history: list[dict] = []
+        start = 0
+        if state is not None:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start, history = state["epoch"] + 1, state["history"]
+        epochs = session_epochs(start, pcfg.epochs, pcfg.stop_after_epochs)
+        t0 = time.time()
+        for epoch in epochs:
+            try:
+                loss = _train_epoch(model, opt, sched, tokenizer, pairs, pcfg, epoch, steps_per_epoch, device)
+            except NonFiniteLoss as e:
+                kept = f"{out / STATE} keeps epoch {history[-1]['epoch']}" if history else "no epoch had been saved"
+                raise NonFiniteLoss(f"{out}: {e}; pretraining stopped ({kept}); start a new run (another --out) "
+                                    f"with a lower --lr") from None
+            history.append({"epoch": epoch + 1, "loss": loss, "seconds": time.time() - t0})
+            if pcfg.progress:
+                tqdm.write(f"epoch {epoch + 1}: contrastive loss {loss:.3f} ({history[-1]['seconds']:.0f} s)")
+            _save_state(out, model, opt, sched, epoch, history, pcfg)
+        if epochs.stop < pcfg.epochs:
+            return {"stopped_after_epoch": epochs.stop, "history": history}
+        weights = export_weights(model, out / f"{pcfg.model}.safetensors")
+        if export_to is not None:
+            export_weights(model, export_to)
+        return {"history": history, "weights": str(weights)}
+
+
+def _resume_state(out: Path, pcfg: PretrainConfig, resume: bool) -> dict | None:
+    """The saved state to continue from (verified, tensors and plain data only), or None for a new run."""
+    path = out / STATE
+    if not path.is_file():
+        return None
+    if not resume:
         raise FileExistsError(f"{out} already holds a pretraining run; pass --resume or choose another --out")
-    device = pick_device(pcfg.device)
-    seed_everything(pcfg.seed)
-    model, _, preprocess = open_clip.create_model_and_transforms(pcfg.model, pretrained=None)
-    tokenizer = open_clip.get_tokenizer(pcfg.model)
-    model = model.to(device)
+    state = load_torch_state(path, "start a new run with another --out", purpose=" to resume")
+    check_resume_settings(path, state.get("pcfg", {}), asdict(pcfg), RESUME_FIXED)
+    return state
+
+
+class _Pairs(NamedTuple):
+    images: torch.Tensor  # (n, 3, H, W) float16, preprocessed
+    ages: torch.Tensor  # (n,)
+    metas: list[dict]  # captions
+
+
+def _load_pairs(pcfg: PretrainConfig, preprocess) -> _Pairs:
+    """Decode every SynthAge image once: 20k x 3 x 112 x 112 float16 = 1.5 GB."""
     data = SynthAge(split=None, n_images=pcfg.n_images, seed=pcfg.data_seed, transform=preprocess,
                     progress=pcfg.progress)
-    # decode every image once: 20k x 3 x 112 x 112 floats = 3 GB; uint8 keeps it at 0.75 GB
     images, ages, metas = [], [], []
     loader = torch.utils.data.DataLoader(data, batch_size=512, collate_fn=collate_skip)
     for batch in tqdm(loader, desc="load", disable=not pcfg.progress, leave=False):
@@ -97,65 +147,54 @@ def pretrain_clip(pcfg: PretrainConfig, resume: bool = False, export_to: str | P
         images.append(batch[0].half())
         ages.append(batch[1])
         metas.extend(batch[3])
-    images_t, ages_t = torch.cat(images), torch.cat(ages)
-    n = len(ages_t)
-    loss_fn = open_clip.ClipLoss()
+    return _Pairs(torch.cat(images), torch.cat(ages), metas)
+
+
+def _optimiser(model: torch.nn.Module, pcfg: PretrainConfig, steps_per_epoch: int):
+    """AdamW (no weight decay on biases, norms and embeddings) with warm-up and cosine decay."""
     decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
     no_decay = [p for nme, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nme)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": pcfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=pcfg.lr)
-    steps_per_epoch = n // pcfg.batch_size
-    total = max(1, steps_per_epoch * pcfg.epochs)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / pcfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    history: list[dict] = []
-    start = 0
-    if resume and state_path.is_file():
-        st = torch.load(state_path, map_location=device, weights_only=False)
-        if st["pcfg"]["seed"] != pcfg.seed or st["pcfg"]["n_images"] != pcfg.n_images:
-            raise ValueError(f"{state_path}: started with another seed or data size; resume with the same settings")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        start, history = st["epoch"] + 1, st["history"]
-    out.mkdir(parents=True, exist_ok=True)
-    stop = pcfg.epochs if pcfg.stop_after_epochs is None else min(pcfg.epochs, start + pcfg.stop_after_epochs)
-    t0 = time.time()
-    for epoch in range(start, stop):
-        model.train()
-        gen = torch.Generator().manual_seed(pcfg.seed * 1000003 + epoch)
-        rng = np.random.default_rng([pcfg.seed, epoch])
-        perm = torch.randperm(n, generator=gen)
-        total_loss = 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"pretrain {epoch + 1}/{pcfg.epochs}", disable=not pcfg.progress,
-                   leave=False)
-        for s in bar:
-            idx = perm[s * pcfg.batch_size : (s + 1) * pcfg.batch_size]
-            texts = [training_caption(metas[i], float(ages_t[i]), rng, pcfg.person_prompt_prob) for i in idx.tolist()]
-            img = images_t[idx].float().to(device)
-            tok = tokenizer(texts).to(device)
-            feats_i, feats_t, scale = model(img, tok)
-            loss = loss_fn(feats_i, feats_t, scale)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
-            total_loss += float(loss.detach())
-            bar.set_postfix(loss=f"{total_loss / (s + 1):.3f}")
-        history.append({"epoch": epoch + 1, "loss": total_loss / max(1, steps_per_epoch),
-                        "seconds": time.time() - t0})
-        if pcfg.progress:
-            tqdm.write(f"epoch {epoch + 1}: contrastive loss {history[-1]['loss']:.3f} ({history[-1]['seconds']:.0f} s)")
-        _save_state(state_path, model, opt, sched, epoch, history, pcfg)
-        (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    if stop < pcfg.epochs:
-        return {"stopped_after_epoch": stop, "history": history}
-    weights = export_weights(model, out / f"{pcfg.model}.safetensors")
-    if export_to is not None:
-        export_weights(model, export_to)
-    return {"history": history, "weights": str(weights)}
+    return opt, warmup_cosine(opt, pcfg.warmup_steps, max(1, steps_per_epoch * pcfg.epochs))
+
+
+def _train_epoch(model, opt, sched, tokenizer, pairs: _Pairs, pcfg: PretrainConfig, epoch: int, steps: int,
+                 device) -> float:
+    """One shuffled pass of ``steps`` batches (order and caption draws by seed and epoch); the mean loss."""
+    model.train()
+    loss_fn = open_clip.ClipLoss()
+    gen = torch.Generator().manual_seed(pcfg.seed * 1000003 + epoch)
+    rng = np.random.default_rng([pcfg.seed, epoch])
+    perm = torch.randperm(len(pairs.ages), generator=gen)
+    total_loss = 0.0
+    bar = tqdm(range(steps), desc=f"pretrain {epoch + 1}/{pcfg.epochs}", disable=not pcfg.progress, leave=False)
+    for s in bar:
+        idx = perm[s * pcfg.batch_size : (s + 1) * pcfg.batch_size]
+        texts = [training_caption(pairs.metas[i], float(pairs.ages[i]), rng, pcfg.person_prompt_prob)
+                 for i in idx.tolist()]
+        feats_i, feats_t, scale = model(pairs.images[idx].float().to(device), tokenizer(texts).to(device))
+        loss = loss_fn(feats_i, feats_t, scale)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"the contrastive loss became {value} in epoch {epoch + 1}, step {s + 1}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        total_loss += value
+        bar.set_postfix(loss=f"{total_loss / (s + 1):.3f}")
+    return total_loss / max(1, steps)
+
+
+def _save_state(out: Path, model, opt, sched, epoch: int, history: list, pcfg: PretrainConfig) -> None:
+    """``state.pt`` (tensors and plain data only) and ``history.json``, each written whole."""
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "epoch": epoch, "history": history, "pcfg": asdict(pcfg)}
+    atomic_write(out / STATE, lambda p: torch.save(state, p), root=out)
+    write_json(out / "history.json", history, root=out)
 
 
 def default_export_path(model: str = "cilf-micro") -> Path:

@@ -1,12 +1,18 @@
 """Training: deterministic by seed, resumable from the last epoch's checkpoint, metrics as JSON.
 
-Layout of ``out``:  ``last/`` (checkpoint + train_state.pt, written every epoch), ``best/``
-(lowest validation MAE), ``metrics.json`` (test report), ``history.json`` (per-epoch losses).
+Layout of ``out``: ``run.json`` (marks a cilf run: version, command, start time), ``last/``
+(checkpoint + train_state.pt, written whole every epoch), ``prev/`` (the epoch before: resume
+falls back to it when ``last/`` is damaged), ``best/`` (lowest validation MAE), ``metrics.json``
+(test report), ``history.json`` (per-epoch losses), ``test_predictions.csv``. One process writes a
+run folder at a time (``.cilf-lock``, see ``cilf.io.FolderLock``).
 """
 from __future__ import annotations
 
-import json
 import math
+import os
+import shlex
+import shutil
+import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -18,7 +24,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..model.checkpoint import is_checkpoint, load_model, load_train_state, save_checkpoint
+from ..io import FolderLock, atomic_directory, atomic_write, recover_directory, write_json
+from ..model.checkpoint import CheckpointError, is_checkpoint, load_model, load_train_state, save_checkpoint
 from .batches import Batches, FeatureBatches
 from ..model.config import CILFConfig, check_ranges
 from ..data.datasets import ManifestDataset, RecordDataset, SynthAge
@@ -27,10 +34,15 @@ from .evaluate import evaluation_report, predict_features
 from .features import extract_features
 from ..metrics import mae
 from ..model.cilf_model import CILF
-from ..utils import pick_device, seed_everything
+from ..utils import seed_everything
+from .schedule import NonFiniteLoss, check_resume_settings, session_epochs, warmup_cosine
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+RUN_MARKER = "run.json"
+# what a resumed run must keep (its data, split and optimisation); device, progress and stop_after_epochs may change
+RESUME_FIXED = ("data", "n_images", "data_seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
+                "precision")
 
 
 @dataclass
@@ -95,16 +107,10 @@ def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, see
     batches = FeatureBatches(features, ages, batch_size, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = _schedule(opt, warmup_steps, max(1, epochs * len(batches)))
+    sched = warmup_cosine(opt, warmup_steps, max(1, epochs * len(batches)))
     for epoch in range(epochs):
         train_one_epoch(model, batches, opt, sched, params, seed, epoch)
     return model.eval()
-
-
-def _schedule(opt, warmup_steps: int, total_steps: int):
-    """Linear warm-up, then cosine decay to zero at ``total_steps``."""
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup_steps)
-                                             * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
 
 
 def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int, epoch: int, desc: str = "epoch",
@@ -113,7 +119,8 @@ def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int
     """One pass over ``batches`` (shuffled by seed and epoch); returns summed losses and steps.
 
     ``step``: the module that maps (images, features, ages) to losses, DDP-wrapped under torchrun
-    (default: ``TrainStep(model)``); ``amp_dtype``: autocast dtype (None = float32).
+    (default: ``TrainStep(model)``); ``amp_dtype``: autocast dtype (None = float32). A loss that is
+    not finite on any rank raises NonFiniteLoss before the optimiser step (the weights stay finite).
     """
     model.train()
     step = step if step is not None else TrainStep(model)
@@ -130,6 +137,9 @@ def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int
             continue
         with torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else nullcontext():
             losses = step(images, feats, y)
+        total = float(losses["total"].detach())
+        if not ctx.all_agree(math.isfinite(total)):
+            raise NonFiniteLoss(f"the training loss became {total} in epoch {epoch + 1}, step {steps + 1}")
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -158,138 +168,304 @@ def _evaluate_split(model: CILF, batches: Batches, ds: RecordDataset, device, pr
     return predict_features(model, feats, device=device), ages.numpy()
 
 
-def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False) -> dict:
+def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False, force: bool = False) -> dict:
     """Train CILF-CIAE, keep the best-on-validation checkpoint, evaluate it on test; return the report.
 
     Under ``torchrun`` every rank trains on its share of each epoch (DistributedDataParallel) and
-    rank 0 alone validates, writes checkpoints and logs, and returns the report.
+    rank 0 alone validates, writes checkpoints and logs, and returns the report. ``force``: write
+    into a folder that holds files cilf did not write (they may be replaced).
     """
     ctx = init_distributed(tcfg.device)
     try:
-        return _train(cfg, tcfg, resume, ctx)
+        return _train(cfg, tcfg, resume, force, ctx)
     finally:
         shutdown(ctx)
 
 
-def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, ctx: DistContext) -> dict:
+def _say(ctx: DistContext):
+    """Rank 0 prints notes on the run folder (to stderr, also with --quiet); the other ranks stay silent."""
+    return (lambda msg: print(msg, file=sys.stderr, flush=True)) if ctx.is_main else (lambda msg: None)
+
+
+def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, force: bool, ctx: DistContext) -> dict:
     out = Path(tcfg.out)
-    last, best = out / "last", out / "best"
-    if is_checkpoint(last) and not resume:
-        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
-    device, main = ctx.device, ctx.is_main
-    progress = tcfg.progress and main
-    seed_everything(tcfg.seed)
-    state = None
-    if resume and is_checkpoint(last):
-        state = load_train_state(last)
-        saved = CILFConfig.load(last / "config.json")
-        if saved.to_dict() != cfg.to_dict():
-            raise ValueError(f"{last}: the run was started with another model config; resume with the same settings")
-        if state.get("tcfg", {}).get("seed") != tcfg.seed:
-            raise ValueError(f"{last}: the run was started with seed {state['tcfg']['seed']}, not {tcfg.seed}")
-        model = load_model(last, device).train()
-    else:
-        model = CILF(cfg).to(device)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-
-    with ctx.main_first():  # rank 0 renders SynthAge (once); the others read it
-        splits, source = load_splits(replace(tcfg, progress=progress), model.preprocess)
-    cached = tcfg.cache_features and not model.clip.image_trainable
-    model.eval()
-    train_b = Batches(model, splits["train"], tcfg.batch_size, device=device, cached=cached, desc="encode train",
-                      ctx=ctx, progress=progress)
-    val_b = (Batches(model, splits["val"], tcfg.batch_size, device=device, cached=cached, desc="encode val",
-                     progress=progress) if main else None)
-    train_mean = float(train_b.ages.mean())
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    total_steps = max(1, tcfg.epochs * len(train_b))
-    sched = _schedule(opt, tcfg.warmup_steps, total_steps)
-    history, best_val, start = [], float("inf"), 0
-    if state is not None:
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        history, best_val, start = state["history"], state["best_val"], state["epoch"] + 1
-    step = TrainStep(model)
-    if ctx.active:
-        # the depth-wise conv's weight gradient comes out channels-last (its input is a permuted view): DDP
-        # notes that this 576-value bucket copy "may impair performance"; it is negligible here
-        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-        step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
-    amp = amp_dtype_for(tcfg.precision, device)
-
-    t0 = time.time()
-    stop = tcfg.epochs if tcfg.stop_after_epochs is None else min(tcfg.epochs, start + tcfg.stop_after_epochs)
-    for epoch in range(start, stop):
-        sums, steps = train_one_epoch(model, train_b, opt, sched, params, tcfg.seed, epoch,
-                                      desc=f"epoch {epoch + 1}/{tcfg.epochs}", progress=progress, step=step,
-                                      amp_dtype=amp)
-        if main:
-            pred, yv = _evaluate_split(model, val_b, splits["val"], device, progress)
-            val_mae = mae(yv, pred["age"])
-            row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "val_mae": val_mae,
-                   "val_mae_y0": mae(yv, pred["y0"]), "seconds": time.time() - t0}
-            history.append(row)
-            if progress:
-                tqdm.write(f"epoch {epoch + 1:3d}  loss {row.get('total', float('nan')):.3f}  val MAE {val_mae:.2f} "
-                           f"(y0 {row['val_mae_y0']:.2f})")
-            if val_mae < best_val:
-                best_val = val_mae
-                save_checkpoint(model, best)
-            save_checkpoint(model, last, {"epoch": epoch, "optimizer": opt.state_dict(),
-                                          "scheduler": sched.state_dict(), "history": history, "best_val": best_val,
-                                          "tcfg": asdict(tcfg)})
-            (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-        ctx.barrier()  # the next epoch starts when rank 0 has written this one
-
-    if not main:
-        return {"rank": ctx.rank, "report": "written by rank 0", "out": str(out)}
-    if stop < tcfg.epochs:
-        return {"stopped_after_epoch": stop, "history": history, "checkpoint": str(last)}
-    if not is_checkpoint(best):
-        raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
-    model = load_model(best, device)
-    test_b = Batches(model, splits["test"], tcfg.batch_size, device=device, cached=True, desc="encode test",
-                     progress=progress)
-    pred, yt = _evaluate_split(model, test_b, splits["test"], device, progress)
-    report = evaluation_report(yt, pred, train_mean, source)
-    report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,
-                   "best_val_mae": best_val, "train_seconds": history[-1]["seconds"] if history else 0.0,
-                   "processes": ctx.world_size, "precision": "bf16" if amp is not None else "fp32",
-                   "skipped_files": {s: d.skips.skipped for s, d in splits.items()},
-                   "config": cfg.to_dict(), "train_config": asdict(tcfg)})
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred)
-    return report
+    say = _say(ctx)
+    lock = _claim_run_folder(out, resume, force, ctx, say)
+    try:
+        seed_everything(tcfg.seed)
+        source, state = _resume_point(out, cfg, tcfg, say) if resume else (None, None)
+        model = load_model(source, ctx.device).train() if source is not None else CILF(cfg).to(ctx.device)
+        run = _Session(cfg, tcfg, ctx, out, model, state)
+        epochs = session_epochs(run.start, tcfg.epochs, tcfg.stop_after_epochs)
+        run.fit(epochs)
+        if not ctx.is_main:
+            return {"rank": ctx.rank, "report": "written by rank 0", "out": str(out)}
+        if epochs.stop < tcfg.epochs:
+            return {"stopped_after_epoch": epochs.stop, "history": run.history, "checkpoint": str(out / "last")}
+        return run.report()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def write_predictions(path: Path, metas: list[dict], y_true, pred: dict) -> None:
-    """One row per image: path, true age and every prediction column."""
+# ---- the run folder: one writer, never another's files, repaired after an interrupted save ----
+
+def foreign_files(out: Path) -> list[str]:
+    """Names in ``out`` when it holds files but nothing says cilf wrote them (no run.json, lock or last/)."""
+    if not out.is_dir() or any((out / n).exists() for n in (RUN_MARKER, FolderLock.NAME, "last")):
+        return []
+    return sorted(p.name for p in out.iterdir())
+
+
+def _has_run(out: Path) -> bool:
+    """A saved epoch (or the remains of one cut between its renames) is in ``out``."""
+    return (is_checkpoint(out / "last") or (out / "prev").is_dir()
+            or any(out.glob(".last.old-*")) or any(out.glob(".prev.old-*")))
+
+
+def open_run_folder(out: Path, resume: bool, force: bool, say=print) -> FolderLock:
+    """Take ``out`` for this run: refuse others' files (unless ``force``) and a second writer; repair, mark it.
+
+    Returns the held lock. A save cut between its two renames is put back; temporaries of an
+    interrupted save are removed; a new run folder gets ``run.json``.
+    """
+    names = foreign_files(out)
+    if names and not force:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise FileExistsError(f"{out} holds files cilf did not write ({shown}); choose another --out, or pass "
+                              f"--force to train there anyway (metrics.json, history.json, test_predictions.csv, "
+                              f"last/, best/ would be replaced)")
+    lock = FolderLock(out, "train").acquire()
+    try:
+        if _has_run(out) and not resume:
+            raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose "
+                                  f"another --out")
+        for name in ("last", "prev", "best"):
+            if recover_directory(out / name) is not None:
+                say(f"{out / name}: put back the checkpoint that an interrupted save had moved aside")
+        if resume:
+            set_aside_damaged_last(out, say)
+        for tmp in out.glob(".*.tmp"):  # cilf.io temporaries of a killed save; the lock says no one else writes
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        if not (out / RUN_MARKER).is_file():
+            from .. import __version__
+
+            argv = ["python", "-m", "cilf", *sys.argv[1:]] if Path(sys.argv[0]).name == "__main__.py" else sys.argv
+            write_json(out / RUN_MARKER, {"cilf_version": __version__, "command": shlex.join(argv),
+                                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, root=out)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _claim_run_folder(out: Path, resume: bool, force: bool, ctx: DistContext, say) -> FolderLock | None:
+    """Rank 0 opens the run folder; every rank stops if it could not (so no rank waits forever)."""
+    lock, err = None, None
+    if ctx.is_main:
+        try:
+            lock = open_run_folder(out, resume, force, say)
+        except Exception as e:  # re-raised below, once every rank knows
+            err = e
+    if not ctx.all_agree(err is None):
+        if err is not None:
+            raise err
+        raise RuntimeError(f"{out}: rank 0 could not open the run folder (its error says why)")
+    return lock
+
+
+def set_aside_damaged_last(out: Path, say=print) -> None:
+    """Rank 0, resuming: if last/ fails verification, move it aside (``last.damaged-*``) so prev/ is resumed.
+
+    Raises CheckpointError (one line) when there is no good prev/ to fall back to.
+    """
+    last, prev = out / "last", out / "prev"
+    if not last.exists():
+        return
+    try:
+        load_train_state(last)
+        return
+    except CheckpointError as e:
+        damaged = str(e)
+    try:
+        epoch = load_train_state(prev)["epoch"] + 1 if prev.exists() else None
+    except CheckpointError:
+        epoch = None
+    if epoch is None:
+        raise CheckpointError(f"{damaged} (and {out} has no earlier good checkpoint, prev/, to fall back to: start a "
+                              f"new run with another --out)")
+    aside = out / f"last.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.rename(last, aside)
+    say(f"{damaged}\n-> {last} moved aside to {aside.name}; resuming from the epoch before, {prev} (epoch {epoch})")
+
+
+def _resume_point(out: Path, cfg: CILFConfig, tcfg: TrainConfig, say) -> tuple[Path | None, dict | None]:
+    """The verified checkpoint to resume from and its train state: last/, else prev/; (None, None) if none.
+
+    Refuses (naming the field) when the run was started with another model config or settings.
+    """
+    d = next((d for d in (out / "last", out / "prev") if d.exists()), None)
+    if d is None:
+        say(f"{out}: no saved epoch to resume; starting from epoch 1")
+        return None, None
+    state = load_train_state(d)
+    saved = CILFConfig.load(d / "config.json")
+    if saved.to_dict() != cfg.to_dict():
+        raise ValueError(f"{d}: the run was started with another model config; resume with the same settings")
+    check_resume_settings(d, state.get("tcfg", {}), asdict(tcfg), RESUME_FIXED, same={"data": _same_path})
+    return d, state
+
+
+def _same_path(a: str | None, b: str | None) -> bool:
+    return a == b or (a is not None and b is not None and Path(a).resolve() == Path(b).resolve())
+
+
+# ---- one session of training ----
+
+class _Session:
+    """The data, optimiser and bookkeeping of one training session (rank 0 validates and writes)."""
+
+    def __init__(self, cfg: CILFConfig, tcfg: TrainConfig, ctx: DistContext, out: Path, model: CILF,
+                 state: dict | None):
+        self.cfg, self.tcfg, self.ctx, self.out, self.model = cfg, tcfg, ctx, out, model
+        self.device, self.main = ctx.device, ctx.is_main
+        self.progress = tcfg.progress and self.main
+        self._load_data()
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        self.sched = warmup_cosine(self.opt, tcfg.warmup_steps, max(1, tcfg.epochs * len(self.train_b)))
+        self.history, self.best_val, self.start = [], float("inf"), 0
+        if state is not None:
+            self._restore(state)
+        self.step = self._step_module()
+        self.amp = amp_dtype_for(tcfg.precision, self.device)
+
+    def _load_data(self) -> None:
+        tcfg, ctx, model = self.tcfg, self.ctx, self.model
+        with ctx.main_first():  # rank 0 renders SynthAge (once); the others read it
+            self.splits, self.source = load_splits(replace(tcfg, progress=self.progress), model.preprocess)
+        cached = tcfg.cache_features and not model.clip.image_trainable
+        model.eval()
+        self.train_b = Batches(model, self.splits["train"], tcfg.batch_size, device=self.device, cached=cached,
+                               desc="encode train", ctx=ctx, progress=self.progress)
+        self.val_b = Batches(model, self.splits["val"], tcfg.batch_size, device=self.device, cached=cached,
+                             desc="encode val", progress=self.progress) if self.main else None
+        self.train_mean = float(self.train_b.ages.mean())
+
+    def split_sizes(self) -> dict[str, int]:
+        return {s: len(d) for s, d in self.splits.items()}
+
+    def _restore(self, state: dict) -> None:
+        saved = state.get("splits")
+        if saved is not None and saved != self.split_sizes():
+            raise ValueError(f"{self.out / 'last'}: the run was started on splits of sizes {saved}, the data now "
+                             f"gives {self.split_sizes()}; resume on the same data, or start a new run with another "
+                             f"--out")
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.history, self.best_val, self.start = state["history"], state["best_val"], state["epoch"] + 1
+
+    def _step_module(self) -> nn.Module:
+        step = TrainStep(self.model)
+        if self.ctx.active:
+            # the depth-wise conv's weight gradient comes out channels-last (its input is a permuted view): DDP
+            # notes that this 576-value bucket copy "may impair performance"; it is negligible here
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            step = nn.parallel.DistributedDataParallel(step, device_ids=ids)
+        return step
+
+    def fit(self, epochs: range) -> None:
+        """Train ``epochs``; rank 0 validates and saves each one. Stops at a non-finite loss, nothing saved."""
+        t0 = time.time()
+        for epoch in epochs:
+            try:
+                sums, steps = train_one_epoch(self.model, self.train_b, self.opt, self.sched, self.params,
+                                              self.tcfg.seed, epoch, desc=f"epoch {epoch + 1}/{self.tcfg.epochs}",
+                                              progress=self.progress, step=self.step, amp_dtype=self.amp)
+                if not all(bool(torch.isfinite(p).all()) for p in self.params):
+                    raise NonFiniteLoss(f"the weights became non-finite in epoch {epoch + 1}")
+            except NonFiniteLoss as e:
+                kept = (f"{self.out / 'last'} keeps epoch {self.history[-1]['epoch']}, the last good one"
+                        if self.history else "no epoch had been saved")
+                raise NonFiniteLoss(f"{self.out}: {e}; training stopped ({kept}); start a new run (another --out) "
+                                    f"with a lower --lr") from None
+            if self.main:
+                self._end_epoch(epoch, sums, steps, time.time() - t0)
+            self.ctx.barrier()  # the next epoch starts when rank 0 has written this one
+
+    def _end_epoch(self, epoch: int, sums: dict, steps: int, seconds: float) -> None:
+        """Validate, log and save the epoch: best/ if it improved, the previous last/ as prev/, then last/."""
+        pred, yv = _evaluate_split(self.model, self.val_b, self.splits["val"], self.device, self.progress)
+        val_mae = mae(yv, pred["age"])
+        row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "val_mae": val_mae,
+               "val_mae_y0": mae(yv, pred["y0"]), "seconds": seconds}
+        self.history.append(row)
+        if self.progress:
+            tqdm.write(f"epoch {epoch + 1:3d}  loss {row.get('total', float('nan')):.3f}  val MAE {val_mae:.2f} "
+                       f"(y0 {row['val_mae_y0']:.2f})")
+        if val_mae < self.best_val:
+            self.best_val = val_mae
+            save_checkpoint(self.model, self.out / "best")
+        last = self.out / "last"
+        if is_checkpoint(last):
+            keep_copy(last, self.out / "prev")
+        save_checkpoint(self.model, last, {"epoch": epoch, "optimizer": self.opt.state_dict(),
+                                           "scheduler": self.sched.state_dict(), "history": self.history,
+                                           "best_val": self.best_val, "tcfg": asdict(self.tcfg),
+                                           "splits": self.split_sizes()})
+        write_json(self.out / "history.json", self.history, root=self.out)
+
+    def report(self) -> dict:
+        """Evaluate best/ on test; write metrics.json and test_predictions.csv; return the report."""
+        tcfg, out, best = self.tcfg, self.out, self.out / "best"
+        if not is_checkpoint(best):
+            raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
+        model = load_model(best, self.device)
+        test_b = Batches(model, self.splits["test"], tcfg.batch_size, device=self.device, cached=True,
+                         desc="encode test", progress=self.progress)
+        pred, yt = _evaluate_split(model, test_b, self.splits["test"], self.device, self.progress)
+        report = evaluation_report(yt, pred, self.train_mean, self.source)
+        report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,
+                       "best_val_mae": self.best_val,
+                       "train_seconds": self.history[-1]["seconds"] if self.history else 0.0,
+                       "processes": self.ctx.world_size, "precision": "bf16" if self.amp is not None else "fp32",
+                       "skipped_files": {s: d.skips.skipped for s, d in self.splits.items()},
+                       "config": self.cfg.to_dict(), "train_config": asdict(tcfg)})
+        write_json(out / "metrics.json", report, root=out)
+        write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred, root=out)
+        return report
+
+
+def keep_copy(src: Path, dest: Path) -> Path:
+    """Replace folder ``dest`` whole by a copy of ``src`` (hard links: cilf never rewrites a file in place)."""
+    with atomic_directory(dest) as tmp:
+        for f in src.iterdir():
+            try:
+                os.link(f, tmp / f.name)
+            except OSError:
+                shutil.copy2(f, tmp / f.name)
+    return dest
+
+
+def write_predictions(path: Path, metas: list[dict], y_true, pred: dict, root: Path | None = None) -> Path:
+    """One row per image: path, true age and every prediction column (written whole; ``root``: its folder)."""
     import csv
 
     cols = list(pred)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "true_age", *cols])
-        for i, m in enumerate(metas):
-            w.writerow([m.get("path", ""), f"{float(y_true[i]):g}", *[_fmt(pred[c][i]) for c in cols]])
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "true_age", *cols])
+            for i, m in enumerate(metas):
+                w.writerow([m.get("path", ""), f"{float(y_true[i]):g}", *[_fmt(pred[c][i]) for c in cols]])
+
+    return atomic_write(path, write, root)
 
 
 def _fmt(v) -> str:
     return f"{float(v):.4f}" if isinstance(v, (float, np.floating)) else str(v)
-
-
-def evaluate_checkpoint(checkpoint: str | Path, tcfg: TrainConfig, split: str = "test") -> dict:
-    """Evaluate a saved model on one split; the baseline is the train split's mean age."""
-    device = pick_device(tcfg.device)
-    model = load_model(checkpoint, device)
-    splits, source = load_splits(tcfg, model.preprocess)
-    feats, ages, _ = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
-    pred = predict_features(model, feats, device=device)
-    report = evaluation_report(ages.numpy(), pred, float(splits["train"].ages.mean()), source)
-    report.update({"split": split, "checkpoint": str(checkpoint), "skipped_files": {split: splits[split].skips.skipped}})
-    return report
-
-
