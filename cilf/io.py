@@ -46,6 +46,30 @@ def output_error(path: str | Path, err: OSError) -> OutputError:
     return OutputError(f"{path}: cannot write ({why})")
 
 
+def _write_failure(path: Path, exc: BaseException) -> OutputError | None:
+    """The OutputError behind a failed write, also when a library hides the OSError.
+
+    torch.save reports a full disk as ``RuntimeError: [enforce fail at inline_container.cc...]`` and
+    safetensors as its own error type; so a non-OSError counts as a full disk when its text says so or
+    when, before the partial file is removed, the file system has (almost) no space left.
+    """
+    if isinstance(exc, OSError):
+        return output_error(path, exc)
+    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: not a write failure
+        return None
+    text = str(exc)
+    if "os error 13" in text or "Permission denied" in text:
+        return output_error(path, PermissionError(errno.EACCES, "Permission denied"))
+    try:
+        st = os.statvfs(path.parent)
+        nearly_full = st.f_bavail * st.f_frsize < (1 << 20)
+    except OSError:
+        nearly_full = False
+    if "os error 28" in text or "No space left" in text or nearly_full:
+        return output_error(path, OSError(errno.ENOSPC, "No space left on device"))
+    return None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -111,11 +135,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], root: str | Pat
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
+        failure = _write_failure(path, e)
         tmp.unlink(missing_ok=True)
-        raise output_error(path, e) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        if failure is not None:
+            raise failure from None
         raise
     _fsync_dir(path.parent)
     return path
@@ -191,11 +215,11 @@ def atomic_directory(dest: str | Path) -> Iterator[Path]:
         _fsync_dir(dest.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
+    except BaseException as e:
+        failure = _write_failure(dest, e)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise output_error(dest, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if failure is not None:
+            raise failure from None
         raise
 
 

@@ -127,3 +127,17 @@ def test_files_and_folders_get_the_usual_permissions(tmp_path):
         os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_full_disk_hidden_by_torch_or_safetensors_is_still_one_clear_error(tiny_disk, small_cfg):
+    """torch.save says '[enforce fail at inline_container.cc...]', safetensors its own error: both become OutputError."""
+    import torch
+
+    import cilf
+    from cilf.model.checkpoint import save_checkpoint
+
+    with pytest.raises(OutputError, match=r"x\.pt: cannot write \(the disk is full"):
+        atomic_write(tiny_disk / "x.pt", lambda p: torch.save({"w": torch.zeros(100_000)}, p))
+    with pytest.raises(OutputError, match=r"ckpt: cannot write \(the disk is full"):
+        save_checkpoint(cilf.create_model(small_cfg), tiny_disk / "ckpt", {"w": torch.zeros(100_000)})
+    assert sorted(p.name for p in tiny_disk.iterdir()) == []
