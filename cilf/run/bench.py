@@ -29,7 +29,7 @@ from ..data.open import open_dataset
 from ..data.protocols import Fold
 from ..metrics import age_group, age_report, epsilon_error, group_accuracy, mean_std
 from ..utils import pick_device
-from .bench_effects import N_RESAMPLES, REFERENCE, ci_header, delta_text, effect_columns, mae_text
+from .bench_effects import CONFIDENCE, N_RESAMPLES, REFERENCE, ci_header, delta_text, effect_columns, mae_text
 from .peers import PEERS, PeerConfig, PeerInputs, PeerSpec
 
 VARIANTS = {  # ablation switches (docs/method.md, section 8)
@@ -286,7 +286,7 @@ def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, 
                  "recomputed_without_predictions": setup.store.outdated},
         "seconds": seconds, "bench_config": asdict(bcfg),
         "test_images": int(sum(len(y) for y in test_ages.values())),
-        "ci": {"confidence": 0.95, "n_resamples": N_RESAMPLES, "reference": REFERENCE,
+        "ci": {"confidence": CONFIDENCE, "n_resamples": N_RESAMPLES, "reference": REFERENCE,
                "over": "test images x seeds, stratified by fold (paired two-way bootstrap, cilf.stats)"},
         "methods": summarise(methods, list(test_ages.values())),
         "test_ages": {f: [float(a) for a in y] for f, y in test_ages.items()},
