@@ -381,12 +381,12 @@ def _add_bench(sub) -> None:
     from .run.peers import PEERS
 
     b = BenchConfig()
-    p = _command(sub, "bench", "full model, ablations and peers on one dataset and protocol (mean +- std)")
+    p = _command(sub, "bench", "full model, ablations and peers on one dataset and protocol: MAE with 95%% CIs and the paired difference from the full model (images x seeds x folds)")
     p.add_argument("--dataset", default=b.dataset, help=f"one of {sorted(SOURCES)}")
     p.add_argument("--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; "
                                                   "synthage: generated)")
     p.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
-    p.add_argument("--seeds", type=int, default=b.seeds, help="training seeds per fold (mean +- std over them)")
+    p.add_argument("--seeds", type=int, default=b.seeds, help="training seeds per fold (the CIs resample them)")
     p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")
     p.add_argument("--peers", nargs="*", choices=list(PEERS), default=None,
