@@ -272,6 +272,22 @@ def _run_peer(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
     return setup.store.get(_peer_key(setup, fr, spec), compute, n_test=len(fr.te))
 
 
+def budget(bcfg: BenchConfig) -> dict:
+    """What each kind of method is trained with: CILF-CIAE and its ablations, and every trained peer."""
+    peer = PeerConfig(epochs=bcfg.peer_epochs)
+    return {"cilf": {"epochs": bcfg.epochs, "lr": bcfg.lr, "batch_size": bcfg.batch_size},
+            "peers": {"epochs": peer.epochs, "lr": peer.lr, "batch_size": peer.batch_size}}
+
+
+def budget_line(b: dict) -> str:
+    """One line stating the training budgets, and whether they are equal."""
+    c, p = b["cilf"], b["peers"]
+    same = c == p
+    return (f"budget: CILF-CIAE and ablations {c['epochs']} epochs at lr {c['lr']:g} (batch {c['batch_size']}); "
+            f"trained peers {p['epochs']} epochs at lr {p['lr']:g} (batch {p['batch_size']})"
+            + ("" if same else " - not equal"))
+
+
 def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, np.ndarray],
             seconds: float) -> dict:
     """The summary of every method with what it was measured on (``test_ages``: fold -> (m) test ages)."""
@@ -284,7 +300,7 @@ def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, 
         "feature_cache": {"path": str(cf.path), "hit": cf.hit, "seconds": cf.seconds},
         "runs": {"computed": setup.store.computed, "reused": setup.store.reused,
                  "recomputed_without_predictions": setup.store.outdated},
-        "seconds": seconds, "bench_config": asdict(bcfg),
+        "seconds": seconds, "bench_config": asdict(bcfg), "budget": budget(bcfg),
         "test_images": int(sum(len(y) for y in test_ages.values())),
         "ci": {"confidence": CONFIDENCE, "n_resamples": N_RESAMPLES, "reference": REFERENCE,
                "over": "test images x seeds, stratified by fold (paired two-way bootstrap, cilf.stats)"},
@@ -378,6 +394,8 @@ def format_results(result: dict) -> str:
     if "test_images" in result:
         lines.append(ci_header(result["test_images"], result["seeds"], result["folds"],
                                result.get("ci", {}).get("n_resamples", N_RESAMPLES)))
+    if "budget" in result:
+        lines.append(budget_line(result["budget"]))
     lines.append(f"{'method':40s} {'MAE [95% CI]':>22s} {'CS@1 %':>7s} {'CS@5 %':>7s} {'coverage':>8s} "
                  f"{'Δ vs full [95% CI]':>23s}  verdict")
     for name, s in result["methods"].items():
