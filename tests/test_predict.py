@@ -177,3 +177,10 @@ def test_predict_on_a_folder_without_images_says_so(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not a face")
     assert main(["predict", str(tmp_path), "--quiet"]) == 2
     assert f"no image files in {tmp_path}" in capsys.readouterr().err
+
+
+def test_help_states_the_small_image_rule(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"below {SMALL_SIDE} px" in text and "whole_image" in text and "--no-detect" in text
