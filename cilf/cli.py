@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import math
 import os
 import sys
@@ -148,7 +147,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .run.predict import load_predictor, predict_paths
+    from .run.predict import format_rows, load_predictor, predict, rows_csv, summary
     from .utils import pick_device
 
     device = pick_device(args.device)
@@ -157,41 +156,28 @@ def cmd_predict(args) -> int:
         weights = model.cfg.pretrained or "random init (no bundled weights: ages are not meaningful)"
         print(f"# zero-shot from CLIP prompts ({model.cfg.clip_model}, {weights}); pass --checkpoint for the "
               f"trained CILF-CIAE model", file=sys.stderr)
-    results, skips = predict_paths(model, args.images, zero_shot=zero_shot, batch_size=args.batch_size,
-                                   device=device, progress=not args.quiet)
-    results = _finite_results(results, skips)
-    for r in results:
-        if args.json:
-            print(json.dumps(r, allow_nan=False))
-        elif zero_shot:
-            print(f"{r['path']}\t{r['age']:.1f}")
-        else:
-            extra = f"y0 {r['y0']:.1f}" + (f", {r['steps']} correction step(s), spread {r['spread']:.2f}"
-                                           if "steps" in r else "")
-            print(f"{r['path']}\t{r['age']:.1f}\t({extra})")
-    if len(skips):
-        print(skips.report(), file=sys.stderr)
-    if not results:
+    rows = predict(args.images, model, detect=not args.aligned, device=device, zero_shot=zero_shot,
+                   batch_size=args.batch_size, progress=not args.quiet)
+    if not rows:
         from .data.images import IMAGE_SUFFIXES
 
-        print("no image could be read" if len(skips) else
-              f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
+        print(f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
               file=sys.stderr)
-        return 1
-    return 0
+        return 2
+    print(format_rows(rows))
+    if args.json:
+        _write_json(args.json, [r.as_dict() for r in rows], "predictions")
+    if args.csv:
+        from .io import write_text
 
-
-def _finite_results(results: list[dict], skips) -> list[dict]:
-    """The predictions whose numbers are all finite; the others are reported as failures in ``skips``."""
-    from .data.images import BadImageError
-
-    good = []
-    for r in results:
-        if all(math.isfinite(v) for v in r.values() if isinstance(v, float)):
-            good.append(r)
-        else:
-            skips.add(BadImageError(r["path"], "the model's prediction is not a finite number (NaN or infinite)"))
-    return good
+        write_text(args.csv, rows_csv(rows))
+        print(f"predictions written to {args.csv}")
+    text = summary(rows)
+    if text:
+        print(text, file=sys.stderr)
+    missing = any(r.status == "missing" for r in rows)
+    read = any(r.status in ("ok", "no_face", "not_finite") for r in rows)
+    return 2 if missing or not read else 0
 
 
 def cmd_synthage(args) -> int:
@@ -308,11 +294,21 @@ def _add_eval(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    p = _command(sub, "predict", "predict ages of image files or folders")
+    p = _command(sub, "predict", "detect, align and estimate the age of every face in image files or folders")
+    p.epilog = ("Each photo: faces found by dlib's HOG detector (OpenCV's cascades where dlib finds "
+                        "none) are aligned as by 'cilf align' and estimated, one row per face with its box "
+                        "(x0,y0,x1,y1) and detector score. A photo without a face is one row with no age. "
+                        "Fallback: an image whose shorter side is below 128 px (e.g. a 25-px crop) where no "
+                        "face is found is taken whole as one face (detector 'whole_image'). --aligned: the "
+                        "images are aligned face crops, no detection. Exit code 2 when a named file is "
+                        "missing or no image could be read; a photo without a face is not an error.")
     p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP + "; without it: zero-shot CLIP prompts")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    p.add_argument("--aligned", "--no-detect", dest="aligned", action="store_true",
+                   help="the images are already aligned face crops: no detection, one row per image")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows to this JSON file")
+    p.add_argument("--csv", default=None, metavar="FILE", help="also write the rows to this CSV file")
+    p.add_argument("--batch-size", type=int, default=32, help="faces per forward pass")
     _run_options(p)
     p.set_defaults(func=cmd_predict)
 

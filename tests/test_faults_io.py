@@ -218,23 +218,26 @@ def test_full_disk_on_predict_stdout(checkpoint, synth_root, monkeypatch, capsys
     assert code == 1 and "standard output: cannot write (the disk is full" in err and "Traceback" not in err
 
 
-def test_predict_never_prints_nan_and_json_is_strict(checkpoint, synth_root, monkeypatch, capsys):
+def test_predict_never_prints_nan_and_json_is_strict(checkpoint, synth_root, monkeypatch, capsys, tmp_path):
     import cilf.run.predict as pred
 
-    real = pred.predict_paths
+    real = pred._estimate
 
     def half_nan(*a, **k):
-        results, skips = real(*a, **k)
+        results = real(*a, **k)
         results[0]["age"] = float("nan")
-        return results, skips
+        return results
 
-    monkeypatch.setattr(pred, "predict_paths", half_nan)
+    monkeypatch.setattr(pred, "_estimate", half_nan)
     imgs = [str(p) for p in sorted((synth_root / "images").glob("*.jpg"))[:2]]
-    assert main(["predict", *imgs, "--checkpoint", str(checkpoint), "--json", "--quiet"]) == 0
+    out = tmp_path / "rows.json"
+    assert main(["predict", *imgs, "--checkpoint", str(checkpoint), "--json", str(out), "--quiet"]) == 0
     cap = capsys.readouterr()
-    lines = cap.out.strip().splitlines()
-    assert len(lines) == 1 and json.loads(lines[0])["path"] == imgs[1]
-    assert "nan" not in cap.out.lower() and f"{imgs[0]}: the model's prediction is not a finite number" in cap.err
+    rows = json.loads(out.read_text())
+    assert [r["status"] for r in rows] == ["not_finite", "ok"] and rows[0]["age"] is None
+    printed = (cap.out + out.read_text()).replace(str(tmp_path), "").replace("(NaN or infinite)", "")
+    assert "nan" not in printed.lower() and "inf" not in printed.lower()
+    assert f"not a finite number (NaN or infinite) for: {imgs[0]}" in cap.err
 
 
 def test_saved_bench_run_that_is_not_a_record_is_recomputed(tmp_path, capsys):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,23 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * r, t[:, None]])
 
 
+@dataclass
+class Face:
+    """One detected face: ``box`` (x0, y0, x1, y1) in image pixels, clipped to the image; the detector's
+    ``score`` (dlib: the HOG SVM margin, > 0; opencv: the number of merged cascade hits); ``points``
+    (k x 2, the template's points in the image) and the ``method`` that found it."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    points: np.ndarray
+    method: str
+
+
+def _clip_box(x0: float, y0: float, x1: float, y1: float, img: Image.Image) -> tuple[int, int, int, int]:
+    w, h = img.size
+    return (int(max(0, x0)), int(max(0, y0)), int(min(w, x1)), int(min(h, y1)))
+
+
 def warp(img: Image.Image, m: np.ndarray, size: int) -> Image.Image:
     """Apply the 2 x 3 forward matrix ``m`` (image -> output pixels) to get a size x size crop."""
     a = np.vstack([m, [0, 0, 1]])
@@ -83,8 +101,18 @@ class DlibLandmarks:
         if not faces:
             return None
         box = max(faces, key=lambda r: r.width() * r.height())
+        return self._points(arr, box)
+
+    def _points(self, arr: np.ndarray, box) -> np.ndarray:
         shape = self.predictor(arr, box)
         return np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
+
+    def faces(self, img: Image.Image) -> list[Face]:
+        """Every face the HOG detector finds (the same detections as ``__call__``), with its score."""
+        arr = np.asarray(img)
+        rects, scores, _ = self.detector.run(arr, self.upsample, 0.0)
+        return [Face(_clip_box(r.left(), r.top(), r.right() + 1, r.bottom() + 1, img), float(sc),
+                     self._points(arr, r), "dlib") for r, sc in zip(rects, scores)]
 
 
 class CascadeEyes:
@@ -113,6 +141,19 @@ class CascadeEyes:
         if len(faces) == 0:
             return None
         x, y, w, h = (int(v) for v in max(faces, key=lambda r: r[2] * r[3]))
+        return self._eyes(gray, x, y, w, h)
+
+    def faces(self, img: Image.Image) -> list[Face]:
+        """Every face the face cascade finds (the same detections as ``__call__``); score = merged hits."""
+        gray = self.cv2.cvtColor(np.asarray(img.convert("RGB")), self.cv2.COLOR_RGB2GRAY)
+        rects, hits = self.face.detectMultiScale2(gray, scaleFactor=1.1, minNeighbors=4, minSize=(40, 40))
+        out = []
+        for (x, y, w, h), n in zip(rects, hits):
+            x, y, w, h = int(x), int(y), int(w), int(h)
+            out.append(Face(_clip_box(x, y, x + w, y + h, img), float(n), self._eyes(gray, x, y, w, h), "opencv"))
+        return out
+
+    def _eyes(self, gray: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
         upper = gray[y : y + int(0.6 * h), x : x + w]
         found = self.eye.detectMultiScale(upper, scaleFactor=1.1, minNeighbors=3, minSize=(w // 10, w // 10))
         eyes = [(ew * eh, x + ex + ew / 2, y + ey + eh / 2) for ex, ey, ew, eh in found]
@@ -152,6 +193,19 @@ class FaceAligner:
             if pts is not None:
                 return warp(img, similarity_transform(pts, locate.template * self.size), self.size), name
         return None
+
+    def align_all(self, img: Image.Image) -> list[tuple[Face, Image.Image]]:
+        """Every face of ``img`` with its size x size crop, by the first method that finds any (the
+        order and transform of ``align``; ``align`` keeps only the largest face). [] when none."""
+        for _, locate in self.methods:
+            faces = locate.faces(img)
+            if faces:
+                return [(f, self.crop(img, f, locate.template)) for f in faces]
+        return []
+
+    def crop(self, img: Image.Image, face: Face, template: np.ndarray) -> Image.Image:
+        """The size x size crop mapping ``face.points`` onto ``template`` (fractions of the side)."""
+        return warp(img, similarity_transform(face.points, template * self.size), self.size)
 
 
 def output_names(src: Path, files: list[Path]) -> dict[Path, Path]:
