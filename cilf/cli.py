@@ -298,8 +298,8 @@ def _add_predict(sub) -> None:
     p.epilog = ("Each photo: faces found by dlib's HOG detector (OpenCV's cascades where dlib finds "
                         "none) are aligned as by 'cilf align' and estimated, one row per face with its box "
                         "(x0,y0,x1,y1) and detector score. A photo without a face is one row with no age. "
-                        "Fallback: an image whose shorter side is below 128 px (e.g. a 25-px crop) where no "
-                        "face is found is taken whole as one face (detector 'whole_image'). --aligned: the "
+                        "An image whose shorter side is below 128 px (e.g. a 25-px crop) is taken whole as "
+                        "one face crop, without detection (detector 'whole_image'). --aligned: the "
                         "images are aligned face crops, no detection. Exit code 2 when a named file is "
                         "missing or no image could be read; a photo without a face is not an error.")
     p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")

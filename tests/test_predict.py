@@ -112,12 +112,13 @@ def test_cli_on_a_folder_of_photos_and_a_missing_path(photos, tmp_path, capsys):
     assert "aligned" in capsys.readouterr().out
 
 
-def test_synthage_faces_are_still_estimated(synth_root, zs):
+def test_synthage_faces_are_taken_whole_and_estimated_as_before(synth_root, zs):
+    """112-px SynthAge faces are below SMALL_SIDE: no detection, the same ages as --aligned."""
     paths = sorted((synth_root / "images").glob("*.jpg"))[:12]
     rows = zs(paths)
     assert len({r.file for r in rows}) == 12 and all(r.status == "ok" for r in rows)
-    assert {r.detector for r in rows} <= {"dlib", "opencv", "whole_image"}
-    assert all(r.box[2] <= 112 and r.box[3] <= 112 for r in rows)
+    assert {r.detector for r in rows} == {"whole_image"} and all(r.box == (0, 0, 112, 112) for r in rows)
+    assert [r.age for r in rows] == pytest.approx([r.age for r in zs(paths, detect=False)], abs=1e-4)
 
 
 @pytest.mark.slow

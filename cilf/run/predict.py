@@ -5,9 +5,11 @@
 estimates its age: one :class:`FaceRow` per face. Rules for what is not a face:
 
 - a photo where no detector finds a face gives one row with status ``no_face`` and no age;
-- except a SMALL image (shorter side below ``SMALL_SIDE`` = 128 px, e.g. a 25-px face crop, where
-  the detectors cannot work): it is taken as one face as it is (resize + centre crop, as with
-  ``detect=False``), detector ``whole_image``;
+- a SMALL image (shorter side below ``SMALL_SIDE`` = 128 px, e.g. a 25-px face crop or a 112-px
+  SynthAge face) is taken as a face crop as it is, without detection (resize + centre crop, as with
+  ``detect=False``), detector ``whole_image``: at that size the detectors miss most faces, and where
+  they find one their tight re-framing made estimates worse (zero-shot on 120 SynthAge faces: MAE 9.5
+  with detection, 6.0 whole);
 - ``detect=False`` (CLI ``--aligned``) skips detection: each image is an aligned face crop.
 
 ``predict_paths`` is the older path-only form without detection (one dict per image).
@@ -29,7 +31,7 @@ from ..model.cilf_model import CILF
 from ..model.config import default_config
 from .evaluate import zero_shot_ages
 
-SMALL_SIDE = 128  # px: below this shorter side a photo where no face is found is taken as one face
+SMALL_SIDE = 128  # px: an image with a shorter side below this is taken whole as one face crop
 ALIGN_SIZE = 224  # side of the aligned crop (``cilf align``'s default); the model then preprocesses it
 
 
@@ -142,6 +144,8 @@ def face_crops(img: Image.Image, aligner=None, detect: bool = True) -> list[tupl
     whole = {"face": 0, "box": (0, 0, *img.size), "score": None}
     if not detect:
         return [({**whole, "detector": "aligned"}, img)]
+    if min(img.size) < SMALL_SIDE:
+        return [({**whole, "detector": "whole_image"}, img)]
     if aligner is None:
         from ..data.align import FaceAligner
 
@@ -150,8 +154,6 @@ def face_crops(img: Image.Image, aligner=None, detect: bool = True) -> list[tupl
     if found:
         return [({"face": k, "box": f.box, "score": f.score, "detector": f.method}, crop)
                 for k, (f, crop) in enumerate(found)]
-    if min(img.size) < SMALL_SIDE:
-        return [({**whole, "detector": "whole_image"}, img)]
     return []
 
 
@@ -260,5 +262,5 @@ def summary(rows: list[FaceRow]) -> str:
             lines.append(f"# {text}: {', '.join(names)}")
     whole = [r.file for r in rows if r.detector == "whole_image"]
     if whole:
-        lines.append(f"# no face found in small image(s) (< {SMALL_SIDE} px), taken whole as one face: {', '.join(whole)}")
+        lines.append(f"# small image(s) (< {SMALL_SIDE} px) taken whole as one face crop: {', '.join(whole)}")
     return "\n".join(lines)
