@@ -75,6 +75,19 @@ def test_complexity_figure_draws_the_mlp_only_block_as_its_own_line(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 0
 
 
+def test_block_profile_lists_the_fourier_blocks_top_ops_with_their_share():
+    from cilf.run.bench_speed import block_profile, format_profile
+
+    prof = block_profile(tokens=64, dim=8, steps=2, top=50)
+    ops = [t["op"] for t in prof["top"]]
+    assert any("fft" in op for op in ops)  # the mixer's transforms are seen
+    shares = [t["share"] for t in prof["top"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    assert prof["step_ms"] > 0 and "top ops by self time" in format_profile(prof)
+    with pytest.raises(ValueError):
+        block_profile(tokens=50)
+
+
 def test_oversized_attention_is_reported_not_dropped():
     res = bench_mixers(tokens=(49,), dim=8, repeats=1, warmup=0, mixers=("attention",), max_attention_bytes=1,
                        progress=False)
