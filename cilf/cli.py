@@ -199,7 +199,7 @@ def cmd_bench_speed(args) -> int:
     from .utils import pick_device
 
     run_all(out_json=args.json, figure=args.figure, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
-            dim=args.dim, repeats=args.repeats, device=pick_device(args.device),
+            dim=args.dim, repeats=args.repeats, device=pick_device(args.device), mixers=tuple(args.mixers),
             max_attention_bytes=args.max_attention_gb * 1e9)
     for p in (args.json, args.figure):
         if p:
@@ -361,6 +361,8 @@ def _add_bench_speed(sub) -> None:
     p.add_argument("--tokens", type=int, nargs="+", default=[49, 196, 784, 3136, 12544],
                    help="token counts N to time, each a square grid")
     p.add_argument("--dim", type=int, default=64, help="block width (a multiple of the 4 attention heads)")
+    p.add_argument("--mixers", nargs="+", default=["fourier", "none", "attention", "sdpa"],
+                   choices=["fourier", "none", "attention", "sdpa"], help="token mixers to time (none: MLP-only block)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls at least (more until they add up to 0.25 s)")
     p.add_argument("--max-attention-gb", type=finite_float, default=8.0,
                    help="skip explicit attention whose N x N scores would need more (reported, not hidden)")

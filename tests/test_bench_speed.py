@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from cilf.run.bench_speed import bench_mixers, fit_slope, format_table, median_time, ratios_at, saved_activation_bytes
+from cilf.run.bench_speed import (bench_mixers, complexity_figure, fit_slope, format_table, fourier_overhead, median_time,
+                                  ratios_at, saved_activation_bytes)
 
 
 def test_fit_slope_recovers_known_exponents():
@@ -37,6 +38,56 @@ def test_small_benchmark_runs_and_attention_memory_grows_faster():
     assert "log-log slope" in format_table(res) and res["source"].startswith("this run, CPU")
 
 
+def test_sweep_times_the_mlp_only_block_and_the_fourier_overhead_comes_from_the_measured_times():
+    res = bench_mixers(tokens=(49, 196), dim=16, repeats=1, warmup=0, progress=False)
+    rows = {(r["mixer"], r["tokens"]): r for r in res["rows"]}
+    assert {m for m, _ in rows} == {"fourier", "none", "attention", "sdpa"}
+    assert all(rows[("none", n)]["seconds"] > 0 for n in (49, 196))
+    # the MLP-only block saves strictly less for backward than the same block with the Fourier mixer
+    assert rows[("none", 196)]["saved_bytes"] < rows[("fourier", 196)]["saved_bytes"]
+    assert [q["tokens"] for q in res["fourier_over_none"]] == [49, 196]
+    for q in res["fourier_over_none"]:
+        f, z = rows[("fourier", q["tokens"])], rows[("none", q["tokens"])]
+        assert q["time_ratio"] == f["seconds"] / z["seconds"]
+        assert q["memory_ratio"] == f["saved_bytes"] / z["saved_bytes"]
+    text = format_table(res)
+    assert "MLP only (no token mixing)" in text
+    assert f"N=196: FourierFormer takes {res['fourier_over_none'][1]['time_ratio']:.2f}x the time" in text
+    assert set(ratios_at(res, 196)) == {"attention", "sdpa"}  # the floor is not a rival in that list
+
+
+def test_overhead_is_computed_per_n_only_where_both_blocks_were_timed():
+    rows = [{"mixer": "fourier", "tokens": 49, "seconds": 3.0, "saved_bytes": 30},
+            {"mixer": "none", "tokens": 49, "seconds": 2.0, "saved_bytes": 10},
+            {"mixer": "fourier", "tokens": 196, "seconds": 5.0, "saved_bytes": 50},
+            {"mixer": "none", "tokens": 196, "skipped": "not timed"}]
+    assert fourier_overhead(rows) == [{"tokens": 49, "time_ratio": 1.5, "memory_ratio": 3.0}]
+
+
+def test_complexity_figure_draws_the_mlp_only_block_as_its_own_line(tmp_path):
+    res = bench_mixers(tokens=(49, 196), dim=8, repeats=1, warmup=0, mixers=("fourier", "none"), progress=False)
+    fig = complexity_figure(res, tmp_path / "c.png")
+    for ax in fig.axes:
+        labels = [ln.get_label() for ln in ax.get_lines()]
+        assert len(labels) == 2 and any(lb.startswith("MLP only (no token mixing)") for lb in labels)
+        none_line = next(ln for ln in ax.get_lines() if ln.get_label().startswith("MLP only"))
+        assert list(none_line.get_xdata()) == [49, 196] and none_line.get_linestyle() == "--"
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_block_profile_lists_the_fourier_blocks_top_ops_with_their_share():
+    from cilf.run.bench_speed import block_profile, format_profile
+
+    prof = block_profile(tokens=64, dim=8, steps=2, top=50)
+    ops = [t["op"] for t in prof["top"]]
+    assert any("fft" in op for op in ops)  # the mixer's transforms are seen
+    shares = [t["share"] for t in prof["top"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    assert prof["step_ms"] > 0 and "top ops by self time" in format_profile(prof)
+    with pytest.raises(ValueError):
+        block_profile(tokens=50)
+
+
 def test_oversized_attention_is_reported_not_dropped():
     res = bench_mixers(tokens=(49,), dim=8, repeats=1, warmup=0, mixers=("attention",), max_attention_bytes=1,
                        progress=False)
@@ -64,7 +115,8 @@ def test_pipeline_benchmarks_measure_what_they_compare(tmp_path, monkeypatch):
 
 
 def test_bad_settings_fail_before_anything_is_measured(capsys):
-    for bad in (dict(tokens=(49, 50)), dict(tokens=(0,)), dict(dim=63), dict(repeats=0)):
+    for bad in (dict(tokens=(49, 50)), dict(tokens=(0,)), dict(dim=63), dict(repeats=0), dict(mixers=("conv",)),
+                dict(mixers=())):
         with pytest.raises(ValueError):
             bench_mixers(**{"tokens": (49,), "dim": 16, **bad})
     assert capsys.readouterr().out == ""  # no row was timed (and printed) first
