@@ -113,38 +113,3 @@ def test_global_filter_steps_compose_to_forward_and_fpe_steps_uses_them():
     with torch.no_grad():
         assert np.array_equal(steps["output"], f(x[:1])[0].mean(-1).numpy())
     assert np.array_equal(steps["filter"], f.filter_for(*size).abs().mean(0).detach().numpy())
-
-
-def _autograd_filter(f: GlobalFilter, x: torch.Tensor) -> torch.Tensor:
-    """The global filter composed from its steps, differentiated by autograd through torch.fft."""
-    size = (x.shape[1], x.shape[2])
-    return f.inverse(f.filtered(f.spectrum(x), size), size)
-
-
-@pytest.mark.parametrize("grid, filter_grid", [((6, 8), (6, 8)), ((5, 7), (5, 7)), ((7, 9), (8, 8)), ((56, 56), (56, 56))])
-def test_cheaper_backward_gives_autograds_gradients(grid, filter_grid):
-    """forward is bit-for-bit the steps' result; grads of x and of the (interpolated) filter agree with
-    autograd through torch.fft to float32 round-off, even and odd widths."""
-    torch.manual_seed(0)
-    f = GlobalFilter(5, filter_grid, init_std=0.5)
-    x, g = torch.randn(2, *grid, 5), torch.randn(2, *grid, 5)
-    got, want = [], []
-    for fn, out in ((f, got), (lambda t: _autograd_filter(f, t), want)):
-        f.zero_grad(set_to_none=True)
-        xx = x.clone().requires_grad_(True)
-        y = fn(xx)
-        (y * g).sum().backward()
-        out += [y.detach(), xx.grad, f.weight.grad]
-    assert torch.equal(got[0], want[0])
-    for a, b in zip(got[1:], want[1:]):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("size", [(4, 6), (5, 7), (3, 4)])
-def test_spectral_filter_backward_passes_gradcheck_in_float64(size):
-    from cilf.model.fourier import _SpectralFilter
-
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
-    k = torch.randn(3, size[0], size[1] // 2 + 1, dtype=torch.complex128, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: _SpectralFilter.apply(a, b, size), (x, k))

@@ -17,40 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class _SpectralFilter(torch.autograd.Function):
-    """x (B x C x H x W, float32), k (C x H x W//2+1 complex) -> irfft2(rfft2(x) * k) over the last two
-    dims, orthonormal DFTs: B x C x H x W.
-
-    The same forward numbers as composing ``torch.fft`` under autograd, with a cheaper backward. The map
-    x -> y is real-linear with adjoint g -> irfft2(rfft2(g) * conj(k)), so grad x costs one real FFT
-    pair, where autograd's rfft2 backward zero-pads the half spectrum and runs a full complex FFT
-    (the largest avoidable cost in the block's profile). grad k follows PyTorch's complex convention:
-    the batch sum of conj(rfft2 x) times irfft2's backward of g (rfft2 g, inner columns doubled).
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, k: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        spec = torch.fft.rfft2(x, dim=(-2, -1), norm="ortho")
-        ctx.size = size
-        ctx.save_for_backward(spec, k)
-        return torch.fft.irfft2(spec * k, s=size, dim=(-2, -1), norm="ortho")
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):
-        spec, k = ctx.saved_tensors
-        g_spec = torch.fft.rfft2(g, dim=(-2, -1), norm="ortho")
-        grad_x = grad_k = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.fft.irfft2(g_spec * k.conj(), s=ctx.size, dim=(-2, -1), norm="ortho")
-        if ctx.needs_input_grad[1]:
-            inner = ctx.size[1] - g_spec.shape[-1]  # columns whose mirror image irfft2 adds in
-            if inner > 0:
-                g_spec = g_spec.clone()
-                g_spec[..., 1:1 + inner] *= 2
-            grad_k = (g_spec * spec.conj()).sum(0)
-        return grad_x, grad_k, None
-
-
 class GlobalFilter(nn.Module):
     """x (B x H x W x C) -> irfft2(rfft2(x) * K), K a learnable complex C x H x (W//2+1) filter.
 
@@ -92,10 +58,8 @@ class GlobalFilter(nn.Module):
         return torch.fft.irfft2(spec, s=size, dim=(-2, -1), norm="ortho").permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The same float32 operations as ``inverse(filtered(spectrum(x)))``, with a cheaper backward."""
         size = (x.shape[1], x.shape[2])
-        y = _SpectralFilter.apply(x.float().permute(0, 3, 1, 2), self.filter_for(*size), size)
-        return y.permute(0, 2, 3, 1).to(x.dtype)
+        return self.inverse(self.filtered(self.spectrum(x), size), size).to(x.dtype)
 
 
 class FourierMixer(nn.Module):
