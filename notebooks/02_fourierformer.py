@@ -75,8 +75,9 @@ fig = plot_filter_spectra(filter_spectra(model), path=f"{OUT_DIR}/02_filter_spec
 # ## The complexity claim, measured
 # One block of width 64 with the same channel MLP; three token mixers: the FFT filter, attention
 # forming softmax(QK^T)V explicitly (as CLIP's layers do in training) and PyTorch's fused
-# `scaled_dot_product_attention`. Time is forward+backward (median after warm-up); memory is what
-# autograd saves for backward. Slopes are fitted on log-log axes: 1 is linear, 2 quadratic.
+# `scaled_dot_product_attention`; and, as the floor, the same block with no token mixing (MLP
+# only). Time is forward+backward (median after warm-up); memory is what autograd saves for
+# backward. Slopes are fitted on log-log axes: 1 is linear, 2 quadratic.
 
 # %%
 tokens = DEFAULT_TOKENS[:4] if FAST else DEFAULT_TOKENS

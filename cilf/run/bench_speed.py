@@ -12,8 +12,11 @@ the Fourier mixer's overhead is FourierFormer over MLP-only, per N, from the sam
 from __future__ import annotations
 
 import math
+import os
 import platform
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +193,20 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _native_stderr_silenced():
+    """The profiler's C++ side (kineto) writes start/stop and CUDA-probe lines straight to fd 2; drop them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def block_profile(tokens: int = 3136, dim: int = 64, batch: int = 1, mixer: str = "fourier", steps: int = 10,
                   top: int = 8, device: str | torch.device = "cpu") -> dict:
     """torch.profiler over ``steps`` forward+backward passes of one block on a sqrt(N) x sqrt(N) grid:
@@ -209,7 +226,7 @@ def block_profile(tokens: int = 3136, dim: int = 64, batch: int = 1, mixer: str 
         block(x.detach().requires_grad_(True)).sum().backward()
 
     step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step()
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
