@@ -30,7 +30,8 @@ def quick_model(fast: bool = True, device: str = "cpu", **overrides) -> tuple[CI
     if metrics.is_file():
         report = json.loads(metrics.read_text())
     else:
-        report = train(cfg, TrainConfig(out=str(out), progress=False, device=device, **budget), resume=True)
+        interrupted = (out / "last").exists() or (out / "prev").exists()  # continue a killed run, else start quietly
+        report = train(cfg, TrainConfig(out=str(out), progress=False, device=device, **budget), resume=interrupted)
     return load_model(out / "best", device), report
 
 
