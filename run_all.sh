@@ -12,7 +12,8 @@ PY="$VENV/bin/python"
 
 ensure_env() {
   local stamp
-  stamp="$(cat pyproject.toml | sha256sum | cut -c1-16)-$(python3 -c 'import sys; print(sys.version_info[:2])' | tr -d ' ()' | tr , .)"
+  # the editable install points at one checkout: another checkout reusing this environment re-installs
+  stamp="$(cat pyproject.toml | sha256sum | cut -c1-16)-$(python3 -c 'import sys; print(sys.version_info[:2])' | tr -d ' ()' | tr , .)-$(pwd -P)"
   if [[ -x "$PY" && -f "$VENV/.cilf-stamp" && "$(cat "$VENV/.cilf-stamp")" == "$stamp" ]]; then
     return 0
   fi

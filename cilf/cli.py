@@ -379,7 +379,7 @@ def _add_bench(sub) -> None:
     from .run.peers import PEERS
 
     b = BenchConfig()
-    p = _command(sub, "bench", "full model, ablations and peers on one dataset and protocol: MAE with 95%% CIs and the paired difference from the full model (images x seeds x folds)")
+    p = _command(sub, "bench", "full model, ablations and peers on one dataset and protocol: MAE with 95 percent CIs and the paired difference from the full model (images x seeds x folds)")
     p.add_argument("--dataset", default=b.dataset, help=f"one of {sorted(SOURCES)}")
     p.add_argument("--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; "
                                                   "synthage: generated)")
@@ -395,7 +395,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--out", default=b.out, help="results folder (runs already there are reused)")
     p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
-    _run_options(p, device_help=DEVICE_HELP + "; without CUDA, auto is the CPU that bench always used before")
+    _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
     p.set_defaults(func=cmd_bench)
 
 

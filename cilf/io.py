@@ -46,17 +46,20 @@ def output_error(path: str | Path, err: OSError) -> OutputError:
     return OutputError(f"{path}: cannot write ({why})")
 
 
-def _write_failure(path: Path, exc: BaseException) -> OutputError | None:
+def _write_failure(path: Path, exc: BaseException, ours: tuple[Path, ...] = ()) -> OutputError | None:
     """The OutputError behind a failed write, also when a library hides the OSError.
 
     torch.save reports a full disk as ``RuntimeError: [enforce fail at inline_container.cc...]`` and
     safetensors as its own error type; so a non-OSError counts as a full disk when its text says so or
-    when, before the partial file is removed, the file system has (almost) no space left.
+    when, before the partial file is removed, the file system has (almost) no space left. An OSError
+    about a file outside ``ours`` (the target and its temporary) is not this write's failure (e.g. a read).
     """
     if isinstance(exc, OSError):
-        return output_error(path, exc)
-    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: not a write failure
-        return None
+        f = Path(exc.filename) if isinstance(exc.filename, (str, os.PathLike)) else None
+        other = f is not None and not any(f == o or o in f.parents for o in (path, *ours))
+        return None if other else output_error(path, exc)
+    if not isinstance(exc, RuntimeError) and type(exc).__name__ != "SafetensorError":
+        return None  # a bug, KeyboardInterrupt, SystemExit: not a write failure
     text = str(exc)
     if "os error 13" in text or "Permission denied" in text:
         return output_error(path, PermissionError(errno.EACCES, "Permission denied"))
@@ -136,7 +139,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], root: str | Pat
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        failure = _write_failure(path, e)
+        failure = _write_failure(path, e, (tmp,))
         tmp.unlink(missing_ok=True)
         if failure is not None:
             raise failure from None
@@ -200,6 +203,7 @@ def atomic_directory(dest: str | Path) -> Iterator[Path]:
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     except OSError as e:
         raise output_error(dest, e) from None
+    old = None
     try:
         _usual_mode(tmp, directory=True)
         yield tmp
@@ -207,7 +211,6 @@ def atomic_directory(dest: str | Path) -> Iterator[Path]:
             with open(f, "rb+") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(tmp)
-        old = None
         if dest.exists():
             old = dest.parent / f".{dest.name}.old-{os.getpid()}-{time.monotonic_ns()}"
             os.rename(dest, old)
@@ -216,8 +219,10 @@ def atomic_directory(dest: str | Path) -> Iterator[Path]:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException as e:
-        failure = _write_failure(dest, e)
+        failure = _write_failure(dest, e, (tmp,) + ((old,) if old is not None else ()))
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not dest.exists() and old.exists():
+            os.rename(old, dest)  # the swap failed half-way: the previous folder goes back
         if failure is not None:
             raise failure from None
         raise
@@ -228,7 +233,7 @@ def recover_directory(dest: str | Path) -> Path | None:
     dest = Path(dest)
     if dest.exists() or not dest.parent.is_dir():
         return None
-    olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
     if not olds:
         return None
     os.rename(olds[-1], dest)
@@ -240,7 +245,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # alive, owned by another user
         return True
     return True
 
@@ -266,6 +271,16 @@ class FolderLock:
         except (OSError, ValueError):
             return None
 
+    def _create(self) -> None:
+        """The lock file, appearing whole with its token (a temporary hard-linked into place; FileExistsError if held)."""
+        fd, name = tempfile.mkstemp(prefix=f"{self.NAME}.", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(self.token)
+            os.link(name, self.path)
+        finally:
+            os.unlink(name)
+
     def acquire(self) -> "FolderLock":
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -274,7 +289,7 @@ class FolderLock:
         refuse_symlink(self.path)
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+                self._create()
             except FileExistsError:
                 holder = self._holder()
                 if holder is not None and holder[0] == socket.gethostname() and not _alive(holder[1]):
@@ -285,8 +300,6 @@ class FolderLock:
                                   f"folder (if no such process runs, delete {self.path})") from None
             except OSError as e:
                 raise output_error(self.path, e) from None
-            with os.fdopen(fd, "w") as f:
-                f.write(self.token)
             return self
         raise OutputError(f"{self.path}: could not take the lock; delete it if no cilf process uses {self.folder}")
 
@@ -315,8 +328,16 @@ def waiting_lock(folder: str | Path, command: str = "cilf", wait_s: float = 600.
             lock.acquire()
             break
         except OutputError:
-            if not lock.path.exists() or time.monotonic() - t0 > wait_s:
+            if time.monotonic() - t0 > wait_s:
                 raise
+            if not lock.path.exists():  # released meanwhile (or a write error, which the next try raises again)
+                try:
+                    lock.acquire()
+                    break
+                except OutputError:
+                    if not lock.path.exists():
+                        raise
+                    continue
             if not told and say is not None:
                 say(f"{folder}: another cilf process is writing there; waiting for it")
                 told = True

@@ -106,7 +106,7 @@ def test_every_device_option_defaults_to_auto():
     devices = {name: a for name, p in subs.items() for a in p._actions if a.dest == "device"}
     assert {"train", "eval", "predict", "bench", "bench-speed", "pretrain-clip", "clip-report"} <= set(devices)
     assert all(a.default == "auto" for a in devices.values()), {n: a.default for n, a in devices.items()}
-    assert "without CUDA, auto is the CPU" in _bench_parser_action("device").help
+    assert "GPU runs are saved apart from CPU runs" in _bench_parser_action("device").help
     assert isinstance(_bench_parser_action("quiet"), argparse._StoreTrueAction)
 
 

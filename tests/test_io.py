@@ -141,3 +141,22 @@ def test_a_full_disk_hidden_by_torch_or_safetensors_is_still_one_clear_error(tin
     with pytest.raises(OutputError, match=r"ckpt: cannot write \(the disk is full"):
         save_checkpoint(cilf.create_model(small_cfg), tiny_disk / "ckpt", {"w": torch.zeros(100_000)})
     assert sorted(p.name for p in tiny_disk.iterdir()) == []
+
+
+def test_a_swap_whose_final_rename_fails_puts_the_old_folder_back(tmp_path, monkeypatch):
+    dest = tmp_path / "last"
+    with atomic_directory(dest) as d:
+        (d / "a").write_text("1")
+    real = os.rename
+
+    def second_fails(src, dst):
+        if str(dst) == str(dest) and str(src).endswith(".tmp"):  # the new folder cannot be moved in
+            raise OSError(errno.EIO, "I/O error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", second_fails)
+    with pytest.raises(OutputError):
+        with atomic_directory(dest) as d:
+            (d / "a").write_text("2")
+    monkeypatch.undo()
+    assert (dest / "a").read_text() == "1" and _leftovers(tmp_path) == []

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write
+
 SYNTH = "SynthAge (synthetic)"
 
 
@@ -21,10 +23,9 @@ def pyplot():
 def save_figure(fig, path: str | Path) -> Path:
     """PNG with stable bytes (no software/date metadata); PDF with CreationDate None."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"Software": None} if path.suffix == ".png" else {"CreationDate": None, "Creator": None, "Producer": None}
-    fig.savefig(path, dpi=120, bbox_inches="tight", metadata=meta)
-    return path
+    fmt = path.suffix.lstrip(".").lower() or "png"  # from the target: the temporary file ends in .tmp
+    return atomic_write(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", metadata=meta, format=fmt))
 
 
 def _save(fig, path):

@@ -1,6 +1,6 @@
 """``python -m cilf bench``: the full model, its ablations and the peers on one dataset and protocol.
 
-Encoding happens once (on-disk feature cache, :mod:`cilf.feature_cache`); every method then trains on
+Encoding happens once (on-disk feature cache, :mod:`cilf.run.feature_cache`); every method then trains on
 the same cached features of the same folds, for ``seeds`` seeds. Each finished (method, fold, seed)
 run is saved under ``out`` keyed by everything it depends on, with its per-image predictions, so an
 interrupted benchmark resumes and a repeated one reuses what is done (``fresh=True`` recomputes).

@@ -282,7 +282,7 @@ def _faces(n: int, size: int = 112):
     return [render_row(spec, r)[0] for r in plan(spec)[:n]]
 
 
-@torch.inference_mode()  # as predict_paths runs
+@torch.inference_mode()  # as predict runs; faces given as aligned crops (no detection)
 def bench_predict(backbones=(("cilf-micro", "bundled"), ("ViT-B-32", None)), batch_sizes=(1, 32),
                   repeats: int = 5, warmup: int = 2, device: str | torch.device = "cpu") -> list[dict]:
     """Images/s of predict (PIL -> preprocess -> CLIP -> similarity -> fusion -> head -> correction),

@@ -12,7 +12,7 @@ estimates its age: one :class:`FaceRow` per face. Rules for what is not a face:
   with detection, 6.0 whole);
 - ``detect=False`` (CLI ``--aligned``) skips detection: each image is an aligned face crop.
 
-``predict_paths`` is the older path-only form without detection (one dict per image).
+``predict_paths`` estimates aligned crops given as paths (no detection), one dict per image.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class FaceRow:
     ``status``: ``ok`` (age set), ``no_face``, ``missing`` (file not found), ``unreadable`` or
     ``not_finite`` (the model's output was NaN/inf); ``reason`` says why for all but ``ok``.
     ``box``: (x0, y0, x1, y1) in the original image's pixels. ``detector``: ``dlib``, ``opencv``,
-    ``whole_image`` (small image, no face found: the whole image used) or ``aligned`` (detect=False).
+    ``whole_image`` (an image under SMALL_SIDE px, taken whole without detection) or ``aligned`` (detect=False).
     ``score``: the detector's score (dlib: HOG SVM margin; opencv: merged cascade hits), else None.
     ``y0``, ``steps``, ``accepted``, ``spread``: the CILF estimate before correction and the
     correction's steps (None zero-shot)."""

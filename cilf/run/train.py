@@ -361,7 +361,7 @@ class _Session:
     def _restore(self, state: dict) -> None:
         saved = state.get("splits")
         if saved is not None and saved != self.split_sizes():
-            raise ValueError(f"{self.out / 'last'}: the run was started on splits of sizes {saved}, the data now "
+            raise ValueError(f"{self.out}: the run was started on splits of sizes {saved}, the data now "
                              f"gives {self.split_sizes()}; resume on the same data, or start a new run with another "
                              f"--out")
         self.opt.load_state_dict(state["optimizer"])
@@ -380,7 +380,8 @@ class _Session:
 
     def fit(self, epochs: range) -> None:
         """Train ``epochs``; rank 0 validates and saves each one. Stops at a non-finite loss, nothing saved."""
-        t0 = time.time()
+        # seconds count over every session of the run: a resumed run goes on from the last saved epoch's time
+        t0 = time.time() - (self.history[-1]["seconds"] if self.history else 0.0)
         for epoch in epochs:
             try:
                 sums, steps = train_one_epoch(self.model, self.train_b, self.opt, self.sched, self.params,
