@@ -436,7 +436,8 @@ def _add_data(sub) -> None:
 
     p = _command(sub, "data", "dataset tools: check")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    c = _command(dsub, "check", "counts, age histogram, subjects, protocol folds and every skipped file")
+    c = _command(dsub, "check", "counts, age histogram, subjects, protocol folds, every skipped file, and "
+                 "warnings with counts: subjects in both train and test, images no list names, duplicate file names")
     c.add_argument("root", nargs="?", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>)")
     c.add_argument("--dataset", required=True, help=f"one of {sorted(SOURCES)}")
     c.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
