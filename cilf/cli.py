@@ -45,9 +45,21 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     from .run.train import PRECISIONS, TrainConfig
 
     d = TrainConfig()
+    from .data.sources import SOURCES
+
     p.add_argument("--data", default=None, help="CSV manifest (path, age, subject, split) instead of SynthAge")
+    p.add_argument("--dataset", default=None, metavar="NAME",
+                   help=f"a dataset in its official layout instead of SynthAge, one of {sorted(SOURCES)}")
+    p.add_argument("--root", default=None, help="its folder, or a 'cilf align' copy of it (default "
+                                                "$CILF_DATASETS/<dataset>)")
+    p.add_argument("--protocol", default=None, help="its protocol (default: the dataset's standard one)")
+    p.add_argument("--fold", type=int, default=d.fold, help="fold of the protocol (0-based)")
+    p.add_argument("--val-frac", type=finite_float, default=d.val_frac,
+                   help="share of the training subjects carved off (seeded by --data-seed) for validation when "
+                        "the protocol has no validation split")
     p.add_argument("--n-images", type=int, default=d.n_images, help="SynthAge size")
-    p.add_argument("--data-seed", type=int, default=d.data_seed, help="SynthAge seed")
+    p.add_argument("--data-seed", type=int, default=d.data_seed,
+                   help="SynthAge seed; with --dataset, the seed of the carved validation split")
     _run_options(p)
     if train:
         p.add_argument("--out", default=d.out, help="run folder")
@@ -106,7 +118,13 @@ def _tcfg(args, **extra):
     from .run.train import TrainConfig
 
     return TrainConfig(data=args.data, n_images=args.n_images, data_seed=args.data_seed, device=args.device,
-                       progress=not args.quiet, **extra)
+                       progress=not args.quiet, dataset=args.dataset, root=args.root, protocol=args.protocol,
+                       fold=args.fold, val_frac=args.val_frac, **extra)
+
+
+def _dataset_not_found(e: Exception) -> int:
+    print(f"not found: {e}", file=sys.stderr)
+    return 3
 
 
 def cmd_train(args) -> int:
@@ -117,7 +135,12 @@ def cmd_train(args) -> int:
     cfg = cfg.replace(**parse_overrides(args.set))
     tcfg = _tcfg(args, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                  cache_features=not args.no_cache, stop_after_epochs=args.stop_after, precision=args.precision)
-    report = train(cfg, tcfg, resume=args.resume, force=args.force)
+    from .data.sources import DatasetNotFound
+
+    try:
+        report = train(cfg, tcfg, resume=args.resume, force=args.force)
+    except DatasetNotFound as e:
+        return _dataset_not_found(e)
     if "rank" in report:  # a torchrun worker other than rank 0: rank 0 prints and writes
         return 0
     if "stopped_after_epoch" in report:
@@ -138,7 +161,16 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .run.evaluate import evaluate_checkpoint, format_report
 
-    report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split)
+    from .data.sources import DatasetNotFound
+
+    try:
+        report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split)
+    except DatasetNotFound as e:
+        return _dataset_not_found(e)
+    if "dataset" in report:
+        from .run.dataset_splits import print_data_notes
+
+        print_data_notes(report["source"], report["dataset"])
     print(format_report(report))
     _print_skipped(report)
     if args.json:
@@ -404,7 +436,8 @@ def _add_data(sub) -> None:
 
     p = _command(sub, "data", "dataset tools: check")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    c = _command(dsub, "check", "counts, age histogram, subjects, protocol folds and every skipped file")
+    c = _command(dsub, "check", "counts, age histogram, subjects, protocol folds, every skipped file, and "
+                 "warnings with counts: subjects in both train and test, images no list names, duplicate file names")
     c.add_argument("root", nargs="?", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>)")
     c.add_argument("--dataset", required=True, help=f"one of {sorted(SOURCES)}")
     c.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")

@@ -45,6 +45,31 @@ def morph(root: Path, per_subset: int = 24) -> Path:
     return root
 
 
+def morph_shared(root: Path, per_subject: int = 2) -> int:
+    """Add to a ``morph`` tree up to ``per_subject`` S1/S3 images of each S2 subject on disk (setting B's lists share
+    subjects); returns how many images were written."""
+    lists = [read_table(published("morph", "order-learning", f"SettingB_fold{j}.txt"), " ") for j in range(3)]
+    on_disk = {p.name.upper() for p in root.rglob("*.JPG")}
+    s2 = {r["filename"].split("_")[0] for _, r in lists[1] if r["filename"].upper() in on_disk}
+    added: dict[str, int] = {}
+    for j in (0, 2):
+        for _, r in lists[j]:
+            subject = r["filename"].split("_")[0]
+            if subject in s2 and added.get(subject, 0) < per_subject and r["filename"].upper() not in on_disk:
+                write_image(root / "Album1" / r["filename"], float(r["age"]), 7000 + sum(added.values()))
+                added[subject] = added.get(subject, 0) + 1
+    return sum(added.values())
+
+
+def morph_b2_shared(root: Path) -> int:
+    """Subjects with images on disk both in S2 (B2's train list) and in S1 or S3 (its test lists), from the lists."""
+    on_disk = {p.name.upper() for p in root.rglob("*.JPG")}
+    subjects = [{r["filename"].split("_")[0] for _, r in
+                 read_table(published("morph", "order-learning", f"SettingB_fold{j}.txt"), " ")
+                 if r["filename"].upper() in on_disk} for j in range(3)]
+    return len(subjects[1] & (subjects[0] | subjects[2]))
+
+
 def fgnet(root: Path, subjects: int = 6, per_subject: int = 4) -> Path:
     for s in range(1, subjects + 1):
         for j in range(per_subject):

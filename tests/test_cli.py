@@ -46,3 +46,14 @@ def test_cli_version_matches_the_installed_package(capsys):
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith(f"cilf {version('cilf')} ") and version("cilf") == cilf.__version__
+
+
+def test_dataset_options_are_refused_when_they_do_not_fit(tmp_path, capsys):
+    from cilf.cli import main
+
+    assert main(["train", "--root", str(tmp_path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "pass --dataset NAME" in capsys.readouterr().err
+    assert main(["eval", "--dataset", "morph2", "--data", "m.csv", "--checkpoint", str(tmp_path), "--quiet"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["train", "--dataset", "adience", "--val-frac", "1.5", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "val_frac" in capsys.readouterr().err

@@ -1,5 +1,9 @@
-"""End to end on a small SynthAge set: training beats the mean baseline, is deterministic and resumes exactly."""
+"""End to end: on a small SynthAge set training beats the mean baseline, is deterministic and resumes exactly;
+the official dataset layouts go through `python -m cilf train/eval --dataset`."""
+import csv
 import json
+
+import numpy as np
 
 import pytest
 
@@ -30,3 +34,88 @@ def test_same_seed_gives_identical_metrics_and_resume_is_exact(trained, small_cf
     resumed = train(small_cfg, train_cfg(part), resume=True)
     assert resumed["model"]["mae"] == full["model"]["mae"]
     assert resumed["model"]["cs_curve"] == full["model"]["cs_curve"]
+
+
+# ---- the paper's datasets through `python -m cilf train/eval --dataset` ----
+FAST_MODEL = ["--set", "width=32", "depth=1", "ensemble_size=2", "error_hidden=32"]
+
+
+def _cli(args, capsys):
+    from cilf.cli import main
+
+    code = main(args)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_morph2_b2_trains_and_evaluates_through_the_cli(tmp_path, capsys):
+    import layouts
+
+    root = layouts.morph(tmp_path / "morph")
+    layouts.morph_shared(root)
+    shared = layouts.morph_b2_shared(root)
+    run = tmp_path / "run"
+    data = ["--dataset", "morph2", "--root", str(root), "--protocol", "B2", "--quiet"]
+    train_args = ["train", *data, "--epochs", "2", "--batch-size", "16", "--out", str(run), *FAST_MODEL]
+    code, out, err = _cli([*train_args, "--stop-after", "1"], capsys)
+    assert code == 0, err
+    assert f"warning: {shared} subjects appear in both train and test" in err
+    assert "warning: 1 image(s) on disk are named by no list of protocol B2" in err  # the tree's zero-byte file
+    # a resumed run keeps its dataset, protocol, fold and root
+    for change in (["--protocol", "B1"], ["--fold", "1"], ["--root", str(tmp_path)]):
+        args = [*train_args, "--resume"]
+        if change[0] in args:
+            args[args.index(change[0]) + 1] = change[1]
+        else:
+            args += change
+        code, _, err = _cli(args, capsys)
+        assert code == 2 and f"the run was started with {change[0][2:]}=" in err, err
+    code, out, err = _cli([*train_args, "--resume"], capsys)
+    assert code == 0, err
+    assert "== this run, MORPH-II B2: " in out and "baseline: predict the training mean" in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["source"] == "this run, MORPH-II B2"
+    assert metrics["dataset"]["protocol"] == "B2" and metrics["dataset"]["split_warnings"]["shared"] == {"S2->rest": shared}
+    info = metrics["dataset"]["images"]
+    assert metrics["n"] == info["test"] and info["val"] > 0  # val carved from the training subjects
+    train_ages = [float(p.name[-6:-4]) for p in root.rglob("*.JPG") if p.stat().st_size]  # labels in the names
+    base = metrics["baseline_train_mean"]
+    assert min(train_ages) <= base["prediction"] <= max(train_ages) and np.isfinite(base["mae"])
+    code, out, err = _cli(["eval", *data, "--checkpoint", str(run / "best"), "--json", str(tmp_path / "e.json")], capsys)
+    assert code == 0, err
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert ev["source"] == "this run, MORPH-II B2" and ev["n"] == metrics["n"]
+    assert ev["model"]["mae"] == pytest.approx(metrics["model"]["mae"], abs=1e-5)
+    assert ev["baseline_train_mean"]["mae"] == pytest.approx(base["mae"])
+    assert f"{shared} subjects appear in both train and test" in err and "baseline: predict the training mean" in out
+
+
+def test_adience_eval_reports_exact_and_one_off_group_accuracy(tmp_path, capsys):
+    import layouts
+    from cilf.metrics import age_group, group_accuracy
+
+    root = layouts.adience(tmp_path / "adience")
+    data = ["--dataset", "adience", "--root", str(root), "--fold", "1", "--quiet"]
+    code, _, err = _cli(["train", *data, "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "run"),
+                         *FAST_MODEL], capsys)
+    assert code == 0, err
+    code, out, err = _cli(["eval", *data, "--checkpoint", str(tmp_path / "run"), "--json", str(tmp_path / "e.json")],
+                          capsys)
+    assert code == 0, err
+    assert "== this run, Adience 5-fold fold 1: " in out and "groups exact" in out and "1-off" in out
+    ev = json.loads((tmp_path / "e.json").read_text())
+    rows = list(csv.DictReader((tmp_path / "run" / "test_predictions.csv").open()))
+    exact, one_off = group_accuracy([age_group(float(r["true_age"])) for r in rows],
+                                    [age_group(float(r["age"])) for r in rows])
+    assert ev["model"]["group_exact"] == pytest.approx(exact, abs=1e-6)
+    assert ev["model"]["group_1off"] == pytest.approx(one_off, abs=1e-6)
+    b = ev["baseline_train_mean"]
+    true_groups = [age_group(float(r["true_age"])) for r in rows]
+    assert (b["group_exact"], b["group_1off"]) == pytest.approx(
+        group_accuracy(true_groups, [age_group(b["prediction"])] * len(rows)))
+
+
+def test_train_reports_a_missing_dataset_with_exit_code_3(tmp_path, capsys):
+    code, _, err = _cli(["train", "--dataset", "adience", "--root", str(tmp_path / "absent"), "--out",
+                         str(tmp_path / "run"), "--quiet"], capsys)
+    assert code == 3 and "Adience not found at" in err

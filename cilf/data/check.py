@@ -9,37 +9,45 @@ from tqdm import tqdm
 
 from .images import BadImageError, load_image
 from .open import open_dataset
+from .split_warnings import split_warnings, unlisted_rows
 
 
 def check_dataset(name: str, root: str | Path | None, protocol: str | None = None, verify: bool = True,
                   progress: bool = True) -> dict:
     """Counts, age histogram, subjects, protocol fold sizes and every file passed over, with why.
 
-    ``verify`` opens every image (the way training will) so unreadable ones are listed now.
+    ``verify`` opens every image (the way training will) so unreadable ones are listed now. ``images``
+    counts the readable images the protocol uses; ``warnings`` (cilf.data.split_warnings) counts
+    subjects shared by train and test, images no list names and file names found in several folders.
     """
     ds = open_dataset(name, root, protocol)
     skipped = list(ds.scan.skipped)
     unreadable = 0
+    folds = ds.folds()
+    warn = split_warnings(ds.rows, folds, ds.protocol)
+    unused = set(unlisted_rows(ds.rows, folds))
+    used_unreadable = 0
     if verify:
-        for r in tqdm(ds.rows, desc="open images", unit="img", disable=not progress, leave=False):
+        for i, r in enumerate(tqdm(ds.rows, desc="open images", unit="img", disable=not progress, leave=False)):
             try:
                 load_image(r["path"])
             except BadImageError as e:
                 skipped.append((e.path, e.reason))
                 unreadable += 1
+                used_unreadable += i not in unused
     ages = np.array([r["age"] for r in ds.rows])
     edges = list(range(0, 101, 10)) + [121]
     hist, _ = np.histogram(ages, bins=edges)
     subjects = {str(r["subject"]) for r in ds.rows if str(r["subject"])}
-    folds = ds.folds()
     return {
-        "dataset": ds.source.title, "root": str(ds.root), "images": len(ds.rows) - unreadable,
+        "dataset": ds.source.title, "root": str(ds.root), "images": warn.images_used - used_unreadable,
         "listed_rows": len(ds.rows), "unreadable": unreadable, "subjects": len(subjects) or None,
         "age": {"min": float(ages.min()), "max": float(ages.max()), "mean": float(ages.mean())},
         "histogram": {f"{lo}-{hi - 1}": int(n) for lo, hi, n in zip(edges[:-1], edges[1:], hist)},
         "protocol": ds.protocol, "protocol_description": ds.source.protocols[ds.protocol],
         "folds": [{"name": f.name, "train": len(f.train), "val": len(f.val), "test": len(f.test),
-                   "listed_but_missing": f.missing} for f in folds],
+                   "listed_but_missing": f.missing, "shared_subjects": warn.shared[f.name]} for f in folds],
+        "split_warnings": warn.as_dict(), "warnings": warn.lines(),
         "notes": ds.scan.notes, "skipped": skipped,
         "skip_reasons": dict(Counter(reason.split(" (")[0] for _, reason in skipped)),
     }
@@ -48,7 +56,8 @@ def check_dataset(name: str, root: str | Path | None, protocol: str | None = Non
 def format_check(rep: dict, limit: int = 50) -> str:
     a = rep["age"]
     lines = [f"{rep['dataset']} at {rep['root']}",
-             f"  images: {rep['images']}" + (f" ({rep['unreadable']} unreadable)" if rep["unreadable"] else ""),
+             f"  images: {rep['images']} readable ones used by protocol {rep['protocol']} ({rep['listed_rows']} found"
+             + (f", {rep['unreadable']} unreadable" if rep["unreadable"] else "") + ")",
              f"  subjects: {rep['subjects'] if rep['subjects'] else 'not given by this layout'}",
              f"  age: {a['min']:g}-{a['max']:g}, mean {a['mean']:.1f}", "  age histogram:"]
     top = max(rep["histogram"].values()) or 1
@@ -60,6 +69,7 @@ def format_check(rep: dict, limit: int = 50) -> str:
         lines.append(f"    {f['name']}: train {f['train']}, val {f['val']}, test {f['test']}{miss}")
     if len(folds) > 10:
         lines.append(f"    ... {len(folds)} folds in all")
+    lines += [f"  warning: {w}" for w in rep.get("warnings", [])]
     lines += [f"  note: {n}" for n in rep["notes"]]
     if rep["skipped"]:
         lines.append(f"  skipped {len(rep['skipped'])} file(s): " +

@@ -27,8 +27,9 @@ from ..io import json_text, write_text
 from ..model.config import CILFConfig, check_ranges
 from ..data.open import open_dataset
 from ..data.protocols import Fold
-from ..metrics import age_group, age_report, epsilon_error, group_accuracy, mean_std
+from ..metrics import age_report, mean_std
 from ..utils import pick_device
+from .dataset_splits import dataset_metrics
 from .bench_effects import CONFIDENCE, N_RESAMPLES, REFERENCE, ci_header, delta_text, effect_columns, mae_text
 from .peers import PEERS, PeerConfig, PeerInputs, PeerSpec
 
@@ -40,6 +41,7 @@ VARIANTS = {  # ablation switches (docs/method.md, section 8)
     "correction=off": {"correction": False},
     "context=off": {"context_prompting": False},
 }
+BASELINE = "train_mean"  # the peer that predicts the mean training age: in every benchmark
 VARIANT_TITLES = {"full": "CILF-CIAE (full)", "mixer=attention": "FourierFormer -> attention",
                   "mixer=none": "no FourierFormer", "contrastive=off": "no contrastive loss",
                   "correction=off": "no correction", "context=off": "no context prompting"}
@@ -53,7 +55,7 @@ class BenchConfig:
     seeds: int = 3
     max_folds: int | None = None  # run only the first n folds (FG-NET's 82, say)
     variants: tuple[str, ...] = tuple(VARIANTS)
-    peers: tuple[str, ...] = tuple(PEERS)  # the built-in peers; any registered name may be given
+    peers: tuple[str, ...] = tuple(PEERS)  # the built-in peers; any registered name may be given (BASELINE always runs)
     epochs: int = 15  # CILF-CIAE epochs on cached features
     batch_size: int = 64
     lr: float = 2e-3
@@ -73,6 +75,8 @@ class BenchConfig:
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise ValueError(f"unknown {kind}(s) {unknown}; choose from {list(known)}")
+        if BASELINE not in self.peers:  # the train-mean row is in every table
+            self.peers = (*self.peers, BASELINE)
         if self.device == "auto":
             self.device = str(pick_device("auto"))
 
@@ -93,12 +97,7 @@ def _score(y: np.ndarray, pred: np.ndarray, rows: list[dict]) -> dict:
         return rep
     rep.update(age_report(y[ok], pred[ok]))
     rep["cs_curve"] = {str(k): v for k, v in rep["cs_curve"].items()}  # as JSON stores them
-    if rows and "adience_group" in rows[0]:
-        t = [r["adience_group"] for r, k in zip(rows, ok) if k]
-        rep["group_exact"], rep["group_1off"] = group_accuracy(t, [age_group(p) for p in pred[ok]])
-    if rows and "apparent_mean" in rows[0]:
-        rep["epsilon_error"] = epsilon_error(pred[ok], [r["apparent_mean"] for r, k in zip(rows, ok) if k],
-                                             [max(r["apparent_std"], 1e-3) for r, k in zip(rows, ok) if k])
+    rep.update(dataset_metrics(pred[ok], [r for r, k in zip(rows, ok) if k]))
     return rep
 
 
@@ -296,7 +295,7 @@ def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, 
         "source": setup.label, "dataset": ds.source.title, "protocol": ds.protocol,
         "protocol_description": ds.source.protocols[ds.protocol], "root": str(setup.root),
         "folds": len(folds), "folds_in_protocol": len(ds.folds()), "seeds": bcfg.seeds,
-        "images": len(cf.rows), "skipped_files": cf.skipped, "listed_but_missing": sum(f.missing for f in folds),
+        "images": _images_used(setup), "skipped_files": cf.skipped, "listed_but_missing": sum(f.missing for f in folds),
         "feature_cache": {"path": str(cf.path), "hit": cf.hit, "seconds": cf.seconds},
         "runs": {"computed": setup.store.computed, "reused": setup.store.reused,
                  "recomputed_without_predictions": setup.store.outdated},
@@ -308,6 +307,12 @@ def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, 
         "test_ages": {f: [float(a) for a in y] for f, y in test_ages.items()},
         "per_run": methods,
     }
+
+
+def _images_used(setup: _Setup) -> int:
+    """Readable images some fold run uses (images on disk that no list of the protocol names are not counted)."""
+    used = {i for f in setup.folds for part in (f.train, f.val, f.test) for i in part}
+    return sum(r in used for r in setup.cf.rows)
 
 
 def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:

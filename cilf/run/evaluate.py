@@ -69,15 +69,19 @@ def evaluation_report(y_true, pred: dict[str, np.ndarray], train_mean: float, so
 
 
 def format_report(rep: dict) -> str:
+    from .dataset_splits import metric_text
+
     m, y0, b = rep["model"], rep["first_estimate_y0"], rep["baseline_train_mean"]
     imp = rep["improvement_over_baseline"]
+    b_cs = f"   CS@1 {b['cs1']:5.1f}%   CS@5 {b['cs5']:5.1f}%" if "cs1" in b else ""
     c = rep["correction"]
     lines = [
         f"== {rep['source']}: {rep['n']} test images ==",
-        f"CILF-CIAE (corrected x*)  MAE {m['mae']:6.2f}   CS@1 {m['cs1']:5.1f}%   CS@5 {m['cs5']:5.1f}%",
+        f"CILF-CIAE (corrected x*)  MAE {m['mae']:6.2f}   CS@1 {m['cs1']:5.1f}%   CS@5 {m['cs5']:5.1f}%"
+        + metric_text(m),
         f"first estimate y0         MAE {y0['mae']:6.2f}   CS@1 {y0['cs1']:5.1f}%   CS@5 {y0['cs5']:5.1f}%",
         f"zero-shot CLIP (prompts)  MAE {rep['zero_shot_clip']['mae']:6.2f}",
-        f"baseline: predict the training mean ({b['prediction']:.1f} y)  MAE {b['mae']:6.2f}",
+        f"baseline: predict the training mean ({b['prediction']:.1f} y)  MAE {b['mae']:6.2f}" + b_cs + metric_text(b),
         f"-> model beats the train-mean baseline by {imp['years']:.2f} years ({imp['percent']:.1f}% lower MAE)"
         if imp["years"] > 0 else
         f"-> model does NOT beat the train-mean baseline ({-imp['years']:.2f} years worse)",
@@ -95,9 +99,13 @@ def evaluate_checkpoint(checkpoint: str | Path, tcfg: "TrainConfig", split: str 
 
     device = pick_device(tcfg.device)
     model = load_model(checkpoint, device)
-    splits, source = load_splits(tcfg, model.preprocess)
-    feats, ages, _ = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
+    splits, source, info = load_splits(tcfg, model.preprocess)
+    feats, ages, metas = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
     pred = predict_features(model, feats, device=device)
     report = evaluation_report(ages.numpy(), pred, float(splits["train"].ages.mean()), source)
+    if info:
+        from .train import add_dataset_metrics
+
+        add_dataset_metrics(report, pred, ages.numpy(), metas, info)
     report.update({"split": split, "checkpoint": str(checkpoint), "skipped_files": {split: splits[split].skips.skipped}})
     return report

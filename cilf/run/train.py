@@ -32,7 +32,7 @@ from ..data.datasets import ManifestDataset, RecordDataset, SynthAge
 from .distributed import DistContext, init_distributed, shutdown
 from .evaluate import evaluation_report, predict_features
 from .features import extract_features
-from ..metrics import mae
+from ..metrics import age_report, mae
 from ..model.cilf_model import CILF
 from ..utils import seed_everything
 from .schedule import NonFiniteLoss, check_resume_settings, session_epochs, warmup_cosine
@@ -42,7 +42,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 RUN_MARKER = "run.json"
 # what a resumed run must keep (its data, split and optimisation); device, progress and stop_after_epochs may change
 RESUME_FIXED = ("data", "n_images", "data_seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
-                "precision")
+                "precision", "dataset", "root", "protocol", "fold", "val_frac")
 
 
 @dataclass
@@ -57,7 +57,12 @@ class TrainConfig:
     device: str = "auto"
     data: str | None = None  # CSV manifest with a split column (train/val/test); None = SynthAge
     n_images: int = 10000  # SynthAge size
-    data_seed: int = 0  # SynthAge seed (the data stays fixed when the training seed changes)
+    data_seed: int = 0  # SynthAge seed; with dataset: the seed of the validation split carved from train
+    dataset: str | None = None  # a dataset layout (cilf.data.open.open_dataset) instead of SynthAge or a manifest
+    root: str | None = None  # its folder (None: $CILF_DATASETS/<dataset>)
+    protocol: str | None = None  # its protocol (None: the dataset's default)
+    fold: int = 0  # which fold of the protocol
+    val_frac: float = 0.1  # share of the training subjects carved off for validation (when the fold has no val)
     cache_features: bool = True  # encode frozen CLIP features once (ignored when CLIP is trained)
     progress: bool = True
     stop_after_epochs: int | None = None  # end this session early; continue later with resume
@@ -66,21 +71,34 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_ranges(self, {"epochs": 1, "batch_size": 2, "warmup_steps": 1, "n_images": 50, "stop_after_epochs": 1,
                             "weight_decay": 0}, ("lr",))
+        if self.dataset is None and (self.root is not None or self.protocol is not None):
+            raise ValueError("root and protocol belong to a dataset: pass --dataset NAME with them")
+        if self.dataset is not None and self.data is not None:
+            raise ValueError("give either --data (a manifest CSV) or --dataset NAME, not both")
+        if self.fold < 0 or not 0 < self.val_frac < 1:
+            raise ValueError(f"fold must be >= 0 (got {self.fold}) and val_frac in (0, 1) (got {self.val_frac})")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
-def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, ManifestDataset], str]:
-    """train/val/test datasets and the label saying where the numbers come from."""
+def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, RecordDataset], str, dict]:
+    """train/val/test datasets, the label saying where the numbers come from and, for ``tcfg.dataset``,
+    what :func:`cilf.run.dataset_splits.open_splits` found (fold, val rule, warnings; else {})."""
+    if tcfg.dataset:
+        from .dataset_splits import open_splits
+
+        d = open_splits(tcfg.dataset, tcfg.root, tcfg.protocol, tcfg.fold, tcfg.val_frac, tcfg.data_seed, transform,
+                        n_images=tcfg.n_images)
+        return d.splits, d.label, d.info
     if tcfg.data:
         splits = {s: ManifestDataset(tcfg.data, split=s, transform=transform) for s in ("train", "val", "test")}
         empty = [s for s, d in splits.items() if len(d) == 0]
         if empty:
             raise ValueError(f"{tcfg.data}: no rows in split(s) {empty}; the split column needs train, val and test")
-        return splits, f"this run, {Path(tcfg.data).name}"
+        return splits, f"this run, {Path(tcfg.data).name}", {}
     splits = {s: SynthAge(split=s, n_images=tcfg.n_images, seed=tcfg.data_seed, transform=transform,
                           progress=tcfg.progress) for s in ("train", "val", "test")}
-    return splits, "this run, SynthAge (synthetic)"
+    return splits, "this run, SynthAge (synthetic)", {}
 
 
 class TrainStep(nn.Module):
@@ -315,7 +333,7 @@ def _resume_point(out: Path, cfg: CILFConfig, tcfg: TrainConfig, say) -> tuple[P
     saved = CILFConfig.load(d / "config.json")
     if saved.to_dict() != cfg.to_dict():
         raise ValueError(f"{d}: the run was started with another model config; resume with the same settings")
-    check_resume_settings(d, state.get("tcfg", {}), asdict(tcfg), RESUME_FIXED, same={"data": _same_path})
+    check_resume_settings(d, state.get("tcfg", {}), asdict(tcfg), RESUME_FIXED, same={"data": _same_path, "root": _same_path})
     return d, state
 
 
@@ -346,7 +364,12 @@ class _Session:
     def _load_data(self) -> None:
         tcfg, ctx, model = self.tcfg, self.ctx, self.model
         with ctx.main_first():  # rank 0 renders SynthAge (once); the others read it
-            self.splits, self.source = load_splits(replace(tcfg, progress=self.progress), model.preprocess)
+            self.splits, self.source, self.data_info = load_splits(replace(tcfg, progress=self.progress),
+                                                                   model.preprocess)
+        if self.main and self.data_info:
+            from .dataset_splits import print_data_notes
+
+            print_data_notes(self.source, self.data_info)
         cached = tcfg.cache_features and not model.clip.image_trainable
         model.eval()
         self.train_b = Batches(model, self.splits["train"], tcfg.batch_size, device=self.device, cached=cached,
@@ -430,6 +453,8 @@ class _Session:
                          desc="encode test", progress=self.progress)
         pred, yt = _evaluate_split(model, test_b, self.splits["test"], self.device, self.progress)
         report = evaluation_report(yt, pred, self.train_mean, self.source)
+        if self.data_info:
+            add_dataset_metrics(report, pred, yt, test_b.metas, self.data_info)
         report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,
                        "best_val_mae": self.best_val,
                        "train_seconds": self.history[-1]["seconds"] if self.history else 0.0,
@@ -439,6 +464,20 @@ class _Session:
         write_json(out / "metrics.json", report, root=out)
         write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred, root=out)
         return report
+
+
+def add_dataset_metrics(report: dict, pred: dict, y_true, metas: list[dict], info: dict) -> dict:
+    """Add to an :func:`evaluation_report` the dataset's own metrics (Adience exact/1-off group accuracy,
+    APPA-REAL epsilon-error) of the model and of the train-mean baseline, the baseline's CS@1/CS@5, and
+    ``info`` as ``report["dataset"]``. ``y_true``, ``metas``: (m) ages and rows of the images ``pred`` scores."""
+    from .dataset_splits import dataset_metrics
+
+    base = np.full(len(metas), report["baseline_train_mean"]["prediction"])
+    b = age_report(np.asarray(y_true, dtype=np.float64), base)
+    report["model"].update(dataset_metrics(pred["age"], metas))
+    report["baseline_train_mean"].update({"cs1": b["cs1"], "cs5": b["cs5"], **dataset_metrics(base, metas)})
+    report["dataset"] = info
+    return report
 
 
 def keep_copy(src: Path, dest: Path) -> Path:
