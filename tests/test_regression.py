@@ -1,11 +1,11 @@
-"""Same seed, same numbers: a small end-to-end run against values recorded before the package's re-layering.
+"""Same seed, same numbers: a small end-to-end run against recorded values.
 
 The expected values come from `python -m cilf train --n-images 600 --epochs 3` (seed 0, data seed 0, the
 default model: bundled micro-CLIP) on this project's 2-core AMD EPYC CPU, re-recorded when the defaults
 became the similarity prior and the cross-fitted error model (docs/method.md, sections 5 and 7): the
-model MAE is x* after the post-hoc correction, and best_val_mae is now the validation MAE of y0. Runs on one machine repeat exactly; the
-tolerance (0.02 y, 0.5 CS points) allows for another CPU's float32 summation order, while a change in what the
-code computes (initialisation, data, schedule, losses, correction) moves these numbers by far more.
+model MAE is x* after the post-hoc correction, and best_val_mae is now the validation MAE of y0. Runs on
+one machine repeat exactly; the tolerance (0.02 y, 0.5 CS points) allows for another CPU's float32
+summation order, while a change in what the code computes (initialisation, data, schedule, losses, correction) moves these numbers by far more.
 """
 import pytest
 
