@@ -91,3 +91,30 @@ def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_
     (truncated / "train_state.pt").write_bytes(b"not a state")
     with pytest.raises(ValueError, match="train_state.pt: cannot be read to resume"):
         load_train_state(truncated)
+
+
+def test_a_checkpoint_from_before_the_similarity_prior_and_the_post_hoc_correction_loads_as_it_was(tmp_path, small_cfg):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from cilf.model.checkpoint import write_manifest
+
+    torch.manual_seed(0)
+    old_cfg = small_cfg.replace(similarity_prior=False, correction_fit="joint")
+    old = save_checkpoint(cilf.create_model(old_cfg), tmp_path / "old")
+    cfg = json.loads((old / "config.json").read_text())
+    for name in ("similarity_prior", "correction_fit", "crossfit_folds", "error_epochs", "error_lr"):
+        del cfg[name]  # fields that did not exist then
+    (old / "config.json").write_text(json.dumps(cfg))
+    weights = load_file(str(old / "model.safetensors"))
+    del weights["corrector.calibrated"]
+    save_file(weights, str(old / "model.safetensors"), metadata={"format": "pt"})
+    write_manifest(old)
+    model = load_model(old)
+    assert not model.cfg.similarity_prior and model.cfg.correction_fit == "joint" and model.head.head_gain is None
+    x = torch.randn(3, 3, 112, 112)
+    torch.manual_seed(0)
+    again = cilf.create_model(old_cfg).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).age, again(x).age)

@@ -22,14 +22,53 @@ def test_forward_shapes_and_dtypes(model, small_cfg):
 
 
 def test_losses_reach_every_trainable_parameter(model):
+    # by default the error model E is fitted after training (cilf.run.crossfit): the losses train everything else
     model.zero_grad()
     out = model(torch.randn(4, 3, 112, 112))
     parts = model.losses(out, torch.tensor([5.0, 20.0, 45.0, 80.0]))
-    assert set(parts) == {"age", "con", "err", "corr", "total"}
+    assert set(parts) == {"age", "con", "total"}
     parts["total"].backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert not missing
+    assert missing and all(n.startswith("corrector.") for n in missing)
+    assert model.head.head_gain.grad is not None and model.head.head_gain.grad.abs() > 0
     assert not any(p.requires_grad for p in model.clip.model.parameters())  # frozen by default
+
+
+def test_the_joint_correction_option_trains_every_parameter_through_its_losses(small_cfg):
+    torch.manual_seed(0)
+    m = cilf.create_model(small_cfg, correction_fit="joint")
+    out = m(torch.randn(4, 3, 112, 112))
+    parts = m.losses(out, torch.tensor([5.0, 20.0, 45.0, 80.0]))
+    assert set(parts) == {"age", "con", "err", "corr", "total"}
+    parts["total"].backward()
+    assert not [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
+
+
+@pytest.mark.parametrize("prompts", ["fixed", "learned"])
+def test_with_the_similarity_prior_an_untrained_model_gives_zero_shot_clip(small_cfg, prompts):
+    # bundled weights where present (a meaningful zero-shot estimate), else the random-init CLIP of small_cfg
+    from cilf.model.clip import bundled_weights_path
+
+    cfg = small_cfg.replace(prompts=prompts)
+    if bundled_weights_path(cfg.clip_model).is_file():
+        cfg = cfg.replace(pretrained="bundled")
+    torch.manual_seed(0)
+    m = cilf.create_model(cfg).eval()
+    x = torch.randn(6, 3, 112, 112)
+    with torch.no_grad():
+        out = m(x)
+        zero_shot = m.clip.zero_shot_ages(m.encode_image(x).pooled)
+    torch.testing.assert_close(out.y0, zero_shot, rtol=0, atol=1e-4)
+    assert out.y0.std() > 0.01  # the images get different estimates: the check compares something
+    # the prior is the paper's S: its log, re-tempered to CLIP's scale (softmax(prior) = zero-shot distribution)
+    torch.testing.assert_close(out.probs.log(), (m.similarity_prior(out.scores.log())).log_softmax(-1),
+                               rtol=0, atol=1e-4)
+    # without the prior, the head starts elsewhere (its own temperature): the switch changes the estimate
+    torch.manual_seed(0)
+    plain = cilf.create_model(cfg, similarity_prior=False).eval()
+    with torch.no_grad():
+        assert (plain(x).y0 - zero_shot).abs().max() > 1e-2
+    assert plain.head.head_gain is None
 
 
 def test_a_model_that_predicted_under_inference_mode_can_still_train(small_cfg):
@@ -48,6 +87,7 @@ def test_a_model_that_predicted_under_inference_mode_can_still_train(small_cfg):
 @pytest.mark.parametrize("changes", [
     dict(mixer="attention"), dict(mixer="none"), dict(contrastive=False), dict(correction=False),
     dict(context_prompting=False), dict(prompts="learned"), dict(unfreeze_last_blocks=1),
+    dict(similarity_prior=False), dict(correction_fit="joint"),
 ])
 def test_every_ablation_switch_builds_and_trains(small_cfg, changes):
     torch.manual_seed(0)
@@ -55,7 +95,8 @@ def test_every_ablation_switch_builds_and_trains(small_cfg, changes):
     out = m(torch.randn(2, 3, 112, 112))
     parts = m.losses(out, torch.tensor([30.0, 60.0]))
     parts["total"].backward()
-    assert ("con" in parts) == m.cfg.contrastive and ("err" in parts) == m.cfg.correction
+    assert ("con" in parts) == m.cfg.contrastive
+    assert ("err" in parts) == (m.cfg.correction and m.cfg.correction_fit == "joint")
     assert (out.correction is None) == (not m.cfg.correction)
     if changes.get("prompts") == "learned":
         assert m.clip.prompt_learner.ctx.grad is not None

@@ -150,7 +150,8 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CIL
                          f"after training?") from None
     if unexpected:
         raise ValueError(f"{d / WEIGHTS}: unexpected weights {unexpected[:5]} (checkpoint from another version?)")
-    bad = [k for k in missing if not k.startswith("clip.model.")]
+    # "corrector.calibrated" came later: a checkpoint without it has an error model trained jointly (not post hoc)
+    bad = [k for k in missing if not k.startswith("clip.model.") and k != "corrector.calibrated"]
     if bad:
         raise ValueError(f"{d / WEIGHTS}: missing weights {bad[:5]}")
     return model.to(device).eval()

@@ -14,7 +14,7 @@ from .correction import CorrectionResult, ErrorEnsemble, inverse_correct
 from .fusion import ContextFusion
 from .heads import AgeHead, age_index
 from .losses import age_loss, contrastive_loss
-from .similarity import dense_score_maps, global_scores
+from .similarity import dense_score_maps, global_log_scores
 
 
 @dataclass(kw_only=True)
@@ -40,7 +40,7 @@ class CILF(nn.Module):
         dim = self.clip.embed_dim
         self.register_buffer("ages", torch.tensor(cfg.ages, dtype=torch.float32), persistent=False)
         self.fusion = ContextFusion(cfg, dim, self.clip.grid)
-        self.head = AgeHead(cfg.head_tau)
+        self.head = AgeHead(cfg.head_tau, cfg.similarity_prior)
         self.contrastive_scale = (
             nn.Parameter(torch.tensor(math.log(1.0 / cfg.contrastive_tau))) if cfg.contrastive else None
         )
@@ -60,16 +60,18 @@ class CILF(nn.Module):
 
     def forward(self, images: torch.Tensor | None = None, features: ImageFeatures | None = None,
                 correct: bool = True) -> CILFOutput:
-        """images (B x 3 x S x S) or precomputed ``features`` -> CILFOutput."""
+        """images (B x 3 x S x S) or precomputed ``features`` -> CILFOutput (``correct``: run the correction)."""
         if features is None:
             if images is None:
                 raise ValueError("pass images or features")
             features = self.encode_image(images)
         text = self.clip.class_text_features()  # K x D
-        scores = global_scores(features.pooled, text, self.cfg.tau)
+        log_scores = global_log_scores(features.pooled, text, self.cfg.tau)
+        scores = log_scores.exp()
         maps = dense_score_maps(features.tokens, text, features.grid)
         fusion = self.fusion(features.pooled, features.tokens, maps, text)
-        logits, probs, y0 = self.head(fusion.fused, fusion.text, self.ages)
+        prior = self.similarity_prior(log_scores) if self.cfg.similarity_prior else None
+        logits, probs, y0 = self.head(fusion.fused, fusion.text, self.ages, prior)
         correction = None
         age = y0
         if self.corrector is not None and correct:
@@ -77,6 +79,11 @@ class CILF(nn.Module):
             age = correction.x
         return CILFOutput(scores=scores, maps=maps, logits=logits, probs=probs, y0=y0, age=age, fused=fusion.fused,
                           text=fusion.text, correction=correction)
+
+    def similarity_prior(self, log_scores: torch.Tensor) -> torch.Tensor:
+        """log S (B x K) -> prior logits tau * s * log S (B x K), s = CLIP's logit scale: their softmax is
+        zero-shot CLIP's softmax(s cos(v, T)) (docs/method.md, section 5)."""
+        return log_scores * (self.cfg.tau * self.clip.model.logit_scale.exp().detach())
 
     def correct(self, fused: torch.Tensor, y0: torch.Tensor) -> CorrectionResult:
         """Run E_P and the inverse correction from y0 (B) with features f (B x D)."""
@@ -87,7 +94,9 @@ class CILF(nn.Module):
         return result
 
     def losses(self, out: CILFOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Total loss L = L_age + l_con L_con + l_err L_err + l_corr L_corr and its parts."""
+        """Total loss L = L_age + l_con L_con (+ l_err L_err + l_corr L_corr with ``correction_fit="joint"``)
+        and its parts. By default E is fitted after training (``cilf.run.crossfit``), so the age model's loss
+        is the same with and without the correction."""
         cfg = self.cfg
         y = y.to(out.y0.dtype)
         parts = {"age": age_loss(out.logits, out.y0, y, self.ages, cfg.label_sigma, cfg.l1_weight)}
@@ -97,7 +106,7 @@ class CILF(nn.Module):
             text_y = out.text[torch.arange(y.shape[0], device=y.device), idx]
             parts["con"] = contrastive_loss(out.fused, text_y, y, self.contrastive_scale, cfg.contrastive_delta)
             total = total + cfg.w_con * parts["con"]
-        if self.corrector is not None:
+        if self.corrector is not None and not cfg.posthoc_correction:
             parts["err"] = self.corrector.fit_loss(out.fused.detach(), out.y0.detach(), y, cfg.candidate_range)
             total = total + cfg.w_err * parts["err"]
             if out.correction is not None:

@@ -17,6 +17,9 @@ from .fourier import MIXERS
 from ..io import write_json
 
 PROMPT_MODES = ("fixed", "learned")
+CORRECTION_FITS = ("crossfit", "joint")
+# fields a config saved before they existed takes from the code of that time, so old checkpoints load as they were
+LEGACY_DEFAULTS = {"similarity_prior": False, "correction_fit": "joint"}
 
 DEFAULT_TEMPLATES = (
     "a photo of a {age}-year-old person.",
@@ -72,6 +75,7 @@ class CILFConfig:
     # -- age head (section 1.5) -------------------------------------------------------------
     head_tau: float = 0.03  # initial temperature of the age head (learnable)
     label_sigma: float = 2.0
+    similarity_prior: bool = True  # logits = prior from the global scores S + g * head logits, g from 0 (section 5)
     l1_weight: float = 0.1  # lambda: weight of |y0 - y| inside L_age
     # -- contrastive loss (section 1.6) -----------------------------------------------------
     contrastive: bool = True
@@ -85,6 +89,10 @@ class CILFConfig:
     eta: float = 1.0
     max_steps: int = 10  # T_max
     candidate_range: float = 10.0  # R: error-model candidates y + U(-R, R) and its output scale (years)
+    correction_fit: str = "crossfit"  # "crossfit": E fitted after training on out-of-fold residuals; "joint": in-sample
+    crossfit_folds: int = 5  # K folds of the training split for the out-of-fold first estimates
+    error_epochs: int = 30  # epochs of the post-hoc fit of E
+    error_lr: float = 1e-3  # its AdamW learning rate
     # -- loss weights (section 1.8) ---------------------------------------------------------
     w_con: float = 0.5
     w_err: float = 0.5
@@ -96,13 +104,16 @@ class CILFConfig:
             raise ValueError(f"mixer must be one of {tuple(MIXERS)}, got {self.mixer!r}")
         if self.prompts not in PROMPT_MODES:
             raise ValueError(f"prompts must be one of {PROMPT_MODES}, got {self.prompts!r}")
+        if self.correction_fit not in CORRECTION_FITS:
+            raise ValueError(f"correction_fit must be one of {CORRECTION_FITS}, got {self.correction_fit!r}")
         if self.age_max <= self.age_min:
             raise ValueError(f"age_max ({self.age_max}) must exceed age_min ({self.age_min})")
         if not self.templates or any("{age}" not in t for t in self.templates):
             raise ValueError("every prompt template must contain '{age}'")
         check_ranges(self, {"n_ctx": 1, "width": 1, "depth": 0, "heads": 1, "ensemble_size": 1, "error_hidden": 1,
-                            "max_steps": 0, "eps": 0, "candidate_range": 0, "unfreeze_last_blocks": 0},
-                     ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta"))
+                            "max_steps": 0, "eps": 0, "candidate_range": 0, "unfreeze_last_blocks": 0,
+                            "crossfit_folds": 2, "error_epochs": 1},
+                     ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta", "error_lr"))
 
     @property
     def ages(self) -> list[int]:
@@ -121,13 +132,19 @@ class CILFConfig:
         d["templates"] = list(self.templates)
         return d
 
+    @property
+    def posthoc_correction(self) -> bool:
+        """E is fitted after the age model, on out-of-fold residuals (docs/method.md, section 7)."""
+        return self.correction and self.correction_fit == "crossfit"
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CILFConfig":
+        """A saved config; fields it lacks that appeared later take their ``LEGACY_DEFAULTS`` value."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown CILFConfig fields: {unknown}")
-        return cls(**d)
+        return cls(**{**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **d})
 
     def save(self, path: str | Path) -> None:
         write_json(path, self.to_dict())

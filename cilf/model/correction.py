@@ -3,8 +3,9 @@
 An ensemble of M small MLPs E_m(h, x) predicts the signed error x - y of a candidate age x from
 the fused features h. The evaluation E_P accepts the first estimate y0 when the ensemble mean
 |e(y0)| <= eps; otherwise the inverse step ``x_{t+1} = x_t - eta * e(x_t)`` runs until
-|e(x_t)| <= eps or T_max steps. The loop is plain tensor code, so in training the unrolled steps
-stay differentiable and the corrected age receives its own L1 loss (end-to-end error feedback).
+|e(x_t)| <= eps or T_max steps. The loop is plain tensor code, so the unrolled steps stay
+differentiable (used by the ``correction_fit="joint"`` option, whose corrected age receives its own L1
+loss). By default E is fitted after the age model on out-of-fold residuals (``cilf.run.crossfit``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ ErrorFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 @dataclass(kw_only=True)
 class CorrectionResult:
     """Per image: y0 and x* (B), steps taken (B, long), accepted by E_P at once (B, bool),
-    ensemble spread at x* (B), final predicted error (B) and the trajectory (T+1 x B)."""
+    ensemble spread at x* (B), final predicted error (B), the predicted error and spread at y0
+    (what E_P judged, B each) and the trajectory (T+1 x B)."""
 
     y0: torch.Tensor
     x: torch.Tensor
@@ -29,6 +31,8 @@ class CorrectionResult:
     accepted: torch.Tensor
     spread: torch.Tensor
     error: torch.Tensor
+    error0: torch.Tensor
+    spread0: torch.Tensor
     trajectory: torch.Tensor
 
 
@@ -40,6 +44,7 @@ def inverse_correct(y0: torch.Tensor, error_fn: ErrorFn, eps: float = 0.5, eta: 
     """
     x = y0
     err, spread = error_fn(x)
+    error0, spread0 = err, spread
     accepted = err.abs() <= eps
     active = ~accepted
     steps = torch.zeros_like(y0, dtype=torch.long)
@@ -54,8 +59,8 @@ def inverse_correct(y0: torch.Tensor, error_fn: ErrorFn, eps: float = 0.5, eta: 
         spread = torch.where(active, new_spread, spread)
         active = active & (err.abs() > eps)
         trajectory.append(x)
-    return CorrectionResult(y0=y0, x=x, steps=steps, accepted=accepted, spread=spread, error=err,
-                            trajectory=torch.stack(trajectory))
+    return CorrectionResult(y0=y0, x=x, steps=steps, accepted=accepted, spread=spread, error=err, error0=error0,
+                            spread0=spread0, trajectory=torch.stack(trajectory))
 
 
 class ErrorEnsemble(nn.Module):
@@ -64,7 +69,8 @@ class ErrorEnsemble(nn.Module):
     The members are evaluated together with batched matrix products (one ``baddbmm`` per layer), so
     the correction loop costs a few kernels per step whatever M is. ``candidate_range`` is R
     (CILFConfig.candidate_range): the outputs are scaled by R years, and ``fit_loss`` draws its
-    training candidates within +-R of the true age.
+    training candidates within +-R of the true age. The buffer ``calibrated`` is set once E has been
+    fitted after training on out-of-fold residuals (``cilf.run.crossfit``); checkpoints keep it.
     """
 
     def __init__(self, in_dim: int, *, members: int = 5, hidden: int = 128,
@@ -74,6 +80,7 @@ class ErrorEnsemble(nn.Module):
         self.half = (age_range[1] - age_range[0]) / 2
         self.candidate_range = candidate_range
         self.members = members
+        self.register_buffer("calibrated", torch.tensor(False))
         dims = [in_dim + 2, hidden, hidden, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()

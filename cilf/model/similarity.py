@@ -20,6 +20,11 @@ def global_scores(pooled: torch.Tensor, text: torch.Tensor, tau: float) -> torch
     return torch.softmax(cosine(pooled, text) / tau, dim=-1)
 
 
+def global_log_scores(pooled: torch.Tensor, text: torch.Tensor, tau: float) -> torch.Tensor:
+    """v (B x D), T (K x D) -> log S (B x K), computed stably (log-softmax)."""
+    return torch.log_softmax(cosine(pooled, text) / tau, dim=-1)
+
+
 def dense_score_maps(tokens: torch.Tensor, text: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """P (B x N x D), T (K x D) -> M (B x K x H x W) of cosine similarities, N = H * W."""
     b, n, _ = tokens.shape

@@ -225,16 +225,19 @@ def _fold_runs(setup: _Setup):
 
 def _run_variant(setup: _Setup, fr: _FoldRun, variant: str) -> dict:
     """CILF-CIAE with ablation ``variant`` trained on the fold's cached features; its scores (saved/reused)."""
+    from .correction_report import correction_report
     from .evaluate import predict_features
     from .train import fit_features
 
     bcfg, cfg, feats = setup.bcfg, setup.base.replace(**VARIANTS[variant]), setup.cf.features
 
     def compute() -> dict:
+        subjects = [setup.ds.rows[setup.cf.rows[j]].get("subject", "") for j in fr.tr]  # subject-exclusive cross-fit
         model = fit_features(cfg, feats[fr.tr], fr.y_tr, epochs=bcfg.epochs, seed=fr.seed,
-                             batch_size=bcfg.batch_size, lr=bcfg.lr, device=bcfg.device)
+                             batch_size=bcfg.batch_size, lr=bcfg.lr, device=bcfg.device, groups=subjects)
         pred = predict_features(model, feats[fr.te], device=bcfg.device)
-        return _score(fr.y_te, pred["age"].astype(np.float64), fr.rows_te)
+        res = _score(fr.y_te, pred["age"].astype(np.float64), fr.rows_te)
+        return {**res, "correction": correction_report(fr.y_te, pred)} if cfg.correction else res
 
     key = {**fr.key, "method": variant, "config": cfg.to_dict(), "epochs": bcfg.epochs,
            "batch_size": bcfg.batch_size, "lr": bcfg.lr}

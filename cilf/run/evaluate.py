@@ -12,6 +12,7 @@ from ..metrics import age_report, mae
 from ..model.checkpoint import load_model
 from ..model.cilf_model import CILF
 from ..utils import pick_device
+from .correction_report import correction_report, format_correction
 from .features import extract_features
 
 if TYPE_CHECKING:
@@ -26,20 +27,23 @@ def zero_shot_ages(model: CILF, features: ImageFeatures) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_features(model: CILF, features: ImageFeatures, batch_size: int = 256,
-                     device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Per-image arrays: age (final), y0, steps, accepted, spread, zero_shot."""
+                     device: str | torch.device = "cpu", correct: bool = True) -> dict[str, np.ndarray]:
+    """Per-image arrays (n): age (final), y0, steps, accepted, spread (at x*), error0 and spread0 (E's
+    predicted error and spread at y0), zero_shot. ``correct=False``: no correction (age = y0)."""
     model.eval()
-    cols: dict[str, list] = {k: [] for k in ("age", "y0", "steps", "accepted", "spread", "zero_shot")}
+    cols: dict[str, list] = {k: [] for k in ("age", "y0", "steps", "accepted", "spread", "error0", "spread0",
+                                             "zero_shot")}
     for i in range(0, len(features), batch_size):
         f = features[i : i + batch_size].to(device)
-        out = model(features=f)
+        out = model(features=f, correct=correct)
         cols["age"].append(out.age.cpu())
         cols["y0"].append(out.y0.cpu())
         c = out.correction
         n = out.y0.shape[0]
         cols["steps"].append(c.steps.cpu() if c is not None else torch.zeros(n, dtype=torch.long))
         cols["accepted"].append(c.accepted.cpu() if c is not None else torch.ones(n, dtype=torch.bool))
-        cols["spread"].append(c.spread.cpu() if c is not None else torch.zeros(n))
+        for name in ("spread", "error0", "spread0"):
+            cols[name].append(getattr(c, name).cpu() if c is not None else torch.zeros(n))
         cols["zero_shot"].append(zero_shot_ages(model, f).cpu())
     return {k: torch.cat(v).numpy() for k, v in cols.items()}
 
@@ -58,13 +62,7 @@ def evaluation_report(y_true, pred: dict[str, np.ndarray], train_mean: float, so
     }
     rep["improvement_over_baseline"] = {"years": baseline - rep["model"]["mae"],
                                         "percent": 100 * (baseline - rep["model"]["mae"]) / baseline}
-    corrected = ~pred["accepted"].astype(bool)
-    rep["correction"] = {
-        "accepted_by_EP_pct": float(100 * (1 - corrected.mean())),
-        "mean_steps": float(pred["steps"].mean()),
-        "mae_y0_on_corrected": mae(y[corrected], pred["y0"][corrected]) if corrected.any() else None,
-        "mae_xstar_on_corrected": mae(y[corrected], pred["age"][corrected]) if corrected.any() else None,
-    }
+    rep["correction"] = correction_report(y, pred)
     return rep
 
 
@@ -85,11 +83,8 @@ def format_report(rep: dict) -> str:
         f"-> model beats the train-mean baseline by {imp['years']:.2f} years ({imp['percent']:.1f}% lower MAE)"
         if imp["years"] > 0 else
         f"-> model does NOT beat the train-mean baseline ({-imp['years']:.2f} years worse)",
-        f"correction: E_P accepted {c['accepted_by_EP_pct']:.1f}% of first estimates, mean {c['mean_steps']:.2f} steps",
+        *format_correction(c),
     ]
-    if c["mae_y0_on_corrected"] is not None:
-        lines.append(f"            on the corrected images MAE {c['mae_y0_on_corrected']:.2f} (y0) -> "
-                     f"{c['mae_xstar_on_corrected']:.2f} (x*)")
     return "\n".join(lines)
 
 

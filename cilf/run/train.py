@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..io import FolderLock, atomic_directory, atomic_write, recover_directory, write_json
 from ..model.checkpoint import CheckpointError, is_checkpoint, load_model, load_train_state, save_checkpoint
 from .batches import Batches, FeatureBatches
+from .crossfit import FitSettings, calibrate_correction
 from ..model.config import CILFConfig, check_ranges
 from ..data.datasets import ManifestDataset, RecordDataset, SynthAge
 from .distributed import DistContext, init_distributed, shutdown
@@ -109,16 +110,20 @@ class TrainStep(nn.Module):
         self.model = model
 
     def forward(self, images, features, y) -> dict[str, torch.Tensor]:
-        return self.model.losses(self.model(images=images, features=features), y)
+        # a post-hoc fitted correction has no part in the age model's training: not run here
+        correct = not self.model.cfg.posthoc_correction
+        return self.model.losses(self.model(images=images, features=features, correct=correct), y)
 
 
 def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, seed: int = 0, batch_size: int = 64,
                  lr: float = 2e-3, weight_decay: float = 1e-4, warmup_steps: int = 50,
-                 device: str | torch.device = "cpu") -> CILF:
+                 device: str | torch.device = "cpu", groups=None) -> CILF:
     """Train CILF-CIAE on cached frozen features (n images) for a fixed budget; return the model.
 
     The same optimiser, schedule and seeding as :func:`train`, without validation or checkpoints:
-    what benchmarks and ablations need.
+    what benchmarks and ablations need. With the post-hoc correction (``cfg.correction_fit="crossfit"``)
+    the error model is then fitted on out-of-fold residuals of these images (``groups``: their subjects,
+    for subject-exclusive folds; :func:`cilf.run.crossfit.calibrate_correction`).
     """
     seed_everything(seed)
     model = CILF(cfg).to(device)
@@ -128,6 +133,9 @@ def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, see
     sched = warmup_cosine(opt, warmup_steps, max(1, epochs * len(batches)))
     for epoch in range(epochs):
         train_one_epoch(model, batches, opt, sched, params, seed, epoch)
+    if cfg.posthoc_correction:
+        calibrate_correction(model, features, ages, FitSettings(epochs, batch_size, lr, weight_decay, warmup_steps,
+                                                                seed, str(device)), groups)
     return model.eval()
 
 
@@ -178,12 +186,16 @@ def amp_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def _evaluate_split(model: CILF, batches: Batches, ds: RecordDataset, device, progress: bool):
+def _split_features(model: CILF, batches: Batches, ds: RecordDataset, device, progress: bool):
+    """(features, ages, metas) of a split: the cached ones, else encoded now by ``model``."""
     if batches is not None and batches.cached:
-        feats, ages = batches.features, batches.ages
-    else:
-        feats, ages, _ = extract_features(model, ds, device=device, progress=progress, desc="encode")
-    return predict_features(model, feats, device=device), ages.numpy()
+        return batches.features, batches.ages, batches.metas
+    return extract_features(model, ds, device=device, progress=progress, desc="encode")
+
+
+def _evaluate_split(model: CILF, batches: Batches, ds: RecordDataset, device, progress: bool, correct: bool = True):
+    feats, ages, _ = _split_features(model, batches, ds, device, progress)
+    return predict_features(model, feats, device=device, correct=correct), ages.numpy()
 
 
 def train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool = False, force: bool = False) -> dict:
@@ -422,8 +434,11 @@ class _Session:
             self.ctx.barrier()  # the next epoch starts when rank 0 has written this one
 
     def _end_epoch(self, epoch: int, sums: dict, steps: int, seconds: float) -> None:
-        """Validate, log and save the epoch: best/ if it improved, the previous last/ as prev/, then last/."""
-        pred, yv = _evaluate_split(self.model, self.val_b, self.splits["val"], self.device, self.progress)
+        """Validate, log and save the epoch: best/ if it improved, the previous last/ as prev/, then last/.
+
+        With the post-hoc correction E is not fitted yet: validation scores y0, the estimate being trained."""
+        pred, yv = _evaluate_split(self.model, self.val_b, self.splits["val"], self.device, self.progress,
+                                   correct=not self.cfg.posthoc_correction)
         val_mae = mae(yv, pred["age"])
         row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "val_mae": val_mae,
                "val_mae_y0": mae(yv, pred["y0"]), "seconds": seconds}
@@ -449,12 +464,15 @@ class _Session:
         if not is_checkpoint(best):
             raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
         model = load_model(best, self.device)
+        calibration = self._calibrate(model) if model.cfg.posthoc_correction else None
         test_b = Batches(model, self.splits["test"], tcfg.batch_size, device=self.device, cached=True,
                          desc="encode test", progress=self.progress)
         pred, yt = _evaluate_split(model, test_b, self.splits["test"], self.device, self.progress)
         report = evaluation_report(yt, pred, self.train_mean, self.source)
         if self.data_info:
             add_dataset_metrics(report, pred, yt, test_b.metas, self.data_info)
+        if calibration is not None:
+            report["correction"]["fit"] = calibration
         report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,
                        "best_val_mae": self.best_val,
                        "train_seconds": self.history[-1]["seconds"] if self.history else 0.0,
@@ -464,6 +482,26 @@ class _Session:
         write_json(out / "metrics.json", report, root=out)
         write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred, root=out)
         return report
+
+    def _calibrate(self, model: CILF) -> dict:
+        """Fit best/'s error model on out-of-fold residuals of the TRAINING split (once; best/ is saved with it).
+
+        Returns what was done (``cilf.run.crossfit.calibrate_correction``), or what best/ says it holds."""
+        best = self.out / "best"
+        if bool(model.corrector.calibrated):
+            return {"method": "crossfit", "note": f"{best} already held the fitted error model"}
+        tcfg = self.tcfg
+        feats, ages, metas = _split_features(model, self.train_b, self.splits["train"], self.device, self.progress)
+        subject = {r["path"]: r.get("subject", "") for r in self.splits["train"].rows}
+        groups = [subject.get(m.get("path"), "") for m in metas]
+        settings = FitSettings(tcfg.epochs, tcfg.batch_size, tcfg.lr, tcfg.weight_decay, tcfg.warmup_steps, tcfg.seed,
+                               str(self.device))
+        if self.progress:
+            tqdm.write(f"fitting the error model on out-of-fold residuals ({model.cfg.crossfit_folds} folds of the "
+                       f"training split)")
+        info = calibrate_correction(model, feats, ages, settings, groups)
+        save_checkpoint(model, best)
+        return info
 
 
 def add_dataset_metrics(report: dict, pred: dict, y_true, metas: list[dict], info: dict) -> dict:

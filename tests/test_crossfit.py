@@ -1,0 +1,108 @@
+"""The calibrated correction: folds, out-of-fold first estimates, the post-hoc fit of E, and that it removes
+a known bias; with correction off the age model trains exactly the same."""
+import numpy as np
+import pytest
+import torch
+
+import cilf
+from cilf.model.correction import ErrorEnsemble, inverse_correct
+from cilf.run.correction_report import correction_report
+from cilf.run.crossfit import FitSettings, fit_error_model, fold_ids, out_of_fold_estimates
+from cilf.run.evaluate import predict_features
+from cilf.run.train import fit_features
+
+
+def test_folds_are_balanced_and_keep_each_subject_whole():
+    groups = [f"s{i // 5}" for i in range(100)]  # 20 subjects of 5 images
+    folds = fold_ids(100, 5, seed=0, groups=groups)
+    assert sorted(np.bincount(folds).tolist()) == [20] * 5
+    for g in set(groups):
+        assert len({folds[i] for i in range(100) if groups[i] == g}) == 1
+    plain = fold_ids(103, 4, seed=0, groups=[""] * 103)  # no usable subjects: image by image
+    assert sorted(np.bincount(plain).tolist()) == [25, 26, 26, 26]
+    assert not np.array_equal(fold_ids(100, 5, seed=1, groups=groups), folds)
+
+
+def _shrunk(n, seed, dim=4):
+    """Features h carrying the true age y, and first estimates shrunk towards the mean: y0 = 50 + 0.6 (y - 50) + noise."""
+    g = torch.Generator().manual_seed(seed)
+    y = 10 + 80 * torch.rand(n, generator=g)
+    h = torch.cat([((y - 50) / 25).unsqueeze(1), torch.ones(n, 1), 0.1 * torch.randn(n, dim - 2, generator=g)], 1)
+    y0 = 50 + 0.6 * (y - 50) + torch.randn(n, generator=g)
+    return h, y0, y
+
+
+def test_the_calibrated_correction_removes_most_of_an_injected_bias():
+    torch.manual_seed(0)
+    ens = ErrorEnsemble(4, members=3, hidden=32, candidate_range=20.0)
+    h, y0, y = _shrunk(1000, seed=1)
+    fit_error_model(ens, h, y0, y, epochs=150, lr=1e-2, candidate_range=20.0, seed=0, batch_size=128)
+    assert bool(ens.calibrated)
+    ht, y0t, yt = _shrunk(500, seed=2)  # fresh images with the same bias
+    with torch.no_grad():
+        r = inverse_correct(y0t, ens.error_fn(ht, y0t), eps=0.5, eta=1.0, max_steps=10)
+    pred = {"y0": y0t.numpy(), "age": r.x.numpy(), "accepted": r.accepted.numpy(), "steps": r.steps.numpy(),
+            "error0": r.error0.numpy(), "spread0": r.spread0.numpy(), "spread": r.spread.numpy()}
+    rep = correction_report(yt.numpy(), pred)
+    assert rep["n_corrected"] >= 250  # E_P rejects the badly shrunk estimates (most of them)
+    assert rep["mae_xstar_on_corrected"] <= 0.5 * rep["mae_y0_on_corrected"]
+    # the mean signed error per decile of the true age (from -13 to +13 years) shrinks
+    order = np.argsort(yt.numpy())
+    before = [float((y0t - yt).numpy()[i].mean()) for i in np.array_split(order, 10)]
+    after = [float((r.x - yt).numpy()[i].mean()) for i in np.array_split(order, 10)]
+    assert max(map(abs, before)) > 10
+    assert max(map(abs, after)) <= 0.35 * max(map(abs, before))
+    # E_P is calibrated: its predicted |error| rises with the actual one
+    assert rep["spearman_predicted_vs_actual_abs_error"] > 0.5
+    cal = rep["calibration"]
+    assert cal[-1]["actual_abs_error"] > 3 * cal[0]["actual_abs_error"]
+
+
+@pytest.fixture(scope="module")
+def tiny(small_cfg):
+    """Features of 60 random images under the random-init small CLIP and their ages (5..85)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        feats = cilf.create_model(small_cfg).encode_image(torch.randn(60, 3, 112, 112))
+    return feats, torch.linspace(5, 85, 60)
+
+
+def test_out_of_fold_estimates_never_see_their_own_labels(small_cfg, tiny):
+    feats, ages = tiny
+    folds = fold_ids(60, 3, seed=0)
+    settings = FitSettings(epochs=2, batch_size=16, warmup_steps=2)
+    a = out_of_fold_estimates(small_cfg, feats, ages, folds, settings)
+    changed = ages.clone()
+    changed[torch.from_numpy(folds == 0)] = 90.0  # relabel fold 0 only
+    b = out_of_fold_estimates(small_cfg, feats, changed, folds, settings)
+    held = torch.from_numpy(folds == 0)
+    torch.testing.assert_close(a[held], b[held], rtol=0, atol=0)  # fold 0's estimates ignore fold 0's labels
+    assert not torch.equal(a[~held], b[~held])  # the other folds' models trained on them
+
+
+def test_correction_off_trains_the_identical_age_model(small_cfg, tiny):
+    feats, ages = tiny
+    kw = dict(epochs=3, batch_size=16, warmup_steps=2, seed=3)
+    on = fit_features(small_cfg, feats[:48], ages[:48], **kw)
+    off = fit_features(small_cfg.replace(correction=False), feats[:48], ages[:48], **kw)
+    p_on, p_off = predict_features(on, feats[48:]), predict_features(off, feats[48:])
+    np.testing.assert_array_equal(p_on["y0"], p_off["y0"])  # the only difference is the inference step
+    np.testing.assert_array_equal(p_off["age"], p_off["y0"])
+    assert bool(on.corrector.calibrated) and not np.array_equal(p_on["age"], p_on["y0"])
+    joint = fit_features(small_cfg.replace(correction_fit="joint"), feats[:48], ages[:48], **kw)
+    assert not bool(joint.corrector.calibrated)
+
+
+def test_the_report_flags_a_model_without_correction_and_counts_the_corrected_subset():
+    y = np.array([10.0, 20, 30, 40])
+    none = correction_report(y, {"y0": y + 1, "age": y + 1, "accepted": np.ones(4, bool), "steps": np.zeros(4)})
+    assert none["n_corrected"] == 0 and none["mae_y0_on_corrected"] is None and "calibration" not in none
+    pred = {"y0": y + [1, 2, 8, 10], "age": y + [1, 2, 1, 3], "accepted": np.array([1, 1, 0, 0], bool),
+            "steps": np.array([0, 0, 2, 3]), "error0": np.array([0.1, 0.4, 7, 9]), "spread": np.ones(4),
+            "spread0": np.array([1.0, 2, 3, 4])}
+    rep = correction_report(y, pred)
+    assert rep["n_corrected"] == 2 and rep["accepted_by_EP_pct"] == 50.0
+    assert rep["mae_y0_on_corrected"] == 9.0 and rep["mae_xstar_on_corrected"] == 2.0
+    assert rep["spearman_predicted_vs_actual_abs_error"] == pytest.approx(1.0)
+    assert [b["n"] for b in rep["calibration"]] == [1, 1, 1, 1]
+    assert rep["calibration"][-1]["actual_abs_error"] == 10.0
