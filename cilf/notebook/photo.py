@@ -56,27 +56,39 @@ def local_clip_weights(model_name: str = REAL_CLIP[0], tag: str = REAL_CLIP[1],
     return None
 
 
+@dataclass
+class PhotoModel:
+    """The model a photo goes through: ``zero_shot`` (ages from the prompts alone), ``note`` (which
+    model and what its ages are worth on a real photo) and a short ``label`` for figure titles."""
+
+    model: CILF
+    zero_shot: bool
+    note: str
+    label: str
+
+
 def photo_model(fast: bool = True, real: tuple[str, str] = REAL_CLIP,
-                cache_dir: str | Path | None = None) -> tuple[CILF, bool, str]:
-    """(model, zero_shot, note). Real CLIP weights found locally: that backbone, zero-shot from its
-    prompts (no head was trained on it here). Else the trained demo model on the bundled micro-CLIP
-    (``zoo.quick_model(fast)``). ``note`` says which, and what its ages are worth on a real photo."""
+                cache_dir: str | Path | None = None) -> PhotoModel:
+    """Real CLIP weights found locally: that backbone, zero-shot from its prompts (no head was trained
+    on it here). Else the trained demo model on the bundled micro-CLIP (``zoo.quick_model(fast)``)."""
     name, tag = real
     path = local_clip_weights(name, tag, cache_dir)
     if path is not None:
         from ..model.config import default_config
 
         model = CILF(default_config().replace(clip_model=name, pretrained=tag)).eval()
-        return model, True, (f"real CLIP weights {name} / {tag} found in the local cache ({path}): ages are its "
-                             f"zero-shot estimates from the age prompts; no correction (E_P was not trained "
-                             f"on this backbone here)")
+        return PhotoModel(model, True, f"real CLIP weights {name} / {tag} found in the local cache: ages are its "
+                                       f"zero-shot estimates from the age prompts; no correction (E_P was not "
+                                       f"trained on this backbone here)", f"{name} ({tag}), zero-shot")
     from .zoo import quick_model
 
     model, _ = quick_model(fast=fast)
-    return model, False, (f"no {name} / {tag} weights in the local open_clip cache (nothing is downloaded): "
-                          f"using the bundled micro-CLIP demo model, trained on SynthAge (synthetic) faces "
-                          f"only. Its ages for a real photo are NOT meaningful; the steps are drawn to show "
-                          f"the pipeline. Real-photo ages need real CLIP weights ({name}, pretrained={tag}).")
+    return PhotoModel(model, False, f"no {name} / {tag} weights in the local open_clip cache (nothing is "
+                                    f"downloaded): using the bundled micro-CLIP demo model, trained on SynthAge "
+                                    f"(synthetic) faces only. Its ages for a real photo are NOT meaningful; the "
+                                    f"steps are drawn to show the pipeline. Real-photo ages need real CLIP "
+                                    f"weights ({name}, pretrained={tag}).",
+                      "bundled micro-CLIP demo model, trained on SynthAge (synthetic) only")
 
 
 @dataclass
@@ -108,7 +120,7 @@ class PhotoSteps:
 
 def _as_pil(photo) -> tuple[str, Image.Image]:
     if isinstance(photo, (str, Path)):
-        return str(photo), load_image(photo)  # BadImageError names the file and why
+        return Path(photo).name, load_image(photo)  # BadImageError names the file and why
     if isinstance(photo, Image.Image):
         return "<image>", photo.convert("RGB")
     raise TypeError(f"expected a file path or a PIL image, got {type(photo).__name__}")
@@ -116,7 +128,7 @@ def _as_pil(photo) -> tuple[str, Image.Image]:
 
 @torch.inference_mode()
 def analyse_photo(photo, model: CILF, zero_shot: bool = False) -> PhotoSteps:
-    """A photo (path or PIL image) -> :class:`PhotoSteps`. Faces are found and aligned exactly as
+    """A photo (path or PIL image) -> :class:`PhotoSteps` (rows named by the file's name). Faces are found and aligned exactly as
     ``cilf.predict`` does (its rows are returned as they are); the maps, y0 and trajectories come
     from the same crops through the same model."""
     name, img = _as_pil(photo)

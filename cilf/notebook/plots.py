@@ -340,6 +340,12 @@ def plot_photo_estimates(trajectories, zero_shot, candidates=None, errors=None, 
             if len(trajectories):
                 t = np.asarray(trajectories[i], float)
                 ax.plot(t, np.interp(t, candidates, e), "o", color=colors[i])
+        if len(trajectories):  # zoom on the walk: +-15 years around every trajectory
+            pts = np.concatenate([np.asarray(t, float) for t in trajectories])
+            lo, hi = max(pts.min() - 15, candidates[0]), min(pts.max() + 15, candidates[-1])
+            seen = np.asarray(errors)[:, (candidates >= lo) & (candidates <= hi)]
+            pad = 0.1 * (seen.max() - seen.min()) + (eps or 0)
+            ax.set(xlim=(lo, hi), ylim=(min(seen.min(), -(eps or 0)) - pad, max(seen.max(), eps or 0) + pad))
         ax.set(xlabel="candidate age x (years)", ylabel="predicted error e(x) (years)",
                title="E_P: predicted error of a candidate age")
         ax.legend(fontsize=8, loc="best")
