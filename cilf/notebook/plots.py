@@ -273,3 +273,81 @@ def plot_correction(corr: dict, y_true, path=None, title: str = "", n_traj: int 
                 title="uncertainty vs actual error")
     fig.suptitle(title)
     return finish_figure(fig, path)
+
+
+def plot_detections(image, boxes, labels, crops, path=None, title: str = ""):
+    """The photo with each detected face's box (x0, y0, x1, y1 in its pixels) and label, beside the
+    aligned crops the model sees. No boxes: the photo alone, titled "no face found"."""
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
+    n = len(crops)
+    fig, axes = plt.subplots(1, 1 + max(n, 1), figsize=(4.4 + 2.6 * max(n, 1), 4.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.7] + [1] * max(n, 1)})
+    ax = axes[0, 0]
+    ax.imshow(image)
+    for k, (box, label) in enumerate(zip(boxes, labels)):
+        x0, y0, x1, y1 = box
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=2, color="yellow"))
+        ax.text(x0, y0 - 4, label, color="black", fontsize=8, va="bottom", bbox={"fc": "yellow", "lw": 0, "pad": 1})
+    ax.set_title("photo: detected faces" if n else "no face found")
+    for k in range(max(n, 1)):
+        a = axes[0, k + 1]
+        if k < n:
+            a.imshow(crops[k])
+            a.set_title(f"face {k}: aligned {crops[k].size[0]} px", fontsize=9)
+    for a in axes.flat:
+        a.set_xticks([]), a.set_yticks([])
+        a.grid(False)
+    if not n:
+        axes[0, 1].axis("off")
+    fig.suptitle(title)
+    return finish_figure(fig, path)
+
+
+def plot_photo_estimates(trajectories, zero_shot, candidates=None, errors=None, eps: float | None = None,
+                         path=None, title: str = ""):
+    """Left, per face: the correction trajectory x_0 = y0, ..., x* over the steps t (one point when E_P
+    accepts y0) and the zero-shot age from the prompts alone (dotted). Right, when ``errors`` (F x G)
+    is given: E_P's predicted error e(x) over the candidate ages (G), the +-eps band where it accepts,
+    and each trajectory's points on it. ``trajectories`` empty: a zero-shot model, dotted lines only."""
+    plt = pyplot()
+    import seaborn as sns
+
+    colors = sns.color_palette("tab10", max(len(zero_shot), 1))
+    curve = errors is not None and len(errors)
+    fig, axes = plt.subplots(1, 2 if curve else 1, figsize=(13 if curve else 7, 3.9), squeeze=False)
+    ax = axes[0, 0]
+    longest = 1
+    for i, zs in enumerate(zero_shot):
+        if len(trajectories):
+            t = np.asarray(trajectories[i], float)
+            longest = max(longest, len(t) - 1)
+            ax.plot(range(len(t)), t, marker="o", color=colors[i],
+                    label=f"face {i}: y0 {t[0]:.1f} -> x* {t[-1]:.1f} ({len(t) - 1} steps)")
+        ax.axhline(zs, color=colors[i], ls=":", lw=1.2, label=f"face {i}: zero-shot (prompts) {zs:.1f}")
+    ax.set_xlim(-0.3, longest + 0.3)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set(xlabel="correction step t", ylabel="estimated age (years)", title="estimates per face")
+    ax.legend(fontsize=8, loc="best")
+    if curve:
+        ax = axes[0, 1]
+        if eps is not None:
+            ax.axhspan(-eps, eps, color="0.85", label=f"|e| <= eps = {eps:g}: accepted")
+        ax.axhline(0, color="k", lw=0.8)
+        for i, e in enumerate(errors):
+            ax.plot(candidates, e, color=colors[i], label=f"face {i}: e(x)")
+            if len(trajectories):
+                t = np.asarray(trajectories[i], float)
+                ax.plot(t, np.interp(t, candidates, e), "o", color=colors[i])
+        if len(trajectories):  # zoom on the walk: +-15 years around every trajectory
+            pts = np.concatenate([np.asarray(t, float) for t in trajectories])
+            lo, hi = max(pts.min() - 15, candidates[0]), min(pts.max() + 15, candidates[-1])
+            seen = np.asarray(errors)[:, (candidates >= lo) & (candidates <= hi)]
+            pad = 0.1 * (seen.max() - seen.min()) + (eps or 0)
+            ax.set(xlim=(lo, hi), ylim=(min(seen.min(), -(eps or 0)) - pad, max(seen.max(), eps or 0) + pad))
+        ax.set(xlabel="candidate age x (years)", ylabel="predicted error e(x) (years)",
+               title="E_P: predicted error of a candidate age")
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(title)
+    return finish_figure(fig, path)

