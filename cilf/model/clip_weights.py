@@ -189,21 +189,19 @@ def locate(record: WeightsRecord, clip_weights: str | Path | None = None, what: 
         _check(record, Path(path), what, f"open_clip's file for tag {record.tag!r} changed since training")
         return record.tag
     own = bundled_weights_path(record.model) if record.source == "bundled" else Path(record.path or "")
-    tried, wrong = [], []
-    for candidate in _env_candidates() + [own]:
+    label = "the bundled weights" if record.source == "bundled" else "the path used in training"
+    seen = []
+    for candidate, name in [(p, f"${ENV}") for p in _env_candidates()] + [(own, label)]:
         if not candidate.is_file():
-            tried.append(str(candidate))
+            seen.append(f"not at {candidate} ({name})")
             continue
         digest = file_sha256(candidate)
         if digest == record.sha256:
             return "bundled" if candidate == own and record.source == "bundled" else str(candidate)
-        wrong.append(f"{candidate} (sha256 {digest})")
-    where = f"$CILF_CLIP_WEIGHTS, then {own}" if _env_candidates() else str(own)
-    found = ("; " + "; ".join(f"not there: {t}" for t in tried) if tried else "") + \
-            ("; other weights: " + ", ".join(wrong) if wrong else "")
+        seen.append(f"{candidate} ({name}) holds other weights, sha256 {digest}")
     raise WeightsNotFoundError(
-        f"the CLIP weights of {what} ({record.model}, sha256 {record.sha256}) were not found (looked in {where}"
-        f"{found}); pass --clip-weights FILE (or set {ENV}=FILE) with the file it was trained with")
+        f"the CLIP weights of {what} ({record.model}, sha256 {record.sha256}) were not found: {'; '.join(seen)}. "
+        f"Pass --clip-weights FILE (or set {ENV}=FILE) with the file it was trained with")
 
 
 def _env_candidates() -> list[Path]:
