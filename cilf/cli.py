@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import math
 import os
 import sys
@@ -13,6 +14,9 @@ from pathlib import Path
 DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"
 QUIET_HELP = "no progress bars"
 CHECKPOINT_HELP = "trained model: a checkpoint folder (runs/cilf/best) or a training run (runs/cilf, its best/)"
+CLIP_WEIGHTS_HELP = ("the checkpoint's CLIP weights file where it now lies (a run trained with pretrained=FILE that "
+                     "was moved or shared); its SHA-256 must match the one recorded in training. Else looked up: "
+                     "$CILF_CLIP_WEIGHTS, then the path used in training")
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -164,7 +168,7 @@ def cmd_eval(args) -> int:
     from .data.sources import DatasetNotFound
 
     try:
-        report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split)
+        report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split, clip_weights=args.clip_weights)
     except DatasetNotFound as e:
         return _dataset_not_found(e)
     if "dataset" in report:
@@ -183,7 +187,7 @@ def cmd_predict(args) -> int:
     from .utils import pick_device
 
     device = pick_device(args.device)
-    model, zero_shot = load_predictor(args.checkpoint, device)
+    model, zero_shot = load_predictor(args.checkpoint, device, clip_weights=args.clip_weights)
     if zero_shot:
         weights = model.cfg.pretrained or "random init (no bundled weights: ages are not meaningful)"
         print(f"# zero-shot from CLIP prompts ({model.cfg.clip_model}, {weights}); pass --checkpoint for the "
@@ -321,6 +325,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    p.add_argument("--clip-weights", default=None, metavar="FILE", help=CLIP_WEIGHTS_HELP)
     _train_config_args(p, train=False)
     p.set_defaults(func=cmd_eval)
 
@@ -336,6 +341,7 @@ def _add_predict(sub) -> None:
                         "missing or no image could be read; a photo without a face is not an error.")
     p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP + "; without it: zero-shot CLIP prompts")
+    p.add_argument("--clip-weights", default=None, metavar="FILE", help=CLIP_WEIGHTS_HELP)
     p.add_argument("--aligned", "--no-detect", dest="aligned", action="store_true",
                    help="the images are already aligned face crops: no detection, one row per image")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the rows to this JSON file")
@@ -513,11 +519,44 @@ def _quiet_stdout() -> None:
         pass
 
 
+class _StderrHandler(logging.Handler):
+    """Log records as plain lines on the current ``sys.stderr`` (rank 0 only under torchrun)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if os.environ.get("RANK", "0") == "0":
+            print(self.format(record), file=sys.stderr, flush=True)
+
+
+class _log_to_stderr:
+    """While a command runs: cilf's INFO lines (which CLIP weights were loaded, with their hash) on stderr."""
+
+    def __enter__(self):
+        from .model.clip_weights import forget_logged
+
+        forget_logged()
+        self.logger = logging.getLogger("cilf")
+        self.saved = self.logger.level, self.logger.propagate
+        self.handler = _StderrHandler()
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.level, self.logger.propagate = self.saved
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; errors the user can fix are one line on stderr and a non-zero exit code."""
+    args = build_parser().parse_args(argv)
+    with _log_to_stderr():
+        return _run(args)
+
+
+def _run(args) -> int:
+    """``args.func(args)``, its errors the user can fix as one line on stderr and an exit code."""
     from .io import OutputError, output_error
 
-    args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
         sys.stdout.flush()  # a full disk or closed pipe on stdout shows here, not at exit

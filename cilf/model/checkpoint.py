@@ -7,7 +7,10 @@ or bit-flipped file is refused with the file named. ``.pt`` files are read tenso
 only (``weights_only=True``): a planted pickle cannot run code.
 
 Frozen CLIP weights that can be reloaded from their source (bundled, local path, tag) are not
-copied into checkpoints; random-init or fine-tuned CLIP weights are.
+copied into checkpoints; random-init or fine-tuned CLIP weights are. ``clip_weights.json`` names the
+source portably (``cilf.model.clip_weights.WeightsRecord``: model, bundled / tag / file, SHA-256, the
+path as a hint), so a checkpoint moved to another machine finds its weights by content, or is told
+which file to pass (``clip_weights=`` / ``--clip-weights``). A checkpoint without it loads as before.
 """
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..io import atomic_directory, json_text, sha256_file
+from .clip_weights import WeightsRecord, file_sha256, locate
 from .config import CILFConfig
 from .cilf_model import CILF
 
 WEIGHTS, CONFIG, STATE, MANIFEST = "model.safetensors", "config.json", "train_state.pt", "manifest.json"
+CLIP_WEIGHTS = "clip_weights.json"  # where the CLIP weights came from (WeightsRecord)
 MANIFEST_FORMAT = "cilf-checkpoint/1"
 
 
@@ -37,6 +42,7 @@ def save_checkpoint(model: CILF, directory: str | Path, train_state: dict | None
     with atomic_directory(d) as tmp:
         save_file(model.trainable_state_dict(), str(tmp / WEIGHTS), metadata={"format": "pt"})
         (tmp / CONFIG).write_text(json_text(model.cfg.to_dict()), encoding="utf-8")
+        (tmp / CLIP_WEIGHTS).write_text(json_text(model.clip.weights.to_dict()), encoding="utf-8")
         if train_state is not None:
             torch.save(train_state, tmp / STATE)
         write_manifest(tmp)
@@ -131,12 +137,57 @@ def resolve_checkpoint(directory: str | Path) -> Path:
                             f"with one in best/; train one with `python -m cilf train --out DIR` and pass DIR")
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CILF:
-    """Rebuild the model from a checkpoint folder, or a run folder's best/ (verified; clear error if neither)."""
+def read_weights_record(directory: str | Path) -> WeightsRecord | None:
+    """The checkpoint's CLIP weights record; None for a checkpoint written before records existed."""
+    path = Path(directory) / CLIP_WEIGHTS
+    if not path.is_file():
+        return None
+    try:
+        return WeightsRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{path}: cannot be read, the file is damaged; copy the checkpoint again or "
+                              f"retrain") from None
+
+
+def checkpoint_config(directory: Path, clip_weights: str | Path | None = None) -> CILFConfig:
+    """The checkpoint's config with ``pretrained`` pointing at its CLIP weights on this machine
+    (``cilf.model.clip_weights.locate``; ``clip_weights``: a file the user gives). Without a record: as saved,
+    or ``clip_weights`` when given."""
+    cfg = CILFConfig.load(directory / CONFIG)
+    record = read_weights_record(directory)
+    if record is None:
+        return cfg if clip_weights is None else cfg.replace(pretrained=str(clip_weights))
+    found = locate(record, clip_weights, what=f"checkpoint {directory}")
+    if found == cfg.pretrained or (found and cfg.pretrained and _same_file(found, cfg.pretrained)):
+        return cfg  # where it was: the config stays as saved (a resumed run compares it)
+    return cfg.replace(pretrained=found)
+
+
+def moved_weights(directory: str | Path, pretrained: str | None) -> str | None:
+    """``pretrained`` when it names, at another path, the weights file the checkpoint was trained on (same
+    SHA-256): resuming a run whose CLIP weights file was moved. Else None."""
+    record = read_weights_record(directory)
+    if record is None or record.source != "file" or not pretrained or not Path(pretrained).is_file():
+        return None
+    return pretrained if file_sha256(pretrained) == record.sha256 else None
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).is_file() and Path(b).is_file() and Path(a).samefile(b)
+    except OSError:
+        return False
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu",
+               clip_weights: str | Path | None = None) -> CILF:
+    """Rebuild the model from a checkpoint folder, or a run folder's best/ (verified; clear error if neither).
+
+    Its CLIP weights are found by content (see :func:`checkpoint_config`); ``clip_weights``: the
+    weights file to use where it was moved (must hold the same weights: SHA-256 checked)."""
     d = resolve_checkpoint(directory)
     verify_checkpoint(d)
-    cfg = CILFConfig.load(d / CONFIG)
-    model = CILF(cfg)
+    model = CILF(checkpoint_config(d, clip_weights))
     try:
         state = load_file(str(d / WEIGHTS))
     except Exception as e:  # safetensors raises its own error types for truncated or foreign files

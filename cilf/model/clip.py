@@ -17,16 +17,15 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
+from .clip_weights import (WeightsNotFoundError, WeightsRecord, bundled_weights_path, log_loaded,  # noqa: F401
+                           record_for, resolve_pretrained)
 from .config import CILFConfig
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 open_clip.add_model_config(MODEL_CONFIG_DIR)
-
-
-class WeightsNotFoundError(RuntimeError):
-    """Raised when CLIP weights cannot be found or fetched."""
+TEXT_BATCH = 64  # prompts per text-tower pass
 
 
 @dataclass
@@ -47,37 +46,16 @@ class ImageFeatures:
         return self.pooled.shape[0]
 
 
-def bundled_weights_path(model_name: str) -> Path:
-    return WEIGHTS_DIR / f"{model_name}.safetensors"
-
-
-def resolve_pretrained(model_name: str, pretrained: str | None) -> str | None:
-    """Map ``pretrained`` (None | "bundled" | path | open_clip tag) to what open_clip takes."""
-    if pretrained is None or str(pretrained).lower() in ("none", "random", ""):
-        return None
-    if pretrained == "bundled":
-        path = bundled_weights_path(model_name)
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"no bundled weights for {model_name!r} at {path}. The bundled micro-CLIP is made by "
-                f"`python -m cilf pretrain-clip`; or use pretrained=None (random init), a local "
-                f"checkpoint path, or an open_clip tag when online."
-            )
-        return str(path)
-    if os.path.sep in pretrained or pretrained.endswith((".safetensors", ".pt", ".pth", ".bin")):
-        if not Path(pretrained).is_file():
-            raise WeightsNotFoundError(f"CLIP checkpoint {pretrained} does not exist")
-    return pretrained
-
-
 def load_open_clip(model_name: str, pretrained: str | None):
-    """Create an open_clip model, its eval transform and tokenizer; clear errors when offline."""
+    """(model, eval transform, tokenizer, WeightsRecord) of an open_clip model; clear errors when offline.
+
+    The weights loaded are logged once (logger ``cilf.weights``: model, source and SHA-256)."""
     if model_name not in open_clip.list_models():
         raise ValueError(
             f"unknown open_clip model {model_name!r}; known e.g. cilf-micro, ViT-B-32, ViT-B-16 "
             f"(open_clip.list_models() has {len(open_clip.list_models())})"
         )
-    source = resolve_pretrained(model_name, pretrained)
+    record, source = record_for(model_name, pretrained)  # a tag not cached offline fails here, before any build
     try:
         with _quiet_root_logger():  # open_clip logs "initialized randomly" for pretrained=None: asked for
             model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
@@ -88,8 +66,9 @@ def load_open_clip(model_name: str, pretrained: str | None):
             + ("HF_HUB_OFFLINE=1 is set, so nothing is downloaded. " if offline else "")
             + "Offline, use pretrained='bundled' (micro-CLIP), a local checkpoint path, or None."
         ) from e
+    log_loaded(record)
     tokenizer = open_clip.get_tokenizer(model_name)
-    return model, preprocess, tokenizer
+    return model, preprocess, tokenizer, record
 
 
 class _quiet_root_logger:
@@ -139,7 +118,7 @@ class CLIPAdapter(nn.Module):
     def __init__(self, cfg: CILFConfig):
         super().__init__()
         self.cfg = cfg
-        self.model, self.preprocess, self.tokenizer = load_open_clip(cfg.clip_model, cfg.pretrained)
+        self.model, self.preprocess, self.tokenizer, self.weights = load_open_clip(cfg.clip_model, cfg.pretrained)
         visual = self.model.visual
         if not isinstance(visual, open_clip.transformer.VisionTransformer):
             raise NotImplementedError(
@@ -234,8 +213,11 @@ class CLIPAdapter(nn.Module):
         """The prompt strings, K lists of len(templates)."""
         return [[t.format(age=a) for t in self.cfg.templates] for a in self.cfg.ages]
 
-    def class_text_features(self) -> torch.Tensor:
-        """T: K x D, L2-normalised, one feature per age class (template ensemble or learned)."""
+    def class_text_features(self, progress: bool = False) -> torch.Tensor:
+        """T: K x D, L2-normalised, one feature per age class (template ensemble or learned).
+
+        Fixed prompts are encoded TEXT_BATCH at a time; ``progress``: a bar (stderr) when there are
+        more than that (404 prompts by default: a minute for a ViT-B-16 on a CPU)."""
         if self.prompt_learner is not None:
             pl = self.prompt_learner
             return F.normalize(self._encode_token_embeddings(pl(), pl.tokens), dim=-1)
@@ -243,18 +225,28 @@ class CLIPAdapter(nn.Module):
             return self._text_cache
         prompts = self.class_prompts()
         k, m = len(prompts), len(prompts[0])
+        flat = [p for group in prompts for p in group]
         # The cache must not depend on where it is first filled: not an inference tensor (predict runs
         # under inference mode; training the same model later saves it for backward), not bfloat16
         # (a bf16 training step's autocast; float32 evaluation reads it afterwards).
         grad = torch.is_grad_enabled() and self.text_trainable
         device_type = self.model.logit_scale.device.type
+        starts = range(0, len(flat), TEXT_BATCH)
+        bar = tqdm(starts, desc="encode prompts", unit="batch", leave=False,
+                   disable=not progress or len(flat) <= TEXT_BATCH)
         with torch.inference_mode(False), torch.set_grad_enabled(grad), torch.autocast(device_type, enabled=False):
-            feats = self.encode_text([p for group in prompts for p in group])
+            feats = torch.cat([self.encode_text(flat[i : i + TEXT_BATCH]) for i in bar])
             feats = F.normalize(feats, dim=-1).view(k, m, -1).mean(dim=1)
             feats = F.normalize(feats, dim=-1)
         if not self.text_trainable:
             self._text_cache = feats.detach()
         return feats
+
+    def warm_text_cache(self, progress: bool = False) -> None:
+        """Encode the frozen fixed prompts now (cached for every later step), with a bar if ``progress``."""
+        if self.prompt_learner is None and not self.text_trainable and self._text_cache is None:
+            with torch.no_grad():
+                self.class_text_features(progress=progress)
 
     @torch.no_grad()
     def zero_shot_ages(self, pooled: torch.Tensor) -> torch.Tensor:

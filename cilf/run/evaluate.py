@@ -88,12 +88,16 @@ def format_report(rep: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate_checkpoint(checkpoint: str | Path, tcfg: "TrainConfig", split: str = "test") -> dict:
-    """Evaluate a saved model on one split; the baseline is the train split's mean age."""
+def evaluate_checkpoint(checkpoint: str | Path, tcfg: "TrainConfig", split: str = "test",
+                        clip_weights: str | Path | None = None) -> dict:
+    """Evaluate a saved model on one split; the baseline is the train split's mean age.
+
+    ``clip_weights``: the CLIP weights file where it was moved (``cilf.model.checkpoint.load_model``)."""
     from .train import load_splits  # train imports this module: a call-time import
 
     device = pick_device(tcfg.device)
-    model = load_model(checkpoint, device)
+    model = load_model(checkpoint, device, clip_weights=clip_weights)
+    model.clip.warm_text_cache(tcfg.progress)
     splits, source, info = load_splits(tcfg, model.preprocess)
     feats, ages, metas = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
     pred = predict_features(model, feats, device=device)
@@ -102,5 +106,6 @@ def evaluate_checkpoint(checkpoint: str | Path, tcfg: "TrainConfig", split: str 
         from .train import add_dataset_metrics
 
         add_dataset_metrics(report, pred, ages.numpy(), metas, info)
-    report.update({"split": split, "checkpoint": str(checkpoint), "skipped_files": {split: splits[split].skips.skipped}})
+    report.update({"split": split, "checkpoint": str(checkpoint), "clip_weights": model.clip.weights.to_dict(),
+                   "skipped_files": {split: splits[split].skips.skipped}})
     return report

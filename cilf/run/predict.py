@@ -78,10 +78,16 @@ class FaceRow:
         return d
 
 
-def load_predictor(checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[CILF, bool]:
-    """(model, zero_shot): a trained checkpoint, or the default CLIP used zero-shot."""
+def load_predictor(checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
+                   clip_weights: str | Path | None = None) -> tuple[CILF, bool]:
+    """(model, zero_shot): a trained checkpoint, or the default CLIP used zero-shot.
+
+    ``clip_weights``: the checkpoint's CLIP weights file where it was moved (``cilf.model.checkpoint.load_model``)."""
     if checkpoint is not None:
-        return load_model(checkpoint, device), False
+        return load_model(checkpoint, device, clip_weights=clip_weights), False
+    if clip_weights is not None:
+        raise ValueError("clip_weights (--clip-weights) names the CLIP weights of a trained checkpoint; pass "
+                         "--checkpoint too (zero-shot uses the bundled CLIP)")
     return CILF(default_config()).to(device).eval(), True
 
 
@@ -101,6 +107,8 @@ def _estimate(model: CILF, images: list[torch.Tensor], zero_shot: bool, batch_si
               device: str | torch.device = "cpu", progress: bool = False) -> list[dict]:
     """Preprocessed images (each 3 x S x S) -> one dict per image: age (and y0, steps, accepted, spread)."""
     model.eval()
+    if images:
+        model.clip.warm_text_cache(progress)
     results: list[dict] = []
     for i in tqdm(range(0, len(images), batch_size), desc="predict", disable=not progress or not images,
                   leave=False):

@@ -25,7 +25,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ..io import FolderLock, atomic_directory, atomic_write, recover_directory, write_json
-from ..model.checkpoint import CheckpointError, is_checkpoint, load_model, load_train_state, save_checkpoint
+from ..model.checkpoint import (CheckpointError, is_checkpoint, load_model, load_train_state, moved_weights,
+                               save_checkpoint)
 from .batches import Batches, FeatureBatches
 from .crossfit import FitSettings, calibrate_correction
 from ..model.config import CILFConfig, check_ranges
@@ -224,7 +225,8 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, force: bool, ctx: D
     try:
         seed_everything(tcfg.seed)
         source, state = _resume_point(out, cfg, tcfg, say) if resume else (None, None)
-        model = load_model(source, ctx.device).train() if source is not None else CILF(cfg).to(ctx.device)
+        model = (load_model(source, ctx.device, clip_weights=moved_weights(source, cfg.pretrained)).train()
+                 if source is not None else CILF(cfg).to(ctx.device))
         run = _Session(cfg, tcfg, ctx, out, model, state)
         epochs = session_epochs(run.start, tcfg.epochs, tcfg.stop_after_epochs)
         run.fit(epochs)
@@ -343,6 +345,8 @@ def _resume_point(out: Path, cfg: CILFConfig, tcfg: TrainConfig, say) -> tuple[P
         return None, None
     state = load_train_state(d)
     saved = CILFConfig.load(d / "config.json")
+    if moved_weights(d, cfg.pretrained):  # the CLIP weights file was moved: same content (SHA-256), new path
+        saved = saved.replace(pretrained=cfg.pretrained)
     if saved.to_dict() != cfg.to_dict():
         raise ValueError(f"{d}: the run was started with another model config; resume with the same settings")
     check_resume_settings(d, state.get("tcfg", {}), asdict(tcfg), RESUME_FIXED, same={"data": _same_path, "root": _same_path})
@@ -364,6 +368,7 @@ class _Session:
         self.device, self.main = ctx.device, ctx.is_main
         self.progress = tcfg.progress and self.main
         self._load_data()
+        model.clip.warm_text_cache(self.progress)  # the prompts' features, once, before the first step
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
         self.sched = warmup_cosine(self.opt, tcfg.warmup_steps, max(1, tcfg.epochs * len(self.train_b)))
@@ -463,7 +468,7 @@ class _Session:
         tcfg, out, best = self.tcfg, self.out, self.out / "best"
         if not is_checkpoint(best):
             raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
-        model = load_model(best, self.device)
+        model = load_model(best, self.device, clip_weights=moved_weights(best, self.cfg.pretrained))
         calibration = self._calibrate(model) if model.cfg.posthoc_correction else None
         test_b = Batches(model, self.splits["test"], tcfg.batch_size, device=self.device, cached=True,
                          desc="encode test", progress=self.progress)
@@ -478,7 +483,8 @@ class _Session:
                        "train_seconds": self.history[-1]["seconds"] if self.history else 0.0,
                        "processes": self.ctx.world_size, "precision": "bf16" if self.amp is not None else "fp32",
                        "skipped_files": {s: d.skips.skipped for s, d in self.splits.items()},
-                       "config": self.cfg.to_dict(), "train_config": asdict(tcfg)})
+                       "config": self.cfg.to_dict(), "clip_weights": model.clip.weights.to_dict(),
+                       "train_config": asdict(tcfg)})
         write_json(out / "metrics.json", report, root=out)
         write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred, root=out)
         return report
