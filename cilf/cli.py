@@ -54,8 +54,12 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
         p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
         p.add_argument("--lr", type=finite_float, default=d.lr, help="AdamW peak learning rate (warm-up, cosine decay)")
+        p.add_argument("--backbone-lr-scale", type=finite_float, default=d.backbone_lr_scale,
+                       help="fine-tuned CLIP blocks (--set unfreeze_last_blocks=K or freeze_image=false) train at "
+                            "lr x this")
         p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, shuffles and noise")
-        p.add_argument("--no-cache", action="store_true", help="encode images on the fly every epoch")
+        p.add_argument("--no-cache", action="store_true",
+                       help="encode images on the fly every epoch (with unfreeze_last_blocks: no boundary cache)")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
         p.add_argument("--force", action="store_true",
                        help="train into an --out that holds files cilf did not write (they may be replaced)")
@@ -116,7 +120,8 @@ def cmd_train(args) -> int:
     cfg = CILFConfig.load(args.config) if args.config else default_config()
     cfg = cfg.replace(**parse_overrides(args.set))
     tcfg = _tcfg(args, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                 cache_features=not args.no_cache, stop_after_epochs=args.stop_after, precision=args.precision)
+                 backbone_lr_scale=args.backbone_lr_scale, cache_features=not args.no_cache,
+                 stop_after_epochs=args.stop_after, precision=args.precision)
     report = train(cfg, tcfg, resume=args.resume, force=args.force)
     if "rank" in report:  # a torchrun worker other than rank 0: rank 0 prints and writes
         return 0
