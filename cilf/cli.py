@@ -246,6 +246,7 @@ def cmd_bench(args) -> int:
                        max_folds=args.max_folds, epochs=args.epochs, peer_epochs=args.peer_epochs,
                        n_images=args.n_images, out=args.out, device=args.device, progress=not args.quiet,
                        fresh=args.fresh, model=parse_overrides(args.set),
+                       unfreeze_last_blocks=args.unfreeze_last_blocks, backbone_lr_scale=args.backbone_lr_scale,
                        variants=tuple(args.variants) if args.variants else BenchConfig.variants,
                        peers=tuple(args.peers) if args.peers is not None else BenchConfig.peers)
     try:
@@ -400,6 +401,11 @@ def _add_bench(sub) -> None:
     p.add_argument("--out", default=b.out, help="results folder (runs already there are reused)")
     p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
+    p.add_argument("--unfreeze-last-blocks", type=int, default=b.unfreeze_last_blocks, metavar="K",
+                   help="CILF-CIAE and ablations fine-tune the last K CLIP image blocks (from a boundary cache; "
+                        "peers stay on frozen features)")
+    p.add_argument("--backbone-lr-scale", type=finite_float, default=b.backbone_lr_scale,
+                   help="the fine-tuned blocks train at lr x this")
     _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
     p.set_defaults(func=cmd_bench)
 
