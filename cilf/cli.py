@@ -200,8 +200,16 @@ def cmd_synthage(args) -> int:
 
 
 def cmd_bench_speed(args) -> int:
-    from .run.bench_speed import run_all
+    from .run.bench_speed import run_all, run_finetune
     from .utils import pick_device
+
+    if args.finetune:
+        run_finetune(out_json=args.finetune_json, vit=args.vit, device=pick_device(args.device),
+                     n_images=args.n_images, epochs=args.epochs, ks=tuple(args.ks), full=not args.no_full_tower,
+                     progress=True)
+        if args.finetune_json:
+            print(f"written {args.finetune_json}")
+        return 0
 
     run_all(out_json=args.json, figure=args.figure, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
             dim=args.dim, repeats=args.repeats, device=pick_device(args.device), mixers=tuple(args.mixers),
@@ -373,6 +381,16 @@ def _add_bench_speed(sub) -> None:
     p.add_argument("--max-attention-gb", type=finite_float, default=8.0,
                    help="skip explicit attention whose N x N scores would need more (reported, not hidden)")
     p.add_argument("--mixers-only", action="store_true", help="skip the pipeline sections")
+    p.add_argument("--finetune", action="store_true",
+                   help="only this: epoch time and test MAE of a frozen, last-k (boundary cache and pixels) and "
+                        "fully fine-tuned image tower on SynthAge")
+    p.add_argument("--n-images", type=int, default=3000, help="--finetune: SynthAge size")
+    p.add_argument("--epochs", type=int, default=3, help="--finetune: epochs of each trained mode")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 2], help="--finetune: last-k block counts to measure")
+    p.add_argument("--no-full-tower", action="store_true", help="--finetune: leave out the whole tower from pixels")
+    p.add_argument("--vit", action="store_true", help="--finetune: time ViT-B-16 (random init) on 16 images in batches of 4 instead of "
+                        "micro-CLIP (no test MAE)")
+    p.add_argument("--finetune-json", default="runs/bench_finetune.json", help="--finetune: results file")
     p.add_argument("--json", default="figures/bench_speed.json", help="results file")
     p.add_argument("--figure", default="figures/complexity.png", help="log-log time and memory figure")
     _run_options(p, quiet=False)

@@ -249,6 +249,8 @@ class CLIPAdapter(nn.Module):
         t = self.model.visual.transformer
         if start == stop:
             return x
+        if start == 0 and stop == len(t.resblocks):  # the whole stack: open_clip's own forward (hooks, checkpointing)
+            return t(x)
         if not t.batch_first:
             x = x.transpose(0, 1).contiguous()
         for blk in t.resblocks[start:stop]:
