@@ -195,9 +195,9 @@ def _prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
     if bcfg.unfreeze_last_blocks:
         base = base.replace(unfreeze_last_blocks=bcfg.unfreeze_last_blocks)
     if not base.freeze_image:
-        raise ValueError("bench trains every method on cached encoder outputs; fine-tuning the whole image tower "
-                         "(freeze_image=false) runs from pixels: use `python -m cilf train` (bench can fine-tune "
-                         "the last blocks: --unfreeze-last-blocks K)")
+        raise ValueError("bench trains every method on cached outputs of a frozen image tower (or of its frozen "
+                         "part: --unfreeze-last-blocks K fine-tunes the last K blocks); the whole tower "
+                         "(freeze_image=false) trains from pixels: use `python -m cilf train`")
     root = bcfg.root
     synthetic = bcfg.dataset.lower() == "synthage"
     if synthetic and root is None:
