@@ -538,7 +538,7 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
 def format_finetune(res: dict) -> str:
     """The fine-tuning table: one-time encoding, epoch time and test MAE per mode; the cache's speed-up."""
     lines = [f"== fine-tuning the image tower ({res['source']}; {res['backbone']}, {res['weights']}; "
-             f"{res['device']}, {res['threads']} thread(s)) ==",
+             f"{res['device']}) ==",
              f"{res['train_images']} training images, batch {res['batch_size']}, {res['epochs']} epochs, lr "
              f"{res['lr']:g} (fine-tuned CLIP blocks x {res['backbone_lr_scale']:g}); test MAE on "
              f"{res['test_images']} test images, last epoch's model, encoded from pixels",
