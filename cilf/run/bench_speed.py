@@ -540,8 +540,9 @@ def format_finetune(res: dict) -> str:
     lines = [f"== fine-tuning the image tower ({res['source']}; {res['backbone']}, {res['weights']}; "
              f"{res['device']}) ==",
              f"{res['train_images']} training images, batch {res['batch_size']}, {res['epochs']} epochs, lr "
-             f"{res['lr']:g} (fine-tuned CLIP blocks x {res['backbone_lr_scale']:g}); test MAE on "
-             f"{res['test_images']} test images, last epoch's model, encoded from pixels",
+             f"{res['lr']:g} (fine-tuned CLIP blocks x {res['backbone_lr_scale']:g}); "
+             + (f"test MAE on {res['test_images']} test images, last epoch's model, encoded from pixels"
+                if any(r["test_mae"] is not None for r in res["rows"]) else "timing only, no test MAE"),
              f"{'mode':16s} {'trainable':>10s} {'one-time encode CPU s':>22s} {'epoch CPU s':>12s} {'(wall s)':>9s} "
              f"{'test MAE':>9s}"]
     for r in res["rows"]:
