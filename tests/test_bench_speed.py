@@ -140,3 +140,25 @@ def test_raw_photo_throughput_is_measured_for_both_pipelines_on_the_same_photos(
         assert g["met"] == (g["ratio"] >= 1)
     text = format_photos(res)
     assert "grace_hopper.jpg" in text and text.count("-> met") + text.count("-> missed") == 2
+
+
+def test_finetune_benchmark_times_every_backbone_setting_on_the_same_data(tmp_path, monkeypatch):
+    from cilf.run.bench_speed import bench_finetune, format_finetune
+
+    monkeypatch.setenv("CILF_DATA", str(tmp_path))
+    res = bench_finetune(n_images=100, epochs=1, ks=(1,), batch_size=16, pretrained=None, max_train_images=32,
+                         cache_dir=tmp_path / "cache")
+    rows = {r["mode"]: r for r in res["rows"]}
+    assert list(rows) == ["frozen", "last-1 cache", "last-1 pixels", "full pixels"]
+    # the same heads in every mode; the last block (+ ln_post, proj) or the whole tower on top
+    assert rows["frozen"]["trainable_params"] < rows["last-1 cache"]["trainable_params"] \
+        == rows["last-1 pixels"]["trainable_params"] < rows["full pixels"]["trainable_params"]
+    assert all(r["epoch_cpu_s"] > 0 and r["epoch_s"] > 0 for r in rows.values())
+    # the same steps from the same seed: from the cache or from pixels, the same model up to float16 storage
+    assert rows["last-1 cache"]["test_mae"] == pytest.approx(rows["last-1 pixels"]["test_mae"], rel=0.02)
+    assert rows["last-1 cache"]["one_time_encoding_cpu_s"] > 0 == rows["full pixels"]["one_time_encoding_s"]
+    assert res["cache_over_pixels_speedup"]["last-1"] == pytest.approx(
+        rows["last-1 pixels"]["epoch_cpu_s"] / rows["last-1 cache"]["epoch_cpu_s"])
+    assert list((tmp_path / "cache" / "features").glob("cilf-micro-block3of4-*"))
+    text = format_finetune(res)
+    assert "last-1 from the boundary cache" in text and res["source"] in text

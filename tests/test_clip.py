@@ -130,3 +130,49 @@ def test_bundled_weights_if_shipped_load_by_name():
 
     m = cilf.create_model(pretrained="bundled")
     assert m.cfg.pretrained == "bundled"
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 4])
+def test_boundary_split_is_encode_image(k):
+    """encode_to_block then encode_from_block at the frozen boundary L - k is encode_image (float tolerance),
+    and the tokens entering block b are what open_clip's blocks 0..b-1 give."""
+    torch.manual_seed(0)
+    a = CLIPAdapter(CILFConfig(pretrained=None, unfreeze_last_blocks=k)).eval()
+    v, x = a.model.visual, _images(a)
+    assert a.image_blocks == 4 and a.boundary == 4 - k
+    with torch.no_grad():
+        whole = a.encode_image(x)
+        cut = a.encode_to_block(x)
+        split = a.encode_from_block(cut)
+        ref = v._embeds(x)
+        for blk in v.transformer.resblocks[: 4 - k]:
+            ref = blk(ref)
+        other = a.encode_from_block(a.encode_to_block(x, 1), 1)  # any boundary gives the same features
+    assert cut.shape == (2, 1 + a.grid[0] * a.grid[1], v.transformer.width)
+    torch.testing.assert_close(cut, ref, atol=1e-6, rtol=1e-6)
+    for f in (split, other):
+        torch.testing.assert_close(f.pooled, whole.pooled, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(f.tokens, whole.tokens, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="boundary"):
+        a.encode_from_block(cut, 5)
+    with pytest.raises(ValueError, match="block tokens"):
+        a.encode_from_block(cut[..., :10])
+
+
+def test_last_k_blocks_train_and_the_rest_stays_frozen():
+    """unfreeze_last_blocks=k trains the image tower's last k blocks, ln_post and proj only; the text tower
+    stays frozen (its blocks train only with unfreeze_text_blocks); too many blocks is a clear error."""
+    torch.manual_seed(0)
+    a = CLIPAdapter(CILFConfig(pretrained=None, unfreeze_last_blocks=2))
+    trainable = {n for n, p in a.model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("visual.transformer.resblocks.2.", "visual.transformer.resblocks.3.",
+                                           "visual.ln_post.", "visual.proj")) for n in trainable)
+    assert "visual.proj" in trainable and a.image_trainable and not a.text_trainable
+    f = a.encode_from_block(a.encode_to_block(_images(a)))
+    f.pooled.sum().backward()
+    assert a.model.visual.transformer.resblocks[2].mlp.c_fc.weight.grad is not None
+    assert a.model.visual.transformer.resblocks[1].mlp.c_fc.weight.grad is None
+    text = CLIPAdapter(CILFConfig(pretrained=None, unfreeze_text_blocks=1))
+    assert text.text_trainable and not text.image_trainable
+    with pytest.raises(ValueError, match="unfreeze_last_blocks=5, but cilf-micro has 4 blocks"):
+        CLIPAdapter(CILFConfig(pretrained=None, unfreeze_last_blocks=5))

@@ -3,7 +3,8 @@
 ``CLIPAdapter`` wraps any open_clip ViT model and gives
 - ``encode_image(images)`` -> :class:`ImageFeatures`: pooled embedding v (B x D) and patch tokens
   projected into the joint space P (B x N x D), with the tower's final norm and projection
-  applied to the tokens as MaskCLIP/DenseCLIP do;
+  applied to the tokens as MaskCLIP/DenseCLIP do; the same split at a block boundary
+  (``encode_to_block`` then ``encode_from_block``), so the frozen part can be cached;
 - ``class_text_features()`` -> T (K x D), one L2-normalised text feature per age class, the
   average of several prompt templates (fixed prompts) or CoOp-style learned context tokens.
 """
@@ -44,6 +45,24 @@ class ImageFeatures:
 
     def __len__(self) -> int:
         return self.pooled.shape[0]
+
+
+@dataclass
+class BoundaryTokens:
+    """Image-tower tokens entering block ``block``: ``tokens`` B x (1 + N) x W (class token first), as
+    :meth:`CLIPAdapter.encode_to_block` gives them; :meth:`CLIPAdapter.encode_from_block` finishes them."""
+
+    tokens: torch.Tensor
+    block: int
+
+    def to(self, device: torch.device | str) -> "BoundaryTokens":
+        return BoundaryTokens(self.tokens.to(device), self.block)
+
+    def __getitem__(self, idx) -> "BoundaryTokens":
+        return BoundaryTokens(self.tokens[idx], self.block)
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
 
 
 def load_open_clip(model_name: str, pretrained: str | None):
@@ -141,24 +160,32 @@ class CLIPAdapter(nn.Module):
 
     # -- set-up ------------------------------------------------------------------------------
     def _freeze(self, cfg: CILFConfig) -> None:
+        """Everything frozen but what ``cfg`` asks to train: ``freeze_image=False`` the whole image tower,
+        ``unfreeze_last_blocks`` = k its last k blocks + ln_post + proj; ``freeze_text=False`` the whole text
+        tower, ``unfreeze_text_blocks`` = n its last n blocks + ln_final + text projection."""
         m = self.model
         for p in m.parameters():
             p.requires_grad_(False)
+        for field, n, blocks in (("unfreeze_last_blocks", cfg.unfreeze_last_blocks, m.visual.transformer.resblocks),
+                                 ("unfreeze_text_blocks", cfg.unfreeze_text_blocks, m.transformer.resblocks)):
+            if n > len(blocks):
+                raise ValueError(f"{field}={n}, but {cfg.clip_model} has {len(blocks)} blocks in that tower")
         n = cfg.unfreeze_last_blocks
         if not cfg.freeze_image:
             m.visual.requires_grad_(True)
         elif n > 0:
-            for blk in m.visual.transformer.resblocks[-n:]:
+            for blk in m.visual.transformer.resblocks[len(m.visual.transformer.resblocks) - n:]:
                 blk.requires_grad_(True)
             m.visual.ln_post.requires_grad_(True)
             if m.visual.proj is not None:
                 m.visual.proj.requires_grad_(True)
+        n = cfg.unfreeze_text_blocks
         if not cfg.freeze_text:
             for name, p in m.named_parameters():
                 if not name.startswith("visual."):
                     p.requires_grad_(True)
         elif n > 0:
-            for blk in m.transformer.resblocks[-n:]:
+            for blk in m.transformer.resblocks[len(m.transformer.resblocks) - n:]:
                 blk.requires_grad_(True)
             m.ln_final.requires_grad_(True)
             if isinstance(m.text_projection, nn.Parameter):
@@ -173,14 +200,61 @@ class CLIPAdapter(nn.Module):
             p.requires_grad for p in self.model.parameters() if id(p) not in visual)
 
     # -- image tower -------------------------------------------------------------------------
-    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
-        """images B x 3 x S x S (normalised) -> ImageFeatures(v: B x D, P: B x N x D)."""
+    # conv1 -> class/positional embedding -> ln_pre -> blocks 0..L-1 -> ln_post -> proj, split at a block
+    # boundary b: encode_to_block(images, b) gives the tokens entering block b, encode_from_block runs the
+    # rest. ``boundary`` is where the frozen part ends, so a cache of encode_to_block's tokens is exact.
+    @property
+    def image_blocks(self) -> int:
+        """L, the number of transformer blocks of the image tower."""
+        return len(self.model.visual.transformer.resblocks)
+
+    @property
+    def boundary(self) -> int:
+        """The first trainable image block: L for a frozen tower, L - k for ``unfreeze_last_blocks`` = k,
+        0 when the whole tower trains (``freeze_image=False``; the stem trains too)."""
+        if not self.cfg.freeze_image:
+            return 0
+        return self.image_blocks - self.cfg.unfreeze_last_blocks
+
+    def _check_block(self, block: int | None) -> int:
+        block = self.boundary if block is None else int(block)
+        if not 0 <= block <= self.image_blocks:
+            raise ValueError(f"block {block} is not a boundary of the {self.image_blocks}-block image tower "
+                             f"(0..{self.image_blocks})")
+        return block
+
+    def _run_blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Image blocks start..stop-1 on batch-first tokens B x T x W (as open_clip's Transformer runs them)."""
+        t = self.model.visual.transformer
+        if start == stop:
+            return x
+        if start == 0 and stop == len(t.resblocks):  # the whole stack: open_clip's own forward (hooks, checkpointing)
+            return t(x)
+        if not t.batch_first:
+            x = x.transpose(0, 1).contiguous()
+        for blk in t.resblocks[start:stop]:
+            x = blk(x, attn_mask=None)
+        return x if t.batch_first else x.transpose(0, 1)
+
+    def encode_to_block(self, images: torch.Tensor, block: int | None = None) -> torch.Tensor:
+        """images B x 3 x S x S (normalised) -> tokens B x (1 + N) x W entering image block ``block``
+        (default ``boundary``; class token first). No gradient unless the stem itself trains."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images B x 3 x H x W, got shape {tuple(images.shape)}")
+        block = self._check_block(block)
         v = self.model.visual
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze_image):
+            return self._run_blocks(v._embeds(images), 0, block)
+
+    def encode_from_block(self, tokens: torch.Tensor, block: int | None = None) -> ImageFeatures:
+        """Tokens B x (1 + N) x W entering image block ``block`` (default ``boundary``) -> ImageFeatures
+        (v: B x D, P: B x N x D): the remaining blocks, ln_post and proj."""
+        block = self._check_block(block)
+        v = self.model.visual
+        if tokens.ndim != 3 or tokens.shape[-1] != v.transformer.width:
+            raise ValueError(f"expected block tokens B x T x {v.transformer.width}, got shape {tuple(tokens.shape)}")
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.image_trainable):
-            x = v._embeds(images)
-            x = v.transformer(x)
+            x = self._run_blocks(tokens.to(v.conv1.weight.dtype), block, self.image_blocks)
             pooled, tokens = v._pool(x)
             if v.final_ln_after_pool:
                 tokens = v.ln_post(tokens)
@@ -188,6 +262,10 @@ class CLIPAdapter(nn.Module):
                 pooled = pooled @ v.proj
                 tokens = tokens @ v.proj
         return ImageFeatures(pooled, tokens, self.grid)
+
+    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
+        """images B x 3 x S x S (normalised) -> ImageFeatures(v: B x D, P: B x N x D)."""
+        return self.encode_from_block(self.encode_to_block(images))
 
     # -- text tower --------------------------------------------------------------------------
     def _encode_token_embeddings(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

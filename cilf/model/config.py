@@ -53,7 +53,8 @@ class CILFConfig:
     pretrained: str | None = "bundled"  # "bundled" micro-CLIP | local file | open_clip tag | None (random)
     freeze_image: bool = True
     freeze_text: bool = True
-    unfreeze_last_blocks: int = 0  # fine-tune the last n blocks of both towers
+    unfreeze_last_blocks: int = 0  # fine-tune the image tower's last k blocks (+ ln_post, proj); text stays frozen
+    unfreeze_text_blocks: int = 0  # fine-tune the text tower's last n blocks (+ ln_final, projection)
     prompts: str = "fixed"  # "fixed" templates or "learned" CoOp-style context tokens
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
     n_ctx: int = 4  # learned context tokens (prompts="learned")
@@ -112,7 +113,7 @@ class CILFConfig:
             raise ValueError("every prompt template must contain '{age}'")
         check_ranges(self, {"n_ctx": 1, "width": 1, "depth": 0, "heads": 1, "ensemble_size": 1, "error_hidden": 1,
                             "max_steps": 0, "eps": 0, "candidate_range": 0, "unfreeze_last_blocks": 0,
-                            "crossfit_folds": 2, "error_epochs": 1},
+                            "crossfit_folds": 2, "error_epochs": 1, "unfreeze_text_blocks": 0},
                      ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta", "error_lr"))
 
     @property

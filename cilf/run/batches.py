@@ -1,4 +1,5 @@
-"""Minibatches for training: cached frozen features or images decoded every epoch, sharded by rank."""
+"""Minibatches for training: cached frozen features, cached boundary tokens (fine-tuning the image tower's
+last blocks) or images decoded every epoch, sharded by rank."""
 from __future__ import annotations
 
 import math
@@ -67,6 +68,26 @@ class Batches(FeatureBatches):
                 yield None, None, None
                 continue
             yield None, batch[0].to(self.device), batch[1].to(self.device)
+
+
+class BoundaryBatches(FeatureBatches):
+    """Minibatches of the tokens entering the first trainable image block (``model.clip.boundary``), read from
+    the on-disk cache (:func:`cilf.run.feature_cache.cached_boundary`): the frozen part of the tower runs
+    once per dataset, the trainable last blocks every step. Yields (BoundaryTokens, None, ages)."""
+
+    cached = True
+
+    def __init__(self, model, ds: RecordDataset, batch_size: int, *, device, desc: str = "encode",
+                 ctx: DistContext | None = None, progress: bool = True, cache_dir=None):
+        from .feature_cache import cached_boundary
+
+        ctx = ctx or DistContext(device=torch.device(device))
+        with ctx.main_first():  # rank 0 writes the entry; the other ranks read it
+            self.entry = cached_boundary(model, ds, cache_dir, device=device, progress=progress and ctx.is_main,
+                                         desc=desc)
+        self.ds = ds
+        self.metas = [{"path": ds.rows[r]["path"]} for r in self.entry.rows]
+        super().__init__(self.entry.features, self.entry.ages, batch_size, device=device, ctx=ctx)
 
 
 def encode_split(model, ds: RecordDataset, device, ctx: DistContext, progress: bool, desc: str):

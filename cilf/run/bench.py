@@ -67,10 +67,13 @@ class BenchConfig:
     progress: bool = True
     fresh: bool = False  # recompute runs even when saved ones match
     model: dict = field(default_factory=dict)  # CILFConfig overrides for every variant
+    unfreeze_last_blocks: int = 0  # k > 0: every variant fine-tunes the image tower's last k blocks, from a
+    # boundary cache (peers stay on the frozen features)
+    backbone_lr_scale: float = 0.2  # the fine-tuned blocks' lr = lr x this
 
     def __post_init__(self) -> None:
         check_ranges(self, {"seeds": 1, "max_folds": 1, "epochs": 1, "batch_size": 2, "peer_epochs": 1,
-                            "n_images": 50}, ("lr",))
+                            "n_images": 50, "unfreeze_last_blocks": 0}, ("lr", "backbone_lr_scale"))
         for kind, names, known in (("variant", self.variants, VARIANTS), ("peer", self.peers, PEERS)):
             unknown = [n for n in names if n not in known]
             if unknown:
@@ -161,6 +164,7 @@ class _Setup:
     label: str
     folds: list[Fold]
     cf: object  # CachedFeatures
+    boundary: object  # CachedFeatures of the boundary tokens (unfreeze_last_blocks > 0), else None
     out: Path
     store: _RunStore
     common: dict  # what every saved run's key holds
@@ -183,13 +187,16 @@ class _FoldRun:
 def _prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
     """Model config, dataset (SynthAge generated when asked), folds and the (cached) frozen features."""
     from ..model.cilf_model import CILF
-    from .feature_cache import cached_features
+    from .feature_cache import cached_boundary, cached_features
     from ..model.config import default_config
 
     base = (base or default_config()).replace(**bcfg.model)
-    if not base.freeze_image or base.unfreeze_last_blocks:
-        raise ValueError("bench trains every method on cached features of a frozen image tower; fine-tuning "
-                         "CLIP (freeze_image=false / unfreeze_last_blocks) is for `python -m cilf train`")
+    if bcfg.unfreeze_last_blocks:
+        base = base.replace(unfreeze_last_blocks=bcfg.unfreeze_last_blocks)
+    if not base.freeze_image:
+        raise ValueError("bench trains every method on cached outputs of a frozen image tower (or of its frozen "
+                         "part: --unfreeze-last-blocks K fine-tunes the last K blocks); the whole tower "
+                         "(freeze_image=false) trains from pixels: use `python -m cilf train`")
     root = bcfg.root
     synthetic = bcfg.dataset.lower() == "synthage"
     if synthetic and root is None:
@@ -202,13 +209,19 @@ def _prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
     out = Path(bcfg.out) / f"{ds.source.name}-{ds.protocol}"
     cf = cached_features(encoder, ds, bcfg.cache_dir, device=bcfg.device, progress=bcfg.progress,
                          desc=f"encode {ds.source.name}")
+    boundary = None
+    if base.unfreeze_last_blocks:  # the variants fine-tune the last blocks from the tokens entering them
+        boundary = cached_boundary(encoder, ds, bcfg.cache_dir, device=bcfg.device, progress=bcfg.progress,
+                                   desc=f"encode {ds.source.name} to block {encoder.clip.boundary}")
+        if boundary.rows != cf.rows:
+            raise RuntimeError(f"{boundary.path} and {cf.path} hold different images; delete both and run again")
     common = {"dataset": ds.source.name, "root": str(Path(root).resolve()), "protocol": ds.protocol,
               "features": cf.path.name, "encoder": cf.path.parent.name}
     if torch.device(bcfg.device).type != "cpu":  # GPU runs differ in the last digits: never reuse them as CPU runs
         common["device"] = torch.device(bcfg.device).type
     return _Setup(bcfg=bcfg, base=base, encoder=encoder, ds=ds, root=root,
                   label=source_label(ds.source.title, ds.protocol, synthetic), folds=ds.folds()[: bcfg.max_folds],
-                  cf=cf, out=out, store=_RunStore(out, bcfg.fresh), common=common)
+                  cf=cf, boundary=boundary, out=out, store=_RunStore(out, bcfg.fresh), common=common)
 
 
 def _fold_runs(setup: _Setup):
@@ -227,20 +240,28 @@ def _run_variant(setup: _Setup, fr: _FoldRun, variant: str) -> dict:
     """CILF-CIAE with ablation ``variant`` trained on the fold's cached features; its scores (saved/reused)."""
     from .correction_report import correction_report
     from .evaluate import predict_features
+    from .features import boundary_features
     from .train import fit_features
 
-    bcfg, cfg, feats = setup.bcfg, setup.base.replace(**VARIANTS[variant]), setup.cf.features
+    bcfg, cfg = setup.bcfg, setup.base.replace(**VARIANTS[variant])
+    feats = setup.boundary.features if setup.boundary is not None else setup.cf.features
 
     def compute() -> dict:
         subjects = [setup.ds.rows[setup.cf.rows[j]].get("subject", "") for j in fr.tr]  # subject-exclusive cross-fit
         model = fit_features(cfg, feats[fr.tr], fr.y_tr, epochs=bcfg.epochs, seed=fr.seed,
-                             batch_size=bcfg.batch_size, lr=bcfg.lr, device=bcfg.device, groups=subjects)
-        pred = predict_features(model, feats[fr.te], device=bcfg.device)
+                             batch_size=bcfg.batch_size, lr=bcfg.lr, device=bcfg.device, groups=subjects,
+                             backbone_lr_scale=bcfg.backbone_lr_scale)
+        test = feats[fr.te]
+        if setup.boundary is not None:  # the fine-tuned last blocks finish the test images' tokens
+            test = boundary_features(model, test, device=bcfg.device)
+        pred = predict_features(model, test, device=bcfg.device)
         res = _score(fr.y_te, pred["age"].astype(np.float64), fr.rows_te)
         return {**res, "correction": correction_report(fr.y_te, pred)} if cfg.correction else res
 
     key = {**fr.key, "method": variant, "config": cfg.to_dict(), "epochs": bcfg.epochs,
            "batch_size": bcfg.batch_size, "lr": bcfg.lr}
+    if cfg.unfreeze_last_blocks:  # frozen runs keep the keys they always had (saved runs are reused)
+        key["backbone_lr_scale"] = bcfg.backbone_lr_scale
     return setup.store.get(key, compute, n_test=len(fr.te))
 
 
@@ -277,8 +298,11 @@ def _run_peer(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
 def budget(bcfg: BenchConfig) -> dict:
     """What each kind of method is trained with: CILF-CIAE and its ablations, and every trained peer."""
     peer = PeerConfig(epochs=bcfg.peer_epochs)
+    k = bcfg.unfreeze_last_blocks or int(bcfg.model.get("unfreeze_last_blocks", 0))
     return {"cilf": {"epochs": bcfg.epochs, "lr": bcfg.lr, "batch_size": bcfg.batch_size},
-            "peers": {"epochs": peer.epochs, "lr": peer.lr, "batch_size": peer.batch_size}}
+            "peers": {"epochs": peer.epochs, "lr": peer.lr, "batch_size": peer.batch_size},
+            "backbone": (f"CILF-CIAE and ablations fine-tune the last {k} CLIP image block(s) at lr x "
+                         f"{bcfg.backbone_lr_scale:g}; peers on frozen CLIP features") if k else "frozen CLIP"}
 
 
 def budget_line(b: dict) -> str:
@@ -287,7 +311,8 @@ def budget_line(b: dict) -> str:
     same = c == p
     return (f"budget: CILF-CIAE and ablations {c['epochs']} epochs at lr {c['lr']:g} (batch {c['batch_size']}); "
             f"trained peers {p['epochs']} epochs at lr {p['lr']:g} (batch {p['batch_size']})"
-            + ("" if same else " - not equal"))
+            + ("" if same else " - not equal")
+            + (f"; backbone: {b['backbone']}" if b.get("backbone", "frozen CLIP") != "frozen CLIP" else ""))
 
 
 def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, np.ndarray],

@@ -545,3 +545,155 @@ def run_all(out_json: str | Path | None = None, figure: str | Path | None = None
     if figure:
         complexity_figure(result, figure)
     return result
+
+
+# -- fine-tuning the image tower. The target: the last k blocks trained from the boundary cache at least 3x
+# faster per epoch than the same k blocks trained from pixels; and what each backbone setting gives on test ------
+
+FINETUNE_SPEEDUP_TARGET = 3.0
+
+
+def _finetune_modes(ks, full: bool, pixels: bool) -> list[tuple[str, dict, str]]:
+    """(mode name, CILFConfig changes, batches kind) in the order they are measured."""
+    modes = [("frozen", {}, "features")]
+    for k in ks:
+        modes.append((f"last-{k} cache", {"unfreeze_last_blocks": k}, "boundary"))
+        if pixels:
+            modes.append((f"last-{k} pixels", {"unfreeze_last_blocks": k}, "pixels"))
+    if full:
+        modes.append(("full pixels", {"freeze_image": False}, "pixels"))
+    return modes
+
+
+def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size: int = 64, lr: float = 2e-3,
+                   backbone_lr_scale: float = 0.2, clip_model: str = "cilf-micro", pretrained: str | None = "bundled",
+                   device: str | torch.device = "cpu", seed: int = 0, full: bool = True, pixel_epochs: int = 1,
+                   max_train_images: int | None = None, test_mae: bool = True, cache_dir: str | Path | None = None,
+                   progress: bool = False) -> dict:
+    """Epoch time (and test MAE) on SynthAge of CILF-CIAE with the image tower frozen (cached features), its
+    last k blocks fine-tuned from the boundary cache (each k of ``ks``), the same k blocks from pixels (no
+    cache; ``pixel_epochs`` epochs, timing only) and the whole tower from pixels (``full``).
+
+    Every mode starts from the same seed and trains ``epochs`` epochs (warm-up + cosine, as ``train``);
+    test MAE is of the last epoch's model on the test split, encoded from pixels. One-time encoding
+    (cache build, cold: a fresh cache folder unless ``cache_dir``) is reported apart from epoch time.
+    Epoch time is measured as wall time and as this process's CPU time (median over epochs); the
+    speed-ups use CPU time, which other processes on a shared machine do not inflate (with one
+    thread and images decoded in-process, it is the wall time the epoch would take alone).
+    ``max_train_images``: train on the first n training images only (a big backbone on a CPU).
+    """
+    import tempfile
+
+    from ..data.datasets import RecordDataset, SynthAge
+    from ..metrics import mae
+    from ..model.cilf_model import CILF
+    from ..model.clip import bundled_weights_path
+    from ..model.config import default_config
+    from ..utils import seed_everything
+    from .batches import Batches, BoundaryBatches
+    from .evaluate import predict_features
+    from .features import extract_features
+    from .schedule import warmup_cosine
+    from .train import param_groups, train_one_epoch
+
+    device = torch.device(device)
+    if pretrained == "bundled" and not bundled_weights_path(clip_model).is_file():
+        pretrained = None
+    base = default_config().replace(clip_model=clip_model, pretrained=pretrained)
+    tmp = tempfile.TemporaryDirectory(prefix="cilf-finetune-") if cache_dir is None else None
+    cache = Path(tmp.name) if tmp is not None else Path(cache_dir)
+    rows, splits = [], None
+    try:
+        for name, changes, kind in _finetune_modes(ks, full, pixel_epochs > 0):
+            cfg = base.replace(**changes)
+            seed_everything(seed)
+            model = CILF(cfg).to(device)
+            if splits is None:
+                splits = {s: SynthAge(split=s, n_images=n_images, seed=0, transform=model.preprocess,
+                                      progress=progress) for s in ("train", "test")}
+                if max_train_images:
+                    tr = splits["train"]
+                    splits["train"] = RecordDataset(tr.rows[:max_train_images], tr.transform, tr.name)
+            with torch.no_grad():
+                model.clip.class_text_features()  # frozen prompts: encoded once, in every mode
+            t0, c0 = time.perf_counter(), time.process_time()
+            model.eval()
+            if kind == "boundary":
+                batches = BoundaryBatches(model, splits["train"], batch_size, device=device, progress=progress,
+                                          cache_dir=cache)
+            else:
+                batches = Batches(model, splits["train"], batch_size, device=device, cached=kind == "features",
+                                  progress=progress)
+            t_setup, c_setup = time.perf_counter() - t0, time.process_time() - c0
+            n_epochs = pixel_epochs if name.startswith("last-") and kind == "pixels" else epochs
+            params = [p for p in model.parameters() if p.requires_grad]
+            opt = torch.optim.AdamW(param_groups(model, lr, backbone_lr_scale), lr=lr, weight_decay=1e-4)
+            sched = warmup_cosine(opt, 50, max(1, n_epochs * len(batches)))
+            times, cpu = [], []
+            for epoch in range(n_epochs):
+                t0, c0 = time.perf_counter(), time.process_time()
+                train_one_epoch(model, batches, opt, sched, params, seed, epoch, progress=progress)
+                _sync(device)
+                times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+            pixels = kind == "pixels"
+            row = {"mode": name, "kind": kind, "trainable_params": sum(p.numel() for p in params),
+                   "one_time_encoding_s": 0.0 if pixels else t_setup, "one_time_encoding_cpu_s": 0.0 if pixels else c_setup,
+                   "epoch_s": float(np.median(times)), "epoch_cpu_s": float(np.median(cpu)), "epoch_times_s": times,
+                   "epoch_cpu_times_s": cpu, "epochs": n_epochs, "test_mae": None}
+            if test_mae and n_epochs == epochs:
+                feats, ages, _ = extract_features(model.eval(), splits["test"], device=device, progress=False)
+                row["test_mae"] = mae(ages.numpy(), predict_features(model, feats, device=device)["age"])
+            rows.append(row)
+            if progress:
+                print(f"  {name}: epoch {row['epoch_s']:.2f} s (CPU {row['epoch_cpu_s']:.2f} s)" + (f", test MAE {row['test_mae']:.2f}"
+                                                                   if row["test_mae"] is not None else ""))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    by = {r["mode"]: r for r in rows}
+    speedups = {f"last-{k}": by[f"last-{k} pixels"]["epoch_cpu_s"] / by[f"last-{k} cache"]["epoch_cpu_s"]
+                for k in ks if f"last-{k} pixels" in by}
+    return {"source": "this run, SynthAge (synthetic)", "device": describe_device(device), "backbone": clip_model,
+            "weights": pretrained or "random init", "n_images": n_images, "train_images": len(splits["train"]),
+            "test_images": len(splits["test"]), "batch_size": batch_size, "epochs": epochs, "lr": lr,
+            "backbone_lr_scale": backbone_lr_scale, "seed": seed, "threads": torch.get_num_threads(),
+            "rows": rows, "cache_over_pixels_speedup": speedups, "speedup_target": FINETUNE_SPEEDUP_TARGET}
+
+
+def format_finetune(res: dict) -> str:
+    """The fine-tuning table: one-time encoding, epoch time and test MAE per mode; the cache's speed-up."""
+    lines = [f"== fine-tuning the image tower ({res['source']}; {res['backbone']}, {res['weights']}; "
+             f"{res['device']}) ==",
+             f"{res['train_images']} training images, batch {res['batch_size']}, {res['epochs']} epochs, lr "
+             f"{res['lr']:g} (fine-tuned CLIP blocks x {res['backbone_lr_scale']:g}); "
+             + (f"test MAE on {res['test_images']} test images, last epoch's model, encoded from pixels"
+                if any(r["test_mae"] is not None for r in res["rows"]) else "timing only, no test MAE"),
+             f"{'mode':16s} {'trainable':>10s} {'one-time encode CPU s':>22s} {'epoch CPU s':>12s} {'(wall s)':>9s} "
+             f"{'test MAE':>9s}"]
+    for r in res["rows"]:
+        m = f"{r['test_mae']:9.2f}" if r["test_mae"] is not None else f"{'(timing)':>9s}"
+        lines.append(f"{r['mode']:16s} {r['trainable_params']:10d} {r['one_time_encoding_cpu_s']:22.1f} "
+                     f"{r['epoch_cpu_s']:12.2f} {r['epoch_s']:9.2f} {m}")
+    for k, x in res["cache_over_pixels_speedup"].items():
+        verdict = "met" if x >= res["speedup_target"] else "missed"
+        lines.append(f"-> {k} from the boundary cache: {x:.1f}x less CPU time per epoch than from pixels "
+                     f"(target {res['speedup_target']:g}x: {verdict})")
+    return "\n".join(lines)
+
+
+def run_finetune(out_json: str | Path | None = None, vit: bool = False, device: str | torch.device = "cpu",
+                 **kw) -> dict:
+    """``bench-speed --finetune``: :func:`bench_finetune` of micro-CLIP on SynthAge, or with ``vit`` of ViT-B-16
+    (random init) timed on 16 training images in batches of 4, one epoch, no test MAE (a CPU takes about
+    a second per image for its forward and backward); prints the table, writes the JSON."""
+    if vit:
+        kw = {**kw, "n_images": 200, "epochs": 1, "batch_size": 4, "clip_model": "ViT-B-16", "pretrained": None,
+              "max_train_images": 16, "test_mae": False}
+    result = bench_finetune(device=device, **kw)
+    print(format_finetune(result), flush=True)
+    if out_json:
+        from ..io import write_json
+
+        write_json(out_json, result)
+    return result

@@ -27,13 +27,14 @@ from tqdm import tqdm
 from ..io import FolderLock, atomic_directory, atomic_write, recover_directory, write_json
 from ..model.checkpoint import (CheckpointError, is_checkpoint, load_model, load_train_state, moved_weights,
                                save_checkpoint)
-from .batches import Batches, FeatureBatches
+from .batches import Batches, BoundaryBatches, FeatureBatches
 from .crossfit import FitSettings, calibrate_correction
 from ..model.config import CILFConfig, check_ranges
 from ..data.datasets import ManifestDataset, RecordDataset, SynthAge
 from .distributed import DistContext, init_distributed, shutdown
 from .evaluate import evaluation_report, predict_features
-from .features import extract_features
+from .features import boundary_features, extract_features
+from ..model.clip import BoundaryTokens
 from ..metrics import age_report, mae
 from ..model.cilf_model import CILF
 from ..utils import seed_everything
@@ -44,7 +45,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 RUN_MARKER = "run.json"
 # what a resumed run must keep (its data, split and optimisation); device, progress and stop_after_epochs may change
 RESUME_FIXED = ("data", "n_images", "data_seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
-                "precision", "dataset", "root", "protocol", "fold", "val_frac")
+                "precision", "dataset", "root", "protocol", "fold", "val_frac", "backbone_lr_scale")
 
 
 @dataclass
@@ -65,14 +66,16 @@ class TrainConfig:
     protocol: str | None = None  # its protocol (None: the dataset's default)
     fold: int = 0  # which fold of the protocol
     val_frac: float = 0.1  # share of the training subjects carved off for validation (when the fold has no val)
-    cache_features: bool = True  # encode frozen CLIP features once (ignored when CLIP is trained)
+    cache_features: bool = True  # encode the frozen part of CLIP once: its features, or with unfreeze_last_blocks
+    # the tokens entering the first trainable block (on disk); ignored when the whole image tower trains
+    backbone_lr_scale: float = 0.2  # CLIP weights that train (fine-tuned blocks) use lr x this
     progress: bool = True
     stop_after_epochs: int | None = None  # end this session early; continue later with resume
     precision: str = "auto"  # fp32, bf16 (autocast; FFTs stay float32), auto = bf16 on CUDA that has it
 
     def __post_init__(self) -> None:
         check_ranges(self, {"epochs": 1, "batch_size": 2, "warmup_steps": 1, "n_images": 50, "stop_after_epochs": 1,
-                            "weight_decay": 0}, ("lr",))
+                            "weight_decay": 0}, ("lr", "backbone_lr_scale"))
         if self.dataset is None and (self.root is not None or self.protocol is not None):
             raise ValueError("root and protocol belong to a dataset: pass --dataset NAME with them")
         if self.dataset is not None and self.data is not None:
@@ -111,26 +114,44 @@ class TrainStep(nn.Module):
         self.model = model
 
     def forward(self, images, features, y) -> dict[str, torch.Tensor]:
+        if isinstance(features, BoundaryTokens):  # cached frozen part: the trainable last blocks run here
+            features = self.model.clip.encode_from_block(features.tokens, features.block)
         # a post-hoc fitted correction has no part in the age model's training: not run here
         correct = not self.model.cfg.posthoc_correction
         return self.model.losses(self.model(images=images, features=features, correct=correct), y)
 
 
+def param_groups(model: CILF, lr: float, backbone_lr_scale: float) -> list[dict]:
+    """AdamW groups of the trainable weights: the heads at ``lr``, trainable CLIP weights (fine-tuned blocks)
+    at ``lr * backbone_lr_scale``; a group without weights is left out."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    head = [p for n, p in named if not n.startswith("clip.model.")]
+    backbone = [p for n, p in named if n.startswith("clip.model.")]
+    return [g for g in ({"params": head, "lr": lr}, {"params": backbone, "lr": lr * backbone_lr_scale})
+            if g["params"]]
+
+
 def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, seed: int = 0, batch_size: int = 64,
                  lr: float = 2e-3, weight_decay: float = 1e-4, warmup_steps: int = 50,
-                 device: str | torch.device = "cpu", groups=None) -> CILF:
+                 device: str | torch.device = "cpu", groups=None, backbone_lr_scale: float = 0.2) -> CILF:
     """Train CILF-CIAE on cached frozen features (n images) for a fixed budget; return the model.
 
-    The same optimiser, schedule and seeding as :func:`train`, without validation or checkpoints:
-    what benchmarks and ablations need. With the post-hoc correction (``cfg.correction_fit="crossfit"``)
-    the error model is then fitted on out-of-fold residuals of these images (``groups``: their subjects,
-    for subject-exclusive folds; :func:`cilf.run.crossfit.calibrate_correction`).
+    ``features``: ImageFeatures of a frozen tower, or BoundaryTokens (n x (1 + N) x W) entering block
+    ``cfg``'s boundary when ``cfg.unfreeze_last_blocks`` > 0 (those blocks then train, at
+    ``lr * backbone_lr_scale``). The same optimiser, schedule and seeding as :func:`train`, without
+    validation or checkpoints: what benchmarks and ablations need. With the post-hoc correction
+    (``cfg.correction_fit="crossfit"``) the error model is then fitted on out-of-fold residuals of these
+    images (``groups``: their subjects, for subject-exclusive folds; :func:`cilf.run.crossfit.calibrate_correction`),
+    on the features the final model's (fine-tuned) tower gives them.
     """
     seed_everything(seed)
     model = CILF(cfg).to(device)
+    if isinstance(features, BoundaryTokens) and features.block != model.clip.boundary:
+        raise ValueError(f"boundary tokens enter image block {features.block}, but the model's first trainable "
+                         f"block is {model.clip.boundary} (unfreeze_last_blocks={cfg.unfreeze_last_blocks})")
     batches = FeatureBatches(features, ages, batch_size, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, lr, backbone_lr_scale), lr=lr, weight_decay=weight_decay)
     sched = warmup_cosine(opt, warmup_steps, max(1, epochs * len(batches)))
     for epoch in range(epochs):
         train_one_epoch(model, batches, opt, sched, params, seed, epoch)
@@ -190,7 +211,10 @@ def amp_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
 def _split_features(model: CILF, batches: Batches, ds: RecordDataset, device, progress: bool):
     """(features, ages, metas) of a split: the cached ones, else encoded now by ``model``."""
     if batches is not None and batches.cached:
-        return batches.features, batches.ages, batches.metas
+        feats, ages, metas = batches.features, batches.ages, batches.metas
+        if isinstance(feats, BoundaryTokens):  # the model's own last blocks finish the cached tokens
+            feats = boundary_features(model.eval(), feats, device=device)
+        return feats, ages, metas
     return extract_features(model, ds, device=device, progress=progress, desc="encode")
 
 
@@ -370,7 +394,8 @@ class _Session:
         self._load_data()
         model.clip.warm_text_cache(self.progress)  # the prompts' features, once, before the first step
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        self.opt = torch.optim.AdamW(param_groups(model, tcfg.lr, tcfg.backbone_lr_scale), lr=tcfg.lr,
+                                     weight_decay=tcfg.weight_decay)
         self.sched = warmup_cosine(self.opt, tcfg.warmup_steps, max(1, tcfg.epochs * len(self.train_b)))
         self.history, self.best_val, self.start = [], float("inf"), 0
         if state is not None:
@@ -387,12 +412,20 @@ class _Session:
             from .dataset_splits import print_data_notes
 
             print_data_notes(self.source, self.data_info)
-        cached = tcfg.cache_features and not model.clip.image_trainable
+        clip = model.clip
+        cached = tcfg.cache_features and not clip.image_trainable
+        boundary = tcfg.cache_features and clip.image_trainable and 0 < clip.boundary  # last blocks fine-tuned
         model.eval()
-        self.train_b = Batches(model, self.splits["train"], tcfg.batch_size, device=self.device, cached=cached,
-                               desc="encode train", ctx=ctx, progress=self.progress)
-        self.val_b = Batches(model, self.splits["val"], tcfg.batch_size, device=self.device, cached=cached,
-                             desc="encode val", progress=self.progress) if self.main else None
+        if boundary:  # the frozen part's tokens from the on-disk cache; the last blocks run every step
+            self.train_b = BoundaryBatches(model, self.splits["train"], tcfg.batch_size, device=self.device,
+                                           desc="encode train", ctx=ctx, progress=self.progress)
+            self.val_b = BoundaryBatches(model, self.splits["val"], tcfg.batch_size, device=self.device,
+                                         desc="encode val", progress=self.progress) if self.main else None
+        else:
+            self.train_b = Batches(model, self.splits["train"], tcfg.batch_size, device=self.device, cached=cached,
+                                   desc="encode train", ctx=ctx, progress=self.progress)
+            self.val_b = Batches(model, self.splits["val"], tcfg.batch_size, device=self.device, cached=cached,
+                                 desc="encode val", progress=self.progress) if self.main else None
         self.train_mean = float(self.train_b.ages.mean())
 
     def split_sizes(self) -> dict[str, int]:
