@@ -137,3 +137,16 @@ def test_a_real_layout_skips_the_oracle_and_says_so(tmp_path):
     assert f"{TITLE:40s} skipped: no latent ageing variables (SynthAge only)" in format_results(res)
     table = results_table(res).set_index("method")
     assert table.loc[TITLE, "MAE [95% CI]"] == "skipped: no latent ageing variables (SynthAge only)"
+
+
+def test_the_training_figure_draws_the_oracle_line():
+    from cilf.notebook.plots import pyplot, training_report_figure
+
+    history = [{"epoch": e, "val_mae": 9.0 - e, "val_mae_y0": 9.5 - e} for e in range(1, 4)]
+    report = {"baseline_train_mean": {"mae": 18.0}, "model": {"mae": 5.5, "cs_curve": {"0": 5.0, "5": 50.0}},
+              "source": "this run, SynthAge (synthetic)"}
+    fig = training_report_figure(history, report, oracle={"mae": 2.2})
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith(TITLE)]
+    assert line.get_ydata()[0] == 2.2 and "test MAE 2.20" in line.get_label()
+    assert not any(ln.get_label().startswith(TITLE) for ln in training_report_figure(history, report).axes[0].lines)
+    pyplot().close("all")
