@@ -115,3 +115,18 @@ def test_an_older_manifest_that_does_not_match_the_renderer_is_written_again(tmp
     synthage.generate(spec, root, progress=False)
     assert (root / "manifest.csv").read_bytes() == fresh
     assert "does not match this renderer" in capsys.readouterr().err
+
+
+def test_a_read_only_older_set_is_read_as_it_is(tmp_path, monkeypatch):
+    from cilf.data import synthage
+
+    spec = SynthAgeSpec(n_images=10, seed=5)
+    root = synthage.generate(spec, tmp_path / "s", progress=False)
+    _old_format(root)
+    old = (root / "manifest.csv").read_bytes()
+    monkeypatch.setattr(synthage.os, "access", lambda path, mode: False)  # as for a folder we may not write
+    assert synthage.generate(spec, root, progress=False) == root
+    assert (root / "manifest.csv").read_bytes() == old
+    monkeypatch.undo()
+    synthage.generate(spec, root, progress=False)
+    assert not synthage._manifest_outdated(root)

@@ -682,8 +682,8 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
     if spec_file.is_file() and spec_file.read_text() != spec_json:
         raise FileExistsError(f"{root} holds a SynthAge set with another spec ({spec_file}); pick another root")
     state = damaged(root, spec)
-    if state == (False, []) and not _manifest_outdated(root):
-        return root
+    if state == (False, []) and (not _manifest_outdated(root) or not os.access(root, os.W_OK)):
+        return root  # complete (a read-only older set is read as it is: without the latent columns)
     foreign = _foreign_files(root, spec)
     if foreign and not force:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
