@@ -64,7 +64,8 @@ def out_of_fold_estimates(cfg: CILFConfig, features: ImageFeatures, ages: torch.
     from .evaluate import predict_features
     from .train import fit_features  # train imports this module: a call-time import
 
-    fold_cfg = cfg.replace(correction=False)
+    # finished features in: a fine-tuned tower's last blocks are held fixed (they already made the features)
+    fold_cfg = cfg.replace(correction=False, unfreeze_last_blocks=0)
     y0 = torch.empty(len(ages))
     for k in np.unique(folds):
         held = torch.from_numpy(np.flatnonzero(folds == k))

@@ -155,7 +155,9 @@ def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, see
     sched = warmup_cosine(opt, warmup_steps, max(1, epochs * len(batches)))
     for epoch in range(epochs):
         train_one_epoch(model, batches, opt, sched, params, seed, epoch)
-    if cfg.posthoc_correction:
+    if cfg.posthoc_correction:  # E learns on the features the final (fine-tuned) tower gives these images
+        if isinstance(features, BoundaryTokens):
+            features = boundary_features(model.eval(), features, device=device)
         calibrate_correction(model, features, ages, FitSettings(epochs, batch_size, lr, weight_decay, warmup_steps,
                                                                 seed, str(device)), groups)
     return model.eval()
