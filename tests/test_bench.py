@@ -324,7 +324,8 @@ def test_the_table_states_the_training_budgets():
     from cilf.run.bench import BenchConfig, budget, budget_line
 
     b = budget(BenchConfig(epochs=15, peer_epochs=60))
-    assert b == {"cilf": {"epochs": 15, "lr": 2e-3, "batch_size": 64}, "peers": {"epochs": 60, "lr": 1e-3, "batch_size": 128}}
+    assert b == {"cilf": {"epochs": 15, "lr": 2e-3, "batch_size": 64}, "peers": {"epochs": 60, "lr": 1e-3, "batch_size": 128},
+                 "backbone": "frozen CLIP"}
     line = budget_line(b)
     assert "15 epochs at lr 0.002 (batch 64)" in line and "60 epochs at lr 0.001 (batch 128)" in line
     assert line.endswith("not equal")

@@ -21,9 +21,10 @@ def test_forward_shapes_and_dtypes(model, small_cfg):
     assert ((out.age >= small_cfg.age_min) & (out.age <= small_cfg.age_max)).all()
 
 
-def test_losses_reach_every_trainable_parameter(model):
+def test_losses_reach_every_trainable_parameter(small_cfg):
     # by default the error model E is fitted after training (cilf.run.crossfit): the losses train everything else
-    model.zero_grad()
+    torch.manual_seed(0)
+    model = cilf.create_model(small_cfg, similarity_prior=True)
     out = model(torch.randn(4, 3, 112, 112))
     parts = model.losses(out, torch.tensor([5.0, 20.0, 45.0, 80.0]))
     assert set(parts) == {"age", "con", "total"}
@@ -49,7 +50,7 @@ def test_with_the_similarity_prior_an_untrained_model_gives_zero_shot_clip(small
     # bundled weights where present (a meaningful zero-shot estimate), else the random-init CLIP of small_cfg
     from cilf.model.clip import bundled_weights_path
 
-    cfg = small_cfg.replace(prompts=prompts)
+    cfg = small_cfg.replace(prompts=prompts, similarity_prior=True)
     if bundled_weights_path(cfg.clip_model).is_file():
         cfg = cfg.replace(pretrained="bundled")
     torch.manual_seed(0)

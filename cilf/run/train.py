@@ -450,7 +450,9 @@ class _Session:
             # notes that this 576-value bucket copy "may impair performance"; it is negligible here
             warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             ids = [self.device.index] if self.device.type == "cuda" else None
-            step = nn.parallel.DistributedDataParallel(step, device_ids=ids)
+            # a post-hoc fitted error model takes no part in these steps: DDP must expect its unused weights
+            step = nn.parallel.DistributedDataParallel(step, device_ids=ids,
+                                                       find_unused_parameters=self.model.cfg.posthoc_correction)
         return step
 
     def fit(self, epochs: range) -> None:
