@@ -7,7 +7,8 @@ import torch
 import cilf
 from cilf.model.correction import ErrorEnsemble, inverse_correct
 from cilf.run.correction_report import correction_report
-from cilf.run.crossfit import FitSettings, fit_error_model, fold_ids, out_of_fold_estimates
+from cilf.model.config import CILFConfig
+from cilf.run.crossfit import FitSettings, fit_error_model, fold_ids, held_out_gate, out_of_fold_estimates
 from cilf.run.evaluate import predict_features
 from cilf.run.train import fit_features
 
@@ -83,6 +84,7 @@ def test_out_of_fold_estimates_never_see_their_own_labels(small_cfg, tiny):
 def test_correction_off_trains_the_identical_age_model(small_cfg, tiny):
     feats, ages = tiny
     kw = dict(epochs=3, batch_size=16, warmup_steps=2, seed=3)
+    small_cfg = small_cfg.replace(correction_gate=False)  # the gate switches this tiny model's correction off
     on = fit_features(small_cfg, feats[:48], ages[:48], **kw)
     off = fit_features(small_cfg.replace(correction=False), feats[:48], ages[:48], **kw)
     p_on, p_off = predict_features(on, feats[48:]), predict_features(off, feats[48:])
@@ -106,3 +108,57 @@ def test_the_report_flags_a_model_without_correction_and_counts_the_corrected_su
     assert rep["spearman_predicted_vs_actual_abs_error"] == pytest.approx(1.0)
     assert [b["n"] for b in rep["calibration"]] == [1, 1, 1, 1]
     assert rep["calibration"][-1]["actual_abs_error"] == 10.0
+
+
+_GATE_CFG = CILFConfig(candidate_range=20.0, error_epochs=150, error_lr=1e-2)
+
+
+def test_the_gate_keeps_a_correction_that_removes_bias_on_the_held_out_fold():
+    torch.manual_seed(0)
+    h, y0, y = _shrunk(1000, seed=1)
+    folds = fold_ids(1000, 5, seed=0)
+    gate = held_out_gate(ErrorEnsemble(4, members=3, hidden=32, candidate_range=20.0), h, y0, y, folds, _GATE_CFG)
+    assert gate["held_out_images"] == int((folds == 4).sum()) == 200
+    assert gate["applied"] and gate["mae_xstar"] <= 0.6 * gate["mae_y0"] and gate["delta_ci"][1] < 0
+
+
+def test_the_gate_switches_off_a_correction_that_does_not_hold_on_the_held_out_fold():
+    """Residuals that shift between folds (every estimate 6 y too high, except on the held-out fold): E learns to
+    subtract 6 years, which is right on the folds it saw and wrong on the held-out one, so the gate says no."""
+    g = torch.Generator().manual_seed(3)
+    y = 10 + 80 * torch.rand(1000, generator=g)
+    h = torch.cat([((y - 50) / 25).unsqueeze(1), torch.randn(1000, 3, generator=g)], 1)
+    folds = fold_ids(1000, 5, seed=0)
+    y0 = y + 6.0 * torch.from_numpy(folds != 4).float() + 0.5 * torch.randn(1000, generator=g)
+    torch.manual_seed(0)
+    ens = ErrorEnsemble(4, members=3, hidden=32, candidate_range=20.0)
+    gate = held_out_gate(ens, h, y0, y, folds, _GATE_CFG)
+    assert not gate["applied"], gate
+    assert gate["mae_xstar"] > 2 * gate["mae_y0"] and gate["corrected"] > 100 and gate["delta_ci"][0] > 0
+    assert not bool(ens.calibrated)  # the probe was a copy: E itself is fitted afterwards, on every fold
+
+
+def test_a_gated_off_correction_reports_E_P_but_moves_nothing(small_cfg, tiny):
+    feats, ages = tiny
+    model = fit_features(small_cfg.replace(correction_gate=False), feats[:48], ages[:48], epochs=3, batch_size=16,
+                         warmup_steps=2, seed=3)
+    on = predict_features(model, feats[48:])
+    assert not np.array_equal(on["age"], on["y0"])
+    model.corrector.applied.fill_(False)
+    off = predict_features(model, feats[48:])
+    np.testing.assert_array_equal(off["age"], off["y0"])
+    np.testing.assert_array_equal(off["accepted"], on["accepted"])  # E_P's judgement is still reported
+    assert not off["accepted"].all() and (off["steps"] == 0).all()
+
+
+def test_the_printed_report_says_whether_the_gate_applied_the_correction():
+    from cilf.run.correction_report import format_correction
+
+    c = {"accepted_by_EP_pct": 60.0, "mean_steps": 1.0, "n_corrected": 4, "mae_y0_on_corrected": 5.0,
+         "mae_xstar_on_corrected": 5.0,
+         "fit": {"gate": {"held_out_images": 200, "mae_y0": 4.1, "mae_xstar": 4.6, "corrected": 90, "applied": False}}}
+    text = "\n".join(format_correction(c))
+    assert "held-out gate (200 training images" in text and "4.10 (y0) -> 4.60 (x*)" in text
+    assert "switched off: x* = y0" in text
+    c["fit"]["gate"].update(mae_xstar=3.9, applied=True)
+    assert "correction applied" in "\n".join(format_correction(c))

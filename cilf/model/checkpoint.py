@@ -201,8 +201,10 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu",
                          f"after training?") from None
     if unexpected:
         raise ValueError(f"{d / WEIGHTS}: unexpected weights {unexpected[:5]} (checkpoint from another version?)")
-    # "corrector.calibrated" came later: a checkpoint without it has an error model trained jointly (not post hoc)
-    bad = [k for k in missing if not k.startswith("clip.model.") and k != "corrector.calibrated"]
+    # "corrector.calibrated" and "corrector.applied" came later: a checkpoint without them has an error model
+    # trained jointly (not post hoc), always applied
+    bad = [k for k in missing if not k.startswith("clip.model.") and k not in ("corrector.calibrated",
+                                                                                 "corrector.applied")]
     if bad:
         raise ValueError(f"{d / WEIGHTS}: missing weights {bad[:5]}")
     return model.to(device).eval()

@@ -89,7 +89,8 @@ class CILF(nn.Module):
         """Run E_P and the inverse correction from y0 (B) with features f (B x D)."""
         cfg = self.cfg
         fn = self.corrector.error_fn(fused, y0.detach())
-        result = inverse_correct(y0, fn, cfg.eps, cfg.eta, cfg.max_steps)
+        steps = cfg.max_steps if bool(self.corrector.applied) else 0  # gated off: E_P judges, nothing moves
+        result = inverse_correct(y0, fn, cfg.eps, cfg.eta, steps)
         result.x = result.x.clamp(cfg.age_min, cfg.age_max)
         return result
 

@@ -19,7 +19,7 @@ from ..io import write_json
 PROMPT_MODES = ("fixed", "learned")
 CORRECTION_FITS = ("crossfit", "joint")
 # fields a config saved before they existed takes from the code of that time, so old checkpoints load as they were
-LEGACY_DEFAULTS = {"similarity_prior": False, "correction_fit": "joint"}
+LEGACY_DEFAULTS = {"similarity_prior": False, "correction_fit": "joint", "correction_gate": False}
 
 DEFAULT_TEMPLATES = (
     "a photo of a {age}-year-old person.",
@@ -94,6 +94,8 @@ class CILFConfig:
     crossfit_folds: int = 5  # K folds of the training split for the out-of-fold first estimates
     error_epochs: int = 30  # epochs of the post-hoc fit of E
     error_lr: float = 1e-3  # its AdamW learning rate
+    correction_gate: bool = True  # post-hoc E only: correct at inference only if that lowered the MAE on a held-out
+    # cross-fitting fold (E refitted without it); else E_P still reports, but x* = y0 (cilf.run.crossfit)
     # -- loss weights (section 1.8) ---------------------------------------------------------
     w_con: float = 0.5
     w_err: float = 0.5

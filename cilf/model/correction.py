@@ -70,7 +70,9 @@ class ErrorEnsemble(nn.Module):
     the correction loop costs a few kernels per step whatever M is. ``candidate_range`` is R
     (CILFConfig.candidate_range): the outputs are scaled by R years, and ``fit_loss`` draws its
     training candidates within +-R of the true age. The buffer ``calibrated`` is set once E has been
-    fitted after training on out-of-fold residuals (``cilf.run.crossfit``); checkpoints keep it.
+    fitted after training on out-of-fold residuals (``cilf.run.crossfit``); checkpoints keep it. The buffer
+    ``applied`` is cleared when the held-out gate (``CILFConfig.correction_gate``) found that correcting did not
+    lower the error: E_P still judges y0 (its report stays), but no step is taken.
     """
 
     def __init__(self, in_dim: int, *, members: int = 5, hidden: int = 128,
@@ -81,6 +83,7 @@ class ErrorEnsemble(nn.Module):
         self.candidate_range = candidate_range
         self.members = members
         self.register_buffer("calibrated", torch.tensor(False))
+        self.register_buffer("applied", torch.tensor(True))  # False: the held-out gate found no gain (x* = y0)
         dims = [in_dim + 2, hidden, hidden, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()

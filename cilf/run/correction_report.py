@@ -80,4 +80,9 @@ def format_correction(c: dict) -> list[str]:
                      f"{_num(c.get('spearman_spread_vs_abs_error_y0'))}")
         pairs = " ".join(f"{b['predicted_abs_error']:.1f}/{b['actual_abs_error']:.1f}" for b in c["calibration"])
         lines.append(f"            E_P calibration by decile, predicted/actual |y0 - y|: {pairs}")
+    gate = (c.get("fit") or {}).get("gate")
+    if gate:
+        lines.append(f"            held-out gate ({gate['held_out_images']} training images E had not seen): MAE "
+                     f"{gate['mae_y0']:.2f} (y0) -> {gate['mae_xstar']:.2f} (x*); correction "
+                     + ("applied" if gate["applied"] else "switched off: x* = y0 (E_P still reports)"))
     return lines

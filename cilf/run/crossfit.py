@@ -9,6 +9,7 @@ Validation and test images never enter: every function here sees the training sp
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..metrics import mae
 from ..model.cilf_model import CILF
 from ..model.clip import ImageFeatures
 from ..model.config import CILFConfig
-from ..model.correction import ErrorEnsemble
+from ..model.correction import ErrorEnsemble, inverse_correct
 
 
 @dataclass
@@ -127,13 +128,46 @@ def calibrate_correction(model: CILF, features: ImageFeatures, ages: torch.Tenso
     y0_oof = out_of_fold_estimates(cfg, features, ages, folds, settings)
     y0_in = predict_features(model, features, device=settings.device, correct=False)["y0"]
     h = fused_features(model, features, device=settings.device)
-    loss = fit_error_model(model.corrector, h, y0_oof.to(h.device), ages.to(h.device), epochs=cfg.error_epochs,
+    y0_oof, ages_d = y0_oof.to(h.device), ages.to(h.device)
+    gate = held_out_gate(model.corrector, h, y0_oof, ages_d, folds, cfg, settings.seed) if cfg.correction_gate else None
+    loss = fit_error_model(model.corrector, h, y0_oof, ages_d, epochs=cfg.error_epochs,
                            lr=cfg.error_lr, candidate_range=cfg.candidate_range, seed=settings.seed)
+    model.corrector.applied.fill_(gate is None or gate["applied"])
     model.eval()
     grouped = usable_groups(groups, cfg.crossfit_folds) is not None
-    return {"method": "crossfit", "folds": int(cfg.crossfit_folds), "subject_exclusive": grouped,
-            "n_train": int(len(ages)), "mae_y0_out_of_fold": mae(ages.numpy(), y0_oof.numpy()),
+    info = {"method": "crossfit", "folds": int(cfg.crossfit_folds), "subject_exclusive": grouped,
+            "n_train": int(len(ages)), "mae_y0_out_of_fold": mae(ages.numpy(), y0_oof.cpu().numpy()),
             "mae_y0_in_sample": mae(ages.numpy(), y0_in), "error_fit_loss": last_finite(loss)}
+    return {**info, "gate": gate} if gate is not None else info
+
+
+def held_out_gate(corrector: ErrorEnsemble, h: torch.Tensor, y0: torch.Tensor, y: torch.Tensor, folds: np.ndarray,
+                  cfg: CILFConfig, seed: int = 0) -> dict:
+    """Does correcting raise the error on images the error model has not seen? (``cfg.correction_gate``)
+
+    A copy of the (not yet fitted) ``corrector`` is fitted like E on the out-of-fold residuals of every
+    cross-fitting fold but the last, then runs E_P and the inverse correction on the last fold's out-of-fold
+    first estimates. h (n x D) fused features, y0 and y (n) out-of-fold estimates and true ages, folds (n).
+    Returns the held-out fold's size, its MAE before and after, the paired difference after - before with its
+    95% CI (bootstrap over the fold's images, ``cilf.stats``), and ``applied``: False only when that CI lies
+    wholly above 0 (the correction raised the error with 95% confidence); a fold too small to judge keeps it.
+    """
+    from ..stats import paired_mae_difference
+
+    held = torch.from_numpy(folds == folds.max()).to(h.device)
+    probe = copy.deepcopy(corrector)
+    fit_error_model(probe, h[~held], y0[~held], y[~held], epochs=cfg.error_epochs, lr=cfg.error_lr,
+                    candidate_range=cfg.candidate_range, seed=seed)
+    with torch.no_grad():
+        r = inverse_correct(y0[held], probe.error_fn(h[held], y0[held]), cfg.eps, cfg.eta, cfg.max_steps)
+    x = r.x.clamp(cfg.age_min, cfg.age_max)
+    err_x, err_y0 = (x - y[held]).abs().cpu().numpy(), (y0[held] - y[held]).abs().cpu().numpy()
+    out = {"held_out_images": int(held.sum()), "mae_y0": float(err_y0.mean()), "mae_xstar": float(err_x.mean()),
+           "corrected": int((~r.accepted).sum())}
+    if len(err_x) < 2:
+        return {**out, "applied": True}
+    d = paired_mae_difference(err_x, err_y0, n_resamples=1999, seed=seed)
+    return {**out, "delta_ci": [d.ci_low, d.ci_high], "applied": not d.ci_low > 0}
 
 
 def last_finite(x: float) -> float | None:
