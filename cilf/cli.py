@@ -287,7 +287,8 @@ def cmd_bench(args) -> int:
     from .data.sources import DatasetNotFound
 
     bcfg = BenchConfig(dataset=args.dataset, root=args.root, protocol=args.protocol, seeds=args.seeds,
-                       max_folds=args.max_folds, epochs=args.epochs, peer_epochs=args.peer_epochs,
+                       max_folds=args.max_folds, epochs=args.epochs, batch_size=args.batch_size,
+                       lr=args.lr, peer_epochs=args.peer_epochs,
                        n_images=args.n_images, out=args.out, device=args.device, progress=not args.quiet,
                        fresh=args.fresh, model=parse_overrides(args.set),
                        unfreeze_last_blocks=args.unfreeze_last_blocks, backbone_lr_scale=args.backbone_lr_scale,
@@ -469,8 +470,13 @@ def _add_bench(sub) -> None:
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")
     p.add_argument("--peers", nargs="*", choices=list(PEERS), default=None,
                    help="peer methods (none: no peers; cilf.run.peers.register_peer adds more)")
-    p.add_argument("--epochs", type=int, default=b.epochs, help="epochs of CILF-CIAE and its ablations")
-    p.add_argument("--peer-epochs", type=int, default=b.peer_epochs, help="epochs of each trained peer")
+    p.add_argument("--epochs", type=int, default=b.epochs,
+                   help="epochs of every trained method (CILF-CIAE, its ablations, the trained peers)")
+    p.add_argument("--batch-size", type=int, default=b.batch_size, help="batch size of every trained method")
+    p.add_argument("--lr", type=finite_float, default=b.lr, help="learning rate of every trained method")
+    p.add_argument("--peer-epochs", type=int, default=b.peer_epochs,
+                   help="epochs of the trained peers only (default: --epochs; another value makes the budgets "
+                        "unequal, and the budget line says so)")
     p.add_argument("--n-images", type=int, default=b.n_images, help="SynthAge size when --root is not given")
     p.add_argument("--out", default=b.out, help="results folder (runs already there are reused)")
     p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")

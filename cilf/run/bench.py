@@ -31,7 +31,7 @@ from ..metrics import age_report, mean_std
 from ..utils import pick_device
 from .dataset_splits import dataset_metrics
 from .bench_effects import CONFIDENCE, N_RESAMPLES, REFERENCE, ci_header, delta_text, effect_columns, mae_text
-from .peers import PEERS, PeerConfig, PeerInputs, PeerSpec
+from .peers import DEFAULT_PEERS, PEERS, PeerConfig, PeerInputs, PeerSpec
 
 VARIANTS = {  # ablation switches (docs/method.md, section 8)
     "full": {},
@@ -40,11 +40,13 @@ VARIANTS = {  # ablation switches (docs/method.md, section 8)
     "contrastive=off": {"contrastive": False},
     "correction=off": {"correction": False},
     "context=off": {"context_prompting": False},
+    "similarity_prior=off": {"similarity_prior": False},
 }
 BASELINE = "train_mean"  # the peer that predicts the mean training age: in every benchmark
 VARIANT_TITLES = {"full": "CILF-CIAE (full)", "mixer=attention": "FourierFormer -> attention",
                   "mixer=none": "no FourierFormer", "contrastive=off": "no contrastive loss",
-                  "correction=off": "no correction", "context=off": "no context prompting"}
+                  "correction=off": "no correction", "context=off": "no context prompting",
+                  "similarity_prior=off": "no similarity prior (S_i)"}
 
 
 @dataclass
@@ -55,11 +57,12 @@ class BenchConfig:
     seeds: int = 3
     max_folds: int | None = None  # run only the first n folds (FG-NET's 82, say)
     variants: tuple[str, ...] = tuple(VARIANTS)
-    peers: tuple[str, ...] = tuple(PEERS)  # the built-in peers; any registered name may be given (BASELINE always runs)
-    epochs: int = 15  # CILF-CIAE epochs on cached features
+    peers: tuple[str, ...] = DEFAULT_PEERS  # any registered name may be given (BASELINE always runs)
+    # one training budget for every trained method (CILF-CIAE, its ablations, every trained peer); no early stopping
+    epochs: int = 15
     batch_size: int = 64
     lr: float = 2e-3
-    peer_epochs: int = 60
+    peer_epochs: int | None = None  # None: the same as ``epochs`` (another value makes the budgets unequal, said so)
     n_images: int = 2000  # SynthAge size when no root is given
     out: str = "runs/bench"
     cache_dir: str | None = None  # feature cache (default $CILF_CACHE or ~/.cache/cilf)
@@ -82,6 +85,17 @@ class BenchConfig:
             self.peers = (*self.peers, BASELINE)
         if self.device == "auto":
             self.device = str(pick_device("auto"))
+
+
+def peer_config(bcfg: BenchConfig, base: CILFConfig) -> PeerConfig:
+    """The trained peers' config: the benchmark's one budget (epochs, batch, lr) and the model's age range."""
+    return PeerConfig(age_min=base.age_min, age_max=base.age_max, epochs=peer_epochs(bcfg),
+                      batch_size=bcfg.batch_size, lr=bcfg.lr)
+
+
+def peer_epochs(bcfg: BenchConfig) -> int:
+    """Epochs of each trained peer: ``peer_epochs`` when set, else the shared ``epochs``."""
+    return bcfg.epochs if bcfg.peer_epochs is None else bcfg.peer_epochs
 
 
 def source_label(dataset_title: str, protocol: str, synthetic: bool) -> str:
@@ -247,6 +261,7 @@ def _run_variant(setup: _Setup, fr: _FoldRun, variant: str) -> dict:
     feats = setup.boundary.features if setup.boundary is not None else setup.cf.features
 
     def compute() -> dict:
+        t0 = time.perf_counter()
         subjects = [setup.ds.rows[setup.cf.rows[j]].get("subject", "") for j in fr.tr]  # subject-exclusive cross-fit
         model = fit_features(cfg, feats[fr.tr], fr.y_tr, epochs=bcfg.epochs, seed=fr.seed,
                              batch_size=bcfg.batch_size, lr=bcfg.lr, device=bcfg.device, groups=subjects,
@@ -255,7 +270,8 @@ def _run_variant(setup: _Setup, fr: _FoldRun, variant: str) -> dict:
         if setup.boundary is not None:  # the fine-tuned last blocks finish the test images' tokens
             test = boundary_features(model, test, device=bcfg.device)
         pred = predict_features(model, test, device=bcfg.device)
-        res = _score(fr.y_te, pred["age"].astype(np.float64), fr.rows_te)
+        seconds = time.perf_counter() - t0  # fit + predict
+        res = {**_score(fr.y_te, pred["age"].astype(np.float64), fr.rows_te), "seconds": seconds}
         return {**res, "correction": correction_report(fr.y_te, pred)} if cfg.correction else res
 
     key = {**fr.key, "method": variant, "config": cfg.to_dict(), "epochs": bcfg.epochs,
@@ -266,11 +282,12 @@ def _run_variant(setup: _Setup, fr: _FoldRun, variant: str) -> dict:
 
 
 def _peer_key(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
-    """What a peer's saved run depends on (the same keys as ever, so earlier runs are reused)."""
+    """What a peer's saved run depends on: for a trained one its budget (epochs, batch, lr) and age range."""
     if not spec.seeded:  # deterministic: one run per fold, shared by the seeds
         return {**fr.key, "method": spec.name, "seed": 0, **spec.key}
-    key = {**fr.key, "method": spec.name, "peer_epochs": setup.bcfg.peer_epochs, "age_min": setup.base.age_min,
-           "age_max": setup.base.age_max}
+    pc = peer_config(setup.bcfg, setup.base)
+    key = {**fr.key, "method": spec.name, "epochs": pc.epochs, "batch_size": pc.batch_size, "lr": pc.lr,
+           "age_min": pc.age_min, "age_max": pc.age_max}
     if spec.needs_encoder:
         key["config"] = setup.base.to_dict()
     return {**key, **spec.key}
@@ -281,16 +298,17 @@ def _run_peer(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
     why = spec.available() or spec.applies(setup.ds.rows)
     if why:
         return {"skipped": why}
-    pooled, base, bcfg = setup.cf.features.pooled, setup.base, setup.bcfg
+    pooled = setup.cf.features.pooled
 
     def compute() -> dict:
-        inputs = PeerInputs(pooled[fr.tr], fr.y_tr, pooled[fr.te], seed=fr.seed,
-                            cfg=PeerConfig(age_min=base.age_min, age_max=base.age_max, epochs=bcfg.peer_epochs),
+        t0 = time.perf_counter()
+        inputs = PeerInputs(pooled[fr.tr], fr.y_tr, pooled[fr.te], seed=fr.seed, cfg=peer_config(setup.bcfg, setup.base),
                             test_paths=[r["path"] for r in fr.rows_te], encoder=setup.encoder,
                             train_rows=[setup.ds.rows[setup.cf.rows[j]] for j in fr.tr], test_rows=fr.rows_te)
         out = spec.fit_and_predict(inputs)
+        seconds = time.perf_counter() - t0  # fit + predict
         ages, extras = out if isinstance(out, tuple) else (out, None)
-        res = _score(fr.y_te, np.asarray(ages).astype(np.float64), fr.rows_te)
+        res = {**_score(fr.y_te, np.asarray(ages).astype(np.float64), fr.rows_te), "seconds": seconds}
         return {**res, **extras, "fold": fr.fold} if extras else res
 
     return setup.store.get(_peer_key(setup, fr, spec), compute, n_test=len(fr.te))
@@ -298,22 +316,23 @@ def _run_peer(setup: _Setup, fr: _FoldRun, spec: PeerSpec) -> dict:
 
 def budget(bcfg: BenchConfig) -> dict:
     """What each kind of method is trained with: CILF-CIAE and its ablations, and every trained peer."""
-    peer = PeerConfig(epochs=bcfg.peer_epochs)
     k = bcfg.unfreeze_last_blocks or int(bcfg.model.get("unfreeze_last_blocks", 0))
     return {"cilf": {"epochs": bcfg.epochs, "lr": bcfg.lr, "batch_size": bcfg.batch_size},
-            "peers": {"epochs": peer.epochs, "lr": peer.lr, "batch_size": peer.batch_size},
+            "peers": {"epochs": peer_epochs(bcfg), "lr": bcfg.lr, "batch_size": bcfg.batch_size},
             "backbone": (f"CILF-CIAE and ablations fine-tune the last {k} CLIP image block(s) at lr x "
                          f"{bcfg.backbone_lr_scale:g}; peers on frozen CLIP features") if k else "frozen CLIP"}
 
 
 def budget_line(b: dict) -> str:
-    """One line stating the training budgets, and whether they are equal."""
+    """One line stating the training budgets, and whether they are equal (no method stops early)."""
     c, p = b["cilf"], b["peers"]
-    same = c == p
-    return (f"budget: CILF-CIAE and ablations {c['epochs']} epochs at lr {c['lr']:g} (batch {c['batch_size']}); "
-            f"trained peers {p['epochs']} epochs at lr {p['lr']:g} (batch {p['batch_size']})"
-            + ("" if same else " - not equal")
-            + (f"; backbone: {b['backbone']}" if b.get("backbone", "frozen CLIP") != "frozen CLIP" else ""))
+    if c == p:
+        text = (f"equal budget: every trained method {c['epochs']} epochs at lr {c['lr']:g} (batch {c['batch_size']}), "
+                f"no early stopping")
+    else:
+        text = (f"budget: CILF-CIAE and ablations {c['epochs']} epochs at lr {c['lr']:g} (batch {c['batch_size']}); "
+                f"trained peers {p['epochs']} epochs at lr {p['lr']:g} (batch {p['batch_size']}) - not equal")
+    return text + (f"; backbone: {b['backbone']}" if b.get("backbone", "frozen CLIP") != "frozen CLIP" else "")
 
 
 def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, np.ndarray],
@@ -325,17 +344,27 @@ def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, 
         "protocol_description": ds.source.protocols[ds.protocol], "root": str(setup.root),
         "folds": len(folds), "folds_in_protocol": len(ds.folds()), "seeds": bcfg.seeds,
         "images": _images_used(setup), "skipped_files": cf.skipped, "listed_but_missing": sum(f.missing for f in folds),
-        "feature_cache": {"path": str(cf.path), "hit": cf.hit, "seconds": cf.seconds},
+        "feature_cache": {"path": str(cf.path), "hit": cf.hit, "seconds": cf.seconds,
+                          "encode_seconds": cf.encode_seconds},
         "runs": {"computed": setup.store.computed, "reused": setup.store.reused,
                  "recomputed_without_predictions": setup.store.outdated},
         "seconds": seconds, "bench_config": asdict(bcfg), "budget": budget(bcfg),
         "test_images": int(sum(len(y) for y in test_ages.values())),
         "ci": {"confidence": CONFIDENCE, "n_resamples": N_RESAMPLES, "reference": REFERENCE,
                "over": "test images x seeds, stratified by fold (paired two-way bootstrap, cilf.stats)"},
-        "methods": summarise(methods, list(test_ages.values())),
+        "methods": _with_notes(summarise(methods, list(test_ages.values())), setup.base),
         "test_ages": {f: [float(a) for a in y] for f, y in test_ages.items()},
         "per_run": methods,
     }
+
+
+def _with_notes(summary: dict, base: CILFConfig) -> dict:
+    """``summary`` with each peer's caveat for this encoder (``PeerSpec.note``) as its ``note``."""
+    for name, s in summary.items():
+        note = PEERS[name].note(base) if name in PEERS else None
+        if note:
+            s["note"] = note
+    return summary
 
 
 def _images_used(setup: _Setup) -> int:
@@ -379,6 +408,9 @@ def summarise(methods: dict[str, list[dict]], test_ages: list[np.ndarray] | None
             out[name] = {"skipped": runs[0].get("skipped", "no prediction")}
             continue
         s = {"runs": len(done)}
+        timed = [r["seconds"] for r in done if "seconds" in r]  # runs saved by earlier versions have no time
+        if timed:
+            s["seconds"] = float(np.mean(timed))  # wall-clock per run: fit + predict
         for k in ("mae", "cs1", "cs5", "group_exact", "group_1off", "epsilon_error", "coverage_pct"):
             if k in done[0]:
                 s[k], s[k + "_std"] = mean_std([r[k] for r in done])
@@ -414,15 +446,25 @@ def write_results(result: dict, out: Path) -> None:
     write_text(out / "results.json", json_text(json.loads(json.dumps(result, default=str))))
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
-    w.writerow(["source", "method", "runs", *_CSV_COLUMNS, "verdict", "paired_images"])
+    w.writerow(["source", "method", "runs", *_CSV_COLUMNS, "s/run", "verdict", "paired_images"])
     for name, s in result["methods"].items():
-        w.writerow([result["source"], method_title(name), s.get("runs", 0), *_csv_values(s), s.get("verdict", ""),
-                    s.get("paired_images", "")])
+        w.writerow([result["source"], method_title(name), s.get("runs", 0), *_csv_values(s),
+                    f"{s['seconds']:.3f}" if "seconds" in s else "", s.get("verdict", ""), s.get("paired_images", "")])
     write_text(out / "results.csv", buf.getvalue())
 
 
+def _features_text(fc: dict) -> str:
+    """How long the shared CLIP feature encoding took (read back from the cache: when it was made, if known)."""
+    if not fc["hit"]:
+        return f"features encoded once: {fc['seconds']:.1f} s"
+    made = fc.get("encode_seconds")
+    return (f"features encoded once: {made:.1f} s (earlier; read from the cache now in {fc['seconds']:.1f} s)"
+            if made is not None else f"features read from the cache in {fc['seconds']:.1f} s (encoded earlier)")
+
+
 def format_results(result: dict) -> str:
-    """The printed table: MAE [95% CI], CS@1, CS@5, coverage, difference from the full model [95% CI], verdict."""
+    """The printed table: MAE [95% CI], CS@1, CS@5, coverage, wall-clock seconds per run (fit + predict),
+    difference from the full model [95% CI], verdict; then each row's note."""
     lines = [f"== {result['source']}: {result['images']} images, {result['folds']} fold(s) x {result['seeds']} "
              f"seed(s); {result['protocol_description']} =="]
     if "test_images" in result:
@@ -431,7 +473,7 @@ def format_results(result: dict) -> str:
     if "budget" in result:
         lines.append(budget_line(result["budget"]))
     lines.append(f"{'method':40s} {'MAE [95% CI]':>22s} {'CS@1 %':>7s} {'CS@5 %':>7s} {'coverage':>8s} "
-                 f"{'Δ vs full [95% CI]':>23s}  verdict")
+                 f"{'s/run':>7s} {'Δ vs full [95% CI]':>23s}  verdict")
     for name, s in result["methods"].items():
         if "mae" not in s:
             lines.append(f"{method_title(name):40s} skipped: {s['skipped']}")
@@ -444,11 +486,14 @@ def format_results(result: dict) -> str:
         if "faces" in s:
             extra += f"  (faces detected {s['faces']['detected']}, whole-image box {s['faces']['whole_image_box']})"
         verdict = s.get("verdict", "")
+        secs = f"{s['seconds']:7.2f}" if "seconds" in s else f"{'-':>7s}"
         lines.append(f"{method_title(name):40s} {mae_text(s):>22s} {s['cs1']:7.1f} {s['cs5']:7.1f} "
-                     f"{s['coverage_pct']:7.1f}% {delta_text(s, name):>23s}  {verdict:12s}{extra}".rstrip())
+                     f"{s['coverage_pct']:7.1f}% {secs} {delta_text(s, name):>23s}  {verdict:12s}{extra}".rstrip())
     fc, runs = result["feature_cache"], result["runs"]
-    lines.append(f"features: {'read from cache' if fc['hit'] else 'encoded and cached'} ({fc['seconds']:.1f} s); "
-                 f"runs computed {runs['computed']}, reused {runs['reused']}; total {result['seconds']:.1f} s")
+    lines.append(f"{_features_text(fc)}, shared by every CLIP-feature row (not in s/run); s/run: wall-clock "
+                 f"seconds per run, fit + predict; runs computed {runs['computed']}, reused {runs['reused']}; "
+                 f"total {result['seconds']:.1f} s")
+    lines += [f"note: {method_title(name)}: {s['note']}" for name, s in result["methods"].items() if s.get("note")]
     if result["skipped_files"]:
         lines.append(f"skipped {len(result['skipped_files'])} unreadable file(s), e.g. {result['skipped_files'][0]}")
     if result["listed_but_missing"]:

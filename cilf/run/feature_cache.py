@@ -98,7 +98,8 @@ class CachedFeatures:
     skipped: list[tuple[str, str]]
     path: Path
     hit: bool  # read from an existing entry
-    seconds: float
+    seconds: float  # this call: encoding (miss) or reading (hit)
+    encode_seconds: float | None = None  # how long encoding the entry took when it was made (None: not recorded)
 
 
 def _read(tensors: Path, meta: dict, verify: bool = True) -> tuple[dict, torch.Tensor, list[int]] | None:
@@ -164,7 +165,7 @@ def _entry(encoder: str, dataset: RecordDataset, cache_dir, encode, unpack) -> C
         if got is not None:
             return CachedFeatures(features=feats, ages=got[1], rows=got[2],
                                   skipped=[tuple(s) for s in meta["skipped"]], path=tensors, hit=True,
-                                  seconds=time.perf_counter() - t0)
+                                  seconds=time.perf_counter() - t0, encode_seconds=meta.get("encode_seconds"))
         warnings.warn(f"feature cache entry {tensors} is corrupt or incomplete; rebuilding it", stacklevel=3)
     rows = list(range(len(dataset)))
     indexed = _IndexedDataset(dataset)
@@ -173,14 +174,14 @@ def _entry(encoder: str, dataset: RecordDataset, cache_dir, encode, unpack) -> C
     kept = [m["row"] for m in metas]
     skipped = list(indexed.skips.skipped)
     meta = {"format": CACHE_FORMAT, "dataset": dataset.name, "n": len(kept), "rows": kept, **extra,
-            "skipped": skipped, "of_rows": len(rows)}
+            "skipped": skipped, "of_rows": len(rows), "encode_seconds": time.perf_counter() - t0}
     with waiting_lock(folder, "feature cache", say=lambda m: warnings.warn(m, stacklevel=4)):  # one writer per entry set
         atomic_write(tensors, lambda p: _save_file(tensor_dict, p))
         meta["sha256"] = _sha256(tensors)
         write_json(meta_path, meta)  # written last: an entry without it is never read
     t, ages, kept = _read(tensors, meta, verify=False)  # just written and hashed
     return CachedFeatures(features=unpack(t, meta), ages=ages, rows=kept, skipped=skipped, path=tensors, hit=False,
-                          seconds=time.perf_counter() - t0)
+                          seconds=time.perf_counter() - t0, encode_seconds=meta["encode_seconds"])
 
 
 def _save_file(tensors: dict, path: Path) -> None:

