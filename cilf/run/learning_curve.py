@@ -255,7 +255,7 @@ def format_curve(result: dict) -> str:
     """The printed table: rows = methods, columns = subject counts, MAE [95% CI]; then the levels, the paired
     difference full - zero-shot per count, the epochs rule and any notes."""
     counts = result["subject_counts"]
-    w = 22
+    w = 25
     lines = [f"== {result['source']}: test MAE (years) [95% CI over {result['seeds']} seed(s) x "
              f"{result['test_images']} test images] vs training subjects ({result['training_subjects']} available) ==",
              f"{'method':34s}" + "".join(f"{_n_label(result, n):>{w}s}" for n in counts)]
@@ -275,8 +275,8 @@ def format_curve(result: dict) -> str:
             lines.append(f"level: {e['title']}: {_mae_cell(p) if p else 'skipped: ' + e.get('skipped', '')} "
                          f"({result['references'].get(m, '')})")
     if result["full_minus_zero_shot"]:
-        cells = "".join(f"{d['delta']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]".rjust(w)
-                        for d in (result["full_minus_zero_shot"].get(str(n)) for n in counts) if d)
+        cells = "".join((f"{d['delta']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]" if d else "-").rjust(w)
+                        for d in (result["full_minus_zero_shot"].get(str(n)) for n in counts))
         lines.append(f"{'full - zero-shot (paired)':34s}{cells}")
         n = result["full_beats_zero_shot_from"]
         lines.append("full beats zero-shot (whole 95% CI below 0) from "
