@@ -75,16 +75,24 @@ def test_counts_larger_than_available_are_clipped_and_said_once(curve):
     assert len([t for t in r["notes"] if "clipped" in t]) == 1 and "[500]" in r["notes"][0]
 
 
-def test_reruns_reuse_the_saved_runs(curve):
-    r, cfg = curve
-    again = run_learning_curve(cfg)
-    assert again["runs"]["computed"] == 0 and again["runs"]["reused"] > 0
-    full = r["methods"]["full"]["points"]
-    assert all(np.isclose(again["methods"]["full"]["points"][n]["mae"], full[n]["mae"]) for n in full)
-
-
 def test_unknown_methods_and_bad_counts_are_refused():
     with pytest.raises(ValueError, match="unknown method"):
         CurveConfig(methods=("full", "nonsense"))
     with pytest.raises(ValueError, match="at least 1"):
         CurveConfig(subjects=(0, 10))
+
+
+def test_cli_prints_the_table_and_a_rerun_reuses_every_run(curve, capsys):
+    from cilf.cli import main
+
+    r, cfg = curve
+    args = ["curve", "--n-images", "150", "--subjects", "3", "10", "500", "all", "--seeds", "1", "--epochs", "1",
+            "--batch-size", "16", "--min-steps", "2", "--methods", "full", "zero_shot", "train_mean",
+            "--out", cfg.out, "--set", "crossfit_folds=2", "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "this run, SynthAge (synthetic) 80-20" in text and "full - zero-shot (paired)" in text
+    assert f"all {r['training_subjects']}" in text and "runs computed 0" in text
+    again = json.loads(Path(r["written_to"]).read_text())
+    full = r["methods"]["full"]["points"]
+    assert all(np.isclose(again["methods"]["full"]["points"][n]["mae"], full[n]["mae"]) for n in full)
