@@ -1,4 +1,4 @@
-"""Command line: ``python -m cilf {train,eval,predict,synthage,bench,...} ...`` (``--help`` on each)."""
+"""Command line: ``python -m cilf {train,eval,predict,synthage,bench,curve,...} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -318,6 +318,38 @@ def cmd_claims(args) -> int:
     return 0
 
 
+def _subject_count(text: str) -> int | None:
+    """``--subjects`` values: a positive integer, or ``all`` (every training subject)."""
+    if text.lower() == "all":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a subject count; give integers or 'all'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} subjects: give at least 1 (or 'all')")
+    return n
+
+
+def cmd_curve(args) -> int:
+    from .run.learning_curve import CurveConfig, format_curve, run_learning_curve
+    from .model.config import parse_overrides
+    from .data.sources import DatasetNotFound
+
+    ccfg = CurveConfig(dataset=args.dataset, root=args.root, protocol=args.protocol, n_images=args.n_images,
+                       subjects=tuple(args.subjects), seeds=args.seeds, methods=tuple(args.methods),
+                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, min_steps=args.min_steps,
+                       out=args.out, device=args.device, progress=not args.quiet, model=parse_overrides(args.set))
+    try:
+        result = run_learning_curve(ccfg)
+    except DatasetNotFound as e:
+        print(f"not found: {e}", file=sys.stderr)
+        return 3
+    print(format_curve(result))
+    print(f"results written to {result['written_to']}")
+    return 0
+
+
 def cmd_data_check(args) -> int:
     from .data.check import check_dataset, format_check
     from .data.sources import DatasetNotFound
@@ -502,6 +534,38 @@ def _add_claims(sub) -> None:
     p.set_defaults(func=cmd_claims)
 
 
+def _add_curve(sub) -> None:
+    from .data.sources import SOURCES
+    from .run.bench import VARIANTS
+    from .run.learning_curve import CurveConfig
+    from .run.peers import PEERS
+
+    c = CurveConfig()
+    p = _command(sub, "curve", "learning curve: test MAE (95 percent CI) against the number of training subjects "
+                 "(nested subsets, the same test split at every point), with zero-shot CLIP and the oracle floor")
+    p.add_argument("--dataset", default=c.dataset, help=f"one of {sorted(SOURCES)}")
+    p.add_argument("--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; synthage: generated)")
+    p.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one; its first "
+                                                    "fold is used)")
+    p.add_argument("--n-images", type=int, default=c.n_images, help="SynthAge size when --root is not given")
+    p.add_argument("--subjects", nargs="+", type=_subject_count, default=list(c.subjects), metavar="N",
+                   help="training subject counts; 'all' = every training subject; larger counts are clipped "
+                        f"(default: {' '.join('all' if n is None else str(n) for n in c.subjects)})")
+    p.add_argument("--seeds", type=int, default=c.seeds, help="seeds (each draws its own nested subsets)")
+    p.add_argument("--methods", nargs="+", choices=list(VARIANTS) + [m for m in PEERS if m not in VARIANTS],
+                   default=list(c.methods), metavar="NAME",
+                   help=f"CILF-CIAE variants {list(VARIANTS)} and peers {list(PEERS)} (default: {' '.join(c.methods)})")
+    p.add_argument("--epochs", type=int, default=c.epochs, help="least epochs of every method")
+    p.add_argument("--batch-size", type=int, default=c.batch_size, help="batch size")
+    p.add_argument("--lr", type=finite_float, default=c.lr, help="learning rate")
+    p.add_argument("--min-steps", type=int, default=c.min_steps,
+                   help="small subsets train max(epochs, ceil(min_steps x batch / training images)) epochs")
+    p.add_argument("--out", default=c.out, help="results folder; the benchmark's saved runs there are reused")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
+    _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
+    p.set_defaults(func=cmd_curve)
+
+
 def _add_data(sub) -> None:
     from .data.sources import SOURCES
 
@@ -531,7 +595,7 @@ def _add_align(sub) -> None:
 
 
 COMMANDS = (_add_train, _add_eval, _add_predict, _add_synthage, _add_pretrain_clip, _add_clip_report,
-            _add_bench_speed, _add_bench, _add_claims, _add_data, _add_align)
+            _add_bench_speed, _add_bench, _add_claims, _add_curve, _add_data, _add_align)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -560,6 +624,7 @@ def _kept(args) -> str:
         "pretrain-clip": f"finished epochs are kept in {getattr(args, 'out', '')}; continue with --resume",
         "synthage": "images rendered so far are kept; the same command continues",
         "bench": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
+        "curve": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
         "align": "crops written so far are kept; the same command continues",
         "clip-report": "nothing new was written (--train-compare runs continue where they stopped)",
     }.get(args.command, "nothing was written")
