@@ -88,7 +88,7 @@ def test_every_row_says_where_it_comes_from_and_its_design():
     rows = claims_table(fake_result({"mixer=attention": 0.0}))
     assert [r["id"] for r in rows] == [c.id for c in CLAIMS]
     for r in rows:
-        assert r["source"] == SOURCE and r["design"].startswith(f"{SEEDS} seed(s) x {FOLDS} split(s); budget:")
+        assert r["source"] == SOURCE and r["design"].startswith(f"{SEEDS} seed(s) x {FOLDS} split(s); ") and "budget:" in r["design"]
         assert r["command"].startswith("python -m cilf bench --dataset") and "python -m cilf claims" in r["command"]
 
 
