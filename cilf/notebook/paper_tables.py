@@ -57,7 +57,8 @@ def availability(datasets, roots: dict[str, str | Path] | None = None) -> pd.Dat
 
 def results_table(result: dict, methods=None) -> pd.DataFrame:
     """One row per method: MAE [95% CI], CS@1, CS@5, coverage, MAE minus the full model's [95% CI] with its
-    verdict (cilf.run.bench_effects), the number of runs (folds x seeds) and the source."""
+    verdict (cilf.run.bench_effects), the wall-clock seconds per run (fit + predict; the shared CLIP encoding
+    is not in it), the number of runs (folds x seeds) and the source."""
     rows = []
     for name, s in result["methods"].items():
         if methods is not None and name not in methods:
@@ -69,6 +70,7 @@ def results_table(result: dict, methods=None) -> pd.DataFrame:
         rows.append({"method": method_title(name), "MAE [95% CI]": mae_text(s), "CS@1 %": round(s["cs1"], 1),
                      "CS@5 %": round(s["cs5"], 1), "coverage %": round(s["coverage_pct"], 1),
                      "Δ vs full [95% CI]": delta_text(s, name), "verdict": s.get("verdict", ""),
+                     "s/run": round(s["seconds"], 1) if s.get("seconds") is not None else None,
                      "runs": s["runs"], "source": result["source"]})
     return pd.DataFrame(rows)
 

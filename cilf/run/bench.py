@@ -272,7 +272,9 @@ def _run_variant(setup: _Setup, fr: _FoldRun, variant: str) -> dict:
         pred = predict_features(model, test, device=bcfg.device)
         seconds = time.perf_counter() - t0  # fit + predict
         res = {**_score(fr.y_te, pred["age"].astype(np.float64), fr.rows_te), "seconds": seconds}
-        return {**res, "correction": correction_report(fr.y_te, pred)} if cfg.correction else res
+        if not cfg.correction:
+            return res
+        return {**res, "correction": {**correction_report(fr.y_te, pred), "applied": bool(model.corrector.applied)}}
 
     key = {**fr.key, "method": variant, "config": cfg.to_dict(), "epochs": bcfg.epochs,
            "batch_size": bcfg.batch_size, "lr": bcfg.lr}
