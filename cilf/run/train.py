@@ -133,7 +133,8 @@ def param_groups(model: CILF, lr: float, backbone_lr_scale: float) -> list[dict]
 
 def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, seed: int = 0, batch_size: int = 64,
                  lr: float = 2e-3, weight_decay: float = 1e-4, warmup_steps: int = 50,
-                 device: str | torch.device = "cpu", groups=None, backbone_lr_scale: float = 0.2) -> CILF:
+                 device: str | torch.device = "cpu", groups=None, backbone_lr_scale: float = 0.2,
+                 text_from: CILF | None = None) -> CILF:
     """Train CILF-CIAE on cached frozen features (n images) for a fixed budget; return the model.
 
     ``features``: ImageFeatures of a frozen tower, or BoundaryTokens (n x (1 + N) x W) entering block
@@ -142,10 +143,13 @@ def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, see
     validation or checkpoints: what benchmarks and ablations need. With the post-hoc correction
     (``cfg.correction_fit="crossfit"``) the error model is then fitted on out-of-fold residuals of these
     images (``groups``: their subjects, for subject-exclusive folds; :func:`cilf.run.crossfit.calibrate_correction`),
-    on the features the final model's (fine-tuned) tower gives them.
+    on the features the final model's (fine-tuned) tower gives them. ``text_from``: a model whose encoded
+    frozen prompts this one reuses when its text tower and prompts are the same (the cross-fit's fold models).
     """
     seed_everything(seed)
     model = CILF(cfg).to(device)
+    if text_from is not None:
+        model.clip.adopt_text_cache(text_from.clip)
     if isinstance(features, BoundaryTokens) and features.block != model.clip.boundary:
         raise ValueError(f"boundary tokens enter image block {features.block}, but the model's first trainable "
                          f"block is {model.clip.boundary} (unfreeze_last_blocks={cfg.unfreeze_last_blocks})")
