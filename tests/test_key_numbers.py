@@ -96,7 +96,7 @@ def test_non_fast_runs_are_written_but_not_checked(tmp_path, capsys):
 def test_no_expected_folder_skips_with_one_line(tmp_path, capsys):
     _run(tmp_path, NUMBERS, expected_dir=tmp_path / "nowhere")
     out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "not checked (no notebooks/expected folder" in out
+    assert out.count("\n") == 1 and "not checked (no folder notebooks/expected beside" in out
     (tmp_path / "expected").mkdir()
     _run(tmp_path, NUMBERS)
     assert "no expected values recorded for 04_error_correction" in capsys.readouterr().out

@@ -122,8 +122,8 @@ def report(name: str, numbers: dict[str, Number], *, out_dir, fast: bool,
     exp_dir = Path(expected_dir) if expected_dir is not None else default_expected_dir()
     exp_path = exp_dir / f"{name}.json"
     if not exp_dir.is_dir():
-        print(f"key numbers: {len(numbers)} written, not checked (no notebooks/expected folder beside this "
-              f"cilf package: not a repository checkout)")
+        print(f"key numbers: {len(numbers)} written, not checked (no folder notebooks/expected beside this "
+              f"cilf package, e.g. pip-installed or on Colab)")
         return record
     if not exp_path.is_file():
         print(f"key numbers: {len(numbers)} written, not checked (no expected values recorded for {name}; "
