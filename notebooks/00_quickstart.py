@@ -37,7 +37,10 @@ FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
 OUT_DIR = "../figures"  # every figure of this notebook is written here
 
 # %%
+import numpy as np
+
 from cilf.notebook.analysis import run_on_images
+from cilf.notebook.key_numbers import report as key_numbers
 from cilf.run.evaluate import format_report
 from cilf.notebook.plots import run_figure, show_faces, synthage_contact_sheet
 from cilf.notebook.zoo import quick_model, synthage_samples
@@ -87,3 +90,18 @@ fig = show_faces(images, titles, path=f"{OUT_DIR}/00_predictions.png",
 # %% [markdown]
 # From the command line the same model predicts any image file:
 # `python -m cilf predict face.jpg --checkpoint <run>/best`.
+
+# %% [markdown]
+# ## Key numbers
+# Written to `figures/00_quickstart.json` and, in FAST mode, compared with the values recorded in
+# `notebooks/expected/` (tolerances there): a change that moves one beyond its tolerance fails here, naming it.
+
+# %%
+recorded = key_numbers("00_quickstart", {
+    "n_test": report["n"],
+    "mae_xstar": report["model"]["mae"],
+    "mae_y0": report["first_estimate_y0"]["mae"],
+    "mae_zero_shot": report["zero_shot_clip"]["mae"],
+    "mae_baseline_train_mean": report["baseline_train_mean"]["mae"],
+    "mae_8_samples": float(np.abs(out.age.numpy() - np.array(ages)).mean()),
+}, out_dir=OUT_DIR, fast=FAST)

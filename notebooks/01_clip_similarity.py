@@ -41,6 +41,7 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 import numpy as np
 
 from cilf.notebook.analysis import run_on_images
+from cilf.notebook.key_numbers import report as key_numbers
 from cilf.notebook.plots import plot_dense_maps, plot_global_scores, plot_text_similarity
 from cilf.notebook.zoo import quick_model, synthage_samples
 
@@ -86,3 +87,18 @@ fig = plot_dense_maps(images[:4], out.maps.numpy()[:4], ages_k, prompt_ages=(5, 
                       path=f"{OUT_DIR}/01_dense_maps.png",
                       title="M = cos(P, T) minus its mean over prompts, this run, SynthAge (synthetic)")
 assert out.maps.shape[1:] == (len(ages_k), *model.clip.grid)
+
+# %% [markdown]
+# ## Key numbers
+# Written to `figures/01_clip_similarity.json` and, in FAST mode, compared with the values recorded in
+# `notebooks/expected/` (tolerances there): a change that moves one beyond its tolerance fails here, naming it.
+
+# %%
+text_sim = text @ text.T
+recorded = key_numbers("01_clip_similarity", {
+    "text_classes": text.shape[0], "text_dim": text.shape[1],
+    "text_cos_neighbouring_ages": float(np.diag(text_sim, 1).mean()),
+    "text_cos_ages_40_apart": float(np.diag(text_sim, 40).mean()),
+    "zero_shot_mae_6_samples": float(np.abs(expected - np.array(ages)).mean()),
+    "dense_map_grid": "x".join(map(str, out.maps.shape[1:])),
+}, out_dir=OUT_DIR, fast=FAST)

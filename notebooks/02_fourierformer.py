@@ -41,6 +41,7 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 import torch
 
 from cilf.notebook.analysis import filter_spectra, fpe_steps, run_on_images
+from cilf.notebook.key_numbers import report as key_numbers
 from cilf.run.bench_speed import DEFAULT_TOKENS, bench_mixers, complexity_figure, format_table
 from cilf.notebook.plots import plot_filter_spectra, plot_fpe_steps
 from cilf.notebook.zoo import quick_model, synthage_samples
@@ -93,3 +94,22 @@ print(format_table(result))
 slopes = result["slopes"]
 assert slopes["fourier"]["memory"] < 1.25 < slopes["attention"]["memory"]
 print("activation-memory slope: fourier < 1.25 < explicit attention:", True)
+
+# %% [markdown]
+# ## Key numbers
+# Written to `figures/02_fourierformer.json` and, in FAST mode, compared with the values recorded in
+# `notebooks/expected/` (tolerances there): a change that moves one beyond its tolerance fails here, naming it.
+
+# Timings differ between machines and are not checked; the activation-memory slopes and
+# byte counts are fixed by the shapes, so they are.
+
+# %%
+largest = max(r["tokens"] for r in result["rows"] if "saved_bytes" in r)
+saved = {r["mixer"]: r["saved_bytes"] for r in result["rows"] if r["tokens"] == largest and "saved_bytes" in r}
+recorded = key_numbers("02_fourierformer", {
+    "largest_tokens": largest,
+    "memory_slope_fourier": slopes["fourier"]["memory"],
+    "memory_slope_attention": slopes["attention"]["memory"],
+    "saved_bytes_attention_over_fourier_at_largest": saved["attention"] / saved["fourier"],
+    "fpe_grid": "x".join(map(str, grid.shape[1:])),
+}, out_dir=OUT_DIR, fast=FAST)

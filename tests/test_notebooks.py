@@ -105,3 +105,15 @@ def test_run_names_the_failing_notebook_and_cell_and_stops(tmp_path, capsys):
     ok = nbformat.read(nbs / "00_ok.ipynb", as_version=4)
     assert ok.cells[0].outputs[0]["text"] == "fine\n" and "papermill" not in ok.metadata
     assert (tmp_path / "figures" / "ok.txt").is_file() and not (nbs / "02_never.ipynb").exists()
+
+
+def test_run_only_the_named_notebooks(tmp_path):
+    from cilf.notebook.nbtools import run_notebooks
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    header = "# ---\n# jupyter:\n#   kernelspec:\n#     name: python3\n#     display_name: Python 3\n# ---\n\n"
+    for name in ("00_a", "01_b", "02_c"):
+        (nbs / f"{name}.py").write_text(header + f"# %%\nprint('{name}')\n")
+    assert run_notebooks(only=["00", "02"], root=tmp_path) == 0
+    assert sorted(p.name for p in nbs.glob("*.ipynb")) == ["00_a.ipynb", "02_c.ipynb"]

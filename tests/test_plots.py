@@ -18,6 +18,9 @@ def test_all_plot_functions_write_pngs(tmp_path):
     text, scores, maps = rng.normal(size=(101, 8)), rng.dirichlet(np.ones(101), 2), rng.normal(size=(2, 101, 8, 8))
     steps = {k: rng.random((8, 5)) for k in ("input", "spectrum", "filter", "filtered", "output")}
     spectrum = rng.random((8, 5))
+    from cilf.run.correction_report import calibration_bins
+
+    calib = calibration_bins(rng.normal(0, 3, n), corr["y0"], y)
     calls = {
         "faces": lambda p: plots.show_faces(faces, ["a", "b"], path=p),
         "text": lambda p: plots.plot_text_similarity(text, ages_k, path=p),
@@ -28,6 +31,7 @@ def test_all_plot_functions_write_pngs(tmp_path):
         "pca": lambda p: plots.plot_embedding_pca({"a": emb, "b": emb * 2}, y, path=p),
         "sim": lambda p: plots.plot_similarity_matrices({"a": (emb, emb)}, y, path=p),
         "corr": lambda p: plots.plot_correction(corr, y, path=p),
+        "calibration": lambda p: plots.plot_calibration(calib, path=p, spearman=0.4),
     }
     for name, draw in calls.items():
         draw(tmp_path / f"{name}.png")

@@ -285,6 +285,31 @@ def plot_correction(corr: dict, y_true, path=None, title: str = "", n_traj: int 
     return finish_figure(fig, path)
 
 
+def plot_calibration(calibration: list[dict], path=None, title: str = "", spearman: float | None = None):
+    """E_P calibration: per decile of E's predicted |error| at y0 (the rows of
+    ``cilf.run.correction_report.calibration_bins``), mean predicted vs mean actual |y0 - y|, with the
+    identity line (a calibrated E lies on it) and each decile's size."""
+    plt = pyplot()
+    pred = np.array([b["predicted_abs_error"] for b in calibration], float)
+    actual = np.array([b["actual_abs_error"] for b in calibration], float)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    top = 1.1 * max(pred.max(initial=1.0), actual.max(initial=1.0))
+    axes[0].plot([0, top], [0, top], color="k", lw=1, ls="--", label="calibrated (y = x)")
+    axes[0].plot(pred, actual, marker="o", label="deciles of predicted |error|")
+    axes[0].set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted |e(y0)| (years)",
+                ylabel="mean actual |y0 - true age| (years)",
+                title="calibration" + ("" if spearman is None else f" (Spearman over images {spearman:.2f})"))
+    axes[0].legend(fontsize=8, loc="upper left")
+    xs = np.arange(1, len(calibration) + 1)
+    axes[1].bar(xs - 0.2, pred, 0.4, label="predicted |error|")
+    axes[1].bar(xs + 0.2, actual, 0.4, label="actual |error|")
+    axes[1].set_xticks(xs, [f"{b['bin']}\n(n={b['n']})" for b in calibration], fontsize=7)
+    axes[1].set(xlabel="decile of predicted |error| (1 = smallest)", ylabel="years", title="by decile")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title)
+    return finish_figure(fig, path)
+
+
 def plot_detections(image, boxes, labels, crops, path=None, title: str = ""):
     """The photo with each detected face's box (x0, y0, x1, y1 in its pixels) and label, beside the
     aligned crops the model sees. No boxes: the photo alone, titled "no face found"."""

@@ -1,0 +1,214 @@
+"""A notebook's key measured numbers, written to ``figures/NN_name.json`` and checked against the values
+recorded in ``notebooks/expected/NN_name.json``, so that a change that moves a result beyond its
+tolerance fails the notebook (and nbval) with the moved number named.
+
+Comparison rules (``compare``):
+- floats: |value - expected| <= tolerance. The tolerance is the one stored in the expected file; the
+  notebook passes one where it has a measured spread for the number (e.g. 3 x a seed-to-seed sd);
+  otherwise ``record`` stores the default rule ``max(ABS_FLOOR, REL * |expected|)`` (see
+  ``default_tolerance`` for the measurement behind it);
+- ints: exactly, unless a tolerance is stored for that int (a count that depends on thresholds);
+- strings and bools: exactly;
+- a number missing from this run, or new in it, is a mismatch too.
+Only FAST runs are checked: the expected values are FAST-mode ones.
+
+Command line (from the repository root):
+    python -m cilf.notebook.key_numbers record [--figures figures] [--expected notebooks/expected]
+    python -m cilf.notebook.key_numbers check  [--figures figures] [--expected notebooks/expected]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from ..io import json_text, write_text
+
+# Default tolerance of a float with no measured spread: max(ABS_FLOOR, REL * |value|). Measured on a 2-core
+# CPU: re-training the FAST demo model with OMP_NUM_THREADS=1 and =2 (another reduction order, standing in
+# for another CPU) moved its validation MAE by at most 5e-7 years over the first 4 epochs, and the notebooks'
+# key numbers (00, 03, 04, 07) did not move at all at inference; the seed-to-seed sd of the full model's
+# MAE is 0.03 years (notebook 05, 80-20). 2% of a 5.5-year MAE is 0.11, about 3.5 seed sds: far above the
+# thread-order noise, below what a change of method moves.
+ABS_FLOOR = 0.05
+REL = 0.02
+RECORD_HINT = "if the change is intended, re-record with `python -m cilf.notebook.key_numbers record`"
+Number = float | int | str | bool
+
+
+class KeyNumbersMoved(AssertionError):
+    """One or more key numbers moved beyond their tolerance; the message lists every one."""
+
+
+def default_expected_dir() -> Path:
+    """``notebooks/expected`` of the checkout this package was imported from (absent when pip-installed)."""
+    import cilf
+
+    return Path(cilf.__file__).resolve().parents[1] / "notebooks" / "expected"
+
+
+def default_tolerance(value: float) -> float:
+    """The documented default rule for a float with no measured spread: max(ABS_FLOOR, REL * |value|)."""
+    return max(ABS_FLOOR, REL * abs(value))
+
+
+def _plain(name: str, key: str, v) -> Number:
+    """A JSON-able python scalar from a python/numpy/torch scalar; ValueError naming a bad number."""
+    if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
+        v = v.item()
+    if isinstance(v, bool | str):
+        return v
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{name}: key number {key} = {v} is not finite")
+        return float(v)
+    raise TypeError(f"{name}: key number {key} is a {type(v).__name__}; give a float, int, str or bool")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def compare(name: str, numbers: dict, expected: dict, tolerances: dict | None = None) -> list[str]:
+    """Mismatch lines ("NN_name: key = 5.91, expected 5.53 +- 0.1") of ``numbers`` against ``expected``
+    (both {key: scalar}); ``tolerances`` {key: float} as stored in the expected file (missing floats
+    get ``default_tolerance``). Empty list: everything within tolerance."""
+    tolerances = tolerances or {}
+    out = []
+    for key, exp in expected.items():
+        if key not in numbers:
+            out.append(f"{name}: {key} missing from this run, expected {_fmt(exp)}")
+            continue
+        got = numbers[key]
+        if isinstance(exp, bool) or isinstance(exp, str) or isinstance(got, bool | str):
+            if type(got) is not type(exp) or got != exp:
+                out.append(f"{name}: {key} = {_fmt(got)}, expected {_fmt(exp)}")
+        elif isinstance(exp, int) and key not in tolerances:
+            if got != exp:
+                out.append(f"{name}: {key} = {_fmt(got)}, expected {_fmt(exp)} exactly")
+        else:
+            tol = float(tolerances.get(key, default_tolerance(float(exp))))
+            if not abs(float(got) - float(exp)) <= tol:
+                out.append(f"{name}: {key} = {_fmt(got)}, expected {_fmt(exp)} +- {tol:.3g}")
+    for key in numbers:
+        if key not in expected:
+            out.append(f"{name}: {key} = {_fmt(numbers[key])} is new (not in the expected file)")
+    return out
+
+
+def moved_message(lines: list[str]) -> str:
+    return f"{len(lines)} key number(s) moved:\n  " + "\n  ".join(lines) + f"\n{RECORD_HINT}"
+
+
+def report(name: str, numbers: dict[str, Number], *, out_dir, fast: bool,
+           tolerances: dict[str, float] | None = None, expected_dir=None) -> dict:
+    """Write ``{out_dir}/{name}.json`` = {notebook, fast, numbers, tolerances}; in FAST mode compare with
+    ``{expected_dir}/{name}.json`` (default ``default_expected_dir()``) and print one deterministic line,
+    or raise :class:`KeyNumbersMoved` listing every moved number. Returns the written record."""
+    numbers = {k: _plain(name, k, v) for k, v in numbers.items()}
+    tolerances = {k: float(v) for k, v in (tolerances or {}).items()}
+    unknown = sorted(set(tolerances) - set(numbers))
+    if unknown:
+        raise ValueError(f"{name}: tolerances given for numbers that are not reported: {unknown}")
+    record = {"notebook": name, "fast": bool(fast), "numbers": numbers, "tolerances": tolerances}
+    write_text(Path(out_dir) / f"{name}.json", json_text(record))
+    if not fast:
+        print(f"key numbers: {len(numbers)} written, not checked (FAST=False; the expected values are FAST ones)")
+        return record
+    exp_dir = Path(expected_dir) if expected_dir is not None else default_expected_dir()
+    exp_path = exp_dir / f"{name}.json"
+    if not exp_dir.is_dir():
+        print(f"key numbers: {len(numbers)} written, not checked (no folder notebooks/expected beside this "
+              f"cilf package, e.g. pip-installed or on Colab)")
+        return record
+    if not exp_path.is_file():
+        print(f"key numbers: {len(numbers)} written, not checked (no expected values recorded for {name}; "
+              f"record them with `python -m cilf.notebook.key_numbers record`)")
+        return record
+    exp = json.loads(exp_path.read_text(encoding="utf-8"))
+    lines = compare(name, numbers, exp["numbers"], exp.get("tolerances"))
+    if lines:
+        raise KeyNumbersMoved(moved_message(lines))
+    print(f"key numbers: {len(numbers)} checked, all within tolerance")
+    return record
+
+
+def _runs(figures: Path) -> dict[str, dict]:
+    """{name: record} of the key-number files in ``figures`` (other JSON files there are skipped)."""
+    runs = {}
+    for p in sorted(figures.glob("[0-9][0-9]_*.json")):
+        rec = json.loads(p.read_text(encoding="utf-8"))
+        if isinstance(rec, dict) and "numbers" in rec and rec.get("notebook") == p.stem:
+            runs[p.stem] = rec
+    return runs
+
+
+def record(figures: Path, expected: Path) -> list[Path]:
+    """Write ``expected/NN_name.json`` from every FAST ``figures/NN_name.json``. Each float gets an explicit
+    tolerance: the notebook's, else the one already in the expected file, else the default rule."""
+    written = []
+    for name, rec in _runs(figures).items():
+        if not rec.get("fast"):
+            print(f"{name}: skipped (a FAST=False run; only FAST runs are recorded)")
+            continue
+        path = expected / f"{name}.json"
+        old = json.loads(path.read_text(encoding="utf-8")).get("tolerances", {}) if path.is_file() else {}
+        tol = {}
+        for key, v in rec["numbers"].items():
+            if key in rec.get("tolerances", {}):
+                tol[key] = rec["tolerances"][key]
+            elif key in old:
+                tol[key] = old[key]
+            elif isinstance(v, float):
+                tol[key] = round(default_tolerance(v), 4)
+        write_text(path, json_text({"notebook": name, "fast": True, "numbers": rec["numbers"], "tolerances": tol}))
+        written.append(path)
+        print(f"{name}: {len(rec['numbers'])} numbers recorded -> {path}")
+    return written
+
+
+def check(figures: Path, expected: Path) -> list[str]:
+    """Mismatch lines of every FAST figures/NN_name.json against its expected file, executing nothing;
+    an expected file without a run, or a run without an expected file, is a mismatch too."""
+    runs = {n: r for n, r in _runs(figures).items() if r.get("fast")}
+    lines = []
+    for path in sorted(expected.glob("[0-9][0-9]_*.json")):
+        exp = json.loads(path.read_text(encoding="utf-8"))
+        if path.stem not in runs:
+            lines.append(f"{path.stem}: no FAST run in {figures} (run the notebook)")
+            continue
+        lines += compare(path.stem, runs[path.stem]["numbers"], exp["numbers"], exp.get("tolerances"))
+    for name in runs:
+        if not (expected / f"{name}.json").is_file():
+            lines.append(f"{name}: no expected file in {expected}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cilf.notebook.key_numbers")
+    ap.add_argument("cmd", choices=("record", "check"))
+    ap.add_argument("--figures", default="figures", type=Path)
+    ap.add_argument("--expected", default="notebooks/expected", type=Path)
+    args = ap.parse_args(argv)
+    if not args.figures.is_dir():
+        print(f"error: no folder {args.figures}; run from the repository root or pass --figures", file=sys.stderr)
+        return 2
+    if args.cmd == "record":
+        args.expected.mkdir(parents=True, exist_ok=True)
+        return 0 if record(args.figures, args.expected) else 1
+    lines = check(args.figures, args.expected)
+    if lines:
+        print(moved_message(lines), file=sys.stderr)
+        return 1
+    print(f"key numbers: {len(list(args.expected.glob('[0-9][0-9]_*.json')))} notebooks checked, all within tolerance")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
