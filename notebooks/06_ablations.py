@@ -132,14 +132,23 @@ claims = claims_table(result, speed=speed)
 write_text(f"{OUT_DIR}/06_claims.md", claims_markdown(claims))
 claims_frame(result, speed=speed)
 
+# %% [markdown]
+# ## Key numbers
+# Written to `figures/06_ablations.json` and, in FAST mode, compared with the values recorded in
+# `notebooks/expected/`: every method's pooled MAE, every claim's effect and its verdict. A change
+# that moves one beyond its tolerance (the default rule of `cilf.notebook.key_numbers`, or 3 x the
+# run-to-run sd of the MAE where larger) or flips a verdict fails here, naming it.
+
 # %%
-# NBVAL_IGNORE_OUTPUT
-# checked by cilf.notebook.key_numbers
-key_numbers = {
-    "source": result["source"],
-    "mae_pooled": {name: s["mae_pooled"] for name, s in m.items() if "mae_pooled" in s},
-    "claims": {r["id"]: {"effect": r["estimate"], "ci": [r["ci_low"], r["ci_high"]], "verdict": r["verdict"]}
-               for r in claims},
-}
-print(len(key_numbers["mae_pooled"]), "methods,", len(key_numbers["claims"]), "claims:",
-      {k: v["verdict"] for k, v in key_numbers["claims"].items()})
+from cilf.notebook.key_numbers import report as key_numbers
+
+numbers, tolerances = {}, {}
+for name, s in m.items():
+    if "mae_pooled" in s:
+        numbers[f"mae {name}"] = s["mae_pooled"]
+        tolerances[f"mae {name}"] = round(max(0.05, 0.02 * s["mae_pooled"], 3 * s["mae_std"] / np.sqrt(s["runs"])), 3)
+for r in claims:
+    numbers[f"claim {r['id']}: verdict"] = r["verdict"]
+    if r.get("estimate") is not None:
+        numbers[f"claim {r['id']}: effect"] = r["estimate"]
+recorded = key_numbers("06_ablations", numbers, out_dir=OUT_DIR, fast=FAST, tolerances=tolerances)

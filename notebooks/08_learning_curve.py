@@ -93,12 +93,10 @@ def mae_at(name, n):
     return round(p["mae"], 3)
 
 
-key_numbers = {  # this run, SynthAge (synthetic)
-    "source": result["source"],
-    "training_subjects": [small, large],
-    "mae_at_fewest_subjects": {m: mae_at(m, small) for m in methods if methods[m]["points"]},
-    "mae_at_all_subjects": {m: mae_at(m, large) for m in methods if methods[m]["points"]},
-    "full_beats_zero_shot_from_subjects": result["full_beats_zero_shot_from"],
-}
-assert all(v > 0 for v in key_numbers["mae_at_all_subjects"].values())
-key_numbers  # checked by cilf.notebook.key_numbers
+from cilf.notebook.key_numbers import report as key_numbers
+
+numbers = {f"mae {m} at {small} subjects": mae_at(m, small) for m in methods if methods[m]["points"]}
+numbers.update({f"mae {m} at {large} subjects": mae_at(m, large) for m in methods if methods[m]["points"]})
+numbers["full beats zero-shot from (subjects)"] = str(result["full_beats_zero_shot_from"])
+assert all(v > 0 for v in numbers.values() if isinstance(v, float))
+recorded = key_numbers("08_learning_curve", numbers, out_dir=OUT_DIR, fast=FAST)  # this run, SynthAge (synthetic)
