@@ -364,7 +364,8 @@ def test_every_run_records_its_wall_clock_and_the_table_shows_it(paired_bench):
     assert "shared by every CLIP-feature row" in text
     with open(next(Path(bcfg.out).glob("*/results.csv")), newline="") as f:
         rows = list(csv.DictReader(f))
-    assert all(float(r["s/run"]) > 0 for r in rows)
+    seconds = {r["method"]: float(r["s/run"]) for r in rows}  # 4 decimals: the train-mean row can round to 0
+    assert all(v >= 0 for v in seconds.values()) and seconds["DEX (expectation)"] > 0, seconds
 
 
 def test_a_changed_budget_never_reuses_stale_runs_and_the_s_i_ablation_trains(paired_bench, tmp_path):
