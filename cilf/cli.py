@@ -302,8 +302,7 @@ def cmd_bench(args) -> int:
     try:
         result = run_benchmark(bcfg)
     except DatasetNotFound as e:
-        print(f"not found: {e}", file=sys.stderr)
-        return 3
+        return _dataset_not_found(e)
     print(format_results(result))
     print(f"results written to {Path(args.out)}/{result['bench_config']['dataset']}-{result['protocol']}/"
           f"results.{{json,csv}}")
@@ -348,8 +347,7 @@ def cmd_curve(args) -> int:
     try:
         result = run_learning_curve(ccfg)
     except DatasetNotFound as e:
-        print(f"not found: {e}", file=sys.stderr)
-        return 3
+        return _dataset_not_found(e)
     print(format_curve(result))
     print(f"results written to {result['written_to']}")
     return 0
@@ -363,8 +361,7 @@ def cmd_data_check(args) -> int:
         rep = check_dataset(args.dataset, args.root, args.protocol, verify=not args.no_verify,
                             progress=not args.quiet)
     except DatasetNotFound as e:
-        print(f"not found: {e}", file=sys.stderr)
-        return 3
+        return _dataset_not_found(e)
     print(format_check(rep))
     if args.json:
         _write_json(args.json, rep, "report")
