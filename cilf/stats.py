@@ -6,6 +6,8 @@ Every comparison in the project goes through here (see docs/statistics.md for th
   choice of test images and the training seeds, stratified by fold;
 * ``verdict`` - "supported" / "contradicted" / "not resolved" from a CI (one-sided claims and equivalence);
 * ``required_test_size`` - test images needed for a CI of a given half-width, from a pilot;
+* ``precision_plan`` - how much of a paired CI's width comes from the test images and how much from the seeds,
+  and the images and seeds per split that would bring it to a target half-width;
 * ``mean_ci`` - one method's mean (e.g. its MAE) with the same kind of CI, for table rows;
 * ``format_effect`` - ``"-0.23 y [-0.31, -0.15]"``.
 
@@ -243,6 +245,73 @@ def required_test_size(err_a, err_b, half_width: float = 0.1, *, confidence: flo
     return int(math.ceil((z * d.std(ddof=1) / half_width) ** 2))
 
 
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """Where a paired difference's CI width comes from, and what would bring it to ``target`` (years).
+
+    Normal approximation (z for ``confidence``), folds weighted by their image counts as in
+    ``paired_mae_difference``: ``image_part = z * image_sd / sqrt(n_images)`` is the half-width test images alone
+    would give (seeds averaged per image first); ``seed_part = z * seed_sd * sqrt(sum_f w_f^2 / S_f)`` the half-width
+    training seeds alone would give; together about ``sqrt(image_part^2 + seed_part^2)``. ``images_needed`` (test
+    images in all, split over the folds as now) and ``seeds_needed`` (per split) bring each part to
+    ``target / sqrt(2)``, so the two together reach ``target``; more images never shrink the seed part.
+    ``seed_part`` is NaN and ``seeds_needed`` None with one seed per fold (then images_needed sizes the image part
+    to ``target`` on its own).
+    """
+
+    target: float
+    image_sd: float
+    seed_sd: float
+    n_images: int
+    n_seeds: int  # seeds per fold (the smallest fold's count)
+    n_folds: int
+    image_part: float
+    seed_part: float
+    images_needed: int
+    seeds_needed: int | None
+
+    @property
+    def combined(self) -> float:
+        """About the half-width of the two-way CI: image and seed parts added in quadrature."""
+        if math.isnan(self.seed_part):
+            return self.image_part
+        return math.hypot(self.image_part, self.seed_part)
+
+
+def precision_plan(err_a, err_b, target: float = 0.1, *, confidence: float = 0.95) -> PrecisionPlan:
+    """How a paired MAE difference's CI splits into a test-image part and a seed part (see :class:`PrecisionPlan`).
+
+    ``err_a``, ``err_b``: absolute errors in the layouts ``paired_mae_difference`` takes (one run, seeds x images,
+    or a list of folds). ``image_sd``: standard deviation (ddof=1) of the per-image differences after averaging
+    the seeds, pooled over folds; ``seed_sd``: as in :class:`Effect`.
+    """
+    if not target > 0:
+        raise ValueError(f"target={target}; expected a positive half-width in years, e.g. 0.1")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence}; expected a level between 0 and 1, e.g. 0.95")
+    folds = _paired_folds(err_a, err_b)
+    z = float(_st.norm.ppf(0.5 + confidence / 2))
+    n = np.array([f.shape[1] for f in folds], dtype=np.float64)
+    seeds = np.array([f.shape[0] for f in folds], dtype=np.float64)
+    w = n / n.sum()
+    image_var = sum(f.shape[1] * f.mean(axis=0).var(ddof=1) for f in folds) / n.sum()  # pooled, per image
+    image_sd = math.sqrt(image_var)
+    seed_sd = _seed_sd(folds)
+    image_part = z * image_sd / math.sqrt(n.sum())
+    one_seed = math.isnan(seed_sd)
+    share = 1.0 if one_seed else 1 / math.sqrt(2)  # each part's share of the target
+    images_needed = int(math.ceil((z * image_sd / (share * target)) ** 2))
+    if one_seed:
+        seed_part, seeds_needed = float("nan"), None
+    else:
+        seed_part = z * seed_sd * math.sqrt(float(np.sum(w ** 2 / seeds)))
+        # S seeds in every fold: seed part = z * seed_sd * sqrt(sum w^2) / sqrt(S)
+        seeds_needed = max(2, int(math.ceil((z * seed_sd * math.sqrt(float(np.sum(w ** 2))) / (share * target)) ** 2)))
+    return PrecisionPlan(target=float(target), image_sd=image_sd, seed_sd=seed_sd, n_images=int(n.sum()),
+                         n_seeds=int(seeds.min()), n_folds=len(folds), image_part=image_part, seed_part=seed_part,
+                         images_needed=images_needed, seeds_needed=seeds_needed)
+
+
 def format_effect(effect: Effect, unit: str = "y", digits: int = 2) -> str:
     """``"-0.23 y [-0.31, -0.15]"``: estimate, unit, then the CI."""
     def num(x: float) -> str:
@@ -252,5 +321,5 @@ def format_effect(effect: Effect, unit: str = "y", digits: int = 2) -> str:
     return f"{num(effect.estimate)}{u} [{num(effect.ci_low)}, {num(effect.ci_high)}]"
 
 
-__all__ = ["Effect", "paired_mae_difference", "mean_ci", "verdict", "required_test_size",
-                          "format_effect"]
+__all__ = ["Effect", "PrecisionPlan", "paired_mae_difference", "mean_ci", "verdict", "required_test_size",
+           "precision_plan", "format_effect"]

@@ -133,6 +133,23 @@ write_text(f"{OUT_DIR}/06_claims.md", claims_markdown(claims))
 claims_frame(result, speed=speed)
 
 # %% [markdown]
+# ## How precise the effects are, and what ±0.1 y would take
+# Each interval above has two sources of width: the test images (more of them narrow it) and the training
+# seeds (only more seeds narrow it). `cilf.stats.precision_plan` splits each claim's interval into the two
+# (normal approximation; it agrees with the bootstrap's width to a few hundredths) and sizes each part to
+# 0.1/√2 y, so together they reach ±0.1 y: the test images needed (SynthAge is procedural, so the last-but-one
+# column is the generated set's size that gives them under the same protocol) and the seeds per split.
+# This sizes the next run; it changes nothing in this one, and no verdict is chosen from it.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from cilf.run.precision import format_precision, precision_markdown, precision_rows
+
+precision = precision_rows(claims, result)
+write_text(f"{OUT_DIR}/06_precision.md", precision_markdown(precision))
+print(format_precision(precision))
+
+# %% [markdown]
 # ## Key numbers
 # Written to `figures/06_ablations.json` and, in FAST mode, compared with the values recorded in
 # `notebooks/expected/`: every method's pooled MAE, every claim's effect and its verdict. A change
@@ -151,4 +168,6 @@ for r in claims:
     numbers[f"claim {r['id']}: verdict"] = r["verdict"]
     if r.get("estimate") is not None:
         numbers[f"claim {r['id']}: effect"] = r["estimate"]
+for r in precision:  # how wide each interval is (the tolerance rule of key_numbers: max(0.05, 2%))
+    numbers[f"claim {r['id']}: CI half-width"] = r["half_width"]
 recorded = key_numbers("06_ablations", numbers, out_dir=OUT_DIR, fast=FAST, tolerances=tolerances)

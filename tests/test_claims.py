@@ -18,9 +18,10 @@ SOURCE = "this run, SynthAge (synthetic) 5-fold"
 
 
 def fake_result(shifts: dict[str, float], noise: float = 0.05, skipped: dict[str, str] | None = None,
-                seed: int = 0) -> dict:
+                seed: int = 0, same_as_full: tuple[str, ...] = ()) -> dict:
     """A benchmark result: every method in ``shifts`` has |error| = base + shift + N(0, noise) per (seed,
-    image); "full" has shift 0. Method B's paired effect full - B is thus about -shift."""
+    image); "full" has shift 0. Method B's paired effect full - B is thus about -shift. The methods in
+    ``same_as_full`` give exactly the full model's estimates."""
     rng = np.random.default_rng(seed)
     ages = [rng.uniform(20, 60, N_IMG) for _ in range(FOLDS)]
     base = [rng.uniform(2, 6, N_IMG) for _ in range(FOLDS)]
@@ -33,6 +34,8 @@ def fake_result(shifts: dict[str, float], noise: float = 0.05, skipped: dict[str
                 sign = np.where(rng.random(N_IMG) < 0.5, -1.0, 1.0)
                 runs.append(_score(ages[k], ages[k] + sign * err, [{}] * N_IMG))
         methods[name] = runs
+    for name in same_as_full:
+        methods[name] = methods["full"]
     for name, why in (skipped or {}).items():
         methods[name] = [{"skipped": why}] * (FOLDS * SEEDS)
     return {"source": SOURCE, "seeds": SEEDS, "folds": FOLDS, "protocol": "5-fold",
@@ -198,3 +201,35 @@ def test_cli_prints_the_table_and_refuses_bad_files(tmp_path, capsys):
     assert "not a benchmark result" in capsys.readouterr().err
     assert main(["claims", str(path), "--speed", str(tmp_path / "nospeed.json")]) == 2
     assert "bench-speed" in capsys.readouterr().err
+
+
+def test_precision_table_splits_the_width_into_images_and_seeds_and_sizes_both():
+    from cilf.run.precision import format_precision, precision_markdown, precision_rows
+
+    res = fake_result({"similarity_prior=off": 0.6, "contrastive=off": 0.0}, noise=1.0)
+    res.update(images=300, test_images=N_IMG * FOLDS)  # a 5-fold protocol run on 2 folds: 120 of 300 tested
+    claims = claims_table(res)
+    rows = {r["id"]: r for r in precision_rows(claims, res)}
+    assert set(rows) == {"similarity", "contrastive"}  # the claims that ran, nothing invented for the rest
+    for cid, r in rows.items():
+        c = next(c for c in claims if c["id"] == cid)
+        assert r["half_width"] == pytest.approx((c["ci_high"] - c["ci_low"]) / 2)
+        # the normal approximation explains the bootstrap interval's width
+        assert np.hypot(r["image_part"], r["seed_part"]) == pytest.approx(r["half_width"], rel=0.3)
+        assert r["images_needed"] > N_IMG * FOLDS and not r["met"]  # 120 images of noise sd 1 are too few
+        assert r["dataset_images"] == int(np.ceil(r["images_needed"] * 300 / 120))
+        assert r["seeds_needed"] >= 2
+    text = format_precision(list(rows.values()))
+    assert "similarity" in text and "more test images do not shrink the seed part" in text
+    assert precision_markdown(list(rows.values())).count("\n|") == 3  # separator + two rows
+    json.dumps(res, allow_nan=False)  # the stored precision stays strict JSON
+
+
+def test_a_switched_off_mechanism_is_not_counted_as_precise():
+    from cilf.run.precision import format_precision, precision_rows
+
+    res = fake_result({}, noise=1.0, same_as_full=("correction=off",))  # the gate switched it off
+    rows = precision_rows(claims_table(res), res)
+    (r,) = [r for r in rows if r["id"] == "correction"]
+    assert r["half_width"] == 0 and r["identical"] and not r["met"]
+    assert "identical estimates" in format_precision(rows)

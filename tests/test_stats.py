@@ -1,8 +1,11 @@
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as st
 
-from cilf.stats import Effect, format_effect, mean_ci, paired_mae_difference, required_test_size, verdict
+from cilf.stats import (Effect, format_effect, mean_ci, paired_mae_difference, precision_plan, required_test_size,
+                        verdict)
 
 N_RES = 2000
 
@@ -123,6 +126,52 @@ def test_required_test_size_hand_computed():
     assert required_test_size(np.stack([a + 0.5, a + 1.5]), np.stack([b + 1, b + 1]), half_width=0.1) == 513
     with pytest.raises(ValueError, match="half_width"):
         required_test_size(a, b, half_width=0)
+
+
+def test_precision_plan_hand_computed_one_run():
+    # differences 1, 2, 3, 4: sd = 1.29099; image part = 1.95996 * 1.29099 / sqrt(4) = 1.26515;
+    # one seed: the whole target goes to the images, n = (1.95996 * 1.29099 / 0.1)^2 = 640.24 -> 641
+    p = precision_plan(np.array([1.0, 2, 3, 4]), np.zeros(4), 0.1)
+    assert p.image_sd == pytest.approx(1.2909944, abs=1e-6)
+    assert p.image_part == pytest.approx(1.2651513, abs=1e-6)
+    assert math.isnan(p.seed_part) and p.seeds_needed is None and p.combined == p.image_part
+    assert p.images_needed == 641 and (p.n_images, p.n_seeds, p.n_folds) == (4, 1, 1)
+
+
+def test_precision_plan_hand_computed_seeds_and_folds():
+    # fold 0: 2 seeds x 4 images, differences seed 0 = [1, 2, 3, 4], seed 1 = [1, 2, 3, 4] + 1;
+    # fold 1: 2 seeds x 4 images, differences seed 0 = [0, 0, 2, 2], seed 1 = [0, 0, 2, 2] - 1
+    b = np.zeros((2, 4))
+    f0 = np.array([[1.0, 2, 3, 4], [2, 3, 4, 5]])
+    f1 = np.array([[1.0, 1, 3, 3], [0, 0, 2, 2]])  # shifted up by 1 so the errors stay non-negative
+    p = precision_plan([f0, f1], [b, b], 0.1)
+    # per-image (seed-averaged) differences: fold 0 [1.5, 2.5, 3.5, 4.5] (var 5/3), fold 1 [0.5, 0.5, 2.5, 2.5]
+    # (var 4/3); pooled over the 8 images: (4 * 5/3 + 4 * 4/3) / 8 = 1.5
+    assert p.image_sd == pytest.approx(math.sqrt(1.5))
+    z = 1.959963984540054
+    assert p.image_part == pytest.approx(z * math.sqrt(1.5) / math.sqrt(8))
+    # seed means: fold 0 (2.5, 3.5), fold 1 (2.0, 1.0): pooled sd = sqrt((0.5 + 0.5) / 2) = 0.7071
+    assert p.seed_sd == pytest.approx(math.sqrt(0.5))
+    # weights 1/2, 1/2, 2 seeds each: seed part = z * 0.7071 * sqrt(2 * 0.25 / 2) = z * 0.35355
+    assert p.seed_part == pytest.approx(z * math.sqrt(0.5) * 0.5)
+    assert p.combined == pytest.approx(math.hypot(p.image_part, p.seed_part))
+    # each part to 0.1 / sqrt(2): images (z * 1.2247 / 0.070711)^2 = 1152.4 -> 1153;
+    # seeds per fold (z * 0.7071 * sqrt(0.5) / 0.070711)^2 = 192.08 -> 193
+    assert p.images_needed == 1153 and p.seeds_needed == 193
+    with pytest.raises(ValueError, match="target"):
+        precision_plan(f0, b, 0)
+
+
+def test_precision_plan_matches_the_bootstrap_half_width():
+    # the normal approximation should agree with the two-way bootstrap CI it explains (within 15%)
+    rng = np.random.default_rng(3)
+    base = _abs_normal(rng, 600) + 5
+    a = base[None, :] + rng.normal(-0.2, 1.0, (4, 600)) + rng.normal(0, 0.15, (4, 1))
+    b = np.broadcast_to(base, (4, 600)).copy()
+    p = precision_plan(a, b, 0.1)
+    e = paired_mae_difference(a, b, n_resamples=N_RES)
+    assert p.combined == pytest.approx(e.half_width, rel=0.15)
+    assert p.seed_part > 0 and p.image_part > 0
 
 
 def test_required_test_size_delivers_the_half_width():

@@ -8,22 +8,27 @@ the method gave no finite age). From them this module builds, per method, absolu
   CI (``cilf.stats.mean_ci``: two-way bootstrap over seeds and images, stratified by fold);
 * ``delta_mae``, ``delta_ci``, ``verdict`` - MAE(method) - MAE(full model) on the images both cover, with the
   paired CI (``cilf.stats.paired_mae_difference``); "better" when the whole CI is below 0, "worse" when above;
-* ``coverage_pct`` - the share of (seed, image) cells with a finite prediction.
+* ``coverage_pct`` - the share of (seed, image) cells with a finite prediction;
+* ``delta_precision`` - how much of the paired CI's width comes from the test images and how much from the seeds,
+  and the test images and seeds per split that would bring it to +-0.1 y (``cilf.stats.precision_plan``).
 
 An image enters a method's CI when the method predicted it for every seed, and the paired difference when both
 methods did; a fold with fewer than two such images is left out of that CI (``ci_images`` counts what is in).
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
-from ..stats import mean_ci, paired_mae_difference, verdict
+from ..stats import mean_ci, paired_mae_difference, precision_plan, verdict
 
 REFERENCE = "full"  # the method every other one is compared with
 CONFIDENCE = 0.95
 # 1999 resamples: a 15-method table on 400 images x 3 seeds takes about 1 s on one CPU core (2999: 1.5 s,
 # 4999: 2.3 s); the CI ends then move by about 0.01 y between bootstrap seeds.
 N_RESAMPLES = 1999
+PRECISION_TARGET = 0.1  # years: the half-width a paired difference should reach (sizing, not a decision rule)
 _VERDICTS = {"supported": "better", "contradicted": "worse", "not resolved": "not resolved"}
 
 
@@ -76,9 +81,16 @@ def effect_columns(methods: dict[str, list[dict]], test_ages: list[np.ndarray], 
             if a:
                 d = paired_mae_difference(a, b, **kw)
                 col.update(delta_mae=d.estimate, delta_ci=[d.ci_low, d.ci_high], paired_images=d.n_images,
-                           verdict=_VERDICTS[verdict(d, better="lower")])
+                           verdict=_VERDICTS[verdict(d, better="lower")],
+                           delta_precision=_finite(asdict(precision_plan(a, b, PRECISION_TARGET,
+                                                                         confidence=CONFIDENCE))))
         out[name] = col
     return out
+
+
+def _finite(d: dict) -> dict:
+    """NaN -> None, so the result stays strict JSON."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in d.items()}
 
 
 def _num(x: float, sign: bool = False) -> str:

@@ -208,12 +208,13 @@ def _row(claim: Claim, result: dict) -> dict:
             "comparison": f"{title(claim.a)} vs {title(claim.b) if claim.b != PEER_GROUP else 'peers'}",
             "a": claim.a, "b": claim.b, "better": claim.better, "margin": claim.margin, "rule": claim.rule,
             "estimate": None, "ci_low": None, "ci_high": None, "effect": "-", "verdict": NOT_RUN,
-            "cost": "", "cost_ratio": None, "note": "", "margin_why": claim.margin_why,
+            "cost": "", "cost_ratio": None, "note": "", "margin_why": claim.margin_why, "precision": None,
             "source": result["source"], "design": _design(result), "command": claim.command}
 
 
-def _set_effect(row: dict, eff: Effect) -> None:
-    row.update(estimate=eff.estimate, ci_low=eff.ci_low, ci_high=eff.ci_high, effect=format_effect(eff))
+def _set_effect(row: dict, eff: Effect, result: dict, b: str) -> None:
+    row.update(estimate=eff.estimate, ci_low=eff.ci_low, ci_high=eff.ci_high, effect=format_effect(eff),
+               precision=result["methods"][b].get("delta_precision"))
 
 
 def _pair_row(claim: Claim, result: dict, speed: dict | None) -> dict:
@@ -222,7 +223,7 @@ def _pair_row(claim: Claim, result: dict, speed: dict | None) -> dict:
     if eff is None:
         row["note"] = why
         return row
-    _set_effect(row, eff)
+    _set_effect(row, eff, result, claim.b)
     row["verdict"] = verdict(eff, better=claim.better, margin=claim.margin)
     if claim.cost_tokens:
         row["accuracy_verdict"] = acc = row["verdict"]
@@ -258,7 +259,7 @@ def _peers_row(claim: Claim, result: dict) -> dict:
         row["note"] = "no peer ran" + (f" ({'; '.join(skipped)})" if skipped else "")
         return row
     strongest = min(per, key=lambda p: p["mae"] if p["mae"] is not None else math.inf)
-    _set_effect(row, strongest["effect"])
+    _set_effect(row, strongest["effect"], result, strongest["name"])
     verdicts = [p["verdict"] for p in per]
     row["verdict"] = ("contradicted" if "contradicted" in verdicts
                       else "supported" if all(v == "supported" for v in verdicts) else "not resolved")
