@@ -76,6 +76,11 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, shuffles and noise")
         p.add_argument("--no-cache", action="store_true",
                        help="encode images on the fly every epoch (with unfreeze_last_blocks: no boundary cache)")
+        p.add_argument("--flip", action="store_true",
+                       help="augment the training images with a random horizontal flip (training from pixels: "
+                            "--set freeze_image=false, or --no-cache)")
+        p.add_argument("--shift", type=int, default=d.shift, metavar="PX",
+                       help="augment the training images with a random shift of up to PX pixels (as --flip)")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
         p.add_argument("--force", action="store_true",
                        help="train into an --out that holds files cilf did not write (they may be replaced)")
@@ -143,7 +148,7 @@ def cmd_train(args) -> int:
     cfg = cfg.replace(**parse_overrides(args.set))
     tcfg = _tcfg(args, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                  backbone_lr_scale=args.backbone_lr_scale, cache_features=not args.no_cache,
-                 stop_after_epochs=args.stop_after, precision=args.precision)
+                 stop_after_epochs=args.stop_after, precision=args.precision, flip=args.flip, shift=args.shift)
     from .data.sources import DatasetNotFound
 
     try:

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data.datasets import RecordDataset, collate_skip
+from .augment import Augment, epoch_generator
 from .distributed import DistContext
 from .features import extract_features
 
@@ -39,11 +40,16 @@ class FeatureBatches:
 
 
 class Batches(FeatureBatches):
-    """Minibatches of a dataset: encoded once (``cached``) or images decoded every epoch."""
+    """Minibatches of a dataset: encoded once (``cached``) or images decoded every epoch, then (``augment``,
+    images only) flipped and shifted with draws seeded by the epoch (:mod:`cilf.run.augment`)."""
 
     def __init__(self, model, ds: RecordDataset, batch_size: int, *, device, cached: bool, desc: str = "encode",
-                 ctx: DistContext | None = None, progress: bool = True):
+                 ctx: DistContext | None = None, progress: bool = True, augment: Augment | None = None):
+        if augment is not None and augment.active and cached:
+            raise ValueError(f"{ds.name}: augmentation changes the images, so it needs them decoded every epoch: "
+                             f"train the image tower (--set freeze_image=false) or pass --no-cache")
         self.ds, self.cached = ds, cached
+        self.augment = augment if augment is not None and augment.active else None
         ctx = ctx or DistContext(device=torch.device(device))
         if cached:
             features, ages, self.metas = encode_split(model, ds, device, ctx, progress, desc)
@@ -63,11 +69,13 @@ class Batches(FeatureBatches):
         else:
             loader = DataLoader(self.ds, batch_size=self.batch_size, shuffle=True, generator=generator,
                                 collate_fn=collate_skip)
+        draws = epoch_generator(generator, self.ctx.rank) if self.augment is not None else None
         for batch in loader:
             if batch is None or len(batch[1]) < 2:  # every image of it unreadable, or a single one left
                 yield None, None, None
                 continue
-            yield None, batch[0].to(self.device), batch[1].to(self.device)
+            images = batch[0] if self.augment is None else self.augment(batch[0], draws)
+            yield None, images.to(self.device), batch[1].to(self.device)
 
 
 class BoundaryBatches(FeatureBatches):

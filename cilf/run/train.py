@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..io import FolderLock, atomic_directory, atomic_write, recover_directory, write_json
 from ..model.checkpoint import (CheckpointError, is_checkpoint, load_model, load_train_state, moved_weights,
                                save_checkpoint)
+from .augment import Augment
 from .batches import Batches, BoundaryBatches, FeatureBatches
 from .crossfit import FitSettings, calibrate_correction
 from ..model.config import CILFConfig, check_ranges
@@ -45,7 +46,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 RUN_MARKER = "run.json"
 # what a resumed run must keep (its data, split and optimisation); device, progress and stop_after_epochs may change
 RESUME_FIXED = ("data", "n_images", "data_seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
-                "precision", "dataset", "root", "protocol", "fold", "val_frac", "backbone_lr_scale")
+                "precision", "dataset", "root", "protocol", "fold", "val_frac", "backbone_lr_scale",
+                "flip", "shift")
 
 
 @dataclass
@@ -72,10 +74,12 @@ class TrainConfig:
     progress: bool = True
     stop_after_epochs: int | None = None  # end this session early; continue later with resume
     precision: str = "auto"  # fp32, bf16 (autocast; FFTs stay float32), auto = bf16 on CUDA that has it
+    flip: bool = False  # augment the training images: random horizontal flip (needs training from pixels)
+    shift: int = 0  # augment the training images: random shift of up to this many pixels (cilf.run.augment)
 
     def __post_init__(self) -> None:
         check_ranges(self, {"epochs": 1, "batch_size": 2, "warmup_steps": 1, "n_images": 50, "stop_after_epochs": 1,
-                            "weight_decay": 0}, ("lr", "backbone_lr_scale"))
+                            "weight_decay": 0, "shift": 0}, ("lr", "backbone_lr_scale"))
         if self.dataset is None and (self.root is not None or self.protocol is not None):
             raise ValueError("root and protocol belong to a dataset: pass --dataset NAME with them")
         if self.dataset is not None and self.data is not None:
@@ -248,7 +252,17 @@ def _say(ctx: DistContext):
     return (lambda msg: print(msg, file=sys.stderr, flush=True)) if ctx.is_main else (lambda msg: None)
 
 
+def check_augment(cfg: CILFConfig, tcfg: TrainConfig) -> None:
+    """ValueError when ``tcfg`` asks to augment (flip, shift) a run that trains from cached features or
+    cached boundary tokens: augmentation changes the images, so they must be decoded every epoch."""
+    if Augment(tcfg.flip, tcfg.shift).active and tcfg.cache_features and cfg.freeze_image:
+        raise ValueError("augmentation (--flip/--shift) changes the training images, so it needs them decoded every "
+                         "epoch, but this run trains from cached features: train the whole image tower "
+                         "(--set freeze_image=false) or pass --no-cache")
+
+
 def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, force: bool, ctx: DistContext) -> dict:
+    check_augment(cfg, tcfg)
     out = Path(tcfg.out)
     say = _say(ctx)
     lock = _claim_run_folder(out, resume, force, ctx, say)
@@ -421,6 +435,7 @@ class _Session:
         clip = model.clip
         cached = tcfg.cache_features and not clip.image_trainable
         boundary = tcfg.cache_features and clip.image_trainable and 0 < clip.boundary  # last blocks fine-tuned
+        augment = Augment(tcfg.flip, tcfg.shift)
         model.eval()
         if boundary:  # the frozen part's tokens from the on-disk cache; the last blocks run every step
             self.train_b = BoundaryBatches(model, self.splits["train"], tcfg.batch_size, device=self.device,
@@ -429,7 +444,7 @@ class _Session:
                                          desc="encode val", progress=self.progress) if self.main else None
         else:
             self.train_b = Batches(model, self.splits["train"], tcfg.batch_size, device=self.device, cached=cached,
-                                   desc="encode train", ctx=ctx, progress=self.progress)
+                                   desc="encode train", ctx=ctx, progress=self.progress, augment=augment)
             self.val_b = Batches(model, self.splits["val"], tcfg.batch_size, device=self.device, cached=cached,
                                  desc="encode val", progress=self.progress) if self.main else None
         self.train_mean = float(self.train_b.ages.mean())
