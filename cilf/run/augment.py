@@ -49,6 +49,12 @@ class Augment:
         return images
 
 
+def needs_pixels(where: str) -> str:
+    """The one refusal for augmenting a run that trains from cached features or boundary tokens."""
+    return (f"{where}: augmentation (--flip/--shift) changes the training images, so they must be decoded every "
+            f"epoch, not read from a cache: train the whole image tower (--set freeze_image=false) or pass --no-cache")
+
+
 def epoch_generator(shuffle: torch.Generator, rank: int = 0) -> torch.Generator:
     """The augmentation draws of one epoch on one rank: derived from the seed of the epoch's shuffle
     generator (not from its state, so augmenting does not change the shuffle) and the rank."""

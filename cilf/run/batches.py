@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data.datasets import RecordDataset, collate_skip
-from .augment import Augment, epoch_generator
+from .augment import Augment, epoch_generator, needs_pixels
 from .distributed import DistContext
 from .features import extract_features
 
@@ -46,8 +46,7 @@ class Batches(FeatureBatches):
     def __init__(self, model, ds: RecordDataset, batch_size: int, *, device, cached: bool, desc: str = "encode",
                  ctx: DistContext | None = None, progress: bool = True, augment: Augment | None = None):
         if augment is not None and augment.active and cached:
-            raise ValueError(f"{ds.name}: augmentation changes the images, so it needs them decoded every epoch: "
-                             f"train the image tower (--set freeze_image=false) or pass --no-cache")
+            raise ValueError(needs_pixels(ds.name))
         self.ds, self.cached = ds, cached
         self.augment = augment if augment is not None and augment.active else None
         ctx = ctx or DistContext(device=torch.device(device))

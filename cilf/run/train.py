@@ -27,7 +27,7 @@ from tqdm import tqdm
 from ..io import FolderLock, atomic_directory, atomic_write, recover_directory, write_json
 from ..model.checkpoint import (CheckpointError, is_checkpoint, load_model, load_train_state, moved_weights,
                                save_checkpoint)
-from .augment import Augment
+from .augment import Augment, needs_pixels
 from .batches import Batches, BoundaryBatches, FeatureBatches
 from .crossfit import FitSettings, calibrate_correction
 from ..model.config import CILFConfig, check_ranges
@@ -256,9 +256,7 @@ def check_augment(cfg: CILFConfig, tcfg: TrainConfig) -> None:
     """ValueError when ``tcfg`` asks to augment (flip, shift) a run that trains from cached features or
     cached boundary tokens: augmentation changes the images, so they must be decoded every epoch."""
     if Augment(tcfg.flip, tcfg.shift).active and tcfg.cache_features and cfg.freeze_image:
-        raise ValueError("augmentation (--flip/--shift) changes the training images, so it needs them decoded every "
-                         "epoch, but this run trains from cached features: train the whole image tower "
-                         "(--set freeze_image=false) or pass --no-cache")
+        raise ValueError(needs_pixels(tcfg.out))
 
 
 def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, force: bool, ctx: DistContext) -> dict:
