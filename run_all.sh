@@ -3,15 +3,23 @@
 #   ./run_all.sh          main job: run every notebook (FAST mode) and regenerate figures/, offline
 #   ./run_all.sh --full   the same with FAST=False (executed copies go to runs/notebooks-full/)
 #   ./run_all.sh test     the whole test suite
-# Both create the Python environment on first use (.venv, or $CILF_VENV) and reuse it afterwards.
+# Both create the Python environment on first use (.venv, or $CILF_VENV) and reuse it afterwards;
+# CILF_NO_INSTALL=1 uses $CILF_VENV as it is (nothing installed; bench-speed's whole-job timing on a clone).
 set -euo pipefail
 cd "$(dirname "$0")"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONHASHSEED=0
+# this checkout's cilf first, also in the notebook kernels, whichever checkout the environment was installed from
+export PYTHONPATH="$(pwd -P)${PYTHONPATH:+:$PYTHONPATH}"
 VENV="${CILF_VENV:-.venv}"
 PY="$VENV/bin/python"
 
 ensure_env() {
   local stamp
+  if [[ "${CILF_NO_INSTALL:-}" == 1 ]]; then
+    [[ -x "$PY" ]] && return 0
+    echo "error: CILF_NO_INSTALL=1 but $PY does not exist; set CILF_VENV to an existing environment, or unset CILF_NO_INSTALL" >&2
+    exit 1
+  fi
   # the editable install points at one checkout: another checkout reusing this environment re-installs
   stamp="$(cat pyproject.toml | sha256sum | cut -c1-16)-$(python3 -c 'import sys; print(sys.version_info[:2])' | tr -d ' ()' | tr , .)-$(pwd -P)"
   if [[ -x "$PY" && -f "$VENV/.cilf-stamp" && "$(cat "$VENV/.cilf-stamp")" == "$stamp" ]]; then

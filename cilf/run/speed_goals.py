@@ -94,6 +94,22 @@ def _finetune_goals(res: dict, key: str) -> list[dict]:
     return goals
 
 
+def _whole_job_goals(res: dict) -> list[dict]:
+    from .whole_job import WHOLE_JOB_TARGET_S, whole_job_why
+
+    if "skipped" in res:
+        return [_goal("the whole job on a fresh clone, wall s", None, WHOLE_JOB_TARGET_S, False, res["skipped"])]
+    goals = []
+    caches = "cold" if res["cold"] else "warm"
+    for r in res["rows"]:
+        ok = r["rc"] == 0
+        goals.append(_goal(f"{r['command']}, fresh clone, existing environment, {caches} caches, wall s",
+                           r["wall_s"] if ok else None, WHOLE_JOB_TARGET_S, False,
+                           whole_job_why(r) if ok else f"exit {r['rc']}: not a valid timing (log tail in the JSON)",
+                           "whole_job.rows"))
+    return goals
+
+
 def speed_goals(result: dict) -> list[dict]:
     """Every goal the run measured, in section order; a goal whose section was skipped is left out."""
     goals = _mixer_goals(result)
@@ -102,6 +118,8 @@ def speed_goals(result: dict) -> list[dict]:
     for key in ("finetune", "finetune_vit"):
         if key in result:
             goals += _finetune_goals(result[key], key)
+    if "whole_job" in result:
+        goals += _whole_job_goals(result["whole_job"])
     return goals
 
 
