@@ -134,7 +134,8 @@ def test_raw_photo_throughput_is_measured_for_both_pipelines_on_the_same_photos(
         assert r["photos_per_s"] == pytest.approx(r["photos"] / r["seconds"])
         assert r["faces"] == 2  # every benchmark photo holds one real face, and both detectors find it
     single = rows[("cilf predict", "batch 1")]
-    assert single["detect_ms"] > 0 and single["estimate_ms"] == pytest.approx(1e3 * single["seconds"] / 2 - single["detect_ms"])
+    # both stages timed one after the other on each photo: each a measured time, never a difference of two runs
+    assert single["detect_ms"] > 0 and single["estimate_ms"] > 0
     assert [(g["mode"], g["upsample"]) for g in res["goal"]] == [("batch 1", 0), ("folder of 2", 0)]
     for g in res["goal"]:
         assert g["met"] == (g["ratio"] >= 1)
