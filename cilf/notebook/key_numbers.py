@@ -33,7 +33,7 @@ from ..io import json_text, write_text
 # MAE is 0.03 years (notebook 05, 80-20). 2% of a 5.5-year MAE is 0.11, about 3.5 seed sds: far above the
 # thread-order noise, below what a change of method moves. Forcing another CPU's kernels (scalar ATen,
 # SSE4 MKL and oneDNN; README, "Set-up") from empty caches moved every notebook's key numbers by at most
-# 1.5e-5 years and no verdict.
+# 1.5e-5 years and no verdict; so did a fresh-clone run on another CPU (AVX-512 kernels; recorded on AVX2).
 ABS_FLOOR = 0.05
 REL = 0.02
 RECORD_HINT = "if the change is intended, re-record with `python -m cilf.notebook.key_numbers record`"
