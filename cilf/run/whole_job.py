@@ -124,19 +124,17 @@ def bench_whole_job(repo: str | Path | None = None, venv: str | Path | None = No
         env.pop("PYTHONPATH", None)  # run_all.sh puts the clone first; nothing of this checkout may leak in
         if cold:
             env.update(CILF_CACHE=str(work / "cache"), CILF_DATA=str(work / "data"))
-        for label, cmd in commands:
-            junit = work / f"junit-{len(res['rows'])}.xml"
-            full = [*cmd, f"--junitxml={junit}"] if cmd[-1] == "test" else list(cmd)
-            log = work / f"log-{len(res['rows'])}.txt"
+        for i, (label, cmd) in enumerate(commands):
+            junit, log = work / f"junit-{i}.xml", work / f"log-{i}.txt"
+            is_test = cmd[-1] == "test"  # the test command also writes a JUnit report
             print(f"whole job: {label} in a fresh clone ({'cold' if cold else 'warm'} caches) ...", flush=True)
-            row = {"command": label, **run_timed(full, clone, env, log)}
+            row = {"command": label, **run_timed([*cmd, f"--junitxml={junit}"] if is_test else list(cmd), clone, env, log)}
             text = log.read_text(encoding="utf-8", errors="replace")
             row["log_tail"] = text[-2000:]
-            if cmd[-1] == "test":
-                if junit.exists():
-                    row["tests"] = junit_summary(junit)
-            else:
+            if not is_test:
                 row["notebooks"] = notebook_seconds(text)
+            elif junit.exists():
+                row["tests"] = junit_summary(junit)
             res["rows"].append(row)
             print(f"    {row['wall_s']:.0f} s wall, {row['cpu_s']:.0f} s CPU, exit {row['rc']}", flush=True)
     finally:
