@@ -44,3 +44,19 @@ def test_export_is_float16_and_small(tmp_path):
     assert saved.keys() == state.keys()
     for k, v in state.items():  # every float weight is the float16 rounding of the model's; the rest exact
         assert torch.equal(saved[k], v.half() if v.is_floating_point() else v), k
+
+
+def test_bf16_pretraining_tracks_fp32_and_is_refused_on_resume_with_another_precision(tmp_path, monkeypatch):
+    """bf16 autocast changes the arithmetic, not the method: same data and seed, the losses stay close."""
+    monkeypatch.setenv("CILF_DATA", str(tmp_path / "data"))
+    kw = dict(n_images=256, epochs=2, batch_size=32, warmup_steps=2, progress=False)
+    fp32 = pretrain_clip(PretrainConfig(out=str(tmp_path / "f"), **kw))["history"]
+    bf16 = pretrain_clip(PretrainConfig(out=str(tmp_path / "h"), precision="bf16", **kw))["history"]
+    assert bf16[-1]["loss"] < bf16[0]["loss"]  # it learns
+    for a, b in zip(fp32, bf16):
+        assert abs(a["loss"] - b["loss"]) < 0.05 * a["loss"], (fp32, bf16)
+    pretrain_clip(PretrainConfig(out=str(tmp_path / "p"), stop_after_epochs=1, **kw))
+    with pytest.raises(Exception, match="precision"):
+        pretrain_clip(PretrainConfig(out=str(tmp_path / "p"), precision="bf16", **kw), resume=True)
+    with pytest.raises(ValueError, match="precision"):
+        PretrainConfig(precision="fp16")

