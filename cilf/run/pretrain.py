@@ -200,7 +200,8 @@ def _train_epoch(model, opt, sched, tokenizer, pairs: _Pairs, pcfg: PretrainConf
 
 def _encode_pair(model, images: torch.Tensor, tokens: torch.Tensor, precision: str):
     """(B x D, B x D) L2-normalised image and text features of B pairs, float32. With ``bf16`` both towers run
-    under bf16 autocast (1.4x per 256-pair step measured on a CPU with AVX512-BF16) and their outputs are normalised in float32."""
+    under bf16 autocast (1.4x per 256-pair step measured on a CPU with AVX512-BF16) and their outputs are
+    normalised in float32."""
     amp = torch.autocast(images.device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     with amp:
         fi, ft = model.encode_image(images), model.encode_text(tokens)
