@@ -198,3 +198,22 @@ def test_fine_tuned_checkpoint_reloads_to_identical_predictions(small_cfg, tmp_p
         a, b = model.eval()(images), again(images)
     assert torch.equal(a.age, b.age) and torch.equal(a.y0, b.y0)
     assert not torch.equal(model.clip.model.visual.proj, CILF(cfg).clip.model.visual.proj)  # it did train
+
+
+def test_the_prompt_row_says_zero_shot_only_while_clip_is_as_pretrained(small_cfg):
+    """With a fine-tuned tower the prompts read tuned features: the report must not call that zero-shot CLIP."""
+    from cilf.run.evaluate import clip_tuned, evaluation_report, format_report
+
+    assert not clip_tuned(small_cfg)
+    for changes in ({"freeze_image": False}, {"unfreeze_last_blocks": 1}, {"unfreeze_text_blocks": 1}):
+        assert clip_tuned(small_cfg.replace(**changes)), changes
+    y = np.array([20.0, 40.0, 60.0])
+    pred = {"age": y + 1, "y0": y + 1, "zero_shot": y + 5, "steps": np.zeros(3, dtype=int),
+            "accepted": np.ones(3, dtype=bool), "spread": np.zeros(3), "error0": np.zeros(3), "spread0": np.zeros(3)}
+    frozen = evaluation_report(y, pred, 40.0, "test")
+    tuned = evaluation_report(y, pred, 40.0, "test", clip_tuned=True)
+    assert frozen["zero_shot_clip"] == {"mae": 5.0, "clip": "as pretrained"}
+    assert tuned["zero_shot_clip"] == {"mae": 5.0, "clip": "fine-tuned"}
+    assert "zero-shot CLIP (prompts)  MAE   5.00" in format_report(frozen)
+    text = format_report(tuned)
+    assert "zero-shot CLIP" not in text and "prompts on the fine-tuned CLIP (not zero-shot)  MAE   5.00" in text

@@ -48,8 +48,18 @@ def predict_features(model: CILF, features: ImageFeatures, batch_size: int = 256
     return {k: torch.cat(v).numpy() for k, v in cols.items()}
 
 
-def evaluation_report(y_true, pred: dict[str, np.ndarray], train_mean: float, source: str) -> dict:
-    """Metrics of the final and first estimates, zero-shot CLIP and the train-mean baseline."""
+def clip_tuned(cfg) -> bool:
+    """Whether training changed a CLIP tower (``freeze_image``/``freeze_text`` false, or blocks unfrozen)."""
+    return (not cfg.freeze_image or cfg.unfreeze_last_blocks > 0 or not cfg.freeze_text
+            or cfg.unfreeze_text_blocks > 0)
+
+
+def evaluation_report(y_true, pred: dict[str, np.ndarray], train_mean: float, source: str,
+                      clip_tuned: bool = False) -> dict:
+    """Metrics of the final and first estimates, zero-shot CLIP and the train-mean baseline.
+
+    ``clip_tuned``: a CLIP tower was fine-tuned, so the prompts read tuned features and the "zero-shot" row is
+    no longer zero-shot CLIP; the report says so (``zero_shot_clip["clip"]``)."""
     y = np.asarray(y_true, dtype=np.float64)
     baseline = mae(y, np.full_like(y, train_mean))
     rep = {
@@ -57,13 +67,21 @@ def evaluation_report(y_true, pred: dict[str, np.ndarray], train_mean: float, so
         "n": int(y.size),
         "model": age_report(y, pred["age"]),
         "first_estimate_y0": age_report(y, pred["y0"]),
-        "zero_shot_clip": {"mae": mae(y, pred["zero_shot"])},
+        "zero_shot_clip": {"mae": mae(y, pred["zero_shot"]),
+                           "clip": "fine-tuned" if clip_tuned else "as pretrained"},
         "baseline_train_mean": {"prediction": float(train_mean), "mae": baseline},
     }
     rep["improvement_over_baseline"] = {"years": baseline - rep["model"]["mae"],
                                         "percent": 100 * (baseline - rep["model"]["mae"]) / baseline}
     rep["correction"] = correction_report(y, pred)
     return rep
+
+
+def zero_shot_line(zs: dict) -> str:
+    """The report's prompt row: zero-shot CLIP, or the same prompts read through a fine-tuned CLIP."""
+    if zs.get("clip") == "fine-tuned":
+        return f"prompts on the fine-tuned CLIP (not zero-shot)  MAE {zs['mae']:6.2f}"
+    return f"zero-shot CLIP (prompts)  MAE {zs['mae']:6.2f}"
 
 
 def format_report(rep: dict) -> str:
@@ -78,7 +96,7 @@ def format_report(rep: dict) -> str:
         f"CILF-CIAE (corrected x*)  MAE {m['mae']:6.2f}   CS@1 {m['cs1']:5.1f}%   CS@5 {m['cs5']:5.1f}%"
         + metric_text(m),
         f"first estimate y0         MAE {y0['mae']:6.2f}   CS@1 {y0['cs1']:5.1f}%   CS@5 {y0['cs5']:5.1f}%",
-        f"zero-shot CLIP (prompts)  MAE {rep['zero_shot_clip']['mae']:6.2f}",
+        zero_shot_line(rep["zero_shot_clip"]),
         f"baseline: predict the training mean ({b['prediction']:.1f} y)  MAE {b['mae']:6.2f}" + b_cs + metric_text(b),
         f"-> model beats the train-mean baseline by {imp['years']:.2f} years ({imp['percent']:.1f}% lower MAE)"
         if imp["years"] > 0 else
@@ -101,7 +119,8 @@ def evaluate_checkpoint(checkpoint: str | Path, tcfg: "TrainConfig", split: str 
     splits, source, info = load_splits(tcfg, model.preprocess)
     feats, ages, metas = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
     pred = predict_features(model, feats, device=device)
-    report = evaluation_report(ages.numpy(), pred, float(splits["train"].ages.mean()), source)
+    report = evaluation_report(ages.numpy(), pred, float(splits["train"].ages.mean()), source,
+                               clip_tuned=clip_tuned(model.cfg))
     if info:
         from .train import add_dataset_metrics
 
