@@ -202,11 +202,13 @@ def test_fine_tuned_checkpoint_reloads_to_identical_predictions(small_cfg, tmp_p
 
 def test_the_prompt_row_says_zero_shot_only_while_clip_is_as_pretrained(small_cfg):
     """With a fine-tuned tower the prompts read tuned features: the report must not call that zero-shot CLIP."""
-    from cilf.run.evaluate import clip_tuned, evaluation_report, format_report
+    from cilf.model.cilf_model import CILF
+    from cilf.run.evaluate import evaluation_report, format_report
 
-    assert not clip_tuned(small_cfg)
-    for changes in ({"freeze_image": False}, {"unfreeze_last_blocks": 1}, {"unfreeze_text_blocks": 1}):
-        assert clip_tuned(small_cfg.replace(**changes)), changes
+    assert not CILF(small_cfg).clip.tuned
+    for changes in ({"freeze_image": False}, {"unfreeze_last_blocks": 1}, {"unfreeze_text_blocks": 1},
+                    {"prompts": "learned"}):
+        assert CILF(small_cfg.replace(**changes)).clip.tuned, changes
     y = np.array([20.0, 40.0, 60.0])
     pred = {"age": y + 1, "y0": y + 1, "zero_shot": y + 5, "steps": np.zeros(3, dtype=int),
             "accepted": np.ones(3, dtype=bool), "spread": np.zeros(3), "error0": np.zeros(3), "spread0": np.zeros(3)}

@@ -199,6 +199,11 @@ class CLIPAdapter(nn.Module):
         self.text_trainable = self.prompt_learner is not None or any(
             p.requires_grad for p in self.model.parameters() if id(p) not in visual)
 
+    @property
+    def tuned(self) -> bool:
+        """Whether training changes what the prompts read: a trainable tower, or learned prompts."""
+        return self.image_trainable or self.text_trainable
+
     # -- image tower -------------------------------------------------------------------------
     # conv1 -> class/positional embedding -> ln_pre -> blocks 0..L-1 -> ln_post -> proj, split at a block
     # boundary b: encode_to_block(images, b) gives the tokens entering block b, encode_from_block runs the

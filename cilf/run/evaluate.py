@@ -48,17 +48,11 @@ def predict_features(model: CILF, features: ImageFeatures, batch_size: int = 256
     return {k: torch.cat(v).numpy() for k, v in cols.items()}
 
 
-def clip_tuned(cfg) -> bool:
-    """Whether training changed a CLIP tower (``freeze_image``/``freeze_text`` false, or blocks unfrozen)."""
-    return (not cfg.freeze_image or cfg.unfreeze_last_blocks > 0 or not cfg.freeze_text
-            or cfg.unfreeze_text_blocks > 0)
-
-
 def evaluation_report(y_true, pred: dict[str, np.ndarray], train_mean: float, source: str,
                       clip_tuned: bool = False) -> dict:
     """Metrics of the final and first estimates, zero-shot CLIP and the train-mean baseline.
 
-    ``clip_tuned``: a CLIP tower was fine-tuned, so the prompts read tuned features and the "zero-shot" row is
+    ``clip_tuned`` (``CLIPAdapter.tuned``): a CLIP tower or the prompts were trained, so the prompts read tuned features and the "zero-shot" row is
     no longer zero-shot CLIP; the report says so (``zero_shot_clip["clip"]``)."""
     y = np.asarray(y_true, dtype=np.float64)
     baseline = mae(y, np.full_like(y, train_mean))
@@ -120,7 +114,7 @@ def evaluate_checkpoint(checkpoint: str | Path, tcfg: "TrainConfig", split: str 
     feats, ages, metas = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
     pred = predict_features(model, feats, device=device)
     report = evaluation_report(ages.numpy(), pred, float(splits["train"].ages.mean()), source,
-                               clip_tuned=clip_tuned(model.cfg))
+                               clip_tuned=model.clip.tuned)
     if info:
         from .train import add_dataset_metrics
 

@@ -33,7 +33,7 @@ from .crossfit import FitSettings, calibrate_correction
 from ..model.config import CILFConfig, check_ranges
 from ..data.datasets import ManifestDataset, RecordDataset, SynthAge
 from .distributed import DistContext, init_distributed, shutdown
-from .evaluate import clip_tuned, evaluation_report, predict_features
+from .evaluate import evaluation_report, predict_features
 from .features import boundary_features, extract_features
 from ..model.clip import BoundaryTokens
 from ..metrics import age_report, mae
@@ -527,7 +527,7 @@ class _Session:
         test_b = Batches(model, self.splits["test"], tcfg.batch_size, device=self.device, cached=True,
                          desc="encode test", progress=self.progress)
         pred, yt = _evaluate_split(model, test_b, self.splits["test"], self.device, self.progress)
-        report = evaluation_report(yt, pred, self.train_mean, self.source, clip_tuned=clip_tuned(model.cfg))
+        report = evaluation_report(yt, pred, self.train_mean, self.source, clip_tuned=model.clip.tuned)
         if self.data_info:
             add_dataset_metrics(report, pred, yt, test_b.metas, self.data_info)
         if calibration is not None:
