@@ -50,7 +50,7 @@ run_tests() {
 
 main_job() {
   # every numbered notebook, in order: sync inputs from the .py, execute with papermill, write figures/
-  if [[ "${1:-}" == "--full" ]]; then "$PY" -m cilf.notebook.nbtools run --full; else "$PY" -m cilf.notebook.nbtools run; fi
+  if [[ "${1:-}" == "--full" ]]; then "$PY" -m tools.run_notebooks run --full; else "$PY" -m tools.run_notebooks run; fi
 }
 
 case "${1:-}" in

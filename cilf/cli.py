@@ -8,6 +8,8 @@ import math
 import os
 import sys
 from pathlib import Path
+from cilf.bench.speed import DEFAULT_MIXERS
+from cilf.model.fourier import MIXER_LABELS
 
 
 
@@ -46,10 +48,10 @@ def _run_options(p: argparse.ArgumentParser, *, device: bool = True, quiet: bool
 
 
 def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
-    from .run.train import PRECISIONS, TrainConfig
+    from cilf.app.params import PRECISIONS, TrainConfig
 
     d = TrainConfig()
-    from .data.sources import SOURCES
+    from cilf.data.sources import SOURCES
 
     p.add_argument("--data", default=None, help="CSV manifest (path, age, subject, split) instead of SynthAge")
     p.add_argument("--dataset", default=None, metavar="NAME",
@@ -107,7 +109,7 @@ def finite_float(text: str) -> float:
 
 def _write_json(path: str, obj: dict, what: str) -> None:
     """Strict JSON (NaN/infinity as null), written atomically (cilf.io)."""
-    from .io import write_json
+    from cilf.io import write_json
 
     write_json(path, obj)
     print(f"{what} written to {path}")
@@ -128,7 +130,7 @@ def _print_skipped(report: dict) -> None:
 
 
 def _tcfg(args, **extra):
-    from .run.train import TrainConfig
+    from cilf.app.params import TrainConfig
 
     return TrainConfig(data=args.data, n_images=args.n_images, data_seed=args.data_seed, device=args.device,
                        progress=not args.quiet, dataset=args.dataset, root=args.root, protocol=args.protocol,
@@ -141,15 +143,15 @@ def _dataset_not_found(e: Exception) -> int:
 
 
 def cmd_train(args) -> int:
-    from .model.config import CILFConfig, default_config, parse_overrides
-    from .run.train import train
+    from cilf.model.config import CILFConfig, default_config, parse_overrides
+    from cilf.app.train import train
 
     cfg = CILFConfig.load(args.config) if args.config else default_config()
     cfg = cfg.replace(**parse_overrides(args.set))
     tcfg = _tcfg(args, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                  backbone_lr_scale=args.backbone_lr_scale, cache_features=not args.no_cache,
                  stop_after_epochs=args.stop_after, precision=args.precision, flip=args.flip, shift=args.shift)
-    from .data.sources import DatasetNotFound
+    from cilf.data.sources import DatasetNotFound
 
     try:
         report = train(cfg, tcfg, resume=args.resume, force=args.force)
@@ -160,29 +162,29 @@ def cmd_train(args) -> int:
     if "stopped_after_epoch" in report:
         print(f"stopped after epoch {report['stopped_after_epoch']}; continue with --resume --out {args.out}")
         return 0
-    from .run.evaluate import format_report
+    from cilf.app.evaluate import format_report
 
     print(format_report(report))
     _print_skipped(report)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}; best checkpoint {report['checkpoint']}")
     if args.figure:
-        from .notebook.plots import run_figure
+        from cilf.notebook.plots import run_figure
 
         print(f"figure written to {run_figure(args.out, args.figure)}")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from .run.evaluate import evaluate_checkpoint, format_report
+    from cilf.app.evaluate import evaluate_checkpoint, format_report
 
-    from .data.sources import DatasetNotFound
+    from cilf.data.sources import DatasetNotFound
 
     try:
         report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split, clip_weights=args.clip_weights)
     except DatasetNotFound as e:
         return _dataset_not_found(e)
     if "dataset" in report:
-        from .run.dataset_splits import print_data_notes
+        from cilf.data.splits import print_data_notes
 
         print_data_notes(report["source"], report["dataset"])
     print(format_report(report))
@@ -193,8 +195,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .run.predict import format_rows, load_predictor, predict, rows_csv, summary
-    from .utils import pick_device
+    from cilf.app.predict import format_rows, load_predictor, predict, rows_csv, summary
+    from cilf.utils import pick_device
 
     device = pick_device(args.device)
     model, zero_shot = load_predictor(args.checkpoint, device, clip_weights=args.clip_weights)
@@ -205,7 +207,7 @@ def cmd_predict(args) -> int:
     rows = predict(args.images, model, detect=not args.aligned, device=device, zero_shot=zero_shot,
                    batch_size=args.batch_size, progress=not args.quiet, upsample=args.upsample)
     if not rows:
-        from .data.images import IMAGE_SUFFIXES
+        from cilf.data.images import IMAGE_SUFFIXES
 
         print(f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
               file=sys.stderr)
@@ -214,7 +216,7 @@ def cmd_predict(args) -> int:
     if args.json:
         _write_json(args.json, [r.as_dict() for r in rows], "predictions")
     if args.csv:
-        from .io import write_text
+        from cilf.io import write_text
 
         write_text(args.csv, rows_csv(rows))
         print(f"predictions written to {args.csv}")
@@ -227,13 +229,13 @@ def cmd_predict(args) -> int:
 
 
 def cmd_synthage(args) -> int:
-    from .data.synthage import SynthAgeSpec, generate
+    from cilf.data.synthage import SynthAgeSpec, generate
 
     spec = SynthAgeSpec(n_images=args.n_images, seed=args.seed, image_size=args.image_size)
     root = generate(spec, args.out, progress=not args.quiet, force=args.force)
     print(f"SynthAge ({spec.n_images} images, seed {spec.seed}) at {root}; manifest {root / 'manifest.csv'}")
     if args.contact_sheet:
-        from .notebook.plots import synthage_contact_sheet
+        from cilf.notebook.plots import synthage_contact_sheet
 
         synthage_contact_sheet(args.contact_sheet, seed=args.seed)
         print(f"contact sheet written to {args.contact_sheet}")
@@ -241,8 +243,8 @@ def cmd_synthage(args) -> int:
 
 
 def cmd_bench_speed(args) -> int:
-    from .run.bench_speed import SpeedSizes, run_all, run_finetune
-    from .utils import pick_device
+    from cilf.bench.speed import SpeedSizes, run_all, run_finetune
+    from cilf.utils import pick_device
 
     given = {k: v for k, v in (("n_images", args.n_images), ("epochs", args.epochs),
                                ("ks", tuple(args.ks) if args.ks else None)) if v is not None}
@@ -256,11 +258,14 @@ def cmd_bench_speed(args) -> int:
 
     sizes = SpeedSizes()
     sizes.finetune.update(given, **({"full": False} if args.no_full_tower else {}))
-    run_all(out_json=args.json, figure=args.figure, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
+    result = run_all(out_json=args.json, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
             dim=args.dim, repeats=args.repeats, device=pick_device(args.device), mixers=tuple(args.mixers),
             max_attention_bytes=args.max_attention_gb * 1e9, photos=not args.no_photos,
-            finetune=not args.no_finetune, vit=not args.no_vit, sizes=sizes, whole_job=not args.no_whole_job,
-            whole_job_cold=not args.whole_job_warm)
+            finetune=not args.no_finetune, vit=not args.no_vit, sizes=sizes)
+    if args.figure:
+        from cilf.notebook.plots import complexity_figure
+
+        complexity_figure(result, args.figure)
     for p in (args.json, args.figure):
         if p:
             print(f"written {p}")
@@ -268,7 +273,7 @@ def cmd_bench_speed(args) -> int:
 
 
 def cmd_pretrain_clip(args) -> int:
-    from .run.pretrain import PretrainConfig, default_export_path, pretrain_clip
+    from cilf.app.pretrain import PretrainConfig, default_export_path, pretrain_clip
 
     pcfg = PretrainConfig(out=args.out, n_images=args.n_images, epochs=args.epochs, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
@@ -283,7 +288,7 @@ def cmd_pretrain_clip(args) -> int:
 
 
 def cmd_clip_report(args) -> int:
-    from .run.clip_report import clip_report, format_clip_report
+    from cilf.app.clip_report import clip_report, format_clip_report
 
     rep = clip_report(n_images=args.n_images, seed=args.seed, n_retrieval=args.n_retrieval, device=args.device,
                       train_compare=args.train_compare, epochs=args.epochs, out=args.out, progress=not args.quiet)
@@ -293,9 +298,9 @@ def cmd_clip_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .run.bench import BenchConfig, format_results, run_benchmark
-    from .model.config import parse_overrides
-    from .data.sources import DatasetNotFound
+    from cilf.bench.runner import BenchConfig, format_results, run_benchmark
+    from cilf.model.config import parse_overrides
+    from cilf.data.sources import DatasetNotFound
 
     bcfg = BenchConfig(dataset=args.dataset, root=args.root, protocol=args.protocol, seeds=args.seeds,
                        max_folds=args.max_folds, epochs=args.epochs, batch_size=args.batch_size,
@@ -316,7 +321,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_claims(args) -> int:
-    from .run.claims import claims_markdown, claims_table, format_claims, read_result, read_speed
+    from cilf.bench.claims import claims_markdown, claims_table, format_claims, read_result, read_speed
 
     try:
         result = read_result(args.results)
@@ -342,9 +347,9 @@ def _subject_count(text: str) -> int | None:
 
 
 def cmd_curve(args) -> int:
-    from .run.learning_curve import CurveConfig, format_curve, run_learning_curve
-    from .model.config import parse_overrides
-    from .data.sources import DatasetNotFound
+    from cilf.bench.curve import CurveConfig, format_curve, run_learning_curve
+    from cilf.model.config import parse_overrides
+    from cilf.data.sources import DatasetNotFound
 
     ccfg = CurveConfig(dataset=args.dataset, root=args.root, protocol=args.protocol, n_images=args.n_images,
                        subjects=tuple(args.subjects), seeds=args.seeds, methods=tuple(args.methods),
@@ -360,8 +365,8 @@ def cmd_curve(args) -> int:
 
 
 def cmd_data_check(args) -> int:
-    from .data.check import check_dataset, format_check
-    from .data.sources import DatasetNotFound
+    from cilf.data.check import check_dataset, format_check
+    from cilf.data.sources import DatasetNotFound
 
     try:
         rep = check_dataset(args.dataset, args.root, args.protocol, verify=not args.no_verify,
@@ -375,7 +380,7 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_align(args) -> int:
-    from .data.align import align_folder, format_align
+    from cilf.data.align import align_folder, format_align
 
     rep = align_folder(args.src, args.dst, size=args.size, detector=args.detector, progress=not args.quiet)
     print(format_align(rep))
@@ -474,8 +479,8 @@ def _add_bench_speed(sub) -> None:
     p.add_argument("--tokens", type=int, nargs="+", default=[49, 196, 784, 3136, 12544],
                    help="token counts N to time, each a square grid")
     p.add_argument("--dim", type=int, default=64, help="block width (a multiple of the 4 attention heads)")
-    p.add_argument("--mixers", nargs="+", default=["fourier", "none", "attention", "sdpa"],
-                   choices=["fourier", "none", "attention", "sdpa"], help="token mixers to time (none: MLP-only block)")
+    p.add_argument("--mixers", nargs="+", default=list(DEFAULT_MIXERS),
+                   choices=list(MIXER_LABELS), help="token mixers to time (none: MLP-only block)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls at least (more until they add up to 0.25 s)")
     p.add_argument("--max-attention-gb", type=finite_float, default=8.0,
                    help="skip explicit attention whose N x N scores would need more (reported, not hidden)")
@@ -485,11 +490,6 @@ def _add_bench_speed(sub) -> None:
     p.add_argument("--no-finetune", action="store_true",
                    help="skip the fine-tuning section (frozen / last-k from the boundary cache / from pixels / full tower)")
     p.add_argument("--no-vit", action="store_true", help="skip the ViT-B-16 (random init) fine-tuning epoch times")
-    p.add_argument("--no-whole-job", action="store_true",
-                   help="skip timing ./run_all.sh and ./run_all.sh test on a fresh clone of this checkout's HEAD with "
-                        "this environment (about half an hour on 2 cores with cold caches)")
-    p.add_argument("--whole-job-warm", action="store_true",
-                   help="whole job: use your CILF_CACHE / CILF_DATA instead of empty ones")
     p.add_argument("--finetune", action="store_true",
                    help="only this: epoch time and test MAE of a frozen, last-k (boundary cache and pixels) and "
                         "fully fine-tuned image tower on SynthAge (micro-CLIP, 3000 images, 3 epochs unless told)")
@@ -509,9 +509,9 @@ def _add_bench_speed(sub) -> None:
 
 
 def _add_bench(sub) -> None:
-    from .data.sources import SOURCES
-    from .run.bench import VARIANTS, BenchConfig
-    from .run.peers import PEERS
+    from cilf.data.sources import SOURCES
+    from cilf.bench.runner import VARIANTS, BenchConfig
+    from cilf.bench.peers import PEERS
 
     b = BenchConfig()
     p = _command(sub, "bench", "full model, ablations and peers on one dataset and protocol: MAE with 95 percent CIs and the paired difference from the full model (images x seeds x folds)")
@@ -523,7 +523,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")
     p.add_argument("--peers", nargs="*", choices=list(PEERS), default=None,
-                   help="peer methods (none: no peers; cilf.run.peers.register_peer adds more)")
+                   help="peer methods (none: no peers; cilf.bench.peers.register_peer adds more)")
     p.add_argument("--epochs", type=int, default=b.epochs,
                    help="epochs of every trained method (CILF-CIAE, its ablations, the trained peers)")
     p.add_argument("--batch-size", type=int, default=b.batch_size, help="batch size of every trained method")
@@ -557,10 +557,10 @@ def _add_claims(sub) -> None:
 
 
 def _add_curve(sub) -> None:
-    from .data.sources import SOURCES
-    from .run.bench import VARIANTS
-    from .run.learning_curve import CurveConfig
-    from .run.peers import PEERS
+    from cilf.data.sources import SOURCES
+    from cilf.bench.runner import VARIANTS
+    from cilf.bench.curve import CurveConfig
+    from cilf.bench.peers import PEERS
 
     c = CurveConfig()
     p = _command(sub, "curve", "learning curve: test MAE (95 percent CI) against the number of training subjects "
@@ -589,7 +589,7 @@ def _add_curve(sub) -> None:
 
 
 def _add_data(sub) -> None:
-    from .data.sources import SOURCES
+    from cilf.data.sources import SOURCES
 
     p = _command(sub, "data", "dataset tools: check")
     dsub = p.add_subparsers(dest="data_command", required=True)
@@ -622,7 +622,7 @@ COMMANDS = (_add_train, _add_eval, _add_predict, _add_synthage, _add_pretrain_cl
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m cilf`` parser: one sub-command per entry of :data:`COMMANDS`."""
-    from . import __version__
+    from cilf import __version__
 
     ap = argparse.ArgumentParser(prog="python -m cilf", description="CILF-CIAE age estimation")
     ap.add_argument("--version", action="version", version=f"cilf {__version__} (torch {_torch_version()})")
@@ -678,7 +678,7 @@ class _log_to_stderr:
     """While a command runs: cilf's INFO lines (which CLIP weights were loaded, with their hash) on stderr."""
 
     def __enter__(self):
-        from .model.clip_weights import forget_logged
+        from cilf.persist.clip_weights import forget_logged
 
         forget_logged()
         self.logger = logging.getLogger("cilf")
@@ -702,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     """``args.func(args)``, its errors the user can fix as one line on stderr and an exit code."""
-    from .io import OutputError, output_error
+    from cilf.io import OutputError, output_error
 
     try:
         code = args.func(args)

@@ -41,7 +41,7 @@ import numpy as np
 
 from cilf.notebook.analysis import run_on_images
 from cilf.notebook.key_numbers import report as key_numbers
-from cilf.run.evaluate import format_report
+from cilf.app.evaluate import format_report
 from cilf.notebook.plots import run_figure, show_faces, synthage_contact_sheet
 from cilf.notebook.zoo import quick_model, synthage_samples
 

@@ -20,7 +20,7 @@
 #
 # $$S_i = \frac{\exp(\mathrm{sim}(T_i, I)/\tau)}{\sum_j \exp(\mathrm{sim}(T_j, I)/\tau)}$$
 #
-# In code (`cilf/similarity.py`): `S = softmax(cos(v, T) / tau)` for the pooled image embedding v,
+# In code (`cilf/model/similarity.py`): `S = softmax(cos(v, T) / tau)` for the pooled image embedding v,
 # and the *dense* version `M = cos(P, T)` for every patch token P (projected into the joint space
 # through the image tower's final norm and projection), a K x H x W stack of score maps.
 

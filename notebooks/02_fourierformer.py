@@ -22,7 +22,7 @@
 #
 # where the Fourier prior module FPE is a DFT, a learnable complex global filter K, an inverse DFT
 # (GFNet's global filter), plus a depth-wise 3x3 convolution. Mixing all N = H W tokens costs
-# O(N log N) instead of attention's O(N^2). Code: `cilf/fourier.py`.
+# O(N log N) instead of attention's O(N^2). Code: `cilf/model/fourier.py`.
 
 # %%
 # Colab guard: installs cilf only inside Google Colab; does nothing anywhere else.
@@ -42,7 +42,8 @@ import torch
 
 from cilf.notebook.analysis import filter_spectra, fpe_steps, run_on_images
 from cilf.notebook.key_numbers import report as key_numbers
-from cilf.run.bench_speed import DEFAULT_TOKENS, bench_mixers, complexity_figure, format_table
+from cilf.bench.speed import DEFAULT_TOKENS, bench_mixers, format_table
+from cilf.notebook.plots import complexity_figure
 from cilf.notebook.plots import plot_filter_spectra, plot_fpe_steps
 from cilf.notebook.zoo import quick_model, synthage_samples
 

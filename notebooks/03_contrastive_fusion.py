@@ -18,7 +18,7 @@
 # The fused image embedding f_b and the context-prompted text of its own age T'_{b, y_b} are
 # pulled together by a symmetric InfoNCE loss over the batch (ages within +-2 years count as
 # positives). Here the same model is trained twice, with and without that loss, and the geometry
-# of the fused embeddings is compared. Code: `cilf/losses.py`, `cilf/fusion.py`.
+# of the fused embeddings is compared. Code: `cilf/model/losses.py`, `cilf/model/fusion.py`.
 
 # %%
 # Colab guard: installs cilf only inside Google Colab; does nothing anywhere else.

@@ -21,7 +21,7 @@
 # $$x_{t+1} = x_t - \eta\, e(x_t)$$
 #
 # runs until |e(x_t)| <= eps or T_max steps. The spread of the ensemble is a per-image
-# uncertainty. Code: `cilf/correction.py`.
+# uncertainty. Code: `cilf/model/correction.py`.
 
 # %%
 # Colab guard: installs cilf only inside Google Colab; does nothing anywhere else.
@@ -43,8 +43,8 @@ from scipy.stats import spearmanr
 from cilf.notebook.analysis import correction_outputs
 from cilf.notebook.key_numbers import report as key_numbers
 from cilf.notebook.plots import plot_calibration, plot_correction
-from cilf.run.correction_report import correction_report
-from cilf.run.evaluate import predict_features
+from cilf.app.correction_report import correction_report
+from cilf.app.infer import predict_features
 from cilf.notebook.zoo import held_out_features, quick_model
 
 model, report = quick_model(fast=FAST)
@@ -78,7 +78,7 @@ assert corr["steps"].max() <= model.cfg.max_steps and np.isfinite(corr["x"]).all
 # %% [markdown]
 # ## Calibration: does E_P know when y0 is wrong?
 # Images sorted by E's predicted |error| at y0 and cut into deciles: per decile the mean predicted
-# |e(y0)| against the mean actual |y0 - y| (`cilf/run/correction_report.py`). A calibrated E lies on
+# |e(y0)| against the mean actual |y0 - y| (`cilf/app/correction_report.py`). A calibrated E lies on
 # the diagonal; rising bars mean E ranks the images by how wrong y0 is, which is what deciding
 # "accept or correct" needs.
 

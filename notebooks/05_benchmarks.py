@@ -42,7 +42,7 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 import numpy as np
 import pandas as pd
 
-from cilf.run.bench import BenchConfig, run_benchmark
+from cilf.bench.runner import BenchConfig, run_benchmark
 from cilf.data import PAPER_DATASETS
 from cilf.notebook.paper_tables import availability, paper_table, plot_protocol_bars, results_table
 from cilf.notebook.key_numbers import report as key_numbers

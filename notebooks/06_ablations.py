@@ -57,9 +57,9 @@ MAX_FOLDS = 2  # two subject-exclusive splits
 # %%
 import numpy as np
 
-from cilf.run.bench import VARIANTS, BenchConfig, budget_line, run_benchmark
+from cilf.bench.runner import VARIANTS, BenchConfig, budget_line, run_benchmark
 from cilf.notebook.paper_tables import plot_ablations_and_peers, results_table
-from cilf.run.peers import DEFAULT_PEERS
+from cilf.bench.peers import DEFAULT_PEERS
 from cilf.utils import cache_dir
 
 # every trained method alike; FAST cross-fits the correction on 2 folds of the training split (5 in the full budget):
@@ -125,7 +125,7 @@ print(len(m), "methods,", SEEDS, "seeds each")
 # %%
 # NBVAL_IGNORE_OUTPUT
 from cilf.io import write_text
-from cilf.run.claims import claims_frame, claims_markdown, claims_table, read_speed
+from cilf.bench.claims import claims_frame, claims_markdown, claims_table, read_speed
 
 speed = read_speed(f"{OUT_DIR}/bench_speed.json", missing_ok=True)  # `python -m cilf bench-speed`; None: no cost
 claims = claims_table(result, speed=speed)
@@ -143,7 +143,7 @@ claims_frame(result, speed=speed)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from cilf.run.precision import format_precision, precision_markdown, precision_rows
+from cilf.bench.precision import format_precision, precision_markdown, precision_rows
 
 precision = precision_rows(claims, result)
 write_text(f"{OUT_DIR}/06_precision.md", precision_markdown(precision))

@@ -47,9 +47,10 @@ PHOTO = None  # your photo's path; None = matplotlib's sample portrait (grace_ho
 
 # %%
 from cilf.notebook.key_numbers import report as key_numbers
-from cilf.notebook.photo import analyse_photo, photo_model, sample_photo
+from cilf.data.samples import sample_photo
+from cilf.notebook.photo import analyse_photo, photo_model
 from cilf.notebook.plots import plot_dense_maps, plot_detections, plot_photo_estimates
-from cilf.run.predict import format_rows
+from cilf.app.predict import format_rows
 
 photo = PHOTO or sample_photo()
 pm = photo_model(fast=FAST)

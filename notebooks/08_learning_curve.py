@@ -43,8 +43,8 @@ FAST = True  # about a minute and a half on a 2-core CPU; False = the full curve
 OUT_DIR = "../figures"  # every figure of this notebook is written here
 
 # %%
-from cilf.run.bench import VARIANTS
-from cilf.run.learning_curve import CurveConfig, format_curve, run_learning_curve
+from cilf.bench.runner import VARIANTS
+from cilf.bench.curve import CurveConfig, format_curve, run_learning_curve
 from cilf.notebook.curve_plots import plot_learning_curve
 from cilf.utils import cache_dir
 

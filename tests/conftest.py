@@ -114,7 +114,7 @@ def data_env(synth_data, monkeypatch):
 @pytest.fixture(scope="session")
 def train_cfg():
     """TrainConfig factory for the shared SynthAge set: train_cfg(out, **changes)."""
-    from cilf.run.train import TrainConfig
+    from cilf.app.params import TrainConfig
 
     def make(out, **kw):
         return TrainConfig(out=str(out), epochs=kw.pop("epochs", 25), n_images=1200, batch_size=64, warmup_steps=10,
@@ -126,7 +126,7 @@ def train_cfg():
 @pytest.fixture(scope="session")
 def trained(synth_data, small_cfg, train_cfg, tmp_path_factory):
     """One 25-epoch run of ``small_cfg`` on the shared SynthAge set: (run folder, report)."""
-    from cilf.run.train import train
+    from cilf.app.train import train
 
     out = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as mp:

@@ -1,9 +1,9 @@
-"""Training-image augmentation (cilf.run.augment): what each option does to a batch, that it is seeded by the
+"""Training-image augmentation (cilf.app.augment): what each option does to a batch, that it is seeded by the
 epoch without changing the shuffle, and that a run which cannot augment is refused before it starts."""
 import pytest
 import torch
 
-from cilf.run.augment import Augment, epoch_generator
+from cilf.app.augment import Augment, epoch_generator
 
 
 def _images(b=32, h=12, w=10):
@@ -66,7 +66,7 @@ def test_the_epoch_generator_leaves_the_shuffle_generator_untouched():
 
 def test_augmented_pixel_batches_keep_the_shuffle_and_are_seeded_by_the_epoch(model, data_env):
     from cilf.data.datasets import SynthAge
-    from cilf.run.batches import Batches
+    from cilf.app.batches import Batches
 
     ds = SynthAge(split="val", n_images=1200, seed=0, transform=model.preprocess, progress=False)
     ds = ds.subset(range(40))
@@ -91,7 +91,7 @@ def test_augmented_pixel_batches_keep_the_shuffle_and_are_seeded_by_the_epoch(mo
 
 def test_training_from_cached_features_with_augmentation_is_refused_before_the_run_starts(small_cfg, train_cfg,
                                                                                             tmp_path):
-    from cilf.run.train import train
+    from cilf.app.train import train
 
     for cfg in (small_cfg, small_cfg.replace(unfreeze_last_blocks=1)):
         with pytest.raises(ValueError, match="--no-cache"):
@@ -104,7 +104,7 @@ def test_training_from_cached_features_with_augmentation_is_refused_before_the_r
 def test_an_augmented_run_trains_on_other_images_and_resumes_exactly(small_cfg, train_cfg, tmp_path, data_env):
     """--no-cache --flip --shift 2: the images change (metrics differ from the plain run), the draws are seeded
     by the epoch (stop after 1 epoch + resume = the whole run), and resuming without the flip is refused."""
-    from cilf.run.train import train
+    from cilf.app.train import train
 
     kw = dict(epochs=2, cache_features=False)
     plain = train(small_cfg, train_cfg(tmp_path / "plain", **kw))

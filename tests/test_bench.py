@@ -80,8 +80,8 @@ BUILT_IN_PEERS = [*DEFAULT_PEERS, "resnet18"]  # the pixel ResNet-18: registered
 
 
 def test_the_registry_lists_every_peer_once_with_its_title():
-    from cilf.run.bench import BenchConfig, method_title
-    from cilf.run.peers import PEERS
+    from cilf.bench.runner import BenchConfig, method_title
+    from cilf.bench.peers import PEERS
 
     assert list(PEERS) == BUILT_IN_PEERS and BenchConfig().peers == tuple(DEFAULT_PEERS)
     assert BenchConfig(peers=("resnet18",)).peers == ("resnet18", "train_mean")
@@ -101,7 +101,7 @@ def _bench_parser_action(dest):
 @pytest.fixture
 def user_peer():
     """A peer registered the way a user would: the training median for every test image."""
-    from cilf.run.peers import PEERS, register_peer
+    from cilf.bench.peers import PEERS, register_peer
 
     seen = []
 
@@ -117,7 +117,7 @@ def user_peer():
 
 
 def test_peers_option_offers_exactly_the_registry(user_peer):
-    from cilf.run.peers import PEERS, register_peer
+    from cilf.bench.peers import PEERS, register_peer
 
     assert _bench_parser_action("peers").choices == list(PEERS) == BUILT_IN_PEERS + ["train_median"]
     with pytest.raises(ValueError, match="already registered"):
@@ -138,7 +138,7 @@ def test_every_device_option_defaults_to_auto():
 
 
 def test_a_user_registered_peer_runs_through_run_benchmark(user_peer, tmp_path):
-    from cilf.run.bench import BenchConfig, format_results, run_benchmark
+    from cilf.bench.runner import BenchConfig, format_results, run_benchmark
 
     root = layouts.agedb(tmp_path / "agedb")
     bcfg = BenchConfig(dataset="agedb", root=str(root), seeds=2, variants=(), peers=("train_median", "dex"),
@@ -167,7 +167,7 @@ def test_a_user_registered_peer_runs_through_run_benchmark(user_peer, tmp_path):
 @pytest.fixture(scope="module")
 def paired_bench(tmp_path_factory):
     """A small benchmark (AgeDB layout, one 80/20 fold, 2 seeds): the full model, the train-mean baseline, DEX."""
-    from cilf.run.bench import BenchConfig, run_benchmark
+    from cilf.bench.runner import BenchConfig, run_benchmark
 
     tmp = tmp_path_factory.mktemp("paired")
     root = layouts.agedb(tmp / "agedb")
@@ -189,7 +189,7 @@ def _errors(res, method):
 
 
 def test_every_saved_run_holds_its_per_image_predictions_and_is_reused(paired_bench):
-    from cilf.run.bench import run_benchmark
+    from cilf.bench.runner import run_benchmark
 
     bcfg, res = paired_bench
     saved = _saved_runs(bcfg.out)
@@ -210,7 +210,7 @@ def test_runs_saved_without_predictions_are_computed_again(paired_bench, tmp_pat
     import dataclasses
     import shutil
 
-    from cilf.run.bench import run_benchmark
+    from cilf.bench.runner import run_benchmark
 
     bcfg, res = paired_bench
     shutil.copytree(bcfg.out, tmp_path / "out")
@@ -234,7 +234,7 @@ def _untimed(summary):
 
 
 def test_the_difference_from_the_full_model_is_the_paired_bootstrap_of_the_saved_predictions(paired_bench):
-    from cilf.run.bench_effects import N_RESAMPLES
+    from cilf.bench.effects import N_RESAMPLES
     from cilf.stats import mean_ci, paired_mae_difference, verdict
 
     _, res = paired_bench
@@ -277,7 +277,7 @@ def _fake_runs(pred):
 
 
 def test_a_copy_of_the_full_model_gets_zero_difference_and_no_verdict_either_way():
-    from cilf.run.bench import summarise
+    from cilf.bench.runner import summarise
 
     rng = np.random.default_rng(0)
     y = rng.uniform(10, 70, 300)
@@ -299,7 +299,7 @@ def test_the_printed_table_and_the_csv_have_the_ci_columns(paired_bench):
     import csv
 
     from cilf.notebook.paper_tables import plot_ablations_and_peers, plot_protocol_bars, pyplot, results_table
-    from cilf.run.bench import format_results
+    from cilf.bench.runner import format_results
 
     bcfg, res = paired_bench
     text = format_results(res)
@@ -328,7 +328,7 @@ def test_the_printed_table_and_the_csv_have_the_ci_columns(paired_bench):
 
 
 def test_one_budget_for_every_trained_method_unless_overridden():
-    from cilf.run.bench import BenchConfig, budget, budget_line, peer_config
+    from cilf.bench.runner import BenchConfig, budget, budget_line, peer_config
     from cilf.model.config import CILFConfig
 
     b = budget(BenchConfig(epochs=15, batch_size=64, lr=2e-3))
@@ -347,7 +347,7 @@ def test_one_budget_for_every_trained_method_unless_overridden():
 def test_every_run_records_its_wall_clock_and_the_table_shows_it(paired_bench):
     import csv
 
-    from cilf.run.bench import format_results
+    from cilf.bench.runner import format_results
 
     bcfg, res = paired_bench
     for run in _saved_runs(bcfg.out):
@@ -373,7 +373,7 @@ def test_a_changed_budget_never_reuses_stale_runs_and_the_s_i_ablation_trains(pa
     the zero-shot row (with its caveat on the bundled micro-CLIP) run through the same benchmark."""
     import dataclasses
 
-    from cilf.run.bench import VARIANT_TITLES, VARIANTS, format_results, run_benchmark
+    from cilf.bench.runner import VARIANT_TITLES, VARIANTS, format_results, run_benchmark
 
     assert VARIANTS["similarity_prior=off"] == {"similarity_prior": False}
     assert VARIANT_TITLES["similarity_prior=off"] == "no similarity prior (S_i)" and set(VARIANT_TITLES) == set(VARIANTS)
@@ -399,8 +399,8 @@ def test_the_zero_shot_note_names_the_prompt_the_micro_clip_was_pretrained_with(
     import numpy as np
 
     from cilf.model.config import CILFConfig
-    from cilf.run.peers import zero_shot_note
-    from cilf.run.pretrain import PretrainConfig, training_caption
+    from cilf.bench.peers import zero_shot_note
+    from cilf.app.pretrain import PretrainConfig, training_caption
 
     cfg = CILFConfig()
     assert (cfg.clip_model, cfg.pretrained) == ("cilf-micro", "bundled")

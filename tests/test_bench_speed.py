@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from cilf.run.bench_speed import (bench_mixers, complexity_figure, fit_slope, format_table, fourier_overhead, median_time,
+from cilf.notebook.plots import complexity_figure
+from cilf.bench.speed import (bench_mixers, fit_slope, format_table, fourier_overhead, median_time,
                                   ratios_at, saved_activation_bytes)
+from cilf.persist.factory import create_model
 
 
 def test_fit_slope_recovers_known_exponents():
@@ -76,7 +78,7 @@ def test_complexity_figure_draws_the_mlp_only_block_as_its_own_line(tmp_path):
 
 
 def test_block_profile_lists_the_fourier_blocks_top_ops_with_their_share():
-    from cilf.run.bench_speed import block_profile, format_profile
+    from cilf.bench.speed import block_profile, format_profile
 
     prof = block_profile(tokens=64, dim=8, steps=2, top=50)
     ops = [t["op"] for t in prof["top"]]
@@ -95,7 +97,7 @@ def test_oversized_attention_is_reported_not_dropped():
 
 
 def test_pipeline_benchmarks_measure_what_they_compare(tmp_path, monkeypatch):
-    from cilf.run.bench_speed import bench_cached_training, bench_external_peer, bench_predict, format_pipeline
+    from cilf.bench.speed import bench_cached_training, bench_external_peer, bench_predict, format_pipeline
 
     monkeypatch.setenv("CILF_DATA", str(tmp_path))
     rows = bench_predict(backbones=(("cilf-micro", None),), batch_sizes=(1, 4), repeats=1, warmup=1)
@@ -123,7 +125,7 @@ def test_bad_settings_fail_before_anything_is_measured(capsys):
 
 
 def test_raw_photo_throughput_is_measured_for_both_pipelines_on_the_same_photos():
-    from cilf.run.bench_speed import bench_photos, format_photos
+    from cilf.bench.speed import bench_photos, format_photos
 
     res = bench_photos(n_photos=2, n_single=2, upsamples=(0,))
     rows = {(r["pipeline"].split(",")[0].split(" (")[0], r["mode"]): r for r in res["rows"]}
@@ -144,7 +146,7 @@ def test_raw_photo_throughput_is_measured_for_both_pipelines_on_the_same_photos(
 
 
 def test_finetune_benchmark_times_every_backbone_setting_on_the_same_data(tmp_path, monkeypatch):
-    from cilf.run.bench_speed import bench_finetune, format_finetune
+    from cilf.bench.speed import bench_finetune, format_finetune
 
     monkeypatch.setenv("CILF_DATA", str(tmp_path))
     res = bench_finetune(n_images=100, epochs=1, ks=(1,), batch_size=16, pretrained=None, max_train_images=32,
@@ -172,7 +174,7 @@ TINY_FINETUNE = dict(n_images=100, epochs=1, ks=(1,), batch_size=8, pretrained=N
 def test_one_run_writes_every_section_and_every_goal_to_one_json(tmp_path, monkeypatch, capsys):
     import json
 
-    from cilf.run.bench_speed import SpeedSizes, run_all
+    from cilf.bench.speed import SpeedSizes, run_all
 
     monkeypatch.setenv("CILF_DATA", str(tmp_path / "data"))
     sizes = SpeedSizes(predict_backbones=(("cilf-micro", None),), predict_batch_sizes=(2,), predict_repeats=1,
@@ -216,7 +218,7 @@ def test_one_run_writes_every_section_and_every_goal_to_one_json(tmp_path, monke
 
 
 def test_sections_can_be_skipped_and_say_so(tmp_path, monkeypatch):
-    from cilf.run.bench_speed import run_all
+    from cilf.bench.speed import run_all
 
     res = run_all(tokens=(49,), dim=8, repeats=1, warmup=0, mixers=("fourier", "none"), pipeline=False,
                   finetune=False, progress=False)
@@ -230,12 +232,11 @@ def test_sections_can_be_skipped_and_say_so(tmp_path, monkeypatch):
 
 def test_finetune_profile_splits_a_batch_into_what_the_cache_removes_and_what_stays(tmp_path, monkeypatch):
     from cilf.data.datasets import SynthAge
-    from cilf.model.cilf_model import CILF
     from cilf.model.config import default_config
-    from cilf.run.finetune_profile import finetune_step_profile, format_step_profile
+    from cilf.bench.finetune_profile import finetune_step_profile, format_step_profile
 
     monkeypatch.setenv("CILF_DATA", str(tmp_path))
-    model = CILF(default_config().replace(pretrained=None, unfreeze_last_blocks=1))
+    model = create_model(default_config().replace(pretrained=None, unfreeze_last_blocks=1))
     ds = SynthAge(split="train", n_images=60, seed=0, transform=model.preprocess, progress=False)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     p = finetune_step_profile(model, ds, batch_size=8, repeats=1, warmup=1)
@@ -250,4 +251,4 @@ def test_finetune_profile_splits_a_batch_into_what_the_cache_removes_and_what_st
     assert all(torch.equal(before[n], q) for n, q in model.named_parameters() if not q.requires_grad)
     assert "at most" in format_step_profile(p, "cilf-micro")
     with pytest.raises(ValueError, match="unfreeze_last_blocks"):
-        finetune_step_profile(CILF(default_config().replace(pretrained=None)), ds)
+        finetune_step_profile(create_model(default_config().replace(pretrained=None)), ds)

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 import cilf
-from cilf.model.checkpoint import load_model, save_checkpoint
-from cilf.model.clip import bundled_weights_path
-from cilf.run.evaluate import predict_features
-from cilf.run.train import fit_features
+from cilf.persist.checkpoint import load_model, save_checkpoint
+from cilf.persist.clip_weights import bundled_weights_path
+from cilf.app.infer import predict_features
+from cilf.app.crossfit import fit_features
 from cilf.utils import seed_everything
 
 
@@ -68,7 +68,7 @@ def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_
     import json
     import shutil
 
-    from cilf.model.checkpoint import load_train_state
+    from cilf.persist.checkpoint import load_train_state
 
     good = save_checkpoint(cilf.create_model(small_cfg), tmp_path / "good")
     load_model(good)
@@ -98,7 +98,7 @@ def test_a_checkpoint_from_before_the_similarity_prior_and_the_post_hoc_correcti
 
     from safetensors.torch import load_file, save_file
 
-    from cilf.model.checkpoint import write_manifest
+    from cilf.persist.checkpoint import write_manifest
 
     torch.manual_seed(0)
     old_cfg = small_cfg.replace(similarity_prior=False, correction_fit="joint")

@@ -1,6 +1,6 @@
-"""cilf.run.claims: the paper's claims read from a benchmark result, verdicts computed, never typed.
+"""cilf.bench.claims: the paper's claims read from a benchmark result, verdicts computed, never typed.
 
-The results here are built from synthetic per-image predictions run through ``cilf.run.bench.summarise``, so
+The results here are built from synthetic per-image predictions run through ``cilf.bench.runner.summarise``, so
 every effect is a real paired bootstrap; each method's absolute error is a shared per-image error plus its shift,
 plus noise, so the sign and size of every effect is known beforehand."""
 import json
@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from cilf.run.bench import BenchConfig, _score, budget, summarise
-from cilf.run.claims import (BEGIN, CLAIMS, END, EQUIVALENCE_MARGIN, NOT_RUN, Claim, claims_frame, claims_markdown,
+from cilf.bench.runner import BenchConfig, _score, budget, summarise
+from cilf.bench.claims import (BEGIN, CLAIMS, END, EQUIVALENCE_MARGIN, NOT_RUN, Claim, claims_frame, claims_markdown,
                              claims_table, format_claims, update_readme)
 from cilf.stats import verdict
 
@@ -150,7 +150,7 @@ def test_markdown_and_frame_carry_every_claim():
     rows = claims_table(fake_result({"similarity_prior=off": 0.5, "regression": 0.5}), FAST)
     md = claims_markdown(rows)
     assert sum(line.startswith("| ") for line in md.splitlines()) == len(CLAIMS) + 1 and "**supported**" in md and f"**{NOT_RUN}**" in md
-    assert SOURCE in md and "verdicts computed by cilf.run.claims" in md
+    assert SOURCE in md and "verdicts computed by cilf.bench.claims" in md
     frame = claims_frame(rows)
     assert list(frame.index) == [c.id for c in CLAIMS] and frame.loc["similarity", "verdict"] == "supported"
 
@@ -204,7 +204,7 @@ def test_cli_prints_the_table_and_refuses_bad_files(tmp_path, capsys):
 
 
 def test_precision_table_splits_the_width_into_images_and_seeds_and_sizes_both():
-    from cilf.run.precision import format_precision, precision_markdown, precision_rows
+    from cilf.bench.precision import format_precision, precision_markdown, precision_rows
 
     res = fake_result({"similarity_prior=off": 0.6, "contrastive=off": 0.0}, noise=1.0)
     res.update(images=300, test_images=N_IMG * FOLDS)  # a 5-fold protocol run on 2 folds: 120 of 300 tested
@@ -226,7 +226,7 @@ def test_precision_table_splits_the_width_into_images_and_seeds_and_sizes_both()
 
 
 def test_a_switched_off_mechanism_is_not_counted_as_precise():
-    from cilf.run.precision import format_precision, precision_rows
+    from cilf.bench.precision import format_precision, precision_rows
 
     res = fake_result({}, noise=1.0, same_as_full=("correction=off",))  # the gate switched it off
     rows = precision_rows(claims_table(res), res)

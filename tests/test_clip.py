@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import cilf
-from cilf.model.clip import CLIPAdapter, WeightsNotFoundError, bundled_weights_path, resolve_pretrained
+from cilf.persist.clip_weights import WeightsNotFoundError, bundled_weights_path, resolve_pretrained
 from cilf.model.config import CILFConfig
+from cilf.persist.factory import build_clip
 
 # ViT-B-32's shape (224 px images, 32 px patches, a 7 x 7 grid, class-token pooling), shrunk to be cheap;
 # the "avg" twin pools by averaging the patch tokens instead of taking the class token.
@@ -34,7 +35,7 @@ def adapter(request, tmp_path_factory):
         open_clip.add_model_config(path)
         cfg = CILFConfig(clip_model=name, pretrained=None)
     torch.manual_seed(0)
-    return CLIPAdapter(cfg).eval()
+    return build_clip(cfg).eval()
 
 
 def _images(adapter, n=2):
@@ -137,7 +138,7 @@ def test_boundary_split_is_encode_image(k):
     """encode_to_block then encode_from_block at the frozen boundary L - k is encode_image (float tolerance),
     and the tokens entering block b are what open_clip's blocks 0..b-1 give."""
     torch.manual_seed(0)
-    a = CLIPAdapter(CILFConfig(pretrained=None, unfreeze_last_blocks=k)).eval()
+    a = build_clip(CILFConfig(pretrained=None, unfreeze_last_blocks=k)).eval()
     v, x = a.model.visual, _images(a)
     assert a.image_blocks == 4 and a.boundary == 4 - k
     with torch.no_grad():
@@ -163,7 +164,7 @@ def test_last_k_blocks_train_and_the_rest_stays_frozen():
     """unfreeze_last_blocks=k trains the image tower's last k blocks, ln_post and proj only; the text tower
     stays frozen (its blocks train only with unfreeze_text_blocks); too many blocks is a clear error."""
     torch.manual_seed(0)
-    a = CLIPAdapter(CILFConfig(pretrained=None, unfreeze_last_blocks=2))
+    a = build_clip(CILFConfig(pretrained=None, unfreeze_last_blocks=2))
     trainable = {n for n, p in a.model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith(("visual.transformer.resblocks.2.", "visual.transformer.resblocks.3.",
                                            "visual.ln_post.", "visual.proj")) for n in trainable)
@@ -172,7 +173,7 @@ def test_last_k_blocks_train_and_the_rest_stays_frozen():
     f.pooled.sum().backward()
     assert a.model.visual.transformer.resblocks[2].mlp.c_fc.weight.grad is not None
     assert a.model.visual.transformer.resblocks[1].mlp.c_fc.weight.grad is None
-    text = CLIPAdapter(CILFConfig(pretrained=None, unfreeze_text_blocks=1))
+    text = build_clip(CILFConfig(pretrained=None, unfreeze_text_blocks=1))
     assert text.text_trainable and not text.image_trainable
     with pytest.raises(ValueError, match="unfreeze_last_blocks=5, but cilf-micro has 4 blocks"):
-        CLIPAdapter(CILFConfig(pretrained=None, unfreeze_last_blocks=5))
+        build_clip(CILFConfig(pretrained=None, unfreeze_last_blocks=5))

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cilf.run.clip_report import recall_at_k
+from cilf.app.clip_report import recall_at_k
 
 
 def test_recall_at_k_hand_computed():

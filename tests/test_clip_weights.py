@@ -12,10 +12,11 @@ from safetensors.torch import save_file
 
 from cilf.cli import main
 from cilf.io import sha256_file
-from cilf.model.checkpoint import CLIP_WEIGHTS, load_model, read_weights_record, write_manifest
-from cilf.model.clip import CLIPAdapter, bundled_weights_path
-from cilf.model.clip_weights import (WeightsMismatchError, WeightsNotFoundError, WeightsRecord, forget_logged,
+from cilf.persist.checkpoint import CLIP_WEIGHTS, load_model, read_weights_record, write_manifest
+from cilf.persist.clip_weights import bundled_weights_path
+from cilf.persist.clip_weights import (WeightsMismatchError, WeightsNotFoundError, WeightsRecord, forget_logged,
                                      locate, record_for)
+from cilf.persist.factory import build_clip
 
 N_IMAGES = 120
 
@@ -32,7 +33,7 @@ def weights(tmp_path_factory):
     from cilf.model.config import CILFConfig
 
     other = d / "other-clip.safetensors"
-    random_clip = CLIPAdapter(CILFConfig(pretrained=None)).model
+    random_clip = build_clip(CILFConfig(pretrained=None)).model
     save_file({k: v.contiguous() for k, v in random_clip.state_dict().items()}, str(other))
     return mine, other
 
@@ -40,7 +41,8 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(weights, small_cfg, tmp_path_factory):
     """One epoch on a tiny SynthAge with pretrained=<the user's file>: (run folder, config, env for CILF_*)."""
-    from cilf.run.train import TrainConfig, train
+    from cilf.app.params import TrainConfig
+    from cilf.app.train import train
 
     mine, _ = weights
     base = tmp_path_factory.mktemp("portable")
@@ -163,7 +165,8 @@ def test_a_checkpoint_without_a_record_loads_as_before(run, tmp_path):
 
 
 def test_resume_after_the_weights_file_moved(weights, small_cfg, tmp_path, monkeypatch):
-    from cilf.run.train import TrainConfig, train
+    from cilf.app.params import TrainConfig
+    from cilf.app.train import train
 
     mine, _ = weights
     monkeypatch.setenv("CILF_DATA", str(tmp_path / "data"))
@@ -216,7 +219,7 @@ def test_bundled_and_tag_records_are_found_again(weights, monkeypatch):
 def test_prompt_encoding_shows_a_bar_only_when_asked(small_cfg, capsys):
     from cilf.model.clip import TEXT_BATCH
 
-    adapter = CLIPAdapter(small_cfg)
+    adapter = build_clip(small_cfg)
     assert len(small_cfg.ages) * len(small_cfg.templates) > TEXT_BATCH
     capsys.readouterr()
     adapter.warm_text_cache(progress=False)

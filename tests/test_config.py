@@ -2,9 +2,9 @@
 import pytest
 
 from cilf.model.config import CILFConfig, parse_overrides
-from cilf.run.bench import BenchConfig
-from cilf.run.pretrain import PretrainConfig
-from cilf.run.train import TrainConfig
+from cilf.bench.runner import BenchConfig
+from cilf.app.pretrain import PretrainConfig
+from cilf.app.params import TrainConfig
 
 
 def test_config_validation_overrides_and_json_round_trip(tmp_path):

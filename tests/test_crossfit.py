@@ -6,11 +6,12 @@ import torch
 
 import cilf
 from cilf.model.correction import ErrorEnsemble, inverse_correct
-from cilf.run.correction_report import correction_report
+from cilf.app.correction_report import correction_report
 from cilf.model.config import CILFConfig
-from cilf.run.crossfit import FitSettings, fit_error_model, fold_ids, held_out_gate, out_of_fold_estimates
-from cilf.run.evaluate import predict_features
-from cilf.run.train import fit_features
+from cilf.app.params import Budget
+from cilf.app.crossfit import fit_error_model, fold_ids, held_out_gate, out_of_fold_estimates
+from cilf.app.infer import predict_features
+from cilf.app.crossfit import fit_features
 
 
 def test_folds_are_balanced_and_keep_each_subject_whole():
@@ -71,7 +72,7 @@ def tiny(small_cfg):
 def test_out_of_fold_estimates_never_see_their_own_labels(small_cfg, tiny):
     feats, ages = tiny
     folds = fold_ids(60, 3, seed=0)
-    settings = FitSettings(epochs=2, batch_size=16, warmup_steps=2)
+    settings = Budget(epochs=2, batch_size=16, warmup_steps=2, device="cpu")
     a = out_of_fold_estimates(small_cfg, feats, ages, folds, settings)
     changed = ages.clone()
     changed[torch.from_numpy(folds == 0)] = 90.0  # relabel fold 0 only
@@ -154,7 +155,7 @@ def test_a_gated_off_correction_reports_E_P_but_moves_nothing(small_cfg, tiny):
 
 
 def test_the_printed_report_says_whether_the_gate_applied_the_correction():
-    from cilf.run.correction_report import format_correction
+    from cilf.app.correction_report import format_correction
 
     c = {"accepted_by_EP_pct": 60.0, "mean_steps": 1.0, "n_corrected": 4, "mae_y0_on_corrected": 5.0,
          "mae_xstar_on_corrected": 5.0,
@@ -171,7 +172,7 @@ def test_fold_models_reuse_the_final_models_encoded_prompts_with_identical_estim
 
     feats, ages = tiny
     folds = fold_ids(60, 3, seed=0)
-    settings = FitSettings(epochs=1, batch_size=16, warmup_steps=2, seed=1)
+    settings = Budget(epochs=1, batch_size=16, warmup_steps=2, seed=1, device="cpu")
     final = fit_features(small_cfg.replace(correction=False), feats, ages, epochs=1, batch_size=16, warmup_steps=2,
                          seed=1)
     encoded = []

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from cilf.metrics import age_group
-from cilf.run.dataset_splits import carve_val, dataset_metrics, open_splits, split_label
+from cilf.data.splits import carve_val, dataset_metrics, open_splits, split_label
 
 
 def _rows(subjects: int, per: int = 3, blank: bool = False):

@@ -9,10 +9,10 @@ import torch
 
 import cilf
 from cilf.model.clip import ImageFeatures
-from cilf.run.distributed import DistContext
+from cilf.app.distributed import DistContext
 from cilf.model.fourier import GlobalFilter
-from cilf.run.batches import FeatureBatches
-from cilf.run.train import amp_dtype_for, train_one_epoch
+from cilf.app.batches import FeatureBatches
+from cilf.app.engine import amp_dtype_for, train_one_epoch
 
 
 def test_ranks_get_equal_disjoint_shards_of_the_same_shuffle():

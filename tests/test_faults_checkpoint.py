@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cilf.model.checkpoint import CheckpointError, load_model, load_torch_state, load_train_state, write_manifest
+from cilf.persist.checkpoint import CheckpointError, load_model, load_torch_state, load_train_state, write_manifest
 from cilf.model.config import CILFConfig
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ ARGS = ["--n-images", "200", "--epochs", "3", "--batch-size", "32", "--quiet", "
 RUNNER = r'''
 import os, signal, sys, time
 from pathlib import Path
-import cilf.io, cilf.run.train as T
+import cilf.io, cilf.app.train as T
 from cilf.cli import main
 
 fault, arg = (os.environ.get("FAULT", "") + ":").split(":")[:2]
@@ -174,7 +174,8 @@ def test_damaged_last_falls_back_to_prev_and_gives_the_same_numbers(env, referen
     shutil.copytree(out / "last", lone / "last")
     (lone / "run.json").write_text("{}")
     flip(lone / "last" / "train_state.pt")
-    from cilf.run.train import TrainConfig, train
+    from cilf.app.params import TrainConfig
+    from cilf.app.train import train
 
     cfg = CILFConfig.load(lone / "last" / "config.json")
     with pytest.raises(CheckpointError, match="checksum mismatch.*no earlier good checkpoint"):
@@ -182,7 +183,8 @@ def test_damaged_last_falls_back_to_prev_and_gives_the_same_numbers(env, referen
 
 
 def test_resume_with_other_settings_is_refused_naming_the_field(env, reference, tmp_path):
-    from cilf.run.train import TrainConfig, train
+    from cilf.app.params import TrainConfig
+    from cilf.app.train import train
 
     out = shutil.copytree(reference["out"], tmp_path / "run")
     before = (out / "last" / "manifest.json").read_text()
@@ -213,7 +215,7 @@ def test_planted_pickles_are_refused_without_running(env, reference, tmp_path):
     write_manifest(ck)  # the manifest rewritten to match: the load itself must refuse
     with pytest.raises(CheckpointError, match="train_state.pt: refused, it holds Python objects"):
         load_train_state(ck)
-    from cilf.run.pretrain import PretrainConfig, pretrain_clip
+    from cilf.app.pretrain import PretrainConfig, pretrain_clip
 
     pre = tmp_path / "pretrain"
     pre.mkdir()
@@ -239,7 +241,7 @@ def test_non_finite_loss_stops_naming_the_epoch_and_keeps_finite_weights(env, tm
 
 def test_the_users_files_are_not_overwritten_without_force(env, tmp_path):
     from cilf.cli import build_parser
-    from cilf.run.train import open_run_folder
+    from cilf.app.runfolder import open_run_folder
 
     out = tmp_path / "mine"
     out.mkdir()

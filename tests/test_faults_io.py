@@ -11,6 +11,7 @@ import pytest
 
 from cilf.cli import main
 from cilf.data.synthage import SynthAgeSpec, generate
+from cilf.persist.factory import create_model
 
 SMALL = ["--set", "width=32", "depth=1", "ensemble_size=3", "error_hidden=32"]
 
@@ -160,12 +161,11 @@ def test_full_disk_during_synthage(full, capsys):
 def test_full_disk_in_the_feature_cache(full, synth_root):
     from cilf.data.datasets import ManifestDataset
     from cilf.io import OutputError
-    from cilf.model.cilf_model import CILF
     from cilf.model.config import CILFConfig
-    from cilf.run.feature_cache import cached_features
+    from cilf.app.feature_cache import cached_features
 
     disk, _ = full
-    model = CILF(CILFConfig(pretrained=None, width=32, depth=1, ensemble_size=3, error_hidden=32)).eval()
+    model = create_model(CILFConfig(pretrained=None, width=32, depth=1, ensemble_size=3, error_hidden=32)).eval()
     ds = ManifestDataset(synth_root / "manifest.csv", split="val", transform=model.preprocess)
     with pytest.raises(OutputError, match="disk is full"):
         cached_features(model, ds, cache_dir=disk / "cache", progress=False)
@@ -176,15 +176,14 @@ def test_full_disk_in_the_feature_cache(full, synth_root):
 @pytest.fixture
 def checkpoint(tmp_path, synth_root, small_cfg, monkeypatch):
     """An untrained small model saved as a checkpoint, with CILF_DATA pointing at the shared SynthAge set."""
-    from cilf.model.checkpoint import save_checkpoint
-    from cilf.model.cilf_model import CILF
+    from cilf.persist.checkpoint import save_checkpoint
 
     base = tmp_path / "data"
     base.mkdir()
     (base / f"synthage-{SynthAgeSpec(n_images=1200, seed=0).key()}").symlink_to(synth_root)
     monkeypatch.setenv("CILF_DATA", str(base))
     monkeypatch.setenv("CILF_CACHE", str(tmp_path / "cache"))
-    return save_checkpoint(CILF(small_cfg).eval(), tmp_path / "ckpt")
+    return save_checkpoint(create_model(small_cfg).eval(), tmp_path / "ckpt")
 
 
 def test_full_disk_on_eval_json(full, checkpoint, capsys):
@@ -219,7 +218,7 @@ def test_full_disk_on_predict_stdout(checkpoint, synth_root, monkeypatch, capsys
 
 
 def test_predict_never_prints_nan_and_json_is_strict(checkpoint, synth_root, monkeypatch, capsys, tmp_path):
-    import cilf.run.predict as pred
+    import cilf.app.predict as pred
 
     real = pred._estimate
 
@@ -241,7 +240,7 @@ def test_predict_never_prints_nan_and_json_is_strict(checkpoint, synth_root, mon
 
 
 def test_saved_bench_run_that_is_not_a_record_is_recomputed(tmp_path, capsys):
-    from cilf.run.bench import _RunStore
+    from cilf.bench.runner import _RunStore
 
     store = _RunStore(tmp_path, fresh=False)
     assert store.get({"a": 1}, lambda: {"mae": 1.0}) == {"mae": 1.0}

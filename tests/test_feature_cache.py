@@ -3,20 +3,20 @@ import pytest
 import torch
 
 import layouts
+from cilf.persist.factory import create_model
 
 
 @pytest.fixture(scope="module")
 def encoder():
-    from cilf.model.cilf_model import CILF
     from cilf.model.config import default_config
 
     torch.manual_seed(0)
-    return CILF(default_config()).eval()
+    return create_model(default_config()).eval()
 
 
 def test_feature_cache_hits_detects_stale_and_corrupt(encoder, tmp_path):
     from cilf.data import open_dataset
-    from cilf.run.feature_cache import cached_features
+    from cilf.app.feature_cache import cached_features
 
     root = layouts.agedb(tmp_path / "agedb")
     ds = open_dataset("agedb", root, transform=encoder.preprocess)
@@ -49,12 +49,11 @@ def test_boundary_cache_is_keyed_by_k_and_the_frozen_weights_only(tmp_path):
     """A boundary entry holds the tokens entering block L - k: another k is another entry; changing a
     trainable block's weights keeps the key, changing a frozen one gives a new key."""
     from cilf.data import open_dataset
-    from cilf.model.cilf_model import CILF
     from cilf.model.config import default_config
-    from cilf.run.feature_cache import boundary_key, cached_boundary, encoder_key
+    from cilf.app.feature_cache import boundary_key, cached_boundary, encoder_key
 
     torch.manual_seed(0)
-    k1, k2 = (CILF(default_config().replace(unfreeze_last_blocks=k)).eval() for k in (1, 2))
+    k1, k2 = (create_model(default_config().replace(unfreeze_last_blocks=k)).eval() for k in (1, 2))
     root = layouts.agedb(tmp_path / "agedb")
     ds = open_dataset("agedb", root, transform=k1.preprocess)
     one = cached_boundary(k1, ds, tmp_path / "cache", progress=False)

@@ -134,7 +134,7 @@ def test_a_full_disk_hidden_by_torch_or_safetensors_is_still_one_clear_error(tin
     import torch
 
     import cilf
-    from cilf.model.checkpoint import save_checkpoint
+    from cilf.persist.checkpoint import save_checkpoint
 
     with pytest.raises(OutputError, match=r"x\.pt: cannot write \(the disk is full"):
         atomic_write(tiny_disk / "x.pt", lambda p: torch.save({"w": torch.zeros(100_000)}, p))

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cilf.run.learning_curve import CurveConfig, curve_epochs, format_curve, run_learning_curve, subject_order
+from cilf.bench.curve import CurveConfig, curve_epochs, format_curve, run_learning_curve, subject_order
 
 
 @pytest.fixture(scope="module")

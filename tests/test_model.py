@@ -22,7 +22,7 @@ def test_forward_shapes_and_dtypes(model, small_cfg):
 
 
 def test_losses_reach_every_trainable_parameter(small_cfg):
-    # by default the error model E is fitted after training (cilf.run.crossfit): the losses train everything else
+    # by default the error model E is fitted after training (cilf.app.crossfit): the losses train everything else
     torch.manual_seed(0)
     model = cilf.create_model(small_cfg, similarity_prior=True)
     out = model(torch.randn(4, 3, 112, 112))
@@ -48,7 +48,7 @@ def test_the_joint_correction_option_trains_every_parameter_through_its_losses(s
 @pytest.mark.parametrize("prompts", ["fixed", "learned"])
 def test_with_the_similarity_prior_an_untrained_model_gives_zero_shot_clip(small_cfg, prompts):
     # bundled weights where present (a meaningful zero-shot estimate), else the random-init CLIP of small_cfg
-    from cilf.model.clip import bundled_weights_path
+    from cilf.persist.clip_weights import bundled_weights_path
 
     cfg = small_cfg.replace(prompts=prompts, similarity_prior=True)
     if bundled_weights_path(cfg.clip_model).is_file():

@@ -5,7 +5,7 @@ import jupytext
 import nbformat
 import pytest
 
-from cilf.notebook.nbtools import coalesce_streams, notebook_sources, strip_churn, sync_inputs
+from tools.run_notebooks import coalesce_streams, notebook_sources, strip_churn, sync_inputs
 
 NB = Path(__file__).resolve().parents[1] / "notebooks"
 SOURCES = notebook_sources(NB)
@@ -25,7 +25,7 @@ def test_py_and_ipynb_inputs_agree(py):
     ipynb = py.with_suffix(".ipynb")
     assert ipynb.exists(), f"{py.name} has no executed {ipynb.name}; run ./run_all.sh"
     assert _inputs(jupytext.read(py)) == _inputs(nbformat.read(ipynb, as_version=4)), (
-        f"{ipynb.name} inputs differ from {py.name}: run `python -m cilf.notebook.nbtools sync {py}`")
+        f"{ipynb.name} inputs differ from {py.name}: run `python -m tools.run_notebooks sync {py}`")
 
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
@@ -91,7 +91,7 @@ def test_sync_gives_stable_cell_ids(tmp_path):
 
 
 def test_run_names_the_failing_notebook_and_cell_and_stops(tmp_path, capsys):
-    from cilf.notebook.nbtools import run_notebooks
+    from tools.run_notebooks import run_notebooks
 
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
@@ -108,7 +108,7 @@ def test_run_names_the_failing_notebook_and_cell_and_stops(tmp_path, capsys):
 
 
 def test_run_only_the_named_notebooks(tmp_path):
-    from cilf.notebook.nbtools import run_notebooks
+    from tools.run_notebooks import run_notebooks
 
     nbs = tmp_path / "notebooks"
     nbs.mkdir()

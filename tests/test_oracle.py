@@ -8,7 +8,7 @@ import torch
 
 import layouts
 from cilf.data import read_manifest
-from cilf.run.oracle import TITLE, fit_oracle, latent_matrix, missing_latents, oracle_for_run, split_oracle, tune
+from cilf.bench.oracle import TITLE, fit_oracle, latent_matrix, missing_latents, oracle_for_run, split_oracle, tune
 
 SMALL = {"width": 32, "depth": 1, "ensemble_size": 2, "error_hidden": 32}
 
@@ -17,7 +17,7 @@ SMALL = {"width": 32, "depth": 1, "ensemble_size": 2, "error_hidden": 32}
 def synth_bench(synth_root, tmp_path_factory):
     """SynthAge (1,200 images) 80/20, one seed: the full model (1 epoch), the oracle, the linear probe on the
     frozen micro-CLIP features, and the train-mean baseline."""
-    from cilf.run.bench import BenchConfig, run_benchmark
+    from cilf.bench.runner import BenchConfig, run_benchmark
 
     tmp = tmp_path_factory.mktemp("oracle")
     bcfg = BenchConfig(dataset="synthage", root=str(synth_root), seeds=1, epochs=1, variants=("full",),
@@ -38,7 +38,7 @@ def test_the_oracle_is_far_below_the_baseline_and_below_a_frozen_feature_peer(sy
 
 def test_the_oracle_is_a_row_of_the_tables_with_paired_statistics(synth_bench):
     from cilf.notebook.paper_tables import results_table
-    from cilf.run.bench import format_results
+    from cilf.bench.runner import format_results
 
     bcfg, res = synth_bench
     o = res["methods"]["oracle"]
@@ -76,7 +76,7 @@ def test_the_oracle_is_a_labelled_line_in_the_synthage_figures(synth_bench):
 
 
 def test_tuning_uses_validation_only_never_test(synth_root):
-    from cilf.run.peers import PEERS, PeerInputs
+    from cilf.bench.peers import PEERS, PeerInputs
 
     rows = read_manifest(synth_root / "manifest.csv")
     train, test = [r for r in rows if r["split"] == "train"][:300], [r for r in rows if r["split"] == "test"][:100]
@@ -126,7 +126,7 @@ def test_rows_without_latents_say_why(synth_root):
 
 def test_a_real_layout_skips_the_oracle_and_says_so(tmp_path):
     from cilf.notebook.paper_tables import results_table
-    from cilf.run.bench import BenchConfig, format_results, run_benchmark
+    from cilf.bench.runner import BenchConfig, format_results, run_benchmark
 
     root = layouts.agedb(tmp_path / "agedb")
     res = run_benchmark(BenchConfig(dataset="agedb", root=str(root), seeds=1, variants=(),

@@ -7,7 +7,7 @@ import torch
 @pytest.mark.parametrize("peer", ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue",
                                   "drf", "linear_probe"])
 def test_each_peer_learns_age_from_features(peer):
-    from cilf.run.peers import PeerConfig, fit_peer
+    from cilf.bench.peers import PeerConfig, fit_peer
 
     g = torch.Generator().manual_seed(0)
     y = torch.rand(600, generator=g) * 70 + 10
@@ -22,8 +22,8 @@ def test_each_peer_learns_age_from_features(peer):
 @pytest.fixture
 def tiny_resnet_peer():
     """The pixel ResNet-18 at 32 px, registered like any peer (removed afterwards)."""
-    from cilf.run.peer_resnet import ResNetPeerConfig, resnet_peer
-    from cilf.run.peers import PEERS, register_peer
+    from cilf.bench.peer_resnet import ResNetPeerConfig, resnet_peer
+    from cilf.bench.peers import PEERS, register_peer
 
     register_peer("resnet18_32px", "ResNet-18 on 32 px pixels")(resnet_peer(ResNetPeerConfig(size=32)))
     yield PEERS["resnet18_32px"]
@@ -33,7 +33,7 @@ def tiny_resnet_peer():
 def test_the_pixel_resnet_trains_through_the_registry_and_is_deterministic(synth_root, tiny_resnet_peer, tmp_path):
     """40 SynthAge images (30 train, 10 test) plus one unreadable test file, 1 epoch at 32 px."""
     from cilf.data.open import open_dataset
-    from cilf.run.peers import PEERS, PeerConfig, PeerInputs
+    from cilf.bench.peers import PEERS, PeerConfig, PeerInputs
 
     assert PEERS["resnet18"].title == "ResNet-18 on pixels (no CLIP)" and PEERS["resnet18"].key["size"] == 64
     rows = open_dataset("synthage", synth_root).rows[:40]

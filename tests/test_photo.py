@@ -7,8 +7,9 @@ from PIL import Image, ImageOps
 
 from cilf.data import load_image
 from cilf.notebook import plots
-from cilf.notebook.photo import HF_WEIGHT_FILES, analyse_photo, local_clip_weights, sample_photo
-from cilf.run.predict import predict
+from cilf.data.samples import sample_photo
+from cilf.notebook.photo import HF_WEIGHT_FILES, analyse_photo, local_clip_weights
+from cilf.app.predict import predict
 
 DLIB_BOX = (180, 139, 367, 326)  # dlib's face box on grace_hopper.jpg, as in tests/test_predict.py
 

@@ -18,7 +18,7 @@ def test_all_plot_functions_write_pngs(tmp_path):
     text, scores, maps = rng.normal(size=(101, 8)), rng.dirichlet(np.ones(101), 2), rng.normal(size=(2, 101, 8, 8))
     steps = {k: rng.random((8, 5)) for k in ("input", "spectrum", "filter", "filtered", "output")}
     spectrum = rng.random((8, 5))
-    from cilf.run.correction_report import calibration_bins
+    from cilf.app.correction_report import calibration_bins
 
     calib = calibration_bins(rng.normal(0, 3, n), corr["y0"], y)
     calls = {

@@ -12,8 +12,8 @@ from PIL import Image, ImageOps
 
 from cilf.cli import main
 from cilf.data import load_image
-from cilf.model.checkpoint import load_model
-from cilf.run.predict import SMALL_SIDE, face_crops, load_predictor, predict, predict_paths
+from cilf.persist.checkpoint import load_model
+from cilf.app.predict import SMALL_SIDE, face_crops, load_predictor, predict, predict_paths
 
 SAMPLE = Path(matplotlib.get_data_path()) / "sample_data"
 DLIB_BOX = (180, 139, 367, 326)  # dlib's face box on grace_hopper.jpg (512 x 600), checked by eye: her face

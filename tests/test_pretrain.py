@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cilf.run.pretrain import PretrainConfig, export_weights, pretrain_clip, training_caption
+from cilf.app.pretrain import PretrainConfig, export_weights, pretrain_clip, training_caption
 
 
 def test_training_caption_mixes_in_the_prompt_wording():

@@ -22,7 +22,8 @@ RECORDED = {  # this run, SynthAge (synthetic), 135 test images
 
 def test_a_small_run_reproduces_the_recorded_metrics(tmp_path, monkeypatch):
     from cilf.model.config import default_config
-    from cilf.run.train import TrainConfig, train
+    from cilf.app.params import TrainConfig
+    from cilf.app.train import train
 
     monkeypatch.setenv("CILF_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("CILF_CACHE", str(tmp_path / "cache"))

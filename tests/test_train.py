@@ -7,7 +7,8 @@ import numpy as np
 
 import pytest
 
-from cilf.run.train import train
+from cilf.app.train import train
+from cilf.persist.factory import create_model
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +127,7 @@ def test_train_reports_a_missing_dataset_with_exit_code_3(tmp_path, capsys):
 
 
 def _finetune_cfg(small_cfg):
-    from cilf.model.clip import bundled_weights_path
+    from cilf.persist.clip_weights import bundled_weights_path
 
     if not bundled_weights_path("cilf-micro").is_file():
         pytest.skip("no bundled weights in this checkout")
@@ -139,8 +140,7 @@ def test_last_block_fine_tuned_from_the_boundary_cache_resumes_exactly(small_cfg
     checkpoint holds the fine-tuned block, not the frozen ones; stop + resume gives the same metrics."""
     import torch
 
-    from cilf.model.checkpoint import load_model
-    from cilf.model.cilf_model import CILF
+    from cilf.persist.checkpoint import load_model
     from safetensors.torch import load_file
 
     monkeypatch.setenv("CILF_CACHE", str(tmp_path / "cache"))
@@ -148,7 +148,7 @@ def test_last_block_fine_tuned_from_the_boundary_cache_resumes_exactly(small_cfg
     full = train(cfg, train_cfg(tmp_path / "full", epochs=2))
     assert list((tmp_path / "cache" / "features").glob("cilf-micro-block3of4-*/*.safetensors"))  # read from disk
     torch.manual_seed(0)
-    start, tuned = CILF(cfg).clip.model.visual, load_model(tmp_path / "full" / "last").clip.model.visual
+    start, tuned = create_model(cfg).clip.model.visual, load_model(tmp_path / "full" / "last").clip.model.visual
     assert not torch.equal(start.transformer.resblocks[3].mlp.c_fc.weight, tuned.transformer.resblocks[3].mlp.c_fc.weight)
     assert not torch.equal(start.proj, tuned.proj)
     for name, p in start.named_parameters():
@@ -174,15 +174,15 @@ def test_fine_tuned_checkpoint_reloads_to_identical_predictions(small_cfg, tmp_p
     import torch
 
     from cilf.data.datasets import SynthAge
-    from cilf.model.checkpoint import load_model, save_checkpoint
-    from cilf.model.cilf_model import CILF
-    from cilf.run.features import extract_boundary
-    from cilf.run.train import fit_features, param_groups
+    from cilf.persist.checkpoint import load_model, save_checkpoint
+    from cilf.app.features import extract_boundary
+    from cilf.app.crossfit import fit_features
+    from cilf.app.schedule import param_groups
     from cilf.model.clip import BoundaryTokens
 
     cfg = _finetune_cfg(small_cfg)
     torch.manual_seed(0)
-    encoder = CILF(cfg).eval()
+    encoder = create_model(cfg).eval()
     groups = param_groups(encoder, 1e-3, 0.25)
     assert [g["lr"] for g in groups] == [1e-3, 2.5e-4]
     assert all(p.requires_grad for g in groups for p in g["params"])
@@ -197,18 +197,17 @@ def test_fine_tuned_checkpoint_reloads_to_identical_predictions(small_cfg, tmp_p
     with torch.no_grad():
         a, b = model.eval()(images), again(images)
     assert torch.equal(a.age, b.age) and torch.equal(a.y0, b.y0)
-    assert not torch.equal(model.clip.model.visual.proj, CILF(cfg).clip.model.visual.proj)  # it did train
+    assert not torch.equal(model.clip.model.visual.proj, create_model(cfg).clip.model.visual.proj)  # it did train
 
 
 def test_the_prompt_row_says_zero_shot_only_while_clip_is_as_pretrained(small_cfg):
     """With a fine-tuned tower the prompts read tuned features: the report must not call that zero-shot CLIP."""
-    from cilf.model.cilf_model import CILF
-    from cilf.run.evaluate import evaluation_report, format_report
+    from cilf.app.evaluate import evaluation_report, format_report
 
-    assert not CILF(small_cfg).clip.tuned
+    assert not create_model(small_cfg).clip.tuned
     for changes in ({"freeze_image": False}, {"unfreeze_last_blocks": 1}, {"unfreeze_text_blocks": 1},
                     {"prompts": "learned"}):
-        assert CILF(small_cfg.replace(**changes)).clip.tuned, changes
+        assert create_model(small_cfg.replace(**changes)).clip.tuned, changes
     y = np.array([20.0, 40.0, 60.0])
     pred = {"age": y + 1, "y0": y + 1, "zero_shot": y + 5, "steps": np.zeros(3, dtype=int),
             "accepted": np.ones(3, dtype=bool), "spread": np.zeros(3), "error0": np.zeros(3), "spread0": np.zeros(3)}

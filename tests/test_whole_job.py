@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cilf.run.whole_job import bench_whole_job, format_whole_job, junit_summary, notebook_seconds
+from tools.whole_job import bench_whole_job, format_whole_job, notebook_seconds, whole_job_goals
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,26 +91,24 @@ def test_both_commands_are_timed_on_a_clone_with_the_environment_as_it_is_and_em
 
 
 def test_a_failing_command_is_not_a_timing_and_its_goal_says_so(tmp_path, monkeypatch):
-    from cilf.run.speed_goals import speed_goals
 
     repo = _repo(tmp_path)
     monkeypatch.setenv("SEEN_DIR", str(tmp_path))
     monkeypatch.setenv("STUB_TEST_RC", "1")
     res = bench_whole_job(repo, venv="/the/env", scratch=tmp_path, keep=True)
     assert Path(res["scratch"]).is_dir()  # kept when asked
-    goals = [g for g in speed_goals({"whole_job": res}) if "fresh clone" in g["goal"]]
+    goals = [g for g in whole_job_goals(res) if "fresh clone" in g["goal"]]
     assert len(goals) == 2
     assert goals[0]["met"] is True  # 'main' job of the stub: well within 600 s
     assert goals[1]["measured"] is None and goals[1]["met"] is None and "exit 1" in goals[1]["why"]
 
 
 def test_a_missed_goal_names_where_the_time_went(tmp_path):
-    from cilf.run.speed_goals import speed_goals
 
     row = {"command": "./run_all.sh test", "wall_s": 900.0, "cpu_s": 1500.0, "rc": 0,
            "tests": {"passed": 3, "failed": 0, "skipped": 0, "seconds": 880.0, "notebooks_s": 600.0,
                      "tests_s": 280.0, "slowest": [{"name": "nbval 06_ablations.ipynb", "seconds": 400.0}]}}
-    (g,) = speed_goals({"whole_job": {"cold": True, "rows": [row]}})
+    (g,) = whole_job_goals({"cold": True, "rows": [row]})
     assert g["met"] is False and g["measured"] == 900.0
     assert "nbval notebooks 600 s + tests 280 s" in g["why"] and "06_ablations.ipynb 400 s" in g["why"]
 

@@ -11,12 +11,14 @@ Two detectors, nothing downloaded:
 The points are mapped by a similarity transform (Umeyama) onto a canonical template and the face is
 cropped to ``size`` x ``size``. ``align_folder`` is idempotent and resumable (existing outputs are
 kept), writes each file atomically and only inside DST, never writes into SRC, and lists every
-image with no face.
+image with no face, and everything the walk of SRC passed over (unreadable folders, other file types),
+in ``DST/align_report.csv``: one line per file, kept across interrupted and repeated runs.
 """
 from __future__ import annotations
 
 import csv
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..io import atomic_write, ensure_inside, refuse_symlink, write_text
-from .images import BadImageError, load_image
-from .sources.base import image_files
+from .images import BadImageError, load_image, walk_images
 
 # dlib 5-point order: right eye outer, right eye inner, left eye outer, left eye inner, nose base,
 # as fractions of the output side (eyes at 38% height, 2/3 of the side apart at the outer corners).
@@ -36,6 +37,8 @@ EYE_TEMPLATE = np.array([TEMPLATE[[2, 3]].mean(0), TEMPLATE[[0, 1]].mean(0)])  #
 # cascade does not find both eyes: the mean of dlib's eye centres on 31 SynthAge faces both found.
 BOX_EYES = np.array([[0.35, 0.415], [0.67, 0.415]])
 DETECTORS = ("auto", "dlib", "opencv")
+REPORT = "align_report.csv"
+REPORT_EVERY_S = 30.0  # a long run rewrites its report this often, so a killed run loses at most this much
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -240,7 +243,12 @@ def align_folder(src: str | Path, dst: str | Path, size: int = 224, detector: st
     Outputs are JPEG named by ``output_names`` (``a.png`` -> ``a.jpg``; a clash such as ``a.jpg`` +
     ``a.png`` -> ``a.jpg.jpg`` + ``a.png.jpg``). Every output stays inside ``dst``: a symbolic link
     at an output name, or a sub-folder of ``dst`` linking out of it, is refused before anything is
-    written. The problems of this run are added to ``dst/align_report.csv``, rewritten atomically.
+    written. ``dst/align_report.csv`` holds one line per file with a problem (no face, unreadable, aligned
+    by the fallback, passed over by the walk: an unreadable folder, another file type), rewritten
+    atomically: earlier runs' lines are kept, a file handled again replaces its own line, and an
+    interrupted run (an error, Ctrl-C) still writes the lines of the images it did.
+    Returns {"src", "dst", "counts", "by_detector", "problems" (this run's (file, problem)), "log"}.
+    Raises NoImagesFound (a ValueError) when ``src`` holds no image file.
     """
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.is_dir():
@@ -249,61 +257,103 @@ def align_folder(src: str | Path, dst: str | Path, size: int = 224, detector: st
         raise ValueError(f"destination {dst} is inside the source {src}; choose a folder outside it "
                          f"(the source is never written to)")
     aligner = FaceAligner(size, detector)
-    files = image_files(src)
+    walk = walk_images(src).require(str(src))
+    files = walk.files
     names = output_names(src, files)
     for rel_out in names.values():  # refuse links before writing anything
         ensure_inside(dst / rel_out, dst)
         refuse_symlink(dst / rel_out)
-    log = dst / "align_report.csv"
+    log = dst / REPORT
     refuse_symlink(log)
-    counts = {"aligned": 0, "already_done": 0, "no_face": 0, "unreadable": 0}
+    lines = read_report(log)  # earlier runs' lines, one per file
+    counts = {"aligned": 0, "already_done": 0, "no_face": 0, "unreadable": 0, "passed_over": len(walk.skipped)}
     by_method = dict.fromkeys(aligner.names, 0)
     report: list[tuple[str, str]] = []
-    for p in tqdm(files, desc="align", unit="img", disable=not progress):
-        rel = p.relative_to(src)
-        out = dst / names[p]
-        if out.is_file():
-            counts["already_done"] += 1
-            continue
-        try:
-            img = load_image(p)
-        except BadImageError as e:
-            counts["unreadable"] += 1
-            report.append((str(rel), f"unreadable: {e.reason}"))
-            continue
-        found = aligner.align(img)
-        if found is None:
-            counts["no_face"] += 1
-            report.append((str(rel), "no face found"))
-            continue
-        face, method = found
-        by_method[method] += 1
-        if method != aligner.names[0]:
-            report.append((str(rel), f"{aligner.names[0]} found no face; aligned by the {method} fallback"))
-        atomic_write(out, lambda t: face.save(t, format="JPEG", quality=95), root=dst)
-        counts["aligned"] += 1
-    _write_report(log, report, dst)
+
+    def note(rel: str, why: str) -> None:
+        report.append((rel, why))
+        lines[rel] = why
+
+    for p, why in walk.skipped:
+        note(_relative(Path(p), src), f"passed over: {why}")
+    written = time.monotonic()
+    try:
+        for p in tqdm(files, desc="align", unit="img", disable=not progress):
+            rel = str(p.relative_to(src))
+            out = dst / names[p]
+            if out.is_file():
+                counts["already_done"] += 1
+                continue
+            try:
+                img = load_image(p)
+            except BadImageError as e:
+                counts["unreadable"] += 1
+                note(rel, f"unreadable: {e.reason}")
+                continue
+            found = aligner.align(img)
+            if found is None:
+                counts["no_face"] += 1
+                note(rel, "no face found")
+                continue
+            face, method = found
+            by_method[method] += 1
+            if method != aligner.names[0]:
+                note(rel, f"{aligner.names[0]} found no face; aligned by the {method} fallback")
+            else:
+                lines.pop(rel, None)  # a problem of an earlier run that this one solved
+            atomic_write(out, lambda t: face.save(t, format="JPEG", quality=95), root=dst)
+            counts["aligned"] += 1
+            if time.monotonic() - written > REPORT_EVERY_S:
+                write_report(log, lines, dst)
+                written = time.monotonic()
+    except BaseException:
+        try:  # keep what this run learnt; the original error is the one to show
+            write_report(log, lines, dst)
+        except Exception:
+            pass
+        raise
+    write_report(log, lines, dst)
     return {"src": str(src), "dst": str(dst), "counts": counts, "by_detector": by_method, "problems": report,
             "log": str(log)}
 
 
-def _write_report(log: Path, report: list[tuple[str, str]], dst: Path) -> None:
-    """Earlier runs' lines (a resumed run keeps them) plus this run's, written atomically (never appended
-    through a link)."""
-    old = log.read_text(encoding="utf-8") if log.is_file() else ""
+def _relative(p: Path, src: Path) -> str:
+    try:
+        return str(p.relative_to(src))
+    except ValueError:
+        return str(p)
+
+
+def read_report(log: Path) -> dict[str, str]:
+    """{file: problem} of an ``align_report.csv`` (in its order; a file listed twice keeps its last line);
+    {} when there is none."""
+    if not log.is_file():
+        return {}
+    rows = list(csv.reader(io.StringIO(log.read_text(encoding="utf-8", errors="replace"), newline="")))
+    if rows and rows[0] == ["file", "problem"]:
+        rows = rows[1:]
+    out: dict[str, str] = {}
+    for r in rows:
+        if len(r) >= 2:
+            out[r[0]] = ",".join(r[1:])
+    return out
+
+
+def write_report(log: Path, lines: dict[str, str], dst: Path) -> None:
+    """``lines`` ({file: problem}) as ``log``, header first, written atomically (never through a link)."""
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
-    if not old:
-        w.writerow(["file", "problem"])
-    w.writerows(report)
-    write_text(log, old + buf.getvalue(), root=dst)
+    w.writerow(["file", "problem"])
+    w.writerows(lines.items())
+    write_text(log, buf.getvalue(), root=dst)
 
 
 def format_align(rep: dict) -> str:
     c = rep["counts"]
     by = ", ".join(f"{n} by {name}" for name, n in rep["by_detector"].items())
     lines = [f"{rep['src']} -> {rep['dst']}: aligned {c['aligned']} ({by}), already done {c['already_done']}, "
-             f"no face {c['no_face']}, unreadable {c['unreadable']}"]
+             f"no face {c['no_face']}, unreadable {c['unreadable']}"
+             + (f", passed over {c['passed_over']}" if c.get("passed_over") else "")]
     lines += [f"  {f}: {why}" for f, why in rep["problems"][:30]]
     if len(rep["problems"]) > 30:
         lines.append(f"  ... {len(rep['problems'])} in all")

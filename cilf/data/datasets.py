@@ -4,6 +4,9 @@
 ``subject, split`` plus any metadata); ``SynthAge`` generates its images on first use and is a
 manifest dataset afterwards. Malformed rows raise a clear error naming file and line; an image
 that cannot be read yields ``None`` (dropped by :func:`collate_skip`) and is counted in ``skips``.
+Leaks in a manifest (one image in two splits or with two ages, a row repeated, a subject in two
+splits) are counted by :func:`manifest_leakage` and kept as ``ManifestDataset.leakage`` for the
+caller to warn about (``ManifestDataset.warnings()``).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .images import BadImageError, SkipLog, load_image
+from .split_warnings import leakage_lines, leakage_report
 from .synthage import SynthAgeSpec, generate
 
 AGE_RANGE = (0.0, 120.0)
@@ -79,6 +83,17 @@ def read_manifest(csv_path: str | Path, age_range: tuple[float, float] = AGE_RAN
     return rows
 
 
+def manifest_leakage(rows: list[dict[str, Any]], subject_exclusive: bool | None = None) -> dict:
+    """:func:`cilf.data.split_warnings.leakage_report` of manifest rows grouped by their ``split`` (all rows as
+    one group "all" without a split column): images in two splits, repeated rows, images with two ages,
+    subjects in several splits (a leak when ``subject_exclusive``). Returns its dict of counts and examples."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r.get("split", "all"), []).append(r)
+    order = [s for s in ("train", "val", "test", "all") if s in groups]
+    return leakage_report({s: groups[s] for s in order}, subject_exclusive)
+
+
 class RecordDataset(Dataset):
     """Images listed as rows (dicts with ``path``, ``age``, ``subject`` and any metadata).
 
@@ -120,9 +135,11 @@ class ManifestDataset(RecordDataset):
     """A generic CSV manifest (``path, age`` and optionally ``subject, split`` plus metadata)."""
 
     def __init__(self, csv_path: str | Path, split: str | None = None, transform: Callable | None = None,
-                 age_range: tuple[float, float] = AGE_RANGE):
+                 age_range: tuple[float, float] = AGE_RANGE, subject_exclusive: bool | None = None):
         self.csv_path = Path(csv_path)
         rows = read_manifest(self.csv_path, age_range)
+        # over the whole manifest, before one split is taken: the leaks are between its splits
+        self.leakage = manifest_leakage(rows, subject_exclusive)
         if split is not None:
             if split not in ("train", "val", "test"):
                 raise ManifestError(f"split {split!r} is not one of train, val, test")
@@ -131,6 +148,10 @@ class ManifestDataset(RecordDataset):
             rows = [r for r in rows if r["split"] == split]
         super().__init__(rows, transform, f"{self.csv_path}" + (f" (split {split})" if split else ""))
         self.split = split
+
+    def warnings(self) -> list[str]:
+        """One line per leak :attr:`leakage` found in the manifest (with counts); [] when clean."""
+        return leakage_lines(self.leakage, str(self.csv_path))
 
 
 class SynthAge(ManifestDataset):
@@ -146,7 +167,7 @@ class SynthAge(ManifestDataset):
         self.spec = SynthAgeSpec(n_images=n_images, seed=seed, image_size=image_size,
                                  images_per_subject=images_per_subject)
         self.root = generate(self.spec, root, progress=progress)
-        super().__init__(self.root / "manifest.csv", split=split, transform=transform)
+        super().__init__(self.root / "manifest.csv", split=split, transform=transform, subject_exclusive=True)
 
 
 def collate_skip(batch: list):

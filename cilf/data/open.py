@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from .datasets import RecordDataset
+from .images import NoImagesFound
 from .sources import AgeDataset, get_source
 
 
@@ -34,6 +35,9 @@ def open_dataset(name: str, root: str | Path | None = None, protocol: str | None
         raise ValueError(f"{source.title} has no protocol {protocol!r}; choose one of {sorted(source.protocols)}")
     ds = AgeDataset(source, root, source.scan(root), protocol, transform)
     if not ds.rows:
-        raise ValueError(f"{source.title} at {root}: no usable image found "
-                         f"({len(ds.scan.skipped)} file(s) passed over). Expected layout: {source.layout}")
+        counts = ds.scan.skip_counts()
+        why = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])[:6]) or "nothing found"
+        eg = f"; e.g. {ds.scan.skipped[0][0]}: {ds.scan.skipped[0][1]}" if ds.scan.skipped else ""
+        raise NoImagesFound(f"{source.title} at {root}: no usable image found ({len(ds.scan.skipped)} passed over: "
+                            f"{why}{eg}). Expected layout: {source.layout}")
     return ds if split is None else ds.split(split, fold)

@@ -35,8 +35,37 @@ class Fold:
 
 
 def published(*parts: str) -> Path:
-    """Path of a shipped split list, e.g. ``published("morph", "order-learning", "SettingC.txt")``."""
-    return Path(str(resources.files("cilf.data").joinpath("published", *parts)))
+    """Path of a shipped split list, e.g. ``published("morph", "order-learning", "SettingC.txt")``.
+
+    Raises FileNotFoundError naming the file and the fix when the installed copy lacks it (each list is
+    looked up by its name; a protocol never falls back to the lists that happen to be there)."""
+    path = Path(str(resources.files("cilf.data").joinpath("published", *parts)))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the published split list {'/'.join(parts)} ships with cilf "
+                                f"(cilf/data/published/, see its README); reinstall cilf or restore the file from "
+                                f"the repository")
+    return path
+
+
+def find_fold(folds: list[Fold], key: int | str, where: str = "this protocol") -> Fold:
+    """The fold of ``folds`` named ``key`` ("fold1", "S2->rest"), or numbered ``key``: the fold named
+    f"fold{key}" when the folds are numbered that way, else the key-th (folds named otherwise: one
+    per subject, or a single split). ValueError naming the folds there are."""
+    names = [f.name for f in folds]
+    if isinstance(key, str) and not key.strip().isdigit():
+        if key in names:
+            return folds[names.index(key)]
+        raise ValueError(f"{where} has no fold {key!r}; its folds: {', '.join(names[:12])}"
+                         + (f" ... ({len(names)} in all)" if len(names) > 12 else ""))
+    k = int(key)
+    numbered = [n for n in names if n.startswith("fold") and n[4:].isdigit()]
+    if numbered:
+        if f"fold{k}" in names:
+            return folds[names.index(f"fold{k}")]
+        raise ValueError(f"{where} has {len(folds)} fold(s) ({', '.join(numbered)}); no fold {k}")
+    if not 0 <= k < len(folds):
+        raise ValueError(f"{where} has {len(folds)} fold(s) (0-{len(folds) - 1}); fold {k} asked for")
+    return folds[k]
 
 
 def read_table(path: str | Path, delimiter: str = ",", required: tuple[str, ...] = ()) -> list[tuple[int, dict]]:
@@ -159,4 +188,9 @@ def split_by_column(rows: list[dict], column: str = "split", name: str = "offici
         part = alias.get(str(r.get(column, "")).strip().lower())
         if part:
             sets[part].append(i)
+    for part in ("train", "test"):
+        if not sets[part]:
+            found = ", ".join(f"{len(v)} {k}" for k, v in sets.items() if v) or "none"
+            raise ValueError(f"protocol {name}: no row has {column} = {part} (rows per {column}: {found}); the "
+                             f"{part} split is looked up by that name: add its rows or choose another protocol")
     return [Fold(name, sets["train"], sets["test"], sets["val"])]

@@ -541,7 +541,7 @@ MANIFEST, SPEC_FILE, SUMS_FILE = "manifest.csv", "synthage.json", "checksums.jso
 FIELDS = ["path", "age", "subject", "split", "sex", "caption", "grey", "recession", "glasses", "beard",
           "skin_age", "jpeg_quality", "growth_k", "yaw", "long_hair"]
 # Each image's latent ageing variables and nuisances, as recorded in the manifest (docs/method.md, section 9):
-# the inputs of the oracle floor (cilf.run.oracle). Per-subject rates and onsets are left out on purpose.
+# the inputs of the oracle floor (cilf.bench.oracle). Per-subject rates and onsets are left out on purpose.
 LATENT_FIELDS = ("growth_k", "skin_age", "grey", "recession", "sex", "glasses", "beard", "yaw", "long_hair",
                  "jpeg_quality")
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .clip import CLIPAdapter, ImageFeatures
-from .config import CILFConfig
-from .correction import CorrectionResult, ErrorEnsemble, inverse_correct
-from .fusion import ContextFusion
-from .heads import AgeHead, age_index
-from .losses import age_loss, contrastive_loss
-from .similarity import dense_score_maps, global_log_scores
+from cilf.model.clip import CLIPAdapter, ImageFeatures
+from cilf.model.config import CILFConfig
+from cilf.model.correction import CorrectionResult, ErrorEnsemble, inverse_correct
+from cilf.model.fusion import ContextFusion
+from cilf.model.heads import AgeHead, age_index
+from cilf.model.losses import age_loss, contrastive_loss
+from cilf.model.similarity import dense_score_maps, global_log_scores
 
 
 @dataclass(kw_only=True)
@@ -33,10 +33,13 @@ class CILFOutput:
 
 
 class CILF(nn.Module):
-    def __init__(self, cfg: CILFConfig):
+    """The whole model around its CLIP towers (``clip``: a :class:`CLIPAdapter` built for ``cfg``; build both
+    with :func:`cilf.create_model`, which loads the CLIP weights)."""
+
+    def __init__(self, cfg: CILFConfig, clip: CLIPAdapter):
         super().__init__()
         self.cfg = cfg
-        self.clip = CLIPAdapter(cfg)
+        self.clip = clip
         dim = self.clip.embed_dim
         self.register_buffer("ages", torch.tensor(cfg.ages, dtype=torch.float32), persistent=False)
         self.fusion = ContextFusion(cfg, dim, self.clip.grid)
@@ -96,7 +99,7 @@ class CILF(nn.Module):
 
     def losses(self, out: CILFOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Total loss L = L_age + l_con L_con (+ l_err L_err + l_corr L_corr with ``correction_fit="joint"``)
-        and its parts. By default E is fitted after training (``cilf.run.crossfit``), so the age model's loss
+        and its parts. By default E is fitted after training (``cilf.app.crossfit``), so the age model's loss
         is the same with and without the correction."""
         cfg = self.cfg
         y = y.to(out.y0.dtype)
@@ -125,9 +128,3 @@ class CILF(nn.Module):
             k: v.detach().clone() for k, v in self.state_dict().items()
             if not k.startswith("clip.model.") or keep_clip or k in trainable
         }
-
-
-def create_model(config: CILFConfig | None = None, **overrides) -> CILF:
-    """Build the CILF-CIAE model from a :class:`CILFConfig` (plus optional field overrides)."""
-    cfg = (config or CILFConfig()).replace(**overrides) if overrides else (config or CILFConfig())
-    return CILF(cfg)

@@ -10,9 +10,7 @@
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import open_clip
 import torch
@@ -20,12 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .clip_weights import (WeightsNotFoundError, WeightsRecord, bundled_weights_path, log_loaded,  # noqa: F401
-                           record_for, resolve_pretrained)
-from .config import CILFConfig
+from cilf.model.config import CILFConfig
 
-MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
-open_clip.add_model_config(MODEL_CONFIG_DIR)
 TEXT_BATCH = 64  # prompts per text-tower pass
 
 
@@ -65,41 +59,15 @@ class BoundaryTokens:
         return self.tokens.shape[0]
 
 
-def load_open_clip(model_name: str, pretrained: str | None):
-    """(model, eval transform, tokenizer, WeightsRecord) of an open_clip model; clear errors when offline.
+@dataclass
+class OpenCLIPParts:
+    """What :class:`CLIPAdapter` wraps, as ``cilf.persist.factory.load_open_clip`` builds it: the open_clip
+    model, its eval transform (PIL image -> 3 x S x S), its tokenizer, and the record of the weights loaded."""
 
-    The weights loaded are logged once (logger ``cilf.weights``: model, source and SHA-256)."""
-    if model_name not in open_clip.list_models():
-        raise ValueError(
-            f"unknown open_clip model {model_name!r}; known e.g. cilf-micro, ViT-B-32, ViT-B-16 "
-            f"(open_clip.list_models() has {len(open_clip.list_models())})"
-        )
-    record, source = record_for(model_name, pretrained)  # a tag not cached offline fails here, before any build
-    try:
-        with _quiet_root_logger():  # open_clip logs "initialized randomly" for pretrained=None: asked for
-            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
-    except Exception as e:  # network, hub, checkpoint mismatch: say which and what to do
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        raise WeightsNotFoundError(
-            f"could not load open_clip weights {model_name!r} / {pretrained!r}: {e}. "
-            + ("HF_HUB_OFFLINE=1 is set, so nothing is downloaded. " if offline else "")
-            + "Offline, use pretrained='bundled' (micro-CLIP), a local checkpoint path, or None."
-        ) from e
-    log_loaded(record)
-    tokenizer = open_clip.get_tokenizer(model_name)
-    return model, preprocess, tokenizer, record
-
-
-class _quiet_root_logger:
-    def __enter__(self):
-        import logging
-
-        self.logger = logging.getLogger()
-        self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc):
-        self.logger.setLevel(self.level)
+    model: nn.Module
+    preprocess: object
+    tokenizer: object
+    weights: object  # cilf.persist.clip_weights.WeightsRecord
 
 
 class PromptLearner(nn.Module):
@@ -134,10 +102,11 @@ class PromptLearner(nn.Module):
 class CLIPAdapter(nn.Module):
     """open_clip image and text towers with dense tokens and age-class text features."""
 
-    def __init__(self, cfg: CILFConfig):
+    def __init__(self, cfg: CILFConfig, parts: OpenCLIPParts):
         super().__init__()
         self.cfg = cfg
-        self.model, self.preprocess, self.tokenizer, self.weights = load_open_clip(cfg.clip_model, cfg.pretrained)
+        self.model, self.preprocess, self.tokenizer, self.weights = (parts.model, parts.preprocess, parts.tokenizer,
+                                                                     parts.weights)
         visual = self.model.visual
         if not isinstance(visual, open_clip.transformer.VisionTransformer):
             raise NotImplementedError(

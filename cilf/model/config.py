@@ -3,6 +3,11 @@
 Every value the paper does not fix is a documented default here (see README, "Deviations and
 choices of ours"). Ablation switches: ``mixer``, ``contrastive``, ``correction``,
 ``context_prompting``, ``prompts``.
+
+Every value is checked against its field's type (:func:`cilf.typecheck.coerce_fields`) wherever a config
+is made: from JSON (``from_dict``/``load``: only JSON booleans for switches, so ``"correction": "false"``
+is refused with a message rather than read as true), from ``--set KEY=VALUE`` (``parse_overrides``: the
+words true/false/none) and in python (``CILFConfig(width=64.5)`` is refused; ``width=64.0`` becomes 64).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any
 
 from .fourier import MIXERS
 from ..io import write_json
+from ..typecheck import coerce_fields
 
 PROMPT_MODES = ("fixed", "learned")
 CORRECTION_FITS = ("crossfit", "joint")
@@ -102,7 +108,10 @@ class CILFConfig:
     w_corr: float = 0.5
 
     def __post_init__(self) -> None:
-        self.templates = tuple(self.templates)
+        typed = coerce_fields(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                              choices=choices())
+        for name, value in typed.items():
+            setattr(self, name, value)
         if self.mixer not in MIXERS:
             raise ValueError(f"mixer must be one of {tuple(MIXERS)}, got {self.mixer!r}")
         if self.prompts not in PROMPT_MODES:
@@ -142,12 +151,17 @@ class CILFConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CILFConfig":
-        """A saved config; fields it lacks that appeared later take their ``LEGACY_DEFAULTS`` value."""
+        """A saved config (values with their JSON types); fields it lacks that appeared later take their
+        ``LEGACY_DEFAULTS`` value. A value of the wrong type (``"false"`` in quotes for a switch, 64.5 for
+        an integer) is refused, never coerced: ValueError naming the field, the value and what is accepted."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a CILF config is a JSON object of fields, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown CILFConfig fields: {unknown}")
-        return cls(**{**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **d})
+        typed = coerce_fields(cls, d, choices=choices())
+        return cls(**{**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **typed})
 
     def save(self, path: str | Path) -> None:
         write_json(path, self.to_dict())
@@ -156,9 +170,15 @@ class CILFConfig:
     def load(cls, path: str | Path) -> "CILFConfig":
         path = Path(path)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config {path} not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: cannot read this config ({e})") from None
+        try:
+            return cls.from_dict(json.loads(text))
         except (json.JSONDecodeError, ValueError, TypeError) as e:
-            raise ValueError(f"{path}: not a valid CILF config ({e})") from e
+            raise ValueError(f"{path}: not a valid CILF config ({e})") from None
 
 
 def default_config() -> CILFConfig:
@@ -166,31 +186,25 @@ def default_config() -> CILFConfig:
     return CILFConfig()
 
 
+def choices() -> dict[str, tuple[str, ...]]:
+    """The allowed values of CILFConfig's string fields that name a choice."""
+    return {"mixer": tuple(MIXERS), "prompts": PROMPT_MODES, "correction_fit": CORRECTION_FITS}
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``["mixer=attention", "width=32"]`` into typed CILFConfig changes."""
-    types = {f.name: f.type for f in dataclasses.fields(CILFConfig)}
-    out: dict[str, Any] = {}
+    """Turn ``["mixer=attention", "width=32"]`` into typed CILFConfig changes.
+
+    Text rules (:mod:`cilf.typecheck`, ``text=True``): switches take true or false, ``X | None`` fields
+    also none, lists are ``a|b|c``; an integer field refuses 64.5. Raises ValueError naming the field.
+    """
+    types = {f.name for f in dataclasses.fields(CILFConfig)}
+    raw: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair:
             raise ValueError(f"override {pair!r} is not KEY=VALUE")
         key, value = pair.split("=", 1)
+        key = key.strip()
         if key not in types:
             raise ValueError(f"unknown config field {key!r}; fields: {', '.join(sorted(types))}")
-        default = getattr(CILFConfig(), key)
-        if isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                raise ValueError(f"{key} expects a boolean, got {value!r}")
-            out[key] = value.lower() in ("true", "1", "yes", "on")
-        elif isinstance(default, (int, float)):
-            kind = type(default)
-            try:
-                out[key] = kind(value)
-            except ValueError:
-                raise ValueError(f"{key} expects {'an integer' if kind is int else 'a number'}, got {value!r}") from None
-        elif isinstance(default, tuple):
-            out[key] = tuple(v for v in value.split("|") if v)
-        else:
-            out[key] = None if value.lower() == "none" else value
-    return out
-
-
+        raw[key] = value
+    return coerce_fields(CILFConfig, raw, text=True, choices=choices())

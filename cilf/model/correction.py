@@ -5,7 +5,7 @@ the fused features h. The evaluation E_P accepts the first estimate y0 when the 
 |e(y0)| <= eps; otherwise the inverse step ``x_{t+1} = x_t - eta * e(x_t)`` runs until
 |e(x_t)| <= eps or T_max steps. The loop is plain tensor code, so the unrolled steps stay
 differentiable (used by the ``correction_fit="joint"`` option, whose corrected age receives its own L1
-loss). By default E is fitted after the age model on out-of-fold residuals (``cilf.run.crossfit``).
+loss). By default E is fitted after the age model on out-of-fold residuals (``cilf.app.crossfit``).
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class ErrorEnsemble(nn.Module):
     the correction loop costs a few kernels per step whatever M is. ``candidate_range`` is R
     (CILFConfig.candidate_range): the outputs are scaled by R years, and ``fit_loss`` draws its
     training candidates within +-R of the true age. The buffer ``calibrated`` is set once E has been
-    fitted after training on out-of-fold residuals (``cilf.run.crossfit``); checkpoints keep it. The buffer
+    fitted after training on out-of-fold residuals (``cilf.app.crossfit``); checkpoints keep it. The buffer
     ``applied`` is cleared when the held-out gate (``CILFConfig.correction_gate``) found that correcting did not
     lower the error: E_P still judges y0 (its report stays), but no step is taken.
     """

@@ -113,6 +113,9 @@ MIXERS: dict[str, type[nn.Module] | None] = {
     "sdpa": SDPAMixer,
     "none": None,
 }
+# the one place for their names in tables and figures
+MIXER_LABELS = {"fourier": "FourierFormer (FFT)", "attention": "attention, softmax(QK^T)V",
+                "sdpa": "attention, fused SDPA", "none": "MLP only (no token mixing)"}
 
 
 class ChannelMLP(nn.Module):

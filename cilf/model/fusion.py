@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .config import CILFConfig
-from .fourier import FourierFormer
+from cilf.model.config import CILFConfig
+from cilf.model.fourier import FourierFormer
 
 
 @dataclass

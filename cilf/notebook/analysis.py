@@ -5,9 +5,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model.fourier import FourierMixer, GlobalFilter
-from ..model.cilf_model import CILF, CILFOutput
-from ..model.heads import age_index
+from cilf.model.fourier import FourierMixer, GlobalFilter
+from cilf.model.cilf_model import CILF, CILFOutput
+from cilf.model.heads import age_index
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The learning-curve figure (:func:`cilf.run.learning_curve.run_learning_curve`): test MAE against the number of
+"""The learning-curve figure (:func:`cilf.bench.curve.run_learning_curve`): test MAE against the number of
 training subjects, log x, 95% CI bands; zero-shot CLIP dotted, the oracle floor dashed, the train-mean baseline
 grey. Written like the other figures (:func:`cilf.notebook.plots.finish_figure`)."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import finish_figure, pyplot
+from cilf.notebook.plots import finish_figure, pyplot
 
 
 def _series(entry: dict, counts: list[int]) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:

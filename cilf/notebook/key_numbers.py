@@ -24,7 +24,7 @@ import math
 import sys
 from pathlib import Path
 
-from ..io import json_text, write_text
+from cilf.io import json_text, write_text
 
 # Default tolerance of a float with no measured spread: max(ABS_FLOOR, REL * |value|). Measured on a 2-core
 # CPU: re-training the FAST demo model with OMP_NUM_THREADS=1 and =2 (another reduction order, standing in

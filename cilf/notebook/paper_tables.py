@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..run.bench import VARIANTS, method_title
-from ..run.bench_effects import delta_text, mae_text
-from ..run.oracle import NAME as ORACLE, TITLE as ORACLE_TITLE
-from .plots import finish_figure, pyplot
+from cilf.bench.runner import VARIANTS, method_title
+from cilf.bench.effects import delta_text, mae_text
+from cilf.bench.oracle import NAME as ORACLE, TITLE as ORACLE_TITLE
+from cilf.notebook.plots import finish_figure, pyplot
 
 PAPER_SOURCE = "paper (reported): Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
 ARXIV_V1_SOURCE = "paper (reported): arXiv 2312.01758 v1 (zero-shot CZL-CIAE), abstract"
@@ -38,8 +38,8 @@ def paper_table() -> pd.DataFrame:
 
 def availability(datasets, roots: dict[str, str | Path] | None = None) -> pd.DataFrame:
     """For each dataset: found or "not found at PATH", with how to get it."""
-    from ..data.open import default_root
-    from ..data.sources import get_source
+    from cilf.data.open import default_root
+    from cilf.data.sources import get_source
 
     rows = []
     for name in datasets:
@@ -57,7 +57,7 @@ def availability(datasets, roots: dict[str, str | Path] | None = None) -> pd.Dat
 
 def results_table(result: dict, methods=None) -> pd.DataFrame:
     """One row per method: MAE [95% CI], CS@1, CS@5, coverage, MAE minus the full model's [95% CI] with its
-    verdict (cilf.run.bench_effects), the wall-clock seconds per run (fit + predict; the shared CLIP encoding
+    verdict (cilf.bench.effects), the wall-clock seconds per run (fit + predict; the shared CLIP encoding
     is not in it), the number of runs (folds x seeds) and the source."""
     rows = []
     for name, s in result["methods"].items():

@@ -21,20 +21,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import load_image
-from ..model.cilf_model import CILF
-from ..model.similarity import dense_score_maps
-from ..run.predict import FaceRow, face_crops, predict
+from cilf.data.images import load_image
+from cilf.model.cilf_model import CILF
+from cilf.model.similarity import dense_score_maps
+from cilf.app.predict import FaceRow, face_crops, predict
+from cilf.persist.factory import create_model
+
 
 REAL_CLIP = ("ViT-B-16", "openai")  # the backbone whose ages mean something on real photos
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # what open_clip asks the hub for
-
-
-def sample_photo() -> Path:
-    """A real photograph available offline: matplotlib's sample ``grace_hopper.jpg`` (512 x 600)."""
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
 
 def local_clip_weights(model_name: str = REAL_CLIP[0], tag: str = REAL_CLIP[1],
@@ -74,13 +69,13 @@ def photo_model(fast: bool = True, real: tuple[str, str] = REAL_CLIP,
     name, tag = real
     path = local_clip_weights(name, tag, cache_dir)
     if path is not None:
-        from ..model.config import default_config
+        from cilf.model.config import default_config
 
-        model = CILF(default_config().replace(clip_model=name, pretrained=tag)).eval()
+        model = create_model(default_config().replace(clip_model=name, pretrained=tag)).eval()
         return PhotoModel(model, True, f"real CLIP weights {name} / {tag} found in the local cache: ages are its "
                                        f"zero-shot estimates from the age prompts; no correction (E_P was not "
                                        f"trained on this backbone here)", f"{name} ({tag}), zero-shot")
-    from .zoo import quick_model
+    from cilf.notebook.zoo import quick_model
 
     model, _ = quick_model(fast=fast)
     return PhotoModel(model, False, f"no {name} / {tag} weights in the local open_clip cache (nothing is "

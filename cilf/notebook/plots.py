@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write
+from cilf.io import atomic_write
+from cilf.model.fourier import MIXER_LABELS
 
 SYNTH = "SynthAge (synthetic)"
 
@@ -43,7 +44,7 @@ def finish_figure(fig, path: str | Path | None = None):
 def synthage_contact_sheet(path: str | Path | None = None, seed: int = 0, n_subjects: int = 6,
                            ages=(2, 6, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90), size: int = 112):
     """Rows: subjects; columns: the same subject rendered at each age. Returns the figure."""
-    from ..data.synthage import render_face, sample_subject
+    from cilf.data.synthage import render_face, sample_subject
 
     plt = pyplot()
     fig, axes = plt.subplots(n_subjects, len(ages), figsize=(1.1 * len(ages), 1.2 * n_subjects))
@@ -65,7 +66,7 @@ def training_report_figure(history: list[dict], report: dict, y_true=None, y_pre
                            path: str | Path | None = None, oracle: dict | None = None):
     """Validation MAE per epoch, CS curve on test, and predicted vs true age.
 
-    ``oracle``: the oracle floor on the same split ({"mae": test MAE}, :func:`cilf.run.oracle.split_oracle`),
+    ``oracle``: the oracle floor on the same split ({"mae": test MAE}, :func:`cilf.bench.oracle.split_oracle`),
     drawn as a reference line beside the train-mean baseline."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
@@ -74,7 +75,7 @@ def training_report_figure(history: list[dict], report: dict, y_true=None, y_pre
     axes[0].plot(ep, [h["val_mae_y0"] for h in history], marker=".", ls="--", label="val MAE (y0)")
     axes[0].axhline(report["baseline_train_mean"]["mae"], color="grey", ls=":", label="train-mean baseline")
     if oracle is not None:
-        from ..run.oracle import TITLE
+        from cilf.bench.oracle import TITLE
 
         axes[0].axhline(oracle["mae"], color="black", ls="--", lw=1, label=f"{TITLE}, test MAE {oracle['mae']:.2f}")
     axes[0].set(xlabel="epoch", ylabel="MAE (years)", title="validation")
@@ -95,11 +96,11 @@ def training_report_figure(history: list[dict], report: dict, y_true=None, y_pre
 
 def run_figure(run_dir: str | Path, path: str | Path) -> Path:
     """The training report figure of a finished ``python -m cilf train`` run folder (on SynthAge with the
-    oracle floor of its split, :func:`cilf.run.oracle.oracle_for_run`)."""
+    oracle floor of its split, :func:`cilf.bench.oracle.oracle_for_run`)."""
     import csv
     import json
 
-    from ..run.oracle import oracle_for_run
+    from cilf.bench.oracle import oracle_for_run
 
     run_dir = Path(run_dir)
     history = json.loads((run_dir / "history.json").read_text())
@@ -287,7 +288,7 @@ def plot_correction(corr: dict, y_true, path=None, title: str = "", n_traj: int 
 
 def plot_calibration(calibration: list[dict], path=None, title: str = "", spearman: float | None = None):
     """E_P calibration: per decile of E's predicted |error| at y0 (the rows of
-    ``cilf.run.correction_report.calibration_bins``), mean predicted vs mean actual |y0 - y|, with the
+    ``cilf.app.correction_report.calibration_bins``), mean predicted vs mean actual |y0 - y|, with the
     identity line (a calibrated E lies on it) and each decile's size."""
     plt = pyplot()
     pred = np.array([b["predicted_abs_error"] for b in calibration], float)
@@ -386,3 +387,33 @@ def plot_photo_estimates(trajectories, zero_shot, candidates=None, errors=None, 
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)
     return finish_figure(fig, path)
+
+
+def complexity_figure(result: dict, path: str | Path | None = None):
+    """Time and memory of one block against the number of tokens N, log-log (a ``bench_mixers`` result)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for m in dict.fromkeys(r["mixer"] for r in result["rows"]):
+        ok = [r for r in result["rows"] if r["mixer"] == m and "seconds" in r]
+        if not ok:
+            continue
+        ns = [r["tokens"] for r in ok]
+        s = result["slopes"].get(m, {})
+        style = {"marker": "o", "linestyle": "--" if m == "none" else "-"}  # the floor, not a rival mixer
+        axes[0].loglog(ns, [r["seconds"] * 1e3 for r in ok], **style,
+                       label=f"{MIXER_LABELS.get(m, m)} (slope {s.get('time', float('nan')):.2f})")
+        axes[1].loglog(ns, [r["saved_bytes"] / 2**20 for r in ok], **style,
+                       label=f"{MIXER_LABELS.get(m, m)} (slope {s.get('memory', float('nan')):.2f})")
+    axes[0].set(xlabel="tokens N", ylabel="forward+backward (ms)", title="time")
+    axes[1].set(xlabel="tokens N", ylabel="activations saved for backward (MiB)", title="memory")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.suptitle(f"one block, width {result['settings']['dim']}: {result['source']}")
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+# -- end-to-end pipeline. The targets: fusion + correction at most 25% of the encoder's time, and a
+# training epoch on cached features at least 10x faster than one that encodes the images --------

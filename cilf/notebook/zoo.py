@@ -10,11 +10,12 @@ import json
 
 import numpy as np
 
-from ..model.checkpoint import load_model
-from ..model.cilf_model import CILF
-from ..model.config import default_config
-from ..run.train import TrainConfig, train
-from ..utils import cache_dir
+from cilf.persist.checkpoint import load_model
+from cilf.model.cilf_model import CILF
+from cilf.model.config import default_config
+from cilf.app.params import TrainConfig
+from cilf.app.train import train
+from cilf.utils import cache_dir
 
 MODEL_FORMAT = 2  # bump when parameter names change, so cached demo models are retrained
 BUDGETS = {True: dict(n_images=4000, epochs=12), False: dict(n_images=10000, epochs=30)}
@@ -37,7 +38,7 @@ def quick_model(fast: bool = True, device: str = "cpu", **overrides) -> tuple[CI
 
 def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: int = 0, by_age: bool = True):
     """n SynthAge test faces spread over the age range: (PIL images, ages, metas)."""
-    from ..data.datasets import SynthAge
+    from cilf.data.datasets import SynthAge
 
     ds = SynthAge(split=split, n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, progress=False)
     ages = ds.ages.numpy()
@@ -52,8 +53,8 @@ def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: i
 
 def held_out_features(model: CILF, fast: bool = True, seed: int = 0):
     """Encoded SynthAge test split (held out from training) for ``model``: (ImageFeatures, ages (n), metas)."""
-    from ..data.datasets import SynthAge
-    from ..run.features import extract_features
+    from cilf.data.datasets import SynthAge
+    from cilf.app.features import extract_features
 
     ds = SynthAge(split="test", n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, transform=model.preprocess,
                   progress=False)

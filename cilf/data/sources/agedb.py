@@ -19,6 +19,7 @@ class AgeDB(Source):
         "80-20": "ours: seeded subject-exclusive 80/20",
         "5-fold": "ours: seeded subject-exclusive 5-fold",
     }
+    subject_exclusive = ("80-20", "5-fold")
 
     def _row(self, p: Path, m: re.Match) -> dict:
         age = int(m["age"])

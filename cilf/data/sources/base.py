@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..datasets import RecordDataset
-from ..images import is_image_file
-from ..protocols import Fold
+from ..images import ImageWalk, walk_images
+from ..protocols import Fold, find_fold
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -23,6 +23,10 @@ class Scan:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def skip_counts(self) -> dict[str, int]:
+        """{reason: count} of ``skipped`` (the reason's text before " (")."""
+        return ImageWalk(skipped=self.skipped).counts()
+
 
 class Source:
     """A dataset's on-disk layout. Subclasses set the class attributes and implement scan/folds."""
@@ -35,6 +39,8 @@ class Source:
     protocols: dict[str, str] = {}  # name -> description (say "published" or "ours")
     default_protocol = "80-20"
     marker: str | None = None  # a file or folder under ROOT that shows the layout is there
+    # protocols whose splits must share no subject (a shared one is then a leak that ``data check`` reports)
+    subject_exclusive: tuple[str, ...] = ()
 
     def check_root(self, root: Path) -> None:
         if not root.is_dir() or (self.marker and not list(root.glob(self.marker))):
@@ -50,17 +56,24 @@ class Source:
 
 
 def image_files(root: Path, under: str | None = None) -> list[Path]:
-    """Image files below ``root`` (or ``root/under``), sorted, hidden files excluded."""
-    base = root / under if under else root
-    return sorted(p for p in base.rglob("*") if is_image_file(p)
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    """Image files below ``root`` (or ``root/under``), sorted, hidden files excluded; what was passed over is
+    dropped: prefer :func:`walk_layout`, which keeps it."""
+    return walk_layout(root, under).files
+
+
+def walk_layout(root: Path, under: str | None = None, ignore: tuple[str, ...] = ()) -> ImageWalk:
+    """:func:`cilf.data.images.walk_images` of ``root`` (or ``root/under``): the image files, sorted, and every
+    file or folder passed over with its reason; ``ignore``: the layout's own annotation file names."""
+    return walk_images(root / under if under else root, ignore=ignore)
 
 
 def scan_names(root: Path, pattern: re.Pattern, to_row: Callable[[Path, re.Match], dict], under: str | None = None,
-               describe: str = "") -> Scan:
-    """Rows from file names matching ``pattern``; other image files are listed as skipped."""
-    scan = Scan([])
-    for p in image_files(root, under):
+               describe: str = "", ignore: tuple[str, ...] = ()) -> Scan:
+    """Rows from file names matching ``pattern``; other image files, and whatever the walk passed over
+    (unreadable folders, other extensions, duplicates...), are listed as skipped with the reason."""
+    walk = walk_layout(root, under, ignore)
+    scan = Scan([], skipped=list(walk.skipped))
+    for p in walk.files:
         m = pattern.match(p.name)
         if m is None:
             scan.skipped.append((str(p), f"file name does not match {describe or pattern.pattern}"))
@@ -102,12 +115,20 @@ class AgeDataset(RecordDataset):
             self._folds[protocol] = self.source.folds(protocol, self.rows, self.root)
         return self._folds[protocol]
 
-    def split(self, split: str, fold: int = 0, protocol: str | None = None) -> RecordDataset:
-        """Rows of one split ("train", "val" or "test") of one fold as a dataset."""
-        folds = self.folds(protocol)
-        if not 0 <= fold < len(folds):
-            raise ValueError(f"protocol {protocol or self.protocol} has {len(folds)} fold(s); fold {fold} asked for")
-        f = folds[fold]
+    @property
+    def subject_exclusive(self) -> bool:
+        """Whether this protocol's splits promise to share no subject."""
+        return self.protocol in self.source.subject_exclusive
+
+    def fold(self, key: int | str = 0, protocol: str | None = None) -> Fold:
+        """One fold of ``protocol``, looked up by name ("fold1", "S2->rest") or number (1: the fold named
+        "fold1" where folds are numbered; otherwise the k-th, e.g. FG-NET's subjects), never by the position
+        of a fold in a list that lacks some. ValueError naming the folds there are."""
+        return find_fold(self.folds(protocol), key, f"{self.source.title} protocol {protocol or self.protocol}")
+
+    def split(self, split: str, fold: int | str = 0, protocol: str | None = None) -> RecordDataset:
+        """Rows of one split ("train", "val" or "test") of one fold (by name or number) as a dataset."""
+        f = self.fold(fold, protocol)
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be train, val or test, got {split!r}")
         idx = getattr(f, split)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..protocols import FileIndex, Fold, holdout, listed_fold, published, read_table
-from .base import Scan, Source, image_files, scan_names
+from .base import Scan, Source, scan_names, walk_layout
 
 NAME = re.compile(r"^(?P<age>\d+)_(?P<name>.+)_(?P<no>\d{4})\.jpe?g$", re.I)
 MAT_NAMES = ("celebrity2000.mat", "celebrity2000_meta.mat")
@@ -48,6 +48,7 @@ class CACD(Source):
         "80-20": "ours: seeded celebrity-disjoint 80/20",
     }
     default_protocol = "celebrity-disjoint"
+    subject_exclusive = ("celebrity-disjoint", "80-20")
     marker = "CACD2000"
 
     def scan(self, root: Path) -> Scan:
@@ -57,12 +58,12 @@ class CACD(Source):
                               under="CACD2000", describe="AGE_Name_NNNN.jpg")
             scan.notes.append("no celebrity2000.mat: ages and identities read from the file names")
             return scan
-        scan = Scan([])
+        walk = walk_layout(root, "CACD2000")
+        scan = Scan([], skipped=list(walk.skipped))
         missing = 0
         listed = read_celebrity_mat(mat)
         names = {n for n, _, _ in listed}
-        scan.skipped += [(str(p), f"not listed in {mat.name}") for p in image_files(root, "CACD2000")
-                         if p.name not in names]
+        scan.skipped += [(str(p), f"not listed in {mat.name}") for p in walk.files if p.name not in names]
         for name, age, ident in listed:
             p = root / "CACD2000" / name
             if p.is_file():

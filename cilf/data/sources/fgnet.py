@@ -22,6 +22,7 @@ class FGNet(Source):
         "80-20": "ours: seeded subject-exclusive 80/20 (the paper's split is not published)",
     }
     default_protocol = "lopo"
+    subject_exclusive = ("lopo", "80-20")
 
     def scan(self, root: Path) -> Scan:
         return scan_names(root, NAME, lambda p, m: {"age": float(m["age"]), "subject": m["subject"]},

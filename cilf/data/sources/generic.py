@@ -25,6 +25,7 @@ class Manifest(Source):
         "80-20": "ours: seeded subject-exclusive 80/20",
         "5-fold": "ours: seeded subject-exclusive 5-fold",
     }
+    subject_exclusive = ("80-20", "5-fold")
 
     def check_root(self, root: Path) -> None:
         if not _manifest_path(root).is_file():
@@ -57,6 +58,7 @@ class SynthAgeSource(Manifest):
         "S1-rest": "stand-in for MORPH-II setting B: three disjoint subject subsets, train on S1, test on S2+S3",
     }
     default_protocol = "80-20"
+    subject_exclusive = ("official", "80-20", "5-fold", "lopo", "S1-rest")
 
     def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:
         if protocol == "lopo":

@@ -29,6 +29,7 @@ class ImdbWiki(Source):
     get = "https://data.vision.ee.ethz.ch/cvl/rrothe/imdb-wiki/ (academic research)"
     protocols = {"80-20": "ours: seeded 80/20, subject-exclusive on IMDB's celeb_id (WIKI images by name)"}
     marker = "*_crop/*.mat"
+    subject_exclusive = ("80-20",)
 
     def scan(self, root: Path) -> Scan:
         from scipy.io import loadmat
@@ -37,6 +38,7 @@ class ImdbWiki(Source):
         for folder, key in PARTS:
             mat_path = root / folder / f"{key}.mat"
             if not mat_path.is_file():
+                scan.notes.append(f"{mat_path} not found: no {key.upper()} images used")
                 continue
             try:
                 d = loadmat(mat_path, squeeze_me=True, struct_as_record=False)[key]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..protocols import FileIndex, Fold, holdout, listed_fold, parse_age, published, read_table
+from ..protocols import AnnotationError, FileIndex, Fold, holdout, listed_fold, parse_age, published, read_table
 from .base import Scan, Source, scan_names
 
 NAME = re.compile(r"^(?P<subject>\d+)_(?P<pic>\d+)(?P<gender>[MF])(?P<age>\d{2})\.jpe?g$", re.I)
@@ -58,12 +58,14 @@ class MorphII(Source):
         "80-20": "ours: seeded subject-exclusive 80/20 over every image found (the paper's split is not published)",
     }
     default_protocol = "B2"
+    subject_exclusive = ("C", "80-20")
 
     def scan(self, root: Path) -> Scan:
         if (root / RELEASE_CSV).is_file():
             return scan_release_csv(root, root / RELEASE_CSV)
         return scan_names(root, NAME, lambda p, m: {"age": float(m["age"]), "subject": m["subject"],
-                                                    "gender": m["gender"].upper()}, describe="ID_NNGAA.JPG")
+                                                    "gender": m["gender"].upper()},
+                          describe="ID_NNGAA.JPG", ignore=(RELEASE_CSV,))
 
     def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:
         index = FileIndex(rows)
@@ -84,9 +86,13 @@ class MorphII(Source):
             by_fold: dict[str, list[str]] = {}
             for line, r in rows_:
                 parse_age(r["age"], f"{path}, line {line}")
-                by_fold.setdefault(r["fold"], []).append(r["filename"])
+                by_fold.setdefault(r["fold"].strip(), []).append(r["filename"])
+            wanted = [str(k) for k in range(5)]
+            if sorted(by_fold) != wanted:  # folds are looked up by number: 0-4, each present, no other
+                raise AnnotationError(f"{path}: setting {protocol} has folds 0-4, this list has folds "
+                                      f"{sorted(by_fold)}; restore the shipped file (reinstall cilf)")
             return [listed_fold(f"fold{k}", index, [n for j, ns in by_fold.items() if j != k for n in ns],
-                                by_fold[k], source=str(path)) for k in sorted(by_fold)]
+                                by_fold[k], source=str(path)) for k in wanted]
         if protocol == "coral":
             names = {}
             for s in ("train", "valid", "test"):

@@ -30,6 +30,7 @@ def read_subject_ages(path: Path) -> dict[str, float]:
 class PerSubjectSource(Source):
     protocols = {"80-20": "ours: seeded subject-exclusive 80/20 (the paper's split is not published)",
                  "5-fold": "ours: seeded subject-exclusive 5-fold"}
+    subject_exclusive = ("80-20", "5-fold")
 
     def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:
         return kfold(rows, 5) if protocol == "5-fold" else holdout(rows)
@@ -57,7 +58,7 @@ class FACES(PerSubjectSource):
             return {"age": age, "subject": sid, "group": "ymo".index(group), "gender": m["gender"].upper(),
                     "expression": m["expr"].lower()}
 
-        scan = scan_names(root, FACES_NAME, row, describe="ID_G_S_E_SET.jpg")
+        scan = scan_names(root, FACES_NAME, row, describe="ID_G_S_E_SET.jpg", ignore=("ages.csv",))
         if ages is None:
             scan.notes.append("no ages.csv: each image gets its age group's midpoint (young 25, middle 47, old 74.5)")
         return scan
@@ -83,4 +84,4 @@ class SCface(PerSubjectSource):
             return {"age": ages[sid], "subject": m["subject"], "camera": m["cam"] or "mugshot",
                     "distance_m": SCFACE_DISTANCE_M.get(m["dist"] or "", 0.0)}
 
-        return scan_names(root, SCFACE_NAME, row, describe="SSS_camC_D.jpg or SSS_frontal.jpg")
+        return scan_names(root, SCFACE_NAME, row, describe="SSS_camC_D.jpg or SSS_frontal.jpg", ignore=("ages.csv",))

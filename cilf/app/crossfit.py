@@ -1,0 +1,176 @@
+"""The calibrated correction (docs/method.md, section 7): the error ensemble E is fitted after the age model,
+on residuals of first estimates that it has not seen fitted.
+
+K-fold cross-fitting on the training split: fold k's first estimates come from an age model trained with
+the same config, settings and seed on the other K-1 folds (subject-exclusive folds when subjects are
+known). E then learns from the final model's fused features h, these out-of-fold estimates y0 and their
+signed errors y0 - y, together with the usual candidates y + U(-R, R) (``ErrorEnsemble.fit_loss``).
+Validation and test images never enter: every function here sees the training split only.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from cilf.app.engine import fit_age_model
+from cilf.app.features import boundary_features
+from cilf.app.infer import forward_batches, predict_features
+from cilf.app.params import Budget
+from cilf.metrics import mae
+from cilf.stats import paired_mae_difference
+from cilf.model.cilf_model import CILF
+from cilf.model.clip import BoundaryTokens, ImageFeatures
+from cilf.model.config import CILFConfig
+from cilf.model.correction import ErrorEnsemble, inverse_correct
+
+
+def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, seed: int = 0, batch_size: int = 64,
+                 lr: float = 2e-3, weight_decay: float = 1e-4, warmup_steps: int = 50,
+                 device: str | torch.device = "cpu", groups=None, backbone_lr_scale: float = 0.2,
+                 text_from: CILF | None = None) -> CILF:
+    """Train CILF-CIAE on cached features of n images for a fixed budget (:func:`cilf.app.engine.fit_age_model`);
+    with the post-hoc correction (``cfg.correction_fit="crossfit"``) then fit its error model on out-of-fold
+    residuals of these images (``groups``: their subjects, for subject-exclusive folds; :func:`calibrate_correction`),
+    on the features the final model's (fine-tuned) tower gives them. What benchmarks and ablations train."""
+    budget = Budget(epochs, batch_size, lr, weight_decay, warmup_steps, seed, str(device))
+    model = fit_age_model(cfg, features, ages, budget, backbone_lr_scale=backbone_lr_scale, text_from=text_from)
+    if cfg.posthoc_correction:
+        if isinstance(features, BoundaryTokens):
+            features = boundary_features(model.eval(), features, device=device)
+        calibrate_correction(model, features, ages, budget, groups)
+    return model.eval()
+
+
+def usable_groups(groups, k: int) -> list[str] | None:
+    """The group labels as strings, or None when there are none, one is empty or there are fewer than k."""
+    if groups is None:
+        return None
+    labels = [str(g) for g in groups]
+    return labels if all(labels) and len(set(labels)) >= k else None
+
+
+def fold_ids(n: int, k: int, seed: int, groups=None) -> np.ndarray:
+    """(n) fold index in 0..k-1 per image, seeded. ``groups`` (n labels, e.g. subjects): each group stays
+    in one fold (unless :func:`usable_groups` finds them unusable: then images are split one by one)."""
+    rng = np.random.default_rng(seed)
+    labels = usable_groups(groups, k)
+    if labels is None:
+        return (rng.permutation(n) % k).astype(np.int64)
+    uniq = sorted(set(labels))
+    fold_of = {uniq[g]: i % k for i, g in enumerate(rng.permutation(len(uniq)))}
+    return np.array([fold_of[g] for g in labels], dtype=np.int64)
+
+
+def out_of_fold_estimates(cfg: CILFConfig, features: ImageFeatures, ages: torch.Tensor, folds: np.ndarray,
+                          settings: Budget, text_from: CILF | None = None) -> torch.Tensor:
+    """First estimates y0 (n) where image i's comes from an age model trained without i's fold.
+
+    features (n images), ages (n), folds (n) from :func:`fold_ids`. The fold models are the age model of
+    ``cfg`` without correction (its training is the same either way). ``text_from``: the final model, whose
+    encoded frozen prompts the fold models reuse (the same text tower: identical results, K encodings fewer).
+    """
+    # finished features in: a fine-tuned tower's last blocks are held fixed (they already made the features)
+    fold_cfg = cfg.replace(correction=False, unfreeze_last_blocks=0)
+    y0 = torch.empty(len(ages))
+    for k in np.unique(folds):
+        held = torch.from_numpy(np.flatnonzero(folds == k))
+        kept = torch.from_numpy(np.flatnonzero(folds != k))
+        model = fit_age_model(fold_cfg, features[kept], ages[kept], settings, text_from=text_from)
+        y0[held] = torch.from_numpy(predict_features(model, features[held], device=settings.device)["y0"])
+    return y0
+
+
+@torch.no_grad()
+def fused_features(model: CILF, features: ImageFeatures, batch_size: int = 256,
+                   device: str | torch.device = "cpu") -> torch.Tensor:
+    """The fused image embeddings f (n x D) of ``model`` for features of n images (eval mode, no correction)."""
+    return torch.cat([out.fused for _, out in forward_batches(model, features, batch_size=batch_size, device=device,
+                                                              correct=False)])
+
+
+def fit_error_model(corrector: ErrorEnsemble, h: torch.Tensor, y0: torch.Tensor, y: torch.Tensor, *, epochs: int,
+                    lr: float = 1e-3, candidate_range: float = 10.0, seed: int = 0, batch_size: int = 256) -> float:
+    """Fit E on features h (n x D), first estimates y0 (n) and true ages y (n) with ``ErrorEnsemble.fit_loss``
+    (AdamW, seeded shuffles and candidates); marks it ``calibrated``. Returns the mean loss of the last epoch."""
+    h, y0, y = h.detach(), y0.detach().to(h), y.detach().to(h)
+    gen = torch.Generator().manual_seed(seed * 7919 + 17)
+    params = [p for p in corrector.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    corrector.train()
+    last = float("nan")
+    with torch.enable_grad():
+        for epoch in range(epochs):
+            torch.manual_seed(seed * 100043 + epoch)  # the candidate noise
+            perm = torch.randperm(len(y), generator=gen).to(h.device)
+            total, steps = 0.0, 0
+            for i in range(0, len(perm), batch_size):
+                idx = perm[i : i + batch_size]
+                loss = corrector.fit_loss(h[idx], y0[idx], y[idx], candidate_range)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total, steps = total + float(loss.detach()), steps + 1
+            last = total / max(steps, 1)
+    corrector.eval()
+    corrector.calibrated.fill_(True)
+    return last
+
+
+def calibrate_correction(model: CILF, features: ImageFeatures, ages: torch.Tensor, settings: Budget,
+                         groups=None) -> dict:
+    """Fit ``model``'s error ensemble the calibrated way on the TRAINING split (features and ages of n
+    images; ``groups``: their subjects, for subject-exclusive folds). Returns what was done, with the
+    out-of-fold and in-sample MAE of the first estimates (this run, training split)."""
+    cfg = model.cfg
+    if model.corrector is None:
+        raise ValueError("this model was built with correction=False: there is no error model to fit")
+    ages = ages.float().cpu()
+    folds = fold_ids(len(ages), cfg.crossfit_folds, settings.seed, groups)
+    y0_oof = out_of_fold_estimates(cfg, features, ages, folds, settings, text_from=model)
+    y0_in = predict_features(model, features, device=settings.device, correct=False)["y0"]
+    h = fused_features(model, features, device=settings.device)
+    y0_oof, ages_d = y0_oof.to(h.device), ages.to(h.device)
+    gate = held_out_gate(model.corrector, h, y0_oof, ages_d, folds, cfg, settings.seed) if cfg.correction_gate else None
+    loss = fit_error_model(model.corrector, h, y0_oof, ages_d, epochs=cfg.error_epochs,
+                           lr=cfg.error_lr, candidate_range=cfg.candidate_range, seed=settings.seed)
+    model.corrector.applied.fill_(gate is None or gate["applied"])
+    model.eval()
+    grouped = usable_groups(groups, cfg.crossfit_folds) is not None
+    info = {"method": "crossfit", "folds": int(cfg.crossfit_folds), "subject_exclusive": grouped,
+            "n_train": int(len(ages)), "mae_y0_out_of_fold": mae(ages.numpy(), y0_oof.cpu().numpy()),
+            "mae_y0_in_sample": mae(ages.numpy(), y0_in), "error_fit_loss": last_finite(loss)}
+    return {**info, "gate": gate} if gate is not None else info
+
+
+def held_out_gate(corrector: ErrorEnsemble, h: torch.Tensor, y0: torch.Tensor, y: torch.Tensor, folds: np.ndarray,
+                  cfg: CILFConfig, seed: int = 0) -> dict:
+    """Does correcting raise the error on images the error model has not seen? (``cfg.correction_gate``)
+
+    A copy of the (not yet fitted) ``corrector`` is fitted like E on the out-of-fold residuals of every
+    cross-fitting fold but the last, then runs E_P and the inverse correction on the last fold's out-of-fold
+    first estimates. h (n x D) fused features, y0 and y (n) out-of-fold estimates and true ages, folds (n).
+    Returns the held-out fold's size, its MAE before and after, the paired difference after - before with its
+    95% CI (bootstrap over the fold's images, ``cilf.stats``), and ``applied``: False only when that CI lies
+    wholly above 0 (the correction raised the error with 95% confidence); a fold too small to judge keeps it.
+    """
+    held = torch.from_numpy(folds == folds.max()).to(h.device)
+    probe = copy.deepcopy(corrector)
+    fit_error_model(probe, h[~held], y0[~held], y[~held], epochs=cfg.error_epochs, lr=cfg.error_lr,
+                    candidate_range=cfg.candidate_range, seed=seed)
+    with torch.no_grad():
+        r = inverse_correct(y0[held], probe.error_fn(h[held], y0[held]), cfg.eps, cfg.eta, cfg.max_steps)
+    x = r.x.clamp(cfg.age_min, cfg.age_max)
+    err_x, err_y0 = (x - y[held]).abs().cpu().numpy(), (y0[held] - y[held]).abs().cpu().numpy()
+    out = {"held_out_images": int(held.sum()), "mae_y0": float(err_y0.mean()), "mae_xstar": float(err_x.mean()),
+           "corrected": int((~r.accepted).sum())}
+    if len(err_x) < 2:
+        return {**out, "applied": True}
+    d = paired_mae_difference(err_x, err_y0, n_resamples=1999, seed=seed)
+    return {**out, "delta_ci": [d.ci_low, d.ci_high], "applied": not d.ci_low > 0}
+
+
+def last_finite(x: float) -> float | None:
+    """x, or None when it is not finite (JSON output never holds NaN)."""
+    return float(x) if np.isfinite(x) else None

