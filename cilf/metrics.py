@@ -1,4 +1,5 @@
 """Metrics (docs/method.md, section 10). Inputs are array-likes of equal length; outputs are floats."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,5 +64,9 @@ def mean_std(values) -> tuple[float, float]:
 
 def age_report(y_true, y_pred) -> dict:
     """MAE, CS@1, CS@5 and the CS curve in one dict."""
-    return {"mae": mae(y_true, y_pred), "cs1": cumulative_score(y_true, y_pred, 1),
-            "cs5": cumulative_score(y_true, y_pred, 5), "cs_curve": cs_curve(y_true, y_pred)}
+    return {
+        "mae": mae(y_true, y_pred),
+        "cs1": cumulative_score(y_true, y_pred, 1),
+        "cs5": cumulative_score(y_true, y_pred, 5),
+        "cs_curve": cs_curve(y_true, y_pred),
+    }

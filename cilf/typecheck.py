@@ -16,6 +16,7 @@ as ``--set width=32``). The rules, the same for every config dataclass:
 
 Pure python: imports nothing from cilf and no third-party package.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,7 +27,8 @@ import numbers
 import os
 import types
 import typing
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 _NONE_WORDS = ("none", "null")
 
@@ -40,8 +42,15 @@ class _Refused(Exception):
 
 
 def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _describe(tp: Any) -> str:
@@ -78,8 +87,9 @@ def _coerce(value: Any, tp: Any, text: bool, sep: str) -> Any:
     if tp is Any or tp is object:
         return value
     if origin in (typing.Union, types.UnionType):
-        if type(None) in args and (value is None or (text and isinstance(value, str)
-                                                     and value.strip().lower() in _NONE_WORDS)):
+        if type(None) in args and (
+            value is None or (text and isinstance(value, str) and value.strip().lower() in _NONE_WORDS)
+        ):
             return None
         for a in args:
             if a is type(None):
@@ -174,8 +184,9 @@ def _coerce(value: Any, tp: Any, text: bool, sep: str) -> Any:
     return value  # an annotation this module does not know: left to the dataclass
 
 
-def coerce_value(name: str, value: Any, annotation: Any, text: bool = False, choices: Iterable | None = None,
-                 sep: str = "|") -> Any:
+def coerce_value(
+    name: str, value: Any, annotation: Any, text: bool = False, choices: Iterable | None = None, sep: str = "|"
+) -> Any:
     """``value`` checked (and converted, by the module's rules) for a field ``name`` of type ``annotation``.
 
     Raises ValueError "NAME expects ACCEPTED, got VALUE" naming the field, the value and what is accepted.
@@ -197,7 +208,7 @@ def field_types(cls: type) -> dict[str, Any]:
     return dict(_field_types(cls))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _field_types(cls: type) -> tuple[tuple[str, Any], ...]:
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
@@ -205,8 +216,14 @@ def _field_types(cls: type) -> tuple[tuple[str, Any], ...]:
     return tuple((f.name, hints.get(f.name, Any)) for f in dataclasses.fields(cls))
 
 
-def coerce_fields(cls: type, values: Mapping[str, Any], text: bool = False,
-                  choices: Mapping[str, Iterable] | None = None, sep: str = "|", source: str = "") -> dict[str, Any]:
+def coerce_fields(
+    cls: type,
+    values: Mapping[str, Any],
+    text: bool = False,
+    choices: Mapping[str, Iterable] | None = None,
+    sep: str = "|",
+    source: str = "",
+) -> dict[str, Any]:
     """``values`` checked against dataclass ``cls``'s field types; returns a new dict of converted values.
 
     ``text``: the values come from text (``--set KEY=VALUE``), so the words true/false/none and numbers

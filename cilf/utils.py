@@ -1,4 +1,5 @@
 """Seeds, devices, and the folders cilf writes to (cache, generated data)."""
+
 from __future__ import annotations
 
 import os

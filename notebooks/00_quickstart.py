@@ -29,8 +29,9 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
+    )
 
 # %% tags=["parameters"]
 FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
@@ -39,9 +40,9 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 # %%
 import numpy as np
 
+from cilf.app.evaluate import format_report
 from cilf.notebook.analysis import run_on_images
 from cilf.notebook.key_numbers import report as key_numbers
-from cilf.app.evaluate import format_report
 from cilf.notebook.plots import run_figure, show_faces, synthage_contact_sheet
 from cilf.notebook.zoo import quick_model, synthage_samples
 
@@ -84,8 +85,9 @@ fig = run_figure(report["checkpoint"].rsplit("/", 1)[0], f"{OUT_DIR}/00_training
 images, ages, metas = synthage_samples(8, fast=FAST)
 out = run_on_images(model, images)
 titles = [f"true {a:.0f} | pred {p:.0f}" for a, p in zip(ages, out.age.tolist())]
-fig = show_faces(images, titles, path=f"{OUT_DIR}/00_predictions.png",
-                 suptitle="this run, SynthAge (synthetic) held-out subjects")
+fig = show_faces(
+    images, titles, path=f"{OUT_DIR}/00_predictions.png", suptitle="this run, SynthAge (synthetic) held-out subjects"
+)
 
 # %% [markdown]
 # From the command line the same model predicts any image file:
@@ -97,11 +99,16 @@ fig = show_faces(images, titles, path=f"{OUT_DIR}/00_predictions.png",
 # `notebooks/expected/` (tolerances there): a change that moves one beyond its tolerance fails here, naming it.
 
 # %%
-recorded = key_numbers("00_quickstart", {
-    "n_test": report["n"],
-    "mae_xstar": report["model"]["mae"],
-    "mae_y0": report["first_estimate_y0"]["mae"],
-    "mae_zero_shot": report["zero_shot_clip"]["mae"],
-    "mae_baseline_train_mean": report["baseline_train_mean"]["mae"],
-    "mae_8_samples": float(np.abs(out.age.numpy() - np.array(ages)).mean()),
-}, out_dir=OUT_DIR, fast=FAST)
+recorded = key_numbers(
+    "00_quickstart",
+    {
+        "n_test": report["n"],
+        "mae_xstar": report["model"]["mae"],
+        "mae_y0": report["first_estimate_y0"]["mae"],
+        "mae_zero_shot": report["zero_shot_clip"]["mae"],
+        "mae_baseline_train_mean": report["baseline_train_mean"]["mae"],
+        "mae_8_samples": float(np.abs(out.age.numpy() - np.array(ages)).mean()),
+    },
+    out_dir=OUT_DIR,
+    fast=FAST,
+)

@@ -30,8 +30,9 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
+    )
 
 # %% tags=["parameters"]
 FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
@@ -62,8 +63,12 @@ print("T:", text.shape, "(K age classes x D joint dimensions)")
 # Neighbouring ages should have similar text features: a bright diagonal band.
 
 # %%
-fig = plot_text_similarity(text, ages_k, path=f"{OUT_DIR}/01_text_similarity.png",
-                           title=f"text features per age ({model.cfg.clip_model}, {model.cfg.pretrained or 'random init'})")
+fig = plot_text_similarity(
+    text,
+    ages_k,
+    path=f"{OUT_DIR}/01_text_similarity.png",
+    title=f"text features per age ({model.cfg.clip_model}, {model.cfg.pretrained or 'random init'})",
+)
 
 # %% [markdown]
 # ## Global scores S across ages
@@ -72,8 +77,13 @@ fig = plot_text_similarity(text, ages_k, path=f"{OUT_DIR}/01_text_similarity.png
 # %%
 images, ages, _ = synthage_samples(6, fast=FAST)
 out = run_on_images(model, images)
-fig = plot_global_scores(out.scores.numpy(), ages, ages_k, path=f"{OUT_DIR}/01_global_scores.png",
-                         title="S = softmax(cos(v, T)/tau), this run, SynthAge (synthetic)")
+fig = plot_global_scores(
+    out.scores.numpy(),
+    ages,
+    ages_k,
+    path=f"{OUT_DIR}/01_global_scores.png",
+    title="S = softmax(cos(v, T)/tau), this run, SynthAge (synthetic)",
+)
 expected = (out.scores.numpy() * np.array(ages_k)).sum(1)
 # NBVAL_IGNORE_OUTPUT
 print("zero-shot expected ages:", np.round(expected, 1), " true:", np.array(ages))
@@ -83,9 +93,15 @@ print("zero-shot expected ages:", np.round(expected, 1), " true:", np.array(ages
 # Per patch: which prompt age does it match better than the average prompt? Red = more similar.
 
 # %%
-fig = plot_dense_maps(images[:4], out.maps.numpy()[:4], ages_k, prompt_ages=(5, 40, 80), true_ages=ages[:4],
-                      path=f"{OUT_DIR}/01_dense_maps.png",
-                      title="M = cos(P, T) minus its mean over prompts, this run, SynthAge (synthetic)")
+fig = plot_dense_maps(
+    images[:4],
+    out.maps.numpy()[:4],
+    ages_k,
+    prompt_ages=(5, 40, 80),
+    true_ages=ages[:4],
+    path=f"{OUT_DIR}/01_dense_maps.png",
+    title="M = cos(P, T) minus its mean over prompts, this run, SynthAge (synthetic)",
+)
 assert out.maps.shape[1:] == (len(ages_k), *model.clip.grid)
 
 # %% [markdown]
@@ -95,10 +111,16 @@ assert out.maps.shape[1:] == (len(ages_k), *model.clip.grid)
 
 # %%
 text_sim = text @ text.T
-recorded = key_numbers("01_clip_similarity", {
-    "text_classes": text.shape[0], "text_dim": text.shape[1],
-    "text_cos_neighbouring_ages": float(np.diag(text_sim, 1).mean()),
-    "text_cos_ages_40_apart": float(np.diag(text_sim, 40).mean()),
-    "zero_shot_mae_6_samples": float(np.abs(expected - np.array(ages)).mean()),
-    "dense_map_grid": "x".join(map(str, out.maps.shape[1:])),
-}, out_dir=OUT_DIR, fast=FAST)
+recorded = key_numbers(
+    "01_clip_similarity",
+    {
+        "text_classes": text.shape[0],
+        "text_dim": text.shape[1],
+        "text_cos_neighbouring_ages": float(np.diag(text_sim, 1).mean()),
+        "text_cos_ages_40_apart": float(np.diag(text_sim, 40).mean()),
+        "zero_shot_mae_6_samples": float(np.abs(expected - np.array(ages)).mean()),
+        "dense_map_grid": "x".join(map(str, out.maps.shape[1:])),
+    },
+    out_dir=OUT_DIR,
+    fast=FAST,
+)

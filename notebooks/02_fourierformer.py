@@ -30,8 +30,9 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
+    )
 
 # %% tags=["parameters"]
 FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
@@ -40,11 +41,10 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 # %%
 import torch
 
+from cilf.bench.speed import DEFAULT_TOKENS, bench_mixers, format_table
 from cilf.notebook.analysis import filter_spectra, fpe_steps, run_on_images
 from cilf.notebook.key_numbers import report as key_numbers
-from cilf.bench.speed import DEFAULT_TOKENS, bench_mixers, format_table
-from cilf.notebook.plots import complexity_figure
-from cilf.notebook.plots import plot_filter_spectra, plot_fpe_steps
+from cilf.notebook.plots import complexity_figure, plot_filter_spectra, plot_fpe_steps
 from cilf.notebook.zoo import quick_model, synthage_samples
 
 model, report = quick_model(fast=FAST)
@@ -62,8 +62,9 @@ with torch.no_grad():
     grid = model.fusion.input_grid(feats.tokens, out.maps)
     block = model.fusion.former.blocks[0]
     steps = fpe_steps(block.mixer.filter, block.norm1(grid)[0])
-fig = plot_fpe_steps(steps, path=f"{OUT_DIR}/02_fpe_steps.png",
-                     title="FPE on one SynthAge (synthetic) face: DFT -> filter -> IDFT")
+fig = plot_fpe_steps(
+    steps, path=f"{OUT_DIR}/02_fpe_steps.png", title="FPE on one SynthAge (synthetic) face: DFT -> filter -> IDFT"
+)
 
 # %% [markdown]
 # ## Learned filter spectra
@@ -107,10 +108,15 @@ print("activation-memory slope: fourier < 1.25 < explicit attention:", True)
 # %%
 largest = max(r["tokens"] for r in result["rows"] if "saved_bytes" in r)
 saved = {r["mixer"]: r["saved_bytes"] for r in result["rows"] if r["tokens"] == largest and "saved_bytes" in r}
-recorded = key_numbers("02_fourierformer", {
-    "largest_tokens": largest,
-    "memory_slope_fourier": slopes["fourier"]["memory"],
-    "memory_slope_attention": slopes["attention"]["memory"],
-    "saved_bytes_attention_over_fourier_at_largest": saved["attention"] / saved["fourier"],
-    "fpe_grid": "x".join(map(str, grid.shape[1:])),
-}, out_dir=OUT_DIR, fast=FAST)
+recorded = key_numbers(
+    "02_fourierformer",
+    {
+        "largest_tokens": largest,
+        "memory_slope_fourier": slopes["fourier"]["memory"],
+        "memory_slope_attention": slopes["attention"]["memory"],
+        "saved_bytes_attention_over_fourier_at_largest": saved["attention"] / saved["fourier"],
+        "fpe_grid": "x".join(map(str, grid.shape[1:])),
+    },
+    out_dir=OUT_DIR,
+    fast=FAST,
+)

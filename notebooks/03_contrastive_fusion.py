@@ -26,8 +26,9 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
+    )
 
 # %% tags=["parameters"]
 FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
@@ -52,9 +53,12 @@ f_no, t_no = paired_embeddings(without, feats, ages)
 # ## Embedding geometry (PCA, coloured by true age)
 
 # %%
-fig = plot_embedding_pca({"with contrastive loss": f_con, "without": f_no}, y,
-                         path=f"{OUT_DIR}/03_embedding_pca.png",
-                         title="fused image embeddings f, this run, SynthAge (synthetic) test split")
+fig = plot_embedding_pca(
+    {"with contrastive loss": f_con, "without": f_no},
+    y,
+    path=f"{OUT_DIR}/03_embedding_pca.png",
+    title="fused image embeddings f, this run, SynthAge (synthetic) test split",
+)
 
 # %% [markdown]
 # ## Image-text similarity matrices
@@ -62,9 +66,12 @@ fig = plot_embedding_pca({"with contrastive loss": f_con, "without": f_no}, y,
 # is closest to the text of its own age.
 
 # %%
-fig = plot_similarity_matrices({"with contrastive loss": (f_con, t_con), "without": (f_no, t_no)}, y,
-                               path=f"{OUT_DIR}/03_similarity_matrices.png",
-                               title="this run, SynthAge (synthetic) test split")
+fig = plot_similarity_matrices(
+    {"with contrastive loss": (f_con, t_con), "without": (f_no, t_no)},
+    y,
+    path=f"{OUT_DIR}/03_similarity_matrices.png",
+    title="this run, SynthAge (synthetic) test split",
+)
 
 # %% [markdown]
 # ## Numbers
@@ -82,6 +89,7 @@ assert np.isfinite(f_con).all() and np.isfinite(f_no).all()
 # Written to `figures/03_contrastive_fusion.json` and, in FAST mode, compared with the values recorded in
 # `notebooks/expected/` (tolerances there): a change that moves one beyond its tolerance fails here, naming it.
 
+
 # %%
 def diagonal_gap(f, t):
     """mean cos(f_i, T'_{y_i}) minus the mean cos(f_i, T'_{y_j}) over all pairs: how much closer each image is to its own age's text"""
@@ -90,11 +98,16 @@ def diagonal_gap(f, t):
     return float(np.diag(sim).mean() - sim.mean())
 
 
-recorded = key_numbers("03_contrastive_fusion", {
-    "knn_age_gap_with_contrastive": age_separation(f_con, y),
-    "knn_age_gap_without": age_separation(f_no, y),
-    "own_age_text_cos_gap_with_contrastive": diagonal_gap(f_con, t_con),
-    "own_age_text_cos_gap_without": diagonal_gap(f_no, t_no),
-    "mae_with_contrastive": rep_con["model"]["mae"],
-    "mae_without": rep_without["model"]["mae"],
-}, out_dir=OUT_DIR, fast=FAST)
+recorded = key_numbers(
+    "03_contrastive_fusion",
+    {
+        "knn_age_gap_with_contrastive": age_separation(f_con, y),
+        "knn_age_gap_without": age_separation(f_no, y),
+        "own_age_text_cos_gap_with_contrastive": diagonal_gap(f_con, t_con),
+        "own_age_text_cos_gap_without": diagonal_gap(f_no, t_no),
+        "mae_with_contrastive": rep_con["model"]["mae"],
+        "mae_without": rep_without["model"]["mae"],
+    },
+    out_dir=OUT_DIR,
+    fast=FAST,
+)

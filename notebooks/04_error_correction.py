@@ -29,8 +29,9 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
+    )
 
 # %% tags=["parameters"]
 FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
@@ -40,26 +41,28 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 import numpy as np
 from scipy.stats import spearmanr
 
+from cilf.app.correction_report import correction_report
+from cilf.app.infer import predict_features
 from cilf.notebook.analysis import correction_outputs
 from cilf.notebook.key_numbers import report as key_numbers
 from cilf.notebook.plots import plot_calibration, plot_correction
-from cilf.app.correction_report import correction_report
-from cilf.app.infer import predict_features
 from cilf.notebook.zoo import held_out_features, quick_model
 
 model, report = quick_model(fast=FAST)
 feats, ages, _ = held_out_features(model, fast=FAST)
 y = ages.numpy()
 corr = correction_outputs(model, feats)
-print("eps =", model.cfg.eps, "| eta =", model.cfg.eta, "| T_max =", model.cfg.max_steps,
-      "| M =", model.cfg.ensemble_size)
+print(
+    "eps =", model.cfg.eps, "| eta =", model.cfg.eta, "| T_max =", model.cfg.max_steps, "| M =", model.cfg.ensemble_size
+)
 
 # %% [markdown]
 # ## Trajectories, MAE before and after, uncertainty
 
 # %%
-fig = plot_correction(corr, y, path=f"{OUT_DIR}/04_correction.png",
-                      title="correction on the SynthAge (synthetic) test split, this run")
+fig = plot_correction(
+    corr, y, path=f"{OUT_DIR}/04_correction.png", title="correction on the SynthAge (synthetic) test split, this run"
+)
 
 # %% [markdown]
 # ## Numbers
@@ -70,7 +73,9 @@ mask = ~corr["accepted"].astype(bool)
 print(f"accepted by E_P: {100 * (1 - mask.mean()):.1f}%   mean steps: {corr['steps'].mean():.2f}")
 print(f"MAE all images: y0 {np.abs(corr['y0'] - y).mean():.2f} -> x* {np.abs(corr['x'] - y).mean():.2f}")
 if mask.any():
-    print(f"MAE corrected images: y0 {np.abs(corr['y0'] - y)[mask].mean():.2f} -> x* {np.abs(corr['x'] - y)[mask].mean():.2f}")
+    print(
+        f"MAE corrected images: y0 {np.abs(corr['y0'] - y)[mask].mean():.2f} -> x* {np.abs(corr['x'] - y)[mask].mean():.2f}"
+    )
 rho = spearmanr(corr["spread"], np.abs(corr["x"] - y)).statistic
 print(f"Spearman(spread, |error|) = {rho:.2f}")
 assert corr["steps"].max() <= model.cfg.max_steps and np.isfinite(corr["x"]).all()
@@ -85,20 +90,27 @@ assert corr["steps"].max() <= model.cfg.max_steps and np.isfinite(corr["x"]).all
 # %%
 pred = predict_features(model, feats)
 cr = correction_report(y, pred)
-fig = plot_calibration(cr["calibration"], path=f"{OUT_DIR}/04_calibration.png",
-                       spearman=cr["spearman_predicted_vs_actual_abs_error"],
-                       title="E_P calibration on the SynthAge (synthetic) test split, this run")
+fig = plot_calibration(
+    cr["calibration"],
+    path=f"{OUT_DIR}/04_calibration.png",
+    spearman=cr["spearman_predicted_vs_actual_abs_error"],
+    title="E_P calibration on the SynthAge (synthetic) test split, this run",
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 import pandas as pd
 
-print(f"this run, SynthAge (synthetic) test split, {len(y)} images: E_P accepted {cr['accepted_by_EP_pct']:.1f}%; "
-      f"the {cr['n_corrected']} corrected images: MAE {cr['mae_y0_on_corrected']:.2f} (y0) -> "
-      f"{cr['mae_xstar_on_corrected']:.2f} (x*)")
-print(f"Spearman with |y0 - y|: predicted |error| {cr['spearman_predicted_vs_actual_abs_error']:.2f}, "
-      f"ensemble spread {cr['spearman_spread_vs_abs_error_y0']:.2f};  "
-      f"Spearman(spread at x*, |x* - y|) {cr['spearman_spread_vs_abs_error_xstar']:.2f}")
+print(
+    f"this run, SynthAge (synthetic) test split, {len(y)} images: E_P accepted {cr['accepted_by_EP_pct']:.1f}%; "
+    f"the {cr['n_corrected']} corrected images: MAE {cr['mae_y0_on_corrected']:.2f} (y0) -> "
+    f"{cr['mae_xstar_on_corrected']:.2f} (x*)"
+)
+print(
+    f"Spearman with |y0 - y|: predicted |error| {cr['spearman_predicted_vs_actual_abs_error']:.2f}, "
+    f"ensemble spread {cr['spearman_spread_vs_abs_error_y0']:.2f};  "
+    f"Spearman(spread at x*, |x* - y|) {cr['spearman_spread_vs_abs_error_xstar']:.2f}"
+)
 pd.DataFrame(cr["calibration"]).round(2)
 
 # %% [markdown]
@@ -108,17 +120,23 @@ pd.DataFrame(cr["calibration"]).round(2)
 
 # %%
 calib = cr["calibration"]
-recorded = key_numbers("04_error_correction", {
-    "mae_y0_all": float(np.abs(pred["y0"] - y).mean()),
-    "mae_xstar_all": float(np.abs(pred["age"] - y).mean()),
-    "accepted_by_EP_pct": cr["accepted_by_EP_pct"],
-    "mean_steps": cr["mean_steps"],
-    "n_corrected": cr["n_corrected"],
-    "mae_y0_on_corrected": cr["mae_y0_on_corrected"],
-    "mae_xstar_on_corrected": cr["mae_xstar_on_corrected"],
-    "spearman_predicted_vs_actual_abs_error": cr["spearman_predicted_vs_actual_abs_error"],
-    "spearman_spread_vs_abs_error_xstar": cr["spearman_spread_vs_abs_error_xstar"],
-    "calibration_actual_lowest_decile": calib[0]["actual_abs_error"],
-    "calibration_actual_highest_decile": calib[-1]["actual_abs_error"],
-    "calibration_predicted_highest_decile": calib[-1]["predicted_abs_error"],
-}, out_dir=OUT_DIR, fast=FAST, tolerances={"n_corrected": max(3, round(0.02 * cr["n_corrected"]))})
+recorded = key_numbers(
+    "04_error_correction",
+    {
+        "mae_y0_all": float(np.abs(pred["y0"] - y).mean()),
+        "mae_xstar_all": float(np.abs(pred["age"] - y).mean()),
+        "accepted_by_EP_pct": cr["accepted_by_EP_pct"],
+        "mean_steps": cr["mean_steps"],
+        "n_corrected": cr["n_corrected"],
+        "mae_y0_on_corrected": cr["mae_y0_on_corrected"],
+        "mae_xstar_on_corrected": cr["mae_xstar_on_corrected"],
+        "spearman_predicted_vs_actual_abs_error": cr["spearman_predicted_vs_actual_abs_error"],
+        "spearman_spread_vs_abs_error_xstar": cr["spearman_spread_vs_abs_error_xstar"],
+        "calibration_actual_lowest_decile": calib[0]["actual_abs_error"],
+        "calibration_actual_highest_decile": calib[-1]["actual_abs_error"],
+        "calibration_predicted_highest_decile": calib[-1]["predicted_abs_error"],
+    },
+    out_dir=OUT_DIR,
+    fast=FAST,
+    tolerances={"n_corrected": max(3, round(0.02 * cr["n_corrected"]))},
+)

@@ -31,8 +31,9 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
+    )
 
 # %% tags=["parameters"]
 FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
@@ -44,8 +45,8 @@ import pandas as pd
 
 from cilf.bench.runner import BenchConfig, run_benchmark
 from cilf.data import PAPER_DATASETS
-from cilf.notebook.paper_tables import availability, paper_table, plot_protocol_bars, results_table
 from cilf.notebook.key_numbers import report as key_numbers
+from cilf.notebook.paper_tables import availability, paper_table, plot_protocol_bars, results_table
 from cilf.utils import cache_dir
 
 pd.set_option("display.max_colwidth", 90)
@@ -82,9 +83,20 @@ for name, status in zip(PAPER_DATASETS, avail["status"]):
     if status.startswith("not found"):
         print(f"{name}: {status} -- skipped (see README, Datasets)")
         continue
-    real.append(run_benchmark(BenchConfig(dataset=name, seeds=SEEDS, max_folds=10 if FAST else None,
-                                          variants=("full",), peers=METHODS, out=bench_dir, progress=False,
-                                          **{k: v for k, v in BUDGET.items() if k != "n_images"})))
+    real.append(
+        run_benchmark(
+            BenchConfig(
+                dataset=name,
+                seeds=SEEDS,
+                max_folds=10 if FAST else None,
+                variants=("full",),
+                peers=METHODS,
+                out=bench_dir,
+                progress=False,
+                **{k: v for k, v in BUDGET.items() if k != "n_images"},
+            )
+        )
+    )
     display(results_table(real[-1]))  # noqa: F821 (IPython)
 
 # %% [markdown]
@@ -94,9 +106,21 @@ for name, status in zip(PAPER_DATASETS, avail["status"]):
 # On real datasets it is skipped, as they have no such variables.
 
 # %%
-synthetic = [run_benchmark(BenchConfig(dataset="synthage", protocol=p, seeds=SEEDS, variants=("full",), peers=METHODS,
-                                       out=bench_dir, progress=False, **BUDGET))
-             for p in (("80-20", "S1-rest") if FAST else ("80-20", "S1-rest", "5-fold"))]
+synthetic = [
+    run_benchmark(
+        BenchConfig(
+            dataset="synthage",
+            protocol=p,
+            seeds=SEEDS,
+            variants=("full",),
+            peers=METHODS,
+            out=bench_dir,
+            progress=False,
+            **BUDGET,
+        )
+    )
+    for p in (("80-20", "S1-rest") if FAST else ("80-20", "S1-rest", "5-fold"))
+]
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -104,8 +128,12 @@ table = pd.concat([results_table(r) for r in synthetic], ignore_index=True)
 table
 
 # %%
-fig = plot_protocol_bars(synthetic, ("full",) + METHODS, path=f"{OUT_DIR}/05_synthage_protocols.png",
-                         title="this run, SynthAge (synthetic): not comparable with the paper's numbers")
+fig = plot_protocol_bars(
+    synthetic,
+    ("full",) + METHODS,
+    path=f"{OUT_DIR}/05_synthage_protocols.png",
+    title="this run, SynthAge (synthetic): not comparable with the paper's numbers",
+)
 
 # %%
 # checks that hold on any CPU: every run finished, three seeds, the off-the-shelf peer is present

@@ -43,8 +43,9 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
+    )
 
 # %% tags=["parameters"]
 FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
@@ -57,9 +58,9 @@ MAX_FOLDS = 2  # two subject-exclusive splits
 # %%
 import numpy as np
 
+from cilf.bench.peers import DEFAULT_PEERS
 from cilf.bench.runner import VARIANTS, BenchConfig, budget_line, run_benchmark
 from cilf.notebook.paper_tables import plot_ablations_and_peers, results_table
-from cilf.bench.peers import DEFAULT_PEERS
 from cilf.utils import cache_dir
 
 # every trained method alike; FAST cross-fits the correction on 2 folds of the training split (5 in the full budget):
@@ -68,9 +69,20 @@ BUDGET = dict(n_images=1200, epochs=6, model={"crossfit_folds": 2}) if FAST else
 SEEDS = 3
 # ResNet-18 trained on the pixels (no CLIP) costs about 2 CPU-minutes per run at FAST size here: full budget only
 PEERS = DEFAULT_PEERS if FAST else (*DEFAULT_PEERS, "resnet18")
-result = run_benchmark(BenchConfig(dataset=DATASET, root=ROOT, protocol=PROTOCOL, max_folds=MAX_FOLDS, seeds=SEEDS,
-                                   variants=tuple(VARIANTS), peers=PEERS, out=str(cache_dir() / "bench"),
-                                   progress=False, **BUDGET))
+result = run_benchmark(
+    BenchConfig(
+        dataset=DATASET,
+        root=ROOT,
+        protocol=PROTOCOL,
+        max_folds=MAX_FOLDS,
+        seeds=SEEDS,
+        variants=tuple(VARIANTS),
+        peers=PEERS,
+        out=str(cache_dir() / "bench"),
+        progress=False,
+        **BUDGET,
+    )
+)
 print(result["source"], "|", result["images"], "images |", result["folds"], "fold(s) x", SEEDS, "seeds")
 print(budget_line(result["budget"]))
 
@@ -95,9 +107,11 @@ results_table(result, methods=[m for m in result["methods"] if m not in VARIANTS
 # ## MAE and cumulative-score curves (θ = 0..10)
 
 # %%
-fig = plot_ablations_and_peers(result, path=f"{OUT_DIR}/06_ablations_peers.png",
-                               title=f"{result['source']}, 95% CIs over test images x {SEEDS} seeds x "
-                                     f"{result['folds']} splits")
+fig = plot_ablations_and_peers(
+    result,
+    path=f"{OUT_DIR}/06_ablations_peers.png",
+    title=f"{result['source']}, 95% CIs over test images x {SEEDS} seeds x {result['folds']} splits",
+)
 
 # %%
 m = result["methods"]
@@ -124,8 +138,8 @@ print(len(m), "methods,", SEEDS, "seeds each")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from cilf.io import write_text
 from cilf.bench.claims import claims_frame, claims_markdown, claims_table, read_speed
+from cilf.io import write_text
 
 speed = read_speed(f"{OUT_DIR}/bench_speed.json", missing_ok=True)  # `python -m cilf bench-speed`; None: no cost
 claims = claims_table(result, speed=speed)

@@ -37,8 +37,9 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
+    )
 
 # %% tags=["parameters"]
 FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
@@ -46,11 +47,11 @@ OUT_DIR = "../figures"  # every figure of this notebook is written here
 PHOTO = None  # your photo's path; None = matplotlib's sample portrait (grace_hopper.jpg)
 
 # %%
-from cilf.notebook.key_numbers import report as key_numbers
+from cilf.app.predict import format_rows
 from cilf.data.samples import sample_photo
+from cilf.notebook.key_numbers import report as key_numbers
 from cilf.notebook.photo import analyse_photo, photo_model
 from cilf.notebook.plots import plot_dense_maps, plot_detections, plot_photo_estimates
-from cilf.app.predict import format_rows
 
 photo = PHOTO or sample_photo()
 pm = photo_model(fast=FAST)
@@ -66,8 +67,14 @@ steps = analyse_photo(photo, pm.model, zero_shot=pm.zero_shot)
 # %%
 found = [r for r in steps.rows if r.status == "ok"]
 labels = [f"face {r.face}: {r.detector}" + ("" if r.score is None else f" {r.score:.2f}") for r in found]
-fig = plot_detections(steps.image, [r.box for r in found], labels, steps.crops, path=f"{OUT_DIR}/07_detect_align.png",
-                      title=f"{steps.rows[0].file}: detect -> align")
+fig = plot_detections(
+    steps.image,
+    [r.box for r in found],
+    labels,
+    steps.crops,
+    path=f"{OUT_DIR}/07_detect_align.png",
+    title=f"{steps.rows[0].file}: detect -> align",
+)
 print(f"{steps.rows[0].file}: {steps.image.width} x {steps.image.height} px, {steps.faces} face(s)")
 if not steps.faces:
     print("no face found: nothing to estimate (the next cells skip). Try a frontal face at least ~80 px wide.")
@@ -79,9 +86,14 @@ if not steps.faces:
 
 # %%
 if steps.faces:
-    fig = plot_dense_maps(steps.crops, steps.maps, steps.class_ages, prompt_ages=(5, 40, 80),
-                          path=f"{OUT_DIR}/07_dense_maps.png",
-                          title=f"M = cos(P, T) minus its mean over prompts, {pm.label}")
+    fig = plot_dense_maps(
+        steps.crops,
+        steps.maps,
+        steps.class_ages,
+        prompt_ages=(5, 40, 80),
+        path=f"{OUT_DIR}/07_dense_maps.png",
+        title=f"M = cos(P, T) minus its mean over prompts, {pm.label}",
+    )
 
 # %% [markdown]
 # ## 3 · Estimate and correct
@@ -96,9 +108,15 @@ print(format_rows(steps.rows))
 
 # %%
 if steps.faces:
-    fig = plot_photo_estimates(steps.trajectories, steps.zero_shot, steps.candidates, steps.errors,
-                               eps=pm.model.cfg.eps, path=f"{OUT_DIR}/07_estimates.png",
-                               title=f"{steps.rows[0].file}, this run, {pm.label}")
+    fig = plot_photo_estimates(
+        steps.trajectories,
+        steps.zero_shot,
+        steps.candidates,
+        steps.errors,
+        eps=pm.model.cfg.eps,
+        path=f"{OUT_DIR}/07_estimates.png",
+        title=f"{steps.rows[0].file}, this run, {pm.label}",
+    )
 assert len(steps.rows) == max(steps.faces, 1) and steps.maps.shape[0] == steps.faces
 
 # %% [markdown]
@@ -117,6 +135,15 @@ assert len(steps.rows) == max(steps.faces, 1) and steps.maps.shape[0] == steps.f
 # %%
 if PHOTO is None:
     face = steps.rows[0]
-    numbers = {"faces": steps.faces, "model": pm.label, "detector": face.detector or "none", "age": face.age,
-               "y0": face.y0, "steps": face.steps, "zero_shot": float(steps.zero_shot[0]) if steps.faces else None}
-    recorded = key_numbers("07_your_photos", {k: v for k, v in numbers.items() if v is not None}, out_dir=OUT_DIR, fast=FAST)
+    numbers = {
+        "faces": steps.faces,
+        "model": pm.label,
+        "detector": face.detector or "none",
+        "age": face.age,
+        "y0": face.y0,
+        "steps": face.steps,
+        "zero_shot": float(steps.zero_shot[0]) if steps.faces else None,
+    }
+    recorded = key_numbers(
+        "07_your_photos", {k: v for k, v in numbers.items() if v is not None}, out_dir=OUT_DIR, fast=FAST
+    )

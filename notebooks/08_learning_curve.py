@@ -35,31 +35,50 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
+    )
 
 # %% tags=["parameters"]
 FAST = True  # about a minute and a half on a 2-core CPU; False = the full curve (hours on a CPU, use a GPU)
 OUT_DIR = "../figures"  # every figure of this notebook is written here
 
 # %%
-from cilf.bench.runner import VARIANTS
 from cilf.bench.curve import CurveConfig, format_curve, run_learning_curve
+from cilf.bench.runner import VARIANTS
 from cilf.notebook.curve_plots import plot_learning_curve
 from cilf.utils import cache_dir
 
-METHODS = ["full", "similarity_prior=off", "correction=off", "context=off", "dex", "mean_variance", "zero_shot",
-           "oracle", "train_mean"]
+METHODS = [
+    "full",
+    "similarity_prior=off",
+    "correction=off",
+    "context=off",
+    "dex",
+    "mean_variance",
+    "zero_shot",
+    "oracle",
+    "train_mean",
+]
 if FAST:  # the cross-fitted correction trains the model 1 + K times: FAST keeps K = 2 and one correction variant
     METHODS.remove("context=off")
-    SETTINGS = dict(n_images=1200, subjects=(3, 10, 30, 100, None), seeds=2, epochs=2, batch_size=32, min_steps=10,
-                    model={"crossfit_folds": 2})
+    SETTINGS = dict(
+        n_images=1200,
+        subjects=(3, 10, 30, 100, None),
+        seeds=2,
+        epochs=2,
+        batch_size=32,
+        min_steps=10,
+        model={"crossfit_folds": 2},
+    )
 else:
-    SETTINGS = dict(n_images=10000, subjects=(10, 30, 100, 300, 1000, None), seeds=3, epochs=15, batch_size=64,
-                    min_steps=200)
+    SETTINGS = dict(
+        n_images=10000, subjects=(10, 30, 100, 300, 1000, None), seeds=3, epochs=15, batch_size=64, min_steps=200
+    )
 METHODS = [m for m in METHODS if m in VARIANTS or "=" not in m]  # variants this version of cilf has
-result = run_learning_curve(CurveConfig(methods=tuple(METHODS), out=str(cache_dir() / "bench"), progress=False,
-                                        **SETTINGS))
+result = run_learning_curve(
+    CurveConfig(methods=tuple(METHODS), out=str(cache_dir() / "bench"), progress=False, **SETTINGS)
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -1,5 +1,6 @@
 """Fixtures shared by several test files: a small SynthAge set, a small model config, awkward image
 files, the official dataset layouts and one small trained run (train, checkpoint and predict use it)."""
+
 import io
 import os
 import subprocess
@@ -29,8 +30,9 @@ def small_cfg():
     # similarity_prior off: with a random-init CLIP the zero-shot prior is noise that training must first unlearn;
     # 3 cross-fitting folds instead of the default 5: the same code path, with 3 fold models of 2/3 of the training
     # split instead of 5 of 4/5 (measured: a 10-epoch train() spends 25 of its 44 s on the 5 fold models)
-    return CILFConfig(pretrained=None, width=32, depth=1, ensemble_size=3, error_hidden=32, similarity_prior=False,
-                      crossfit_folds=3)
+    return CILFConfig(
+        pretrained=None, width=32, depth=1, ensemble_size=3, error_hidden=32, similarity_prior=False, crossfit_folds=3
+    )
 
 
 @pytest.fixture
@@ -117,8 +119,15 @@ def train_cfg():
     from cilf.app.params import TrainConfig
 
     def make(out, **kw):
-        return TrainConfig(out=str(out), epochs=kw.pop("epochs", 25), n_images=1200, batch_size=64, warmup_steps=10,
-                           progress=False, **kw)
+        return TrainConfig(
+            out=str(out),
+            epochs=kw.pop("epochs", 25),
+            n_images=1200,
+            batch_size=64,
+            warmup_steps=10,
+            progress=False,
+            **kw,
+        )
 
     return make
 

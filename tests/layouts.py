@@ -3,6 +3,7 @@
 Each builder writes under ``root`` and returns it. Every tree also holds one zero-byte image with a
 valid name (an unreadable file training must skip and count) and one stray file with a wrong name.
 """
+
 from __future__ import annotations
 
 import csv
@@ -64,9 +65,14 @@ def morph_shared(root: Path, per_subject: int = 2) -> int:
 def morph_b2_shared(root: Path) -> int:
     """Subjects with images on disk both in S2 (B2's train list) and in S1 or S3 (its test lists), from the lists."""
     on_disk = {p.name.upper() for p in root.rglob("*.JPG")}
-    subjects = [{r["filename"].split("_")[0] for _, r in
-                 read_table(published("morph", "order-learning", f"SettingB_fold{j}.txt"), " ")
-                 if r["filename"].upper() in on_disk} for j in range(3)]
+    subjects = [
+        {
+            r["filename"].split("_")[0]
+            for _, r in read_table(published("morph", "order-learning", f"SettingB_fold{j}.txt"), " ")
+            if r["filename"].upper() in on_disk
+        }
+        for j in range(3)
+    ]
     return len(subjects[1] & (subjects[0] | subjects[2]))
 
 
@@ -93,16 +99,35 @@ def cacd(root: Path, per_split: int = 16, with_mat: bool = True) -> Path:
     if with_mat:
         from scipy.io import savemat
 
-        savemat(root / "celebrity2000.mat", {"celebrityImageData": {
-            "name": np.array([n for n, _ in rows], dtype=object), "age": np.array([a for _, a in rows]),
-            "identity": np.array([people.index("_".join(n.split("_")[1:-1])) + 1.0 for n, _ in rows]),
-            "year": np.full(len(rows), 2010.0)}})
+        savemat(
+            root / "celebrity2000.mat",
+            {
+                "celebrityImageData": {
+                    "name": np.array([n for n, _ in rows], dtype=object),
+                    "age": np.array([a for _, a in rows]),
+                    "identity": np.array([people.index("_".join(n.split("_")[1:-1])) + 1.0 for n, _ in rows]),
+                    "year": np.full(len(rows), 2010.0),
+                }
+            },
+        )
     return root
 
 
 ADIENCE_GROUPS = ["(0, 2)", "(4, 6)", "(8, 12)", "(15, 20)", "(25, 32)", "(38, 43)", "(48, 53)", "(60, 100)"]
-ADIENCE_HEADER = ["user_id", "original_image", "face_id", "age", "gender", "x", "y", "dx", "dy", "tilt_ang",
-                  "fiducial_yaw_angle", "fiducial_score"]
+ADIENCE_HEADER = [
+    "user_id",
+    "original_image",
+    "face_id",
+    "age",
+    "gender",
+    "x",
+    "y",
+    "dx",
+    "dy",
+    "tilt_ang",
+    "fiducial_yaw_angle",
+    "fiducial_score",
+]
 
 
 def adience(root: Path, per_fold: int = 8, malformed: bool = False) -> Path:
@@ -206,12 +231,33 @@ def imdb_wiki(root: Path, n: int = 40) -> Path:
         score.append(3.0 if i % 10 else -np.inf)  # every 10th has no face
         second.append(np.nan if i % 7 else 2.5)  # every 7th has a second face
         ids.append(float(i // 2))
-    savemat(root / "imdb_crop" / "imdb.mat", {"imdb": {
-        "full_path": np.array(paths, dtype=object), "dob": np.array(dob), "photo_taken": np.array(taken),
-        "face_score": np.array(score), "second_face_score": np.array(second), "celeb_id": np.array(ids),
-        "gender": np.ones(n), "name": np.array([f"p{i}" for i in range(n)], dtype=object)}})
+    savemat(
+        root / "imdb_crop" / "imdb.mat",
+        {
+            "imdb": {
+                "full_path": np.array(paths, dtype=object),
+                "dob": np.array(dob),
+                "photo_taken": np.array(taken),
+                "face_score": np.array(score),
+                "second_face_score": np.array(second),
+                "celeb_id": np.array(ids),
+                "gender": np.ones(n),
+                "name": np.array([f"p{i}" for i in range(n)], dtype=object),
+            }
+        },
+    )
     return root
 
 
-BUILDERS = {"morph2": morph, "fgnet": fgnet, "cacd": cacd, "adience": adience, "faces": faces, "scface": scface,
-            "utkface": utkface, "appa-real": appa_real, "agedb": agedb, "imdb-wiki": imdb_wiki}
+BUILDERS = {
+    "morph2": morph,
+    "fgnet": fgnet,
+    "cacd": cacd,
+    "adience": adience,
+    "faces": faces,
+    "scface": scface,
+    "utkface": utkface,
+    "appa-real": appa_real,
+    "agedb": agedb,
+    "imdb-wiki": imdb_wiki,
+}

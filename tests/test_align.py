@@ -1,4 +1,5 @@
 """Face alignment (``cilf align``): similarity transform, dlib and OpenCV detectors, resumable runs."""
+
 import hashlib
 
 import numpy as np
@@ -54,8 +55,9 @@ def test_align_is_idempotent_resumable_and_leaves_the_source_alone(tmp_path, cap
     first = _tree(dst)
     assert main(["align", str(src), str(dst), "--size", "112", "--quiet"]) == 0
     assert "already done 3" in capsys.readouterr().out
-    assert {k: v for k, v in _tree(dst).items() if k.endswith(".jpg")} == \
-        {k: v for k, v in first.items() if k.endswith(".jpg")}
+    assert {k: v for k, v in _tree(dst).items() if k.endswith(".jpg")} == {
+        k: v for k, v in first.items() if k.endswith(".jpg")
+    }
     assert _tree(src) == before
     assert main(["align", str(src), str(src / "inside"), "--quiet"]) == 2
 

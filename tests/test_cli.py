@@ -1,4 +1,5 @@
 """``python -m cilf``: early errors, help text, version."""
+
 import pytest
 
 import cilf

@@ -1,4 +1,5 @@
 """The CLIP adapter over open_clip: weights resolution, local and bundled weights, image features."""
+
 import json
 
 import open_clip
@@ -7,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 import cilf
-from cilf.persist.clip_weights import WeightsNotFoundError, bundled_weights_path, resolve_pretrained
 from cilf.model.config import CILFConfig
+from cilf.persist.clip_weights import WeightsNotFoundError, bundled_weights_path, resolve_pretrained
 from cilf.persist.factory import build_clip
 
 # ViT-B-32's shape (224 px images, 32 px patches, a 7 x 7 grid, class-token pooling), shrunk to be cheap;
@@ -56,15 +57,17 @@ def test_pooled_embedding_is_open_clips_encode_image(adapter):
 def test_text_features_are_open_clips_encode_text(adapter):
     tokenizer = open_clip.get_tokenizer(adapter.cfg.clip_model)
     prompt = "a photo of a 37-year-old person."
-    torch.testing.assert_close(adapter.encode_text([prompt]), adapter.model.encode_text(tokenizer([prompt])),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        adapter.encode_text([prompt]), adapter.model.encode_text(tokenizer([prompt])), atol=1e-5, rtol=1e-5
+    )
     # T_k: each template's feature L2-normalised, averaged over the templates, normalised again
     text = adapter.class_text_features()
     assert text.shape == (adapter.cfg.num_classes, adapter.embed_dim)
     for k in (0, 37, adapter.cfg.num_classes - 1):
         age = adapter.cfg.ages[k]
-        per_template = adapter.model.encode_text(tokenizer([t.format(age=age) for t in adapter.cfg.templates]),
-                                                 normalize=True)
+        per_template = adapter.model.encode_text(
+            tokenizer([t.format(age=age) for t in adapter.cfg.templates]), normalize=True
+        )
         torch.testing.assert_close(text[k], F.normalize(per_template.mean(0), dim=-1), atol=1e-5, rtol=1e-5)
 
 
@@ -166,8 +169,12 @@ def test_last_k_blocks_train_and_the_rest_stays_frozen():
     torch.manual_seed(0)
     a = build_clip(CILFConfig(pretrained=None, unfreeze_last_blocks=2))
     trainable = {n for n, p in a.model.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith(("visual.transformer.resblocks.2.", "visual.transformer.resblocks.3.",
-                                           "visual.ln_post.", "visual.proj")) for n in trainable)
+    assert trainable and all(
+        n.startswith(
+            ("visual.transformer.resblocks.2.", "visual.transformer.resblocks.3.", "visual.ln_post.", "visual.proj")
+        )
+        for n in trainable
+    )
     assert "visual.proj" in trainable and a.image_trainable and not a.text_trainable
     f = a.encode_from_block(a.encode_to_block(_images(a)))
     f.pooled.sum().backward()

@@ -1,4 +1,5 @@
 """The CLIP retrieval report."""
+
 import pytest
 import torch
 

@@ -1,6 +1,7 @@
 """Portable runs: a checkpoint names its CLIP weights by content (SHA-256), finds them again after the weights
 file moved (``--clip-weights``, ``$CILF_CLIP_WEIGHTS``), refuses other weights naming both hashes, and says
 which weights it loaded. Real micro-CLIP weights, a real (tiny) training run."""
+
 import json
 import logging
 import shutil
@@ -13,9 +14,15 @@ from safetensors.torch import save_file
 from cilf.cli import main
 from cilf.io import sha256_file
 from cilf.persist.checkpoint import CLIP_WEIGHTS, load_model, read_weights_record, write_manifest
-from cilf.persist.clip_weights import bundled_weights_path
-from cilf.persist.clip_weights import (WeightsMismatchError, WeightsNotFoundError, WeightsRecord, forget_logged,
-                                     locate, record_for)
+from cilf.persist.clip_weights import (
+    WeightsMismatchError,
+    WeightsNotFoundError,
+    WeightsRecord,
+    bundled_weights_path,
+    forget_logged,
+    locate,
+    record_for,
+)
 from cilf.persist.factory import build_clip
 
 N_IMAGES = 120
@@ -52,8 +59,9 @@ def run(weights, small_cfg, tmp_path_factory):
         for k, v in env.items():
             mp.setenv(k, v)
         out = base / "run"
-        train(cfg, TrainConfig(out=str(out), epochs=1, n_images=N_IMAGES, batch_size=16, warmup_steps=1,
-                               progress=False))
+        train(
+            cfg, TrainConfig(out=str(out), epochs=1, n_images=N_IMAGES, batch_size=16, warmup_steps=1, progress=False)
+        )
     return out, cfg, env
 
 
@@ -75,8 +83,9 @@ def _predict(capsys, out, run, *extra):
     """``cilf predict`` on six SynthAge faces: (exit code, ages or None, stderr)."""
     target = out.parent / "ages.json"
     target.unlink(missing_ok=True)
-    code = main(["predict", *_images(run[2]), "--checkpoint", str(out), "--aligned", "--quiet",
-                 "--json", str(target), *extra])
+    code = main(
+        ["predict", *_images(run[2]), "--checkpoint", str(out), "--aligned", "--quiet", "--json", str(target), *extra]
+    )
     err = capsys.readouterr().err
     return code, ([r["age"] for r in json.loads(target.read_text())] if code == 0 else None), err
 
@@ -113,8 +122,10 @@ def test_moved_weights_fail_clearly_then_clip_weights_gives_identical_ages(run, 
         code, after, err = _predict(capsys, out, run, "--clip-weights", str(moved))
         assert code == 0 and after == before  # the same weights: the same ages, to the last digit
         assert f"file {moved}, sha256 {sha}" in err
-        code, printed, err = _capture(capsys, ["eval", "--checkpoint", str(out), "--n-images", str(N_IMAGES),
-                                               "--quiet", "--clip-weights", str(moved)])
+        code, printed, err = _capture(
+            capsys,
+            ["eval", "--checkpoint", str(out), "--n-images", str(N_IMAGES), "--quiet", "--clip-weights", str(moved)],
+        )
         assert code == 0 and "MAE" in printed and f"sha256 {sha}" in err
 
         with pytest.MonkeyPatch.context() as mp:  # the environment variable, as a lasting setting
@@ -171,8 +182,9 @@ def test_resume_after_the_weights_file_moved(weights, small_cfg, tmp_path, monke
     mine, _ = weights
     monkeypatch.setenv("CILF_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("CILF_CACHE", str(tmp_path / "cache"))
-    tcfg = TrainConfig(out=str(tmp_path / "run"), epochs=2, n_images=N_IMAGES, batch_size=16, warmup_steps=1,
-                       progress=False)
+    tcfg = TrainConfig(
+        out=str(tmp_path / "run"), epochs=2, n_images=N_IMAGES, batch_size=16, warmup_steps=1, progress=False
+    )
     copy = tmp_path / "a" / "clip.safetensors"
     copy.parent.mkdir()
     shutil.copyfile(mine, copy)

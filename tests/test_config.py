@@ -1,10 +1,11 @@
 """Configuration dataclasses: validation, overrides from the command line, JSON round trip."""
+
 import pytest
 
-from cilf.model.config import CILFConfig, parse_overrides
-from cilf.bench.runner import BenchConfig
-from cilf.app.pretrain import PretrainConfig
 from cilf.app.params import TrainConfig
+from cilf.app.pretrain import PretrainConfig
+from cilf.bench.runner import BenchConfig
+from cilf.model.config import CILFConfig, parse_overrides
 
 
 def test_config_validation_overrides_and_json_round_trip(tmp_path):
@@ -28,15 +29,18 @@ def test_config_validation_overrides_and_json_round_trip(tmp_path):
         CILFConfig.load(tmp_path / "bad.json")
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: CILFConfig(ensemble_size=0), "ensemble_size must be at least 1, got 0"),
-    (lambda: CILFConfig(tau=0.0), "tau must be positive"),
-    (lambda: TrainConfig(epochs=0), "epochs must be at least 1"),
-    (lambda: TrainConfig(lr=-1e-3), "lr must be positive"),
-    (lambda: BenchConfig(seeds=0), "seeds must be at least 1"),
-    (lambda: BenchConfig(peers=("dexx",)), "unknown peer"),
-    (lambda: PretrainConfig(batch_size=1), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: CILFConfig(ensemble_size=0), "ensemble_size must be at least 1, got 0"),
+        (lambda: CILFConfig(tau=0.0), "tau must be positive"),
+        (lambda: TrainConfig(epochs=0), "epochs must be at least 1"),
+        (lambda: TrainConfig(lr=-1e-3), "lr must be positive"),
+        (lambda: BenchConfig(seeds=0), "seeds must be at least 1"),
+        (lambda: BenchConfig(peers=("dexx",)), "unknown peer"),
+        (lambda: PretrainConfig(batch_size=1), "batch_size"),
+    ],
+)
 def test_configs_refuse_values_that_would_fail_deep_inside_a_run(make, match):
     with pytest.raises(ValueError, match=match):
         make()

@@ -1,4 +1,5 @@
 """Correcting inverse age estimation: the iteration and the error ensemble."""
+
 import pytest
 import torch
 

@@ -1,17 +1,17 @@
 """The calibrated correction: folds, out-of-fold first estimates, the post-hoc fit of E, and that it removes
 a known bias; with correction off the age model trains exactly the same."""
+
 import numpy as np
 import pytest
 import torch
 
 import cilf
-from cilf.model.correction import ErrorEnsemble, inverse_correct
 from cilf.app.correction_report import correction_report
-from cilf.model.config import CILFConfig
-from cilf.app.params import Budget
-from cilf.app.crossfit import fit_error_model, fold_ids, held_out_gate, out_of_fold_estimates
+from cilf.app.crossfit import fit_error_model, fit_features, fold_ids, held_out_gate, out_of_fold_estimates
 from cilf.app.infer import predict_features
-from cilf.app.crossfit import fit_features
+from cilf.app.params import Budget
+from cilf.model.config import CILFConfig
+from cilf.model.correction import ErrorEnsemble, inverse_correct
 
 
 def test_folds_are_balanced_and_keep_each_subject_whole():
@@ -43,8 +43,15 @@ def test_the_calibrated_correction_removes_most_of_an_injected_bias():
     ht, y0t, yt = _shrunk(500, seed=2)  # fresh images with the same bias
     with torch.no_grad():
         r = inverse_correct(y0t, ens.error_fn(ht, y0t), eps=0.5, eta=1.0, max_steps=10)
-    pred = {"y0": y0t.numpy(), "age": r.x.numpy(), "accepted": r.accepted.numpy(), "steps": r.steps.numpy(),
-            "error0": r.error0.numpy(), "spread0": r.spread0.numpy(), "spread": r.spread.numpy()}
+    pred = {
+        "y0": y0t.numpy(),
+        "age": r.x.numpy(),
+        "accepted": r.accepted.numpy(),
+        "steps": r.steps.numpy(),
+        "error0": r.error0.numpy(),
+        "spread0": r.spread0.numpy(),
+        "spread": r.spread.numpy(),
+    }
     rep = correction_report(yt.numpy(), pred)
     assert rep["n_corrected"] >= 250  # E_P rejects the badly shrunk estimates (most of them)
     assert rep["mae_xstar_on_corrected"] <= 0.5 * rep["mae_y0_on_corrected"]
@@ -102,9 +109,15 @@ def test_the_report_flags_a_model_without_correction_and_counts_the_corrected_su
     y = np.array([10.0, 20, 30, 40])
     none = correction_report(y, {"y0": y + 1, "age": y + 1, "accepted": np.ones(4, bool), "steps": np.zeros(4)})
     assert none["n_corrected"] == 0 and none["mae_y0_on_corrected"] is None and "calibration" not in none
-    pred = {"y0": y + [1, 2, 8, 10], "age": y + [1, 2, 1, 3], "accepted": np.array([1, 1, 0, 0], bool),
-            "steps": np.array([0, 0, 2, 3]), "error0": np.array([0.1, 0.4, 7, 9]), "spread": np.ones(4),
-            "spread0": np.array([1.0, 2, 3, 4])}
+    pred = {
+        "y0": y + [1, 2, 8, 10],
+        "age": y + [1, 2, 1, 3],
+        "accepted": np.array([1, 1, 0, 0], bool),
+        "steps": np.array([0, 0, 2, 3]),
+        "error0": np.array([0.1, 0.4, 7, 9]),
+        "spread": np.ones(4),
+        "spread0": np.array([1.0, 2, 3, 4]),
+    }
     rep = correction_report(y, pred)
     assert rep["n_corrected"] == 2 and rep["accepted_by_EP_pct"] == 50.0
     assert rep["mae_y0_on_corrected"] == 9.0 and rep["mae_xstar_on_corrected"] == 2.0
@@ -143,8 +156,9 @@ def test_the_gate_switches_off_a_correction_that_does_not_hold_on_the_held_out_f
 
 def test_a_gated_off_correction_reports_E_P_but_moves_nothing(small_cfg, tiny):
     feats, ages = tiny
-    model = fit_features(small_cfg.replace(correction_gate=False), feats[:48], ages[:48], epochs=3, batch_size=16,
-                         warmup_steps=2, seed=3)
+    model = fit_features(
+        small_cfg.replace(correction_gate=False), feats[:48], ages[:48], epochs=3, batch_size=16, warmup_steps=2, seed=3
+    )
     on = predict_features(model, feats[48:])
     assert not np.array_equal(on["age"], on["y0"])
     model.corrector.applied.fill_(False)
@@ -157,9 +171,14 @@ def test_a_gated_off_correction_reports_E_P_but_moves_nothing(small_cfg, tiny):
 def test_the_printed_report_says_whether_the_gate_applied_the_correction():
     from cilf.app.correction_report import format_correction
 
-    c = {"accepted_by_EP_pct": 60.0, "mean_steps": 1.0, "n_corrected": 4, "mae_y0_on_corrected": 5.0,
-         "mae_xstar_on_corrected": 5.0,
-         "fit": {"gate": {"held_out_images": 200, "mae_y0": 4.1, "mae_xstar": 4.6, "corrected": 90, "applied": False}}}
+    c = {
+        "accepted_by_EP_pct": 60.0,
+        "mean_steps": 1.0,
+        "n_corrected": 4,
+        "mae_y0_on_corrected": 5.0,
+        "mae_xstar_on_corrected": 5.0,
+        "fit": {"gate": {"held_out_images": 200, "mae_y0": 4.1, "mae_xstar": 4.6, "corrected": 90, "applied": False}},
+    }
     text = "\n".join(format_correction(c))
     assert "held-out gate (200 training images" in text and "4.10 (y0) -> 4.60 (x*)" in text
     assert "switched off: x* = y0" in text
@@ -173,8 +192,9 @@ def test_fold_models_reuse_the_final_models_encoded_prompts_with_identical_estim
     feats, ages = tiny
     folds = fold_ids(60, 3, seed=0)
     settings = Budget(epochs=1, batch_size=16, warmup_steps=2, seed=1, device="cpu")
-    final = fit_features(small_cfg.replace(correction=False), feats, ages, epochs=1, batch_size=16, warmup_steps=2,
-                         seed=1)
+    final = fit_features(
+        small_cfg.replace(correction=False), feats, ages, epochs=1, batch_size=16, warmup_steps=2, seed=1
+    )
     encoded = []
     real = CLIPAdapter.encode_text
     monkeypatch.setattr(CLIPAdapter, "encode_text", lambda self, texts: encoded.append(len(texts)) or real(self, texts))
@@ -190,7 +210,8 @@ def test_fold_models_reuse_the_final_models_encoded_prompts_with_identical_estim
     with torch.no_grad():
         other.clip.class_text_features()
     fresh = cilf.create_model(small_cfg)
-    assert (fresh.clip.adopt_text_cache(other.clip)
-            == all(torch.equal(a, b) for (n, a), (_, b) in zip(fresh.clip.model.state_dict().items(),
-                                                              other.clip.model.state_dict().items())
-                   if not n.startswith("visual.")))
+    assert fresh.clip.adopt_text_cache(other.clip) == all(
+        torch.equal(a, b)
+        for (n, a), (_, b) in zip(fresh.clip.model.state_dict().items(), other.clip.model.state_dict().items())
+        if not n.startswith("visual.")
+    )

@@ -1,14 +1,18 @@
 """Splits of one fold of a dataset's protocol for train/eval: val carved from train subjects, labels, metrics."""
+
 import numpy as np
 import pytest
 
-from cilf.metrics import age_group
 from cilf.data.splits import carve_val, dataset_metrics, open_splits, split_label
+from cilf.metrics import age_group
 
 
 def _rows(subjects: int, per: int = 3, blank: bool = False):
-    return [{"path": f"{s}_{k}.jpg", "age": 20 + s, "subject": "" if blank else f"s{s}"}
-            for s in range(subjects) for k in range(per)]
+    return [
+        {"path": f"{s}_{k}.jpg", "age": 20 + s, "subject": "" if blank else f"s{s}"}
+        for s in range(subjects)
+        for k in range(per)
+    ]
 
 
 def test_val_is_carved_from_training_subjects_seeded_and_subject_disjoint():

@@ -1,4 +1,5 @@
 """Manifest datasets: malformed rows name file and line; unreadable images are counted and dropped."""
+
 import csv
 
 import pytest

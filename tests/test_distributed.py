@@ -1,4 +1,5 @@
 """torchrun / DistributedDataParallel on CPU (Gloo), rank sharding, bf16 autocast with float32 FFTs."""
+
 import json
 import os
 import subprocess
@@ -8,11 +9,11 @@ import pytest
 import torch
 
 import cilf
-from cilf.model.clip import ImageFeatures
-from cilf.app.distributed import DistContext
-from cilf.model.fourier import GlobalFilter
 from cilf.app.batches import FeatureBatches
+from cilf.app.distributed import DistContext
 from cilf.app.engine import amp_dtype_for, train_one_epoch
+from cilf.model.clip import ImageFeatures
+from cilf.model.fourier import GlobalFilter
 
 
 def test_ranks_get_equal_disjoint_shards_of_the_same_shuffle():
@@ -57,14 +58,38 @@ def test_bf16_autocast_trains_and_keeps_the_fft_in_float32(small_cfg, monkeypatc
 
 @pytest.mark.slow
 def test_torchrun_trains_on_two_cpu_processes_resumes_and_rank0_alone_writes(tmp_path):
-    env = {**os.environ, "CILF_DATA": str(tmp_path / "data"), "CILF_CACHE": str(tmp_path / "cache"),
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "CILF_DATA": str(tmp_path / "data"),
+        "CILF_CACHE": str(tmp_path / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     out = tmp_path / "run"
 
     def torchrun(*extra):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "cilf", "train", "--n-images", "300", "--epochs", "2", "--out", str(out), "--quiet",
-               "--set", "width=32", "depth=1", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "cilf",
+            "train",
+            "--n-images",
+            "300",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "width=32",
+            "depth=1",
+            *extra,
+        ]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr[-3000:]
         assert "Traceback" not in res.stderr and "Grad strides" not in res.stderr

@@ -1,5 +1,6 @@
 """Every citation in the repository can be followed by its reader: no references to documents outside
 the repository or to issue numbers, and every "docs/method.md, section N" names a section that exists."""
+
 import re
 import subprocess
 from pathlib import Path
@@ -50,8 +51,11 @@ def test_method_doc_has_every_section_in_order():
 
 
 def test_no_tracked_file_cites_what_a_reader_cannot_open():
-    hits = [f"{name}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
-            for name, text in tracked_text_files().items() for m in UNFOLLOWABLE.finditer(text)]
+    hits = [
+        f"{name}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
+        for name, text in tracked_text_files().items()
+        for m in UNFOLLOWABLE.finditer(text)
+    ]
     assert not hits, "citations a reader cannot follow (point to a docs/method.md section instead):\n" + "\n".join(hits)
 
 

@@ -4,6 +4,7 @@ A subprocess runner (``RUNNER``) patches one thing in an otherwise normal ``pyth
 SIGKILL inside the checkpoint swap, a pause, or a loss made NaN. Tiny settings (200 SynthAge
 images, 3 epochs, width 32); data and features are cached once for the module.
 """
+
 import json
 import os
 import shutil
@@ -15,15 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from cilf.persist.checkpoint import CheckpointError, load_model, load_torch_state, load_train_state, write_manifest
 from cilf.model.config import CILFConfig
+from cilf.persist.checkpoint import CheckpointError, load_model, load_torch_state, load_train_state, write_manifest
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ["--n-images", "200", "--epochs", "3", "--batch-size", "32", "--quiet", "--set", "width=32", "depth=1"]
 
-RUNNER = r'''
+RUNNER = r"""
 import os, signal, sys, time
 from pathlib import Path
 import cilf.io, cilf.app.train as T
@@ -72,15 +73,24 @@ def nan_forward(self, *a):
 T.TrainStep.forward = nan_forward
 
 sys.exit(main(sys.argv[1:]))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     (root / "runner.py").write_text(RUNNER)
-    return {"root": root, "vars": {**os.environ, "CILF_DATA": str(root / "data"), "CILF_CACHE": str(root / "cache"),
-                                   "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}}
+    return {
+        "root": root,
+        "vars": {
+            **os.environ,
+            "CILF_DATA": str(root / "data"),
+            "CILF_CACHE": str(root / "cache"),
+            "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(REPO),
+        },
+    }
 
 
 def cilf(env, out, *extra, fault="", wait=True):
@@ -240,8 +250,8 @@ def test_non_finite_loss_stops_naming_the_epoch_and_keeps_finite_weights(env, tm
 
 
 def test_the_users_files_are_not_overwritten_without_force(env, tmp_path):
-    from cilf.cli import build_parser
     from cilf.app.runfolder import open_run_folder
+    from cilf.cli import build_parser
 
     out = tmp_path / "mine"
     out.mkdir()

@@ -1,6 +1,7 @@
 """Configs typed by their dataclass: a switch written "false", an integer written 64.5, a list written as
 one string. Each is refused naming the field, the value and what is accepted; never read as something
 else (a non-empty string is truthy) and never a traceback from deep inside torch."""
+
 from __future__ import annotations
 
 import enum
@@ -15,8 +16,11 @@ from cilf.typecheck import coerce_fields, coerce_value
 
 
 def test_json_switches_must_be_json_booleans(tmp_path):
-    with pytest.raises(ValueError, match=r"correction expects true or false, got 'false' \(a string: write true or "
-                                         r"false without quotes\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"correction expects true or false, got 'false' \(a string: write true or "
+        r"false without quotes\)",
+    ):
         CILFConfig.from_dict({"correction": "false", "contrastive": "no"})
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"correction": False, "contrastive": False}))
@@ -57,13 +61,21 @@ def test_the_train_command_refuses_a_mistyped_config_in_one_line(tmp_path, capsy
 
 
 def test_overrides_from_text():
-    assert parse_overrides(["correction=False", "contrastive=true", "pretrained=none", "width=64.0",
-                            "templates=a {age}|b {age}"]) == {
-        "correction": False, "contrastive": True, "pretrained": None, "width": 64, "templates": ("a {age}", "b {age}")}
-    for pair, match in (("correction=yes", "correction expects true or false, got 'yes'"),
-                        ("width=64.5", "width expects an integer, got '64.5'"),
-                        ("mixer=conv", "mixer expects one of 'fourier'"),
-                        ("eps=half", "eps expects a number, got 'half'")):
+    assert parse_overrides(
+        ["correction=False", "contrastive=true", "pretrained=none", "width=64.0", "templates=a {age}|b {age}"]
+    ) == {
+        "correction": False,
+        "contrastive": True,
+        "pretrained": None,
+        "width": 64,
+        "templates": ("a {age}", "b {age}"),
+    }
+    for pair, match in (
+        ("correction=yes", "correction expects true or false, got 'yes'"),
+        ("width=64.5", "width expects an integer, got '64.5'"),
+        ("mixer=conv", "mixer expects one of 'fourier'"),
+        ("eps=half", "eps expects a number, got 'half'"),
+    ):
         with pytest.raises(ValueError, match=match):
             parse_overrides([pair])
 
@@ -87,22 +99,46 @@ class Example:
 
 
 def test_coerce_fields_is_generic_over_dataclasses():
-    typed = coerce_fields(Example, {"on": False, "n": 3.0, "x": 2, "name": None, "tags": ["u", "v"], "mode": "b",
-                                    "colour": "blue", "limit": None, "kind": "q"})
-    assert typed == {"on": False, "n": 3, "x": 2.0, "name": None, "tags": ("u", "v"), "mode": "b",
-                     "colour": Colour.BLUE, "limit": None, "kind": "q"}
-    text = coerce_fields(Example, {"on": "TRUE", "n": "7", "x": "1e-3", "name": "null", "tags": "u|v", "limit": "3"},
-                         text=True)
+    typed = coerce_fields(
+        Example,
+        {
+            "on": False,
+            "n": 3.0,
+            "x": 2,
+            "name": None,
+            "tags": ["u", "v"],
+            "mode": "b",
+            "colour": "blue",
+            "limit": None,
+            "kind": "q",
+        },
+    )
+    assert typed == {
+        "on": False,
+        "n": 3,
+        "x": 2.0,
+        "name": None,
+        "tags": ("u", "v"),
+        "mode": "b",
+        "colour": Colour.BLUE,
+        "limit": None,
+        "kind": "q",
+    }
+    text = coerce_fields(
+        Example, {"on": "TRUE", "n": "7", "x": "1e-3", "name": "null", "tags": "u|v", "limit": "3"}, text=True
+    )
     assert text == {"on": True, "n": 7, "x": 0.001, "name": None, "tags": ("u", "v"), "limit": 3}
-    for values, match in (({"on": "false"}, "on expects true or false, got 'false'"),
-                          ({"n": 2.5}, "n expects an integer, got 2.5"),
-                          ({"x": True}, "x expects a number, got True"),
-                          ({"name": 3}, "name expects a string or none, got 3"),
-                          ({"mode": "c"}, "mode expects one of 'a', 'b', got 'c'"),
-                          ({"colour": "green"}, "colour expects one of 'red', 'blue'"),
-                          ({"kind": "z"}, "kind expects one of 'p', 'q', got 'z'"),
-                          ({"limit": 1.5}, "limit expects an integer or none, got 1.5"),
-                          ({"nope": 1}, r"unknown Example field\(s\) \['nope'\]")):
+    for values, match in (
+        ({"on": "false"}, "on expects true or false, got 'false'"),
+        ({"n": 2.5}, "n expects an integer, got 2.5"),
+        ({"x": True}, "x expects a number, got True"),
+        ({"name": 3}, "name expects a string or none, got 3"),
+        ({"mode": "c"}, "mode expects one of 'a', 'b', got 'c'"),
+        ({"colour": "green"}, "colour expects one of 'red', 'blue'"),
+        ({"kind": "z"}, "kind expects one of 'p', 'q', got 'z'"),
+        ({"limit": 1.5}, "limit expects an integer or none, got 1.5"),
+        ({"nope": 1}, r"unknown Example field\(s\) \['nope'\]"),
+    ):
         with pytest.raises(ValueError, match=match):
             coerce_fields(Example, values, source="e.json: ")
     with pytest.raises(ValueError, match="^e.json: n expects"):

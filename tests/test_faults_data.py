@@ -2,16 +2,17 @@
 types, a path given twice, one image in two splits or with two ages, a subject on both sides of a
 subject-exclusive protocol, and an interrupted ``align``. Each is found, counted and named; none is
 silently dropped or turned into a different experiment."""
+
 from __future__ import annotations
 
 import csv
 import json
 import os
 
+import layouts
 import pytest
 from PIL import Image
 
-import layouts
 from cilf.cli import main
 from cilf.data import DatasetNotFound, NoImagesFound, open_dataset, walk_images
 from cilf.data.protocols import AnnotationError, Fold, find_fold
@@ -25,11 +26,15 @@ def _img(path, value=128, size=24):
 
 # -- 1. protocols by name, never by position ------------------------------------------------------------
 
+
 def test_a_missing_adience_fold_file_is_an_error_naming_it_not_a_shifted_fold(tmp_path, capsys):
     root = layouts.adience(tmp_path / "adience", per_fold=4)
     (root / "fold_1_data.txt").unlink()
-    with pytest.raises(DatasetNotFound, match=r"fold_1_data\.txt not found: Adience fold 1 needs it.*download the "
-                                              r"five fold files"):
+    with pytest.raises(
+        DatasetNotFound,
+        match=r"fold_1_data\.txt not found: Adience fold 1 needs it.*download the "
+        r"five fold files",
+    ):
         open_dataset("adience", root)
     from cilf.data.splits import open_splits
 
@@ -37,8 +42,25 @@ def test_a_missing_adience_fold_file_is_an_error_naming_it_not_a_shifted_fold(tm
         open_splits("adience", root, fold=1)
     assert main(["data", "check", str(root), "--dataset", "adience", "--quiet"]) == 3
     assert "fold_1_data.txt not found" in capsys.readouterr().err
-    assert main(["train", "--dataset", "adience", "--root", str(root), "--fold", "1", "--out", str(tmp_path / "run"),
-                 "--quiet", "--epochs", "1"]) == 3  # before: trained on fold 2, reported as fold 1
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "adience",
+                "--root",
+                str(root),
+                "--fold",
+                "1",
+                "--out",
+                str(tmp_path / "run"),
+                "--quiet",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 3
+    )  # before: trained on fold 2, reported as fold 1
     err = capsys.readouterr().err
     assert "fold_1_data.txt not found: Adience fold 1 needs it" in err and "Traceback" not in err
 
@@ -100,13 +122,15 @@ def test_find_fold_by_name_or_number():
 def test_a_manifest_split_is_looked_up_by_name(tmp_path):
     for i in range(4):
         _img(tmp_path / f"{i}.png", 40 * i)
-    (tmp_path / "manifest.csv").write_text("path,age,subject,split\n" +
-                                           "".join(f"{i}.png,{20 + i},s{i},train\n" for i in range(4)))
+    (tmp_path / "manifest.csv").write_text(
+        "path,age,subject,split\n" + "".join(f"{i}.png,{20 + i},s{i},train\n" for i in range(4))
+    )
     with pytest.raises(ValueError, match="no row has split = test"):
         open_dataset("manifest", tmp_path, protocol="official").folds()
 
 
 # -- 2. every walk accounts for what it skipped ---------------------------------------------------------
+
 
 def _deny(monkeypatch, folder):
     """os.scandir raises PermissionError for ``folder`` (tests run as root, where chmod does not stop a read)."""
@@ -147,8 +171,11 @@ def test_walk_counts_an_unreadable_file_and_says_when_nothing_is_usable(tmp_path
     monkeypatch.setattr(os, "access", lambda p, mode, **k: False if str(p).endswith("a.jpg") else real(p, mode, **k))
     walk = walk_images(tmp_path)
     assert walk.files == [] and walk.counts() == {"unreadable file": 1, "unsupported extension .heic": 1}
-    with pytest.raises(NoImagesFound, match=r"no usable image in .*1 unreadable file, 1 unsupported extension "
-                                            r"\.heic"):
+    with pytest.raises(
+        NoImagesFound,
+        match=r"no usable image in .*1 unreadable file, 1 unsupported extension "
+        r"\.heic",
+    ):
         walk.require()
 
 
@@ -192,11 +219,15 @@ def test_a_layout_with_nothing_usable_says_what_it_passed_over(tmp_path, monkeyp
 
 # -- 3. leakage and label conflicts ------------------------------------------------------------------------
 
+
 def test_leakage_report_counts_each_leak_once():
     from cilf.data import leakage_report
 
-    train = [{"path": "/d/a.jpg", "age": 30, "subject": "p"}, {"path": "/d/b.jpg", "age": 40, "subject": "q"},
-             {"path": "/d/b.jpg", "age": 40, "subject": "q"}]
+    train = [
+        {"path": "/d/a.jpg", "age": 30, "subject": "p"},
+        {"path": "/d/b.jpg", "age": 40, "subject": "q"},
+        {"path": "/d/b.jpg", "age": 40, "subject": "q"},
+    ]
     test = [{"path": "/d/./a.jpg", "age": 31, "subject": "p"}, {"path": "/d/c.jpg", "age": 50, "subject": "q"}]
     rep = leakage_report({"train": train, "test": test}, subject_exclusive=True)
     assert rep["images_in_several_splits"] == 1 and rep["split_pairs"] == {"train+test": 1}
@@ -211,8 +242,11 @@ def _leaky_manifest(tmp_path):
     for i in range(6):
         _img(tmp_path / "img" / f"{i}.png", 30 * i)
         rows.append((f"img/{i}.png", 20 + i, f"s{i}", "train" if i < 4 else "test"))
-    rows += [("img/0.png", 20, "s0", "test"), ("img/1.png", 20, "s1", "test"),  # test rows that are train rows
-             ("img/2.png", 45, "s2", "train")]  # the same image again, another age
+    rows += [
+        ("img/0.png", 20, "s0", "test"),
+        ("img/1.png", 20, "s1", "test"),  # test rows that are train rows
+        ("img/2.png", 45, "s2", "train"),
+    ]  # the same image again, another age
     with open(tmp_path / "manifest.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "age", "subject", "split"])
@@ -223,8 +257,12 @@ def _leaky_manifest(tmp_path):
 def test_data_check_counts_images_in_two_splits_and_two_ages(tmp_path, capsys):
     m = _leaky_manifest(tmp_path)
     out = tmp_path / "check.json"
-    assert main(["data", "check", str(m), "--dataset", "manifest", "--protocol", "official", "--quiet",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            ["data", "check", str(m), "--dataset", "manifest", "--protocol", "official", "--quiet", "--json", str(out)]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     rep = json.loads(out.read_text())
     assert "warning: 2 image(s) are in more than one split" in text
@@ -251,8 +289,11 @@ def test_a_subject_in_train_and_test_of_a_subject_exclusive_protocol_is_a_leak(t
     root = layouts.adience(tmp_path / "adience", per_fold=4)
     fold1 = root / "fold_1_data.txt"
     layouts.write_image(root / "faces" / "user0x0" / "coarse_tilt_aligned_face.77.77.jpg", 30, 77)
-    fold1.write_text(fold1.read_text() + "\t".join(["user0x0", "77.jpg", "77", "(25, 32)", "f", "0", "0", "1", "1",
-                                                    "0", "0", "0"]) + "\n")  # user0x0 is in fold 0 too
+    fold1.write_text(
+        fold1.read_text()
+        + "\t".join(["user0x0", "77.jpg", "77", "(25, 32)", "f", "0", "0", "1", "1", "0", "0", "0"])
+        + "\n"
+    )  # user0x0 is in fold 0 too
     out = tmp_path / "check.json"
     assert main(["data", "check", str(root), "--dataset", "adience", "--quiet", "--json", str(out)]) == 0
     text = capsys.readouterr().out
@@ -262,6 +303,7 @@ def test_a_subject_in_train_and_test_of_a_subject_exclusive_protocol_is_a_leak(t
 
 
 # -- 6. align: an interrupted run keeps its report lines, a re-run adds no duplicate -------------------------
+
 
 class _FakeAligner:
     """Stands in for the detectors (fast): grey level < 60 has no face, > 200 is found by the fallback."""
@@ -302,9 +344,12 @@ def test_an_interrupted_align_keeps_its_report_and_a_rerun_lists_each_image_once
         al.align_folder(src, dst, size=32, progress=False)
     first = _report(dst)
     assert first[0] == ["file", "problem"]
-    assert dict(first[1:]) == {"notes.txt": "passed over: unsupported extension .txt (not an image type cilf reads)",
-                               "p0.png": "dlib found no face; aligned by the opencv fallback",
-                               "p1.png": "no face found", "p3.png": "no face found"}
+    assert dict(first[1:]) == {
+        "notes.txt": "passed over: unsupported extension .txt (not an image type cilf reads)",
+        "p0.png": "dlib found no face; aligned by the opencv fallback",
+        "p1.png": "no face found",
+        "p3.png": "no face found",
+    }
     monkeypatch.setattr(_FakeAligner, "align", real)
     rep = al.align_folder(src, dst, size=32, progress=False)
     assert rep["counts"]["already_done"] == 2 and rep["counts"]["aligned"] == 2 and rep["counts"]["no_face"] == 2

@@ -1,6 +1,7 @@
 """Faults a careful user meets: planted links, name clashes, foreign folders, full disks, NaN options,
 odd manifests and a damaged SynthAge folder. Each must end in a clear one-line error or a repair,
 never a traceback, a torn file or a write outside the output folder."""
+
 import errno
 import json
 import shutil
@@ -76,6 +77,7 @@ def _raw_photo(sid, face_size=160, canvas=(320, 240)):
 
 # -- links and clashes ------------------------------------------------------------------------------
 
+
 def test_align_never_writes_through_links_or_outside_dst(tmp_path, capsys):
     src, dst, outside = tmp_path / "raw", tmp_path / "aligned", tmp_path / "outside"
     (src / "sub").mkdir(parents=True)
@@ -147,6 +149,7 @@ def test_synthage_refuses_a_folder_holding_a_users_files(tmp_path, capsys):
 
 # -- full disks ------------------------------------------------------------------------------------------
 
+
 def test_full_disk_during_synthage(full, capsys):
     disk, _ = full
     out = disk / "s"
@@ -159,10 +162,10 @@ def test_full_disk_during_synthage(full, capsys):
 
 
 def test_full_disk_in_the_feature_cache(full, synth_root):
+    from cilf.app.feature_cache import cached_features
     from cilf.data.datasets import ManifestDataset
     from cilf.io import OutputError
     from cilf.model.config import CILFConfig
-    from cilf.app.feature_cache import cached_features
 
     disk, _ = full
     model = create_model(CILFConfig(pretrained=None, width=32, depth=1, ensemble_size=3, error_hidden=32)).eval()
@@ -190,8 +193,7 @@ def test_full_disk_on_eval_json(full, checkpoint, capsys):
     disk, fill = full
     fill()
     target = disk / "eval.json"
-    assert main(["eval", "--checkpoint", str(checkpoint), "--n-images", "1200", "--json", str(target),
-                 "--quiet"]) == 1
+    assert main(["eval", "--checkpoint", str(checkpoint), "--n-images", "1200", "--json", str(target), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "eval.json: cannot write (the disk is full" in err and err.strip().count("\n") == 0
     assert not target.exists()
@@ -267,9 +269,16 @@ def test_ctrl_c_names_the_command(monkeypatch, capsys):
 
 # -- NaN options ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, name", [(["train", "--lr", "inf"], "--lr"), (["train", "--lr", "nan"], "--lr"),
-                                        (["pretrain-clip", "--lr", "-inf"], "--lr"),
-                                        (["bench-speed", "--max-attention-gb", "nan"], "--max-attention-gb")])
+
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["train", "--lr", "inf"], "--lr"),
+        (["train", "--lr", "nan"], "--lr"),
+        (["pretrain-clip", "--lr", "-inf"], "--lr"),
+        (["bench-speed", "--max-attention-gb", "nan"], "--max-attention-gb"),
+    ],
+)
 def test_non_finite_float_options_are_refused_at_parse_time(argv, name, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -287,6 +296,7 @@ def test_non_finite_config_values_are_refused_naming_the_field(field, value, cap
 
 
 # -- manifests ----------------------------------------------------------------------------------------------
+
 
 def _manifest(tmp_path, text: bytes):
     p = tmp_path / "m.csv"
@@ -321,9 +331,11 @@ def test_split_values_are_case_insensitive_and_unknown_ones_refused(tmp_path):
 
 # -- a damaged SynthAge folder ----------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_a_damaged_synthage_folder_is_repaired_and_gives_the_same_metrics(checkpoint, synth_root, tmp_path,
-                                                                          monkeypatch, capsys):
+def test_a_damaged_synthage_folder_is_repaired_and_gives_the_same_metrics(
+    checkpoint, synth_root, tmp_path, monkeypatch, capsys
+):
     copy = tmp_path / "copy"
     shutil.copytree(synth_root, copy)
     base = tmp_path / "data2"

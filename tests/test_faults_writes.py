@@ -1,6 +1,7 @@
 """Writes a user's paths can break: a name over 255 bytes, a file where a folder should be, a folder where a
 file should be, a read-only or full disk; the mode of what is written; an output that is an input. Each
 ends in one OutputError naming the path and the fix, nothing torn, and files get the usual mode."""
+
 from __future__ import annotations
 
 import errno
@@ -9,8 +10,20 @@ import tempfile
 
 import pytest
 
-from cilf.io import (FolderLock, OutputError, OverlapError, atomic_directory, atomic_write, make_dirs,
-                     recover_directory, refuse_overlap, waiting_lock, write_bytes, write_json, write_text)
+from cilf.io import (
+    FolderLock,
+    OutputError,
+    OverlapError,
+    atomic_directory,
+    atomic_write,
+    make_dirs,
+    recover_directory,
+    refuse_overlap,
+    waiting_lock,
+    write_bytes,
+    write_json,
+    write_text,
+)
 
 LONG = "x" * 300  # one name of 300 bytes: over the 255 every usual file system allows
 
@@ -19,19 +32,25 @@ def _leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize("write", [
-    lambda d: write_text(d / LONG / "a.txt", "x"),
-    lambda d: write_json(d / f"{LONG}.json", {"a": 1}),
-    lambda d: write_bytes(d / "sub" / f"{LONG}.bin", b"x"),
-    lambda d: make_dirs(d / LONG / "inner"),
-    lambda d: FolderLock(d / LONG).acquire(),
-    lambda d: atomic_directory(d / LONG).__enter__(),
-    lambda d: recover_directory(d / LONG),
-    lambda d: waiting_lock(d / LONG, wait_s=0).__enter__(),
-])
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda d: write_text(d / LONG / "a.txt", "x"),
+        lambda d: write_json(d / f"{LONG}.json", {"a": 1}),
+        lambda d: write_bytes(d / "sub" / f"{LONG}.bin", b"x"),
+        lambda d: make_dirs(d / LONG / "inner"),
+        lambda d: FolderLock(d / LONG).acquire(),
+        lambda d: atomic_directory(d / LONG).__enter__(),
+        lambda d: recover_directory(d / LONG),
+        lambda d: waiting_lock(d / LONG, wait_s=0).__enter__(),
+    ],
+)
 def test_a_name_too_long_is_one_clear_error(tmp_path, write):
-    with pytest.raises(OutputError, match=r"cannot write \(the name 'x+\.\.\.x+.*' is 30\d bytes, more than the 255 "
-                                          r".*choose a shorter name\)"):
+    with pytest.raises(
+        OutputError,
+        match=r"cannot write \(the name 'x+\.\.\.x+.*' is 30\d bytes, more than the 255 "
+        r".*choose a shorter name\)",
+    ):
         write(tmp_path)
     assert list(tmp_path.iterdir()) in ([], [tmp_path / "sub"])
 
@@ -59,10 +78,15 @@ def test_a_file_in_the_way_and_a_folder_in_the_way(tmp_path):
     assert (tmp_path / "f").read_text() == "user's file\n" and _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("code, advice", [(errno.EACCES, "permission denied: choose a folder you can write to"),
-                                          (errno.EROFS, "the file system is read-only"),
-                                          (errno.ENOSPC, "the disk is full"),
-                                          (errno.EIO, "input/output error")])
+@pytest.mark.parametrize(
+    "code, advice",
+    [
+        (errno.EACCES, "permission denied: choose a folder you can write to"),
+        (errno.EROFS, "the file system is read-only"),
+        (errno.ENOSPC, "the disk is full"),
+        (errno.EIO, "input/output error"),
+    ],
+)
 def test_os_errors_of_any_step_become_one_line(tmp_path, monkeypatch, code, advice):
     real = tempfile.mkstemp
 
@@ -80,18 +104,21 @@ def test_os_errors_of_any_step_become_one_line(tmp_path, monkeypatch, code, advi
 
 
 def test_the_cli_says_a_long_output_name_in_one_line(tmp_path, capsys):
-    from cilf.cli import main
-
     import layouts
 
+    from cilf.cli import main
+
     root = layouts.agedb(tmp_path / "agedb", people=3, per_person=2)
-    assert main(["data", "check", str(root), "--dataset", "agedb", "--quiet", "--json",
-                 str(tmp_path / f"{LONG}.json")]) == 1
+    assert (
+        main(["data", "check", str(root), "--dataset", "agedb", "--quiet", "--json", str(tmp_path / f"{LONG}.json")])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "is 305 bytes, more than the 255" in err and "Traceback" not in err and err.count("\n") == 1
 
 
 # -- modes --------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
 def test_every_written_file_gets_the_mode_of_a_plain_open(tmp_path, umask, file_mode, dir_mode):
@@ -122,11 +149,13 @@ def test_every_written_file_gets_the_mode_of_a_plain_open(tmp_path, umask, file_
     assert mode(tmp_path / "a.txt") == mode(tmp_path / "w.safetensors") == file_mode
     ckpt = tmp_path / "ckpt"
     assert {p.name: mode(p) for p in ckpt.rglob("*") if p.is_file()} == dict.fromkeys(
-        ["model.safetensors", "train_state.pt", "config.json", "x.txt"], file_mode)
+        ["model.safetensors", "train_state.pt", "config.json", "x.txt"], file_mode
+    )
     assert mode(ckpt) == mode(ckpt / "sub") == dir_mode and lock_mode == file_mode
 
 
 # -- outputs that are inputs ------------------------------------------------------------------------------------
+
 
 def test_refuse_overlap_sees_through_symbolic_links(tmp_path):
     data = tmp_path / "data"
@@ -139,15 +168,21 @@ def test_refuse_overlap_sees_through_symbolic_links(tmp_path):
     runs.mkdir()
 
     refuse_overlap([runs / "run1", tmp_path / "preds.csv"], [manifest, data / "img"])  # apart: fine
-    with pytest.raises(OverlapError, match=r"link\.csv \(through a symbolic link, it is .*manifest\.csv\): this output "
-                                           r"is also an input"):
+    with pytest.raises(
+        OverlapError,
+        match=r"link\.csv \(through a symbolic link, it is .*manifest\.csv\): this output "
+        r"is also an input",
+    ):
         refuse_overlap([tmp_path / "link.csv"], [manifest])
     with pytest.raises(OverlapError, match=r"this output lies inside the input folder .*data"):
         refuse_overlap([tmp_path / "data-link" / "img" / "out"], [data])
     refuse_overlap([data / "check.json"], [data], inside_inputs_ok=True)  # a report beside the data, if allowed
-    with pytest.raises(OverlapError, match=r"data-link \(through a symbolic link, it is .*data\): this output folder "
-                                           r"is replaced whole, but the input .*link\.csv \(through a symbolic link, "
-                                           r"it is .*manifest\.csv\) lies inside it"):
+    with pytest.raises(
+        OverlapError,
+        match=r"data-link \(through a symbolic link, it is .*data\): this output folder "
+        r"is replaced whole, but the input .*link\.csv \(through a symbolic link, "
+        r"it is .*manifest\.csv\) lies inside it",
+    ):
         refuse_overlap([], [tmp_path / "link.csv"], replaced=[tmp_path / "data-link"])
     with pytest.raises(OverlapError, match=r"replaced whole, but the input .*img lies inside it"):
         refuse_overlap([], [data / "img"], replaced=[tmp_path / "data-link"])

@@ -1,8 +1,9 @@
 """The feature cache: hits, stale entries and corrupt files."""
+
+import layouts
 import pytest
 import torch
 
-import layouts
 from cilf.persist.factory import create_model
 
 
@@ -15,8 +16,8 @@ def encoder():
 
 
 def test_feature_cache_hits_detects_stale_and_corrupt(encoder, tmp_path):
-    from cilf.data import open_dataset
     from cilf.app.feature_cache import cached_features
+    from cilf.data import open_dataset
 
     root = layouts.agedb(tmp_path / "agedb")
     ds = open_dataset("agedb", root, transform=encoder.preprocess)
@@ -48,9 +49,9 @@ def test_feature_cache_hits_detects_stale_and_corrupt(encoder, tmp_path):
 def test_boundary_cache_is_keyed_by_k_and_the_frozen_weights_only(tmp_path):
     """A boundary entry holds the tokens entering block L - k: another k is another entry; changing a
     trainable block's weights keeps the key, changing a frozen one gives a new key."""
+    from cilf.app.feature_cache import boundary_key, cached_boundary, encoder_key
     from cilf.data import open_dataset
     from cilf.model.config import default_config
-    from cilf.app.feature_cache import boundary_key, cached_boundary, encoder_key
 
     torch.manual_seed(0)
     k1, k2 = (create_model(default_config().replace(unfreeze_last_blocks=k)).eval() for k in (1, 2))

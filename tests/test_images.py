@@ -1,4 +1,5 @@
 """Robust image loading: awkward formats converted to RGB, broken files refused with the reason."""
+
 import numpy as np
 import pytest
 from PIL import Image

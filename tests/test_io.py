@@ -1,4 +1,5 @@
 """cilf.io: atomic files and folders, symlink refusal, one writer per folder, disk-full errors, strict JSON."""
+
 import errno
 import json
 import os
@@ -7,8 +8,17 @@ import sys
 
 import pytest
 
-from cilf.io import (FolderLock, OutputError, atomic_directory, atomic_write, ensure_inside, json_text,
-                     recover_directory, write_json, write_text)
+from cilf.io import (
+    FolderLock,
+    OutputError,
+    atomic_directory,
+    atomic_write,
+    ensure_inside,
+    json_text,
+    recover_directory,
+    write_json,
+    write_text,
+)
 
 
 def _leftovers(folder):
@@ -106,6 +116,7 @@ def test_one_writer_per_folder_and_stale_locks(tmp_path):
     # a lock whose process is gone is stale
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     import socket
+
     (tmp_path / FolderLock.NAME).write_text(f"{socket.gethostname()} {int(dead.stdout)} train 0")
     with FolderLock(tmp_path, "train"):
         pass

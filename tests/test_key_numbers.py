@@ -1,4 +1,5 @@
 """Key numbers: written by each notebook, compared with notebooks/expected within tolerances."""
+
 import json
 
 import numpy as np
@@ -14,14 +15,21 @@ NUMBERS = {"mae_x": 5.53, "share_accepted_pct": 40.0, "n_corrected": 120, "verdi
 def _expected(folder, numbers=NUMBERS, tolerances=None):
     folder.mkdir(parents=True, exist_ok=True)
     tolerances = tolerances if tolerances is not None else {"mae_x": 0.10}
-    (folder / f"{NAME}.json").write_text(json.dumps({"notebook": NAME, "fast": True, "numbers": numbers,
-                                                     "tolerances": tolerances}))
+    (folder / f"{NAME}.json").write_text(
+        json.dumps({"notebook": NAME, "fast": True, "numbers": numbers, "tolerances": tolerances})
+    )
     return folder
 
 
 def _run(tmp_path, numbers, **kw):
-    return report(NAME, numbers, out_dir=tmp_path / "figures", fast=kw.pop("fast", True),
-                  expected_dir=kw.pop("expected_dir", tmp_path / "expected"), **kw)
+    return report(
+        NAME,
+        numbers,
+        out_dir=tmp_path / "figures",
+        fast=kw.pop("fast", True),
+        expected_dir=kw.pop("expected_dir", tmp_path / "expected"),
+        **kw,
+    )
 
 
 def test_within_tolerance_passes_and_writes_the_record(tmp_path, capsys):

@@ -1,4 +1,5 @@
 """The learning curve: nested subject subsets, the same test split at every point, the epochs rule, clipping."""
+
 import json
 import math
 from pathlib import Path
@@ -12,9 +13,18 @@ from cilf.bench.curve import CurveConfig, curve_epochs, format_curve, run_learni
 @pytest.fixture(scope="module")
 def curve(tmp_path_factory):
     out = tmp_path_factory.mktemp("curve")
-    cfg = CurveConfig(n_images=150, subjects=(3, 10, 500, None), seeds=1, epochs=1, batch_size=16, min_steps=2,
-                      methods=("full", "zero_shot", "train_mean"), out=str(out), progress=False,
-                      model={"crossfit_folds": 2})
+    cfg = CurveConfig(
+        n_images=150,
+        subjects=(3, 10, 500, None),
+        seeds=1,
+        epochs=1,
+        batch_size=16,
+        min_steps=2,
+        methods=("full", "zero_shot", "train_mean"),
+        out=str(out),
+        progress=False,
+        model={"crossfit_folds": 2},
+    )
     return run_learning_curve(cfg), cfg
 
 
@@ -86,9 +96,35 @@ def test_cli_prints_the_table_and_a_rerun_reuses_every_run(curve, capsys):
     from cilf.cli import main
 
     r, cfg = curve
-    args = ["curve", "--n-images", "150", "--subjects", "3", "10", "500", "all", "--seeds", "1", "--epochs", "1",
-            "--batch-size", "16", "--min-steps", "2", "--methods", "full", "zero_shot", "train_mean",
-            "--out", cfg.out, "--set", "crossfit_folds=2", "--device", "cpu", "--quiet"]
+    args = [
+        "curve",
+        "--n-images",
+        "150",
+        "--subjects",
+        "3",
+        "10",
+        "500",
+        "all",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--min-steps",
+        "2",
+        "--methods",
+        "full",
+        "zero_shot",
+        "train_mean",
+        "--out",
+        cfg.out,
+        "--set",
+        "crossfit_folds=2",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "this run, SynthAge (synthetic) 80-20" in text and "full - zero-shot (paired)" in text

@@ -1,4 +1,5 @@
 """Losses: contrastive image-text loss with soft positives, label distribution and the age loss."""
+
 import torch
 
 from cilf.model.losses import age_loss, contrastive_loss, gaussian_label_distribution

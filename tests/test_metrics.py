@@ -1,4 +1,5 @@
 """Metrics against hand-computed values."""
+
 import pytest
 
 from cilf import metrics

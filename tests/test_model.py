@@ -1,4 +1,5 @@
 """The assembled CILF model: forward outputs, losses reaching every parameter, ablation switches."""
+
 import pytest
 import torch
 
@@ -62,8 +63,9 @@ def test_with_the_similarity_prior_an_untrained_model_gives_zero_shot_clip(small
     torch.testing.assert_close(out.y0, zero_shot, rtol=0, atol=1e-4)
     assert out.y0.std() > 0.01  # the images get different estimates: the check compares something
     # the prior is the paper's S: its log, re-tempered to CLIP's scale (softmax(prior) = zero-shot distribution)
-    torch.testing.assert_close(out.probs.log(), (m.similarity_prior(out.scores.log())).log_softmax(-1),
-                               rtol=0, atol=1e-4)
+    torch.testing.assert_close(
+        out.probs.log(), (m.similarity_prior(out.scores.log())).log_softmax(-1), rtol=0, atol=1e-4
+    )
     # without the prior, the head starts elsewhere (its own temperature): the switch changes the estimate
     torch.manual_seed(0)
     plain = cilf.create_model(cfg, similarity_prior=False).eval()
@@ -85,11 +87,20 @@ def test_a_model_that_predicted_under_inference_mode_can_still_train(small_cfg):
     torch.testing.assert_close(m.eval()(x).age, before)
 
 
-@pytest.mark.parametrize("changes", [
-    dict(mixer="attention"), dict(mixer="none"), dict(contrastive=False), dict(correction=False),
-    dict(context_prompting=False), dict(prompts="learned"), dict(unfreeze_last_blocks=1),
-    dict(similarity_prior=False), dict(correction_fit="joint"),
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(mixer="attention"),
+        dict(mixer="none"),
+        dict(contrastive=False),
+        dict(correction=False),
+        dict(context_prompting=False),
+        dict(prompts="learned"),
+        dict(unfreeze_last_blocks=1),
+        dict(similarity_prior=False),
+        dict(correction_fit="joint"),
+    ],
+)
 def test_every_ablation_switch_builds_and_trains(small_cfg, changes):
     torch.manual_seed(0)
     m = cilf.create_model(small_cfg, **changes)

@@ -1,4 +1,5 @@
 """The notebooks as files: paired sources, parameters, guards, clean outputs. (nbval runs them.)"""
+
 from pathlib import Path
 
 import jupytext
@@ -25,7 +26,8 @@ def test_py_and_ipynb_inputs_agree(py):
     ipynb = py.with_suffix(".ipynb")
     assert ipynb.exists(), f"{py.name} has no executed {ipynb.name}; run ./run_all.sh"
     assert _inputs(jupytext.read(py)) == _inputs(nbformat.read(ipynb, as_version=4)), (
-        f"{ipynb.name} inputs differ from {py.name}: run `python -m tools.run_notebooks sync {py}`")
+        f"{ipynb.name} inputs differ from {py.name}: run `python -m tools.run_notebooks sync {py}`"
+    )
 
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
@@ -72,13 +74,20 @@ def test_sync_keeps_outputs_of_unchanged_cells_and_strip_removes_churn(tmp_path)
 
 def test_split_streams_are_merged_so_reruns_do_not_churn():
     out = nbformat.v4.new_output
-    cell = [out("stream", name="stdout", text="a\n"), out("stream", name="stdout", text=["b\n", "c\n"]),
-            out("stream", name="stderr", text="w\n"), out("execute_result", {"text/plain": "1"}),
-            out("stream", name="stdout", text="d\n")]
+    cell = [
+        out("stream", name="stdout", text="a\n"),
+        out("stream", name="stdout", text=["b\n", "c\n"]),
+        out("stream", name="stderr", text="w\n"),
+        out("execute_result", {"text/plain": "1"}),
+        out("stream", name="stdout", text="d\n"),
+    ]
     merged = coalesce_streams(cell)
     assert [(o.output_type, o.get("name"), o.get("text")) for o in merged] == [
-        ("stream", "stdout", "a\nb\nc\n"), ("stream", "stderr", "w\n"), ("execute_result", None, None),
-        ("stream", "stdout", "d\n")]
+        ("stream", "stdout", "a\nb\nc\n"),
+        ("stream", "stderr", "w\n"),
+        ("execute_result", None, None),
+        ("stream", "stdout", "d\n"),
+    ]
 
 
 def test_sync_gives_stable_cell_ids(tmp_path):

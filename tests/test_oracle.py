@@ -1,14 +1,15 @@
 """The oracle floor: age from SynthAge's latent variables, tuned on validation only, skipped on real data."""
+
 import json
 from pathlib import Path
 
+import layouts
 import numpy as np
 import pytest
 import torch
 
-import layouts
-from cilf.data import read_manifest
 from cilf.bench.oracle import TITLE, fit_oracle, latent_matrix, missing_latents, oracle_for_run, split_oracle, tune
+from cilf.data import read_manifest
 
 SMALL = {"width": 32, "depth": 1, "ensemble_size": 2, "error_hidden": 32}
 
@@ -20,9 +21,18 @@ def synth_bench(synth_root, tmp_path_factory):
     from cilf.bench.runner import BenchConfig, run_benchmark
 
     tmp = tmp_path_factory.mktemp("oracle")
-    bcfg = BenchConfig(dataset="synthage", root=str(synth_root), seeds=1, epochs=1, variants=("full",),
-                       peers=("oracle", "linear_probe", "train_mean"), out=str(tmp / "out"),
-                       cache_dir=str(tmp / "cache"), progress=False, model=SMALL)
+    bcfg = BenchConfig(
+        dataset="synthage",
+        root=str(synth_root),
+        seeds=1,
+        epochs=1,
+        variants=("full",),
+        peers=("oracle", "linear_probe", "train_mean"),
+        out=str(tmp / "out"),
+        cache_dir=str(tmp / "cache"),
+        progress=False,
+        model=SMALL,
+    )
     return bcfg, run_benchmark(bcfg)
 
 
@@ -37,8 +47,8 @@ def test_the_oracle_is_far_below_the_baseline_and_below_a_frozen_feature_peer(sy
 
 
 def test_the_oracle_is_a_row_of_the_tables_with_paired_statistics(synth_bench):
-    from cilf.notebook.paper_tables import results_table
     from cilf.bench.runner import format_results
+    from cilf.notebook.paper_tables import results_table
 
     bcfg, res = synth_bench
     o = res["methods"]["oracle"]
@@ -83,8 +93,9 @@ def test_tuning_uses_validation_only_never_test(synth_root):
     y = torch.tensor([r["age"] for r in train])
 
     def run(test_rows):
-        inp = PeerInputs(torch.zeros(len(train), 1), y, torch.zeros(len(test_rows), 1), train_rows=train,
-                         test_rows=test_rows)
+        inp = PeerInputs(
+            torch.zeros(len(train), 1), y, torch.zeros(len(test_rows), 1), train_rows=train, test_rows=test_rows
+        )
         return PEERS["oracle"].fit_and_predict(inp)
 
     ages, extras = run(test)
@@ -125,13 +136,22 @@ def test_rows_without_latents_say_why(synth_root):
 
 
 def test_a_real_layout_skips_the_oracle_and_says_so(tmp_path):
-    from cilf.notebook.paper_tables import results_table
     from cilf.bench.runner import BenchConfig, format_results, run_benchmark
+    from cilf.notebook.paper_tables import results_table
 
     root = layouts.agedb(tmp_path / "agedb")
-    res = run_benchmark(BenchConfig(dataset="agedb", root=str(root), seeds=1, variants=(),
-                                    peers=("oracle", "train_mean"), out=str(tmp_path / "out"),
-                                    cache_dir=str(tmp_path / "cache"), progress=False))
+    res = run_benchmark(
+        BenchConfig(
+            dataset="agedb",
+            root=str(root),
+            seeds=1,
+            variants=(),
+            peers=("oracle", "train_mean"),
+            out=str(tmp_path / "out"),
+            cache_dir=str(tmp_path / "cache"),
+            progress=False,
+        )
+    )
     assert res["methods"]["oracle"] == {"skipped": "no latent ageing variables (SynthAge only)"}
     assert np.isfinite(res["methods"]["train_mean"]["mae"])
     assert f"{TITLE:40s} skipped: no latent ageing variables (SynthAge only)" in format_results(res)
@@ -143,8 +163,11 @@ def test_the_training_figure_draws_the_oracle_line():
     from cilf.notebook.plots import pyplot, training_report_figure
 
     history = [{"epoch": e, "val_mae": 9.0 - e, "val_mae_y0": 9.5 - e} for e in range(1, 4)]
-    report = {"baseline_train_mean": {"mae": 18.0}, "model": {"mae": 5.5, "cs_curve": {"0": 5.0, "5": 50.0}},
-              "source": "this run, SynthAge (synthetic)"}
+    report = {
+        "baseline_train_mean": {"mae": 18.0},
+        "model": {"mae": 5.5, "cs_curve": {"0": 5.0, "5": 50.0}},
+        "source": "this run, SynthAge (synthetic)",
+    }
     fig = training_report_figure(history, report, oracle={"mae": 2.2})
     (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith(TITLE)]
     assert line.get_ydata()[0] == 2.2 and "test MAE 2.20" in line.get_label()

@@ -1,11 +1,13 @@
 """Peer age estimators trained on frozen features."""
+
 import numpy as np
 import pytest
 import torch
 
 
-@pytest.mark.parametrize("peer", ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue",
-                                  "drf", "linear_probe"])
+@pytest.mark.parametrize(
+    "peer", ["regression", "classification", "dex", "coral", "mean_variance", "mean_residue", "drf", "linear_probe"]
+)
 def test_each_peer_learns_age_from_features(peer):
     from cilf.bench.peers import PeerConfig, fit_peer
 
@@ -32,8 +34,8 @@ def tiny_resnet_peer():
 
 def test_the_pixel_resnet_trains_through_the_registry_and_is_deterministic(synth_root, tiny_resnet_peer, tmp_path):
     """40 SynthAge images (30 train, 10 test) plus one unreadable test file, 1 epoch at 32 px."""
-    from cilf.data.open import open_dataset
     from cilf.bench.peers import PEERS, PeerConfig, PeerInputs
+    from cilf.data.open import open_dataset
 
     assert PEERS["resnet18"].title == "ResNet-18 on pixels (no CLIP)" and PEERS["resnet18"].key["size"] == 64
     rows = open_dataset("synthage", synth_root).rows[:40]
@@ -42,9 +44,15 @@ def test_the_pixel_resnet_trains_through_the_registry_and_is_deterministic(synth
     test_paths = [r["path"] for r in rows[30:]] + [str(bad)]
 
     def run(seed):
-        inp = PeerInputs(torch.zeros(30, 1), torch.tensor([float(r["age"]) for r in rows[:30]]), torch.zeros(11, 1),
-                         seed=seed, cfg=PeerConfig(epochs=1, batch_size=8, lr=2e-3), test_paths=test_paths,
-                         train_rows=rows[:30])
+        inp = PeerInputs(
+            torch.zeros(30, 1),
+            torch.tensor([float(r["age"]) for r in rows[:30]]),
+            torch.zeros(11, 1),
+            seed=seed,
+            cfg=PeerConfig(epochs=1, batch_size=8, lr=2e-3),
+            test_paths=test_paths,
+            train_rows=rows[:30],
+        )
         return tiny_resnet_peer.fit_and_predict(inp)
 
     pred, extras = run(0)

@@ -1,15 +1,16 @@
 """One photo step by step (notebook 07): the real detector on a real portrait, two faces, no face; the
 maps, estimates and trajectories agree with ``cilf.predict``; real CLIP weights looked up on disk only."""
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
 
-from cilf.data import load_image
-from cilf.notebook import plots
-from cilf.data.samples import sample_photo
-from cilf.notebook.photo import HF_WEIGHT_FILES, analyse_photo, local_clip_weights
 from cilf.app.predict import predict
+from cilf.data import load_image
+from cilf.data.samples import sample_photo
+from cilf.notebook import plots
+from cilf.notebook.photo import HF_WEIGHT_FILES, analyse_photo, local_clip_weights
 
 DLIB_BOX = (180, 139, 367, 326)  # dlib's face box on grace_hopper.jpg, as in tests/test_predict.py
 
@@ -93,11 +94,15 @@ def test_photo_figures_draw_with_no_one_and_two_faces(grace, model, tmp_path):
     for n, photo in ((0, Image.new("RGB", (300, 300))), (1, grace)):
         s = analyse_photo(photo, model)
         assert s.faces == n
-        boxes, labels = [r.box for r in s.rows if r.status == "ok"], [f"{r.age:.0f}" for r in s.rows if r.status == "ok"]
+        boxes, labels = (
+            [r.box for r in s.rows if r.status == "ok"],
+            [f"{r.age:.0f}" for r in s.rows if r.status == "ok"],
+        )
         assert plots.plot_detections(s.image, boxes, labels, s.crops, path=tmp_path / f"det{n}.png")
         assert (tmp_path / f"det{n}.png").stat().st_size > 1000
-    plots.plot_photo_estimates(s.trajectories, s.zero_shot, s.candidates, s.errors, model.cfg.eps,
-                               path=tmp_path / "est.png")
+    plots.plot_photo_estimates(
+        s.trajectories, s.zero_shot, s.candidates, s.errors, model.cfg.eps, path=tmp_path / "est.png"
+    )
     plots.plot_photo_estimates([], s.zero_shot, path=tmp_path / "est_zs.png")
     assert (tmp_path / "est.png").stat().st_size > 1000 and (tmp_path / "est_zs.png").stat().st_size > 1000
     plots.pyplot().close("all")

@@ -1,4 +1,5 @@
 """Every figure function draws and writes a PNG (bytes stable across two writes)."""
+
 import numpy as np
 from PIL import Image
 
@@ -13,8 +14,14 @@ def test_all_plot_functions_write_pngs(tmp_path):
     n = 30
     y = rng.uniform(5, 80, n)
     emb = rng.normal(size=(n, 8))
-    corr = {"y0": y + rng.normal(0, 5, n), "x": y + rng.normal(0, 3, n), "steps": rng.integers(0, 4, n),
-            "accepted": rng.random(n) < 0.5, "spread": rng.random(n), "traj": np.tile(y[:, None], (1, 11))}
+    corr = {
+        "y0": y + rng.normal(0, 5, n),
+        "x": y + rng.normal(0, 3, n),
+        "steps": rng.integers(0, 4, n),
+        "accepted": rng.random(n) < 0.5,
+        "spread": rng.random(n),
+        "traj": np.tile(y[:, None], (1, 11)),
+    }
     text, scores, maps = rng.normal(size=(101, 8)), rng.dirichlet(np.ones(101), 2), rng.normal(size=(2, 101, 8, 8))
     steps = {k: rng.random((8, 5)) for k in ("input", "spectrum", "filter", "filtered", "output")}
     spectrum = rng.random((8, 5))

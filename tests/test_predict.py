@@ -1,5 +1,6 @@
 """Prediction: faces detected and aligned in real photos (one row per face), the fallbacks, the CLI's
 table / JSON / CSV and exit codes, a trained checkpoint or zero-shot CLIP, bad files reported, ``cilf eval``."""
+
 import io
 import json
 from pathlib import Path
@@ -10,10 +11,10 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+from cilf.app.predict import SMALL_SIDE, face_crops, load_predictor, predict, predict_paths
 from cilf.cli import main
 from cilf.data import load_image
 from cilf.persist.checkpoint import load_model
-from cilf.app.predict import SMALL_SIDE, face_crops, load_predictor, predict, predict_paths
 
 SAMPLE = Path(matplotlib.get_data_path()) / "sample_data"
 DLIB_BOX = (180, 139, 367, 326)  # dlib's face box on grace_hopper.jpg (512 x 600), checked by eye: her face
@@ -64,7 +65,8 @@ def test_two_faces_give_two_rows_with_disjoint_boxes(photos, zs):
 
 def test_photos_without_a_face_are_reported_not_estimated(photos, zs):
     smooth = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)).resize(
-        (256, 256), Image.Resampling.BICUBIC)
+        (256, 256), Image.Resampling.BICUBIC
+    )
     rows = zs([photos / "no_face.png", smooth])
     assert [(r.status, r.age, r.reason) for r in rows] == [("no_face", None, "no face found")] * 2
 
@@ -92,20 +94,42 @@ def test_predict_crops_exactly_what_cilf_align_writes(photos, tmp_path, capsys):
 
 def test_cli_on_a_folder_of_photos_and_a_missing_path(photos, tmp_path, capsys):
     missing = tmp_path / "gone.jpg"
-    code = main(["predict", str(photos), str(missing), "--quiet", "--json", str(tmp_path / "p.json"),
-                 "--csv", str(tmp_path / "p.csv")])
+    code = main(
+        [
+            "predict",
+            str(photos),
+            str(missing),
+            "--quiet",
+            "--json",
+            str(tmp_path / "p.json"),
+            "--csv",
+            str(tmp_path / "p.csv"),
+        ]
+    )
     cap = capsys.readouterr()
     assert code == 2  # only because of the missing path
     lines = {ln.split()[0] + " " + ln.split()[1]: ln for ln in cap.out.splitlines()[1:] if "written to" not in ln}
-    assert set(lines) == {f"{photos / 'portrait.jpg'} 0", f"{photos / 'two_faces.jpg'} 0",
-                          f"{photos / 'two_faces.jpg'} 1", f"{photos / 'tiny.png'} 0",
-                          f"{photos / 'no_face.png'} -", f"{missing} -"}
-    assert "180,139,367,326" in lines[f"{photos / 'portrait.jpg'} 0"] and "whole_image" in lines[f"{photos / 'tiny.png'} 0"]
+    assert set(lines) == {
+        f"{photos / 'portrait.jpg'} 0",
+        f"{photos / 'two_faces.jpg'} 0",
+        f"{photos / 'two_faces.jpg'} 1",
+        f"{photos / 'tiny.png'} 0",
+        f"{photos / 'no_face.png'} -",
+        f"{missing} -",
+    }
+    assert (
+        "180,139,367,326" in lines[f"{photos / 'portrait.jpg'} 0"]
+        and "whole_image" in lines[f"{photos / 'tiny.png'} 0"]
+    )
     assert lines[f"{photos / 'no_face.png'} -"].endswith("no face found")
     assert lines[f"{missing} -"].endswith("file not found")
     assert f"no face found in: {photos / 'no_face.png'}" in cap.err and f"file not found: {missing}" in cap.err
     rows = json.loads((tmp_path / "p.json").read_text())
-    assert len(rows) == 6 and sum(r["status"] == "ok" for r in rows) == 4 and "NaN" not in (tmp_path / "p.json").read_text()
+    assert (
+        len(rows) == 6
+        and sum(r["status"] == "ok" for r in rows) == 4
+        and "NaN" not in (tmp_path / "p.json").read_text()
+    )
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 7
     assert main(["predict", str(photos), "--quiet"]) == 0  # no missing path: a photo without a face is no error
     assert main(["predict", str(photos / "no_face.png"), "--aligned", "--quiet"]) == 0
@@ -125,12 +149,23 @@ def test_synthage_faces_are_taken_whole_and_estimated_as_before(synth_root, zs):
 def test_predict_reports_bad_files_and_predicts_good_ones(trained, bad_files, capsys, tmp_path):
     out, _ = trained
     files = bad_files
-    code = main(["predict", *map(str, files.values()), "--checkpoint", str(out / "best"), "--quiet",
-                 "--json", str(tmp_path / "rows.json")])
+    code = main(
+        [
+            "predict",
+            *map(str, files.values()),
+            "--checkpoint",
+            str(out / "best"),
+            "--quiet",
+            "--json",
+            str(tmp_path / "rows.json"),
+        ]
+    )
     cap = capsys.readouterr()
     assert code == 0
     rows = json.loads((tmp_path / "rows.json").read_text())
-    assert {r["file"] for r in rows if r["status"] == "ok"} == {str(files[k]) for k in ("good", "cmyk", "png16", "rgba")}
+    assert {r["file"] for r in rows if r["status"] == "ok"} == {
+        str(files[k]) for k in ("good", "cmyk", "png16", "rgba")
+    }
     assert all(r["steps"] is not None for r in rows if r["status"] == "ok")
     for key, reason in (("empty", "empty file"), ("truncated", "truncated"), ("text", "not an image")):
         assert f"{files[key]} (" in cap.err and reason in cap.err
@@ -167,10 +202,13 @@ def test_predict_paths_with_model_and_cli_eval(trained, tmp_path, capsys, data_e
         direct = model(torch.stack([model.preprocess(load_image(p)) for p in some]))
     assert [by_path[p]["age"] for p in some] == pytest.approx(direct.age.tolist(), abs=1e-3)
     assert [by_path[p]["y0"] for p in some] == pytest.approx(direct.y0.tolist(), abs=1e-3)
-    code = main(["eval", "--checkpoint", str(out / "best"), "--n-images", "1200", "--quiet",
-                 "--json", str(tmp_path / "m.json")])
+    code = main(
+        ["eval", "--checkpoint", str(out / "best"), "--n-images", "1200", "--quiet", "--json", str(tmp_path / "m.json")]
+    )
     assert code == 0
-    assert json.loads((tmp_path / "m.json").read_text())["model"]["mae"] == pytest.approx(report["model"]["mae"], abs=1e-4)
+    assert json.loads((tmp_path / "m.json").read_text())["model"]["mae"] == pytest.approx(
+        report["model"]["mae"], abs=1e-4
+    )
     assert "beats the train-mean baseline" in capsys.readouterr().out
 
 

@@ -1,4 +1,5 @@
 """Pre-training the micro-CLIP: captions, determinism, resume, open_clip-loadable float16 export."""
+
 import json
 
 import numpy as np

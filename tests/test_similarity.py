@@ -1,4 +1,5 @@
 """Pixel-text similarity: global scores S and dense score maps M against hand-computed values."""
+
 import math
 
 import pytest

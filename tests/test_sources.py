@@ -1,11 +1,12 @@
 """Dataset layouts, published protocols and malformed annotations (``open_dataset`` over every source)."""
+
 import hashlib
 
+import layouts
 import pytest
 
-import layouts
 from cilf.cli import main
-from cilf.data import AnnotationError, DatasetNotFound, SOURCES, get_source, open_dataset
+from cilf.data import SOURCES, AnnotationError, DatasetNotFound, get_source, open_dataset
 from cilf.data.protocols import published, read_table
 
 
@@ -26,8 +27,9 @@ def test_every_layout_opens_with_every_protocol(trees, name):
     assert all(0 <= r["age"] <= 120 for r in ds.rows)
     # the stray file with a wrong name is listed, with the reason, not silently dropped
     if name not in ("adience", "appa-real", "imdb-wiki"):
-        assert any("not_a_valid_name" in p and ("does not match" in why or "not listed" in why)
-                   for p, why in ds.scan.skipped)
+        assert any(
+            "not_a_valid_name" in p and ("does not match" in why or "not listed" in why) for p, why in ds.scan.skipped
+        )
     for protocol in ds.protocols:
         for fold in ds.folds(protocol):
             assert set(fold.train).isdisjoint(fold.test)
@@ -56,9 +58,12 @@ def test_morph_release_csv_gives_the_labels_and_counts_missing_photos(tmp_path):
     root = layouts.morph(tmp_path / "morph", per_subset=4)
     photos = sorted(p.relative_to(root).as_posix() for p in (root / "Album2").glob("*_*.JPG") if p.stat().st_size)
     header = "id_num,picture_num,dob,doa,race,gender,facial_hair,age,age_diff,glasses,photo\n"
-    lines = [f"{p.split('/')[-1].split('_')[0]},{i},1/1/1960,1/1/2000,W,M,0,{20 + i},0,0,{p}\n"
-             for i, p in enumerate(photos)]
-    (root / "morph_2008_nonCommercial.csv").write_text(header + "".join(lines) + "7,1,x,y,B,F,0,33,0,0,Album2/gone.JPG\n")
+    lines = [
+        f"{p.split('/')[-1].split('_')[0]},{i},1/1/1960,1/1/2000,W,M,0,{20 + i},0,0,{p}\n" for i, p in enumerate(photos)
+    ]
+    (root / "morph_2008_nonCommercial.csv").write_text(
+        header + "".join(lines) + "7,1,x,y,B,F,0,33,0,0,Album2/gone.JPG\n"
+    )
     ds = open_dataset("morph2", root, protocol="80-20")
     assert len(ds) == len(photos) and [r["age"] for r in ds.rows] == [20.0 + i for i in range(len(photos))]
     assert ds.rows[0]["race"] == "W" and ds.rows[0]["subject"] == photos[0].split("/")[1].split("_")[0]

@@ -1,14 +1,20 @@
 """Counting what split lists do to the files found: shared subjects, unused images, duplicate names."""
+
 from cilf.data.protocols import Fold
 from cilf.data.split_warnings import duplicate_names, shared_subjects, split_warnings, unlisted_rows
 
 
 def _rows():
     # subjects a, b, c, d; one row without a subject; two folders holding the same name in different case
-    return [{"path": "A/a_1.jpg", "subject": "a"}, {"path": "A/a_2.jpg", "subject": "a"},
-            {"path": "A/b_1.jpg", "subject": "b"}, {"path": "B/B_1.JPG", "subject": "b"},
-            {"path": "A/c_1.jpg", "subject": "c"}, {"path": "A/x.jpg", "subject": ""},
-            {"path": "A/d_1.jpg", "subject": "d"}]
+    return [
+        {"path": "A/a_1.jpg", "subject": "a"},
+        {"path": "A/a_2.jpg", "subject": "a"},
+        {"path": "A/b_1.jpg", "subject": "b"},
+        {"path": "B/B_1.JPG", "subject": "b"},
+        {"path": "A/c_1.jpg", "subject": "c"},
+        {"path": "A/x.jpg", "subject": ""},
+        {"path": "A/d_1.jpg", "subject": "d"},
+    ]
 
 
 def test_shared_subjects_counts_subjects_with_images_on_both_sides_and_ignores_blank_ones():

@@ -1,4 +1,5 @@
 """SynthAge: deterministic, subject-exclusive splits, captions, idempotent generation."""
+
 import numpy as np
 import pytest
 
@@ -48,7 +49,7 @@ def test_the_manifest_records_each_images_latent_variables(synth_root):
     assert header == FIELDS and set(LATENT_FIELDS) <= set(header)
     rows = ManifestDataset(synth_root / "manifest.csv").rows
     spec = SynthAgeSpec(n_images=1200, seed=0)
-    for row, planned in list(zip(rows, plan(spec)))[:: 150]:
+    for row, planned in list(zip(rows, plan(spec)))[::150]:
         _, meta = render_row(spec, planned)  # what the renderer drew is what the manifest says
         assert {k: str(meta[k]) for k in LATENT_FIELDS} == {k: row[k] for k in LATENT_FIELDS}
         assert float(row["growth_k"]) == round(growth_strain(row["age"]), 3)

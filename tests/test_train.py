@@ -1,10 +1,10 @@
 """End to end: on a small SynthAge set training beats the mean baseline, is deterministic and resumes exactly;
 the official dataset layouts go through `python -m cilf train/eval --dataset`."""
+
 import csv
 import json
 
 import numpy as np
-
 import pytest
 
 from cilf.app.train import train
@@ -80,13 +80,17 @@ def test_morph2_b2_trains_and_evaluates_through_the_cli(tmp_path, capsys):
     assert "== this run, MORPH-II B2: " in out and "baseline: predict the training mean" in out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["source"] == "this run, MORPH-II B2"
-    assert metrics["dataset"]["protocol"] == "B2" and metrics["dataset"]["split_warnings"]["shared"] == {"S2->rest": shared}
+    assert metrics["dataset"]["protocol"] == "B2" and metrics["dataset"]["split_warnings"]["shared"] == {
+        "S2->rest": shared
+    }
     info = metrics["dataset"]["images"]
     assert metrics["n"] == info["test"] and info["val"] > 0  # val carved from the training subjects
     train_ages = [float(p.name[-6:-4]) for p in root.rglob("*.JPG") if p.stat().st_size]  # labels in the names
     base = metrics["baseline_train_mean"]
     assert min(train_ages) <= base["prediction"] <= max(train_ages) and np.isfinite(base["mae"])
-    code, out, err = _cli(["eval", *data, "--checkpoint", str(run / "best"), "--json", str(tmp_path / "e.json")], capsys)
+    code, out, err = _cli(
+        ["eval", *data, "--checkpoint", str(run / "best"), "--json", str(tmp_path / "e.json")], capsys
+    )
     assert code == 0, err
     ev = json.loads((tmp_path / "e.json").read_text())
     assert ev["source"] == "this run, MORPH-II B2" and ev["n"] == metrics["n"]
@@ -97,32 +101,48 @@ def test_morph2_b2_trains_and_evaluates_through_the_cli(tmp_path, capsys):
 
 def test_adience_eval_reports_exact_and_one_off_group_accuracy(tmp_path, capsys):
     import layouts
+
     from cilf.metrics import age_group, group_accuracy
 
     root = layouts.adience(tmp_path / "adience")
     data = ["--dataset", "adience", "--root", str(root), "--fold", "1", "--quiet"]
-    code, _, err = _cli(["train", *data, "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "run"),
-                         *FAST_MODEL], capsys)
+    code, _, err = _cli(
+        ["train", *data, "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "run"), *FAST_MODEL], capsys
+    )
     assert code == 0, err
-    code, out, err = _cli(["eval", *data, "--checkpoint", str(tmp_path / "run"), "--json", str(tmp_path / "e.json")],
-                          capsys)
+    code, out, err = _cli(
+        ["eval", *data, "--checkpoint", str(tmp_path / "run"), "--json", str(tmp_path / "e.json")], capsys
+    )
     assert code == 0, err
     assert "== this run, Adience 5-fold fold 1: " in out and "groups exact" in out and "1-off" in out
     ev = json.loads((tmp_path / "e.json").read_text())
     rows = list(csv.DictReader((tmp_path / "run" / "test_predictions.csv").open()))
-    exact, one_off = group_accuracy([age_group(float(r["true_age"])) for r in rows],
-                                    [age_group(float(r["age"])) for r in rows])
+    exact, one_off = group_accuracy(
+        [age_group(float(r["true_age"])) for r in rows], [age_group(float(r["age"])) for r in rows]
+    )
     assert ev["model"]["group_exact"] == pytest.approx(exact, abs=1e-6)
     assert ev["model"]["group_1off"] == pytest.approx(one_off, abs=1e-6)
     b = ev["baseline_train_mean"]
     true_groups = [age_group(float(r["true_age"])) for r in rows]
     assert (b["group_exact"], b["group_1off"]) == pytest.approx(
-        group_accuracy(true_groups, [age_group(b["prediction"])] * len(rows)))
+        group_accuracy(true_groups, [age_group(b["prediction"])] * len(rows))
+    )
 
 
 def test_train_reports_a_missing_dataset_with_exit_code_3(tmp_path, capsys):
-    code, _, err = _cli(["train", "--dataset", "adience", "--root", str(tmp_path / "absent"), "--out",
-                         str(tmp_path / "run"), "--quiet"], capsys)
+    code, _, err = _cli(
+        [
+            "train",
+            "--dataset",
+            "adience",
+            "--root",
+            str(tmp_path / "absent"),
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 3 and "Adience not found at" in err
 
 
@@ -134,14 +154,15 @@ def _finetune_cfg(small_cfg):
     return small_cfg.replace(pretrained="bundled", unfreeze_last_blocks=1)
 
 
-def test_last_block_fine_tuned_from_the_boundary_cache_resumes_exactly(small_cfg, tmp_path, data_env, train_cfg,
-                                                                         monkeypatch):
+def test_last_block_fine_tuned_from_the_boundary_cache_resumes_exactly(
+    small_cfg, tmp_path, data_env, train_cfg, monkeypatch
+):
     """unfreeze_last_blocks=1: only the last image block (with ln_post/proj) and the heads change; the
     checkpoint holds the fine-tuned block, not the frozen ones; stop + resume gives the same metrics."""
     import torch
+    from safetensors.torch import load_file
 
     from cilf.persist.checkpoint import load_model
-    from safetensors.torch import load_file
 
     monkeypatch.setenv("CILF_CACHE", str(tmp_path / "cache"))
     cfg = _finetune_cfg(small_cfg)
@@ -149,7 +170,9 @@ def test_last_block_fine_tuned_from_the_boundary_cache_resumes_exactly(small_cfg
     assert list((tmp_path / "cache" / "features").glob("cilf-micro-block3of4-*/*.safetensors"))  # read from disk
     torch.manual_seed(0)
     start, tuned = create_model(cfg).clip.model.visual, load_model(tmp_path / "full" / "last").clip.model.visual
-    assert not torch.equal(start.transformer.resblocks[3].mlp.c_fc.weight, tuned.transformer.resblocks[3].mlp.c_fc.weight)
+    assert not torch.equal(
+        start.transformer.resblocks[3].mlp.c_fc.weight, tuned.transformer.resblocks[3].mlp.c_fc.weight
+    )
     assert not torch.equal(start.proj, tuned.proj)
     for name, p in start.named_parameters():
         if not name.startswith(("transformer.resblocks.3.", "ln_post.", "proj")):
@@ -157,8 +180,9 @@ def test_last_block_fine_tuned_from_the_boundary_cache_resumes_exactly(small_cfg
     saved = load_file(str(tmp_path / "full" / "last" / "model.safetensors"))
     clip_keys = {k for k in saved if k.startswith("clip.model.")}
     assert "clip.model.visual.transformer.resblocks.3.mlp.c_fc.weight" in clip_keys
-    assert not any(k.startswith(("clip.model.visual.transformer.resblocks.2.", "clip.model.transformer."))
-                   for k in clip_keys)
+    assert not any(
+        k.startswith(("clip.model.visual.transformer.resblocks.2.", "clip.model.transformer.")) for k in clip_keys
+    )
     part = tmp_path / "part"
     assert train(cfg, train_cfg(part, epochs=2, stop_after_epochs=1))["stopped_after_epoch"] == 1
     with pytest.raises(ValueError, match="backbone_lr_scale"):
@@ -173,12 +197,12 @@ def test_fine_tuned_checkpoint_reloads_to_identical_predictions(small_cfg, tmp_p
     the model predicts the same ages from pixels, bit for bit."""
     import torch
 
-    from cilf.data.datasets import SynthAge
-    from cilf.persist.checkpoint import load_model, save_checkpoint
-    from cilf.app.features import extract_boundary
     from cilf.app.crossfit import fit_features
+    from cilf.app.features import extract_boundary
     from cilf.app.schedule import param_groups
+    from cilf.data.datasets import SynthAge
     from cilf.model.clip import BoundaryTokens
+    from cilf.persist.checkpoint import load_model, save_checkpoint
 
     cfg = _finetune_cfg(small_cfg)
     torch.manual_seed(0)
@@ -205,12 +229,24 @@ def test_the_prompt_row_says_zero_shot_only_while_clip_is_as_pretrained(small_cf
     from cilf.app.evaluate import evaluation_report, format_report
 
     assert not create_model(small_cfg).clip.tuned
-    for changes in ({"freeze_image": False}, {"unfreeze_last_blocks": 1}, {"unfreeze_text_blocks": 1},
-                    {"prompts": "learned"}):
+    for changes in (
+        {"freeze_image": False},
+        {"unfreeze_last_blocks": 1},
+        {"unfreeze_text_blocks": 1},
+        {"prompts": "learned"},
+    ):
         assert create_model(small_cfg.replace(**changes)).clip.tuned, changes
     y = np.array([20.0, 40.0, 60.0])
-    pred = {"age": y + 1, "y0": y + 1, "zero_shot": y + 5, "steps": np.zeros(3, dtype=int),
-            "accepted": np.ones(3, dtype=bool), "spread": np.zeros(3), "error0": np.zeros(3), "spread0": np.zeros(3)}
+    pred = {
+        "age": y + 1,
+        "y0": y + 1,
+        "zero_shot": y + 5,
+        "steps": np.zeros(3, dtype=int),
+        "accepted": np.ones(3, dtype=bool),
+        "spread": np.zeros(3),
+        "error0": np.zeros(3),
+        "spread0": np.zeros(3),
+    }
     frozen = evaluation_report(y, pred, 40.0, "test")
     tuned = evaluation_report(y, pred, 40.0, "test", clip_tuned=True)
     assert frozen["zero_shot_clip"] == {"mae": 5.0, "clip": "as pretrained"}

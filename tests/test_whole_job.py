@@ -3,6 +3,7 @@
 The real commands take half an hour, so the clone here is of a small git repository whose run_all.sh does
 what the real one reports (the notebooks' table; a JUnit file for ``test``) and records what it was given;
 the real run_all.sh's CILF_NO_INSTALL switch is tested on the real script."""
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,10 @@ def test_both_commands_are_timed_on_a_clone_with_the_environment_as_it_is_and_em
     main, tests = res["rows"]
     assert [main["command"], tests["command"]] == ["./run_all.sh", "./run_all.sh test"]
     assert main["rc"] == tests["rc"] == 0 and main["wall_s"] > 0 and tests["wall_s"] > 0
-    assert main["notebooks"] == [{"name": "00_quickstart", "seconds": 12.5},
-                                 {"name": "01_clip_similarity", "seconds": 3.0}]
+    assert main["notebooks"] == [
+        {"name": "00_quickstart", "seconds": 12.5},
+        {"name": "01_clip_similarity", "seconds": 3.0},
+    ]
     t = tests["tests"]
     assert (t["passed"], t["failed"], t["skipped"]) == (4, 1, 1)
     assert t["notebooks_s"] == pytest.approx(5.0) and t["tests_s"] == pytest.approx(8.5)
@@ -105,9 +108,21 @@ def test_a_failing_command_is_not_a_timing_and_its_goal_says_so(tmp_path, monkey
 
 def test_a_missed_goal_names_where_the_time_went(tmp_path):
 
-    row = {"command": "./run_all.sh test", "wall_s": 900.0, "cpu_s": 1500.0, "rc": 0,
-           "tests": {"passed": 3, "failed": 0, "skipped": 0, "seconds": 880.0, "notebooks_s": 600.0,
-                     "tests_s": 280.0, "slowest": [{"name": "nbval 06_ablations.ipynb", "seconds": 400.0}]}}
+    row = {
+        "command": "./run_all.sh test",
+        "wall_s": 900.0,
+        "cpu_s": 1500.0,
+        "rc": 0,
+        "tests": {
+            "passed": 3,
+            "failed": 0,
+            "skipped": 0,
+            "seconds": 880.0,
+            "notebooks_s": 600.0,
+            "tests_s": 280.0,
+            "slowest": [{"name": "nbval 06_ablations.ipynb", "seconds": 400.0}],
+        },
+    }
     (g,) = whole_job_goals({"cold": True, "rows": [row]})
     assert g["met"] is False and g["measured"] == 900.0
     assert "nbval notebooks 600 s + tests 280 s" in g["why"] and "06_ablations.ipynb 400 s" in g["why"]
@@ -120,8 +135,9 @@ def test_outside_a_git_checkout_the_section_says_why_it_was_skipped(tmp_path):
 
 
 def test_parsers_read_what_the_real_tools_write():
-    assert notebook_seconds("== 00_quickstart.py: running (FAST) ==\n00_quickstart   7.0  a.png\ntotal  7.0") == \
-        [{"name": "00_quickstart", "seconds": 7.0}]
+    assert notebook_seconds("== 00_quickstart.py: running (FAST) ==\n00_quickstart   7.0  a.png\ntotal  7.0") == [
+        {"name": "00_quickstart", "seconds": 7.0}
+    ]
 
 
 def test_run_all_with_no_install_never_builds_an_environment(tmp_path):

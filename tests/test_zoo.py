@@ -1,5 +1,6 @@
 """The notebooks' demo models (cilf.notebook.zoo): trained once, then reused; quiet, since nbval compares
 every output stream of the notebook cells that call them."""
+
 import pytest
 
 pytestmark = pytest.mark.slow

@@ -4,6 +4,7 @@
     python -m tools.key_numbers record [--figures figures] [--expected notebooks/expected]
     python -m tools.key_numbers check  [--figures figures] [--expected notebooks/expected]
 """
+
 from __future__ import annotations
 
 import argparse

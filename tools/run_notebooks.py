@@ -9,6 +9,7 @@ For each ``notebooks/NN_name.py`` (jupytext percent, the source), in order:
 Prints a summary (notebook, seconds, figures written) and exits non-zero naming the notebook and
 cell that failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,12 @@ def coalesce_streams(outputs: list) -> list:
     merged: list = []
     for out in outputs:
         prev = merged[-1] if merged else None
-        if (out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
-                and prev.get("name") == out.get("name")):
+        if (
+            out.get("output_type") == "stream"
+            and prev is not None
+            and prev.get("output_type") == "stream"
+            and prev.get("name") == out.get("name")
+        ):
             prev["text"] = "".join(prev["text"]) + "".join(out["text"])
         else:
             merged.append(out)
@@ -104,15 +109,25 @@ def run_notebooks(full: bool = False, only: list[str] | None = None, root: Path 
         t0 = time.time()
         print(f"== {py.name}: running ({'full' if full else 'FAST'}) ==", flush=True)
         try:
-            pm.execute_notebook(str(ipynb), str(target), parameters={"FAST": False} if full else None,
-                                cwd=str(nb_dir), kernel_name="python3", progress_bar=False, log_output=False,
-                                # the kernel's own log is noise here ("running over TCP without encryption"
-                                # on localhost; "KeyboardInterrupt caught" when a finished kernel is shut
-                                # down): a failing cell or a dead kernel is still reported by papermill
-                                extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+            pm.execute_notebook(
+                str(ipynb),
+                str(target),
+                parameters={"FAST": False} if full else None,
+                cwd=str(nb_dir),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                # the kernel's own log is noise here ("running over TCP without encryption"
+                # on localhost; "KeyboardInterrupt caught" when a finished kernel is shut
+                # down): a failing cell or a dead kernel is still reported by papermill
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            )
         except pm.PapermillExecutionError as e:
-            print(f"FAILED: {py.name}, cell {e.exec_count} ({e.ename}: {e.evalue}); executed copy with the "
-                  f"traceback: {target}", file=sys.stderr)
+            print(
+                f"FAILED: {py.name}, cell {e.exec_count} ({e.ename}: {e.evalue}); executed copy with the "
+                f"traceback: {target}",
+                file=sys.stderr,
+            )
             return 1
         strip_churn(target)
         after = _figures_snapshot(figures)

@@ -12,6 +12,7 @@ Per command: wall seconds, CPU seconds of the command and its children, exit cod
 the notebooks' own table (``nbtools run`` prints seconds per notebook) and, for the tests, pytest's JUnit
 report (seconds per test and per notebook cell group, counts of passed, failed, skipped).
 """
+
 from __future__ import annotations
 
 import os
@@ -86,8 +87,13 @@ def junit_summary(path: Path, top: int = 10) -> dict:
         per[key] = per.get(key, 0.0) + secs
     total = sum(per.values())
     slowest = sorted(per.items(), key=lambda kv: -kv[1])[:top]
-    return {**counts, "seconds": total, "notebooks_s": nb_s, "tests_s": total - nb_s,
-            "slowest": [{"name": k, "seconds": v} for k, v in slowest]}
+    return {
+        **counts,
+        "seconds": total,
+        "notebooks_s": nb_s,
+        "tests_s": total - nb_s,
+        "slowest": [{"name": k, "seconds": v} for k, v in slowest],
+    }
 
 
 def _children_cpu() -> float:
@@ -99,15 +105,22 @@ def run_timed(cmd: list[str], cwd: Path, env: dict, log: Path) -> dict:
     """Run ``cmd`` in ``cwd`` with ``env``, output to ``log``; wall and CPU seconds (its children included)."""
     cpu0, t0 = _children_cpu(), time.perf_counter()
     with open(log, "w", encoding="utf-8") as out:
-        rc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL).returncode
+        rc = subprocess.run(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        ).returncode
     # ru_maxrss of the children: the largest process the command ran (a notebook kernel, pytest), in KiB
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"wall_s": time.perf_counter() - t0, "cpu_s": _children_cpu() - cpu0, "rc": rc, "peak_mb": peak}
 
 
-def bench_whole_job(repo: str | Path | None = None, venv: str | Path | None = None, cold: bool = True,
-                    keep: bool = False, commands=COMMANDS, scratch: str | Path | None = None) -> dict:
+def bench_whole_job(
+    repo: str | Path | None = None,
+    venv: str | Path | None = None,
+    cold: bool = True,
+    keep: bool = False,
+    commands=COMMANDS,
+    scratch: str | Path | None = None,
+) -> dict:
     """Time each of ``commands`` (default ``./run_all.sh``, then ``./run_all.sh test``) in a fresh clone.
 
     ``repo``: the checkout to clone (default: the one holding this package); ``venv``: the environment to
@@ -120,8 +133,13 @@ def bench_whole_job(repo: str | Path | None = None, venv: str | Path | None = No
         return {"skipped": "not run from a git checkout with run_all.sh (the whole job is timed on a clone of one)"}
     venv = Path(venv or sys.prefix)
     work = Path(tempfile.mkdtemp(prefix="cilf-whole-job-", dir=scratch))
-    res = {"commit": _git(repo, "rev-parse", "HEAD"), "dirty": bool(_git(repo, "status", "--porcelain")),
-           "cold": cold, "venv": str(venv), "rows": []}
+    res = {
+        "commit": _git(repo, "rev-parse", "HEAD"),
+        "dirty": bool(_git(repo, "status", "--porcelain")),
+        "cold": cold,
+        "venv": str(venv),
+        "rows": [],
+    }
     try:
         clone = work / "clone"
         subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
@@ -133,7 +151,10 @@ def bench_whole_job(repo: str | Path | None = None, venv: str | Path | None = No
             junit, log = work / f"junit-{i}.xml", work / f"log-{i}.txt"
             is_test = cmd[-1] == "test"  # the test command also writes a JUnit report
             print(f"whole job: {label} in a fresh clone ({'cold' if cold else 'warm'} caches) ...", flush=True)
-            row = {"command": label, **run_timed([*cmd, f"--junitxml={junit}"] if is_test else list(cmd), clone, env, log)}
+            row = {
+                "command": label,
+                **run_timed([*cmd, f"--junitxml={junit}"] if is_test else list(cmd), clone, env, log),
+            }
             text = log.read_text(encoding="utf-8", errors="replace")
             row["log_tail"] = text[-2000:]
             if not is_test:
@@ -155,8 +176,10 @@ def whole_job_why(row: dict) -> str:
     if "tests" in row:
         t = row["tests"]
         top = ", ".join(f"{s['name']} {s['seconds']:.0f} s" for s in t["slowest"][:4])
-        return (f"nbval notebooks {t['notebooks_s']:.0f} s + tests {t['tests_s']:.0f} s of {row['wall_s']:.0f} s "
-                f"wall, {row['cpu_s']:.0f} CPU-s; slowest: {top}")
+        return (
+            f"nbval notebooks {t['notebooks_s']:.0f} s + tests {t['tests_s']:.0f} s of {row['wall_s']:.0f} s "
+            f"wall, {row['cpu_s']:.0f} CPU-s; slowest: {top}"
+        )
     nbs = sorted(row.get("notebooks", []), key=lambda r: -r["seconds"])
     top = ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in nbs[:4])
     return f"{row['cpu_s']:.0f} CPU-s; slowest notebooks: {top}" if top else f"{row['cpu_s']:.0f} CPU-s"
@@ -166,14 +189,19 @@ def format_whole_job(res: dict) -> str:
     """The section's table: one row per command, then where the time went."""
     if "skipped" in res:
         return f"== the whole job: skipped ({res['skipped']}) =="
-    lines = [f"== the whole job, fresh clone of {res['commit'][:10]}"
-             f"{' (uncommitted changes not included)' if res['dirty'] else ''}, existing environment, "
-             f"{'cold' if res['cold'] else 'warm'} caches ==",
-             f"{'command':22s} {'wall s':>8s} {'CPU s':>8s}  result"]
+    lines = [
+        f"== the whole job, fresh clone of {res['commit'][:10]}"
+        f"{' (uncommitted changes not included)' if res['dirty'] else ''}, existing environment, "
+        f"{'cold' if res['cold'] else 'warm'} caches ==",
+        f"{'command':22s} {'wall s':>8s} {'CPU s':>8s}  result",
+    ]
     for r in res["rows"]:
         t = r.get("tests")
-        result = (f"{t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped" if t else
-                  f"{len(r.get('notebooks', []))} notebooks")
+        result = (
+            f"{t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped"
+            if t
+            else f"{len(r.get('notebooks', []))} notebooks"
+        )
         peak = f", largest process {r['peak_mb']:.0f} MB" if "peak_mb" in r else ""
         lines.append(f"{r['command']:22s} {r['wall_s']:8.0f} {r['cpu_s']:8.0f}  exit {r['rc']}, {result}{peak}")
         lines.append(f"    {whole_job_why(r)}")
@@ -188,10 +216,16 @@ def whole_job_goals(res: dict) -> list[dict]:
     caches = "cold" if res["cold"] else "warm"
     for r in res["rows"]:
         ok = r["rc"] == 0
-        goals.append(goal(f"{r['command']}, fresh clone, existing environment, {caches} caches, wall s",
-                          r["wall_s"] if ok else None, TARGET_S.get(r["command"], 600.0), False,
-                          whole_job_why(r) if ok else f"exit {r['rc']}: not a valid timing (log tail in the JSON)",
-                          "whole_job.rows"))
+        goals.append(
+            goal(
+                f"{r['command']}, fresh clone, existing environment, {caches} caches, wall s",
+                r["wall_s"] if ok else None,
+                TARGET_S.get(r["command"], 600.0),
+                False,
+                whole_job_why(r) if ok else f"exit {r['rc']}: not a valid timing (log tail in the JSON)",
+                "whole_job.rows",
+            )
+        )
     return goals
 
 

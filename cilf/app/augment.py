@@ -6,6 +6,7 @@ Only the training split is augmented; validation, test, the cross-fitted error m
 the images as they are. A run with neither option draws nothing extra, so its shuffles and numbers are
 those of a run made before augmentation existed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,8 +52,10 @@ class Augment:
 
 def needs_pixels(where: str) -> str:
     """The one refusal for augmenting a run that trains from cached features or boundary tokens."""
-    return (f"{where}: augmentation (--flip/--shift) changes the training images, so they must be decoded every "
-            f"epoch, not read from a cache: train the whole image tower (--set freeze_image=false) or pass --no-cache")
+    return (
+        f"{where}: augmentation (--flip/--shift) changes the training images, so they must be decoded every "
+        f"epoch, not read from a cache: train the whole image tower (--set freeze_image=false) or pass --no-cache"
+    )
 
 
 def epoch_generator(shuffle: torch.Generator, rank: int = 0) -> torch.Generator:

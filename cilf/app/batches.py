@@ -1,5 +1,6 @@
 """Minibatches for training: cached frozen features, cached boundary tokens (fine-tuning the image tower's
 last blocks) or images decoded every epoch, sharded by rank."""
+
 from __future__ import annotations
 
 import math
@@ -7,10 +8,10 @@ import math
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from cilf.data.datasets import RecordDataset, collate_skip
 from cilf.app.augment import Augment, epoch_generator, needs_pixels
 from cilf.app.distributed import DistContext
 from cilf.app.features import extract_features
+from cilf.data.datasets import RecordDataset, collate_skip
 
 
 class FeatureBatches:
@@ -43,8 +44,19 @@ class Batches(FeatureBatches):
     """Minibatches of a dataset: encoded once (``cached``) or images decoded every epoch, then (``augment``,
     images only) flipped and shifted with draws seeded by the epoch (:mod:`cilf.app.augment`)."""
 
-    def __init__(self, model, ds: RecordDataset, batch_size: int, *, device, cached: bool, desc: str = "encode",
-                 ctx: DistContext | None = None, progress: bool = True, augment: Augment | None = None):
+    def __init__(
+        self,
+        model,
+        ds: RecordDataset,
+        batch_size: int,
+        *,
+        device,
+        cached: bool,
+        desc: str = "encode",
+        ctx: DistContext | None = None,
+        progress: bool = True,
+        augment: Augment | None = None,
+    ):
         if augment is not None and augment.active and cached:
             raise ValueError(needs_pixels(ds.name))
         self.ds, self.cached = ds, cached
@@ -62,12 +74,19 @@ class Batches(FeatureBatches):
             yield from super().epoch(generator)
             return
         if self.ctx.active:
-            sampler = DistributedSampler(self.ds, self.ctx.world_size, self.ctx.rank, shuffle=True, drop_last=True,
-                                         seed=int(torch.randint(2**31 - 1, (1,), generator=generator)))
+            sampler = DistributedSampler(
+                self.ds,
+                self.ctx.world_size,
+                self.ctx.rank,
+                shuffle=True,
+                drop_last=True,
+                seed=int(torch.randint(2**31 - 1, (1,), generator=generator)),
+            )
             loader = DataLoader(self.ds, batch_size=self.batch_size, sampler=sampler, collate_fn=collate_skip)
         else:
-            loader = DataLoader(self.ds, batch_size=self.batch_size, shuffle=True, generator=generator,
-                                collate_fn=collate_skip)
+            loader = DataLoader(
+                self.ds, batch_size=self.batch_size, shuffle=True, generator=generator, collate_fn=collate_skip
+            )
         draws = epoch_generator(generator, self.ctx.rank) if self.augment is not None else None
         for batch in loader:
             if batch is None or len(batch[1]) < 2:  # every image of it unreadable, or a single one left
@@ -84,14 +103,25 @@ class BoundaryBatches(FeatureBatches):
 
     cached = True
 
-    def __init__(self, model, ds: RecordDataset, batch_size: int, *, device, desc: str = "encode",
-                 ctx: DistContext | None = None, progress: bool = True, cache_dir=None):
+    def __init__(
+        self,
+        model,
+        ds: RecordDataset,
+        batch_size: int,
+        *,
+        device,
+        desc: str = "encode",
+        ctx: DistContext | None = None,
+        progress: bool = True,
+        cache_dir=None,
+    ):
         from cilf.app.feature_cache import cached_boundary
 
         ctx = ctx or DistContext(device=torch.device(device))
         with ctx.main_first():  # rank 0 writes the entry; the other ranks read it
-            self.entry = cached_boundary(model, ds, cache_dir, device=device, progress=progress and ctx.is_main,
-                                         desc=desc)
+            self.entry = cached_boundary(
+                model, ds, cache_dir, device=device, progress=progress and ctx.is_main, desc=desc
+            )
         self.ds = ds
         self.metas = [{"path": ds.rows[r]["path"]} for r in self.entry.rows]
         super().__init__(self.entry.features, self.entry.ages, batch_size, device=device, ctx=ctx)

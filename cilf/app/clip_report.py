@@ -1,6 +1,7 @@
 """Does the CLIP backbone align images and text? Zero-shot age MAE (prompts only) and caption
 retrieval recall@1/5 on held-out SynthAge subjects, each beside random initialisation; optionally
 the full CILF-CIAE model trained on both backbones at the same budget."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,13 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cilf.io import write_json
-from cilf.model.config import CILFConfig
-from cilf.data.datasets import SynthAge
 from cilf.app.features import extract_features
+from cilf.data.datasets import SynthAge
+from cilf.io import write_json
 from cilf.metrics import mae
-from cilf.utils import pick_device
+from cilf.model.config import CILFConfig
 from cilf.persist.factory import build_clip
+from cilf.utils import pick_device
 
 
 def recall_at_k(sim: torch.Tensor, ks=(1, 5)) -> dict[str, float]:
@@ -25,8 +26,15 @@ def recall_at_k(sim: torch.Tensor, ks=(1, 5)) -> dict[str, float]:
 
 
 @torch.no_grad()
-def alignment_metrics(pretrained: str | None, model_name: str = "cilf-micro", n_images: int = 10000, seed: int = 0,
-                      n_retrieval: int = 1000, device="cpu", progress: bool = True) -> dict:
+def alignment_metrics(
+    pretrained: str | None,
+    model_name: str = "cilf-micro",
+    n_images: int = 10000,
+    seed: int = 0,
+    n_retrieval: int = 1000,
+    device="cpu",
+    progress: bool = True,
+) -> dict:
     """Zero-shot MAE and retrieval for one backbone on the held-out test subjects of SynthAge(seed)."""
     torch.manual_seed(0)
     cfg = CILFConfig(clip_model=model_name, pretrained=pretrained)
@@ -38,21 +46,42 @@ def alignment_metrics(pretrained: str | None, model_name: str = "cilf-micro", n_
     n = min(n_retrieval, len(metas))
     caps = F.normalize(adapter.encode_text([m["caption"] for m in metas[:n]]), dim=-1)
     sim = v[:n] @ caps.t()
-    return {"pretrained": pretrained or "random init", "zero_shot_mae": mae(ages.numpy(), pred.cpu().numpy()),
-            "image_to_text": recall_at_k(sim), "text_to_image": recall_at_k(sim.t()), "n_test": int(len(ages)),
-            "n_retrieval": n, "train_mean_baseline_mae": mae(ages.numpy(), np.full(len(ages), float(
-                SynthAge(split="train", n_images=n_images, seed=seed, progress=False).ages.mean())))}
+    return {
+        "pretrained": pretrained or "random init",
+        "zero_shot_mae": mae(ages.numpy(), pred.cpu().numpy()),
+        "image_to_text": recall_at_k(sim),
+        "text_to_image": recall_at_k(sim.t()),
+        "n_test": int(len(ages)),
+        "n_retrieval": n,
+        "train_mean_baseline_mae": mae(
+            ages.numpy(),
+            np.full(
+                len(ages), float(SynthAge(split="train", n_images=n_images, seed=seed, progress=False).ages.mean())
+            ),
+        ),
+    }
 
 
-def clip_report(n_images: int = 10000, seed: int = 0, n_retrieval: int = 1000, device: str = "auto",
-                train_compare: bool = False, epochs: int = 10, out: str | Path = "runs/clip-report",
-                progress: bool = True) -> dict:
+def clip_report(
+    n_images: int = 10000,
+    seed: int = 0,
+    n_retrieval: int = 1000,
+    device: str = "auto",
+    train_compare: bool = False,
+    epochs: int = 10,
+    out: str | Path = "runs/clip-report",
+    progress: bool = True,
+) -> dict:
     dev = pick_device(device)
-    rep = {"source": f"this run, SynthAge (synthetic), seed {seed} test split (held-out subjects)",
-           "bundled": alignment_metrics("bundled", n_images=n_images, seed=seed, n_retrieval=n_retrieval, device=dev,
-                                        progress=progress),
-           "random": alignment_metrics(None, n_images=n_images, seed=seed, n_retrieval=n_retrieval, device=dev,
-                                       progress=progress)}
+    rep = {
+        "source": f"this run, SynthAge (synthetic), seed {seed} test split (held-out subjects)",
+        "bundled": alignment_metrics(
+            "bundled", n_images=n_images, seed=seed, n_retrieval=n_retrieval, device=dev, progress=progress
+        ),
+        "random": alignment_metrics(
+            None, n_images=n_images, seed=seed, n_retrieval=n_retrieval, device=dev, progress=progress
+        ),
+    }
     rep["chance"] = {"R@1": 100.0 / rep["bundled"]["n_retrieval"], "R@5": 500.0 / rep["bundled"]["n_retrieval"]}
     if train_compare:
         from cilf.app.params import TrainConfig
@@ -61,27 +90,41 @@ def clip_report(n_images: int = 10000, seed: int = 0, n_retrieval: int = 1000, d
         rep["cilf_same_budget"] = {}
         for name, pre in (("bundled", "bundled"), ("random", None)):
             run_dir = Path(out) / f"cilf-{name}-e{epochs}"
-            r = train(CILFConfig(pretrained=pre), TrainConfig(out=str(run_dir), epochs=epochs, n_images=n_images,
-                                                              data_seed=seed, progress=progress, device=device),
-                      resume=True)
-            rep["cilf_same_budget"][name] = {"test_mae": r["model"]["mae"], "cs5": r["model"]["cs5"],
-                                             "epochs": epochs, "run": str(run_dir)}
+            r = train(
+                CILFConfig(pretrained=pre),
+                TrainConfig(
+                    out=str(run_dir), epochs=epochs, n_images=n_images, data_seed=seed, progress=progress, device=device
+                ),
+                resume=True,
+            )
+            rep["cilf_same_budget"][name] = {
+                "test_mae": r["model"]["mae"],
+                "cs5": r["model"]["cs5"],
+                "epochs": epochs,
+                "run": str(run_dir),
+            }
     write_json(Path(out) / "clip_report.json", rep)
     return rep
 
 
 def format_clip_report(rep: dict) -> str:
     b, r, c = rep["bundled"], rep["random"], rep["chance"]
-    lines = [f"== CLIP alignment, {rep['source']} ==",
-             f"{'':34s}{'bundled micro-CLIP':>20s}{'random init':>14s}{'reference':>22s}",
-             f"{'zero-shot age MAE (prompts only)':34s}{b['zero_shot_mae']:20.2f}{r['zero_shot_mae']:14.2f}"
-             f"{b['train_mean_baseline_mae']:14.2f} (mean)"]
+    lines = [
+        f"== CLIP alignment, {rep['source']} ==",
+        f"{'':34s}{'bundled micro-CLIP':>20s}{'random init':>14s}{'reference':>22s}",
+        f"{'zero-shot age MAE (prompts only)':34s}{b['zero_shot_mae']:20.2f}{r['zero_shot_mae']:14.2f}"
+        f"{b['train_mean_baseline_mae']:14.2f} (mean)",
+    ]
     for d in ("image_to_text", "text_to_image"):
         for k in ("R@1", "R@5"):
-            lines.append(f"{d.replace('_', ' ') + ' ' + k + ' %':34s}{b[d][k]:20.1f}{r[d][k]:14.1f}{c[k]:14.1f} (chance)")
+            lines.append(
+                f"{d.replace('_', ' ') + ' ' + k + ' %':34s}{b[d][k]:20.1f}{r[d][k]:14.1f}{c[k]:14.1f} (chance)"
+            )
     lines.append(f"(retrieval over {b['n_retrieval']} held-out captions; zero-shot over {b['n_test']} test images)")
     if "cilf_same_budget" in rep:
         cb = rep["cilf_same_budget"]
-        lines.append(f"CILF-CIAE trained {cb['bundled']['epochs']} epochs on each backbone: test MAE "
-                     f"{cb['bundled']['test_mae']:.2f} (bundled micro-CLIP) vs {cb['random']['test_mae']:.2f} (random init)")
+        lines.append(
+            f"CILF-CIAE trained {cb['bundled']['epochs']} epochs on each backbone: test MAE "
+            f"{cb['bundled']['test_mae']:.2f} (bundled micro-CLIP) vs {cb['random']['test_mae']:.2f} (random init)"
+        )
     return "\n".join(lines)

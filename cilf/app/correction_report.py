@@ -1,5 +1,6 @@
 """What the correction did on one evaluated split (docs/method.md, section 7): how often E_P accepted y0,
 how well E's predicted error matches the actual one, and what the correction changed where it acted."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,11 +30,16 @@ def calibration_bins(predicted, y0, y, bins: int = 10) -> list[dict]:
     for i, idx in enumerate(np.array_split(order, min(bins, len(order)))):
         if idx.size == 0:
             continue
-        rows.append({"bin": i + 1, "n": int(idx.size),
-                     "predicted_abs_error": float(np.abs(predicted[idx]).mean()),
-                     "actual_abs_error": float(np.abs(y0[idx] - y[idx]).mean()),
-                     "predicted_signed_error": float(predicted[idx].mean()),
-                     "actual_signed_error": float((y0[idx] - y[idx]).mean())})
+        rows.append(
+            {
+                "bin": i + 1,
+                "n": int(idx.size),
+                "predicted_abs_error": float(np.abs(predicted[idx]).mean()),
+                "actual_abs_error": float(np.abs(y0[idx] - y[idx]).mean()),
+                "predicted_signed_error": float(predicted[idx].mean()),
+                "actual_signed_error": float((y0[idx] - y[idx]).mean()),
+            }
+        )
     return rows
 
 
@@ -69,20 +75,28 @@ def _num(v, fmt: str = ".2f") -> str:
 
 def format_correction(c: dict) -> list[str]:
     """The printed lines of a :func:`correction_report`."""
-    lines = [f"correction: E_P accepted {_num(c['accepted_by_EP_pct'], '.1f')}% of first estimates, "
-             f"mean {_num(c['mean_steps'])} steps"]
+    lines = [
+        f"correction: E_P accepted {_num(c['accepted_by_EP_pct'], '.1f')}% of first estimates, "
+        f"mean {_num(c['mean_steps'])} steps"
+    ]
     if c["mae_y0_on_corrected"] is not None:
-        lines.append(f"            on the {c['n_corrected']} corrected images MAE {c['mae_y0_on_corrected']:.2f} (y0) "
-                     f"-> {c['mae_xstar_on_corrected']:.2f} (x*)")
+        lines.append(
+            f"            on the {c['n_corrected']} corrected images MAE {c['mae_y0_on_corrected']:.2f} (y0) "
+            f"-> {c['mae_xstar_on_corrected']:.2f} (x*)"
+        )
     if "calibration" in c:
-        lines.append(f"            Spearman with |y0 - y|: predicted |error| "
-                     f"{_num(c['spearman_predicted_vs_actual_abs_error'])}, ensemble spread "
-                     f"{_num(c.get('spearman_spread_vs_abs_error_y0'))}")
+        lines.append(
+            f"            Spearman with |y0 - y|: predicted |error| "
+            f"{_num(c['spearman_predicted_vs_actual_abs_error'])}, ensemble spread "
+            f"{_num(c.get('spearman_spread_vs_abs_error_y0'))}"
+        )
         pairs = " ".join(f"{b['predicted_abs_error']:.1f}/{b['actual_abs_error']:.1f}" for b in c["calibration"])
         lines.append(f"            E_P calibration by decile, predicted/actual |y0 - y|: {pairs}")
     gate = (c.get("fit") or {}).get("gate")
     if gate:
-        lines.append(f"            held-out gate ({gate['held_out_images']} training images E had not seen): MAE "
-                     f"{gate['mae_y0']:.2f} (y0) -> {gate['mae_xstar']:.2f} (x*); correction "
-                     + ("applied" if gate["applied"] else "switched off: x* = y0 (E_P still reports)"))
+        lines.append(
+            f"            held-out gate ({gate['held_out_images']} training images E had not seen): MAE "
+            f"{gate['mae_y0']:.2f} (y0) -> {gate['mae_xstar']:.2f} (x*); correction "
+            + ("applied" if gate["applied"] else "switched off: x* = y0 (E_P still reports)")
+        )
     return lines

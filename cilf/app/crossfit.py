@@ -7,6 +7,7 @@ known). E then learns from the final model's fused features h, these out-of-fold
 signed errors y0 - y, together with the usual candidates y + U(-R, R) (``ErrorEnsemble.fit_loss``).
 Validation and test images never enter: every function here sees the training split only.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,17 +20,28 @@ from cilf.app.features import boundary_features
 from cilf.app.infer import forward_batches, predict_features
 from cilf.app.params import Budget
 from cilf.metrics import mae
-from cilf.stats import paired_mae_difference
 from cilf.model.cilf_model import CILF
 from cilf.model.clip import BoundaryTokens, ImageFeatures
 from cilf.model.config import CILFConfig
 from cilf.model.correction import ErrorEnsemble, inverse_correct
+from cilf.stats import paired_mae_difference
 
 
-def fit_features(cfg: CILFConfig, features, ages: torch.Tensor, epochs: int, seed: int = 0, batch_size: int = 64,
-                 lr: float = 2e-3, weight_decay: float = 1e-4, warmup_steps: int = 50,
-                 device: str | torch.device = "cpu", groups=None, backbone_lr_scale: float = 0.2,
-                 text_from: CILF | None = None) -> CILF:
+def fit_features(
+    cfg: CILFConfig,
+    features,
+    ages: torch.Tensor,
+    epochs: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-4,
+    warmup_steps: int = 50,
+    device: str | torch.device = "cpu",
+    groups=None,
+    backbone_lr_scale: float = 0.2,
+    text_from: CILF | None = None,
+) -> CILF:
     """Train CILF-CIAE on cached features of n images for a fixed budget (:func:`cilf.app.engine.fit_age_model`);
     with the post-hoc correction (``cfg.correction_fit="crossfit"``) then fit its error model on out-of-fold
     residuals of these images (``groups``: their subjects, for subject-exclusive folds; :func:`calibrate_correction`),
@@ -63,8 +75,14 @@ def fold_ids(n: int, k: int, seed: int, groups=None) -> np.ndarray:
     return np.array([fold_of[g] for g in labels], dtype=np.int64)
 
 
-def out_of_fold_estimates(cfg: CILFConfig, features: ImageFeatures, ages: torch.Tensor, folds: np.ndarray,
-                          settings: Budget, text_from: CILF | None = None) -> torch.Tensor:
+def out_of_fold_estimates(
+    cfg: CILFConfig,
+    features: ImageFeatures,
+    ages: torch.Tensor,
+    folds: np.ndarray,
+    settings: Budget,
+    text_from: CILF | None = None,
+) -> torch.Tensor:
     """First estimates y0 (n) where image i's comes from an age model trained without i's fold.
 
     features (n images), ages (n), folds (n) from :func:`fold_ids`. The fold models are the age model of
@@ -83,15 +101,27 @@ def out_of_fold_estimates(cfg: CILFConfig, features: ImageFeatures, ages: torch.
 
 
 @torch.no_grad()
-def fused_features(model: CILF, features: ImageFeatures, batch_size: int = 256,
-                   device: str | torch.device = "cpu") -> torch.Tensor:
+def fused_features(
+    model: CILF, features: ImageFeatures, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """The fused image embeddings f (n x D) of ``model`` for features of n images (eval mode, no correction)."""
-    return torch.cat([out.fused for _, out in forward_batches(model, features, batch_size=batch_size, device=device,
-                                                              correct=False)])
+    return torch.cat(
+        [out.fused for _, out in forward_batches(model, features, batch_size=batch_size, device=device, correct=False)]
+    )
 
 
-def fit_error_model(corrector: ErrorEnsemble, h: torch.Tensor, y0: torch.Tensor, y: torch.Tensor, *, epochs: int,
-                    lr: float = 1e-3, candidate_range: float = 10.0, seed: int = 0, batch_size: int = 256) -> float:
+def fit_error_model(
+    corrector: ErrorEnsemble,
+    h: torch.Tensor,
+    y0: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    candidate_range: float = 10.0,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> float:
     """Fit E on features h (n x D), first estimates y0 (n) and true ages y (n) with ``ErrorEnsemble.fit_loss``
     (AdamW, seeded shuffles and candidates); marks it ``calibrated``. Returns the mean loss of the last epoch."""
     h, y0, y = h.detach(), y0.detach().to(h), y.detach().to(h)
@@ -118,8 +148,9 @@ def fit_error_model(corrector: ErrorEnsemble, h: torch.Tensor, y0: torch.Tensor,
     return last
 
 
-def calibrate_correction(model: CILF, features: ImageFeatures, ages: torch.Tensor, settings: Budget,
-                         groups=None) -> dict:
+def calibrate_correction(
+    model: CILF, features: ImageFeatures, ages: torch.Tensor, settings: Budget, groups=None
+) -> dict:
     """Fit ``model``'s error ensemble the calibrated way on the TRAINING split (features and ages of n
     images; ``groups``: their subjects, for subject-exclusive folds). Returns what was done, with the
     out-of-fold and in-sample MAE of the first estimates (this run, training split)."""
@@ -133,19 +164,40 @@ def calibrate_correction(model: CILF, features: ImageFeatures, ages: torch.Tenso
     h = fused_features(model, features, device=settings.device)
     y0_oof, ages_d = y0_oof.to(h.device), ages.to(h.device)
     gate = held_out_gate(model.corrector, h, y0_oof, ages_d, folds, cfg, settings.seed) if cfg.correction_gate else None
-    loss = fit_error_model(model.corrector, h, y0_oof, ages_d, epochs=cfg.error_epochs,
-                           lr=cfg.error_lr, candidate_range=cfg.candidate_range, seed=settings.seed)
+    loss = fit_error_model(
+        model.corrector,
+        h,
+        y0_oof,
+        ages_d,
+        epochs=cfg.error_epochs,
+        lr=cfg.error_lr,
+        candidate_range=cfg.candidate_range,
+        seed=settings.seed,
+    )
     model.corrector.applied.fill_(gate is None or gate["applied"])
     model.eval()
     grouped = usable_groups(groups, cfg.crossfit_folds) is not None
-    info = {"method": "crossfit", "folds": int(cfg.crossfit_folds), "subject_exclusive": grouped,
-            "n_train": int(len(ages)), "mae_y0_out_of_fold": mae(ages.numpy(), y0_oof.cpu().numpy()),
-            "mae_y0_in_sample": mae(ages.numpy(), y0_in), "error_fit_loss": last_finite(loss)}
+    info = {
+        "method": "crossfit",
+        "folds": int(cfg.crossfit_folds),
+        "subject_exclusive": grouped,
+        "n_train": int(len(ages)),
+        "mae_y0_out_of_fold": mae(ages.numpy(), y0_oof.cpu().numpy()),
+        "mae_y0_in_sample": mae(ages.numpy(), y0_in),
+        "error_fit_loss": last_finite(loss),
+    }
     return {**info, "gate": gate} if gate is not None else info
 
 
-def held_out_gate(corrector: ErrorEnsemble, h: torch.Tensor, y0: torch.Tensor, y: torch.Tensor, folds: np.ndarray,
-                  cfg: CILFConfig, seed: int = 0) -> dict:
+def held_out_gate(
+    corrector: ErrorEnsemble,
+    h: torch.Tensor,
+    y0: torch.Tensor,
+    y: torch.Tensor,
+    folds: np.ndarray,
+    cfg: CILFConfig,
+    seed: int = 0,
+) -> dict:
     """Does correcting raise the error on images the error model has not seen? (``cfg.correction_gate``)
 
     A copy of the (not yet fitted) ``corrector`` is fitted like E on the out-of-fold residuals of every
@@ -157,14 +209,26 @@ def held_out_gate(corrector: ErrorEnsemble, h: torch.Tensor, y0: torch.Tensor, y
     """
     held = torch.from_numpy(folds == folds.max()).to(h.device)
     probe = copy.deepcopy(corrector)
-    fit_error_model(probe, h[~held], y0[~held], y[~held], epochs=cfg.error_epochs, lr=cfg.error_lr,
-                    candidate_range=cfg.candidate_range, seed=seed)
+    fit_error_model(
+        probe,
+        h[~held],
+        y0[~held],
+        y[~held],
+        epochs=cfg.error_epochs,
+        lr=cfg.error_lr,
+        candidate_range=cfg.candidate_range,
+        seed=seed,
+    )
     with torch.no_grad():
         r = inverse_correct(y0[held], probe.error_fn(h[held], y0[held]), cfg.eps, cfg.eta, cfg.max_steps)
     x = r.x.clamp(cfg.age_min, cfg.age_max)
     err_x, err_y0 = (x - y[held]).abs().cpu().numpy(), (y0[held] - y[held]).abs().cpu().numpy()
-    out = {"held_out_images": int(held.sum()), "mae_y0": float(err_y0.mean()), "mae_xstar": float(err_x.mean()),
-           "corrected": int((~r.accepted).sum())}
+    out = {
+        "held_out_images": int(held.sum()),
+        "mae_y0": float(err_y0.mean()),
+        "mae_xstar": float(err_x.mean()),
+        "corrected": int((~r.accepted).sum()),
+    }
     if len(err_x) < 2:
         return {**out, "applied": True}
     d = paired_mae_difference(err_x, err_y0, n_resamples=1999, seed=seed)

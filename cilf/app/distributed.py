@@ -5,6 +5,7 @@
 own GPU. Without those variables everything here is a no-op for one process. Rank 0 writes
 (SynthAge, the feature cache, checkpoints, logs); the other ranks wait for it and then read.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """The training engine: one optimisation step over the model and its losses, one epoch, and a whole fit on
 cached features for a fixed budget (what benchmarks, ablations and cross-fitting's fold models use)."""
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,15 @@ class TrainStep(nn.Module):
         return self.model.losses(self.model(images=images, features=features, correct=correct), y)
 
 
-def fit_age_model(cfg: CILFConfig, features, ages: torch.Tensor, budget: Budget, *, backbone_lr_scale: float = 0.2,
-                  text_from: CILF | None = None) -> CILF:
+def fit_age_model(
+    cfg: CILFConfig,
+    features,
+    ages: torch.Tensor,
+    budget: Budget,
+    *,
+    backbone_lr_scale: float = 0.2,
+    text_from: CILF | None = None,
+) -> CILF:
     """Train CILF-CIAE's age model on cached features of n images for ``budget`` (no validation, no checkpoints,
     no post-hoc error model: :func:`cilf.app.crossfit.fit_features` adds that); return it in eval mode.
 
@@ -49,21 +57,38 @@ def fit_age_model(cfg: CILFConfig, features, ages: torch.Tensor, budget: Budget,
     if text_from is not None:
         model.clip.adopt_text_cache(text_from.clip)
     if isinstance(features, BoundaryTokens) and features.block != model.clip.boundary:
-        raise ValueError(f"boundary tokens enter image block {features.block}, but the model's first trainable "
-                         f"block is {model.clip.boundary} (unfreeze_last_blocks={cfg.unfreeze_last_blocks})")
+        raise ValueError(
+            f"boundary tokens enter image block {features.block}, but the model's first trainable "
+            f"block is {model.clip.boundary} (unfreeze_last_blocks={cfg.unfreeze_last_blocks})"
+        )
     batches = FeatureBatches(features, ages, budget.batch_size, device=budget.device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt, sched = build_optimizer(model, lr=budget.lr, weight_decay=budget.weight_decay,
-                                 warmup_steps=budget.warmup_steps, total_steps=budget.epochs * len(batches),
-                                 backbone_lr_scale=backbone_lr_scale)
+    opt, sched = build_optimizer(
+        model,
+        lr=budget.lr,
+        weight_decay=budget.weight_decay,
+        warmup_steps=budget.warmup_steps,
+        total_steps=budget.epochs * len(batches),
+        backbone_lr_scale=backbone_lr_scale,
+    )
     for epoch in range(budget.epochs):
         train_one_epoch(model, batches, opt, sched, params, budget.seed, epoch)
     return model.eval()
 
 
-def train_one_epoch(model: CILF, batches: Batches, opt, sched, params, seed: int, epoch: int, desc: str = "epoch",
-                    progress: bool = False, step: nn.Module | None = None,
-                    amp_dtype: torch.dtype | None = None) -> tuple[dict[str, float], int]:
+def train_one_epoch(
+    model: CILF,
+    batches: Batches,
+    opt,
+    sched,
+    params,
+    seed: int,
+    epoch: int,
+    desc: str = "epoch",
+    progress: bool = False,
+    step: nn.Module | None = None,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[dict[str, float], int]:
     """One pass over ``batches`` (shuffled by seed and epoch); returns summed losses and steps.
 
     ``step``: the module that maps (images, features, ages) to losses, DDP-wrapped under torchrun

@@ -1,24 +1,25 @@
 """Evaluation: predictions for encoded images, metrics against baselines, a printed report."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from cilf.metrics import age_report, mae
-from cilf.persist.checkpoint import load_model
-from cilf.utils import pick_device
 from cilf.app.correction_report import correction_report, format_correction
 from cilf.app.features import extract_features
 from cilf.app.infer import predict_features
 from cilf.app.params import TrainConfig
 from cilf.app.splits import load_splits
 from cilf.data.splits import dataset_metrics, metric_text
+from cilf.metrics import age_report, mae
+from cilf.persist.checkpoint import load_model
+from cilf.utils import pick_device
 
 
-
-def evaluation_report(y_true, pred: dict[str, np.ndarray], train_mean: float, source: str,
-                      clip_tuned: bool = False) -> dict:
+def evaluation_report(
+    y_true, pred: dict[str, np.ndarray], train_mean: float, source: str, clip_tuned: bool = False
+) -> dict:
     """Metrics of the final and first estimates, zero-shot CLIP and the train-mean baseline.
 
     ``clip_tuned`` (``CLIPAdapter.tuned``): a CLIP tower or the prompts were trained, so the prompts read tuned features and the "zero-shot" row is
@@ -30,12 +31,13 @@ def evaluation_report(y_true, pred: dict[str, np.ndarray], train_mean: float, so
         "n": int(y.size),
         "model": age_report(y, pred["age"]),
         "first_estimate_y0": age_report(y, pred["y0"]),
-        "zero_shot_clip": {"mae": mae(y, pred["zero_shot"]),
-                           "clip": "fine-tuned" if clip_tuned else "as pretrained"},
+        "zero_shot_clip": {"mae": mae(y, pred["zero_shot"]), "clip": "fine-tuned" if clip_tuned else "as pretrained"},
         "baseline_train_mean": {"prediction": float(train_mean), "mae": baseline},
     }
-    rep["improvement_over_baseline"] = {"years": baseline - rep["model"]["mae"],
-                                        "percent": 100 * (baseline - rep["model"]["mae"]) / baseline}
+    rep["improvement_over_baseline"] = {
+        "years": baseline - rep["model"]["mae"],
+        "percent": 100 * (baseline - rep["model"]["mae"]) / baseline,
+    }
     rep["correction"] = correction_report(y, pred)
     return rep
 
@@ -60,15 +62,16 @@ def format_report(rep: dict) -> str:
         zero_shot_line(rep["zero_shot_clip"]),
         f"baseline: predict the training mean ({b['prediction']:.1f} y)  MAE {b['mae']:6.2f}" + b_cs + metric_text(b),
         f"-> model beats the train-mean baseline by {imp['years']:.2f} years ({imp['percent']:.1f}% lower MAE)"
-        if imp["years"] > 0 else
-        f"-> model does NOT beat the train-mean baseline ({-imp['years']:.2f} years worse)",
+        if imp["years"] > 0
+        else f"-> model does NOT beat the train-mean baseline ({-imp['years']:.2f} years worse)",
         *format_correction(c),
     ]
     return "\n".join(lines)
 
 
-def evaluate_checkpoint(checkpoint: str | Path, tcfg: TrainConfig, split: str = "test",
-                        clip_weights: str | Path | None = None) -> dict:
+def evaluate_checkpoint(
+    checkpoint: str | Path, tcfg: TrainConfig, split: str = "test", clip_weights: str | Path | None = None
+) -> dict:
     """Evaluate a saved model on one split; the baseline is the train split's mean age.
 
     ``clip_weights``: the CLIP weights file where it was moved (``cilf.persist.checkpoint.load_model``)."""
@@ -76,14 +79,23 @@ def evaluate_checkpoint(checkpoint: str | Path, tcfg: TrainConfig, split: str = 
     model = load_model(checkpoint, device, clip_weights=clip_weights)
     model.clip.warm_text_cache(tcfg.progress)
     splits, source, info = load_splits(tcfg, model.preprocess)
-    feats, ages, metas = extract_features(model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}")
+    feats, ages, metas = extract_features(
+        model, splits[split], device=device, progress=tcfg.progress, desc=f"encode {split}"
+    )
     pred = predict_features(model, feats, device=device)
-    report = evaluation_report(ages.numpy(), pred, float(splits["train"].ages.mean()), source,
-                               clip_tuned=model.clip.tuned)
+    report = evaluation_report(
+        ages.numpy(), pred, float(splits["train"].ages.mean()), source, clip_tuned=model.clip.tuned
+    )
     if info:
         add_dataset_metrics(report, pred, ages.numpy(), metas, info)
-    report.update({"split": split, "checkpoint": str(checkpoint), "clip_weights": model.clip.weights.to_dict(),
-                   "skipped_files": {split: splits[split].skips.skipped}})
+    report.update(
+        {
+            "split": split,
+            "checkpoint": str(checkpoint),
+            "clip_weights": model.clip.weights.to_dict(),
+            "skipped_files": {split: splits[split].skips.skipped},
+        }
+    )
     return report
 
 

@@ -12,6 +12,7 @@ stores the tokens entering the first trainable block instead (B x (1 + N) x W, f
 key holds the boundary and hashes only the frozen part's weights (stem and blocks before it), so
 training the last blocks never invalidates it, and k=1 and k=2 are separate entries.
 """
+
 from __future__ import annotations
 
 import errno
@@ -26,11 +27,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from cilf.io import atomic_write, waiting_lock, write_json
-from cilf.model.clip import BoundaryTokens, ImageFeatures
-from cilf.data.datasets import RecordDataset
 from cilf import utils
 from cilf.app.features import extract_boundary, extract_features
+from cilf.data.datasets import RecordDataset
+from cilf.io import atomic_write, waiting_lock, write_json
+from cilf.model.clip import BoundaryTokens, ImageFeatures
 
 CACHE_FORMAT = 1
 
@@ -56,8 +57,9 @@ def boundary_key(model, boundary: int | None = None) -> str:
     the image transform; ``boundary`` defaults to the model's first trainable block."""
     clip = model.clip
     b = clip.boundary if boundary is None else boundary
-    h = hashlib.sha1(f"{CACHE_FORMAT}|boundary|{b}/{clip.image_blocks}|{model.cfg.clip_model}|"
-                     f"{model.preprocess!r}".encode())
+    h = hashlib.sha1(
+        f"{CACHE_FORMAT}|boundary|{b}/{clip.image_blocks}|{model.cfg.clip_model}|{model.preprocess!r}".encode()
+    )
     for name, t in clip.model.visual.state_dict().items():
         if _frozen_part(name, b):
             h.update(name.encode())
@@ -117,28 +119,48 @@ def _features(t: dict, meta: dict) -> ImageFeatures:
     return ImageFeatures(t["pooled"].float(), t["tokens"].float(), tuple(meta["grid"]))
 
 
-def cached_features(model, dataset: RecordDataset, cache_dir: str | Path | None = None, batch_size: int = 128,
-                    device: str | torch.device = "cpu", progress: bool = True, desc: str = "encode") -> CachedFeatures:
+def cached_features(
+    model,
+    dataset: RecordDataset,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "encode",
+) -> CachedFeatures:
     """Features of ``dataset`` for ``model``'s frozen image tower, from the cache or encoded now."""
 
     def encode(ds):
-        feats, ages, metas = extract_features(model, ds, batch_size=batch_size, device=device, progress=progress,
-                                              desc=desc)
-        return {"pooled": feats.pooled.half().contiguous(), "tokens": feats.tokens.half().contiguous()}, ages, \
-            metas, {"grid": list(feats.grid)}
+        feats, ages, metas = extract_features(
+            model, ds, batch_size=batch_size, device=device, progress=progress, desc=desc
+        )
+        return (
+            {"pooled": feats.pooled.half().contiguous(), "tokens": feats.tokens.half().contiguous()},
+            ages,
+            metas,
+            {"grid": list(feats.grid)},
+        )
 
     return _entry(encoder_key(model), dataset, cache_dir, encode, _features)
 
 
-def cached_boundary(model, dataset: RecordDataset, cache_dir: str | Path | None = None, batch_size: int = 128,
-                    device: str | torch.device = "cpu", progress: bool = True, desc: str = "encode") -> CachedFeatures:
+def cached_boundary(
+    model,
+    dataset: RecordDataset,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "encode",
+) -> CachedFeatures:
     """Tokens entering ``model``'s first trainable image block (``model.clip.boundary``) for ``dataset``,
     from the cache or encoded now: ``features`` is a :class:`BoundaryTokens` (n x (1 + N) x W, float16)."""
     block = model.clip.boundary
 
     def encode(ds):
-        tokens, ages, metas = extract_boundary(model, ds, block, batch_size=batch_size, device=device,
-                                               progress=progress, desc=desc)
+        tokens, ages, metas = extract_boundary(
+            model, ds, block, batch_size=batch_size, device=device, progress=progress, desc=desc
+        )
         return {"tokens": tokens.half().contiguous()}, ages, metas, {"block": block}
 
     def unpack(t: dict, meta: dict) -> BoundaryTokens:
@@ -162,9 +184,16 @@ def _entry(encoder: str, dataset: RecordDataset, cache_dir, encode, unpack) -> C
         except (ValueError, KeyError, OSError, RuntimeError):
             got = None
         if got is not None:
-            return CachedFeatures(features=feats, ages=got[1], rows=got[2],
-                                  skipped=[tuple(s) for s in meta["skipped"]], path=tensors, hit=True,
-                                  seconds=time.perf_counter() - t0, encode_seconds=meta.get("encode_seconds"))
+            return CachedFeatures(
+                features=feats,
+                ages=got[1],
+                rows=got[2],
+                skipped=[tuple(s) for s in meta["skipped"]],
+                path=tensors,
+                hit=True,
+                seconds=time.perf_counter() - t0,
+                encode_seconds=meta.get("encode_seconds"),
+            )
         warnings.warn(f"feature cache entry {tensors} is corrupt or incomplete; rebuilding it", stacklevel=3)
     rows = list(range(len(dataset)))
     indexed = _IndexedDataset(dataset)
@@ -172,15 +201,33 @@ def _entry(encoder: str, dataset: RecordDataset, cache_dir, encode, unpack) -> C
     tensor_dict["ages"] = ages.float().contiguous()
     kept = [m["row"] for m in metas]
     skipped = list(indexed.skips.skipped)
-    meta = {"format": CACHE_FORMAT, "dataset": dataset.name, "n": len(kept), "rows": kept, **extra,
-            "skipped": skipped, "of_rows": len(rows), "encode_seconds": time.perf_counter() - t0}
-    with waiting_lock(folder, "feature cache", say=lambda m: warnings.warn(m, stacklevel=4)):  # one writer per entry set
+    meta = {
+        "format": CACHE_FORMAT,
+        "dataset": dataset.name,
+        "n": len(kept),
+        "rows": kept,
+        **extra,
+        "skipped": skipped,
+        "of_rows": len(rows),
+        "encode_seconds": time.perf_counter() - t0,
+    }
+    with waiting_lock(
+        folder, "feature cache", say=lambda m: warnings.warn(m, stacklevel=4)
+    ):  # one writer per entry set
         atomic_write(tensors, lambda p: _save_file(tensor_dict, p))
         meta["sha256"] = _sha256(tensors)
         write_json(meta_path, meta)  # written last: an entry without it is never read
     t, ages, kept = _read(tensors, meta, verify=False)  # just written and hashed
-    return CachedFeatures(features=unpack(t, meta), ages=ages, rows=kept, skipped=skipped, path=tensors, hit=False,
-                          seconds=time.perf_counter() - t0, encode_seconds=meta["encode_seconds"])
+    return CachedFeatures(
+        features=unpack(t, meta),
+        ages=ages,
+        rows=kept,
+        skipped=skipped,
+        path=tensors,
+        hit=False,
+        seconds=time.perf_counter() - t0,
+        encode_seconds=meta["encode_seconds"],
+    )
 
 
 def _save_file(tensors: dict, path: Path) -> None:

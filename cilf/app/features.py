@@ -1,18 +1,25 @@
 """Frozen-encoder features held in memory: encode a dataset once, train heads many times; or the tokens
 at the boundary of the frozen part of the image tower, when its last blocks are fine-tuned."""
+
 from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cilf.model.clip import BoundaryTokens, ImageFeatures
 from cilf.data.datasets import RecordDataset, collate_skip
+from cilf.model.clip import BoundaryTokens, ImageFeatures
 
 
 @torch.no_grad()
-def extract_features(model, dataset: RecordDataset, batch_size: int = 128, device: str | torch.device = "cpu",
-                     progress: bool = True, desc: str = "encode") -> tuple[ImageFeatures, torch.Tensor, list[dict]]:
+def extract_features(
+    model,
+    dataset: RecordDataset,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "encode",
+) -> tuple[ImageFeatures, torch.Tensor, list[dict]]:
     """Encode every readable image: ImageFeatures (n x D, n x N x D), ages (n), metas (n).
 
     Unreadable images are skipped and counted in ``dataset.skips``.
@@ -36,9 +43,15 @@ def extract_features(model, dataset: RecordDataset, batch_size: int = 128, devic
 
 
 @torch.no_grad()
-def extract_boundary(model, dataset: RecordDataset, block: int, batch_size: int = 128,
-                     device: str | torch.device = "cpu", progress: bool = True,
-                     desc: str = "encode") -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+def extract_boundary(
+    model,
+    dataset: RecordDataset,
+    block: int,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "encode",
+) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     """Tokens entering image block ``block`` for every readable image: (n x (1 + N) x W, ages (n), metas (n)).
 
     Unreadable images are skipped and counted in ``dataset.skips``.
@@ -58,8 +71,9 @@ def extract_boundary(model, dataset: RecordDataset, block: int, batch_size: int 
 
 
 @torch.no_grad()
-def boundary_features(model, boundary: BoundaryTokens, batch_size: int = 256,
-                      device: str | torch.device = "cpu") -> ImageFeatures:
+def boundary_features(
+    model, boundary: BoundaryTokens, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> ImageFeatures:
     """Finish cached boundary tokens (n x (1 + N) x W) through the model's remaining image blocks ->
     ImageFeatures (n x D, n x N x D) on the CPU, float32."""
     pooled, tokens, grid = [], [], None

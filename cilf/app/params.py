@@ -1,9 +1,11 @@
 """The training application's parameters: the optimisation budget every trainer shares, and one run's settings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from cilf.model.config import check_ranges
+
 
 @dataclass
 class Budget:
@@ -22,9 +24,26 @@ class Budget:
 PRECISIONS = ("auto", "fp32", "bf16")
 RUN_MARKER = "run.json"
 # what a resumed run must keep (its data, split and optimisation); device, progress and stop_after_epochs may change
-RESUME_FIXED = ("data", "n_images", "data_seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
-                "precision", "dataset", "root", "protocol", "fold", "val_frac", "backbone_lr_scale",
-                "flip", "shift")
+RESUME_FIXED = (
+    "data",
+    "n_images",
+    "data_seed",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "seed",
+    "precision",
+    "dataset",
+    "root",
+    "protocol",
+    "fold",
+    "val_frac",
+    "backbone_lr_scale",
+    "flip",
+    "shift",
+)
 
 
 @dataclass
@@ -51,8 +70,19 @@ class TrainConfig(Budget):
     shift: int = 0  # augment the training images: random shift of up to this many pixels (cilf.app.augment)
 
     def __post_init__(self) -> None:
-        check_ranges(self, {"epochs": 1, "batch_size": 2, "warmup_steps": 1, "n_images": 50, "stop_after_epochs": 1,
-                            "weight_decay": 0, "shift": 0}, ("lr", "backbone_lr_scale"))
+        check_ranges(
+            self,
+            {
+                "epochs": 1,
+                "batch_size": 2,
+                "warmup_steps": 1,
+                "n_images": 50,
+                "stop_after_epochs": 1,
+                "weight_decay": 0,
+                "shift": 0,
+            },
+            ("lr", "backbone_lr_scale"),
+        )
         if self.dataset is None and (self.root is not None or self.protocol is not None):
             raise ValueError("root and protocol belong to a dataset: pass --dataset NAME with them")
         if self.dataset is not None and self.data is not None:
@@ -61,5 +91,3 @@ class TrainConfig(Budget):
             raise ValueError(f"fold must be >= 0 (got {self.fold}) and val_frac in (0, 1) (got {self.val_frac})")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-
-

@@ -14,6 +14,7 @@ estimates its age: one :class:`FaceRow` per face. Rules for what is not a face:
 
 ``predict_paths`` estimates aligned crops given as paths (no detection), one dict per image.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,11 +27,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from cilf.app.infer import zero_shot_ages
 from cilf.data.images import BadImageError, SkipLog, is_image_file, load_image
-from cilf.persist.checkpoint import load_model
 from cilf.model.cilf_model import CILF
 from cilf.model.config import default_config
-from cilf.app.infer import zero_shot_ages
+from cilf.persist.checkpoint import load_model
 from cilf.persist.factory import create_model
 
 SMALL_SIDE = 128  # px: an image with a shorter side below this is taken whole as one face crop
@@ -79,16 +80,19 @@ class FaceRow:
         return d
 
 
-def load_predictor(checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
-                   clip_weights: str | Path | None = None) -> tuple[CILF, bool]:
+def load_predictor(
+    checkpoint: str | Path | None = None, device: str | torch.device = "cpu", clip_weights: str | Path | None = None
+) -> tuple[CILF, bool]:
     """(model, zero_shot): a trained checkpoint, or the default CLIP used zero-shot.
 
     ``clip_weights``: the checkpoint's CLIP weights file where it was moved (``cilf.persist.checkpoint.load_model``)."""
     if checkpoint is not None:
         return load_model(checkpoint, device, clip_weights=clip_weights), False
     if clip_weights is not None:
-        raise ValueError("clip_weights (--clip-weights) names the CLIP weights of a trained checkpoint; pass "
-                         "--checkpoint too (zero-shot uses the bundled CLIP)")
+        raise ValueError(
+            "clip_weights (--clip-weights) names the CLIP weights of a trained checkpoint; pass "
+            "--checkpoint too (zero-shot uses the bundled CLIP)"
+        )
     return create_model(default_config()).to(device).eval(), True
 
 
@@ -104,15 +108,20 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
 
 
 @torch.inference_mode()
-def _estimate(model: CILF, images: list[torch.Tensor], zero_shot: bool, batch_size: int = 32,
-              device: str | torch.device = "cpu", progress: bool = False) -> list[dict]:
+def _estimate(
+    model: CILF,
+    images: list[torch.Tensor],
+    zero_shot: bool,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> list[dict]:
     """Preprocessed images (each 3 x S x S) -> one dict per image: age (and y0, steps, accepted, spread)."""
     model.eval()
     if images:
         model.clip.warm_text_cache(progress)
     results: list[dict] = []
-    for i in tqdm(range(0, len(images), batch_size), desc="predict", disable=not progress or not images,
-                  leave=False):
+    for i in tqdm(range(0, len(images), batch_size), desc="predict", disable=not progress or not images, leave=False):
         feats = model.encode_image(torch.stack(images[i : i + batch_size]).to(device))
         if zero_shot:
             results += [{"age": float(a), "mode": "zero-shot"} for a in zero_shot_ages(model, feats)]
@@ -134,8 +143,10 @@ def _as_image(item, i: int) -> tuple[str, Image.Image]:
         return name, item.convert("RGB")
     arr = np.asarray(item)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise ValueError(f"image {i}: expected a file path, a PIL image or an H x W x 3 uint8 array, "
-                         f"got {type(item).__name__} of shape {getattr(arr, 'shape', '?')} / {arr.dtype}")
+        raise ValueError(
+            f"image {i}: expected a file path, a PIL image or an H x W x 3 uint8 array, "
+            f"got {type(item).__name__} of shape {getattr(arr, 'shape', '?')} / {arr.dtype}"
+        )
     return name, Image.fromarray(arr, "RGB")
 
 
@@ -156,8 +167,9 @@ def _inputs(images) -> list[tuple[str, Image.Image | None, BadImageError | None]
     return out
 
 
-def face_crops(img: Image.Image, aligner=None, detect: bool = True,
-               upsample: int = UPSAMPLE) -> list[tuple[dict, Image.Image]]:
+def face_crops(
+    img: Image.Image, aligner=None, detect: bool = True, upsample: int = UPSAMPLE
+) -> list[tuple[dict, Image.Image]]:
     """The faces ``predict`` estimates on: [(row fields: face, box, score, detector), crop], [] for no face.
 
     Detected faces are ``FaceAligner.align_all`` crops (ALIGN_SIZE px), left to right; see the module
@@ -171,14 +183,24 @@ def face_crops(img: Image.Image, aligner=None, detect: bool = True,
         aligner = face_aligner(upsample)
     found = sorted(aligner.align_all(img), key=lambda fc: (fc[0].box[0], fc[0].box[1]))
     if found:
-        return [({"face": k, "box": f.box, "score": f.score, "detector": f.method}, crop)
-                for k, (f, crop) in enumerate(found)]
+        return [
+            ({"face": k, "box": f.box, "score": f.score, "detector": f.method}, crop)
+            for k, (f, crop) in enumerate(found)
+        ]
     return []
 
 
-def predict(images, model: CILF | None = None, *, detect: bool = True, device: str | torch.device = "cpu",
-            zero_shot: bool | None = None, batch_size: int = 32, progress: bool = False,
-            upsample: int = UPSAMPLE) -> list[FaceRow]:
+def predict(
+    images,
+    model: CILF | None = None,
+    *,
+    detect: bool = True,
+    device: str | torch.device = "cpu",
+    zero_shot: bool | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+    upsample: int = UPSAMPLE,
+) -> list[FaceRow]:
     """Ages of the faces in ``images``: file paths / folders, PIL images or H x W x 3 uint8 arrays.
 
     One :class:`FaceRow` per face found (box in the original image), one per photo without a face
@@ -215,8 +237,14 @@ def predict(images, model: CILF | None = None, *, detect: bool = True, device: s
     return rows
 
 
-def predict_paths(model: CILF, paths: list[str | Path], zero_shot: bool = False, batch_size: int = 32,
-                  device: str | torch.device = "cpu", progress: bool = False) -> tuple[list[dict], SkipLog]:
+def predict_paths(
+    model: CILF,
+    paths: list[str | Path],
+    zero_shot: bool = False,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> tuple[list[dict], SkipLog]:
     """Aligned crops only (no detection): one dict per readable image (path, age, and for the full model
     y0, steps, accepted, spread); unreadable files are skipped and listed in the returned SkipLog."""
     skips = SkipLog()
@@ -237,9 +265,15 @@ def _cells(r: FaceRow) -> list[str]:
     """The table cells of one row; a row without an age shows its reason in the last column."""
     if r.age is None:
         return [r.file, "-", "-" if r.box is None else ",".join(map(str, r.box)), "-", "-", "-", r.reason]
-    return [r.file, str(r.face), ",".join(map(str, r.box)),
-            r.detector if r.score is None else f"{r.score:.2f}", f"{r.age:.1f}",
-            "-" if r.y0 is None else f"{r.y0:.1f}", "-" if r.steps is None else str(r.steps)]
+    return [
+        r.file,
+        str(r.face),
+        ",".join(map(str, r.box)),
+        r.detector if r.score is None else f"{r.score:.2f}",
+        f"{r.age:.1f}",
+        "-" if r.y0 is None else f"{r.y0:.1f}",
+        "-" if r.steps is None else str(r.steps),
+    ]
 
 
 def format_rows(rows: list[FaceRow]) -> str:
@@ -261,8 +295,13 @@ def rows_csv(rows: list[FaceRow]) -> str:
     w.writerow([*keys[:2], "box_x0", "box_y0", "box_x1", "box_y1", *keys[2:]])
     for r in rows:
         box = list(r.box) if r.box is not None else [""] * 4
-        w.writerow([*("" if getattr(r, k) is None else getattr(r, k) for k in keys[:2]), *box,
-                    *("" if getattr(r, k) is None else getattr(r, k) for k in keys[2:])])
+        w.writerow(
+            [
+                *("" if getattr(r, k) is None else getattr(r, k) for k in keys[:2]),
+                *box,
+                *("" if getattr(r, k) is None else getattr(r, k) for k in keys[2:]),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -271,8 +310,12 @@ def summary(rows: list[FaceRow]) -> str:
     photos = {r.file for r in rows}
     ok = [r for r in rows if r.status == "ok"]
     lines = [f"# {len(ok)} face(s) estimated in {len({r.file for r in ok})} of {len(photos)} image(s)"]
-    groups = (("no_face", "no face found in"), ("missing", "file not found"), ("unreadable", "unreadable"),
-              ("not_finite", "prediction not a finite number (NaN or infinite) for"))
+    groups = (
+        ("no_face", "no face found in"),
+        ("missing", "file not found"),
+        ("unreadable", "unreadable"),
+        ("not_finite", "prediction not a finite number (NaN or infinite) for"),
+    )
     for status, text in groups:
         names = [f"{r.file}" + (f" ({r.reason})" if status == "unreadable" else "") for r in rows if r.status == status]
         if names:

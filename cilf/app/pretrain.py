@@ -5,6 +5,7 @@ contrastive loss (``open_clip.ClipLoss``). The pretraining set is a separate Syn
 (seed 1000): none of its subjects appear in the default evaluation set (seed 0), so every
 report on seed 0 is on held-out subjects. Deterministic by seed; resumable per epoch.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,19 +22,30 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from cilf.io import FolderLock, atomic_write, write_json
-from cilf.persist import factory as _registers_configs  # noqa: F401  (adds cilf-micro to open_clip)
-from cilf.persist.clip_weights import bundled_weights_path
-from cilf.persist.checkpoint import load_torch_state
-from cilf.model.config import check_ranges
-from cilf.data.datasets import SynthAge, collate_skip
-from cilf.utils import pick_device, seed_everything
 from cilf.app.schedule import NonFiniteLoss, check_resume_settings, session_epochs, warmup_cosine
+from cilf.data.datasets import SynthAge, collate_skip
+from cilf.io import FolderLock, atomic_write, write_json
+from cilf.model.config import check_ranges
+from cilf.persist import factory as _registers_configs  # noqa: F401  (adds cilf-micro to open_clip)
+from cilf.persist.checkpoint import load_torch_state
+from cilf.persist.clip_weights import bundled_weights_path
+from cilf.utils import pick_device, seed_everything
 
 STATE = "state.pt"
 # what a resumed run must keep; device, progress and stop_after_epochs may change
-RESUME_FIXED = ("model", "n_images", "data_seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
-                "person_prompt_prob", "precision")
+RESUME_FIXED = (
+    "model",
+    "n_images",
+    "data_seed",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "seed",
+    "person_prompt_prob",
+    "precision",
+)
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -58,8 +70,19 @@ class PretrainConfig:
     precision: str = "fp32"  # bf16: the towers under bf16 autocast; normalising and the loss stay float32
 
     def __post_init__(self) -> None:
-        check_ranges(self, {"n_images": 2, "epochs": 1, "batch_size": 2, "warmup_steps": 1, "stop_after_epochs": 1,
-                            "weight_decay": 0, "person_prompt_prob": 0}, ("lr",))
+        check_ranges(
+            self,
+            {
+                "n_images": 2,
+                "epochs": 1,
+                "batch_size": 2,
+                "warmup_steps": 1,
+                "stop_after_epochs": 1,
+                "weight_decay": 0,
+                "person_prompt_prob": 0,
+            },
+            ("lr",),
+        )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
@@ -73,10 +96,13 @@ def training_caption(meta: dict, age: float, rng: np.random.Generator, p_person:
 
 def export_weights(model: torch.nn.Module, path: str | Path) -> Path:
     """Save an open_clip state dict as float16 safetensors, written whole (loadable by open_clip by path)."""
-    state = {k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.contiguous()
-             for k, v in model.state_dict().items()}
-    return atomic_write(path, lambda p: save_file(state, str(p), metadata={
-        "format": "pt", "source": "cilf pretrain-clip on SynthAge"}))
+    state = {
+        k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.contiguous()
+        for k, v in model.state_dict().items()
+    }
+    return atomic_write(
+        path, lambda p: save_file(state, str(p), metadata={"format": "pt", "source": "cilf pretrain-clip on SynthAge"})
+    )
 
 
 def pretrain_clip(pcfg: PretrainConfig, resume: bool = False, export_to: str | Path | None = None) -> dict:
@@ -111,8 +137,9 @@ def pretrain_clip(pcfg: PretrainConfig, resume: bool = False, export_to: str | P
                 loss = _train_epoch(model, opt, sched, tokenizer, pairs, pcfg, epoch, steps_per_epoch, device)
             except NonFiniteLoss as e:
                 kept = f"{out / STATE} keeps epoch {history[-1]['epoch']}" if history else "no epoch had been saved"
-                raise NonFiniteLoss(f"{out}: {e}; pretraining stopped ({kept}); start a new run (another --out) "
-                                    f"with a lower --lr") from None
+                raise NonFiniteLoss(
+                    f"{out}: {e}; pretraining stopped ({kept}); start a new run (another --out) with a lower --lr"
+                ) from None
             history.append({"epoch": epoch + 1, "loss": loss, "seconds": time.time() - t0})
             if pcfg.progress:
                 tqdm.write(f"epoch {epoch + 1}: contrastive loss {loss:.3f} ({history[-1]['seconds']:.0f} s)")
@@ -145,8 +172,9 @@ class _Pairs(NamedTuple):
 
 def _load_pairs(pcfg: PretrainConfig, preprocess) -> _Pairs:
     """Decode every SynthAge image once: 20k x 3 x 112 x 112 float16 = 1.5 GB."""
-    data = SynthAge(split=None, n_images=pcfg.n_images, seed=pcfg.data_seed, transform=preprocess,
-                    progress=pcfg.progress)
+    data = SynthAge(
+        split=None, n_images=pcfg.n_images, seed=pcfg.data_seed, transform=preprocess, progress=pcfg.progress
+    )
     images, ages, metas = [], [], []
     loader = torch.utils.data.DataLoader(data, batch_size=512, collate_fn=collate_skip)
     for batch in tqdm(loader, desc="load", disable=not pcfg.progress, leave=False):
@@ -162,13 +190,15 @@ def _optimiser(model: torch.nn.Module, pcfg: PretrainConfig, steps_per_epoch: in
     """AdamW (no weight decay on biases, norms and embeddings) with warm-up and cosine decay."""
     decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
     no_decay = [p for nme, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nme)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": pcfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=pcfg.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": pcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=pcfg.lr
+    )
     return opt, warmup_cosine(opt, pcfg.warmup_steps, max(1, steps_per_epoch * pcfg.epochs))
 
 
-def _train_epoch(model, opt, sched, tokenizer, pairs: _Pairs, pcfg: PretrainConfig, epoch: int, steps: int,
-                 device) -> float:
+def _train_epoch(
+    model, opt, sched, tokenizer, pairs: _Pairs, pcfg: PretrainConfig, epoch: int, steps: int, device
+) -> float:
     """One shuffled pass of ``steps`` batches (order and caption draws by seed and epoch); the mean loss."""
     model.train()
     loss_fn = open_clip.ClipLoss()
@@ -179,10 +209,12 @@ def _train_epoch(model, opt, sched, tokenizer, pairs: _Pairs, pcfg: PretrainConf
     bar = tqdm(range(steps), desc=f"pretrain {epoch + 1}/{pcfg.epochs}", disable=not pcfg.progress, leave=False)
     for s in bar:
         idx = perm[s * pcfg.batch_size : (s + 1) * pcfg.batch_size]
-        texts = [training_caption(pairs.metas[i], float(pairs.ages[i]), rng, pcfg.person_prompt_prob)
-                 for i in idx.tolist()]
-        feats_i, feats_t = _encode_pair(model, pairs.images[idx].float().to(device), tokenizer(texts).to(device),
-                                        pcfg.precision)
+        texts = [
+            training_caption(pairs.metas[i], float(pairs.ages[i]), rng, pcfg.person_prompt_prob) for i in idx.tolist()
+        ]
+        feats_i, feats_t = _encode_pair(
+            model, pairs.images[idx].float().to(device), tokenizer(texts).to(device), pcfg.precision
+        )
         loss = loss_fn(feats_i, feats_t, model.logit_scale.exp())
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -210,8 +242,14 @@ def _encode_pair(model, images: torch.Tensor, tokens: torch.Tensor, precision: s
 
 def _save_state(out: Path, model, opt, sched, epoch: int, history: list, pcfg: PretrainConfig) -> None:
     """``state.pt`` (tensors and plain data only) and ``history.json``, each written whole."""
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "epoch": epoch, "history": history, "pcfg": asdict(pcfg)}
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "epoch": epoch,
+        "history": history,
+        "pcfg": asdict(pcfg),
+    }
     atomic_write(out / STATE, lambda p: torch.save(state, p), root=out)
     write_json(out / "history.json", history, root=out)
 

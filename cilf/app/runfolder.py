@@ -5,6 +5,7 @@ train_state.pt, written whole every epoch), ``prev/`` (the epoch before: resume 
 is damaged), ``best/`` (lowest validation MAE), ``metrics.json``, ``history.json``, ``test_predictions.csv``.
 One process writes a run folder at a time (``.cilf-lock``, see ``cilf.io.FolderLock``).
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,12 @@ def foreign_files(out: Path) -> list[str]:
 
 def _has_run(out: Path) -> bool:
     """A saved epoch (or the remains of one cut between its renames) is in ``out``."""
-    return (is_checkpoint(out / "last") or (out / "prev").is_dir()
-            or any(out.glob(".last.old-*")) or any(out.glob(".prev.old-*")))
+    return (
+        is_checkpoint(out / "last")
+        or (out / "prev").is_dir()
+        or any(out.glob(".last.old-*"))
+        or any(out.glob(".prev.old-*"))
+    )
 
 
 def open_run_folder(out: Path, resume: bool, force: bool, say=print) -> FolderLock:
@@ -44,14 +49,17 @@ def open_run_folder(out: Path, resume: bool, force: bool, say=print) -> FolderLo
     names = foreign_files(out)
     if names and not force:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        raise FileExistsError(f"{out} holds files cilf did not write ({shown}); choose another --out, or pass "
-                              f"--force to train there anyway (metrics.json, history.json, test_predictions.csv, "
-                              f"last/, best/ would be replaced)")
+        raise FileExistsError(
+            f"{out} holds files cilf did not write ({shown}); choose another --out, or pass "
+            f"--force to train there anyway (metrics.json, history.json, test_predictions.csv, "
+            f"last/, best/ would be replaced)"
+        )
     lock = FolderLock(out, "train").acquire()
     try:
         if _has_run(out) and not resume:
-            raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose "
-                                  f"another --out")
+            raise FileExistsError(
+                f"{out} already holds a training run; pass --resume to continue it or choose another --out"
+            )
         for name in ("last", "prev", "best"):
             if recover_directory(out / name) is not None:
                 say(f"{out / name}: put back the checkpoint that an interrupted save had moved aside")
@@ -64,8 +72,15 @@ def open_run_folder(out: Path, resume: bool, force: bool, say=print) -> FolderLo
                 tmp.unlink(missing_ok=True)
         if not (out / RUN_MARKER).is_file():
             argv = ["python", "-m", "cilf", *sys.argv[1:]] if Path(sys.argv[0]).name == "__main__.py" else sys.argv
-            write_json(out / RUN_MARKER, {"cilf_version": cilf.__version__, "command": shlex.join(argv),
-                                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, root=out)
+            write_json(
+                out / RUN_MARKER,
+                {
+                    "cilf_version": cilf.__version__,
+                    "command": shlex.join(argv),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                },
+                root=out,
+            )
     except BaseException:
         lock.release()
         raise
@@ -105,8 +120,10 @@ def set_aside_damaged_last(out: Path, say=print) -> None:
     except CheckpointError:
         epoch = None
     if epoch is None:
-        raise CheckpointError(f"{damaged} (and {out} has no earlier good checkpoint, prev/, to fall back to: start a "
-                              f"new run with another --out)")
+        raise CheckpointError(
+            f"{damaged} (and {out} has no earlier good checkpoint, prev/, to fall back to: start a "
+            f"new run with another --out)"
+        )
     aside = out / f"last.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
     os.rename(last, aside)
     say(f"{damaged}\n-> {last} moved aside to {aside.name}; resuming from the epoch before, {prev} (epoch {epoch})")

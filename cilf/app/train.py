@@ -4,6 +4,7 @@
 runs the epochs with the engine (:mod:`cilf.app.engine`), keeps the best-on-validation checkpoint and evaluates
 it on test (:mod:`cilf.app.evaluate`), fitting the post-hoc error model first (:mod:`cilf.app.crossfit`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -91,8 +92,11 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, force: bool, ctx: D
     try:
         seed_everything(tcfg.seed)
         source, state = _resume_point(out, cfg, tcfg, say) if resume else (None, None)
-        model = (load_model(source, ctx.device, clip_weights=moved_weights(source, cfg.pretrained)).train()
-                 if source is not None else create_model(cfg).to(ctx.device))
+        model = (
+            load_model(source, ctx.device, clip_weights=moved_weights(source, cfg.pretrained)).train()
+            if source is not None
+            else create_model(cfg).to(ctx.device)
+        )
         run = _Session(cfg, tcfg, ctx, out, model, state)
         epochs = session_epochs(run.start, tcfg.epochs, tcfg.stop_after_epochs)
         run.fit(epochs)
@@ -121,7 +125,9 @@ def _resume_point(out: Path, cfg: CILFConfig, tcfg: TrainConfig, say) -> tuple[P
         saved = saved.replace(pretrained=cfg.pretrained)
     if saved.to_dict() != cfg.to_dict():
         raise ValueError(f"{d}: the run was started with another model config; resume with the same settings")
-    check_resume_settings(d, state.get("tcfg", {}), asdict(tcfg), RESUME_FIXED, same={"data": _same_path, "root": _same_path})
+    check_resume_settings(
+        d, state.get("tcfg", {}), asdict(tcfg), RESUME_FIXED, same={"data": _same_path, "root": _same_path}
+    )
     return d, state
 
 
@@ -131,21 +137,27 @@ def _same_path(a: str | None, b: str | None) -> bool:
 
 # ---- one session of training ----
 
+
 class _Session:
     """The data, optimiser and bookkeeping of one training session (rank 0 validates and writes)."""
 
-    def __init__(self, cfg: CILFConfig, tcfg: TrainConfig, ctx: DistContext, out: Path, model: CILF,
-                 state: dict | None):
+    def __init__(
+        self, cfg: CILFConfig, tcfg: TrainConfig, ctx: DistContext, out: Path, model: CILF, state: dict | None
+    ):
         self.cfg, self.tcfg, self.ctx, self.out, self.model = cfg, tcfg, ctx, out, model
         self.device, self.main = ctx.device, ctx.is_main
         self.progress = tcfg.progress and self.main
         self._load_data()
         model.clip.warm_text_cache(self.progress)  # the prompts' features, once, before the first step
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt, self.sched = build_optimizer(model, lr=tcfg.lr, weight_decay=tcfg.weight_decay,
-                                               warmup_steps=tcfg.warmup_steps,
-                                               total_steps=tcfg.epochs * len(self.train_b),
-                                               backbone_lr_scale=tcfg.backbone_lr_scale)
+        self.opt, self.sched = build_optimizer(
+            model,
+            lr=tcfg.lr,
+            weight_decay=tcfg.weight_decay,
+            warmup_steps=tcfg.warmup_steps,
+            total_steps=tcfg.epochs * len(self.train_b),
+            backbone_lr_scale=tcfg.backbone_lr_scale,
+        )
         self.history, self.best_val, self.start = [], float("inf"), 0
         if state is not None:
             self._restore(state)
@@ -155,8 +167,9 @@ class _Session:
     def _load_data(self) -> None:
         tcfg, ctx, model = self.tcfg, self.ctx, self.model
         with ctx.main_first():  # rank 0 renders SynthAge (once); the others read it
-            self.splits, self.source, self.data_info = load_splits(replace(tcfg, progress=self.progress),
-                                                                   model.preprocess)
+            self.splits, self.source, self.data_info = load_splits(
+                replace(tcfg, progress=self.progress), model.preprocess
+            )
         if self.main and self.data_info:
             print_data_notes(self.source, self.data_info)
         clip = model.clip
@@ -165,15 +178,52 @@ class _Session:
         augment = Augment(tcfg.flip, tcfg.shift)
         model.eval()
         if boundary:  # the frozen part's tokens from the on-disk cache; the last blocks run every step
-            self.train_b = BoundaryBatches(model, self.splits["train"], tcfg.batch_size, device=self.device,
-                                           desc="encode train", ctx=ctx, progress=self.progress)
-            self.val_b = BoundaryBatches(model, self.splits["val"], tcfg.batch_size, device=self.device,
-                                         desc="encode val", progress=self.progress) if self.main else None
+            self.train_b = BoundaryBatches(
+                model,
+                self.splits["train"],
+                tcfg.batch_size,
+                device=self.device,
+                desc="encode train",
+                ctx=ctx,
+                progress=self.progress,
+            )
+            self.val_b = (
+                BoundaryBatches(
+                    model,
+                    self.splits["val"],
+                    tcfg.batch_size,
+                    device=self.device,
+                    desc="encode val",
+                    progress=self.progress,
+                )
+                if self.main
+                else None
+            )
         else:
-            self.train_b = Batches(model, self.splits["train"], tcfg.batch_size, device=self.device, cached=cached,
-                                   desc="encode train", ctx=ctx, progress=self.progress, augment=augment)
-            self.val_b = Batches(model, self.splits["val"], tcfg.batch_size, device=self.device, cached=cached,
-                                 desc="encode val", progress=self.progress) if self.main else None
+            self.train_b = Batches(
+                model,
+                self.splits["train"],
+                tcfg.batch_size,
+                device=self.device,
+                cached=cached,
+                desc="encode train",
+                ctx=ctx,
+                progress=self.progress,
+                augment=augment,
+            )
+            self.val_b = (
+                Batches(
+                    model,
+                    self.splits["val"],
+                    tcfg.batch_size,
+                    device=self.device,
+                    cached=cached,
+                    desc="encode val",
+                    progress=self.progress,
+                )
+                if self.main
+                else None
+            )
         self.train_mean = float(self.train_b.ages.mean())
 
     def split_sizes(self) -> dict[str, int]:
@@ -182,9 +232,11 @@ class _Session:
     def _restore(self, state: dict) -> None:
         saved = state.get("splits")
         if saved is not None and saved != self.split_sizes():
-            raise ValueError(f"{self.out}: the run was started on splits of sizes {saved}, the data now "
-                             f"gives {self.split_sizes()}; resume on the same data, or start a new run with another "
-                             f"--out")
+            raise ValueError(
+                f"{self.out}: the run was started on splits of sizes {saved}, the data now "
+                f"gives {self.split_sizes()}; resume on the same data, or start a new run with another "
+                f"--out"
+            )
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.history, self.best_val, self.start = state["history"], state["best_val"], state["epoch"] + 1
@@ -197,8 +249,9 @@ class _Session:
             warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             ids = [self.device.index] if self.device.type == "cuda" else None
             # a post-hoc fitted error model takes no part in these steps: DDP must expect its unused weights
-            step = nn.parallel.DistributedDataParallel(step, device_ids=ids,
-                                                       find_unused_parameters=self.model.cfg.posthoc_correction)
+            step = nn.parallel.DistributedDataParallel(
+                step, device_ids=ids, find_unused_parameters=self.model.cfg.posthoc_correction
+            )
         return step
 
     def fit(self, epochs: range) -> None:
@@ -207,16 +260,30 @@ class _Session:
         t0 = time.time() - (self.history[-1]["seconds"] if self.history else 0.0)
         for epoch in epochs:
             try:
-                sums, steps = train_one_epoch(self.model, self.train_b, self.opt, self.sched, self.params,
-                                              self.tcfg.seed, epoch, desc=f"epoch {epoch + 1}/{self.tcfg.epochs}",
-                                              progress=self.progress, step=self.step, amp_dtype=self.amp)
+                sums, steps = train_one_epoch(
+                    self.model,
+                    self.train_b,
+                    self.opt,
+                    self.sched,
+                    self.params,
+                    self.tcfg.seed,
+                    epoch,
+                    desc=f"epoch {epoch + 1}/{self.tcfg.epochs}",
+                    progress=self.progress,
+                    step=self.step,
+                    amp_dtype=self.amp,
+                )
                 if not all(bool(torch.isfinite(p).all()) for p in self.params):
                     raise NonFiniteLoss(f"the weights became non-finite in epoch {epoch + 1}")
             except NonFiniteLoss as e:
-                kept = (f"{self.out / 'last'} keeps epoch {self.history[-1]['epoch']}, the last good one"
-                        if self.history else "no epoch had been saved")
-                raise NonFiniteLoss(f"{self.out}: {e}; training stopped ({kept}); start a new run (another --out) "
-                                    f"with a lower --lr") from None
+                kept = (
+                    f"{self.out / 'last'} keeps epoch {self.history[-1]['epoch']}, the last good one"
+                    if self.history
+                    else "no epoch had been saved"
+                )
+                raise NonFiniteLoss(
+                    f"{self.out}: {e}; training stopped ({kept}); start a new run (another --out) with a lower --lr"
+                ) from None
             if self.main:
                 self._end_epoch(epoch, sums, steps, time.time() - t0)
             self.ctx.barrier()  # the next epoch starts when rank 0 has written this one
@@ -225,25 +292,47 @@ class _Session:
         """Validate, log and save the epoch: best/ if it improved, the previous last/ as prev/, then last/.
 
         With the post-hoc correction E is not fitted yet: validation scores y0, the estimate being trained."""
-        pred, yv = _evaluate_split(self.model, self.val_b, self.splits["val"], self.device, self.progress,
-                                   correct=not self.cfg.posthoc_correction)
+        pred, yv = _evaluate_split(
+            self.model,
+            self.val_b,
+            self.splits["val"],
+            self.device,
+            self.progress,
+            correct=not self.cfg.posthoc_correction,
+        )
         val_mae = mae(yv, pred["age"])
-        row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "val_mae": val_mae,
-               "val_mae_y0": mae(yv, pred["y0"]), "seconds": seconds}
+        row = {
+            "epoch": epoch + 1,
+            **{k: v / max(steps, 1) for k, v in sums.items()},
+            "val_mae": val_mae,
+            "val_mae_y0": mae(yv, pred["y0"]),
+            "seconds": seconds,
+        }
         self.history.append(row)
         if self.progress:
-            tqdm.write(f"epoch {epoch + 1:3d}  loss {row.get('total', float('nan')):.3f}  val MAE {val_mae:.2f} "
-                       f"(y0 {row['val_mae_y0']:.2f})")
+            tqdm.write(
+                f"epoch {epoch + 1:3d}  loss {row.get('total', float('nan')):.3f}  val MAE {val_mae:.2f} "
+                f"(y0 {row['val_mae_y0']:.2f})"
+            )
         if val_mae < self.best_val:
             self.best_val = val_mae
             save_checkpoint(self.model, self.out / "best")
         last = self.out / "last"
         if is_checkpoint(last):
             keep_copy(last, self.out / "prev")
-        save_checkpoint(self.model, last, {"epoch": epoch, "optimizer": self.opt.state_dict(),
-                                           "scheduler": self.sched.state_dict(), "history": self.history,
-                                           "best_val": self.best_val, "tcfg": asdict(self.tcfg),
-                                           "splits": self.split_sizes()})
+        save_checkpoint(
+            self.model,
+            last,
+            {
+                "epoch": epoch,
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "history": self.history,
+                "best_val": self.best_val,
+                "tcfg": asdict(self.tcfg),
+                "splits": self.split_sizes(),
+            },
+        )
         write_json(self.out / "history.json", self.history, root=self.out)
 
     def report(self) -> dict:
@@ -253,21 +342,37 @@ class _Session:
             raise RuntimeError(f"{out}: no epoch finished, nothing to evaluate (epochs={tcfg.epochs})")
         model = load_model(best, self.device, clip_weights=moved_weights(best, self.cfg.pretrained))
         calibration = self._calibrate(model) if model.cfg.posthoc_correction else None
-        test_b = Batches(model, self.splits["test"], tcfg.batch_size, device=self.device, cached=True,
-                         desc="encode test", progress=self.progress)
+        test_b = Batches(
+            model,
+            self.splits["test"],
+            tcfg.batch_size,
+            device=self.device,
+            cached=True,
+            desc="encode test",
+            progress=self.progress,
+        )
         pred, yt = _evaluate_split(model, test_b, self.splits["test"], self.device, self.progress)
         report = evaluation_report(yt, pred, self.train_mean, self.source, clip_tuned=model.clip.tuned)
         if self.data_info:
             add_dataset_metrics(report, pred, yt, test_b.metas, self.data_info)
         if calibration is not None:
             report["correction"]["fit"] = calibration
-        report.update({"split": "test", "checkpoint": str(best), "epochs": tcfg.epochs, "seed": tcfg.seed,
-                       "best_val_mae": self.best_val,
-                       "train_seconds": self.history[-1]["seconds"] if self.history else 0.0,
-                       "processes": self.ctx.world_size, "precision": "bf16" if self.amp is not None else "fp32",
-                       "skipped_files": {s: d.skips.skipped for s, d in self.splits.items()},
-                       "config": self.cfg.to_dict(), "clip_weights": model.clip.weights.to_dict(),
-                       "train_config": asdict(tcfg)})
+        report.update(
+            {
+                "split": "test",
+                "checkpoint": str(best),
+                "epochs": tcfg.epochs,
+                "seed": tcfg.seed,
+                "best_val_mae": self.best_val,
+                "train_seconds": self.history[-1]["seconds"] if self.history else 0.0,
+                "processes": self.ctx.world_size,
+                "precision": "bf16" if self.amp is not None else "fp32",
+                "skipped_files": {s: d.skips.skipped for s, d in self.splits.items()},
+                "config": self.cfg.to_dict(),
+                "clip_weights": model.clip.weights.to_dict(),
+                "train_config": asdict(tcfg),
+            }
+        )
         write_json(out / "metrics.json", report, root=out)
         write_predictions(out / "test_predictions.csv", test_b.metas, yt, pred, root=out)
         return report
@@ -283,11 +388,14 @@ class _Session:
         feats, ages, metas = _split_features(model, self.train_b, self.splits["train"], self.device, self.progress)
         subject = {r["path"]: r.get("subject", "") for r in self.splits["train"].rows}
         groups = [subject.get(m.get("path"), "") for m in metas]
-        settings = Budget(tcfg.epochs, tcfg.batch_size, tcfg.lr, tcfg.weight_decay, tcfg.warmup_steps, tcfg.seed,
-                          str(self.device))
+        settings = Budget(
+            tcfg.epochs, tcfg.batch_size, tcfg.lr, tcfg.weight_decay, tcfg.warmup_steps, tcfg.seed, str(self.device)
+        )
         if self.progress:
-            tqdm.write(f"fitting the error model on out-of-fold residuals ({model.cfg.crossfit_folds} folds of the "
-                       f"training split)")
+            tqdm.write(
+                f"fitting the error model on out-of-fold residuals ({model.cfg.crossfit_folds} folds of the "
+                f"training split)"
+            )
         info = calibrate_correction(model, feats, ages, settings, groups)
         save_checkpoint(model, best)
         return info

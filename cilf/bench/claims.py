@@ -10,6 +10,7 @@ the full model, B an ablation or the peers), which direction counts (``better="l
 "not run" when the benchmark did not run what the claim needs. Nothing is typed by hand; the verdicts are about
 the dataset of the result only (docs/statistics.md, "How a verdict is computed").
 """
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from cilf.bench.effects import CONFIDENCE, N_RESAMPLES, REFERENCE
+from cilf.bench.runner import VARIANTS, budget_line, method_title
 from cilf.io import write_text
 from cilf.stats import Effect, format_effect, verdict
-from cilf.bench.runner import VARIANTS, budget_line, method_title
-from cilf.bench.effects import CONFIDENCE, N_RESAMPLES, REFERENCE
 
 NOT_RUN = "not run"
 VERDICTS = ("supported", "contradicted", "not resolved", NOT_RUN)
@@ -58,13 +59,17 @@ class Claim:
 
     def __post_init__(self) -> None:
         if self.a != REFERENCE:
-            raise ValueError(f"claim {self.id!r}: a={self.a!r}; benchmark results hold paired differences "
-                             f"against {REFERENCE!r} only, so A must be {REFERENCE!r}")
+            raise ValueError(
+                f"claim {self.id!r}: a={self.a!r}; benchmark results hold paired differences "
+                f"against {REFERENCE!r} only, so A must be {REFERENCE!r}"
+            )
         if self.better not in ("lower", "equivalent"):
             raise ValueError(f"claim {self.id!r}: better={self.better!r}; expected 'lower' or 'equivalent'")
         if not (self.margin >= 0 and math.isfinite(self.margin)) or (self.better == "equivalent" and not self.margin):
-            raise ValueError(f"claim {self.id!r}: margin={self.margin}; expected a finite margin in years, "
-                             "> 0 for an equivalence claim")
+            raise ValueError(
+                f"claim {self.id!r}: margin={self.margin}; expected a finite margin in years, "
+                "> 0 for an equivalence claim"
+            )
 
     @property
     def rule(self) -> str:
@@ -81,32 +86,59 @@ class Claim:
 
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("similarity", "CLIP's pixel-text similarity score helps estimate age",
-          "full model vs the same model without the similarity prior S_i", "similarity_prior=off",
-          f"{_BENCH} --variants full similarity_prior=off --peers && {_CLAIMS_CMD}"),
-    Claim("fourierformer", "FourierFormer matches attention's accuracy at O(N log N) instead of O(N^2) cost",
-          "full model (FourierFormer) vs attention in its place; cost: one block, forward+backward",
-          "mixer=attention",
-          f"{_BENCH} --variants full mixer=attention --peers && python -m cilf bench-speed --mixers-only && "
-          f"{_CLAIMS_CMD} --speed figures/bench_speed.json",
-          better="equivalent", margin=EQUIVALENCE_MARGIN, cost_tokens=COST_TOKENS,
-          margin_why=(f"{EQUIVALENCE_MARGIN:g} y, fixed before any run: a quarter of the 1-year grain of age "
-                      "labels and about 5% of the full model's MAE on SynthAge (about 5.3 y, measured here, "
-                      "synthetic), so a real loss of accuracy is not called a match; for MORPH-II (paper "
-                      "(reported): MAE 1.68, 0.09 y ahead of MCGRL) state a tighter margin")),
-    Claim("contrastive", "the image-text contrastive fusion helps estimate age",
-          "full model vs the same model trained without the contrastive loss", "contrastive=off",
-          f"{_BENCH} --variants full contrastive=off --peers && {_CLAIMS_CMD}"),
-    Claim("correction", "the error-correction stage lowers the error",
-          "full model (x*) vs its first estimate y0 (correction off)", "correction=off",
-          f"{_BENCH} --variants full correction=off --peers && {_CLAIMS_CMD}"),
-    Claim("context", "prompting the language model with image context helps estimate age",
-          "full model vs the same model without context prompting", "context=off",
-          f"{_BENCH} --variants full context=off --peers && {_CLAIMS_CMD}"),
-    Claim("peers", "CILF-CIAE estimates age better than the methods it is compared with",
-          "full model vs every peer on the same features (not the oracle floor, the train-mean baseline or "
-          "the off-the-shelf real-face package)", PEER_GROUP,
-          f"{_BENCH} --variants full && {_CLAIMS_CMD}"),
+    Claim(
+        "similarity",
+        "CLIP's pixel-text similarity score helps estimate age",
+        "full model vs the same model without the similarity prior S_i",
+        "similarity_prior=off",
+        f"{_BENCH} --variants full similarity_prior=off --peers && {_CLAIMS_CMD}",
+    ),
+    Claim(
+        "fourierformer",
+        "FourierFormer matches attention's accuracy at O(N log N) instead of O(N^2) cost",
+        "full model (FourierFormer) vs attention in its place; cost: one block, forward+backward",
+        "mixer=attention",
+        f"{_BENCH} --variants full mixer=attention --peers && python -m cilf bench-speed --mixers-only && "
+        f"{_CLAIMS_CMD} --speed figures/bench_speed.json",
+        better="equivalent",
+        margin=EQUIVALENCE_MARGIN,
+        cost_tokens=COST_TOKENS,
+        margin_why=(
+            f"{EQUIVALENCE_MARGIN:g} y, fixed before any run: a quarter of the 1-year grain of age "
+            "labels and about 5% of the full model's MAE on SynthAge (about 5.3 y, measured here, "
+            "synthetic), so a real loss of accuracy is not called a match; for MORPH-II (paper "
+            "(reported): MAE 1.68, 0.09 y ahead of MCGRL) state a tighter margin"
+        ),
+    ),
+    Claim(
+        "contrastive",
+        "the image-text contrastive fusion helps estimate age",
+        "full model vs the same model trained without the contrastive loss",
+        "contrastive=off",
+        f"{_BENCH} --variants full contrastive=off --peers && {_CLAIMS_CMD}",
+    ),
+    Claim(
+        "correction",
+        "the error-correction stage lowers the error",
+        "full model (x*) vs its first estimate y0 (correction off)",
+        "correction=off",
+        f"{_BENCH} --variants full correction=off --peers && {_CLAIMS_CMD}",
+    ),
+    Claim(
+        "context",
+        "prompting the language model with image context helps estimate age",
+        "full model vs the same model without context prompting",
+        "context=off",
+        f"{_BENCH} --variants full context=off --peers && {_CLAIMS_CMD}",
+    ),
+    Claim(
+        "peers",
+        "CILF-CIAE estimates age better than the methods it is compared with",
+        "full model vs every peer on the same features (not the oracle floor, the train-mean baseline or "
+        "the off-the-shelf real-face package)",
+        PEER_GROUP,
+        f"{_BENCH} --variants full && {_CLAIMS_CMD}",
+    ),
 )
 
 
@@ -122,8 +154,9 @@ def read_speed(path: str | Path, missing_ok: bool = False) -> dict | None:
     if not path.is_file():
         if missing_ok:
             return None
-        raise FileNotFoundError(f"{path} not found; write it with `python -m cilf bench-speed --mixers-only "
-                                f"--json {path}`")
+        raise FileNotFoundError(
+            f"{path} not found; write it with `python -m cilf bench-speed --mixers-only --json {path}`"
+        )
     try:
         speed = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
@@ -137,8 +170,10 @@ def read_result(path: str | Path) -> dict:
     """A saved benchmark result (``results.json`` of ``python -m cilf bench``), checked for what claims need."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; `python -m cilf bench` writes results.json into its --out "
-                                "folder (runs/bench/<dataset>-<protocol>/)")
+        raise FileNotFoundError(
+            f"{path} not found; `python -m cilf bench` writes results.json into its --out "
+            "folder (runs/bench/<dataset>-<protocol>/)"
+        )
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
@@ -149,8 +184,10 @@ def read_result(path: str | Path) -> dict:
 
 def _check_result(result, where: str = "the result") -> None:
     if not isinstance(result, dict) or not isinstance(result.get("methods"), dict):
-        raise ValueError(f"{where} is not a benchmark result (no 'methods' table); pass the results.json that "
-                         "`python -m cilf bench` writes")
+        raise ValueError(
+            f"{where} is not a benchmark result (no 'methods' table); pass the results.json that "
+            "`python -m cilf bench` writes"
+        )
     missing = [k for k in ("source", "seeds", "folds") if k not in result]
     if missing:
         raise ValueError(f"{where} lacks {missing}; it was not written by `python -m cilf bench` (run it again)")
@@ -170,11 +207,19 @@ def _effect(result: dict, b: str) -> tuple[Effect | None, str]:
         return None, f"{title(b)} has no paired difference from the full model (no per-image predictions)"
     lo, hi = s["delta_ci"]
     ci = result.get("ci", {})
-    return Effect(estimate=-s["delta_mae"] + 0.0, ci_low=-hi + 0.0, ci_high=-lo + 0.0,
-                  n_images=int(s.get("paired_images", 0)), n_runs=int(s.get("runs", 0)),
-                  n_folds=int(result.get("folds", 0)), confidence=ci.get("confidence", CONFIDENCE),
-                  method=(f"paired two-way bootstrap over test images x seeds, stratified by fold "
-                          f"({ci.get('n_resamples', N_RESAMPLES)} resamples); full minus {b}")), ""
+    return Effect(
+        estimate=-s["delta_mae"] + 0.0,
+        ci_low=-hi + 0.0,
+        ci_high=-lo + 0.0,
+        n_images=int(s.get("paired_images", 0)),
+        n_runs=int(s.get("runs", 0)),
+        n_folds=int(result.get("folds", 0)),
+        confidence=ci.get("confidence", CONFIDENCE),
+        method=(
+            f"paired two-way bootstrap over test images x seeds, stratified by fold "
+            f"({ci.get('n_resamples', N_RESAMPLES)} resamples); full minus {b}"
+        ),
+    ), ""
 
 
 def _is_peer(name: str) -> bool:
@@ -204,17 +249,40 @@ def _design(result: dict) -> str:
 
 
 def _row(claim: Claim, result: dict) -> dict:
-    return {"id": claim.id, "claim": claim.text, "experiment": claim.experiment,
-            "comparison": f"{title(claim.a)} vs {title(claim.b) if claim.b != PEER_GROUP else 'peers'}",
-            "a": claim.a, "b": claim.b, "better": claim.better, "margin": claim.margin, "rule": claim.rule,
-            "estimate": None, "ci_low": None, "ci_high": None, "effect": "-", "verdict": NOT_RUN,
-            "cost": "", "cost_ratio": None, "note": "", "margin_why": claim.margin_why, "precision": None,
-            "source": result["source"], "design": _design(result), "command": claim.command}
+    return {
+        "id": claim.id,
+        "claim": claim.text,
+        "experiment": claim.experiment,
+        "comparison": f"{title(claim.a)} vs {title(claim.b) if claim.b != PEER_GROUP else 'peers'}",
+        "a": claim.a,
+        "b": claim.b,
+        "better": claim.better,
+        "margin": claim.margin,
+        "rule": claim.rule,
+        "estimate": None,
+        "ci_low": None,
+        "ci_high": None,
+        "effect": "-",
+        "verdict": NOT_RUN,
+        "cost": "",
+        "cost_ratio": None,
+        "note": "",
+        "margin_why": claim.margin_why,
+        "precision": None,
+        "source": result["source"],
+        "design": _design(result),
+        "command": claim.command,
+    }
 
 
 def _set_effect(row: dict, eff: Effect, result: dict, b: str) -> None:
-    row.update(estimate=eff.estimate, ci_low=eff.ci_low, ci_high=eff.ci_high, effect=format_effect(eff),
-               precision=result["methods"][b].get("delta_precision"))
+    row.update(
+        estimate=eff.estimate,
+        ci_low=eff.ci_low,
+        ci_high=eff.ci_high,
+        effect=format_effect(eff),
+        precision=result["methods"][b].get("delta_precision"),
+    )
 
 
 def _pair_row(claim: Claim, result: dict, speed: dict | None) -> dict:
@@ -229,16 +297,25 @@ def _pair_row(claim: Claim, result: dict, speed: dict | None) -> dict:
         row["accuracy_verdict"] = acc = row["verdict"]
         cost = cost_ratio(speed, claim.cost_tokens)
         if cost is None:
-            row["cost"] = (f"not measured at N = {claim.cost_tokens} (`python -m cilf bench-speed`); "
-                           "the claim cannot be supported without it")
+            row["cost"] = (
+                f"not measured at N = {claim.cost_tokens} (`python -m cilf bench-speed`); "
+                "the claim cannot be supported without it"
+            )
         else:
             row["cost_ratio"] = c = cost["attention"]
-            row["cost"] = (f"FourierFormer / attention time {c:.3f}x at N = {claim.cost_tokens}"
-                           + (f" (/ fused SDPA {cost['sdpa']:.3f}x)" if "sdpa" in cost else "")
-                           + f"; {cost['source']}")
+            row["cost"] = (
+                f"FourierFormer / attention time {c:.3f}x at N = {claim.cost_tokens}"
+                + (f" (/ fused SDPA {cost['sdpa']:.3f}x)" if "sdpa" in cost else "")
+                + f"; {cost['source']}"
+            )
         cheaper = None if cost is None else cost["attention"] < 1
-        row["verdict"] = ("contradicted" if acc == "contradicted" or cheaper is False
-                          else "supported" if acc == "supported" and cheaper else "not resolved")
+        row["verdict"] = (
+            "contradicted"
+            if acc == "contradicted" or cheaper is False
+            else "supported"
+            if acc == "supported" and cheaper
+            else "not resolved"
+        )
         row["note"] = f"accuracy within {claim.margin:g} y: {acc}"
     return row
 
@@ -252,8 +329,15 @@ def _peers_row(claim: Claim, result: dict) -> dict:
         if eff is None:
             skipped.append(why)
             continue
-        per.append({"name": name, "title": title(name), "mae": result["methods"][name].get("mae_pooled"),
-                    "effect": eff, "verdict": verdict(eff, better="lower", margin=claim.margin)})
+        per.append(
+            {
+                "name": name,
+                "title": title(name),
+                "mae": result["methods"][name].get("mae_pooled"),
+                "effect": eff,
+                "verdict": verdict(eff, better="lower", margin=claim.margin),
+            }
+        )
     row["per_peer"] = per
     if not per:
         row["note"] = "no peer ran" + (f" ({'; '.join(skipped)})" if skipped else "")
@@ -261,11 +345,18 @@ def _peers_row(claim: Claim, result: dict) -> dict:
     strongest = min(per, key=lambda p: p["mae"] if p["mae"] is not None else math.inf)
     _set_effect(row, strongest["effect"], result, strongest["name"])
     verdicts = [p["verdict"] for p in per]
-    row["verdict"] = ("contradicted" if "contradicted" in verdicts
-                      else "supported" if all(v == "supported" for v in verdicts) else "not resolved")
-    row["comparison"] = (f"{title(REFERENCE)} vs {len(per)} peers; strongest: {strongest['title']} "
-                         f"(MAE {strongest['mae']:.2f})" if strongest["mae"] is not None else
-                         f"{title(REFERENCE)} vs {len(per)} peers; strongest: {strongest['title']}")
+    row["verdict"] = (
+        "contradicted"
+        if "contradicted" in verdicts
+        else "supported"
+        if all(v == "supported" for v in verdicts)
+        else "not resolved"
+    )
+    row["comparison"] = (
+        f"{title(REFERENCE)} vs {len(per)} peers; strongest: {strongest['title']} (MAE {strongest['mae']:.2f})"
+        if strongest["mae"] is not None
+        else f"{title(REFERENCE)} vs {len(per)} peers; strongest: {strongest['title']}"
+    )
     groups = {v: [p["title"] for p in per if p["verdict"] == v] for v in ("supported", "contradicted", "not resolved")}
     parts = [f"full better than {len(groups['supported'])} of {len(per)}"]
     if groups["contradicted"]:
@@ -278,8 +369,9 @@ def _peers_row(claim: Claim, result: dict) -> dict:
     return row
 
 
-def claims_table(result: dict, speed: dict | str | Path | None = None,
-                 claims: tuple[Claim, ...] = CLAIMS) -> list[dict]:
+def claims_table(
+    result: dict, speed: dict | str | Path | None = None, claims: tuple[Claim, ...] = CLAIMS
+) -> list[dict]:
     """One row per claim: effect full - B (``estimate``, ``ci_low``, ``ci_high``, text ``effect``), ``verdict``
     (one of :data:`VERDICTS`), ``rule``, ``cost`` (FourierFormer claim), ``note``, ``source``, ``design`` and
     ``command``. ``result``: what ``run_benchmark`` returns (or its results.json, read); ``speed``: a
@@ -294,10 +386,12 @@ def _header(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     r = rows[0]
-    return [f"source: {r['source']}; design: {r['design']}",
-            "effect = MAE(full) - MAE(B) in years with its 95% CI (paired two-way bootstrap over test images x seeds, "
-            "stratified by fold); verdicts computed by cilf.bench.claims with cilf.stats.verdict; "
-            "they are about this dataset only"]
+    return [
+        f"source: {r['source']}; design: {r['design']}",
+        "effect = MAE(full) - MAE(B) in years with its 95% CI (paired two-way bootstrap over test images x seeds, "
+        "stratified by fold); verdicts computed by cilf.bench.claims with cilf.stats.verdict; "
+        "they are about this dataset only",
+    ]
 
 
 def format_claims(rows: list[dict]) -> str:
@@ -322,12 +416,19 @@ def _cell(text) -> str:
 
 def claims_markdown(rows: list[dict]) -> str:
     """The table as markdown (README, notebook 06): claim, comparison, effect, rule, cost, verdict, note."""
-    out = ["| claim (paper) | comparison | effect: full - B, y [95% CI] | supported when | verdict | note |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| claim (paper) | comparison | effect: full - B, y [95% CI] | supported when | verdict | note |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         note = "; ".join(x for x in (r["cost"], r["note"]) if x)
-        out.append("| " + " | ".join(_cell(x) for x in (r["claim"], r["comparison"], r["effect"], r["rule"],
-                                                          f"**{r['verdict']}**", note)) + " |")
+        out.append(
+            "| "
+            + " | ".join(
+                _cell(x) for x in (r["claim"], r["comparison"], r["effect"], r["rule"], f"**{r['verdict']}**", note)
+            )
+            + " |"
+        )
     for h in _header(rows):
         out += ["", f"*{_cell(h)}*"]
     return "\n".join(out) + "\n"
@@ -348,8 +449,10 @@ def update_readme(readme_path: str | Path, markdown: str) -> bool:
     path = Path(readme_path)
     text = path.read_text(encoding="utf-8")
     if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ValueError(f"{path} needs the lines {BEGIN} and {END}, once each and in that order, around the "
-                         "claims table; add them where the table belongs")
+        raise ValueError(
+            f"{path} needs the lines {BEGIN} and {END}, once each and in that order, around the "
+            "claims table; add them where the table belongs"
+        )
     head, rest = text.split(BEGIN)
     _, tail = rest.split(END)
     new = f"{head}{BEGIN}\n{markdown.strip()}\n{END}{tail}"

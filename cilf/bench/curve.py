@@ -13,6 +13,7 @@ Everything reuses the benchmark runner (:mod:`cilf.bench.runner`): the same data
 cache and run store under ``out``, so reruns are instant and the all-subjects points share the benchmark's saved
 runs when their budgets match.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,16 +26,28 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from cilf.io import json_text, write_text
-from cilf.stats import mean_ci, paired_mae_difference, verdict
-from cilf.bench.runner import BASELINE, VARIANTS, BenchConfig, FoldRun, fold_runs, prepare, run_peer, run_variant, \
-    budget, method_title
 from cilf.bench.effects import CONFIDENCE, N_RESAMPLES
 from cilf.bench.peers import PEERS
+from cilf.bench.runner import (
+    BASELINE,
+    VARIANTS,
+    BenchConfig,
+    FoldRun,
+    budget,
+    fold_runs,
+    method_title,
+    prepare,
+    run_peer,
+    run_variant,
+)
+from cilf.io import json_text, write_text
+from cilf.stats import mean_ci, paired_mae_difference, verdict
 
 REFERENCES = ("zero_shot", "oracle")  # drawn as levels: zero-shot trains nothing; the oracle is the all-subjects floor
-EPOCHS_RULE = ("epochs = max(epochs, ceil(min_steps x batch / training images)): every subset sees at least "
-               "min_steps x batch training samples")
+EPOCHS_RULE = (
+    "epochs = max(epochs, ceil(min_steps x batch / training images)): every subset sees at least "
+    "min_steps x batch training samples"
+)
 DRAW_SALT = 104729  # keeps the subject draws apart from the training seeds' random streams
 
 
@@ -46,8 +59,16 @@ class CurveConfig:
     protocol: str | None = None  # None: the dataset's default protocol (its first fold is used)
     subjects: tuple[int | None, ...] = (10, 30, 100, 300, 1000, None)  # None: every training subject
     seeds: int = 3  # seed s draws subset s and trains with seed s
-    methods: tuple[str, ...] = ("full", "correction=off", "context=off", "dex", "mean_variance", "zero_shot",
-                                "oracle", "train_mean")  # bench variant names and peer names
+    methods: tuple[str, ...] = (
+        "full",
+        "correction=off",
+        "context=off",
+        "dex",
+        "mean_variance",
+        "zero_shot",
+        "oracle",
+        "train_mean",
+    )  # bench variant names and peer names
     epochs: int = 15  # the least number of epochs (every method)
     batch_size: int = 64
     lr: float = 2e-3
@@ -68,8 +89,9 @@ class CurveConfig:
             raise ValueError(f"CurveConfig.subjects {bad}: counts must be at least 1 (None = all subjects)")
         unknown = [m for m in self.methods if m not in VARIANTS and m not in PEERS]
         if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; choose from the variants {list(VARIANTS)} "
-                             f"and the peers {list(PEERS)}")
+            raise ValueError(
+                f"unknown method(s) {unknown}; choose from the variants {list(VARIANTS)} and the peers {list(PEERS)}"
+            )
         for name, low in (("seeds", 1), ("epochs", 1), ("batch_size", 2), ("min_steps", 0), ("n_images", 50)):
             if getattr(self, name) < low:
                 raise ValueError(f"CurveConfig.{name}={getattr(self, name)}; expected at least {low}")
@@ -93,11 +115,25 @@ def subject_order(subjects: list[str], seed: int) -> list[str]:
 def _bench_config(cfg: CurveConfig, epochs: int) -> BenchConfig:
     """The benchmark settings of one point (``epochs`` for every method); fields bench lacks are left out."""
     names = {f.name for f in dataclasses.fields(BenchConfig)}
-    want = dict(dataset=cfg.dataset, root=cfg.root, protocol=cfg.protocol, seeds=cfg.seeds, max_folds=1,
-                variants=tuple(m for m in cfg.methods if m in VARIANTS),
-                peers=tuple(m for m in cfg.methods if m in PEERS and m not in VARIANTS), epochs=epochs,
-                peer_epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, n_images=cfg.n_images, out=cfg.out,
-                cache_dir=cfg.cache_dir, device=cfg.device, progress=cfg.progress, model=dict(cfg.model))
+    want = dict(
+        dataset=cfg.dataset,
+        root=cfg.root,
+        protocol=cfg.protocol,
+        seeds=cfg.seeds,
+        max_folds=1,
+        variants=tuple(m for m in cfg.methods if m in VARIANTS),
+        peers=tuple(m for m in cfg.methods if m in PEERS and m not in VARIANTS),
+        epochs=epochs,
+        peer_epochs=epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        n_images=cfg.n_images,
+        out=cfg.out,
+        cache_dir=cfg.cache_dir,
+        device=cfg.device,
+        progress=cfg.progress,
+        model=dict(cfg.model),
+    )
     return BenchConfig(**{k: v for k, v in want.items() if k in names})
 
 
@@ -126,8 +162,11 @@ def _mae_summary(err: np.ndarray) -> dict:
     if ok.sum() >= 2:
         eff = mean_ci(err[:, ok], confidence=CONFIDENCE, n_resamples=N_RESAMPLES, seed=0)
         per_seed = err[:, ok].mean(axis=1)
-        out.update(mae=eff.estimate, mae_ci=[eff.ci_low, eff.ci_high],
-                   mae_std=float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0)
+        out.update(
+            mae=eff.estimate,
+            mae_ci=[eff.ci_low, eff.ci_high],
+            mae_std=float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0,
+        )
     return out
 
 
@@ -145,26 +184,34 @@ def run_learning_curve(cfg: CurveConfig) -> dict:
     rows_tr = [rows[cf.rows[j]] for j in runs0[0].tr]
     notes = []
     if len(setup.ds.folds()) > 1:
-        notes.append(f"protocol {setup.ds.protocol} has {len(setup.ds.folds())} folds; the curve uses its first, "
-                     f"{runs0[0].fold}")
+        notes.append(
+            f"protocol {setup.ds.protocol} has {len(setup.ds.folds())} folds; the curve uses its first, {runs0[0].fold}"
+        )
     if any(not r.get("subject") for r in rows_tr):
-        raise ValueError(f"{setup.ds.source.name}: some training images have no subject; a learning curve over "
-                         "subjects needs them (give the manifest a subject column)")
+        raise ValueError(
+            f"{setup.ds.source.name}: some training images have no subject; a learning curve over "
+            "subjects needs them (give the manifest a subject column)"
+        )
     n_all = len({r["subject"] for r in rows_tr})
     counts = sorted({n_all if s is None else min(s, n_all) for s in cfg.subjects})
     clipped = sorted(s for s in cfg.subjects if s is not None and s > n_all)
     if clipped:
         notes.append(f"{clipped} subject(s) asked for, but the training split has {n_all}: clipped to {n_all}")
-    requested = {n: [("all" if s is None else s) for s in cfg.subjects if (n_all if s is None else min(s, n_all)) == n]
-                 for n in counts}
+    requested = {
+        n: [("all" if s is None else s) for s in cfg.subjects if (n_all if s is None else min(s, n_all)) == n]
+        for n in counts
+    }
 
     curve_methods = [m for m in cfg.methods if m not in REFERENCES]
     refs = [m for m in cfg.methods if m in REFERENCES]
     y_te = runs0[0].y_te
     per_run: dict[str, dict[int, list[dict]]] = {m: {} for m in cfg.methods}
     points, orders = [], {}
-    bar = tqdm(total=len(counts) * cfg.seeds * len(curve_methods) + cfg.seeds * len(refs),
-               desc=f"curve {setup.ds.source.name} {setup.ds.protocol}", disable=not cfg.progress)
+    bar = tqdm(
+        total=len(counts) * cfg.seeds * len(curve_methods) + cfg.seeds * len(refs),
+        desc=f"curve {setup.ds.source.name} {setup.ds.protocol}",
+        disable=not cfg.progress,
+    )
     for fr in runs0:
         order = subject_order([r["subject"] for r in rows_tr], fr.seed)
         orders[fr.seed] = order
@@ -172,8 +219,15 @@ def run_learning_curve(cfg: CurveConfig) -> dict:
             sub = _subset(fr, rows_tr, set(order[:n]), n, n_all, cf)
             epochs = curve_epochs(cfg.epochs, cfg.min_steps, cfg.batch_size, len(sub.tr))
             point = dataclasses.replace(setup, bcfg=_bench_config(cfg, epochs))
-            points.append({"n_subjects": n, "seed": fr.seed, "images": len(sub.tr), "epochs": epochs,
-                           "steps": epochs * math.ceil(len(sub.tr) / cfg.batch_size)})
+            points.append(
+                {
+                    "n_subjects": n,
+                    "seed": fr.seed,
+                    "images": len(sub.tr),
+                    "epochs": epochs,
+                    "steps": epochs * math.ceil(len(sub.tr) / cfg.batch_size),
+                }
+            )
             for m in curve_methods:
                 res = run_variant(point, sub, m) if m in VARIANTS else run_peer(point, sub, PEERS[m])
                 per_run[m].setdefault(n, []).append(res)
@@ -211,28 +265,47 @@ def _summary(cfg, setup, counts, requested, per_run, y_te, points, orders, notes
             a = errs["full", n]
             ok = np.isfinite(a).all(axis=0) & np.isfinite(zs).all(axis=0)
             eff = paired_mae_difference(a[:, ok], zs[:, ok], confidence=CONFIDENCE, n_resamples=N_RESAMPLES, seed=0)
-            diff[str(n)] = {"delta": eff.estimate, "ci": [eff.ci_low, eff.ci_high],
-                            "verdict": verdict(eff, better="lower"), "images": int(ok.sum())}
+            diff[str(n)] = {
+                "delta": eff.estimate,
+                "ci": [eff.ci_low, eff.ci_high],
+                "verdict": verdict(eff, better="lower"),
+                "images": int(ok.sum()),
+            }
             if crossover is None and diff[str(n)]["verdict"] == "supported":
                 crossover = n
     n_tr = {n: [p["images"] for p in points if p["n_subjects"] == n] for n in counts}
     return {
-        "source": setup.label, "dataset": setup.ds.source.title, "protocol": setup.ds.protocol,
-        "fold": setup.folds[0].name, "seeds": cfg.seeds, "test_images": int(len(y_te)),
-        "training_subjects": n_all, "subject_counts": counts, "requested": {str(n): r for n, r in requested.items()},
+        "source": setup.label,
+        "dataset": setup.ds.source.title,
+        "protocol": setup.ds.protocol,
+        "fold": setup.folds[0].name,
+        "seeds": cfg.seeds,
+        "test_images": int(len(y_te)),
+        "training_subjects": n_all,
+        "subject_counts": counts,
+        "requested": {str(n): r for n, r in requested.items()},
         "training_images": {str(n): float(np.mean(v)) for n, v in n_tr.items()},
         "epochs": {str(n): sorted({p["epochs"] for p in points if p["n_subjects"] == n}) for n in counts},
         "epochs_rule": f"{EPOCHS_RULE} (epochs {cfg.epochs}, min_steps {cfg.min_steps}, batch {cfg.batch_size})",
         "subject_draws": "seeded and nested: seed s permutes the training subjects; n subjects = the first n",
-        "references": {"zero_shot": "zero-shot CLIP trains nothing: one level, the same at every n",
-                       "oracle": "the oracle floor is trained once, on all training subjects, and drawn as a level",
-                       BASELINE: "the train-mean baseline is the mean age of each subset (retrained per n)"},
-        "ci": {"confidence": CONFIDENCE, "n_resamples": N_RESAMPLES,
-               "over": "seeds x test images (two-way bootstrap, cilf.stats.mean_ci); the seeds also redraw subjects"},
-        "notes": notes, "methods": methods, "full_minus_zero_shot": diff, "full_beats_zero_shot_from": crossover,
+        "references": {
+            "zero_shot": "zero-shot CLIP trains nothing: one level, the same at every n",
+            "oracle": "the oracle floor is trained once, on all training subjects, and drawn as a level",
+            BASELINE: "the train-mean baseline is the mean age of each subset (retrained per n)",
+        },
+        "ci": {
+            "confidence": CONFIDENCE,
+            "n_resamples": N_RESAMPLES,
+            "over": "seeds x test images (two-way bootstrap, cilf.stats.mean_ci); the seeds also redraw subjects",
+        },
+        "notes": notes,
+        "methods": methods,
+        "full_minus_zero_shot": diff,
+        "full_beats_zero_shot_from": crossover,
         "runs": {"computed": setup.store.computed, "reused": setup.store.reused},
         "feature_cache": {"path": str(setup.cf.path), "hit": setup.cf.hit},
-        "budget": budget(_bench_config(cfg, cfg.epochs)), "curve_config": asdict(cfg),
+        "budget": budget(_bench_config(cfg, cfg.epochs)),
+        "curve_config": asdict(cfg),
         "test_ages": [float(a) for a in y_te],
         "subject_order": {str(s): o for s, o in orders.items()},
         "points": points,
@@ -255,34 +328,43 @@ def format_curve(result: dict) -> str:
     difference full - zero-shot per count, the epochs rule and any notes."""
     counts = result["subject_counts"]
     w = 25
-    lines = [f"== {result['source']}: test MAE (years) [95% CI over {result['seeds']} seed(s) x "
-             f"{result['test_images']} test images] vs training subjects ({result['training_subjects']} available) ==",
-             f"{'method':34s}" + "".join(f"{_n_label(result, n):>{w}s}" for n in counts)]
-    for m, e in result["methods"].items():
+    lines = [
+        f"== {result['source']}: test MAE (years) [95% CI over {result['seeds']} seed(s) x "
+        f"{result['test_images']} test images] vs training subjects ({result['training_subjects']} available) ==",
+        f"{'method':34s}" + "".join(f"{_n_label(result, n):>{w}s}" for n in counts),
+    ]
+    for e in result["methods"].values():
         if e["kind"] != "curve":
             continue
         if "skipped" in e and not e["points"]:
             lines.append(f"{e['title']:34s} skipped: {e['skipped']}")
             continue
         lines.append(f"{e['title']:34s}" + "".join(f"{_mae_cell(e['points'].get(str(n))):>{w}s}" for n in counts))
-    lines.append(f"{'training images (mean over seeds)':34s}"
-                 + "".join(f"{result['training_images'][str(n)]:>{w}.0f}" for n in counts))
+    lines.append(
+        f"{'training images (mean over seeds)':34s}"
+        + "".join(f"{result['training_images'][str(n)]:>{w}.0f}" for n in counts)
+    )
     lines.append(f"{'epochs':34s}" + "".join(f"{'/'.join(map(str, result['epochs'][str(n)])):>{w}s}" for n in counts))
     for m, e in result["methods"].items():
         if e["kind"] == "level":
             p = next(iter(e["points"].values()), None)
-            lines.append(f"level: {e['title']}: {_mae_cell(p) if p else 'skipped: ' + e.get('skipped', '')} "
-                         f"({result['references'].get(m, '')})")
+            lines.append(
+                f"level: {e['title']}: {_mae_cell(p) if p else 'skipped: ' + e.get('skipped', '')} "
+                f"({result['references'].get(m, '')})"
+            )
     if result["full_minus_zero_shot"]:
-        cells = "".join((f"{d['delta']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]" if d else "-").rjust(w)
-                        for d in (result["full_minus_zero_shot"].get(str(n)) for n in counts))
+        cells = "".join(
+            (f"{d['delta']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]" if d else "-").rjust(w)
+            for d in (result["full_minus_zero_shot"].get(str(n)) for n in counts)
+        )
         lines.append(f"{'full - zero-shot (paired)':34s}{cells}")
         n = result["full_beats_zero_shot_from"]
-        lines.append("full beats zero-shot (whole 95% CI below 0) from "
-                     + (f"{_n_label(result, n)} training subjects" if n is not None else "no subject count tried"))
+        lines.append(
+            "full beats zero-shot (whole 95% CI below 0) from "
+            + (f"{_n_label(result, n)} training subjects" if n is not None else "no subject count tried")
+        )
     lines.append(result["epochs_rule"])
     lines += [f"note: {t}" for t in result["notes"]]
     runs = result["runs"]
     lines.append(f"runs computed {runs['computed']}, reused {runs['reused']}; total {result['seconds']:.1f} s")
     return "\n".join(lines)
-

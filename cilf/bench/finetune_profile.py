@@ -4,6 +4,7 @@ pass of the L - k frozen blocks) and the parts it keeps (forward + backward of t
 CILF-CIAE's own layers and the optimiser step). The cache's speed-up per epoch can be at most
 (load + frozen + trainable) / trainable: these timings say how far that ceiling is from a target.
 """
+
 from __future__ import annotations
 
 import time
@@ -11,10 +12,10 @@ import time
 import numpy as np
 import torch
 
+from cilf.bench.timing import median_time
 from cilf.data.datasets import RecordDataset, collate_skip
 from cilf.model.cilf_model import CILF
 from cilf.model.clip import BoundaryTokens
-from cilf.bench.timing import median_time
 
 
 def _median_s(fn, repeats: int, warmup: int, device: torch.device) -> float:
@@ -32,8 +33,14 @@ def _median_s(fn, repeats: int, warmup: int, device: torch.device) -> float:
     return float(np.median(times))
 
 
-def finetune_step_profile(model: CILF, ds: RecordDataset, batch_size: int = 64, repeats: int = 3, warmup: int = 1,
-                          device: str | torch.device = "cpu") -> dict:
+def finetune_step_profile(
+    model: CILF,
+    ds: RecordDataset,
+    batch_size: int = 64,
+    repeats: int = 3,
+    warmup: int = 1,
+    device: str | torch.device = "cpu",
+) -> dict:
     """Milliseconds per batch of ``batch_size`` images of ``ds`` for ``model`` (its last
     ``cfg.unfreeze_last_blocks`` = k image blocks trainable), each the median of ``repeats`` calls:
 
@@ -56,8 +63,10 @@ def finetune_step_profile(model: CILF, ds: RecordDataset, batch_size: int = 64, 
     device = torch.device(device)
     k = model.cfg.unfreeze_last_blocks
     if not model.cfg.freeze_image or k < 1:
-        raise ValueError(f"the profile needs a model whose last k >= 1 image blocks train on a frozen stem "
-                         f"(unfreeze_last_blocks={k}, freeze_image={model.cfg.freeze_image})")
+        raise ValueError(
+            f"the profile needs a model whose last k >= 1 image blocks train on a frozen stem "
+            f"(unfreeze_last_blocks={k}, freeze_image={model.cfg.freeze_image})"
+        )
     n = min(batch_size, len(ds))
     if n < 2:
         raise ValueError(f"{ds.name} has {len(ds)} images; the profile needs a batch of at least 2")
@@ -98,25 +107,42 @@ def finetune_step_profile(model: CILF, ds: RecordDataset, batch_size: int = 64, 
     pixels_s = _median_s(lambda: train_step(images, None), repeats, warmup, device)
     model.eval()
     pixel_batch = load_s + pixels_s
-    ms = {"load_ms": 1e3 * load_s, "frozen_ms": 1e3 * frozen_s, "blocks_ms": 1e3 * blocks_s,
-          "step_from_cache_ms": 1e3 * cache_s, "step_from_pixels_ms": 1e3 * pixels_s}
+    ms = {
+        "load_ms": 1e3 * load_s,
+        "frozen_ms": 1e3 * frozen_s,
+        "blocks_ms": 1e3 * blocks_s,
+        "step_from_cache_ms": 1e3 * cache_s,
+        "step_from_pixels_ms": 1e3 * pixels_s,
+    }
     heads = max(cache_s - blocks_s, 0.0)
-    return {"k": k, "frozen_blocks": block, "image_blocks": model.clip.image_blocks, "batch": n, **ms,
-            "pixel_batch_ms": 1e3 * pixel_batch,
-            "share": {"load": load_s / pixel_batch, "frozen_blocks": frozen_s / pixel_batch,
-                      "trainable_blocks": blocks_s / pixel_batch, "heads_and_optimiser": heads / pixel_batch},
-            "speedup_ceiling": pixel_batch / cache_s, "repeats": repeats}
+    return {
+        "k": k,
+        "frozen_blocks": block,
+        "image_blocks": model.clip.image_blocks,
+        "batch": n,
+        **ms,
+        "pixel_batch_ms": 1e3 * pixel_batch,
+        "share": {
+            "load": load_s / pixel_batch,
+            "frozen_blocks": frozen_s / pixel_batch,
+            "trainable_blocks": blocks_s / pixel_batch,
+            "heads_and_optimiser": heads / pixel_batch,
+        },
+        "speedup_ceiling": pixel_batch / cache_s,
+        "repeats": repeats,
+    }
 
 
 def format_step_profile(p: dict, backbone: str) -> str:
     """Two lines: the per-batch split and the ceiling it sets on the cache's speed-up."""
     s = p["share"]
-    return (f"  profile, {backbone} last-{p['k']} ({p['frozen_blocks']} of {p['image_blocks']} blocks frozen), one batch "
-            f"of {p['batch']} from pixels = {p['pixel_batch_ms']:.0f} ms: load+decode {p['load_ms']:.0f} ms "
-            f"({100 * s['load']:.0f}%), frozen blocks {p['frozen_ms']:.0f} ms ({100 * s['frozen_blocks']:.0f}%), "
-            f"trainable blocks fwd+bwd {p['blocks_ms']:.0f} ms ({100 * s['trainable_blocks']:.0f}%), heads + "
-            f"losses + AdamW {p['step_from_cache_ms'] - p['blocks_ms']:.0f} ms "
-            f"({100 * s['heads_and_optimiser']:.0f}%)\n"
-            f"    -> the cache removes load + frozen blocks only: at most {p['speedup_ceiling']:.1f}x "
-            f"(step from the cache {p['step_from_cache_ms']:.0f} ms per batch)")
-
+    return (
+        f"  profile, {backbone} last-{p['k']} ({p['frozen_blocks']} of {p['image_blocks']} blocks frozen), one batch "
+        f"of {p['batch']} from pixels = {p['pixel_batch_ms']:.0f} ms: load+decode {p['load_ms']:.0f} ms "
+        f"({100 * s['load']:.0f}%), frozen blocks {p['frozen_ms']:.0f} ms ({100 * s['frozen_blocks']:.0f}%), "
+        f"trainable blocks fwd+bwd {p['blocks_ms']:.0f} ms ({100 * s['trainable_blocks']:.0f}%), heads + "
+        f"losses + AdamW {p['step_from_cache_ms'] - p['blocks_ms']:.0f} ms "
+        f"({100 * s['heads_and_optimiser']:.0f}%)\n"
+        f"    -> the cache removes load + frozen blocks only: at most {p['speedup_ceiling']:.1f}x "
+        f"(step from the cache {p['step_from_cache_ms']:.0f} ms per batch)"
+    )

@@ -8,6 +8,7 @@ HistGradientBoostingRegressor with the L1 loss (MAE is the target metric), its l
 number of iterations chosen on validation images (never on test), then refitted on the whole training split.
 Real datasets have no latents: there the peer is skipped, with the reason in the table.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,13 @@ GRID = {"learning_rate": (0.05, 0.15, 0.4), "max_leaf_nodes": (7, 15, 31)}  # x 
 MAX_ITER = 400
 CHUNK, PATIENCE = 50, 100  # iterations fitted at a time; stop once the best is this many iterations back
 VAL_FRACTION = 0.2  # of the training subjects, held out for tuning when the fold has no validation split
-VERSION = {"latents": list(LATENT_FIELDS), "grid": GRID, "max_iter": MAX_ITER, "patience": PATIENCE,
-           "val_fraction": VAL_FRACTION}
+VERSION = {
+    "latents": list(LATENT_FIELDS),
+    "grid": GRID,
+    "max_iter": MAX_ITER,
+    "patience": PATIENCE,
+    "val_fraction": VAL_FRACTION,
+}
 _WORDS = {"true": 1.0, "false": 0.0, "m": 1.0, "f": 0.0}
 
 
@@ -34,8 +40,10 @@ def missing_latents(rows: list[dict]) -> str | None:
     if not lacking:
         return None
     if rows and "skin_age" in rows[0] and "caption" in rows[0]:  # a SynthAge manifest of an older cilf
-        return (f"this SynthAge manifest predates the latent columns ({', '.join(lacking)}); run `python -m cilf "
-                f"synthage --out ROOT` once with the set's --n-images and --seed to add them (images are kept)")
+        return (
+            f"this SynthAge manifest predates the latent columns ({', '.join(lacking)}); run `python -m cilf "
+            f"synthage --out ROOT` once with the set's --n-images and --seed to add them (images are kept)"
+        )
     return "no latent ageing variables (SynthAge only)"
 
 
@@ -53,10 +61,13 @@ def latent_matrix(rows: list[dict]) -> np.ndarray:
         raise ValueError(f"oracle: {why}")
     try:
         return np.array([[_number(r[c]) for c in LATENT_FIELDS] for r in rows], dtype=np.float64).reshape(
-            len(rows), len(LATENT_FIELDS))
+            len(rows), len(LATENT_FIELDS)
+        )
     except (KeyError, ValueError) as e:
-        raise ValueError(f"oracle: a row's latent columns cannot be read as numbers ({e}); regenerate the SynthAge "
-                         f"manifest with `python -m cilf synthage`") from None
+        raise ValueError(
+            f"oracle: a row's latent columns cannot be read as numbers ({e}); regenerate the SynthAge "
+            f"manifest with `python -m cilf synthage`"
+        ) from None
 
 
 def _one_thread():
@@ -70,9 +81,14 @@ def _one_thread():
 def _regressor(learning_rate: float, max_leaf_nodes: int, max_iter: int):
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    return HistGradientBoostingRegressor(loss="absolute_error", learning_rate=learning_rate,
-                                         max_leaf_nodes=max_leaf_nodes, max_iter=max_iter, early_stopping=False,
-                                         random_state=0)
+    return HistGradientBoostingRegressor(
+        loss="absolute_error",
+        learning_rate=learning_rate,
+        max_leaf_nodes=max_leaf_nodes,
+        max_iter=max_iter,
+        early_stopping=False,
+        random_state=0,
+    )
 
 
 def _val_curve(lr: float, leaves: int, x_fit, y_fit, x_val, y_val) -> list[float]:
@@ -118,8 +134,9 @@ class OracleFit:
             return self.model.predict(latent_matrix(rows))
 
 
-def fit_oracle(train_rows: list[dict], y_train, val_rows: list[dict] | None = None, y_val=None,
-               seed: int = 0) -> OracleFit:
+def fit_oracle(
+    train_rows: list[dict], y_train, val_rows: list[dict] | None = None, y_val=None, seed: int = 0
+) -> OracleFit:
     """Tune on validation images, then refit on every training row; returns the fit.
 
     train_rows (n) with y_train (n) ages. With ``val_rows``/``y_val`` (v) those choose the hyperparameters;

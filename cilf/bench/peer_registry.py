@@ -1,10 +1,11 @@
 """The peers' registry: what a peer method is given (:class:`PeerInputs`, :class:`PeerConfig`), what it is
 (:class:`PeerSpec`), and :data:`PEERS` with :func:`register_peer` to add one (``cilf.bench.peers`` registers
 the built-in ones)."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -66,10 +67,18 @@ class PeerSpec:
 PEERS: dict[str, PeerSpec] = {}  # name -> spec, in the order benchmarks list them
 
 
-def register_peer(name: str, title: str | None = None, *, seeded: bool = True, needs_encoder: bool = False,
-                  available: Callable[[], str | None] | None = None,
-                  applies: Callable[[list[dict]], str | None] | None = None, key: dict | None = None,
-                  note: Callable[[object], str | None] | None = None, default: bool = True):
+def register_peer(
+    name: str,
+    title: str | None = None,
+    *,
+    seeded: bool = True,
+    needs_encoder: bool = False,
+    available: Callable[[], str | None] | None = None,
+    applies: Callable[[list[dict]], str | None] | None = None,
+    key: dict | None = None,
+    note: Callable[[object], str | None] | None = None,
+    default: bool = True,
+):
     """Decorator adding ``fit_and_predict(PeerInputs) -> ages`` to :data:`PEERS` as peer ``name``.
 
     >>> @register_peer("train_median", "Training median")
@@ -80,9 +89,18 @@ def register_peer(name: str, title: str | None = None, *, seeded: bool = True, n
         raise ValueError(f"peer {name!r} is already registered ({PEERS[name].title}); pick another name")
 
     def add(fn: Callable[[PeerInputs], np.ndarray | tuple[np.ndarray, dict]]):
-        PEERS[name] = PeerSpec(name, title or name, fn, seeded=seeded, needs_encoder=needs_encoder,
-                               available=available or (lambda: None), applies=applies or (lambda rows: None),
-                               key=dict(key or {}), note=note or (lambda cfg: None), default=default)
+        PEERS[name] = PeerSpec(
+            name,
+            title or name,
+            fn,
+            seeded=seeded,
+            needs_encoder=needs_encoder,
+            available=available or (lambda: None),
+            applies=applies or (lambda rows: None),
+            key=dict(key or {}),
+            note=note or (lambda cfg: None),
+            default=default,
+        )
         return fn
 
     return add

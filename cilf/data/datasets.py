@@ -8,12 +8,14 @@ Leaks in a manifest (one image in two splits or with two ages, a row repeated, a
 splits) are counted by :func:`manifest_leakage` and kept as ``ManifestDataset.leakage`` for the
 caller to warn about (``ManifestDataset.warnings()``).
 """
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -39,8 +41,10 @@ def _manifest_text(csv_path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise ManifestError(f"{csv_path}, line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text; save the "
-                            f"manifest as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)") from None
+        raise ManifestError(
+            f"{csv_path}, line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text; save the "
+            f"manifest as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)"
+        ) from None
 
 
 def read_manifest(csv_path: str | Path, age_range: tuple[float, float] = AGE_RANGE) -> list[dict[str, Any]]:
@@ -57,7 +61,9 @@ def read_manifest(csv_path: str | Path, age_range: tuple[float, float] = AGE_RAN
     cols = reader.fieldnames or []
     missing = {"path", "age"} - set(cols)
     if missing:
-        raise ManifestError(f"{csv_path}: header must name columns path and age (missing {sorted(missing)}; has {cols})")
+        raise ManifestError(
+            f"{csv_path}: header must name columns path and age (missing {sorted(missing)}; has {cols})"
+        )
     for line, row in enumerate(reader, start=2):
         if None in row or any(v is None for v in row.values()):
             raise ManifestError(f"{csv_path}, line {line}: wrong number of fields")
@@ -72,8 +78,10 @@ def read_manifest(csv_path: str | Path, age_range: tuple[float, float] = AGE_RAN
         if "split" in row:
             split = SPLITS.get(row["split"].strip().lower())
             if split is None:
-                raise ManifestError(f"{csv_path}, line {line}: split {row['split']!r} is not one of train, val, test "
-                                    f"(any case; valid/validation mean val)")
+                raise ManifestError(
+                    f"{csv_path}, line {line}: split {row['split']!r} is not one of train, val, test "
+                    f"(any case; valid/validation mean val)"
+                )
             row["split"] = split
         p = Path(row["path"])
         row["path"] = str(p if p.is_absolute() else csv_path.parent / p)
@@ -114,7 +122,7 @@ class RecordDataset(Dataset):
     def ages(self) -> torch.Tensor:
         return torch.tensor([r["age"] for r in self.rows], dtype=torch.float32)
 
-    def subset(self, indices, name: str | None = None) -> "RecordDataset":
+    def subset(self, indices, name: str | None = None) -> RecordDataset:
         """The rows at ``indices`` as a new dataset (same transform, its own skip log)."""
         return RecordDataset([self.rows[i] for i in indices], self.transform, name or self.name)
 
@@ -134,8 +142,14 @@ class RecordDataset(Dataset):
 class ManifestDataset(RecordDataset):
     """A generic CSV manifest (``path, age`` and optionally ``subject, split`` plus metadata)."""
 
-    def __init__(self, csv_path: str | Path, split: str | None = None, transform: Callable | None = None,
-                 age_range: tuple[float, float] = AGE_RANGE, subject_exclusive: bool | None = None):
+    def __init__(
+        self,
+        csv_path: str | Path,
+        split: str | None = None,
+        transform: Callable | None = None,
+        age_range: tuple[float, float] = AGE_RANGE,
+        subject_exclusive: bool | None = None,
+    ):
         self.csv_path = Path(csv_path)
         rows = read_manifest(self.csv_path, age_range)
         # over the whole manifest, before one split is taken: the leaks are between its splits
@@ -161,11 +175,20 @@ class SynthAge(ManifestDataset):
     >>> image, age, subject, meta = ds[0]; meta["caption"]   # doctest: +SKIP
     """
 
-    def __init__(self, split: str | None = "train", n_images: int = 10000, seed: int = 0, image_size: int = 112,
-                 root: str | Path | None = None, transform: Callable | None = None, progress: bool = True,
-                 images_per_subject: int = 5):
-        self.spec = SynthAgeSpec(n_images=n_images, seed=seed, image_size=image_size,
-                                 images_per_subject=images_per_subject)
+    def __init__(
+        self,
+        split: str | None = "train",
+        n_images: int = 10000,
+        seed: int = 0,
+        image_size: int = 112,
+        root: str | Path | None = None,
+        transform: Callable | None = None,
+        progress: bool = True,
+        images_per_subject: int = 5,
+    ):
+        self.spec = SynthAgeSpec(
+            n_images=n_images, seed=seed, image_size=image_size, images_per_subject=images_per_subject
+        )
         self.root = generate(self.spec, root, progress=progress)
         super().__init__(self.root / "manifest.csv", split=split, transform=transform, subject_exclusive=True)
 

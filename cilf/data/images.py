@@ -7,13 +7,14 @@ Files are only ever opened for reading.
 ``walk_images`` is the one folder walk: the image files of some paths plus everything passed over,
 with the reason (unreadable folder or file, unsupported extension, hidden, linked folder, duplicate).
 """
+
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -75,7 +76,9 @@ def load_image(path: str | Path, min_side: int = MIN_SIDE) -> Image.Image:
         raise BadImageError(p, "not an image file PIL can read (wrong extension or corrupt header)") from None
     except (OSError, SyntaxError, ValueError) as e:
         msg = str(e)
-        reason = "truncated or corrupt image data" if "truncat" in msg or "broken" in msg else f"unreadable image ({msg})"
+        reason = (
+            "truncated or corrupt image data" if "truncat" in msg or "broken" in msg else f"unreadable image ({msg})"
+        )
         raise BadImageError(p, reason) from None
     except Image.DecompressionBombError as e:
         raise BadImageError(p, f"refused as a decompression bomb ({e})") from None
@@ -107,6 +110,7 @@ class SkipLog:
 
 
 # ---- walking folders: every file found is either an image or a skip with its reason ---------------------------
+
 
 class NoImagesFound(ValueError):
     """A walk found no usable image; the message names where it looked and counts what it passed over."""
@@ -151,15 +155,17 @@ class ImageWalk:
         over = ", ".join(f"{n} {k}" for k, n in sorted(c.items())) if c else "nothing"
         return f"{len(self.files)} image(s); passed over: {over}"
 
-    def require(self, what: str = "") -> "ImageWalk":
+    def require(self, what: str = "") -> ImageWalk:
         """``self``, or NoImagesFound saying where nothing usable was found and what was passed over, and why."""
         if self.files:
             return self
         where = what or ", ".join(self.looked_in) or "the paths given"
         examples = "; ".join(f"{p}: {why}" for p, why in self.skipped[:3])
-        raise NoImagesFound(f"no usable image in {where} ({self.summary().split('; ', 1)[1]}"
-                            + (f"; e.g. {examples}" if examples else "")
-                            + f"); cilf reads {', '.join(sorted(IMAGE_SUFFIXES))}")
+        raise NoImagesFound(
+            f"no usable image in {where} ({self.summary().split('; ', 1)[1]}"
+            + (f"; e.g. {examples}" if examples else "")
+            + f"); cilf reads {', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
 
 
 def _reason_os(kind: str, err: OSError) -> str:
@@ -170,8 +176,9 @@ def _reason_os(kind: str, err: OSError) -> str:
     return f"{kind} ({detail}" + ("; the images inside are not counted)" if kind == UNREADABLE_FOLDER else ")")
 
 
-def walk_images(paths: str | Path | Iterable[str | Path], hidden: bool = False,
-                ignore: Iterable[str] = ()) -> ImageWalk:
+def walk_images(
+    paths: str | Path | Iterable[str | Path], hidden: bool = False, ignore: Iterable[str] = ()
+) -> ImageWalk:
     """Image files of ``paths`` (files and folders, searched recursively), with everything passed over and why.
 
     The one walk of cilf (dataset scans, ``align``, ``data check``, ``predict``). A folder yields its image
@@ -243,16 +250,25 @@ def _walk_folder(top: Path, walk: ImageWalk, found: list[tuple[Path, str]], hidd
             try:
                 if entry.name.startswith(".") and not hidden:
                     kind = "folder" if entry.is_dir() else "file"
-                    walk.skipped.append((str(p), f"{HIDDEN} {kind} (its name starts with '.'"
-                                                 + ("; not searched)" if kind == "folder" else ")")))
+                    walk.skipped.append(
+                        (
+                            str(p),
+                            f"{HIDDEN} {kind} (its name starts with '.'"
+                            + ("; not searched)" if kind == "folder" else ")"),
+                        )
+                    )
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(p)
                     continue
                 link = entry.is_symlink()
                 if link and entry.is_dir():
-                    walk.skipped.append((str(p), f"{LINKED_FOLDER} (a symbolic link to a folder is not followed: "
-                                                 f"give that folder itself)"))
+                    walk.skipped.append(
+                        (
+                            str(p),
+                            f"{LINKED_FOLDER} (a symbolic link to a folder is not followed: give that folder itself)",
+                        )
+                    )
                     continue
                 if link and not os.path.exists(p):
                     walk.skipped.append((str(p), f"{UNREADABLE_FILE} (a broken symbolic link)"))

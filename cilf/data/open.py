@@ -1,9 +1,10 @@
 """``open_dataset``: the one entry point to every dataset layout and its protocols."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .datasets import RecordDataset
 from .images import NoImagesFound
@@ -15,8 +16,14 @@ def default_root(name: str) -> Path:
     return Path(os.environ.get("CILF_DATASETS", Path.home() / "datasets")) / get_source(name).name
 
 
-def open_dataset(name: str, root: str | Path | None = None, protocol: str | None = None, split: str | None = None,
-                 fold: int = 0, transform: Callable | None = None) -> AgeDataset | RecordDataset:
+def open_dataset(
+    name: str,
+    root: str | Path | None = None,
+    protocol: str | None = None,
+    split: str | None = None,
+    fold: int = 0,
+    transform: Callable | None = None,
+) -> AgeDataset | RecordDataset:
     """Open dataset ``name`` from ``root`` in its official layout.
 
     Without ``split``: the whole dataset (an :class:`AgeDataset`; ``.folds(protocol)`` lists the splits).
@@ -38,6 +45,8 @@ def open_dataset(name: str, root: str | Path | None = None, protocol: str | None
         counts = ds.scan.skip_counts()
         why = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])[:6]) or "nothing found"
         eg = f"; e.g. {ds.scan.skipped[0][0]}: {ds.scan.skipped[0][1]}" if ds.scan.skipped else ""
-        raise NoImagesFound(f"{source.title} at {root}: no usable image found ({len(ds.scan.skipped)} passed over: "
-                            f"{why}{eg}). Expected layout: {source.layout}")
+        raise NoImagesFound(
+            f"{source.title} at {root}: no usable image found ({len(ds.scan.skipped)} passed over: "
+            f"{why}{eg}). Expected layout: {source.layout}"
+        )
     return ds if split is None else ds.split(split, fold)

@@ -5,6 +5,7 @@ Published split lists (MORPH-II settings A-D, CORAL's MORPH-II/CACD splits, UTKF
 literature does not publish (the paper's 80/20, subject-exclusive k-fold, leave-one-person-out)
 are derived here, seeded, and labelled as ours.
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,9 +42,11 @@ def published(*parts: str) -> Path:
     looked up by its name; a protocol never falls back to the lists that happen to be there)."""
     path = Path(str(resources.files("cilf.data").joinpath("published", *parts)))
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the published split list {'/'.join(parts)} ships with cilf "
-                                f"(cilf/data/published/, see its README); reinstall cilf or restore the file from "
-                                f"the repository")
+        raise FileNotFoundError(
+            f"{path} not found: the published split list {'/'.join(parts)} ships with cilf "
+            f"(cilf/data/published/, see its README); reinstall cilf or restore the file from "
+            f"the repository"
+        )
     return path
 
 
@@ -55,8 +58,10 @@ def find_fold(folds: list[Fold], key: int | str, where: str = "this protocol") -
     if isinstance(key, str) and not key.strip().isdigit():
         if key in names:
             return folds[names.index(key)]
-        raise ValueError(f"{where} has no fold {key!r}; its folds: {', '.join(names[:12])}"
-                         + (f" ... ({len(names)} in all)" if len(names) > 12 else ""))
+        raise ValueError(
+            f"{where} has no fold {key!r}; its folds: {', '.join(names[:12])}"
+            + (f" ... ({len(names)} in all)" if len(names) > 12 else "")
+        )
     k = int(key)
     numbered = [n for n in names if n.startswith("fold") and n[4:].isdigit()]
     if numbered:
@@ -130,8 +135,10 @@ def listed_fold(name: str, index: FileIndex, train_names, test_names, val_names=
     va, m3 = index.lookup(val_names)
     if not tr or not te:
         n = len(list(train_names)) + len(list(test_names))
-        raise FileNotFoundError(f"{source or name}: none of the {n} files this list names were found under the "
-                                f"dataset root (matched by file name, any folder)")
+        raise FileNotFoundError(
+            f"{source or name}: none of the {n} files this list names were found under the "
+            f"dataset root (matched by file name, any folder)"
+        )
     return Fold(name, tr, te, va, missing=m1 + m2 + m3)
 
 
@@ -145,8 +152,9 @@ def _groups(rows: list[dict], by_subject: bool) -> list[list[int]]:
     return [groups[k] for k in sorted(groups)]
 
 
-def holdout(rows: list[dict], test_frac: float = 0.2, seed: int = 0, by_subject: bool = True,
-            name: str = "80-20") -> list[Fold]:
+def holdout(
+    rows: list[dict], test_frac: float = 0.2, seed: int = 0, by_subject: bool = True, name: str = "80-20"
+) -> list[Fold]:
     """One seeded train/test split; subject-exclusive when rows carry subjects."""
     groups = _groups(rows, by_subject)
     order = np.random.default_rng(seed).permutation(len(groups))
@@ -191,6 +199,8 @@ def split_by_column(rows: list[dict], column: str = "split", name: str = "offici
     for part in ("train", "test"):
         if not sets[part]:
             found = ", ".join(f"{len(v)} {k}" for k, v in sets.items() if v) or "none"
-            raise ValueError(f"protocol {name}: no row has {column} = {part} (rows per {column}: {found}); the "
-                             f"{part} split is looked up by that name: add its rows or choose another protocol")
+            raise ValueError(
+                f"protocol {name}: no row has {column} = {part} (rows per {column}: {found}); the "
+                f"{part} split is looked up by that name: add its rows or choose another protocol"
+            )
     return [Fold(name, sets["train"], sets["test"], sets["val"])]

@@ -1,4 +1,5 @@
 """Sample images available offline, for demos and benchmarks."""
+
 from __future__ import annotations
 
 from pathlib import Path

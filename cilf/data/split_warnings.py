@@ -7,19 +7,21 @@ Published lists name files, not paths (``cilf.data.protocols.FileIndex`` matches
 folder), and some put the same subject in train and test (MORPH-II setting B: its subsets S1, S2
 and S3 share about 2,200 subjects pairwise). Nothing here changes a split; it says what it holds.
 """
+
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from .protocols import Fold
 
 
 def shared_subjects(rows: list[dict], fold: Fold) -> int:
     """How many subjects have images in both the train and the test split of ``fold`` (0 without subjects)."""
+
     def subjects(idx: list[int]) -> set[str]:
         return {str(rows[i].get("subject", "")) for i in idx} - {""}
 
@@ -50,12 +52,12 @@ def duplicate_names(rows: list[dict]) -> dict[str, list[int]]:
     by_name: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         by_name.setdefault(Path(r["path"]).name.upper(), []).append(i)
-    return {n: idx for n, idx in by_name.items()
-            if len(idx) > 1 and len({path_key(rows[i]["path"]) for i in idx}) > 1}
+    return {n: idx for n, idx in by_name.items() if len(idx) > 1 and len({path_key(rows[i]["path"]) for i in idx}) > 1}
 
 
-def leakage_report(rows_by_split: Mapping[str, list[dict]], subject_exclusive: bool | None = None,
-                   examples: int = 5) -> dict:
+def leakage_report(
+    rows_by_split: Mapping[str, list[dict]], subject_exclusive: bool | None = None, examples: int = 5
+) -> dict:
     """Leaks between splits, counted. ``rows_by_split``: {split name: rows (dicts with ``path``, ``age`` and
     optionally ``subject``)}, e.g. {"train": [...], "val": [...], "test": [...]}; ``subject_exclusive``:
     whether the protocol promises that no subject is in two splits (None: unknown).
@@ -88,7 +90,7 @@ def leakage_report(rows_by_split: Mapping[str, list[dict]], subject_exclusive: b
             if sid:
                 subjects.setdefault(sid, set()).add(name)
     names = list(splits)
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     several = [k for k, per in where.items() if len(per) > 1]
     conflicts = [k for k, a in ages.items() if len(a) > 1]
     shared = sorted(s for s, parts in subjects.items() if len(parts) > 1)
@@ -105,12 +107,15 @@ def leakage_report(rows_by_split: Mapping[str, list[dict]], subject_exclusive: b
         "subject_leak": len(shared) if subject_exclusive else 0,
         "examples": {
             "images_in_several_splits": [f"{shown[k]} ({', '.join(where[k])})" for k in several[:examples]],
-            "repeated_rows": [f"{shown[k]} ({n} rows in {s})" for k, per in where.items() for s, n in per.items()
-                              if n > 1][:examples],
-            "age_conflicts": [f"{shown[k]} (ages {', '.join(f'{a:g}' for a in sorted(ages[k]))})"
-                              for k in conflicts[:examples]],
-            "subjects_in_several_splits": [f"{s} ({', '.join(n for n in names if n in subjects[s])})"
-                                           for s in shared[:examples]],
+            "repeated_rows": [
+                f"{shown[k]} ({n} rows in {s})" for k, per in where.items() for s, n in per.items() if n > 1
+            ][:examples],
+            "age_conflicts": [
+                f"{shown[k]} (ages {', '.join(f'{a:g}' for a in sorted(ages[k]))})" for k in conflicts[:examples]
+            ],
+            "subjects_in_several_splits": [
+                f"{s} ({', '.join(n for n in names if n in subjects[s])})" for s in shared[:examples]
+            ],
         },
     }
 
@@ -127,18 +132,26 @@ def leakage_lines(report: dict, what: str = "") -> list[str]:
     out = []
     if report["images_in_several_splits"]:
         pairs = ", ".join(f"{n} in {p}" for p, n in report["split_pairs"].items() if n)
-        out.append(f"{report['images_in_several_splits']} image(s) are in more than one split{at}: {pairs}"
-                   f"{first('images_in_several_splits')}; a model tested on images it trained on scores too well")
+        out.append(
+            f"{report['images_in_several_splits']} image(s) are in more than one split{at}: {pairs}"
+            f"{first('images_in_several_splits')}; a model tested on images it trained on scores too well"
+        )
     if report["repeated_rows"]:
-        out.append(f"{report['repeated_rows']} row(s) repeat an image already listed in the same split{at}"
-                   f"{first('repeated_rows')}; the image counts once per row")
+        out.append(
+            f"{report['repeated_rows']} row(s) repeat an image already listed in the same split{at}"
+            f"{first('repeated_rows')}; the image counts once per row"
+        )
     if report["age_conflicts"]:
-        out.append(f"{report['age_conflicts']} image(s) carry two or more different ages{at}"
-                   f"{first('age_conflicts')}; fix the labels")
+        out.append(
+            f"{report['age_conflicts']} image(s) carry two or more different ages{at}"
+            f"{first('age_conflicts')}; fix the labels"
+        )
     if report["subject_leak"]:
         pairs = ", ".join(f"{n} in {p}" for p, n in report["subject_pairs"].items() if n)
-        out.append(f"{report['subject_leak']} subject(s) have images in more than one split although the protocol "
-                   f"is subject-exclusive{at}: {pairs}{first('subjects_in_several_splits')}")
+        out.append(
+            f"{report['subject_leak']} subject(s) have images in more than one split although the protocol "
+            f"is subject-exclusive{at}: {pairs}{first('subjects_in_several_splits')}"
+        )
     return out
 
 
@@ -186,40 +199,49 @@ class SplitWarnings:
                 break
             where = self._where(name, self.shared)
             if self.subject_exclusive:
-                out.append(f"{n} subjects appear in both train and test although {where} is subject-exclusive "
-                           f"(check the subject ids: one person under two ids, or two under one)")
+                out.append(
+                    f"{n} subjects appear in both train and test although {where} is subject-exclusive "
+                    f"(check the subject ids: one person under two ids, or two under one)"
+                )
             else:
-                out.append(f"{n} subjects appear in both train and test ({where}: its lists are not "
-                           f"subject-exclusive)")
+                out.append(f"{n} subjects appear in both train and test ({where}: its lists are not subject-exclusive)")
         eg = self.leak_examples
         for k, (name, n) in enumerate((f, n) for f, n in self.in_several_splits.items() if n):
             if k == limit:
                 out.append("... and more folds hold one image in two splits")
                 break
             e = f", e.g. {eg['in_several_splits'][0]}" if eg.get("in_several_splits") else ""
-            out.append(f"{n} image(s) are in more than one split ({self._where(name, self.in_several_splits)}: "
-                       f"the same file listed twice){e}; a model tested on images it trained on scores too well")
+            out.append(
+                f"{n} image(s) are in more than one split ({self._where(name, self.in_several_splits)}: "
+                f"the same file listed twice){e}; a model tested on images it trained on scores too well"
+            )
         if self.repeated_images:
             e = f", e.g. {eg['repeated'][0]}" if eg.get("repeated") else ""
-            out.append(f"{self.repeated_images} image(s) are listed by more than one row ({self.repeated_rows} extra "
-                       f"row(s)){e}; each is counted once")
+            out.append(
+                f"{self.repeated_images} image(s) are listed by more than one row ({self.repeated_rows} extra "
+                f"row(s)){e}; each is counted once"
+            )
         if self.age_conflicts:
             e = f", e.g. {eg['age_conflicts'][0]}" if eg.get("age_conflicts") else ""
             out.append(f"{self.age_conflicts} image(s) carry two or more different ages{e}; fix the labels")
         if self.unlisted:
             e = f", e.g. {self.unlisted_examples[0]}" if self.unlisted_examples else ""
-            out.append(f"{self.unlisted} image(s) on disk are named by no list of protocol {self.protocol} and are "
-                       f"not used{e}")
+            out.append(
+                f"{self.unlisted} image(s) on disk are named by no list of protocol {self.protocol} and are not used{e}"
+            )
         if self.duplicate_names:
             name, paths = next(iter(self.duplicate_examples.items()))
-            out.append(f"{self.duplicate_files} files share {self.duplicate_names} file name(s) in different folders "
-                       f"(e.g. {name}: {', '.join(paths[:3])}); a list that names files cannot tell them apart: "
-                       f"{self.duplicates_unused} of these files are not used by protocol {self.protocol}")
+            out.append(
+                f"{self.duplicate_files} files share {self.duplicate_names} file name(s) in different folders "
+                f"(e.g. {name}: {', '.join(paths[:3])}); a list that names files cannot tell them apart: "
+                f"{self.duplicates_unused} of these files are not used by protocol {self.protocol}"
+            )
         return out
 
 
-def split_warnings(rows: list[dict], folds: list[Fold], protocol: str, examples: int = 5,
-                   subject_exclusive: bool | None = None) -> SplitWarnings:
+def split_warnings(
+    rows: list[dict], folds: list[Fold], protocol: str, examples: int = 5, subject_exclusive: bool | None = None
+) -> SplitWarnings:
     """Count, over ``folds`` of ``protocol``: shared subjects and images in two splits per fold, unused images,
     duplicate names, images named by several rows and images with two ages. ``subject_exclusive``: whether
     the protocol promises no subject on both sides (the wording of the shared-subject warning)."""
@@ -238,7 +260,7 @@ def split_warnings(rows: list[dict], folds: list[Fold], protocol: str, examples:
         parts = [{keys[i] for i in part} for part in (f.train, f.val, f.test)]
         both = (parts[0] & parts[1]) | (parts[0] & parts[2]) | (parts[1] & parts[2])
         several[f.name] = len(both)
-        several_eg += [rows[by_key[k][0]]["path"] for k in sorted(both)[:examples - len(several_eg)]]
+        several_eg += [rows[by_key[k][0]]["path"] for k in sorted(both)[: examples - len(several_eg)]]
     ages: dict[str, set] = {}
     for k, r in zip(keys, rows):
         if r.get("age") is not None:
@@ -246,19 +268,29 @@ def split_warnings(rows: list[dict], folds: list[Fold], protocol: str, examples:
     conflicts = [k for k, a in ages.items() if len(a) > 1]
     repeated = [k for k, idx in by_key.items() if len(idx) > 1]
     return SplitWarnings(
-        protocol=protocol, images_on_disk=len(by_key), images_used=len(used),
+        protocol=protocol,
+        images_on_disk=len(by_key),
+        images_used=len(used),
         shared={f.name: shared_subjects(rows, f) for f in folds},
-        unlisted=len(unused), unlisted_examples=[rows[i]["path"] for i in unused[:examples]],
-        duplicate_names=len(dups), duplicate_files=len(dup_files),
+        unlisted=len(unused),
+        unlisted_examples=[rows[i]["path"] for i in unused[:examples]],
+        duplicate_names=len(dups),
+        duplicate_files=len(dup_files),
         duplicates_unused=len(dup_files - used),
-        duplicate_examples={n: list(dict.fromkeys(rows[i]["path"] for i in v))
-                            for n, v in list(dups.items())[:examples]},
-        subject_exclusive=subject_exclusive, in_several_splits=several,
-        repeated_images=len(repeated), repeated_rows=sum(len(by_key[k]) - 1 for k in repeated),
+        duplicate_examples={
+            n: list(dict.fromkeys(rows[i]["path"] for i in v)) for n, v in list(dups.items())[:examples]
+        },
+        subject_exclusive=subject_exclusive,
+        in_several_splits=several,
+        repeated_images=len(repeated),
+        repeated_rows=sum(len(by_key[k]) - 1 for k in repeated),
         age_conflicts=len(conflicts),
-        leak_examples={"in_several_splits": several_eg,
-                       "repeated": [f"{rows[by_key[k][0]]['path']} ({len(by_key[k])} rows)"
-                                    for k in repeated[:examples]],
-                       "age_conflicts": [f"{rows[by_key[k][0]]['path']} (ages "
-                                         f"{', '.join(f'{a:g}' for a in sorted(ages[k], key=float))})"
-                                         for k in conflicts[:examples]]})
+        leak_examples={
+            "in_several_splits": several_eg,
+            "repeated": [f"{rows[by_key[k][0]]['path']} ({len(by_key[k])} rows)" for k in repeated[:examples]],
+            "age_conflicts": [
+                f"{rows[by_key[k][0]]['path']} (ages {', '.join(f'{a:g}' for a in sorted(ages[k], key=float))})"
+                for k in conflicts[:examples]
+            ],
+        },
+    )

@@ -8,12 +8,13 @@ where the layout gives no subjects), so train and val share no subject and nothi
 Also here: the dataset's own metrics (Adience group accuracy, APPA-REAL epsilon-error) for any
 predictions, and the label every number carries ("this run, <dataset> <protocol>[ fold K]").
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -52,8 +53,10 @@ def carve_val(rows: list[dict], train: list[int], frac: float, seed: int) -> tup
     try:
         (part,) = holdout(sub, test_frac=frac, seed=seed, by_subject=True, name="val")
     except ValueError:
-        raise ValueError(f"cannot carve a validation split from a training split of {len(train)} image(s): "
-                         f"it needs two or more subjects") from None
+        raise ValueError(
+            f"cannot carve a validation split from a training split of {len(train)} image(s): "
+            f"it needs two or more subjects"
+        ) from None
     return [train[i] for i in part.train], [train[i] for i in part.test]
 
 
@@ -66,9 +69,16 @@ def _fold(ds, fold: int) -> tuple[Fold, int]:
         raise ValueError(f"{e}; --fold {fold} asked for") from None
 
 
-def open_splits(dataset: str, root: str | Path | None, protocol: str | None = None, fold: int = 0,
-                val_frac: float = 0.1, seed: int = 0, transform: Callable | None = None,
-                n_images: int | None = None) -> DatasetSplits:
+def open_splits(
+    dataset: str,
+    root: str | Path | None,
+    protocol: str | None = None,
+    fold: int = 0,
+    val_frac: float = 0.1,
+    seed: int = 0,
+    transform: Callable | None = None,
+    n_images: int | None = None,
+) -> DatasetSplits:
     """Train/val/test datasets of fold ``fold`` of ``protocol`` (default: the dataset's own), with their label.
 
     ``info`` holds the dataset, root, protocol, fold, where val came from, the images used per split
@@ -90,11 +100,22 @@ def open_splits(dataset: str, root: str | Path | None, protocol: str | None = No
     name = f"{ds.source.title} {ds.protocol} {f.name}"
     splits = {s: ds.subset(idx, f"{name} {s}") for s, idx in (("train", train), ("val", val), ("test", f.test))}
     warn = split_warnings(ds.rows, [f], ds.protocol, subject_exclusive=ds.subject_exclusive)
-    info = {"dataset": ds.source.name, "title": ds.source.title, "root": str(ds.root), "protocol": ds.protocol,
-            "protocol_description": ds.source.protocols[ds.protocol], "fold": fold, "fold_name": f.name,
-            "folds_in_protocol": n_folds, "val": val_rule, "images": {s: len(d) for s, d in splits.items()},
-            "listed_but_missing": f.missing, "skipped_by_layout": len(ds.scan.skipped),
-            "split_warnings": warn.as_dict(), "warnings": warn.lines()}
+    info = {
+        "dataset": ds.source.name,
+        "title": ds.source.title,
+        "root": str(ds.root),
+        "protocol": ds.protocol,
+        "protocol_description": ds.source.protocols[ds.protocol],
+        "fold": fold,
+        "fold_name": f.name,
+        "folds_in_protocol": n_folds,
+        "val": val_rule,
+        "images": {s: len(d) for s, d in splits.items()},
+        "listed_but_missing": f.missing,
+        "skipped_by_layout": len(ds.scan.skipped),
+        "split_warnings": warn.as_dict(),
+        "warnings": warn.lines(),
+    }
     return DatasetSplits(splits, label, info)
 
 
@@ -102,7 +123,7 @@ def data_summary(d: DatasetSplits) -> str:
     """One line: the images each split uses (images no list names are not among them) and where val came from."""
     i, n = d.info, d.info["images"]
     extra = f"; {i['listed_but_missing']} file(s) the lists name are not on disk" if i["listed_but_missing"] else ""
-    return (f"{d.label}: train {n['train']}, val {n['val']}, test {n['test']} images used (val {i['val']}){extra}")
+    return f"{d.label}: train {n['train']}, val {n['val']}, test {n['test']} images used (val {i['val']}){extra}"
 
 
 def print_data_notes(label: str, info: dict) -> None:
@@ -119,11 +140,13 @@ def dataset_metrics(pred, rows: list[dict]) -> dict:
     pred = np.asarray(pred, dtype=np.float64)
     out: dict[str, float] = {}
     if rows and "adience_group" in rows[0]:
-        out["group_exact"], out["group_1off"] = group_accuracy([r["adience_group"] for r in rows],
-                                                               [age_group(p) for p in pred])
+        out["group_exact"], out["group_1off"] = group_accuracy(
+            [r["adience_group"] for r in rows], [age_group(p) for p in pred]
+        )
     if rows and "apparent_mean" in rows[0]:
-        out["epsilon_error"] = epsilon_error(pred, [r["apparent_mean"] for r in rows],
-                                             [max(r["apparent_std"], 1e-3) for r in rows])
+        out["epsilon_error"] = epsilon_error(
+            pred, [r["apparent_mean"] for r in rows], [max(r["apparent_std"], 1e-3) for r in rows]
+        )
     return out
 
 

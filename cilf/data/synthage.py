@@ -12,6 +12,7 @@ true age as in real data. Nuisance: identity (face proportions), sex, skin tone,
 pose (roll, yaw), lighting, background, blur, noise, JPEG quality, glasses, beard.
 Subjects are longitudinal (several ages each), so subject-exclusive splits are real.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,12 +27,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..utils import data_dir
 from ..io import FolderLock, sha256_file, waiting_lock, write_bytes, write_text
+from ..utils import data_dir
 
 VERSION = 1
-SKIN_TONES = np.array([(241, 208, 185), (224, 180, 150), (198, 148, 112), (160, 110, 78), (112, 72, 50), (80, 52, 38)], float)
-HAIR_COLOURS = np.array([(30, 24, 20), (60, 40, 28), (105, 72, 45), (160, 120, 70), (200, 165, 105), (140, 60, 30)], float)
+SKIN_TONES = np.array(
+    [(241, 208, 185), (224, 180, 150), (198, 148, 112), (160, 110, 78), (112, 72, 50), (80, 52, 38)], float
+)
+HAIR_COLOURS = np.array(
+    [(30, 24, 20), (60, 40, 28), (105, 72, 45), (160, 120, 70), (200, 165, 105), (140, 60, 30)], float
+)
 EYE_COLOURS = np.array([(60, 40, 25), (90, 60, 30), (70, 100, 130), (80, 110, 80)], float)
 GREY = np.array([205.0, 205.0, 210.0])
 
@@ -87,17 +92,27 @@ def sample_subject(rng: np.random.Generator, sid: int) -> Subject:
     tone = rng.random()
     hair_t = np.clip(rng.normal(0.25 + 0.3 * (1 - tone), 0.25), 0, 1) if tone < 0.6 else rng.random() * 0.25
     return Subject(
-        sid=sid, sex=sex, skin=_mix(SKIN_TONES, tone), hair=_mix(HAIR_COLOURS, hair_t),
+        sid=sid,
+        sex=sex,
+        skin=_mix(SKIN_TONES, tone),
+        hair=_mix(HAIR_COLOURS, hair_t),
         eyes=EYE_COLOURS[rng.integers(len(EYE_COLOURS))] if tone < 0.4 else EYE_COLOURS[rng.integers(2)],
-        face_w=rng.normal(1.0, 0.05) * (0.96 if sex == "F" else 1.0), face_h=rng.normal(1.0, 0.04),
-        jaw=rng.normal(1.0, 0.06) * (0.93 if sex == "F" else 1.03), eye_gap=rng.normal(1.0, 0.06),
-        nose_len=rng.normal(1.0, 0.08), mouth_w=rng.normal(1.0, 0.08),
-        rate=float(np.clip(rng.normal(1.0, 0.15), 0.7, 1.35)), offset=float(rng.normal(0, 4)),
-        grey_onset=float(rng.normal(42, 7)), grey_speed=float(np.clip(rng.normal(1.0, 0.25), 0.5, 1.6)),
+        face_w=rng.normal(1.0, 0.05) * (0.96 if sex == "F" else 1.0),
+        face_h=rng.normal(1.0, 0.04),
+        jaw=rng.normal(1.0, 0.06) * (0.93 if sex == "F" else 1.03),
+        eye_gap=rng.normal(1.0, 0.06),
+        nose_len=rng.normal(1.0, 0.08),
+        mouth_w=rng.normal(1.0, 0.08),
+        rate=float(np.clip(rng.normal(1.0, 0.15), 0.7, 1.35)),
+        offset=float(rng.normal(0, 4)),
+        grey_onset=float(rng.normal(42, 7)),
+        grey_speed=float(np.clip(rng.normal(1.0, 0.25), 0.5, 1.6)),
         recession=float(rng.random() ** 0.7 if sex == "M" else 0.1 * rng.random()),
-        glasses=float(rng.random() * 0.6), beard=float(rng.random() if sex == "M" else 0.0),
+        glasses=float(rng.random() * 0.6),
+        beard=float(rng.random() if sex == "M" else 0.0),
         long_hair=bool(rng.random() < (0.8 if sex == "F" else 0.1)),
-        bg=rng.uniform(40, 230, 3), shirt=rng.uniform(20, 220, 3),
+        bg=rng.uniform(40, 230, 3),
+        shirt=rng.uniform(20, 220, 3),
     )
 
 
@@ -206,10 +221,18 @@ def _age_look(s: Subject, age: float, rng: np.random.Generator) -> _Look:
     """Growth, skin ageing, greying, recession; this photo's glasses, beard and yaw (draws from rng)."""
     sa = skin_age(s, age)
     return _Look(
-        s=s, age=age, k=growth_strain(age), skin_age=sa, grey=_ramp(age, s.grey_onset, 25 / s.grey_speed),
-        recede=s.recession * _ramp(age, 22, 35) if age > 18 else 0.0, wrinkle=_ramp(sa, 28, 45),
-        sag=_ramp(sa, 50, 35), glasses=rng.random() < s.glasses * _ramp(age, 8, 40) + 0.05 * (age > 40),
-        beard=s.sex == "M" and age >= 18 and rng.random() < s.beard * 0.7, yaw=float(rng.normal(0, 0.08)))
+        s=s,
+        age=age,
+        k=growth_strain(age),
+        skin_age=sa,
+        grey=_ramp(age, s.grey_onset, 25 / s.grey_speed),
+        recede=s.recession * _ramp(age, 22, 35) if age > 18 else 0.0,
+        wrinkle=_ramp(sa, 28, 45),
+        sag=_ramp(sa, 50, 35),
+        glasses=rng.random() < s.glasses * _ramp(age, 8, 40) + 0.05 * (age > 40),
+        beard=s.sex == "M" and age >= 18 and rng.random() < s.beard * 0.7,
+        yaw=float(rng.normal(0, 0.08)),
+    )
 
 
 def _background(s: Subject, ss: int, rng: np.random.Generator) -> np.ndarray:
@@ -247,17 +270,26 @@ def _draw_head(img: Image.Image, cv: _Canvas, f: _Look, *, head: list[tuple[floa
     neck_w = 0.42 * cv.unit * (0.8 if f.s.sex == "F" else 1.0)
     _, chin_y = cv.px(0, 1.0, feature=False)
     if f.s.long_hair and f.age > 3:
-        hb = cv.pts([(math.sin(a) * 1.18, -math.cos(a) * 1.1 + (0.9 if abs(a) > 1.6 else 0))
-                     for a in np.linspace(-2.8, 2.8, 30)], feature=False)
+        hb = cv.pts(
+            [
+                (math.sin(a) * 1.18, -math.cos(a) * 1.1 + (0.9 if abs(a) > 1.6 else 0))
+                for a in np.linspace(-2.8, 2.8, 30)
+            ],
+            feature=False,
+        )
         d.polygon(hb, fill=_col(f.hair, 0.85))
-    d.ellipse([cv.cx - 2.2 * cv.unit, chin_y + 0.45 * cv.unit, cv.cx + 2.2 * cv.unit, chin_y + 3.5 * cv.unit],
-              fill=_col(f.s.shirt))
-    d.rectangle([cv.cx - neck_w, chin_y - 0.6 * cv.unit, cv.cx + neck_w, chin_y + 0.8 * cv.unit],
-                fill=_col(f.skin, 0.85))
+    d.ellipse(
+        [cv.cx - 2.2 * cv.unit, chin_y + 0.45 * cv.unit, cv.cx + 2.2 * cv.unit, chin_y + 3.5 * cv.unit],
+        fill=_col(f.s.shirt),
+    )
+    d.rectangle(
+        [cv.cx - neck_w, chin_y - 0.6 * cv.unit, cv.cx + neck_w, chin_y + 0.8 * cv.unit], fill=_col(f.skin, 0.85)
+    )
     for sx in (-1, 1):
         ex, ey = cv.px(sx * 0.98, 0.2, feature=False)
-        d.ellipse([ex - 0.12 * cv.unit, ey - 0.2 * cv.unit, ex + 0.12 * cv.unit, ey + 0.2 * cv.unit],
-                  fill=_col(f.skin, 0.9))
+        d.ellipse(
+            [ex - 0.12 * cv.unit, ey - 0.2 * cv.unit, ex + 0.12 * cv.unit, ey + 0.2 * cv.unit], fill=_col(f.skin, 0.9)
+        )
     d.polygon(head, fill=_col(f.skin))
 
 
@@ -304,17 +336,29 @@ def _draw_eyes(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
         ix = ex + f.yaw * 0.15 * cv.unit
         d.ellipse([ix - ir, ey - ir, ix + ir, ey + ir], fill=_col(f.s.eyes))
         d.ellipse([ix - ir * 0.45, ey - ir * 0.45, ix + ir * 0.45, ey + ir * 0.45], fill=(15, 12, 12))
-        d.chord([ex - rx * 1.05, ey - ry * 1.3, ex + rx * 1.05, ey + ry * (0.2 + 1.6 * droop)], 180, 360,
-                fill=_col(f.skin, 0.93))
+        d.chord(
+            [ex - rx * 1.05, ey - ry * 1.3, ex + rx * 1.05, ey + ry * (0.2 + 1.6 * droop)],
+            180,
+            360,
+            fill=_col(f.skin, 0.93),
+        )
         d.arc([ex - rx, ey - ry, ex + rx, ey + ry], 190, 350, fill=(40, 30, 30), width=w)
         if f.wrinkle > 0.2:
-            d.arc([ex - rx * 0.9, ey + ry * 0.2, ex + rx * 0.9, ey + ry * (1.4 + f.wrinkle)], 20, 160, fill=f.line,
-                  width=w)
+            d.arc(
+                [ex - rx * 0.9, ey + ry * 0.2, ex + rx * 0.9, ey + ry * (1.4 + f.wrinkle)],
+                20,
+                160,
+                fill=f.line,
+                width=w,
+            )
         for j in range(int(round(3 * _ramp(f.skin_age, 33, 30)))):
             ang = (j - 1) * 0.35
             x0, y0 = ex + sx * rx * 1.15, ey
-            d.line([(x0, y0), (x0 + sx * math.cos(ang) * 0.14 * cv.unit, y0 + math.sin(ang) * 0.14 * cv.unit)],
-                   fill=f.line, width=w)
+            d.line(
+                [(x0, y0), (x0 + sx * math.cos(ang) * 0.14 * cv.unit, y0 + math.sin(ang) * 0.14 * cv.unit)],
+                fill=f.line,
+                width=w,
+            )
 
 
 def _draw_lips(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
@@ -329,19 +373,32 @@ def _draw_nose_and_mouth(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
     nx, ny = cv.px(0, nose_y)
     d.line(cv.pts([(-0.06, f.eye_y + 0.05), (-0.08, nose_y - 0.05)]), fill=_col(f.skin, 0.85), width=w)
     for sx in (-1, 1):
-        d.ellipse([nx + sx * 0.07 * cv.unit - 0.035 * cv.unit, ny - 0.025 * cv.unit,
-                   nx + sx * 0.07 * cv.unit + 0.035 * cv.unit, ny + 0.025 * cv.unit], fill=_col(f.skin, 0.6))
+        d.ellipse(
+            [
+                nx + sx * 0.07 * cv.unit - 0.035 * cv.unit,
+                ny - 0.025 * cv.unit,
+                nx + sx * 0.07 * cv.unit + 0.035 * cv.unit,
+                ny + 0.025 * cv.unit,
+            ],
+            fill=_col(f.skin, 0.6),
+        )
     _draw_lips(d, cv, f)
     corner = 0.04 * f.sag
     d.line(cv.pts([(-mw, mouth_y + corner), (0, mouth_y - 0.01), (mw, mouth_y + corner)]), fill=(90, 45, 45), width=w)
     if f.wrinkle > 0.05:
         fold_c = _col(f.skin, 1 - 0.3 * f.wrinkle)
         for sx in (-1, 1):
-            d.line(cv.pts([(sx * 0.12, nose_y - 0.02), (sx * 0.22, nose_y + 0.12), (sx * (mw + 0.05), mouth_y + 0.05)]),
-                   fill=fold_c, width=w)
+            d.line(
+                cv.pts([(sx * 0.12, nose_y - 0.02), (sx * 0.22, nose_y + 0.12), (sx * (mw + 0.05), mouth_y + 0.05)]),
+                fill=fold_c,
+                width=w,
+            )
             if f.sag > 0.2:
-                d.line(cv.pts([(sx * (mw + 0.02), mouth_y + 0.04), (sx * (mw + 0.05), mouth_y + 0.22)]), fill=fold_c,
-                       width=w)
+                d.line(
+                    cv.pts([(sx * (mw + 0.02), mouth_y + 0.04), (sx * (mw + 0.05), mouth_y + 0.22)]),
+                    fill=fold_c,
+                    width=w,
+                )
 
 
 def _draw_age_spots(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, *, rng: np.random.Generator) -> None:
@@ -355,13 +412,16 @@ def _draw_age_spots(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, *, rng: np.ra
         d.ellipse([px - r, py - r, px + r, py + r], fill=_col(f.skin, 0.75))
 
 
-def _draw_beard(img: Image.Image, cv: _Canvas, f: _Look, *, jaw: list[tuple[float, float]],
-                rng: np.random.Generator) -> None:
+def _draw_beard(
+    img: Image.Image, cv: _Canvas, f: _Look, *, jaw: list[tuple[float, float]], rng: np.random.Generator
+) -> None:
     """Translucent beard from the jaw (``jaw``: its outline points in pixels) up around the mouth; lips on top."""
     mouth_y = f.mouth_y
     layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
-    pts = jaw + cv.pts([(0.25, mouth_y + 0.12), (0.28, mouth_y - 0.1), (-0.28, mouth_y - 0.1),
-                        (-0.25, mouth_y + 0.12)])[::-1]
+    pts = (
+        jaw
+        + cv.pts([(0.25, mouth_y + 0.12), (0.28, mouth_y - 0.1), (-0.28, mouth_y - 0.1), (-0.25, mouth_y + 0.12)])[::-1]
+    )
     ImageDraw.Draw(layer).polygon(pts, fill=(*_col(f.hair, 0.9), int(255 * rng.uniform(0.35, 0.85))))
     img.paste(layer, (0, 0), layer)
     _draw_lips(ImageDraw.Draw(img), cv, f)
@@ -374,10 +434,12 @@ def _draw_glasses(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, *, rng: np.rand
     for sx in (-1, 1):
         ex, ey = cv.px(sx * f.eye_x, f.eye_y)
         r = f.eye_r * 1.45 * cv.unit
-        d.rounded_rectangle([ex - r, ey - r * 0.75, ex + r, ey + r * 0.75], radius=r * 0.4, outline=frame_c,
-                            width=w + 1)
-    d.line(cv.pts([(-f.eye_x + f.eye_r * 1.45, f.eye_y), (f.eye_x - f.eye_r * 1.45, f.eye_y)]), fill=frame_c,
-           width=w + 1)
+        d.rounded_rectangle(
+            [ex - r, ey - r * 0.75, ex + r, ey + r * 0.75], radius=r * 0.4, outline=frame_c, width=w + 1
+        )
+    d.line(
+        cv.pts([(-f.eye_x + f.eye_r * 1.45, f.eye_y), (f.eye_x - f.eye_r * 1.45, f.eye_y)]), fill=frame_c, width=w + 1
+    )
 
 
 def _camera(img: Image.Image, bg: np.ndarray, *, size: int, rng: np.random.Generator) -> Image.Image:
@@ -389,7 +451,7 @@ def _camera(img: Image.Image, bg: np.ndarray, *, size: int, rng: np.random.Gener
     img = background.resize((size, size), Image.BOX)
     arr = np.asarray(img, dtype=np.float32)
     ang = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[-1:1:complex(size), -1:1:complex(size)]
+    yy, xx = np.mgrid[-1 : 1 : complex(size), -1 : 1 : complex(size)]
     light = 1 + rng.uniform(0.0, 0.25) * (np.cos(ang) * xx + np.sin(ang) * yy) + rng.normal(0, 0.06)
     arr = arr * light[..., None] + rng.normal(0, rng.uniform(0.5, 5.0), arr.shape)
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
@@ -404,8 +466,15 @@ def render_face(s: Subject, age: float, rng: np.random.Generator, size: int = 11
     The steps draw from ``rng`` in a fixed order, so a seed gives the same pixels."""
     ss = 2 * size  # draw at 2x, downsample for anti-aliasing
     f = _age_look(s, age, rng)
-    cv = _Canvas(ss, f.k, s, yaw=f.yaw, scale=float(rng.normal(1.0, 0.03)), dx=float(rng.normal(0, 0.015)),
-                 dy=float(rng.normal(0, 0.015)))
+    cv = _Canvas(
+        ss,
+        f.k,
+        s,
+        yaw=f.yaw,
+        scale=float(rng.normal(1.0, 0.03)),
+        dx=float(rng.normal(0, 0.015)),
+        dy=float(rng.normal(0, 0.015)),
+    )
     bg = _background(s, ss, rng)
     img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), "RGB")
     _colour_look(f, rng)
@@ -428,13 +497,20 @@ def render_face(s: Subject, age: float, rng: np.random.Generator, size: int = 11
 
 def latents(f: _Look) -> dict:
     """The latent ageing variables of one photo, as the manifest records them (rounded; see ``LATENTS``)."""
-    return {"grey": round(f.grey, 3), "recession": round(f.recede, 3), "glasses": bool(f.glasses),
-            "beard": bool(f.beard), "skin_age": round(f.skin_age, 1), "growth_k": round(f.k, 3),
-            "yaw": round(f.yaw, 3), "long_hair": bool(f.s.long_hair)}
+    return {
+        "grey": round(f.grey, 3),
+        "recession": round(f.recede, 3),
+        "glasses": bool(f.glasses),
+        "beard": bool(f.beard),
+        "skin_age": round(f.skin_age, 1),
+        "growth_k": round(f.k, 3),
+        "yaw": round(f.yaw, 3),
+        "long_hair": bool(f.s.long_hair),
+    }
 
 
 def caption(age: int, sex: str, attrs: dict) -> str:
-    """"a photo of a 47-year-old woman with greying hair and glasses"."""
+    """ "a photo of a 47-year-old woman with greying hair and glasses"."""
     if age < 3:
         noun = "baby"
     elif age < 13:
@@ -538,12 +614,37 @@ def default_root(spec: SynthAgeSpec) -> Path:
 
 
 MANIFEST, SPEC_FILE, SUMS_FILE = "manifest.csv", "synthage.json", "checksums.json"
-FIELDS = ["path", "age", "subject", "split", "sex", "caption", "grey", "recession", "glasses", "beard",
-          "skin_age", "jpeg_quality", "growth_k", "yaw", "long_hair"]
+FIELDS = [
+    "path",
+    "age",
+    "subject",
+    "split",
+    "sex",
+    "caption",
+    "grey",
+    "recession",
+    "glasses",
+    "beard",
+    "skin_age",
+    "jpeg_quality",
+    "growth_k",
+    "yaw",
+    "long_hair",
+]
 # Each image's latent ageing variables and nuisances, as recorded in the manifest (docs/method.md, section 9):
 # the inputs of the oracle floor (cilf.bench.oracle). Per-subject rates and onsets are left out on purpose.
-LATENT_FIELDS = ("growth_k", "skin_age", "grey", "recession", "sex", "glasses", "beard", "yaw", "long_hair",
-                 "jpeg_quality")
+LATENT_FIELDS = (
+    "growth_k",
+    "skin_age",
+    "grey",
+    "recession",
+    "sex",
+    "glasses",
+    "beard",
+    "yaw",
+    "long_hair",
+    "jpeg_quality",
+)
 
 
 def _spec_json(spec: SynthAgeSpec) -> str:
@@ -555,9 +656,13 @@ def _foreign_files(root: Path, spec: SynthAgeSpec) -> list[str]:
     if not root.is_dir() or (root / SPEC_FILE).is_file():
         return []
     ours = {r["path"] for r in plan(spec)}
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if (p.is_file() or p.is_symlink()) and p.name != FolderLock.NAME
-                  and str(p.relative_to(root).as_posix()) not in ours)
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if (p.is_file() or p.is_symlink())
+        and p.name != FolderLock.NAME
+        and str(p.relative_to(root).as_posix()) not in ours
+    )
 
 
 def damaged(root: Path, spec: SynthAgeSpec) -> tuple[bool, list[dict]] | None:
@@ -587,8 +692,13 @@ def damaged(root: Path, spec: SynthAgeSpec) -> tuple[bool, list[dict]] | None:
         except OSError:
             bad.append(r)
             continue
-        if rec is None or not p.is_file() or p.is_symlink() or st.st_size != rec[0] or \
-                (st.st_mtime_ns > stamp and sha256_file(p) != rec[1]):
+        if (
+            rec is None
+            or not p.is_file()
+            or p.is_symlink()
+            or st.st_size != rec[0]
+            or (st.st_mtime_ns > stamp and sha256_file(p) != rec[1])
+        ):
             bad.append(r)
     manifest_bad = sha256_file(root / MANIFEST) != manifest_sha or len(images) != len(rows)
     return manifest_bad, bad
@@ -658,16 +768,22 @@ def _manifest_text(rows: list[dict]) -> str:
 
 
 def _write_sums(root: Path, sums: dict[str, list], manifest_sha: str) -> None:
-    write_text(root / SUMS_FILE, json.dumps({"manifest": manifest_sha, "images": sums}, sort_keys=True) + "\n",
-               root=root)
+    write_text(
+        root / SUMS_FILE, json.dumps({"manifest": manifest_sha, "images": sums}, sort_keys=True) + "\n", root=root
+    )
 
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | None = None,
-             progress: bool = True, force: bool = False) -> Path:
+def generate(
+    spec: SynthAgeSpec,
+    root: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> Path:
     """Write the images and ``manifest.csv`` under ``root`` (idempotent, resumable, self-checking); return root.
 
     Before use, a finished folder is checked against its ``checksums.json`` (see ``damaged``): missing
@@ -687,8 +803,10 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
     foreign = _foreign_files(root, spec)
     if foreign and not force:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise FileExistsError(f"{root} holds files SynthAge did not write ({shown}); choose an empty or new folder, "
-                              f"or pass --force to write SynthAge there (files named like its own are overwritten)")
+        raise FileExistsError(
+            f"{root} holds files SynthAge did not write ({shown}); choose an empty or new folder, "
+            f"or pass --force to write SynthAge there (files named like its own are overwritten)"
+        )
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     with waiting_lock(root, "synthage", say=_say):
         state = damaged(root, spec)  # another process may have finished while we waited
@@ -699,11 +817,15 @@ def generate(spec: SynthAgeSpec, root: str | Path | None = None, workers: int | 
         if state is not None and not state[0] and _repair_in_place(spec, root, state[1], workers, progress):
             return root
         if state is not None and not state[0]:
-            _say(f"SynthAge at {root}: the manifest of an older cilf does not match this renderer; checking every "
-                 f"image and writing the manifest again")
+            _say(
+                f"SynthAge at {root}: the manifest of an older cilf does not match this renderer; checking every "
+                f"image and writing the manifest again"
+            )
         elif state is not None:
-            _say(f"SynthAge at {root}: the manifest is damaged or incomplete ({len(state[1])} image(s) missing or "
-                 f"damaged); checking every image and writing it again")
+            _say(
+                f"SynthAge at {root}: the manifest is damaged or incomplete ({len(state[1])} image(s) missing or "
+                f"damaged); checking every image and writing it again"
+            )
         elif (root / MANIFEST).is_file():
             _say(f"SynthAge at {root}: no checksums (written by an older cilf); checking every image once")
         done = _render(spec, plan(spec), root, workers, progress)
@@ -732,8 +854,10 @@ def _repair_in_place(spec: SynthAgeSpec, root: Path, bad: list[dict], workers: i
         write_text(root / MANIFEST, text, root=root)
         sums["manifest"] = hashlib.sha256(text.encode()).hexdigest()
         if progress:  # a one-line note where a progress bar would show; notebooks (progress=False) stay quiet
-            _say(f"SynthAge at {root}: manifest written by an older cilf; added the latent columns "
-                 f"({', '.join(c for c in FIELDS if c not in _OLD_FIELDS)}), images kept")
+            _say(
+                f"SynthAge at {root}: manifest written by an older cilf; added the latent columns "
+                f"({', '.join(c for c in FIELDS if c not in _OLD_FIELDS)}), images kept"
+            )
     _write_sums(root, sums["images"], sums["manifest"])
     return True
 

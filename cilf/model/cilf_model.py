@@ -1,5 +1,6 @@
 """The CILF-CIAE model: CLIP encoders -> pixel-text similarity -> FourierFormer fusion and
 context prompting -> age head -> correcting inverse age estimation (docs/method.md, sections 1-8)."""
+
 from __future__ import annotations
 
 import math
@@ -48,9 +49,15 @@ class CILF(nn.Module):
             nn.Parameter(torch.tensor(math.log(1.0 / cfg.contrastive_tau))) if cfg.contrastive else None
         )
         self.corrector = (
-            ErrorEnsemble(dim, members=cfg.ensemble_size, hidden=cfg.error_hidden, age_range=(cfg.age_min, cfg.age_max),
-                          candidate_range=cfg.candidate_range)
-            if cfg.correction else None
+            ErrorEnsemble(
+                dim,
+                members=cfg.ensemble_size,
+                hidden=cfg.error_hidden,
+                age_range=(cfg.age_min, cfg.age_max),
+                candidate_range=cfg.candidate_range,
+            )
+            if cfg.correction
+            else None
         )
 
     @property
@@ -61,8 +68,9 @@ class CILF(nn.Module):
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
         return self.clip.encode_image(images)
 
-    def forward(self, images: torch.Tensor | None = None, features: ImageFeatures | None = None,
-                correct: bool = True) -> CILFOutput:
+    def forward(
+        self, images: torch.Tensor | None = None, features: ImageFeatures | None = None, correct: bool = True
+    ) -> CILFOutput:
         """images (B x 3 x S x S) or precomputed ``features`` -> CILFOutput (``correct``: run the correction)."""
         if features is None:
             if images is None:
@@ -80,8 +88,17 @@ class CILF(nn.Module):
         if self.corrector is not None and correct:
             correction = self.correct(fusion.fused, y0)
             age = correction.x
-        return CILFOutput(scores=scores, maps=maps, logits=logits, probs=probs, y0=y0, age=age, fused=fusion.fused,
-                          text=fusion.text, correction=correction)
+        return CILFOutput(
+            scores=scores,
+            maps=maps,
+            logits=logits,
+            probs=probs,
+            y0=y0,
+            age=age,
+            fused=fusion.fused,
+            text=fusion.text,
+            correction=correction,
+        )
 
     def similarity_prior(self, log_scores: torch.Tensor) -> torch.Tensor:
         """log S (B x K) -> prior logits tau * s * log S (B x K), s = CLIP's logit scale: their softmax is
@@ -125,6 +142,7 @@ class CILF(nn.Module):
         keep_clip = self.cfg.pretrained is None
         trainable = {n for n, p in self.named_parameters() if p.requires_grad}
         return {
-            k: v.detach().clone() for k, v in self.state_dict().items()
+            k: v.detach().clone()
+            for k, v in self.state_dict().items()
             if not k.startswith("clip.model.") or keep_clip or k in trainable
         }

@@ -8,6 +8,7 @@
 - ``class_text_features()`` -> T (K x D), one L2-normalised text feature per age class, the
   average of several prompt templates (fixed prompts) or CoOp-style learned context tokens.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,10 +32,10 @@ class ImageFeatures:
     tokens: torch.Tensor
     grid: tuple[int, int]
 
-    def to(self, device: torch.device | str) -> "ImageFeatures":
+    def to(self, device: torch.device | str) -> ImageFeatures:
         return ImageFeatures(self.pooled.to(device), self.tokens.to(device), self.grid)
 
-    def __getitem__(self, idx) -> "ImageFeatures":
+    def __getitem__(self, idx) -> ImageFeatures:
         return ImageFeatures(self.pooled[idx], self.tokens[idx], self.grid)
 
     def __len__(self) -> int:
@@ -49,10 +50,10 @@ class BoundaryTokens:
     tokens: torch.Tensor
     block: int
 
-    def to(self, device: torch.device | str) -> "BoundaryTokens":
+    def to(self, device: torch.device | str) -> BoundaryTokens:
         return BoundaryTokens(self.tokens.to(device), self.block)
 
-    def __getitem__(self, idx) -> "BoundaryTokens":
+    def __getitem__(self, idx) -> BoundaryTokens:
         return BoundaryTokens(self.tokens[idx], self.block)
 
     def __len__(self) -> int:
@@ -105,8 +106,12 @@ class CLIPAdapter(nn.Module):
     def __init__(self, cfg: CILFConfig, parts: OpenCLIPParts):
         super().__init__()
         self.cfg = cfg
-        self.model, self.preprocess, self.tokenizer, self.weights = (parts.model, parts.preprocess, parts.tokenizer,
-                                                                     parts.weights)
+        self.model, self.preprocess, self.tokenizer, self.weights = (
+            parts.model,
+            parts.preprocess,
+            parts.tokenizer,
+            parts.weights,
+        )
         visual = self.model.visual
         if not isinstance(visual, open_clip.transformer.VisionTransformer):
             raise NotImplementedError(
@@ -122,7 +127,8 @@ class CLIPAdapter(nn.Module):
         self._freeze(cfg)
         self.prompt_learner = (
             PromptLearner(self.model, self.tokenizer, ages=cfg.ages, n_ctx=cfg.n_ctx)
-            if cfg.prompts == "learned" else None
+            if cfg.prompts == "learned"
+            else None
         )
         self._text_cache: torch.Tensor | None = None
         self._record_trainable()
@@ -135,15 +141,17 @@ class CLIPAdapter(nn.Module):
         m = self.model
         for p in m.parameters():
             p.requires_grad_(False)
-        for field, n, blocks in (("unfreeze_last_blocks", cfg.unfreeze_last_blocks, m.visual.transformer.resblocks),
-                                 ("unfreeze_text_blocks", cfg.unfreeze_text_blocks, m.transformer.resblocks)):
+        for field, n, blocks in (
+            ("unfreeze_last_blocks", cfg.unfreeze_last_blocks, m.visual.transformer.resblocks),
+            ("unfreeze_text_blocks", cfg.unfreeze_text_blocks, m.transformer.resblocks),
+        ):
             if n > len(blocks):
                 raise ValueError(f"{field}={n}, but {cfg.clip_model} has {len(blocks)} blocks in that tower")
         n = cfg.unfreeze_last_blocks
         if not cfg.freeze_image:
             m.visual.requires_grad_(True)
         elif n > 0:
-            for blk in m.visual.transformer.resblocks[len(m.visual.transformer.resblocks) - n:]:
+            for blk in m.visual.transformer.resblocks[len(m.visual.transformer.resblocks) - n :]:
                 blk.requires_grad_(True)
             m.visual.ln_post.requires_grad_(True)
             if m.visual.proj is not None:
@@ -154,7 +162,7 @@ class CLIPAdapter(nn.Module):
                 if not name.startswith("visual."):
                     p.requires_grad_(True)
         elif n > 0:
-            for blk in m.transformer.resblocks[len(m.transformer.resblocks) - n:]:
+            for blk in m.transformer.resblocks[len(m.transformer.resblocks) - n :]:
                 blk.requires_grad_(True)
             m.ln_final.requires_grad_(True)
             if isinstance(m.text_projection, nn.Parameter):
@@ -166,7 +174,8 @@ class CLIPAdapter(nn.Module):
         visual = {id(p) for p in self.model.visual.parameters()}
         self.image_trainable = any(p.requires_grad for p in self.model.visual.parameters())
         self.text_trainable = self.prompt_learner is not None or any(
-            p.requires_grad for p in self.model.parameters() if id(p) not in visual)
+            p.requires_grad for p in self.model.parameters() if id(p) not in visual
+        )
 
     @property
     def tuned(self) -> bool:
@@ -193,8 +202,9 @@ class CLIPAdapter(nn.Module):
     def _check_block(self, block: int | None) -> int:
         block = self.boundary if block is None else int(block)
         if not 0 <= block <= self.image_blocks:
-            raise ValueError(f"block {block} is not a boundary of the {self.image_blocks}-block image tower "
-                             f"(0..{self.image_blocks})")
+            raise ValueError(
+                f"block {block} is not a boundary of the {self.image_blocks}-block image tower (0..{self.image_blocks})"
+            )
         return block
 
     def _run_blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -249,7 +259,9 @@ class CLIPAdapter(nn.Module):
         x = x.to(cast) + m.positional_embedding.to(cast)
         x = m.transformer(x, attn_mask=m.attn_mask)
         x = m.ln_final(x)
-        x = open_clip.transformer.text_global_pool(x, tokens, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+        x = open_clip.transformer.text_global_pool(
+            x, tokens, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None)
+        )
         if m.text_projection is not None:
             x = m.text_projection(x) if isinstance(m.text_projection, nn.Linear) else x @ m.text_projection
         return x
@@ -284,8 +296,9 @@ class CLIPAdapter(nn.Module):
         grad = torch.is_grad_enabled() and self.text_trainable
         device_type = self.model.logit_scale.device.type
         starts = range(0, len(flat), TEXT_BATCH)
-        bar = tqdm(starts, desc="encode prompts", unit="batch", leave=False,
-                   disable=not progress or len(flat) <= TEXT_BATCH)
+        bar = tqdm(
+            starts, desc="encode prompts", unit="batch", leave=False, disable=not progress or len(flat) <= TEXT_BATCH
+        )
         with torch.inference_mode(False), torch.set_grad_enabled(grad), torch.autocast(device_type, enabled=False):
             feats = torch.cat([self.encode_text(flat[i : i + TEXT_BATCH]) for i in bar])
             feats = F.normalize(feats, dim=-1).view(k, m, -1).mean(dim=1)
@@ -300,19 +313,26 @@ class CLIPAdapter(nn.Module):
             with torch.no_grad():
                 self.class_text_features(progress=progress)
 
-    def adopt_text_cache(self, other: "CLIPAdapter") -> bool:
+    def adopt_text_cache(self, other: CLIPAdapter) -> bool:
         """Take ``other``'s encoded fixed prompts (K x D) instead of encoding them again, when both text
         towers are frozen with fixed prompts, the prompts are the same and so are the text weights (a
         cross-fitting fold model of the same config and seed, say). Returns whether it did."""
         cache = other._text_cache
-        if (cache is None or self._text_cache is not None or self.prompt_learner is not None or self.text_trainable
-                or other.prompt_learner is not None or other.text_trainable
-                or self.class_prompts() != other.class_prompts()):
+        if (
+            cache is None
+            or self._text_cache is not None
+            or self.prompt_learner is not None
+            or self.text_trainable
+            or other.prompt_learner is not None
+            or other.text_trainable
+            or self.class_prompts() != other.class_prompts()
+        ):
             return False
         mine, theirs = self.model.state_dict(), other.model.state_dict()
         text = [k for k in mine if not k.startswith("visual.")]
         if set(text) != {k for k in theirs if not k.startswith("visual.")} or not all(
-                mine[k].shape == theirs[k].shape and torch.equal(mine[k], theirs[k].to(mine[k].device)) for k in text):
+            mine[k].shape == theirs[k].shape and torch.equal(mine[k], theirs[k].to(mine[k].device)) for k in text
+        ):
             return False
         self._text_cache = cache.to(self.model.logit_scale.device)
         return True

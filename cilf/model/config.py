@@ -9,6 +9,7 @@ is made: from JSON (``from_dict``/``load``: only JSON booleans for switches, so 
 is refused with a message rather than read as true), from ``--set KEY=VALUE`` (``parse_overrides``: the
 words true/false/none) and in python (``CILFConfig(width=64.5)`` is refused; ``width=64.0`` becomes 64).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .fourier import MIXERS
 from ..io import write_json
 from ..typecheck import coerce_fields
+from .fourier import MIXERS
 
 PROMPT_MODES = ("fixed", "learned")
 CORRECTION_FITS = ("crossfit", "joint")
@@ -108,8 +109,9 @@ class CILFConfig:
     w_corr: float = 0.5
 
     def __post_init__(self) -> None:
-        typed = coerce_fields(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-                              choices=choices())
+        typed = coerce_fields(
+            type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, choices=choices()
+        )
         for name, value in typed.items():
             setattr(self, name, value)
         if self.mixer not in MIXERS:
@@ -122,10 +124,25 @@ class CILFConfig:
             raise ValueError(f"age_max ({self.age_max}) must exceed age_min ({self.age_min})")
         if not self.templates or any("{age}" not in t for t in self.templates):
             raise ValueError("every prompt template must contain '{age}'")
-        check_ranges(self, {"n_ctx": 1, "width": 1, "depth": 0, "heads": 1, "ensemble_size": 1, "error_hidden": 1,
-                            "max_steps": 0, "eps": 0, "candidate_range": 0, "unfreeze_last_blocks": 0,
-                            "crossfit_folds": 2, "error_epochs": 1, "unfreeze_text_blocks": 0},
-                     ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta", "error_lr"))
+        check_ranges(
+            self,
+            {
+                "n_ctx": 1,
+                "width": 1,
+                "depth": 0,
+                "heads": 1,
+                "ensemble_size": 1,
+                "error_hidden": 1,
+                "max_steps": 0,
+                "eps": 0,
+                "candidate_range": 0,
+                "unfreeze_last_blocks": 0,
+                "crossfit_folds": 2,
+                "error_epochs": 1,
+                "unfreeze_text_blocks": 0,
+            },
+            ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta", "error_lr"),
+        )
 
     @property
     def ages(self) -> list[int]:
@@ -136,7 +153,7 @@ class CILFConfig:
     def num_classes(self) -> int:
         return self.age_max - self.age_min + 1
 
-    def replace(self, **changes: Any) -> "CILFConfig":
+    def replace(self, **changes: Any) -> CILFConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,7 +167,7 @@ class CILFConfig:
         return self.correction and self.correction_fit == "crossfit"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CILFConfig":
+    def from_dict(cls, d: dict[str, Any]) -> CILFConfig:
         """A saved config (values with their JSON types); fields it lacks that appeared later take their
         ``LEGACY_DEFAULTS`` value. A value of the wrong type (``"false"`` in quotes for a switch, 64.5 for
         an integer) is refused, never coerced: ValueError naming the field, the value and what is accepted."""
@@ -167,7 +184,7 @@ class CILFConfig:
         write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | Path) -> "CILFConfig":
+    def load(cls, path: str | Path) -> CILFConfig:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")

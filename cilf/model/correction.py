@@ -7,10 +7,11 @@ the fused features h. The evaluation E_P accepts the first estimate y0 when the 
 differentiable (used by the ``correction_fit="joint"`` option, whose corrected age receives its own L1
 loss). By default E is fitted after the age model on out-of-fold residuals (``cilf.app.crossfit``).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,8 +37,9 @@ class CorrectionResult:
     trajectory: torch.Tensor
 
 
-def inverse_correct(y0: torch.Tensor, error_fn: ErrorFn, eps: float = 0.5, eta: float = 1.0,
-                    max_steps: int = 10) -> CorrectionResult:
+def inverse_correct(
+    y0: torch.Tensor, error_fn: ErrorFn, eps: float = 0.5, eta: float = 1.0, max_steps: int = 10
+) -> CorrectionResult:
     """Iterate x <- x - eta * e(x) per sample until |e(x)| <= eps or ``max_steps``.
 
     ``error_fn(x)`` maps candidates (B) to (mean error (B), ensemble spread (B)).
@@ -59,8 +61,17 @@ def inverse_correct(y0: torch.Tensor, error_fn: ErrorFn, eps: float = 0.5, eta: 
         spread = torch.where(active, new_spread, spread)
         active = active & (err.abs() > eps)
         trajectory.append(x)
-    return CorrectionResult(y0=y0, x=x, steps=steps, accepted=accepted, spread=spread, error=err, error0=error0,
-                            spread0=spread0, trajectory=torch.stack(trajectory))
+    return CorrectionResult(
+        y0=y0,
+        x=x,
+        steps=steps,
+        accepted=accepted,
+        spread=spread,
+        error=err,
+        error0=error0,
+        spread0=spread0,
+        trajectory=torch.stack(trajectory),
+    )
 
 
 class ErrorEnsemble(nn.Module):
@@ -75,8 +86,15 @@ class ErrorEnsemble(nn.Module):
     lower the error: E_P still judges y0 (its report stays), but no step is taken.
     """
 
-    def __init__(self, in_dim: int, *, members: int = 5, hidden: int = 128,
-                 age_range: tuple[float, float] = (0.0, 100.0), candidate_range: float = 10.0):
+    def __init__(
+        self,
+        in_dim: int,
+        *,
+        members: int = 5,
+        hidden: int = 128,
+        age_range: tuple[float, float] = (0.0, 100.0),
+        candidate_range: float = 10.0,
+    ):
         super().__init__()
         self.center = (age_range[0] + age_range[1]) / 2
         self.half = (age_range[1] - age_range[0]) / 2
@@ -88,13 +106,19 @@ class ErrorEnsemble(nn.Module):
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for fan_in, fan_out in zip(dims[:-1], dims[1:]):
-            bound = fan_in ** -0.5  # nn.Linear's default range, drawn independently per member
+            bound = fan_in**-0.5  # nn.Linear's default range, drawn independently per member
             self.weights.append(nn.Parameter(torch.empty(members, fan_in, fan_out).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(members, 1, fan_out).uniform_(-bound, bound)))
 
     def forward(self, h: torch.Tensor, y0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        z = torch.cat([F.normalize(h, dim=-1), ((y0 - self.center) / self.half).unsqueeze(1),
-                       ((x - self.center) / self.half).unsqueeze(1)], dim=1)
+        z = torch.cat(
+            [
+                F.normalize(h, dim=-1),
+                ((y0 - self.center) / self.half).unsqueeze(1),
+                ((x - self.center) / self.half).unsqueeze(1),
+            ],
+            dim=1,
+        )
         z = z.unsqueeze(0).expand(self.members, -1, -1)  # M x B x F
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):

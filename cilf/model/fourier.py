@@ -8,6 +8,7 @@ O(N log N)) plus a depth-wise 3x3 convolution branch. ``attention`` (explicit so
 O(N^2) memory, as CLIP's layers form it in training), ``sdpa`` (PyTorch's fused kernel) and
 ``none`` (no token mixing) share the interface for ablations and the complexity comparison.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,7 +93,9 @@ class AttentionMixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
-        q, k, v = self.qkv(x.reshape(b, h * w, c)).reshape(b, h * w, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(x.reshape(b, h * w, c)).reshape(b, h * w, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        )
         if self.fused:
             out = F.scaled_dot_product_attention(q, k, v)
         else:
@@ -114,8 +117,12 @@ MIXERS: dict[str, type[nn.Module] | None] = {
     "none": None,
 }
 # the one place for their names in tables and figures
-MIXER_LABELS = {"fourier": "FourierFormer (FFT)", "attention": "attention, softmax(QK^T)V",
-                "sdpa": "attention, fused SDPA", "none": "MLP only (no token mixing)"}
+MIXER_LABELS = {
+    "fourier": "FourierFormer (FFT)",
+    "attention": "attention, softmax(QK^T)V",
+    "sdpa": "attention, fused SDPA",
+    "none": "MLP only (no token mixing)",
+}
 
 
 class ChannelMLP(nn.Module):
@@ -131,8 +138,16 @@ class ChannelMLP(nn.Module):
 class FourierFormerBlock(nn.Module):
     """x (B x H x W x C) -> x + mixer(LN x), then + ChannelMLP(LN x)."""
 
-    def __init__(self, dim: int, mixer: str = "fourier", grid: tuple[int, int] = (8, 8), *,
-                 mlp_ratio: float = 4.0, heads: int = 4, dwconv: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        mixer: str = "fourier",
+        grid: tuple[int, int] = (8, 8),
+        *,
+        mlp_ratio: float = 4.0,
+        heads: int = 4,
+        dwconv: bool = True,
+    ):
         super().__init__()
         if mixer not in MIXERS:
             raise ValueError(f"mixer must be one of {sorted(MIXERS)}, got {mixer!r}")
@@ -151,8 +166,17 @@ class FourierFormerBlock(nn.Module):
 class FourierFormer(nn.Module):
     """A stack of ``depth`` blocks. Input and output: B x H x W x C (C = ``dim``)."""
 
-    def __init__(self, dim: int, *, depth: int = 2, mixer: str = "fourier", grid: tuple[int, int] = (8, 8),
-                 mlp_ratio: float = 4.0, heads: int = 4, dwconv: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        *,
+        depth: int = 2,
+        mixer: str = "fourier",
+        grid: tuple[int, int] = (8, 8),
+        mlp_ratio: float = 4.0,
+        heads: int = 4,
+        dwconv: bool = True,
+    ):
         super().__init__()
         self.mixer = mixer
         self.blocks = nn.ModuleList(

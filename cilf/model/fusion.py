@@ -7,6 +7,7 @@ B x H x W x C grid, which the FourierFormer turns into context features F. Then
     f_b      = v_b + Linear(mean_n F_{b,n})                     (fused image embedding)
 The image-side Linear starts at zero, so at initialisation f = v and the model begins from CLIP.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,9 @@ class ContextFusion(nn.Module):
         self.tau = cfg.tau
         self.token_proj = nn.Linear(embed_dim, c)
         self.map_proj = nn.Linear(k, c)
-        self.former = FourierFormer(c, depth=cfg.depth, mixer=cfg.mixer, grid=grid, mlp_ratio=cfg.mlp_ratio,
-                                    heads=cfg.heads, dwconv=cfg.dwconv)
+        self.former = FourierFormer(
+            c, depth=cfg.depth, mixer=cfg.mixer, grid=grid, mlp_ratio=cfg.mlp_ratio, heads=cfg.heads, dwconv=cfg.dwconv
+        )
         self.context_prompting = cfg.context_prompting
         if cfg.context_prompting:
             self.ctx_proj = nn.Linear(c, embed_dim)
@@ -47,8 +49,9 @@ class ContextFusion(nn.Module):
         b, _, h, w = maps.shape
         return (self.token_proj(tokens) + self.map_proj(maps.flatten(2).transpose(1, 2))).reshape(b, h, w, -1)
 
-    def forward(self, pooled: torch.Tensor, tokens: torch.Tensor, maps: torch.Tensor,
-                text: torch.Tensor) -> FusionOutput:
+    def forward(
+        self, pooled: torch.Tensor, tokens: torch.Tensor, maps: torch.Tensor, text: torch.Tensor
+    ) -> FusionOutput:
         """v (B x D), P (B x N x D), M (B x K x H x W), T (K x D) -> FusionOutput."""
         b, k, h, w = maps.shape
         maps_flat = maps.flatten(2)  # B x K x N

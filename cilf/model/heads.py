@@ -8,6 +8,7 @@ starting at 0 would need ~500 steps to reach 1 and the head would learn slowly; 
 GAIN_RATE times faster (measured on SynthAge, 3,000 images, 10 epochs on cached features: y0 test MAE 5.61 with
 the plain gain, 5.40 with GAIN_RATE 10, 5.27 without the prior; one seed, see docs/method.md, section 5).
 """
+
 from __future__ import annotations
 
 import math

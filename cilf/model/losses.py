@@ -1,4 +1,5 @@
 """Losses (docs/method.md, sections 5, 6 and 8)."""
+
 from __future__ import annotations
 
 import torch
@@ -11,16 +12,23 @@ def gaussian_label_distribution(y: torch.Tensor, ages: torch.Tensor, sigma: floa
     return torch.softmax(-0.5 * d * d, dim=-1)
 
 
-def age_loss(logits: torch.Tensor, y0: torch.Tensor, y: torch.Tensor, ages: torch.Tensor,
-             sigma: float = 2.0, l1_weight: float = 0.1) -> torch.Tensor:
+def age_loss(
+    logits: torch.Tensor,
+    y0: torch.Tensor,
+    y: torch.Tensor,
+    ages: torch.Tensor,
+    sigma: float = 2.0,
+    l1_weight: float = 0.1,
+) -> torch.Tensor:
     """KL(q_y || softmax(logits)) + lambda * |y0 - y|; logits B x K, y0 and y (B) -> scalar."""
     q = gaussian_label_distribution(y, ages, sigma)
     kl = F.kl_div(F.log_softmax(logits, dim=-1), q, reduction="batchmean")
     return kl + l1_weight * (y0 - y).abs().mean()
 
 
-def contrastive_loss(image: torch.Tensor, text: torch.Tensor, y: torch.Tensor, logit_scale: torch.Tensor,
-                     delta: float = 2.0) -> torch.Tensor:
+def contrastive_loss(
+    image: torch.Tensor, text: torch.Tensor, y: torch.Tensor, logit_scale: torch.Tensor, delta: float = 2.0
+) -> torch.Tensor:
     """Symmetric InfoNCE between image (B x D) and matching text (B x D) embeddings.
 
     Pairs (i, j) whose ages differ by at most ``delta`` years count as positives: the targets

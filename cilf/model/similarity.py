@@ -4,6 +4,7 @@ Global scores ``S = softmax(cos(v, T) / tau)`` (the paper's
 ``S_i = exp(sim(T_i, I)/tau) / sum_j exp(sim(T_j, I)/tau)``) and dense score maps
 ``M = cos(P, T)`` reshaped to B x K x H x W.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,12 +1,13 @@
 """Small analyses behind the notebooks' figures (kept here so tests can reach them)."""
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cilf.model.fourier import FourierMixer, GlobalFilter
 from cilf.model.cilf_model import CILF, CILFOutput
+from cilf.model.fourier import FourierMixer, GlobalFilter
 from cilf.model.heads import age_index
 
 
@@ -27,8 +28,13 @@ def fpe_steps(filt: GlobalFilter, x: torch.Tensor) -> dict[str, np.ndarray]:
     k = filt.filter_for(*size)
     filtered = filt.filtered(spec[None], size)[0]
     out = filt.inverse(filtered[None], size)[0]
-    return {"input": x.mean(-1).numpy(), "spectrum": spec.abs().mean(0).numpy(), "filter": k.abs().mean(0).numpy(),
-            "filtered": filtered.abs().mean(0).numpy(), "output": out.mean(-1).numpy()}
+    return {
+        "input": x.mean(-1).numpy(),
+        "spectrum": spec.abs().mean(0).numpy(),
+        "filter": k.abs().mean(0).numpy(),
+        "filtered": filtered.abs().mean(0).numpy(),
+        "output": out.mean(-1).numpy(),
+    }
 
 
 def filter_spectra(model: CILF) -> list[np.ndarray]:

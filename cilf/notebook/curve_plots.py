@@ -1,6 +1,7 @@
 """The learning-curve figure (:func:`cilf.bench.curve.run_learning_curve`): test MAE against the number of
 training subjects, log x, 95% CI bands; zero-shot CLIP dotted, the oracle floor dashed, the train-mean baseline
 grey. Written like the other figures (:func:`cilf.notebook.plots.finish_figure`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,12 @@ def _series(entry: dict, counts: list[int]) -> tuple[list[int], np.ndarray, np.n
     """(n, MAE, CI low, CI high) of the counts a curve method has."""
     ns = [n for n in counts if "mae" in entry["points"].get(str(n), {})]
     p = [entry["points"][str(n)] for n in ns]
-    return (ns, np.array([q["mae"] for q in p]), np.array([q["mae_ci"][0] for q in p]),
-            np.array([q["mae_ci"][1] for q in p]))
+    return (
+        ns,
+        np.array([q["mae"] for q in p]),
+        np.array([q["mae_ci"][0] for q in p]),
+        np.array([q["mae_ci"][1] for q in p]),
+    )
 
 
 def plot_learning_curve(result: dict, path: str | Path | None = None, title: str | None = None):
@@ -47,10 +52,20 @@ def plot_learning_curve(result: dict, path: str | Path | None = None, title: str
     ax.set_xticks(counts)
     ax.set_xticklabels([f"{n}\n(all)" if n == n_all else str(n) for n in counts])
     ax.minorticks_off()
-    ax.set(xlabel="training subjects (nested subsets; log scale)", ylabel="test MAE (years)",
-           title=title or f"{result['source']}: learning curve")
+    ax.set(
+        xlabel="training subjects (nested subsets; log scale)",
+        ylabel="test MAE (years)",
+        title=title or f"{result['source']}: learning curve",
+    )
     ax.legend(fontsize=8, loc="upper right", frameon=True)
-    fig.text(0.01, -0.02, f"{result['seeds']} seed(s) x {result['test_images']} test images, the same test split at "
-             f"every n; bands: 95% CIs. {result['epochs_rule']}.\nZero-shot CLIP: nothing trained (one level); "
-             f"oracle floor: trained once on all {n_all} training subjects.", fontsize=7.5, va="top", wrap=True)
+    fig.text(
+        0.01,
+        -0.02,
+        f"{result['seeds']} seed(s) x {result['test_images']} test images, the same test split at "
+        f"every n; bands: 95% CIs. {result['epochs_rule']}.\nZero-shot CLIP: nothing trained (one level); "
+        f"oracle floor: trained once on all {n_all} training subjects.",
+        fontsize=7.5,
+        va="top",
+        wrap=True,
+    )
     return finish_figure(fig, path)

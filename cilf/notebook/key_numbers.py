@@ -16,6 +16,7 @@ Command line (from the repository root):
     python -m cilf.notebook.key_numbers record [--figures figures] [--expected notebooks/expected]
     python -m cilf.notebook.key_numbers check  [--figures figures] [--expected notebooks/expected]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,8 +109,15 @@ def moved_message(lines: list[str]) -> str:
     return f"{len(lines)} key number(s) moved:\n  " + "\n  ".join(lines) + f"\n{RECORD_HINT}"
 
 
-def report(name: str, numbers: dict[str, Number], *, out_dir, fast: bool,
-           tolerances: dict[str, float] | None = None, expected_dir=None) -> dict:
+def report(
+    name: str,
+    numbers: dict[str, Number],
+    *,
+    out_dir,
+    fast: bool,
+    tolerances: dict[str, float] | None = None,
+    expected_dir=None,
+) -> dict:
     """Write ``{out_dir}/{name}.json`` = {notebook, fast, numbers, tolerances}; in FAST mode compare with
     ``{expected_dir}/{name}.json`` (default ``default_expected_dir()``) and print one deterministic line,
     or raise :class:`KeyNumbersMoved` listing every moved number. Returns the written record."""
@@ -126,12 +134,16 @@ def report(name: str, numbers: dict[str, Number], *, out_dir, fast: bool,
     exp_dir = Path(expected_dir) if expected_dir is not None else default_expected_dir()
     exp_path = exp_dir / f"{name}.json"
     if not exp_dir.is_dir():
-        print(f"key numbers: {len(numbers)} written, not checked (no folder notebooks/expected beside this "
-              f"cilf package, e.g. pip-installed or on Colab)")
+        print(
+            f"key numbers: {len(numbers)} written, not checked (no folder notebooks/expected beside this "
+            f"cilf package, e.g. pip-installed or on Colab)"
+        )
         return record
     if not exp_path.is_file():
-        print(f"key numbers: {len(numbers)} written, not checked (no expected values recorded for {name}; "
-              f"record them with `python -m cilf.notebook.key_numbers record`)")
+        print(
+            f"key numbers: {len(numbers)} written, not checked (no expected values recorded for {name}; "
+            f"record them with `python -m cilf.notebook.key_numbers record`)"
+        )
         return record
     exp = json.loads(exp_path.read_text(encoding="utf-8"))
     lines = compare(name, numbers, exp["numbers"], exp.get("tolerances"))

@@ -1,5 +1,6 @@
 """Tables and figures for notebooks 05 and 06: the paper's reported numbers (with their source),
 dataset availability, and benchmark results of this run, each labelled with where it comes from."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +9,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from cilf.bench.runner import VARIANTS, method_title
 from cilf.bench.effects import delta_text, mae_text
-from cilf.bench.oracle import NAME as ORACLE, TITLE as ORACLE_TITLE
+from cilf.bench.oracle import NAME as ORACLE
+from cilf.bench.oracle import TITLE as ORACLE_TITLE
+from cilf.bench.runner import VARIANTS, method_title
 from cilf.notebook.plots import finish_figure, pyplot
 
 PAPER_SOURCE = "paper (reported): Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
@@ -18,15 +20,39 @@ ARXIV_V1_SOURCE = "paper (reported): arXiv 2312.01758 v1 (zero-shot CZL-CIAE), a
 
 # Only these figures are published in accessible form (docs/method.md, section 0).
 PAPER_REPORTED = [
-    {"dataset": "MORPH-II", "protocol": "S2 (setting B)", "method": "CILF-CIAE", "MAE": 1.68, "CS@5 %": None,
-     "source": PAPER_SOURCE},
-    {"dataset": "MORPH-II", "protocol": "S2 (setting B)", "method": "MCGRL", "MAE": 1.77, "CS@5 %": None,
-     "source": PAPER_SOURCE},
-    {"dataset": "MORPH-II", "protocol": "S2 (setting B)", "method": "LRA-GNN", "MAE": 2.21, "CS@5 %": None,
-     "source": PAPER_SOURCE},
+    {
+        "dataset": "MORPH-II",
+        "protocol": "S2 (setting B)",
+        "method": "CILF-CIAE",
+        "MAE": 1.68,
+        "CS@5 %": None,
+        "source": PAPER_SOURCE,
+    },
+    {
+        "dataset": "MORPH-II",
+        "protocol": "S2 (setting B)",
+        "method": "MCGRL",
+        "MAE": 1.77,
+        "CS@5 %": None,
+        "source": PAPER_SOURCE,
+    },
+    {
+        "dataset": "MORPH-II",
+        "protocol": "S2 (setting B)",
+        "method": "LRA-GNN",
+        "MAE": 2.21,
+        "CS@5 %": None,
+        "source": PAPER_SOURCE,
+    },
 ] + [
-    {"dataset": "MORPH-II", "protocol": f"{s} (zero-shot)", "method": "CZL-CIAE", "MAE": m, "CS@5 %": c,
-     "source": ARXIV_V1_SOURCE}
+    {
+        "dataset": "MORPH-II",
+        "protocol": f"{s} (zero-shot)",
+        "method": "CZL-CIAE",
+        "MAE": m,
+        "CS@5 %": c,
+        "source": ARXIV_V1_SOURCE,
+    }
     for s, m, c in (("S1", 15.7, 70.2), ("S2", 17.8, 70.4), ("S3", 18.1, 68.3))
 ]
 
@@ -50,8 +76,9 @@ def availability(datasets, roots: dict[str, str | Path] | None = None) -> pd.Dat
             status = f"found at {root}"
         except FileNotFoundError:
             status = f"not found at {root}"
-        rows.append({"dataset": src.title, "status": status, "default protocol": src.default_protocol,
-                     "how to get it": src.get})
+        rows.append(
+            {"dataset": src.title, "status": status, "default protocol": src.default_protocol, "how to get it": src.get}
+        )
     return pd.DataFrame(rows)
 
 
@@ -64,14 +91,24 @@ def results_table(result: dict, methods=None) -> pd.DataFrame:
         if methods is not None and name not in methods:
             continue
         if "mae" not in s:
-            rows.append({"method": method_title(name), "MAE [95% CI]": "skipped: " + s["skipped"],
-                         "source": result["source"]})
+            rows.append(
+                {"method": method_title(name), "MAE [95% CI]": "skipped: " + s["skipped"], "source": result["source"]}
+            )
             continue
-        rows.append({"method": method_title(name), "MAE [95% CI]": mae_text(s), "CS@1 %": round(s["cs1"], 1),
-                     "CS@5 %": round(s["cs5"], 1), "coverage %": round(s["coverage_pct"], 1),
-                     "Δ vs full [95% CI]": delta_text(s, name), "verdict": s.get("verdict", ""),
-                     "s/run": round(s["seconds"], 1) if s.get("seconds") is not None else None,
-                     "runs": s["runs"], "source": result["source"]})
+        rows.append(
+            {
+                "method": method_title(name),
+                "MAE [95% CI]": mae_text(s),
+                "CS@1 %": round(s["cs1"], 1),
+                "CS@5 %": round(s["cs5"], 1),
+                "coverage %": round(s["coverage_pct"], 1),
+                "Δ vs full [95% CI]": delta_text(s, name),
+                "verdict": s.get("verdict", ""),
+                "s/run": round(s["seconds"], 1) if s.get("seconds") is not None else None,
+                "runs": s["runs"],
+                "source": result["source"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -91,22 +128,46 @@ def plot_protocol_bars(results: list[dict], methods, path=None, title: str = "")
     result (protocol); the oracle floor, where a result has it, as a dashed line across its group."""
     methods = [m for m in methods if m != ORACLE]
     used = [r["methods"][m] for r in results for m in methods if "mae" in r["methods"].get(m, {})]
-    rows = [{"protocol": r["protocol"], "method": method_title(m), **dict(zip(("mae", "lo", "hi"),
-                                                                            _mae_bar(r["methods"][m])))}
-            for r in results for m in methods if "mae" in r["methods"].get(m, {})]
+    rows = [
+        {
+            "protocol": r["protocol"],
+            "method": method_title(m),
+            **dict(zip(("mae", "lo", "hi"), _mae_bar(r["methods"][m]))),
+        }
+        for r in results
+        for m in methods
+        if "mae" in r["methods"].get(m, {})
+    ]
     df = pd.DataFrame(rows)
     fig, ax = pyplot().subplots(figsize=(10.5, 3.8))
     sns.barplot(df, x="protocol", y="mae", hue="method", ax=ax, palette="deep", errorbar=None)
     for bar_group, (_, sub) in zip(ax.containers, df.groupby("method", sort=False)):
-        ax.errorbar([b.get_x() + b.get_width() / 2 for b in bar_group], sub["mae"], yerr=[sub["lo"], sub["hi"]],
-                    fmt="none", ecolor="black", capsize=2, lw=0.8)
+        ax.errorbar(
+            [b.get_x() + b.get_width() / 2 for b in bar_group],
+            sub["mae"],
+            yerr=[sub["lo"], sub["hi"]],
+            fmt="none",
+            ecolor="black",
+            capsize=2,
+            lw=0.8,
+        )
         ax.bar_label(bar_group, fmt="%.2f", fontsize=7, padding=2)
     groups = list(dict.fromkeys(df["protocol"]))
-    floors = [(groups.index(r["protocol"]), r["methods"][ORACLE]["mae"]) for r in results
-              if "mae" in r["methods"].get(ORACLE, {}) and r["protocol"] in groups]
+    floors = [
+        (groups.index(r["protocol"]), r["methods"][ORACLE]["mae"])
+        for r in results
+        if "mae" in r["methods"].get(ORACLE, {}) and r["protocol"] in groups
+    ]
     for j, (x, mae) in enumerate(floors):
-        ax.hlines(mae, x - 0.45, x + 0.45, colors="black", linestyles="--", lw=1.2,
-                  label=f"{ORACLE_TITLE} (line)" if j == 0 else None)
+        ax.hlines(
+            mae,
+            x - 0.45,
+            x + 0.45,
+            colors="black",
+            linestyles="--",
+            lw=1.2,
+            label=f"{ORACLE_TITLE} (line)" if j == 0 else None,
+        )
         ax.annotate(f"{mae:.2f}", (x + 0.45, mae), fontsize=7, va="bottom", ha="right")
     ax.set_ylabel(f"test MAE (years), {_bar_kind(used)}")
     ax.set_ylim(0, 1.12 * (df["mae"] + df["hi"]).max())
@@ -142,12 +203,20 @@ def plot_ablations_and_peers(result: dict, path=None, title: str = ""):
     for m, c in zip(names, palette):
         curve = result["methods"][m]["cs_curve"]
         th = sorted(curve, key=int)
-        b.plot([int(t) for t in th], [curve[t] for t in th], marker="o", ms=3, color=c,
-               lw=2.5 if m == "full" else 1.2, label=method_title(m))
+        b.plot(
+            [int(t) for t in th],
+            [curve[t] for t in th],
+            marker="o",
+            ms=3,
+            color=c,
+            lw=2.5 if m == "full" else 1.2,
+            label=method_title(m),
+        )
     if "cs_curve" in floor:
         th = sorted(floor["cs_curve"], key=int)
-        b.plot([int(t) for t in th], [floor["cs_curve"][t] for t in th], color="black", ls="--", lw=1.2,
-               label=ORACLE_TITLE)
+        b.plot(
+            [int(t) for t in th], [floor["cs_curve"][t] for t in th], color="black", ls="--", lw=1.2, label=ORACLE_TITLE
+        )
     b.set_xlabel("θ (years)")
     b.set_ylabel("CS(θ) %")
     b.set_title("cumulative score", fontsize=10)

@@ -11,6 +11,7 @@ the local open_clip / Hugging Face cache (looked up on disk, never fetched), use
 trained demo model of ``cilf.notebook.zoo`` on the bundled micro-CLIP, which has only seen SynthAge
 (synthetic) faces, so its ages for real photos are not meaningful.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,19 +22,19 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cilf.app.predict import FaceRow, face_crops, predict
 from cilf.data.images import load_image
 from cilf.model.cilf_model import CILF
 from cilf.model.similarity import dense_score_maps
-from cilf.app.predict import FaceRow, face_crops, predict
 from cilf.persist.factory import create_model
-
 
 REAL_CLIP = ("ViT-B-16", "openai")  # the backbone whose ages mean something on real photos
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # what open_clip asks the hub for
 
 
-def local_clip_weights(model_name: str = REAL_CLIP[0], tag: str = REAL_CLIP[1],
-                       cache_dir: str | Path | None = None) -> str | None:
+def local_clip_weights(
+    model_name: str = REAL_CLIP[0], tag: str = REAL_CLIP[1], cache_dir: str | Path | None = None
+) -> str | None:
     """Path of open_clip's ``model_name`` / ``tag`` weights when already in the local Hugging Face
     cache (``cache_dir``, default the hub's own), else None. Only looks at the disk: nothing is fetched."""
     import open_clip
@@ -44,7 +45,7 @@ def local_clip_weights(model_name: str = REAL_CLIP[0], tag: str = REAL_CLIP[1],
     if not hub:
         return None
     repo, name = os.path.split(hub)  # "org/model/" names no file: open_clip then tries HF_WEIGHT_FILES
-    for filename in ([name] if name else HF_WEIGHT_FILES):
+    for filename in [name] if name else HF_WEIGHT_FILES:
         found = try_to_load_from_cache(repo, filename, cache_dir=None if cache_dir is None else str(cache_dir))
         if isinstance(found, str) and Path(found).is_file():
             return found
@@ -62,8 +63,9 @@ class PhotoModel:
     label: str
 
 
-def photo_model(fast: bool = True, real: tuple[str, str] = REAL_CLIP,
-                cache_dir: str | Path | None = None) -> PhotoModel:
+def photo_model(
+    fast: bool = True, real: tuple[str, str] = REAL_CLIP, cache_dir: str | Path | None = None
+) -> PhotoModel:
     """Real CLIP weights found locally: that backbone, zero-shot from its prompts (no head was trained
     on it here). Else the trained demo model on the bundled micro-CLIP (``zoo.quick_model(fast)``)."""
     name, tag = real
@@ -72,18 +74,27 @@ def photo_model(fast: bool = True, real: tuple[str, str] = REAL_CLIP,
         from cilf.model.config import default_config
 
         model = create_model(default_config().replace(clip_model=name, pretrained=tag)).eval()
-        return PhotoModel(model, True, f"real CLIP weights {name} / {tag} found in the local cache: ages are its "
-                                       f"zero-shot estimates from the age prompts; no correction (E_P was not "
-                                       f"trained on this backbone here)", f"{name} ({tag}), zero-shot")
+        return PhotoModel(
+            model,
+            True,
+            f"real CLIP weights {name} / {tag} found in the local cache: ages are its "
+            f"zero-shot estimates from the age prompts; no correction (E_P was not "
+            f"trained on this backbone here)",
+            f"{name} ({tag}), zero-shot",
+        )
     from cilf.notebook.zoo import quick_model
 
     model, _ = quick_model(fast=fast)
-    return PhotoModel(model, False, f"no {name} / {tag} weights in the local open_clip cache (nothing is "
-                                    f"downloaded): using the bundled micro-CLIP demo model, trained on SynthAge "
-                                    f"(synthetic) faces only. Its ages for a real photo are NOT meaningful; the "
-                                    f"steps are drawn to show the pipeline. Real-photo ages need real CLIP "
-                                    f"weights ({name}, pretrained={tag}).",
-                      "bundled micro-CLIP demo model, trained on SynthAge (synthetic) only")
+    return PhotoModel(
+        model,
+        False,
+        f"no {name} / {tag} weights in the local open_clip cache (nothing is "
+        f"downloaded): using the bundled micro-CLIP demo model, trained on SynthAge "
+        f"(synthetic) faces only. Its ages for a real photo are NOT meaningful; the "
+        f"steps are drawn to show the pipeline. Real-photo ages need real CLIP "
+        f"weights ({name}, pretrained={tag}).",
+        "bundled micro-CLIP demo model, trained on SynthAge (synthetic) only",
+    )
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Figures (matplotlib + seaborn) for the notebooks and the CLI. Each function returns a matplotlib
 figure and writes it when given ``path`` (PNG with stable bytes). Titles carry the data source."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,13 @@ def finish_figure(fig, path: str | Path | None = None):
     return _save(fig, path)
 
 
-def synthage_contact_sheet(path: str | Path | None = None, seed: int = 0, n_subjects: int = 6,
-                           ages=(2, 6, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90), size: int = 112):
+def synthage_contact_sheet(
+    path: str | Path | None = None,
+    seed: int = 0,
+    n_subjects: int = 6,
+    ages=(2, 6, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90),
+    size: int = 112,
+):
     """Rows: subjects; columns: the same subject rendered at each age. Returns the figure."""
     from cilf.data.synthage import render_face, sample_subject
 
@@ -62,8 +68,14 @@ def synthage_contact_sheet(path: str | Path | None = None, seed: int = 0, n_subj
     return finish_figure(fig, path)
 
 
-def training_report_figure(history: list[dict], report: dict, y_true=None, y_pred=None,
-                           path: str | Path | None = None, oracle: dict | None = None):
+def training_report_figure(
+    history: list[dict],
+    report: dict,
+    y_true=None,
+    y_pred=None,
+    path: str | Path | None = None,
+    oracle: dict | None = None,
+):
     """Validation MAE per epoch, CS curve on test, and predicted vs true age.
 
     ``oracle``: the oracle floor on the same split ({"mae": test MAE}, :func:`cilf.bench.oracle.split_oracle`),
@@ -157,8 +169,9 @@ def plot_global_scores(scores: np.ndarray, true_ages, class_ages, path=None, tit
     return finish_figure(fig, path)
 
 
-def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80), path=None, title: str = "",
-                    true_ages=None):
+def plot_dense_maps(
+    images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80), path=None, title: str = "", true_ages=None
+):
     """Each face (true age in the row label when given) beside its dense score maps M (cosine per
     patch, B x K x H x W) for a few prompt ages.
 
@@ -170,8 +183,9 @@ def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80
     class_ages = list(class_ages)
     rel = maps - maps.mean(axis=1, keepdims=True)
     vmax = np.abs(rel[:, [class_ages.index(a) for a in prompt_ages]]).max()
-    fig, axes = plt.subplots(len(images), 1 + len(prompt_ages), figsize=(2.3 * (1 + len(prompt_ages)), 2.3 * len(images)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(images), 1 + len(prompt_ages), figsize=(2.3 * (1 + len(prompt_ages)), 2.3 * len(images)), squeeze=False
+    )
     for r, im in enumerate(images):
         axes[r, 0].imshow(im)
         axes[r, 0].set_ylabel(f"face {r}" if true_ages is None else f"face {r}, age {float(true_ages[r]):.0f}")
@@ -186,8 +200,9 @@ def plot_dense_maps(images, maps: np.ndarray, class_ages, prompt_ages=(5, 40, 80
         ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle(title or "dense pixel-text maps (relative to the mean prompt)")
     fig.tight_layout()
-    fig.colorbar(overlay, ax=axes[:, 1:].ravel().tolist(), fraction=0.03, pad=0.02,
-                 label="cos(P, T_age) - mean over prompts")
+    fig.colorbar(
+        overlay, ax=axes[:, 1:].ravel().tolist(), fraction=0.03, pad=0.02, label="cos(P, T_age) - mean over prompts"
+    )
     return _save(fig, path)
 
 
@@ -195,8 +210,13 @@ def plot_fpe_steps(steps: dict, path=None, title: str = ""):
     plt = pyplot()
     from matplotlib.colors import LogNorm
 
-    names = [("input", "input x (channel mean)"), ("spectrum", "|rfft2(x)| (log colour)"),
-             ("filter", "|K| learned filter"), ("filtered", "|rfft2(x) * K| (log colour)"), ("output", "irfft2 -> output")]
+    names = [
+        ("input", "input x (channel mean)"),
+        ("spectrum", "|rfft2(x)| (log colour)"),
+        ("filter", "|K| learned filter"),
+        ("filtered", "|rfft2(x) * K| (log colour)"),
+        ("output", "irfft2 -> output"),
+    ]
     fig, axes = plt.subplots(1, 5, figsize=(16, 3.4))
     for ax, (k, label) in zip(axes, names):
         # the DC term dwarfs the rest of a spectrum: a log scale shows the other frequencies
@@ -227,8 +247,9 @@ def plot_embedding_pca(embeddings: dict, ages, path=None, title: str = ""):
     plt = pyplot()
     from sklearn.decomposition import PCA
 
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(5.4 * len(embeddings), 4.5), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(embeddings), figsize=(5.4 * len(embeddings), 4.5), squeeze=False, layout="constrained"
+    )
     for ax, (name, emb) in zip(axes[0], embeddings.items()):
         xy = PCA(2, random_state=0).fit_transform(emb)
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=ages, cmap="viridis", s=8)
@@ -280,8 +301,9 @@ def plot_correction(corr: dict, y_true, path=None, title: str = "", n_traj: int 
     axes[1].set(ylabel="MAE (years)", title="MAE before and after", ylim=(0, 1.3 * max(before + after, default=1)))
     axes[1].legend(loc="upper center", ncol=2, fontsize=8)
     axes[2].scatter(corr["spread"], np.abs(corr["x"] - y), s=6, alpha=0.4)
-    axes[2].set(xlabel="ensemble spread (std over M members)", ylabel="|x* - true age|",
-                title="uncertainty vs actual error")
+    axes[2].set(
+        xlabel="ensemble spread (std over M members)", ylabel="|x* - true age|", title="uncertainty vs actual error"
+    )
     fig.suptitle(title)
     return finish_figure(fig, path)
 
@@ -297,9 +319,13 @@ def plot_calibration(calibration: list[dict], path=None, title: str = "", spearm
     top = 1.1 * max(pred.max(initial=1.0), actual.max(initial=1.0))
     axes[0].plot([0, top], [0, top], color="k", lw=1, ls="--", label="calibrated (y = x)")
     axes[0].plot(pred, actual, marker="o", label="deciles of predicted |error|")
-    axes[0].set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted |e(y0)| (years)",
-                ylabel="mean actual |y0 - true age| (years)",
-                title="calibration" + ("" if spearman is None else f" (Spearman over images {spearman:.2f})"))
+    axes[0].set(
+        xlim=(0, top),
+        ylim=(0, top),
+        xlabel="mean predicted |e(y0)| (years)",
+        ylabel="mean actual |y0 - true age| (years)",
+        title="calibration" + ("" if spearman is None else f" (Spearman over images {spearman:.2f})"),
+    )
     axes[0].legend(fontsize=8, loc="upper left")
     xs = np.arange(1, len(calibration) + 1)
     axes[1].bar(xs - 0.2, pred, 0.4, label="predicted |error|")
@@ -318,11 +344,16 @@ def plot_detections(image, boxes, labels, crops, path=None, title: str = ""):
     from matplotlib.patches import Rectangle
 
     n = len(crops)
-    fig, axes = plt.subplots(1, 1 + max(n, 1), figsize=(4.4 + 2.6 * max(n, 1), 4.2), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.7] + [1] * max(n, 1)})
+    fig, axes = plt.subplots(
+        1,
+        1 + max(n, 1),
+        figsize=(4.4 + 2.6 * max(n, 1), 4.2),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [1.7] + [1] * max(n, 1)},
+    )
     ax = axes[0, 0]
     ax.imshow(image)
-    for k, (box, label) in enumerate(zip(boxes, labels)):
+    for box, label in zip(boxes, labels):
         x0, y0, x1, y1 = box
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=2, color="yellow"))
         ax.text(x0, y0 - 4, label, color="black", fontsize=8, va="bottom", bbox={"fc": "yellow", "lw": 0, "pad": 1})
@@ -341,8 +372,9 @@ def plot_detections(image, boxes, labels, crops, path=None, title: str = ""):
     return finish_figure(fig, path)
 
 
-def plot_photo_estimates(trajectories, zero_shot, candidates=None, errors=None, eps: float | None = None,
-                         path=None, title: str = ""):
+def plot_photo_estimates(
+    trajectories, zero_shot, candidates=None, errors=None, eps: float | None = None, path=None, title: str = ""
+):
     """Left, per face: the correction trajectory x_0 = y0, ..., x* over the steps t (one point when E_P
     accepts y0) and the zero-shot age from the prompts alone (dotted). Right, when ``errors`` (F x G)
     is given: E_P's predicted error e(x) over the candidate ages (G), the +-eps band where it accepts,
@@ -359,8 +391,13 @@ def plot_photo_estimates(trajectories, zero_shot, candidates=None, errors=None, 
         if len(trajectories):
             t = np.asarray(trajectories[i], float)
             longest = max(longest, len(t) - 1)
-            ax.plot(range(len(t)), t, marker="o", color=colors[i],
-                    label=f"face {i}: y0 {t[0]:.1f} -> x* {t[-1]:.1f} ({len(t) - 1} steps)")
+            ax.plot(
+                range(len(t)),
+                t,
+                marker="o",
+                color=colors[i],
+                label=f"face {i}: y0 {t[0]:.1f} -> x* {t[-1]:.1f} ({len(t) - 1} steps)",
+            )
         ax.axhline(zs, color=colors[i], ls=":", lw=1.2, label=f"face {i}: zero-shot (prompts) {zs:.1f}")
     ax.set_xlim(-0.3, longest + 0.3)
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
@@ -382,8 +419,11 @@ def plot_photo_estimates(trajectories, zero_shot, candidates=None, errors=None, 
             seen = np.asarray(errors)[:, (candidates >= lo) & (candidates <= hi)]
             pad = 0.1 * (seen.max() - seen.min()) + (eps or 0)
             ax.set(xlim=(lo, hi), ylim=(min(seen.min(), -(eps or 0)) - pad, max(seen.max(), eps or 0) + pad))
-        ax.set(xlabel="candidate age x (years)", ylabel="predicted error e(x) (years)",
-               title="E_P: predicted error of a candidate age")
+        ax.set(
+            xlabel="candidate age x (years)",
+            ylabel="predicted error e(x) (years)",
+            title="E_P: predicted error of a candidate age",
+        )
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)
     return finish_figure(fig, path)
@@ -400,10 +440,18 @@ def complexity_figure(result: dict, path: str | Path | None = None):
         ns = [r["tokens"] for r in ok]
         s = result["slopes"].get(m, {})
         style = {"marker": "o", "linestyle": "--" if m == "none" else "-"}  # the floor, not a rival mixer
-        axes[0].loglog(ns, [r["seconds"] * 1e3 for r in ok], **style,
-                       label=f"{MIXER_LABELS.get(m, m)} (slope {s.get('time', float('nan')):.2f})")
-        axes[1].loglog(ns, [r["saved_bytes"] / 2**20 for r in ok], **style,
-                       label=f"{MIXER_LABELS.get(m, m)} (slope {s.get('memory', float('nan')):.2f})")
+        axes[0].loglog(
+            ns,
+            [r["seconds"] * 1e3 for r in ok],
+            **style,
+            label=f"{MIXER_LABELS.get(m, m)} (slope {s.get('time', float('nan')):.2f})",
+        )
+        axes[1].loglog(
+            ns,
+            [r["saved_bytes"] / 2**20 for r in ok],
+            **style,
+            label=f"{MIXER_LABELS.get(m, m)} (slope {s.get('memory', float('nan')):.2f})",
+        )
     axes[0].set(xlabel="tokens N", ylabel="forward+backward (ms)", title="time")
     axes[1].set(xlabel="tokens N", ylabel="activations saved for backward (MiB)", title="memory")
     for ax in axes:

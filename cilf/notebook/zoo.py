@@ -3,6 +3,7 @@
 ``quick_model`` trains CILF-CIAE on SynthAge at a fixed budget (FAST or full) and caches the run
 under ``$CILF_CACHE`` (default ``~/.cache/cilf``)/models/<key>; a second call loads it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,11 +11,11 @@ import json
 
 import numpy as np
 
-from cilf.persist.checkpoint import load_model
-from cilf.model.cilf_model import CILF
-from cilf.model.config import default_config
 from cilf.app.params import TrainConfig
 from cilf.app.train import train
+from cilf.model.cilf_model import CILF
+from cilf.model.config import default_config
+from cilf.persist.checkpoint import load_model
 from cilf.utils import cache_dir
 
 MODEL_FORMAT = 2  # bump when parameter names change, so cached demo models are retrained
@@ -53,9 +54,10 @@ def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: i
 
 def held_out_features(model: CILF, fast: bool = True, seed: int = 0):
     """Encoded SynthAge test split (held out from training) for ``model``: (ImageFeatures, ages (n), metas)."""
-    from cilf.data.datasets import SynthAge
     from cilf.app.features import extract_features
+    from cilf.data.datasets import SynthAge
 
-    ds = SynthAge(split="test", n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, transform=model.preprocess,
-                  progress=False)
+    ds = SynthAge(
+        split="test", n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, transform=model.preprocess, progress=False
+    )
     return extract_features(model, ds, progress=False)

@@ -12,6 +12,7 @@ source portably (``cilf.persist.clip_weights.WeightsRecord``: model, bundled / t
 path as a hint), so a checkpoint moved to another machine finds its weights by content, or is told
 which file to pass (``clip_weights=`` / ``--clip-weights``). A checkpoint without it loads as before.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cilf.io import atomic_directory, json_text, sha256_file
-from cilf.persist.clip_weights import WeightsRecord, file_sha256, locate
-from cilf.model.config import CILFConfig
 from cilf.model.cilf_model import CILF
+from cilf.model.config import CILFConfig
+from cilf.persist.clip_weights import WeightsRecord, file_sha256, locate
 from cilf.persist.factory import create_model
 
 WEIGHTS, CONFIG, STATE, MANIFEST = "model.safetensors", "config.json", "train_state.pt", "manifest.json"
@@ -52,8 +53,11 @@ def save_checkpoint(model: CILF, directory: str | Path, train_state: dict | None
 
 def write_manifest(directory: Path) -> Path:
     """List every file of ``directory`` (but the manifest) with its SHA-256 and size in ``manifest.json``."""
-    files = {p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
-             for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {
+        p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
     path = directory / MANIFEST
     path.write_text(json_text({"format": MANIFEST_FORMAT, "files": files}), encoding="utf-8")
     return path
@@ -74,12 +78,15 @@ def verify_checkpoint(directory: str | Path, needed: tuple[str, ...] = (WEIGHTS,
         files = json.loads(path.read_text(encoding="utf-8"))["files"]
         entries = {str(name): (str(m["sha256"]), int(m["size"])) for name, m in files.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise CheckpointError(f"{path}: cannot be read, the file is damaged; copy the checkpoint again or "
-                              f"retrain") from None
+        raise CheckpointError(
+            f"{path}: cannot be read, the file is damaged; copy the checkpoint again or retrain"
+        ) from None
     for name in needed:
         if name not in entries:
-            raise CheckpointError(f"{d / name}: not listed in {path}; the checkpoint was altered or is incomplete: "
-                                  f"copy it again or retrain")
+            raise CheckpointError(
+                f"{d / name}: not listed in {path}; the checkpoint was altered or is incomplete: "
+                f"copy it again or retrain"
+            )
     for name, (digest, size) in entries.items():
         p = d / name
         if Path(name).name != name or name in ("", ".", ".."):
@@ -89,8 +96,9 @@ def verify_checkpoint(directory: str | Path, needed: tuple[str, ...] = (WEIGHTS,
         actual = p.stat().st_size
         if actual != size or sha256_file(p) != digest:
             sizes = f" ({actual} bytes, {MANIFEST} says {size})" if actual != size else ""
-            raise CheckpointError(f"{p}: checksum mismatch, the file is damaged{sizes}; copy the checkpoint again or "
-                                  f"retrain")
+            raise CheckpointError(
+                f"{p}: checksum mismatch, the file is damaged{sizes}; copy the checkpoint again or retrain"
+            )
     return entries
 
 
@@ -113,8 +121,10 @@ def load_torch_state(path: str | Path, fix: str, purpose: str = "") -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise CheckpointError(f"{path}: refused, it holds Python objects other than tensors and plain data (loading "
-                              f"it could run code; cilf never writes such a file); {fix}") from None
+        raise CheckpointError(
+            f"{path}: refused, it holds Python objects other than tensors and plain data (loading "
+            f"it could run code; cilf never writes such a file); {fix}"
+        ) from None
     except Exception:  # truncated or foreign content inside a valid zip
         raise CheckpointError(unreadable) from None
     if not isinstance(state, dict):
@@ -134,8 +144,10 @@ def resolve_checkpoint(directory: str | Path) -> Path:
         return d
     if is_checkpoint(d / "best"):
         return d / "best"
-    raise FileNotFoundError(f"{d} is not a cilf checkpoint (needs {WEIGHTS} and {CONFIG}) nor a training run "
-                            f"with one in best/; train one with `python -m cilf train --out DIR` and pass DIR")
+    raise FileNotFoundError(
+        f"{d} is not a cilf checkpoint (needs {WEIGHTS} and {CONFIG}) nor a training run "
+        f"with one in best/; train one with `python -m cilf train --out DIR` and pass DIR"
+    )
 
 
 def read_weights_record(directory: str | Path) -> WeightsRecord | None:
@@ -146,8 +158,9 @@ def read_weights_record(directory: str | Path) -> WeightsRecord | None:
     try:
         return WeightsRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{path}: cannot be read, the file is damaged; copy the checkpoint again or "
-                              f"retrain") from None
+        raise CheckpointError(
+            f"{path}: cannot be read, the file is damaged; copy the checkpoint again or retrain"
+        ) from None
 
 
 def checkpoint_config(directory: Path, clip_weights: str | Path | None = None) -> CILFConfig:
@@ -180,8 +193,9 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu",
-               clip_weights: str | Path | None = None) -> CILF:
+def load_model(
+    directory: str | Path, device: str | torch.device = "cpu", clip_weights: str | Path | None = None
+) -> CILF:
     """Rebuild the model from a checkpoint folder, or a run folder's best/ (verified; clear error if neither).
 
     Its CLIP weights are found by content (see :func:`checkpoint_config`); ``clip_weights``: the
@@ -192,20 +206,24 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu",
     try:
         state = load_file(str(d / WEIGHTS))
     except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-        raise CheckpointError(f"{d / WEIGHTS}: cannot be read ({e}); the file is damaged or not a cilf checkpoint: "
-                              f"copy it again or retrain") from None
+        raise CheckpointError(
+            f"{d / WEIGHTS}: cannot be read ({e}); the file is damaged or not a cilf checkpoint: "
+            f"copy it again or retrain"
+        ) from None
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e))
-        raise ValueError(f"{d / WEIGHTS}: the weights do not fit {d / CONFIG} ({first}); was the config edited "
-                         f"after training?") from None
+        raise ValueError(
+            f"{d / WEIGHTS}: the weights do not fit {d / CONFIG} ({first}); was the config edited after training?"
+        ) from None
     if unexpected:
         raise ValueError(f"{d / WEIGHTS}: unexpected weights {unexpected[:5]} (checkpoint from another version?)")
     # "corrector.calibrated" and "corrector.applied" came later: a checkpoint without them has an error model
     # trained jointly (not post hoc), always applied
-    bad = [k for k in missing if not k.startswith("clip.model.") and k not in ("corrector.calibrated",
-                                                                                 "corrector.applied")]
+    bad = [
+        k for k in missing if not k.startswith("clip.model.") and k not in ("corrector.calibrated", "corrector.applied")
+    ]
     if bad:
         raise ValueError(f"{d / WEIGHTS}: missing weights {bad[:5]}")
     return model.to(device).eval()
@@ -217,6 +235,8 @@ def load_train_state(directory: str | Path) -> dict:
     path, fix = d / STATE, "start a new run with another --out"
     entries = verify_checkpoint(d)
     if entries is not None and STATE not in entries:
-        raise CheckpointError(f"{path}: cannot be read to resume (not listed in {d / MANIFEST}: it was not written "
-                              f"with this checkpoint); {fix}")
+        raise CheckpointError(
+            f"{path}: cannot be read to resume (not listed in {d / MANIFEST}: it was not written "
+            f"with this checkpoint); {fix}"
+        )
     return load_torch_state(path, fix, purpose=" to resume")

@@ -10,6 +10,7 @@ a file the ``--clip-weights`` option (decisive when given), then ``$CILF_CLIP_WE
 hint path. A candidate whose hash differs is not used; when none matches, one error names the
 expected hash, every path tried and the fix.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,11 +53,12 @@ class WeightsRecord:
         return {"format": RECORD_FORMAT, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "WeightsRecord":
+    def from_dict(cls, d: dict) -> WeightsRecord:
         if not isinstance(d, dict) or d.get("format") != RECORD_FORMAT or d.get("source") not in SOURCES:
             raise ValueError(f"not a {RECORD_FORMAT} record")
-        return cls(model=str(d["model"]), source=d["source"], sha256=d.get("sha256"), tag=d.get("tag"),
-                   path=d.get("path"))
+        return cls(
+            model=str(d["model"]), source=d["source"], sha256=d.get("sha256"), tag=d.get("tag"), path=d.get("path")
+        )
 
     def pretrained(self) -> str | None:
         """The ``CILFConfig.pretrained`` value that loads these weights where they were found."""
@@ -64,8 +66,12 @@ class WeightsRecord:
 
     def describe(self) -> str:
         """One line: model, where from, hash."""
-        where = {"bundled": f"bundled ({self.path})", "tag": f"open_clip tag {self.tag!r} ({self.path})",
-                 "file": f"file {self.path}", "none": "random init (no pretrained weights)"}[self.source]
+        where = {
+            "bundled": f"bundled ({self.path})",
+            "tag": f"open_clip tag {self.tag!r} ({self.path})",
+            "file": f"file {self.path}",
+            "none": "random init (no pretrained weights)",
+        }[self.source]
         return f"{self.model}, {where}" + (f", sha256 {self.sha256}" if self.sha256 else "")
 
 
@@ -120,8 +126,10 @@ def tag_file(model_name: str, tag: str) -> str:
     cfg = get_pretrained_cfg(model_name, tag)
     if not cfg:
         known = open_clip.list_pretrained_tags_by_model(model_name)
-        raise WeightsNotFoundError(f"{tag!r} is neither a file nor an open_clip tag of {model_name!r} (its tags: "
-                                   f"{', '.join(known) or 'none'}); pass pretrained=bundled, a weights file or a tag")
+        raise WeightsNotFoundError(
+            f"{tag!r} is neither a file nor an open_clip tag of {model_name!r} (its tags: "
+            f"{', '.join(known) or 'none'}); pass pretrained=bundled, a weights file or a tag"
+        )
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     if offline and "file" not in cfg and not cfg.get("hf_hub"):  # a URL download: cached only in ~/.cache/clip
         cached = Path("~/.cache/clip").expanduser() / os.path.basename(cfg.get("url", ""))
@@ -131,17 +139,22 @@ def tag_file(model_name: str, tag: str) -> str:
         path = download_pretrained(cfg)
     except Exception as e:  # hub or network error, or offline and not cached
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise WeightsNotFoundError(_offline_tag(model_name, tag, reason) if offline else
-                                   f"could not fetch open_clip weights {model_name!r} / {tag!r}: {reason}") from None
+        raise WeightsNotFoundError(
+            _offline_tag(model_name, tag, reason)
+            if offline
+            else f"could not fetch open_clip weights {model_name!r} / {tag!r}: {reason}"
+        ) from None
     if not path or not Path(path).is_file():
         raise WeightsNotFoundError(_offline_tag(model_name, tag, "no file"))
     return str(path)
 
 
 def _offline_tag(model_name: str, tag: str, reason: str) -> str:
-    return (f"open_clip weights {model_name!r} / {tag!r} are not cached on this machine ({reason}). HF_HUB_OFFLINE=1 "
-            f"is set, so nothing is downloaded. Offline, use pretrained='bundled' (micro-CLIP), a local weights "
-            f"file, or None; or fetch the tag once online.")
+    return (
+        f"open_clip weights {model_name!r} / {tag!r} are not cached on this machine ({reason}). HF_HUB_OFFLINE=1 "
+        f"is set, so nothing is downloaded. Offline, use pretrained='bundled' (micro-CLIP), a local weights "
+        f"file, or None; or fetch the tag once online."
+    )
 
 
 def record_for(model_name: str, pretrained: str | None) -> tuple[WeightsRecord, str | None]:
@@ -182,7 +195,8 @@ def locate(record: WeightsRecord, clip_weights: str | Path | None = None, what: 
             raise WeightsNotFoundError(
                 f"{what} was trained on open_clip tag {record.tag!r} of {record.model}: its weights come from "
                 f"open_clip's cache (fetched once online), not from --clip-weights, which is for runs trained on a "
-                f"weights file")
+                f"weights file"
+            )
         return _matching(record, Path(clip_weights), what)
     if record.source == "tag":
         path = tag_file(record.model, record.tag)
@@ -201,7 +215,8 @@ def locate(record: WeightsRecord, clip_weights: str | Path | None = None, what: 
         seen.append(f"{candidate} ({name}) holds other weights, sha256 {digest}")
     raise WeightsNotFoundError(
         f"the CLIP weights of {what} ({record.model}, sha256 {record.sha256}) were not found: {'; '.join(seen)}. "
-        f"Pass --clip-weights FILE (or set {ENV}=FILE) with the file it was trained with")
+        f"Pass --clip-weights FILE (or set {ENV}=FILE) with the file it was trained with"
+    )
 
 
 def _env_candidates() -> list[Path]:
@@ -212,8 +227,10 @@ def _env_candidates() -> list[Path]:
 def _matching(record: WeightsRecord, path: Path, what: str) -> str:
     """``path`` as a pretrained value when it holds the recorded weights; else a clear error."""
     if not path.is_file():
-        raise WeightsNotFoundError(f"{path}: --clip-weights file does not exist (the CLIP weights of {what}: "
-                                   f"{record.model}, sha256 {record.sha256})")
+        raise WeightsNotFoundError(
+            f"{path}: --clip-weights file does not exist (the CLIP weights of {what}: "
+            f"{record.model}, sha256 {record.sha256})"
+        )
     _check(record, path, what, "a different file")
     return str(path)
 
@@ -223,4 +240,5 @@ def _check(record: WeightsRecord, path: Path, what: str, why: str) -> None:
     if record.sha256 and digest != record.sha256:
         raise WeightsMismatchError(
             f"{path}: refused as the CLIP weights of {what}: its sha256 is {digest}, {what} was trained with "
-            f"sha256 {record.sha256} ({why}); pass the weights file it was trained with")
+            f"sha256 {record.sha256} ({why}); pass the weights file it was trained with"
+        )

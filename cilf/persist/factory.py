@@ -5,6 +5,7 @@ default on the bundled micro-CLIP; ``cilf-vit-b16``: the paper's ViT-B/16 with O
 once), and ``create_model(name_or_config, **overrides)`` builds the architecture (``cilf.model``) and loads
 its CLIP weights (``cilf.persist.clip_weights``).
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Dataset sources: one class per official layout, found by name through :data:`SOURCES`."""
+
 from __future__ import annotations
 
 from .adience import Adience
@@ -13,8 +14,23 @@ from .morph import MorphII
 from .per_subject import FACES, SCface
 from .utkface import UTKFace
 
-SOURCES: dict[str, Source] = {s.name: s for s in (MorphII(), FGNet(), CACD(), Adience(), FACES(), SCface(), UTKFace(),
-                                                   AppaReal(), AgeDB(), ImdbWiki(), Manifest(), SynthAgeSource())}
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in (
+        MorphII(),
+        FGNet(),
+        CACD(),
+        Adience(),
+        FACES(),
+        SCface(),
+        UTKFace(),
+        AppaReal(),
+        AgeDB(),
+        ImdbWiki(),
+        Manifest(),
+        SynthAgeSource(),
+    )
+}
 PAPER_DATASETS = ("morph2", "fgnet", "cacd", "adience", "faces", "scface")  # the paper's six benchmarks
 
 

@@ -6,6 +6,7 @@ exact and 1-off group accuracy are measured. Rows labelled None are listed as sk
 Fold k is ``fold_k_data.txt``, looked up by its number: all five files are needed (protocol 5-fold tests
 on each fold and trains on the other four), and a missing one is an error naming it, never a shorter
 list of folds whose positions no longer match their numbers."""
+
 from __future__ import annotations
 
 import re
@@ -50,9 +51,11 @@ class Adience(Source):
         """``ROOT/fold_k_data.txt``, or DatasetNotFound naming it, what needs it and where to get it."""
         path = root / f"fold_{k}_data.txt"
         if not path.is_file():
-            raise DatasetNotFound(f"{path} not found: Adience fold {k} needs it (protocol 5-fold tests on each of "
-                                  f"the five folds and trains on the other four); download the five fold files "
-                                  f"fold_0_data.txt ... fold_4_data.txt into {root}; they come from {self.get}")
+            raise DatasetNotFound(
+                f"{path} not found: Adience fold {k} needs it (protocol 5-fold tests on each of "
+                f"the five folds and trains on the other four); download the five fold files "
+                f"fold_0_data.txt ... fold_4_data.txt into {root}; they come from {self.get}"
+            )
         return path
 
     def check_root(self, root: Path) -> None:
@@ -67,16 +70,25 @@ class Adience(Source):
             for line, r in read_table(path, "\t", ("user_id", "original_image", "face_id", "age")):
                 where = f"{path}, line {line}"
                 age = parse_adience_age(r["age"], where)
-                candidates = [root / d / r["user_id"] / f"{prefix}.{r['face_id']}.{r['original_image']}"
-                              for d, prefix in FOLDERS]
+                candidates = [
+                    root / d / r["user_id"] / f"{prefix}.{r['face_id']}.{r['original_image']}" for d, prefix in FOLDERS
+                ]
                 img = next((c for c in candidates if c.is_file()), None)
                 if age is None:
                     scan.skipped.append((str(candidates[0]), f"no age label ({where})"))
                 elif img is None:
                     scan.skipped.append((str(candidates[0]), f"image not found under faces/ or aligned/ ({where})"))
                 else:
-                    scan.rows.append({"path": str(img), "age": age, "subject": r["user_id"], "fold": k,
-                                      "adience_group": age_group(age), "gender": r.get("gender", "")})
+                    scan.rows.append(
+                        {
+                            "path": str(img),
+                            "age": age,
+                            "subject": r["user_id"],
+                            "fold": k,
+                            "adience_group": age_group(age),
+                            "gender": r.get("gender", ""),
+                        }
+                    )
         return scan
 
     def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:
@@ -85,7 +97,9 @@ class Adience(Source):
         for k in range(FOLDS):
             test = [i for i, r in enumerate(rows) if r["fold"] == k]
             if not test:
-                raise ValueError(f"Adience fold {k}: none of the images {root / f'fold_{k}_data.txt'} lists was "
-                                 f"found under {root}/faces/ or {root}/aligned/; put that fold's images there")
+                raise ValueError(
+                    f"Adience fold {k}: none of the images {root / f'fold_{k}_data.txt'} lists was "
+                    f"found under {root}/faces/ or {root}/aligned/; put that fold's images there"
+                )
             out.append(Fold(f"fold{k}", [i for i, r in enumerate(rows) if r["fold"] != k], test))
         return out

@@ -1,4 +1,5 @@
 """AgeDB: 16,488 images named ``ID_Name_AGE_GENDER.jpg`` (e.g. ``0_MariaCallas_35_f.jpg``)."""
+
 from __future__ import annotations
 
 import re

@@ -3,6 +3,7 @@ apparent_age_std, real_age) beside ``train/ valid/ test/`` image folders. The ta
 age; the apparent mean and std are kept for the epsilon-error. Aligned ``*_face.jpg`` crops are
 used when present. The three splits are looked up by name: a missing ``gt_avg_SPLIT.csv`` is an error
 naming it (the official protocol is exactly these three lists)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,9 +29,11 @@ class AppaReal(Source):
         """``ROOT/gt_avg_SPLIT.csv``, or DatasetNotFound naming it and where to get it."""
         path = root / f"gt_avg_{split}.csv"
         if not path.is_file():
-            raise DatasetNotFound(f"{path} not found: the {split} split of APPA-REAL's official protocol is this "
-                                  f"list; download gt_avg_train.csv, gt_avg_valid.csv and gt_avg_test.csv with the "
-                                  f"images into {root}; they come from {self.get}")
+            raise DatasetNotFound(
+                f"{path} not found: the {split} split of APPA-REAL's official protocol is this "
+                f"list; download gt_avg_train.csv, gt_avg_valid.csv and gt_avg_test.csv with the "
+                f"images into {root}; they come from {self.get}"
+            )
         return path
 
     def check_root(self, root: Path) -> None:
@@ -53,8 +56,16 @@ class AppaReal(Source):
                 if not img.is_file():
                     scan.skipped.append((str(plain), f"image not found ({where})"))
                     continue
-                scan.rows.append({"path": str(img), "age": real, "subject": "", "split": split,
-                                  "apparent_mean": mu, "apparent_std": sigma})
+                scan.rows.append(
+                    {
+                        "path": str(img),
+                        "age": real,
+                        "subject": "",
+                        "split": split,
+                        "apparent_mean": mu,
+                        "apparent_std": sigma,
+                    }
+                )
         return scan
 
     def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:

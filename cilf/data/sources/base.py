@@ -1,10 +1,11 @@
 """What every dataset source provides: a scan of its official layout and its named protocols."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..datasets import RecordDataset
 from ..images import ImageWalk, walk_images
@@ -45,8 +46,9 @@ class Source:
     def check_root(self, root: Path) -> None:
         if not root.is_dir() or (self.marker and not list(root.glob(self.marker))):
             what = f"{root}/{self.marker}" if root.is_dir() and self.marker else str(root)
-            raise DatasetNotFound(f"{self.title} not found at {what}. Expected layout: {self.layout}. "
-                                  f"How to get it: {self.get}")
+            raise DatasetNotFound(
+                f"{self.title} not found at {what}. Expected layout: {self.layout}. How to get it: {self.get}"
+            )
 
     def scan(self, root: Path) -> Scan:
         raise NotImplementedError
@@ -67,8 +69,14 @@ def walk_layout(root: Path, under: str | None = None, ignore: tuple[str, ...] = 
     return walk_images(root / under if under else root, ignore=ignore)
 
 
-def scan_names(root: Path, pattern: re.Pattern, to_row: Callable[[Path, re.Match], dict], under: str | None = None,
-               describe: str = "", ignore: tuple[str, ...] = ()) -> Scan:
+def scan_names(
+    root: Path,
+    pattern: re.Pattern,
+    to_row: Callable[[Path, re.Match], dict],
+    under: str | None = None,
+    describe: str = "",
+    ignore: tuple[str, ...] = (),
+) -> Scan:
     """Rows from file names matching ``pattern``; other image files, and whatever the walk passed over
     (unreadable folders, other extensions, duplicates...), are listed as skipped with the reason."""
     walk = walk_layout(root, under, ignore)
@@ -95,8 +103,9 @@ class AgeDataset(RecordDataset):
     as a dataset. ``scan`` keeps the files passed over while reading the layout.
     """
 
-    def __init__(self, source: Source, root: Path, scan: Scan, protocol: str | None = None,
-                 transform: Callable | None = None):
+    def __init__(
+        self, source: Source, root: Path, scan: Scan, protocol: str | None = None, transform: Callable | None = None
+    ):
         super().__init__(scan.rows, transform, source.title)
         self.source, self.root, self.scan = source, root, scan
         self.protocol = protocol or source.default_protocol
@@ -109,8 +118,9 @@ class AgeDataset(RecordDataset):
     def folds(self, protocol: str | None = None) -> list[Fold]:
         protocol = protocol or self.protocol
         if protocol not in self.source.protocols:
-            raise ValueError(f"{self.source.title} has no protocol {protocol!r}; "
-                             f"choose one of {sorted(self.source.protocols)}")
+            raise ValueError(
+                f"{self.source.title} has no protocol {protocol!r}; choose one of {sorted(self.source.protocols)}"
+            )
         if protocol not in self._folds:
             self._folds[protocol] = self.source.folds(protocol, self.rows, self.root)
         return self._folds[protocol]

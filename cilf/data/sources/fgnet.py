@@ -1,5 +1,6 @@
 """FG-NET: 1,002 images of 82 subjects named ``SSSAaa[x].JPG`` (subject, age, optional letter), in
 ``ROOT/images/`` or anywhere below ROOT. Protocol: leave-one-person-out."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,9 @@ class FGNet(Source):
     subject_exclusive = ("lopo", "80-20")
 
     def scan(self, root: Path) -> Scan:
-        return scan_names(root, NAME, lambda p, m: {"age": float(m["age"]), "subject": m["subject"]},
-                          describe="SSSAaa.JPG")
+        return scan_names(
+            root, NAME, lambda p, m: {"age": float(m["age"]), "subject": m["subject"]}, describe="SSSAaa.JPG"
+        )
 
     def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:
         return leave_one_subject_out(rows) if protocol == "lopo" else holdout(rows)

@@ -1,4 +1,5 @@
 """The generic CSV manifest and SynthAge (the offline stand-in for every protocol shape)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,12 +65,19 @@ class SynthAgeSource(Manifest):
         if protocol == "lopo":
             keep = set(sorted({str(r["subject"]) for r in rows}, key=lambda s: int(s) if s.isdigit() else s)[:82])
             sub = [i for i, r in enumerate(rows) if str(r["subject"]) in keep]
-            return [Fold(f.name, [sub[i] for i in f.train], [sub[i] for i in f.test])
-                    for f in leave_one_subject_out([rows[i] for i in sub])]
+            return [
+                Fold(f.name, [sub[i] for i in f.train], [sub[i] for i in f.test])
+                for f in leave_one_subject_out([rows[i] for i in sub])
+            ]
         if protocol == "S1-rest":
             subjects = sorted({str(r["subject"]) for r in rows})
             parts = np.array_split(np.random.default_rng(0).permutation(len(subjects)), 3)
             s1 = {subjects[j] for j in parts[0]}
-            return [Fold("S1->rest", [i for i, r in enumerate(rows) if str(r["subject"]) in s1],
-                         [i for i, r in enumerate(rows) if str(r["subject"]) not in s1])]
+            return [
+                Fold(
+                    "S1->rest",
+                    [i for i, r in enumerate(rows) if str(r["subject"]) in s1],
+                    [i for i, r in enumerate(rows) if str(r["subject"]) not in s1],
+                )
+            ]
         return super().folds(protocol, rows, root)

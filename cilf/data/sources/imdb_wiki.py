@@ -2,6 +2,7 @@
 datenum, photo_taken, full_path, face_score, second_face_score[, celeb_id]). Age = photo_taken - birth
 year. Images with no face (face_score < 1, the usual cleaning), a second face, or an age outside 0-100
 are listed as skipped with the reason."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -44,9 +45,11 @@ class ImdbWiki(Source):
                 d = loadmat(mat_path, squeeze_me=True, struct_as_record=False)[key]
             except (KeyError, NotImplementedError, ValueError, OSError) as e:
                 raise ValueError(f"{mat_path}: not an IMDB-WIKI annotation file ({e})") from None
-            fields = [np.atleast_1d(getattr(d, f)) for f in ("full_path", "dob", "photo_taken", "face_score",
-                                                              "second_face_score")]
-            ids = np.atleast_1d(getattr(d, "celeb_id")) if hasattr(d, "celeb_id") else np.atleast_1d(d.name)
+            fields = [
+                np.atleast_1d(getattr(d, f))
+                for f in ("full_path", "dob", "photo_taken", "face_score", "second_face_score")
+            ]
+            ids = np.atleast_1d(d.celeb_id) if hasattr(d, "celeb_id") else np.atleast_1d(d.name)
             for rel, dob, taken, score, second, sid in zip(*fields, ids):
                 p = root / folder / str(rel)
                 age = int(taken) - birth_year(float(dob)) if np.isfinite(dob) else -1

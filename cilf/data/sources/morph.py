@@ -3,6 +3,7 @@ number, gender M/F, age), in any folder below ROOT; or, when ROOT holds the rele
 ``morph_2008_nonCommercial.csv`` (id_num, ..., race, gender, ..., age, ..., photo), the rows of that
 file, with ``photo`` the image path relative to ROOT. Settings A-D and CORAL's split are the
 published lists shipped in ``cilf/data/published/morph`` (see its README for sources and formats)."""
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,15 @@ def scan_release_csv(root: Path, path: Path) -> Scan:
         if not img.is_file():
             scan.skipped.append((str(img), f"listed in {path.name} but not on disk ({where})"))
             continue
-        scan.rows.append({"path": str(img), "age": age, "subject": r["id_num"].strip(),
-                          "gender": r["gender"].strip().upper(), "race": r.get("race", "").strip()})
+        scan.rows.append(
+            {
+                "path": str(img),
+                "age": age,
+                "subject": r["id_num"].strip(),
+                "gender": r["gender"].strip().upper(),
+                "race": r.get("race", "").strip(),
+            }
+        )
     return scan
 
 
@@ -45,8 +53,10 @@ class MorphII(Source):
     name = "morph2"
     title = "MORPH-II"
     aliases = ("morph", "morph-ii", "morph_ii")
-    layout = ("ROOT/**/ID_NNGAA.JPG (e.g. Album2/070081_2F36.JPG), any folder depth; "
-              f"labels from ROOT/{RELEASE_CSV} when it is there")
+    layout = (
+        "ROOT/**/ID_NNGAA.JPG (e.g. Album2/070081_2F36.JPG), any folder depth; "
+        f"labels from ROOT/{RELEASE_CSV} when it is there"
+    )
     get = "licensed by UNCW (https://uncw.edu/myuncw/research/innovation-commercialization/technology-portfolio/morph)"
     protocols = {
         "A": "published (Order Learning): 5,492 European subjects' images, 5 random 80/20 folds",
@@ -63,9 +73,13 @@ class MorphII(Source):
     def scan(self, root: Path) -> Scan:
         if (root / RELEASE_CSV).is_file():
             return scan_release_csv(root, root / RELEASE_CSV)
-        return scan_names(root, NAME, lambda p, m: {"age": float(m["age"]), "subject": m["subject"],
-                                                    "gender": m["gender"].upper()},
-                          describe="ID_NNGAA.JPG", ignore=(RELEASE_CSV,))
+        return scan_names(
+            root,
+            NAME,
+            lambda p, m: {"age": float(m["age"]), "subject": m["subject"], "gender": m["gender"].upper()},
+            describe="ID_NNGAA.JPG",
+            ignore=(RELEASE_CSV,),
+        )
 
     def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:
         index = FileIndex(rows)
@@ -89,10 +103,20 @@ class MorphII(Source):
                 by_fold.setdefault(r["fold"].strip(), []).append(r["filename"])
             wanted = [str(k) for k in range(5)]
             if sorted(by_fold) != wanted:  # folds are looked up by number: 0-4, each present, no other
-                raise AnnotationError(f"{path}: setting {protocol} has folds 0-4, this list has folds "
-                                      f"{sorted(by_fold)}; restore the shipped file (reinstall cilf)")
-            return [listed_fold(f"fold{k}", index, [n for j, ns in by_fold.items() if j != k for n in ns],
-                                by_fold[k], source=str(path)) for k in wanted]
+                raise AnnotationError(
+                    f"{path}: setting {protocol} has folds 0-4, this list has folds "
+                    f"{sorted(by_fold)}; restore the shipped file (reinstall cilf)"
+                )
+            return [
+                listed_fold(
+                    f"fold{k}",
+                    index,
+                    [n for j, ns in by_fold.items() if j != k for n in ns],
+                    by_fold[k],
+                    source=str(path),
+                )
+                for k in wanted
+            ]
         if protocol == "coral":
             names = {}
             for s in ("train", "valid", "test"):

@@ -3,6 +3,7 @@
 Both read an ``ages.csv`` (columns ``subject,age``) that the user writes once from the database's
 documentation; FACES without it falls back to the midpoint of its three age groups (said in the
 scan notes). Protocol: the paper's 80/20, subject-exclusive and seeded (ours)."""
+
 from __future__ import annotations
 
 import re
@@ -11,11 +12,15 @@ from pathlib import Path
 from ..protocols import Fold, holdout, kfold, parse_age, read_table
 from .base import Scan, Source, scan_names
 
-FACES_NAME = re.compile(r"^(?P<subject>\d+)_(?P<group>[ymo])_(?P<gender>[mf])_(?P<expr>[adfhns])_(?P<set>[ab])\.jpe?g$",
-                        re.I)
+FACES_NAME = re.compile(
+    r"^(?P<subject>\d+)_(?P<group>[ymo])_(?P<gender>[mf])_(?P<expr>[adfhns])_(?P<set>[ab])\.jpe?g$", re.I
+)
 FACES_GROUPS = {"y": (19, 31), "m": (39, 55), "o": (69, 80)}
-SCFACE_NAME = re.compile(r"^(?P<subject>\d{3})_(?:cam(?P<cam>\d)_(?P<dist>\d)|(?P<mug>frontal|[LR]\d|IR_frontal))"
-                         r"\.(jpe?g|png|bmp)$", re.I)
+SCFACE_NAME = re.compile(
+    r"^(?P<subject>\d{3})_(?:cam(?P<cam>\d)_(?P<dist>\d)|(?P<mug>frontal|[LR]\d|IR_frontal))"
+    r"\.(jpe?g|png|bmp)$",
+    re.I,
+)
 SCFACE_DISTANCE_M = {"1": 4.20, "2": 2.60, "3": 1.00}
 
 
@@ -28,8 +33,10 @@ def read_subject_ages(path: Path) -> dict[str, float]:
 
 
 class PerSubjectSource(Source):
-    protocols = {"80-20": "ours: seeded subject-exclusive 80/20 (the paper's split is not published)",
-                 "5-fold": "ours: seeded subject-exclusive 5-fold"}
+    protocols = {
+        "80-20": "ours: seeded subject-exclusive 80/20 (the paper's split is not published)",
+        "5-fold": "ours: seeded subject-exclusive 5-fold",
+    }
     subject_exclusive = ("80-20", "5-fold")
 
     def folds(self, protocol: str, rows: list[dict], root: Path) -> list[Fold]:
@@ -55,8 +62,13 @@ class FACES(PerSubjectSource):
                 age = ages[sid.lstrip("0") or "0"]
             else:
                 raise ValueError(f"subject {sid} is not in {ages_csv}")
-            return {"age": age, "subject": sid, "group": "ymo".index(group), "gender": m["gender"].upper(),
-                    "expression": m["expr"].lower()}
+            return {
+                "age": age,
+                "subject": sid,
+                "group": "ymo".index(group),
+                "gender": m["gender"].upper(),
+                "expression": m["expr"].lower(),
+            }
 
         scan = scan_names(root, FACES_NAME, row, describe="ID_G_S_E_SET.jpg", ignore=("ages.csv",))
         if ages is None:
@@ -68,8 +80,10 @@ class SCface(PerSubjectSource):
     name = "scface"
     title = "SCface"
     aliases = ("sc-face",)
-    layout = ("ROOT/**/SSS_camC_D.jpg (surveillance: camera C, distance D) and SSS_frontal.JPG (mugshots) "
-              "+ ROOT/ages.csv: subject,age (from the database's subject descriptions)")
+    layout = (
+        "ROOT/**/SSS_camC_D.jpg (surveillance: camera C, distance D) and SSS_frontal.JPG (mugshots) "
+        "+ ROOT/ages.csv: subject,age (from the database's subject descriptions)"
+    )
     get = "https://www.scface.org/ (research licence)"
     marker = "ages.csv"
 
@@ -81,7 +95,11 @@ class SCface(PerSubjectSource):
             sid = m["subject"].lstrip("0") or "0"
             if sid not in ages:
                 raise ValueError(f"subject {m['subject']} is not in {ages_csv}")
-            return {"age": ages[sid], "subject": m["subject"], "camera": m["cam"] or "mugshot",
-                    "distance_m": SCFACE_DISTANCE_M.get(m["dist"] or "", 0.0)}
+            return {
+                "age": ages[sid],
+                "subject": m["subject"],
+                "camera": m["cam"] or "mugshot",
+                "distance_m": SCFACE_DISTANCE_M.get(m["dist"] or "", 0.0),
+            }
 
         return scan_names(root, SCFACE_NAME, row, describe="SSS_camC_D.jpg or SSS_frontal.jpg", ignore=("ages.csv",))

@@ -1,5 +1,6 @@
 """UTKFace: ``AGE_GENDER_RACE_DATE.jpg`` (aligned crops also end in ``.jpg.chip.jpg``). Known
 mis-named files (a missing field) are listed as skipped. ``coral`` is the published 21-60 split."""
+
 from __future__ import annotations
 
 import re
