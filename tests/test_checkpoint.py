@@ -7,7 +7,7 @@ import torch
 import cilf
 from cilf.app.crossfit import fit_features
 from cilf.app.infer import predict_features
-from cilf.persist.checkpoint import load_model, save_checkpoint
+from cilf.persist.checkpoint import load_model, save_checkpoint, write_manifest
 from cilf.persist.clip_weights import bundled_weights_path
 from cilf.utils import seed_everything
 
@@ -77,7 +77,7 @@ def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_
     (truncated / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes()[:100])
     with pytest.raises(ValueError, match="truncated/model.safetensors: checksum mismatch, the file is damaged"):
         load_model(truncated)
-    (truncated / "manifest.json").unlink()  # a checkpoint from before manifests still loads, unverified
+    write_manifest(truncated)  # a manifest made to match: the weights file itself must be refused
     with pytest.raises(ValueError, match="truncated/model.safetensors: cannot be read"):
         load_model(truncated)
     edited = shutil.copytree(good, tmp_path / "edited")
@@ -85,9 +85,7 @@ def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_
     (edited / "config.json").write_text(json.dumps({**cfg, "width": cfg["width"] // 2}))
     with pytest.raises(ValueError, match="edited/config.json: checksum mismatch, the file is damaged"):
         load_model(edited)
-    (
-        edited / "manifest.json"
-    ).unlink()  # a checkpoint from before manifests: the weights are checked against the config
+    write_manifest(edited)  # a manifest made to match: the weights are checked against the config
     with pytest.raises(ValueError, match="do not fit .*edited/config.json .*size mismatch"):
         load_model(edited)
     assert (good / "model.safetensors").stat().st_size > 100  # the source was never touched
@@ -96,28 +94,11 @@ def test_damaged_or_edited_checkpoints_fail_with_the_file_named(tmp_path, small_
         load_train_state(truncated)
 
 
-def test_a_checkpoint_from_before_the_similarity_prior_and_the_post_hoc_correction_loads_as_it_was(tmp_path, small_cfg):
-    import json
+def test_a_folder_without_a_manifest_is_not_a_checkpoint(tmp_path, small_cfg):
+    import shutil
 
-    from safetensors.torch import load_file, save_file
-
-    from cilf.persist.checkpoint import write_manifest
-
-    torch.manual_seed(0)
-    old_cfg = small_cfg.replace(similarity_prior=False, correction_fit="joint")
-    old = save_checkpoint(cilf.create_model(old_cfg), tmp_path / "old")
-    cfg = json.loads((old / "config.json").read_text())
-    for name in ("similarity_prior", "correction_fit", "crossfit_folds", "error_epochs", "error_lr"):
-        del cfg[name]  # fields that did not exist then
-    (old / "config.json").write_text(json.dumps(cfg))
-    weights = load_file(str(old / "model.safetensors"))
-    del weights["corrector.calibrated"]
-    save_file(weights, str(old / "model.safetensors"), metadata={"format": "pt"})
-    write_manifest(old)
-    model = load_model(old)
-    assert not model.cfg.similarity_prior and model.cfg.correction_fit == "joint" and model.head.head_gain is None
-    x = torch.randn(3, 3, 112, 112)
-    torch.manual_seed(0)
-    again = cilf.create_model(old_cfg).eval()
-    with torch.no_grad():
-        torch.testing.assert_close(model(x).age, again(x).age)
+    good = save_checkpoint(cilf.create_model(small_cfg), tmp_path / "good")
+    partial = shutil.copytree(good, tmp_path / "partial")
+    (partial / "manifest.json").unlink()
+    with pytest.raises(ValueError, match="partial/manifest.json: missing, so .* is not a complete cilf checkpoint"):
+        load_model(partial)

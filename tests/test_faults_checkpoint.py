@@ -167,7 +167,7 @@ def test_flipped_bytes_are_refused_naming_the_file(reference, tmp_path):
         with pytest.raises(CheckpointError, match=f"bad-{name}/{name}: checksum mismatch, the file is damaged"):
             load(bad)
     legacy = tmp_path / "bad-train_state.pt"
-    (legacy / "manifest.json").unlink()  # a checkpoint from before manifests: the zip CRC still catches it
+    write_manifest(legacy)  # a manifest made to match the damaged file: the zip CRC still catches it
     with pytest.raises(CheckpointError, match="train_state.pt: checksum mismatch in its part"):
         load_train_state(legacy)
 

@@ -98,18 +98,15 @@ def test_attention_variants_agree():
     torch.testing.assert_close(a(x), s(x), atol=1e-5, rtol=1e-4)
 
 
-def test_global_filter_steps_compose_to_forward_and_fpe_steps_uses_them():
+def test_the_notebooks_fft_steps_compose_to_the_filters_forward():
     from cilf.notebook.analysis import fpe_steps
 
     torch.manual_seed(0)
     f = GlobalFilter(5, (6, 6), init_std=0.5)
     x = torch.randn(3, 7, 9, 5)  # a grid other than the filter's: the filter is interpolated
     size = (7, 9)
-    spec = f.spectrum(x)
-    assert spec.shape == (3, 5, 7, 5) and spec.dtype == torch.complex64
-    stepwise = f.inverse(f.filtered(spec, size), size)
-    assert torch.equal(stepwise, f(x))
     steps = fpe_steps(f, x[0])
+    assert steps["spectrum"].shape == (7, 5)
     with torch.no_grad():
         assert np.array_equal(steps["output"], f(x[:1])[0].mean(-1).numpy())
     assert np.array_equal(steps["filter"], f.filter_for(*size).abs().mean(0).detach().numpy())

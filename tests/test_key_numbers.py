@@ -7,6 +7,7 @@ import pytest
 
 from cilf.notebook import key_numbers as kn
 from cilf.notebook.key_numbers import KeyNumbersMoved, report
+from tools import key_numbers as tk
 
 NAME = "04_error_correction"
 NUMBERS = {"mae_x": 5.53, "share_accepted_pct": 40.0, "n_corrected": 120, "verdict": "x* better", "improves": True}
@@ -48,7 +49,7 @@ def test_moved_float_fails_naming_the_notebook_the_number_and_both_values(tmp_pa
         _run(tmp_path, dict(NUMBERS, mae_x=5.91))
     msg = str(e.value)
     assert "04_error_correction: mae_x = 5.91, expected 5.53 +- 0.1" in msg
-    assert "python -m cilf.notebook.key_numbers record" in msg
+    assert "python -m tools.key_numbers record" in msg
     assert isinstance(e.value, AssertionError)
     assert (tmp_path / "figures" / f"{NAME}.json").is_file()  # written before the check: `record` can use it
 
@@ -128,20 +129,20 @@ def test_record_then_check_round_trips(tmp_path, capsys):
     report(NAME, NUMBERS, out_dir=figures, fast=True, tolerances={"mae_x": 0.1}, expected_dir=expected)
     report("05_benchmarks", {"mae_full": 7.0}, out_dir=figures, fast=False, expected_dir=expected)
     (figures / "bench_speed.json").write_text("{}")  # other JSON files in figures/ are not key numbers
-    assert kn.main(["record", "--figures", str(figures), "--expected", str(expected)]) == 0
+    assert tk.main(["record", "--figures", str(figures), "--expected", str(expected)]) == 0
     assert sorted(p.name for p in expected.iterdir()) == [f"{NAME}.json"]  # the FULL run is not recorded
     stored = json.loads((expected / f"{NAME}.json").read_text())
     assert stored["tolerances"] == {"mae_x": 0.1, "share_accepted_pct": 0.8}  # notebook's, else the default rule
-    assert kn.main(["check", "--figures", str(figures), "--expected", str(expected)]) == 0
+    assert tk.main(["check", "--figures", str(figures), "--expected", str(expected)]) == 0
     assert "1 notebooks checked, all within tolerance" in capsys.readouterr().out
     # a hand-widened tolerance is kept by a later record; a moved number then fails `check`, naming it
     stored["tolerances"]["share_accepted_pct"] = 5.0
     (expected / f"{NAME}.json").write_text(json.dumps(stored))
     report(NAME, dict(NUMBERS, mae_x=6.0), out_dir=figures, fast=True, expected_dir=tmp_path / "none")
-    assert kn.main(["check", "--figures", str(figures), "--expected", str(expected)]) == 1
+    assert tk.main(["check", "--figures", str(figures), "--expected", str(expected)]) == 1
     assert "04_error_correction: mae_x = 6, expected 5.53 +- 0.1" in capsys.readouterr().err
-    kn.main(["record", "--figures", str(figures), "--expected", str(expected)])
+    tk.main(["record", "--figures", str(figures), "--expected", str(expected)])
     assert json.loads((expected / f"{NAME}.json").read_text())["tolerances"]["share_accepted_pct"] == 5.0
     # a run without an expected file, or an expected file without a run, fails too
     (figures / f"{NAME}.json").unlink()
-    assert kn.check(figures, expected) == [f"{NAME}: no FAST run in {figures} (run the notebook)"]
+    assert tk.check(figures, expected) == [f"{NAME}: no FAST run in {figures} (run the notebook)"]

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from cilf.app.augment import Augment, epoch_generator, needs_pixels
 from cilf.app.distributed import DistContext
+from cilf.app.feature_cache import cached_boundary, cached_features
 from cilf.app.features import extract_features
 from cilf.data.datasets import RecordDataset, collate_skip
 
@@ -115,7 +116,6 @@ class BoundaryBatches(FeatureBatches):
         progress: bool = True,
         cache_dir=None,
     ):
-        from cilf.app.feature_cache import cached_boundary
 
         ctx = ctx or DistContext(device=torch.device(device))
         with ctx.main_first():  # rank 0 writes the entry; the other ranks read it
@@ -132,7 +132,6 @@ def encode_split(model, ds: RecordDataset, device, ctx: DistContext, progress: b
     torchrun through the on-disk feature cache, written by rank 0 and read by the other ranks."""
     if not ctx.active:
         return extract_features(model, ds, device=device, progress=progress, desc=desc)
-    from cilf.app.feature_cache import cached_features
 
     with ctx.main_first():
         cf = cached_features(model, ds, device=device, progress=progress and ctx.is_main, desc=desc)

@@ -11,8 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from cilf.app.features import extract_features
+from cilf.app.params import TrainConfig
+from cilf.app.train import train
 from cilf.data.datasets import SynthAge
 from cilf.io import write_json
+from cilf.labels import SYNTHAGE, this_run
 from cilf.metrics import mae
 from cilf.model.config import CILFConfig
 from cilf.persist.factory import build_clip
@@ -74,7 +77,7 @@ def clip_report(
 ) -> dict:
     dev = pick_device(device)
     rep = {
-        "source": f"this run, SynthAge (synthetic), seed {seed} test split (held-out subjects)",
+        "source": this_run(f"{SYNTHAGE}, seed {seed} test split (held-out subjects)"),
         "bundled": alignment_metrics(
             "bundled", n_images=n_images, seed=seed, n_retrieval=n_retrieval, device=dev, progress=progress
         ),
@@ -84,9 +87,6 @@ def clip_report(
     }
     rep["chance"] = {"R@1": 100.0 / rep["bundled"]["n_retrieval"], "R@5": 500.0 / rep["bundled"]["n_retrieval"]}
     if train_compare:
-        from cilf.app.params import TrainConfig
-        from cilf.app.train import train
-
         rep["cilf_same_budget"] = {}
         for name, pre in (("bundled", "bundled"), ("random", None)):
             run_dir = Path(out) / f"cilf-{name}-e{epochs}"

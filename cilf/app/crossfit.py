@@ -23,7 +23,7 @@ from cilf.metrics import mae
 from cilf.model.cilf_model import CILF
 from cilf.model.clip import BoundaryTokens, ImageFeatures
 from cilf.model.config import CILFConfig
-from cilf.model.correction import ErrorEnsemble, inverse_correct
+from cilf.model.correction import ErrorEnsemble, correct_estimates
 from cilf.stats import paired_mae_difference
 
 
@@ -220,8 +220,8 @@ def held_out_gate(
         seed=seed,
     )
     with torch.no_grad():
-        r = inverse_correct(y0[held], probe.error_fn(h[held], y0[held]), cfg.eps, cfg.eta, cfg.max_steps)
-    x = r.x.clamp(cfg.age_min, cfg.age_max)
+        r = correct_estimates(probe, h[held], y0[held], cfg)
+    x = r.x
     err_x, err_y0 = (x - y[held]).abs().cpu().numpy(), (y0[held] - y[held]).abs().cpu().numpy()
     out = {
         "held_out_images": int(held.sum()),

@@ -22,13 +22,14 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from cilf.app.schedule import NonFiniteLoss, check_resume_settings, session_epochs, warmup_cosine
+from cilf.app.params import Budget
+from cilf.app.schedule import NonFiniteLoss, build_optimizer, check_resume_settings, session_epochs
 from cilf.data.datasets import SynthAge, collate_skip
 from cilf.io import FolderLock, atomic_write, write_json
 from cilf.model.config import check_ranges
-from cilf.persist import factory as _registers_configs  # noqa: F401  (adds cilf-micro to open_clip)
 from cilf.persist.checkpoint import load_torch_state
 from cilf.persist.clip_weights import bundled_weights_path
+from cilf.persist.factory import MODEL_CONFIG_DIR  # noqa: F401  (importing the factory adds cilf-micro to open_clip)
 from cilf.utils import pick_device, seed_everything
 
 STATE = "state.pt"
@@ -52,19 +53,19 @@ PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
-class PretrainConfig:
-    out: str = "runs/pretrain-clip"
-    model: str = "cilf-micro"
-    n_images: int = 20000
-    data_seed: int = 1000  # disjoint from the evaluation set (seed 0)
+class PretrainConfig(Budget):
+    """A CLIP pretraining run: its :class:`~cilf.app.params.Budget` (with pretraining's defaults) and its data."""
+
     epochs: int = 8
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup_steps: int = 100
-    seed: int = 0
+    out: str = "runs/pretrain-clip"
+    model: str = "cilf-micro"
+    n_images: int = 20000
+    data_seed: int = 1000  # disjoint from the evaluation set (seed 0)
     person_prompt_prob: float = 0.3  # replace the caption by "a photo of a {age}-year-old person."
-    device: str = "auto"
     progress: bool = True
     stop_after_epochs: int | None = None
     precision: str = "fp32"  # bf16: the towers under bf16 autocast; normalising and the loss stay float32
@@ -190,10 +191,15 @@ def _optimiser(model: torch.nn.Module, pcfg: PretrainConfig, steps_per_epoch: in
     """AdamW (no weight decay on biases, norms and embeddings) with warm-up and cosine decay."""
     decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
     no_decay = [p for nme, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nme)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": pcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=pcfg.lr
+    groups = [{"params": decay, "weight_decay": pcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return build_optimizer(
+        model,
+        lr=pcfg.lr,
+        weight_decay=pcfg.weight_decay,
+        warmup_steps=pcfg.warmup_steps,
+        total_steps=steps_per_epoch * pcfg.epochs,
+        groups=groups,
     )
-    return opt, warmup_cosine(opt, pcfg.warmup_steps, max(1, steps_per_epoch * pcfg.epochs))
 
 
 def _train_epoch(

@@ -12,6 +12,8 @@ import time
 import numpy as np
 import torch
 
+from cilf.app.engine import TrainStep
+from cilf.app.schedule import param_groups
 from cilf.bench.timing import median_time
 from cilf.data.datasets import RecordDataset, collate_skip
 from cilf.model.cilf_model import CILF
@@ -57,8 +59,6 @@ def finetune_step_profile(
     Shares are of ``pixel_batch_ms`` = load + step from pixels; ``speedup_ceiling`` = pixel_batch_ms /
     step_from_cache_ms, the most a cache can give when reading it costs nothing.
     """
-    from cilf.app.engine import TrainStep
-    from cilf.app.schedule import param_groups
 
     device = torch.device(device)
     k = model.cfg.unfreeze_last_blocks

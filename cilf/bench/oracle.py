@@ -14,9 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
+from cilf.data.datasets import read_manifest
 from cilf.data.protocols import holdout
-from cilf.data.synthage import LATENT_FIELDS
+from cilf.data.synthage import LATENT_FIELDS, SynthAgeSpec, generate
 
 NAME = "oracle"
 TITLE = "oracle (SynthAge latents; floor)"
@@ -73,13 +76,11 @@ def latent_matrix(rows: list[dict]) -> np.ndarray:
 def _one_thread():
     """Every OpenMP/BLAS pool at one thread while boosting: its many tiny parallel regions otherwise wait on
     torch's OpenMP threads (a 300-image fit took 64 s instead of 2 s after torch had run with 2 threads)."""
-    from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1)
 
 
 def _regressor(learning_rate: float, max_leaf_nodes: int, max_iter: int):
-    from sklearn.ensemble import HistGradientBoostingRegressor
 
     return HistGradientBoostingRegressor(
         loss="absolute_error",
@@ -173,8 +174,6 @@ def oracle_for_run(report: dict) -> dict | None:
     tc = report.get("train_config") or {}
     if tc.get("data") or "n_images" not in tc:
         return None
-    from cilf.data.datasets import read_manifest
-    from cilf.data.synthage import SynthAgeSpec, generate
 
     root = generate(SynthAgeSpec(n_images=tc["n_images"], seed=tc.get("data_seed", 0)), progress=False)
     return split_oracle(read_manifest(root / "manifest.csv"))

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
+from torchvision.models import resnet18
 
 from cilf.bench.peer_registry import PeerConfig, PeerInputs
 from cilf.data.images import BadImageError, load_image
@@ -81,7 +82,6 @@ def _device(inp: PeerInputs) -> torch.device:
 def fit_predict(inp: PeerInputs, rcfg: ResNetPeerConfig = ResNetPeerConfig()) -> tuple[np.ndarray, dict]:
     """Train on ``inp.train_rows`` paths with ages ``inp.y_train`` (n), predict ``inp.test_paths``: ages (m),
     NaN for unreadable test images; extras: input size and the counts of unreadable images."""
-    from torchvision.models import resnet18
 
     cfg: PeerConfig = inp.cfg
     if len(inp.train_rows) != len(inp.y_train):

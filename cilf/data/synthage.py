@@ -15,10 +15,12 @@ Subjects are longitudinal (several ages each), so subject-exclusive splits are r
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import math
+import multiprocessing as mp
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from tqdm import tqdm
 
 from ..io import FolderLock, sha256_file, waiting_lock, write_bytes, write_text
 from ..utils import data_dir
@@ -668,7 +671,7 @@ def _foreign_files(root: Path, spec: SynthAgeSpec) -> list[str]:
 def damaged(root: Path, spec: SynthAgeSpec) -> tuple[bool, list[dict]] | None:
     """What a finished SynthAge folder lacks: (manifest damaged, rows whose image is missing or damaged).
 
-    None when the folder holds no finished set (or one without checksums, from an older cilf). Fast:
+    None when the folder holds no finished set (or one without checksums). Fast:
     an image whose size matches its record and which is not newer than the checksums file is taken
     as intact; otherwise its SHA-256 is compared. The manifest is checked by its SHA-256 and its row
     count against the spec.
@@ -704,47 +707,13 @@ def damaged(root: Path, spec: SynthAgeSpec) -> tuple[bool, list[dict]] | None:
     return manifest_bad, bad
 
 
-def _manifest_outdated(root: Path) -> bool:
-    """True when ``root``'s manifest lacks columns of ``FIELDS`` (written by an older cilf, before the latents)."""
-    try:
-        with (root / MANIFEST).open(encoding="utf-8-sig") as f:
-            header = f.readline().strip().split(",")
-    except (OSError, UnicodeDecodeError):
-        return False  # unreadable: damaged() has its say
-    return not set(FIELDS) <= set(header)
-
-
-def _upgraded_manifest(spec: SynthAgeSpec, root: Path) -> str | None:
-    """The manifest of an older cilf with the latent columns added (computed without drawing), or None when its
-    rows do not match this renderer (then every image is checked and the manifest written anew)."""
-    import csv
-
-    try:
-        old = list(csv.DictReader(io.StringIO((root / MANIFEST).read_text(encoding="utf-8-sig"), newline="")))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
-    rows = plan(spec)
-    if len(old) != len(rows):
-        return None
-    out = []
-    for r, o in zip(rows, old):
-        lat = row_latents(spec, r)
-        if o.get("path") != r["path"] or any(o.get(k) != str(v) for k, v in lat.items() if k in o):
-            return None
-        out.append({**o, **lat})
-    return _manifest_text(out)
-
-
 def _render(spec: SynthAgeSpec, rows: list[dict], root: Path, workers: int, progress: bool) -> list[tuple]:
     """Render ``rows`` into ``root`` (in a process pool when ``workers`` > 1); results in row order."""
-    from tqdm import tqdm
 
     jobs = [(spec, r, str(root)) for r in rows]
     bar = tqdm(total=len(jobs), desc="SynthAge", unit="img", disable=not progress)
     done = []
     if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-
         with mp.get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
             for r in pool.imap(_render_to_file, jobs, chunksize=64):
                 done.append(r)
@@ -758,7 +727,6 @@ def _render(spec: SynthAgeSpec, rows: list[dict], root: Path, workers: int, prog
 
 
 def _manifest_text(rows: list[dict]) -> str:
-    import csv
 
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\r\n")
@@ -788,7 +756,6 @@ def generate(
 
     Before use, a finished folder is checked against its ``checksums.json`` (see ``damaged``): missing
     or damaged images and a damaged or cut manifest are rendered again (same bytes), with a message. A
-    manifest written before the latent columns (``LATENT_FIELDS``) gains them without a render; images are kept.
     A folder holding files SynthAge did not write (no ``synthage.json``) is refused unless ``force``.
     Every file is written atomically (``cilf.io``); one writer at a time per folder.
     """
@@ -798,8 +765,8 @@ def generate(
     if spec_file.is_file() and spec_file.read_text() != spec_json:
         raise FileExistsError(f"{root} holds a SynthAge set with another spec ({spec_file}); pick another root")
     state = damaged(root, spec)
-    if state == (False, []) and (not _manifest_outdated(root) or not os.access(root, os.W_OK)):
-        return root  # complete (a read-only older set is read as it is: without the latent columns)
+    if state == (False, []):
+        return root  # complete
     foreign = _foreign_files(root, spec)
     if foreign and not force:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
@@ -810,24 +777,20 @@ def generate(
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     with waiting_lock(root, "synthage", say=_say):
         state = damaged(root, spec)  # another process may have finished while we waited
-        if state == (False, []) and not _manifest_outdated(root):
+        if state == (False, []):
             return root
         write_text(spec_file, spec_json, root=root)  # marks the folder as SynthAge's (resumable from here)
         (root / "images").mkdir(parents=True, exist_ok=True)
-        if state is not None and not state[0] and _repair_in_place(spec, root, state[1], workers, progress):
-            return root
         if state is not None and not state[0]:
-            _say(
-                f"SynthAge at {root}: the manifest of an older cilf does not match this renderer; checking every "
-                f"image and writing the manifest again"
-            )
-        elif state is not None:
+            _repair_in_place(spec, root, state[1], workers, progress)
+            return root
+        if state is not None:
             _say(
                 f"SynthAge at {root}: the manifest is damaged or incomplete ({len(state[1])} image(s) missing or "
                 f"damaged); checking every image and writing it again"
             )
         elif (root / MANIFEST).is_file():
-            _say(f"SynthAge at {root}: no checksums (written by an older cilf); checking every image once")
+            _say(f"SynthAge at {root}: no checksums file; checking every image once")
         done = _render(spec, plan(spec), root, workers, progress)
         repaired = sum(d[3] == "repaired" for d in done)
         if repaired:
@@ -838,28 +801,11 @@ def generate(
     return root
 
 
-def _repair_in_place(spec: SynthAgeSpec, root: Path, bad: list[dict], workers: int, progress: bool) -> bool:
-    """Intact manifest: render only the ``bad`` rows again and add the latent columns to a manifest that lacks
-    them (images kept); False when that manifest cannot be upgraded (the caller then rewrites everything)."""
+def _repair_in_place(spec: SynthAgeSpec, root: Path, bad: list[dict], workers: int, progress: bool) -> None:
+    """Intact manifest: render only the ``bad`` rows again (same bytes) and update the checksums."""
     sums = json.loads((root / SUMS_FILE).read_text(encoding="utf-8"))
     if bad:
         _say(f"SynthAge at {root}: {len(bad)} of {spec.n_images} image(s) missing or damaged; rendering them again")
         for _row, digest, size, _status in _render(spec, bad, root, workers, progress):
             sums["images"][_row["path"]] = [size, digest]
-    if _manifest_outdated(root):
-        text = _upgraded_manifest(spec, root)
-        if text is None:
-            _write_sums(root, sums["images"], sums["manifest"])
-            return False
-        write_text(root / MANIFEST, text, root=root)
-        sums["manifest"] = hashlib.sha256(text.encode()).hexdigest()
-        if progress:  # a one-line note where a progress bar would show; notebooks (progress=False) stay quiet
-            _say(
-                f"SynthAge at {root}: manifest written by an older cilf; added the latent columns "
-                f"({', '.join(c for c in FIELDS if c not in _OLD_FIELDS)}), images kept"
-            )
     _write_sums(root, sums["images"], sums["manifest"])
-    return True
-
-
-_OLD_FIELDS = FIELDS[:12]  # the manifest columns before the latents were recorded

@@ -11,7 +11,7 @@ from torch import nn
 
 from cilf.model.clip import CLIPAdapter, ImageFeatures
 from cilf.model.config import CILFConfig
-from cilf.model.correction import CorrectionResult, ErrorEnsemble, inverse_correct
+from cilf.model.correction import CorrectionResult, ErrorEnsemble, correct_estimates
 from cilf.model.fusion import ContextFusion
 from cilf.model.heads import AgeHead, age_index
 from cilf.model.losses import age_loss, contrastive_loss
@@ -107,12 +107,7 @@ class CILF(nn.Module):
 
     def correct(self, fused: torch.Tensor, y0: torch.Tensor) -> CorrectionResult:
         """Run E_P and the inverse correction from y0 (B) with features f (B x D)."""
-        cfg = self.cfg
-        fn = self.corrector.error_fn(fused, y0.detach())
-        steps = cfg.max_steps if bool(self.corrector.applied) else 0  # gated off: E_P judges, nothing moves
-        result = inverse_correct(y0, fn, cfg.eps, cfg.eta, steps)
-        result.x = result.x.clamp(cfg.age_min, cfg.age_max)
-        return result
+        return correct_estimates(self.corrector, fused, y0, self.cfg, applied=bool(self.corrector.applied))
 
     def losses(self, out: CILFOutput, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Total loss L = L_age + l_con L_con (+ l_err L_err + l_corr L_corr with ``correction_fit="joint"``)

@@ -25,8 +25,6 @@ from .fourier import MIXERS
 
 PROMPT_MODES = ("fixed", "learned")
 CORRECTION_FITS = ("crossfit", "joint")
-# fields a config saved before they existed takes from the code of that time, so old checkpoints load as they were
-LEGACY_DEFAULTS = {"similarity_prior": False, "correction_fit": "joint", "correction_gate": False}
 
 DEFAULT_TEMPLATES = (
     "a photo of a {age}-year-old person.",
@@ -168,8 +166,7 @@ class CILFConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CILFConfig:
-        """A saved config (values with their JSON types); fields it lacks that appeared later take their
-        ``LEGACY_DEFAULTS`` value. A value of the wrong type (``"false"`` in quotes for a switch, 64.5 for
+        """A saved config (values with their JSON types); fields it lacks take their defaults. A value of the wrong type (``"false"`` in quotes for a switch, 64.5 for
         an integer) is refused, never coerced: ValueError naming the field, the value and what is accepted."""
         if not isinstance(d, dict):
             raise ValueError(f"a CILF config is a JSON object of fields, got {type(d).__name__}")
@@ -178,7 +175,7 @@ class CILFConfig:
         if unknown:
             raise ValueError(f"unknown CILFConfig fields: {unknown}")
         typed = coerce_fields(cls, d, choices=choices())
-        return cls(**{**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}, **typed})
+        return cls(**typed)
 
     def save(self, path: str | Path) -> None:
         write_json(path, self.to_dict())

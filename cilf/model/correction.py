@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cilf.model.config import CILFConfig
+
 ErrorFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -145,3 +147,15 @@ class ErrorEnsemble(nn.Module):
         target = torch.cat([u, y0 - y])
         e = self(torch.cat([h, h]), torch.cat([y0, y0]), x)
         return F.smooth_l1_loss(e, target.unsqueeze(1).expand_as(e))
+
+
+def correct_estimates(
+    corrector: ErrorEnsemble, fused: torch.Tensor, y0: torch.Tensor, cfg: CILFConfig, *, applied: bool = True
+) -> CorrectionResult:
+    """The correction rule, in one place: E_P on features f (B x D) from y0 (B), the inverse correction loop
+    (``cfg.eps``, ``cfg.eta``, ``cfg.max_steps``; none when not ``applied``: E_P judges, nothing moves), and
+    x* clamped to the age range."""
+    fn = corrector.error_fn(fused, y0.detach())
+    result = inverse_correct(y0, fn, cfg.eps, cfg.eta, cfg.max_steps if applied else 0)
+    result.x = result.x.clamp(cfg.age_min, cfg.age_max)
+    return result

@@ -44,23 +44,11 @@ class GlobalFilter(nn.Module):
             weight = planes.reshape(c, 2, h, w // 2 + 1).permute(0, 2, 3, 1)
         return torch.view_as_complex(weight.float().contiguous())
 
-    @staticmethod
-    def spectrum(x: torch.Tensor) -> torch.Tensor:
-        """x (B x H x W x C, any float dtype) -> its float32 2-D DFT per channel: B x C x H x W//2+1 complex."""
-        return torch.fft.rfft2(x.float().permute(0, 3, 1, 2), dim=(-2, -1), norm="ortho")
-
-    def filtered(self, spec: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """spec (B x C x h x w//2+1) times the filter for grid ``size`` = (h, w); same shape."""
-        return spec * self.filter_for(*size)
-
-    @staticmethod
-    def inverse(spec: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """spec (B x C x h x w//2+1) -> the float32 inverse DFT on grid ``size`` = (h, w): B x h x w x C."""
-        return torch.fft.irfft2(spec, s=size, dim=(-2, -1), norm="ortho").permute(0, 2, 3, 1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = (x.shape[1], x.shape[2])
-        return self.inverse(self.filtered(self.spectrum(x), size), size).to(x.dtype)
+        h, w = x.shape[1], x.shape[2]
+        spec = torch.fft.rfft2(x.float().permute(0, 3, 1, 2), dim=(-2, -1), norm="ortho")  # B x C x H x W//2+1
+        spec = spec * self.filter_for(h, w)  # the global filter: one complex weight per channel and frequency
+        return torch.fft.irfft2(spec, s=(h, w), dim=(-2, -1), norm="ortho").permute(0, 2, 3, 1).to(x.dtype)
 
 
 class FourierMixer(nn.Module):

@@ -24,10 +24,10 @@ def fpe_steps(filt: GlobalFilter, x: torch.Tensor) -> dict[str, np.ndarray]:
     """One global-filter pass step by step for x (H x W x C): channel-mean of the input, |DFT|,
     |filter|, |filtered spectrum| and the IDFT output (each H x W or H x W//2+1)."""
     size = (x.shape[0], x.shape[1])
-    spec = filt.spectrum(x[None])[0]
+    spec = torch.fft.rfft2(x.float().permute(2, 0, 1), norm="ortho")  # C x H x W//2+1, as GlobalFilter.forward
     k = filt.filter_for(*size)
-    filtered = filt.filtered(spec[None], size)[0]
-    out = filt.inverse(filtered[None], size)[0]
+    filtered = spec * k
+    out = torch.fft.irfft2(filtered, s=size, norm="ortho").permute(1, 2, 0)
     return {
         "input": x.mean(-1).numpy(),
         "spectrum": spec.abs().mean(0).numpy(),

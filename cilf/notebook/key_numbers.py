@@ -12,17 +12,13 @@ Comparison rules (``compare``):
 - a number missing from this run, or new in it, is a mismatch too.
 Only FAST runs are checked: the expected values are FAST-mode ones.
 
-Command line (from the repository root):
-    python -m cilf.notebook.key_numbers record [--figures figures] [--expected notebooks/expected]
-    python -m cilf.notebook.key_numbers check  [--figures figures] [--expected notebooks/expected]
+Recording and checking every notebook at once is repository tooling: ``python -m tools.key_numbers record|check``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 from cilf.io import json_text, write_text
@@ -37,7 +33,7 @@ from cilf.io import json_text, write_text
 # 1.5e-5 years and no verdict; so did a fresh-clone run on another CPU (AVX-512 kernels; recorded on AVX2).
 ABS_FLOOR = 0.05
 REL = 0.02
-RECORD_HINT = "if the change is intended, re-record with `python -m cilf.notebook.key_numbers record`"
+RECORD_HINT = "if the change is intended, re-record with `python -m tools.key_numbers record`"
 Number = float | int | str | bool
 
 
@@ -142,7 +138,7 @@ def report(
     if not exp_path.is_file():
         print(
             f"key numbers: {len(numbers)} written, not checked (no expected values recorded for {name}; "
-            f"record them with `python -m cilf.notebook.key_numbers record`)"
+            f"record them with `python -m tools.key_numbers record`)"
         )
         return record
     exp = json.loads(exp_path.read_text(encoding="utf-8"))
@@ -151,78 +147,3 @@ def report(
         raise KeyNumbersMoved(moved_message(lines))
     print(f"key numbers: {len(numbers)} checked, all within tolerance")
     return record
-
-
-def _runs(figures: Path) -> dict[str, dict]:
-    """{name: record} of the key-number files in ``figures`` (other JSON files there are skipped)."""
-    runs = {}
-    for p in sorted(figures.glob("[0-9][0-9]_*.json")):
-        rec = json.loads(p.read_text(encoding="utf-8"))
-        if isinstance(rec, dict) and "numbers" in rec and rec.get("notebook") == p.stem:
-            runs[p.stem] = rec
-    return runs
-
-
-def record(figures: Path, expected: Path) -> list[Path]:
-    """Write ``expected/NN_name.json`` from every FAST ``figures/NN_name.json``. Each float gets an explicit
-    tolerance: the notebook's, else the one already in the expected file, else the default rule."""
-    written = []
-    for name, rec in _runs(figures).items():
-        if not rec.get("fast"):
-            print(f"{name}: skipped (a FAST=False run; only FAST runs are recorded)")
-            continue
-        path = expected / f"{name}.json"
-        old = json.loads(path.read_text(encoding="utf-8")).get("tolerances", {}) if path.is_file() else {}
-        tol = {}
-        for key, v in rec["numbers"].items():
-            if key in rec.get("tolerances", {}):
-                tol[key] = rec["tolerances"][key]
-            elif key in old:
-                tol[key] = old[key]
-            elif isinstance(v, float):
-                tol[key] = round(default_tolerance(v), 4)
-        write_text(path, json_text({"notebook": name, "fast": True, "numbers": rec["numbers"], "tolerances": tol}))
-        written.append(path)
-        print(f"{name}: {len(rec['numbers'])} numbers recorded -> {path}")
-    return written
-
-
-def check(figures: Path, expected: Path) -> list[str]:
-    """Mismatch lines of every FAST figures/NN_name.json against its expected file, executing nothing;
-    an expected file without a run, or a run without an expected file, is a mismatch too."""
-    runs = {n: r for n, r in _runs(figures).items() if r.get("fast")}
-    lines = []
-    for path in sorted(expected.glob("[0-9][0-9]_*.json")):
-        exp = json.loads(path.read_text(encoding="utf-8"))
-        if path.stem not in runs:
-            lines.append(f"{path.stem}: no FAST run in {figures} (run the notebook)")
-            continue
-        lines += compare(path.stem, runs[path.stem]["numbers"], exp["numbers"], exp.get("tolerances"))
-    for name in runs:
-        if not (expected / f"{name}.json").is_file():
-            lines.append(f"{name}: no expected file in {expected}")
-    return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cilf.notebook.key_numbers")
-    ap.add_argument("cmd", choices=("record", "check"))
-    ap.add_argument("--figures", default="figures", type=Path)
-    ap.add_argument("--expected", default="notebooks/expected", type=Path)
-    args = ap.parse_args(argv)
-    if not args.figures.is_dir():
-        print(f"error: no folder {args.figures}; run from the repository root or pass --figures", file=sys.stderr)
-        return 2
-    if args.cmd == "record":
-        args.expected.mkdir(parents=True, exist_ok=True)
-        return 0 if record(args.figures, args.expected) else 1
-    lines = check(args.figures, args.expected)
-    if lines:
-        print(moved_message(lines), file=sys.stderr)
-        return 1
-    print(f"key numbers: {len(list(args.expected.glob('[0-9][0-9]_*.json')))} notebooks checked, all within tolerance")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

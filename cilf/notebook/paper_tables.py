@@ -13,10 +13,13 @@ from cilf.bench.effects import delta_text, mae_text
 from cilf.bench.oracle import NAME as ORACLE
 from cilf.bench.oracle import TITLE as ORACLE_TITLE
 from cilf.bench.runner import VARIANTS, method_title
+from cilf.data.open import default_root
+from cilf.data.sources import get_source
+from cilf.labels import PAPER
 from cilf.notebook.plots import finish_figure, pyplot
 
-PAPER_SOURCE = "paper (reported): Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
-ARXIV_V1_SOURCE = "paper (reported): arXiv 2312.01758 v1 (zero-shot CZL-CIAE), abstract"
+PAPER_SOURCE = f"{PAPER}: Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
+ARXIV_V1_SOURCE = f"{PAPER}: arXiv 2312.01758 v1 (zero-shot CZL-CIAE), abstract"
 
 # Only these figures are published in accessible form (docs/method.md, section 0).
 PAPER_REPORTED = [
@@ -64,8 +67,6 @@ def paper_table() -> pd.DataFrame:
 
 def availability(datasets, roots: dict[str, str | Path] | None = None) -> pd.DataFrame:
     """For each dataset: found or "not found at PATH", with how to get it."""
-    from cilf.data.open import default_root
-    from cilf.data.sources import get_source
 
     rows = []
     for name in datasets:

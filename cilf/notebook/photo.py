@@ -19,13 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import open_clip
 import torch
 from PIL import Image
 
 from cilf.app.predict import FaceRow, face_crops, predict
 from cilf.data.images import load_image
+from cilf.labels import SYNTHAGE
 from cilf.model.cilf_model import CILF
+from cilf.model.config import default_config
 from cilf.model.similarity import dense_score_maps
+from cilf.notebook.zoo import quick_model
 from cilf.persist.factory import create_model
 
 REAL_CLIP = ("ViT-B-16", "openai")  # the backbone whose ages mean something on real photos
@@ -37,7 +41,6 @@ def local_clip_weights(
 ) -> str | None:
     """Path of open_clip's ``model_name`` / ``tag`` weights when already in the local Hugging Face
     cache (``cache_dir``, default the hub's own), else None. Only looks at the disk: nothing is fetched."""
-    import open_clip
     from huggingface_hub import try_to_load_from_cache
 
     cfg = open_clip.get_pretrained_cfg(model_name, tag) or {}
@@ -71,8 +74,6 @@ def photo_model(
     name, tag = real
     path = local_clip_weights(name, tag, cache_dir)
     if path is not None:
-        from cilf.model.config import default_config
-
         model = create_model(default_config().replace(clip_model=name, pretrained=tag)).eval()
         return PhotoModel(
             model,
@@ -82,7 +83,6 @@ def photo_model(
             f"trained on this backbone here)",
             f"{name} ({tag}), zero-shot",
         )
-    from cilf.notebook.zoo import quick_model
 
     model, _ = quick_model(fast=fast)
     return PhotoModel(
@@ -93,7 +93,7 @@ def photo_model(
         f"(synthetic) faces only. Its ages for a real photo are NOT meaningful; the "
         f"steps are drawn to show the pipeline. Real-photo ages need real CLIP "
         f"weights ({name}, pretrained={tag}).",
-        "bundled micro-CLIP demo model, trained on SynthAge (synthetic) only",
+        f"bundled micro-CLIP demo model, trained on {SYNTHAGE} only",
     )
 
 

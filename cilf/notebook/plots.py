@@ -3,14 +3,23 @@ figure and writes it when given ``path`` (PNG with stable bytes). Titles carry t
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.patches import Rectangle
+from PIL import Image
+from sklearn.decomposition import PCA
 
+from cilf.bench.oracle import TITLE, oracle_for_run
+from cilf.data.synthage import render_face, sample_subject
 from cilf.io import atomic_write
+from cilf.labels import SYNTHAGE
 from cilf.model.fourier import MIXER_LABELS
 
-SYNTH = "SynthAge (synthetic)"
+SYNTH = SYNTHAGE
 
 
 def pyplot():
@@ -50,7 +59,6 @@ def synthage_contact_sheet(
     size: int = 112,
 ):
     """Rows: subjects; columns: the same subject rendered at each age. Returns the figure."""
-    from cilf.data.synthage import render_face, sample_subject
 
     plt = pyplot()
     fig, axes = plt.subplots(n_subjects, len(ages), figsize=(1.1 * len(ages), 1.2 * n_subjects))
@@ -64,7 +72,7 @@ def synthage_contact_sheet(
             if r == 0:
                 ax.set_title(f"{a} y", fontsize=10)
         axes[r, 0].set_ylabel(f"subject {r}\n{'F' if s.sex == 'F' else 'M'}", fontsize=9)
-    fig.suptitle("SynthAge (synthetic): the same subjects across ages", y=1.0)
+    fig.suptitle(f"{SYNTHAGE}: the same subjects across ages", y=1.0)
     return finish_figure(fig, path)
 
 
@@ -87,8 +95,6 @@ def training_report_figure(
     axes[0].plot(ep, [h["val_mae_y0"] for h in history], marker=".", ls="--", label="val MAE (y0)")
     axes[0].axhline(report["baseline_train_mean"]["mae"], color="grey", ls=":", label="train-mean baseline")
     if oracle is not None:
-        from cilf.bench.oracle import TITLE
-
         axes[0].axhline(oracle["mae"], color="black", ls="--", lw=1, label=f"{TITLE}, test MAE {oracle['mae']:.2f}")
     axes[0].set(xlabel="epoch", ylabel="MAE (years)", title="validation")
     axes[0].legend()
@@ -109,10 +115,6 @@ def training_report_figure(
 def run_figure(run_dir: str | Path, path: str | Path) -> Path:
     """The training report figure of a finished ``python -m cilf train`` run folder (on SynthAge with the
     oracle floor of its split, :func:`cilf.bench.oracle.oracle_for_run`)."""
-    import csv
-    import json
-
-    from cilf.bench.oracle import oracle_for_run
 
     run_dir = Path(run_dir)
     history = json.loads((run_dir / "history.json").read_text())
@@ -178,7 +180,6 @@ def plot_dense_maps(
     Maps are shown relative to the mean over all K prompts, so colour says which prompt age a
     patch prefers, not the overall similarity level."""
     plt = pyplot()
-    from PIL import Image
 
     class_ages = list(class_ages)
     rel = maps - maps.mean(axis=1, keepdims=True)
@@ -208,7 +209,6 @@ def plot_dense_maps(
 
 def plot_fpe_steps(steps: dict, path=None, title: str = ""):
     plt = pyplot()
-    from matplotlib.colors import LogNorm
 
     names = [
         ("input", "input x (channel mean)"),
@@ -245,7 +245,6 @@ def plot_filter_spectra(spectra, path=None, title: str = ""):
 def plot_embedding_pca(embeddings: dict, ages, path=None, title: str = ""):
     """2-D PCA of each named embedding set (n x D), coloured by age."""
     plt = pyplot()
-    from sklearn.decomposition import PCA
 
     fig, axes = plt.subplots(
         1, len(embeddings), figsize=(5.4 * len(embeddings), 4.5), squeeze=False, layout="constrained"
@@ -341,7 +340,6 @@ def plot_detections(image, boxes, labels, crops, path=None, title: str = ""):
     """The photo with each detected face's box (x0, y0, x1, y1 in its pixels) and label, beside the
     aligned crops the model sees. No boxes: the photo alone, titled "no face found"."""
     plt = pyplot()
-    from matplotlib.patches import Rectangle
 
     n = len(crops)
     fig, axes = plt.subplots(

@@ -11,8 +11,10 @@ import json
 
 import numpy as np
 
+from cilf.app.features import extract_features
 from cilf.app.params import TrainConfig
 from cilf.app.train import train
+from cilf.data.datasets import SynthAge
 from cilf.model.cilf_model import CILF
 from cilf.model.config import default_config
 from cilf.persist.checkpoint import load_model
@@ -39,7 +41,6 @@ def quick_model(fast: bool = True, device: str = "cpu", **overrides) -> tuple[CI
 
 def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: int = 0, by_age: bool = True):
     """n SynthAge test faces spread over the age range: (PIL images, ages, metas)."""
-    from cilf.data.datasets import SynthAge
 
     ds = SynthAge(split=split, n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, progress=False)
     ages = ds.ages.numpy()
@@ -54,8 +55,6 @@ def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: i
 
 def held_out_features(model: CILF, fast: bool = True, seed: int = 0):
     """Encoded SynthAge test split (held out from training) for ``model``: (ImageFeatures, ages (n), metas)."""
-    from cilf.app.features import extract_features
-    from cilf.data.datasets import SynthAge
 
     ds = SynthAge(
         split="test", n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, transform=model.preprocess, progress=False

@@ -63,17 +63,19 @@ def write_manifest(directory: Path) -> Path:
     return path
 
 
-def verify_checkpoint(directory: str | Path, needed: tuple[str, ...] = (WEIGHTS, CONFIG)) -> dict | None:
+def verify_checkpoint(directory: str | Path, needed: tuple[str, ...] = (WEIGHTS, CONFIG, CLIP_WEIGHTS)) -> dict:
     """Check every file listed in ``manifest.json`` (the ``needed`` ones must be listed); return the listing.
 
-    Returns None when there is no manifest: checkpoints written before manifests existed still
-    load, unverified. Raises CheckpointError naming the file when one is missing, unlisted, of
-    another size or differs from its checksum.
+    Raises CheckpointError naming the file when the manifest is missing (a save that never finished, or a
+    folder cilf did not write), or a file is missing, unlisted, of another size or differs from its checksum.
     """
     d = Path(directory)
     path = d / MANIFEST
     if not path.is_file():
-        return None  # a checkpoint from before manifests: loaded as it is (nothing to check against)
+        raise CheckpointError(
+            f"{path}: missing, so {d} is not a complete cilf checkpoint (a save that never finished, or files "
+            f"cilf did not write); copy it again or retrain"
+        )
     try:
         files = json.loads(path.read_text(encoding="utf-8"))["files"]
         entries = {str(name): (str(m["sha256"]), int(m["size"])) for name, m in files.items()}
@@ -150,11 +152,9 @@ def resolve_checkpoint(directory: str | Path) -> Path:
     )
 
 
-def read_weights_record(directory: str | Path) -> WeightsRecord | None:
-    """The checkpoint's CLIP weights record; None for a checkpoint written before records existed."""
+def read_weights_record(directory: str | Path) -> WeightsRecord:
+    """The checkpoint's CLIP weights record (``clip_weights.json``)."""
     path = Path(directory) / CLIP_WEIGHTS
-    if not path.is_file():
-        return None
     try:
         return WeightsRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
@@ -165,12 +165,9 @@ def read_weights_record(directory: str | Path) -> WeightsRecord | None:
 
 def checkpoint_config(directory: Path, clip_weights: str | Path | None = None) -> CILFConfig:
     """The checkpoint's config with ``pretrained`` pointing at its CLIP weights on this machine
-    (``cilf.persist.clip_weights.locate``; ``clip_weights``: a file the user gives). Without a record: as saved,
-    or ``clip_weights`` when given."""
+    (``cilf.persist.clip_weights.locate``; ``clip_weights``: a file the user gives)."""
     cfg = CILFConfig.load(directory / CONFIG)
     record = read_weights_record(directory)
-    if record is None:
-        return cfg if clip_weights is None else cfg.replace(pretrained=str(clip_weights))
     found = locate(record, clip_weights, what=f"checkpoint {directory}")
     if found == cfg.pretrained or (found and cfg.pretrained and _same_file(found, cfg.pretrained)):
         return cfg  # where it was: the config stays as saved (a resumed run compares it)
@@ -181,7 +178,7 @@ def moved_weights(directory: str | Path, pretrained: str | None) -> str | None:
     """``pretrained`` when it names, at another path, the weights file the checkpoint was trained on (same
     SHA-256): resuming a run whose CLIP weights file was moved. Else None."""
     record = read_weights_record(directory)
-    if record is None or record.source != "file" or not pretrained or not Path(pretrained).is_file():
+    if record.source != "file" or not pretrained or not Path(pretrained).is_file():
         return None
     return pretrained if file_sha256(pretrained) == record.sha256 else None
 
@@ -219,11 +216,7 @@ def load_model(
         ) from None
     if unexpected:
         raise ValueError(f"{d / WEIGHTS}: unexpected weights {unexpected[:5]} (checkpoint from another version?)")
-    # "corrector.calibrated" and "corrector.applied" came later: a checkpoint without them has an error model
-    # trained jointly (not post hoc), always applied
-    bad = [
-        k for k in missing if not k.startswith("clip.model.") and k not in ("corrector.calibrated", "corrector.applied")
-    ]
+    bad = [k for k in missing if not k.startswith("clip.model.")]  # frozen CLIP weights come from clip_weights.json
     if bad:
         raise ValueError(f"{d / WEIGHTS}: missing weights {bad[:5]}")
     return model.to(device).eval()
@@ -234,7 +227,7 @@ def load_train_state(directory: str | Path) -> dict:
     d = Path(directory)
     path, fix = d / STATE, "start a new run with another --out"
     entries = verify_checkpoint(d)
-    if entries is not None and STATE not in entries:
+    if STATE not in entries:
         raise CheckpointError(
             f"{path}: cannot be read to resume (not listed in {d / MANIFEST}: it was not written "
             f"with this checkpoint); {fix}"

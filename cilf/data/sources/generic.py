@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cilf.labels import SYNTHAGE
+
 from ..datasets import read_manifest
 from ..protocols import Fold, holdout, kfold, leave_one_subject_out, split_by_column
 from .base import DatasetNotFound, Scan, Source
@@ -47,7 +49,7 @@ class SynthAgeSource(Manifest):
     """SynthAge: ROOT is a generated folder (``python -m cilf synthage``); protocols mimic the real ones."""
 
     name = "synthage"
-    title = "SynthAge (synthetic)"
+    title = SYNTHAGE
     aliases = ()
     layout = "a folder written by `python -m cilf synthage --out ROOT` (manifest.csv + images/)"
     get = "generated offline: python -m cilf synthage --out ROOT"
