@@ -38,6 +38,9 @@ ensure_env() {
 
 run_tests() {
   shift || true
+  # the toolbox first: lint and format (pyproject.toml [tool.ruff]); the layers are checked by tests/test_architecture.py
+  "$PY" -m ruff check cilf tests tools notebooks/*.py
+  "$PY" -m ruff format --check cilf tests tools notebooks/*.py
   local nbs=()
   shopt -s nullglob
   for nb in notebooks/[0-9]*.ipynb; do nbs+=("$nb"); done
