@@ -107,6 +107,7 @@ recorded = key_numbers(
         "own_age_text_cos_gap_without": diagonal_gap(f_no, t_no),
         "mae_with_contrastive": rep_con["model"]["mae"],
         "mae_without": rep_without["model"]["mae"],
+        "mae_with_minus_without_contrastive": rep_con["model"]["mae"] - rep_without["model"]["mae"],
     },
     out_dir=OUT_DIR,
     fast=FAST,

@@ -167,21 +167,20 @@ print(format_precision(precision))
 # ## Key numbers
 # Written to `figures/06_ablations.json` and, in FAST mode, compared with the values recorded in
 # `notebooks/expected/`: every method's pooled MAE, every claim's effect and its verdict. A change
-# that moves one beyond its tolerance (the default rule of `cilf.notebook.key_numbers`, or 3 x the
-# run-to-run sd of the MAE where larger) or flips a verdict fails here, naming it.
+# that moves one beyond its tolerance (the tight default rule of `cilf.notebook.key_numbers`: FAST runs repeat
+# exactly) or flips a verdict fails here, naming it.
 
 # %%
 from cilf.notebook.key_numbers import report as key_numbers
 
-numbers, tolerances = {}, {}
+numbers = {}
 for name, s in m.items():
     if "mae_pooled" in s:
         numbers[f"mae {name}"] = s["mae_pooled"]
-        tolerances[f"mae {name}"] = round(max(0.05, 0.02 * s["mae_pooled"], 3 * s["mae_std"] / np.sqrt(s["runs"])), 3)
 for r in claims:
     numbers[f"claim {r['id']}: verdict"] = r["verdict"]
     if r.get("estimate") is not None:
         numbers[f"claim {r['id']}: effect"] = r["estimate"]
-for r in precision:  # how wide each interval is (the tolerance rule of key_numbers: max(0.05, 2%))
+for r in precision:  # how wide each interval is
     numbers[f"claim {r['id']}: CI half-width"] = r["half_width"]
-recorded = key_numbers("06_ablations", numbers, out_dir=OUT_DIR, fast=FAST, tolerances=tolerances)
+recorded = key_numbers("06_ablations", numbers, out_dir=OUT_DIR, fast=FAST)
