@@ -17,7 +17,7 @@
 #
 # The paper evaluates on MORPH-II, FG-NET, CACD, Adience, FACES and SCface. All six are licensed:
 # nothing here downloads them. Put them under `$CILF_DATASETS/<name>` (layouts: `python -m cilf data
-# check --help`, README "Datasets") and this notebook benchmarks each one it finds with its standard
+# check --help`; docs/datasets.md, "Layouts and protocols") and this notebook benchmarks each one it finds with its standard
 # protocol. Offline, SynthAge stands in for the protocol *shapes* (an 80/20 subject-exclusive split;
 # MORPH-II setting B's train-on-one-subset).
 #
@@ -81,7 +81,7 @@ avail
 real = []
 for name, status in zip(PAPER_DATASETS, avail["status"]):
     if status.startswith("not found"):
-        print(f"{name}: {status} -- skipped (see README, Datasets)")
+        print(f"{name}: {status} -- skipped (see docs/datasets.md, 'Layouts and protocols')")
         continue
     real.append(
         run_benchmark(

@@ -1,7 +1,6 @@
 """One configuration dataclass for the whole CILF-CIAE model.
 
-Every value the paper does not fix is a documented default here (see README, "Deviations and
-choices of ours"). Ablation switches: ``mixer``, ``contrastive``, ``correction``,
+Every value the paper does not fix is a documented default here (docs/method.md, section 13). Ablation switches: ``mixer``, ``contrastive``, ``correction``,
 ``context_prompting``, ``prompts``.
 
 Every value is checked against its field's type (:func:`cilf.typecheck.coerce_fields`) wherever a config
