@@ -164,15 +164,14 @@ def test_other_weights_are_refused_naming_both_hashes(run, weights, cilf_env, ca
         shutil.move(tmp_path / "kept.safetensors", mine)
 
 
-def test_a_checkpoint_without_a_record_loads_as_before(run, tmp_path):
-    out, cfg, _ = run
+def test_a_checkpoint_without_its_weights_record_is_refused_naming_the_file(run, tmp_path):
+    out, _, _ = run
     old = tmp_path / "old"
     shutil.copytree(out / "best", old)
     (old / CLIP_WEIGHTS).unlink()
-    write_manifest(old)  # as written before records existed
-    assert read_weights_record(old) is None
-    model = load_model(old)
-    assert model.cfg.pretrained == cfg.pretrained and model.clip.weights.source == "file"
+    write_manifest(old)  # a manifest made to match: the record itself is missing
+    with pytest.raises(ValueError, match=f"{CLIP_WEIGHTS}: not listed in"):
+        load_model(old)
 
 
 def test_resume_after_the_weights_file_moved(weights, small_cfg, tmp_path, monkeypatch):
