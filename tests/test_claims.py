@@ -121,7 +121,7 @@ def test_every_row_says_where_it_comes_from_and_its_design():
     for r in rows:
         assert (
             r["source"] == SOURCE
-            and r["design"].startswith(f"{SEEDS} seed(s) x {FOLDS} split(s); ")
+            and r["design"].startswith(f"95% CIs over images x seeds; {SEEDS} seed(s) x {FOLDS} split(s); ")
             and "budget:" in r["design"]
         )
         assert r["command"].startswith("python -m cilf bench --dataset") and "python -m cilf claims" in r["command"]
@@ -276,3 +276,32 @@ def test_a_switched_off_mechanism_is_not_counted_as_precise():
     (r,) = [r for r in rows if r["id"] == "correction"]
     assert r["half_width"] == 0 and r["identical"] and not r["met"]
     assert "identical estimates" in format_precision(rows)
+
+
+def test_a_verdict_that_changes_with_the_bootstraps_seed_is_not_resolved():
+    res = fake_result({"contrastive=off": 0.3})
+    assert rows_by_id(res)["contrastive"]["verdict"] == "supported"
+    s = res["methods"]["contrastive=off"]
+    lo, hi = s["delta_ci"]
+    s["delta_ci_bootstrap_seeds"] = [[lo, hi], [-0.01, hi]]  # seed 2's interval reaches across 0
+    assert rows_by_id(res)["contrastive"]["verdict"] == "not resolved"
+
+
+def test_subject_ids_make_subjects_the_unit_and_the_design_line_says_so():
+    rng = np.random.default_rng(1)
+    ages = [rng.uniform(20, 60, N_IMG) for _ in range(FOLDS)]
+    runs = {
+        name: [
+            _score(ages[k], ages[k] + rng.normal(shift, 3, N_IMG), [{}] * N_IMG)
+            for k in range(FOLDS)
+            for _ in range(SEEDS)
+        ]
+        for name, shift in (("full", 0.0), ("dex", 0.5))
+    }
+    groups = [np.repeat(np.arange(N_IMG // 5 + 1), 5)[:N_IMG].astype(str) for _ in range(FOLDS)]
+    by_subject = summarise(runs, ages, groups)
+    by_image = summarise(runs, ages)
+    assert by_subject["full"]["ci_unit"] == "subjects" and by_image["full"]["ci_unit"] == "images"
+    assert by_subject["dex"]["paired_groups"] == FOLDS * (N_IMG // 5 + (N_IMG % 5 > 0))
+    res = dict(fake_result({}), ci={"unit": "subjects", "over": "test subjects x seeds"})
+    assert all(r["design"].startswith("95% CIs over subjects x seeds") for r in claims_table(res))

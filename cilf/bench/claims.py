@@ -13,6 +13,7 @@ the dataset of the result only (docs/statistics.md, "How a verdict is computed")
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -163,6 +164,7 @@ def read_speed(path: str | Path, missing_ok: bool = False) -> dict | None:
         raise ValueError(f"{path} is not valid JSON ({e}); write it again with `python -m cilf bench-speed`") from None
     if not isinstance(speed, dict) or not isinstance(speed.get("rows"), list):
         raise ValueError(f"{path} is not a bench-speed result (no 'rows'); write it with `python -m cilf bench-speed`")
+    _check_speed(speed, str(path))
     return speed
 
 
@@ -182,6 +184,70 @@ def read_result(path: str | Path) -> dict:
     return result
 
 
+# ---- what a result and a speed file must hold before a verdict is read from them -------------------------------
+# Each check raises one ValueError naming the file, the field and what it must be: a hand-edited or damaged file
+# (a CI written as a string, a method set to null, an infinite difference, a CI with its ends swapped, a zero
+# timing) is refused, never read as a verdict or met as a TypeError / ZeroDivisionError.
+
+_RERUN = "run `python -m cilf bench` again to rewrite it"
+
+
+def _bad(where: str, field: str, value, wants: str, fix: str = _RERUN) -> ValueError:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return ValueError(f"{where}: {field} is {shown}, expected {wants}; {fix}")
+
+
+def _number(where: str, field: str, value, *, low: float | None = None, positive: bool = False, fix=_RERUN) -> float:
+    """``value`` as a finite float (not a boolean, not a string), at least ``low`` / above 0 when asked."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and positive and not value > 0:
+        raise _bad(where, field, value, "a number above 0", fix)
+    if ok and low is not None and value < low:
+        raise _bad(where, field, value, f"a number of at least {low:g}", fix)
+    if not ok:
+        raise _bad(where, field, value, "a finite number", fix)
+    return float(value)
+
+
+def _count(where: str, field: str, value, low: int = 0, fix=_RERUN) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _bad(where, field, value, f"an integer of at least {low}", fix)
+    return value
+
+
+def _interval(where: str, field: str, value) -> tuple[float, float]:
+    """A [low, high] pair of finite numbers with low <= high."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _bad(where, field, value, "a list [low, high] of two numbers")
+    lo, hi = (_number(where, f"{field}[{k}]", v) for k, v in enumerate(value))
+    if lo > hi:
+        raise _bad(where, field, value, "an interval [low, high] with low <= high (its ends are swapped)")
+    return lo, hi
+
+
+def _check_method(where: str, name: str, s) -> None:
+    at = f"methods[{name!r}]"
+    if not isinstance(s, dict):
+        raise _bad(where, at, s, "an object with the method's results")
+    if "skipped" in s:
+        if not isinstance(s["skipped"], str):
+            raise _bad(where, f"{at}.skipped", s["skipped"], "a string saying why")
+        return
+    for key in ("mae", "mae_pooled", "mae_std", "cs1", "cs5", "coverage_pct", "seconds"):
+        if s.get(key) is not None:  # null: a value that was NaN when written (cilf.io.finite)
+            _number(where, f"{at}.{key}", s[key], low=0)
+    for key in ("runs", "paired_images", "ci_images"):
+        if key in s:
+            _count(where, f"{at}.{key}", s[key])
+    if "mae_ci" in s:
+        _interval(where, f"{at}.mae_ci", s["mae_ci"])
+    if "delta_ci" in s:
+        _interval(where, f"{at}.delta_ci", s["delta_ci"])
+        _number(where, f"{at}.delta_mae", s.get("delta_mae"))
+    if s.get("delta_precision") is not None and not isinstance(s["delta_precision"], dict):
+        raise _bad(where, f"{at}.delta_precision", s["delta_precision"], "an object or null")
+
+
 def _check_result(result, where: str = "the result") -> None:
     if not isinstance(result, dict) or not isinstance(result.get("methods"), dict):
         raise ValueError(
@@ -191,6 +257,46 @@ def _check_result(result, where: str = "the result") -> None:
     missing = [k for k in ("source", "seeds", "folds") if k not in result]
     if missing:
         raise ValueError(f"{where} lacks {missing}; it was not written by `python -m cilf bench` (run it again)")
+    if not isinstance(result["source"], str):
+        raise _bad(where, "source", result["source"], "a string naming where the numbers come from")
+    _count(where, "seeds", result["seeds"], 1)
+    _count(where, "folds", result["folds"], 1)
+    ci = result.get("ci", {})
+    if not isinstance(ci, dict):
+        raise _bad(where, "ci", ci, "an object (confidence, n_resamples)")
+    if "confidence" in ci and not 0 < _number(where, "ci.confidence", ci["confidence"]) < 1:
+        raise _bad(where, "ci.confidence", ci["confidence"], "a number between 0 and 1")
+    if "n_resamples" in ci:
+        _count(where, "ci.n_resamples", ci["n_resamples"], 1)
+    if "budget" in result:
+        b = result["budget"]
+        if not isinstance(b, dict) or not all(isinstance(b.get(k), dict) for k in ("cilf", "peers")):
+            raise _bad(where, "budget", b, "an object with 'cilf' and 'peers' budgets")
+        for k in ("cilf", "peers"):
+            _count(where, f"budget.{k}.epochs", b[k].get("epochs"), 1)
+            _count(where, f"budget.{k}.batch_size", b[k].get("batch_size"), 1)
+            _number(where, f"budget.{k}.lr", b[k].get("lr"), positive=True)
+    for name, s in result["methods"].items():
+        _check_method(where, name, s)
+
+
+def _check_speed(speed, where: str = "the bench-speed result") -> None:
+    """The rows claims reads from a bench-speed result: mixer, tokens, and timings above 0 where measured."""
+    fix = "write it again with `python -m cilf bench-speed --mixers-only`"
+    if not isinstance(speed, dict) or not isinstance(speed.get("rows"), list):
+        raise ValueError(f"{where} is not a bench-speed result (no 'rows'); {fix}")
+    if "source" in speed and not isinstance(speed["source"], str):
+        raise _bad(where, "source", speed["source"], "a string", fix)
+    for k, row in enumerate(speed["rows"]):
+        at = f"rows[{k}]"
+        if not isinstance(row, dict):
+            raise _bad(where, at, row, "an object (mixer, tokens, seconds, saved_bytes)", fix)
+        if not isinstance(row.get("mixer"), str):
+            raise _bad(where, f"{at}.mixer", row.get("mixer"), "a mixer name", fix)
+        _count(where, f"{at}.tokens", row.get("tokens"), 1, fix)
+        if "seconds" in row:  # a measured row (a skipped one has no timing): both are divisors
+            _number(where, f"{at}.seconds", row["seconds"], positive=True, fix=fix)
+            _number(where, f"{at}.saved_bytes", row.get("saved_bytes"), positive=True, fix=fix)
 
 
 def _effect(result: dict, b: str) -> tuple[Effect | None, str]:
@@ -216,10 +322,21 @@ def _effect(result: dict, b: str) -> tuple[Effect | None, str]:
         n_folds=int(result.get("folds", 0)),
         confidence=ci.get("confidence", CONFIDENCE),
         method=(
-            f"paired two-way bootstrap over test images x seeds, stratified by fold "
+            f"{ci.get('over', 'test images x seeds (a result without the design line)')} "
             f"({ci.get('n_resamples', N_RESAMPLES)} resamples); full minus {b}"
         ),
+        unit=ci.get("unit", "images"),
     ), ""
+
+
+def _stable_verdict(result: dict, b: str, eff: Effect, better: str, margin: float) -> str:
+    """The verdict of ``eff``, "not resolved" when the same interval with the bootstrap's other seeds
+    (``delta_ci_bootstrap_seeds``, full minus ``b`` as stored b minus full) gives another one."""
+    again = [
+        dataclasses.replace(eff, ci_low=-hi + 0.0, ci_high=-lo + 0.0)
+        for lo, hi in result["methods"][b].get("delta_ci_bootstrap_seeds", [])
+    ]
+    return verdict([eff, *again], better=better, margin=margin)
 
 
 def _is_peer(name: str) -> bool:
@@ -242,7 +359,8 @@ def cost_ratio(speed: dict | None, tokens: int = COST_TOKENS) -> dict | None:
 
 
 def _design(result: dict) -> str:
-    text = f"{result['seeds']} seed(s) x {result['folds']} split(s)"
+    unit = result.get("ci", {}).get("unit", "images")
+    text = f"95% CIs over {unit} x seeds; {result['seeds']} seed(s) x {result['folds']} split(s)"
     if "budget" in result:
         text += "; " + budget_line(result["budget"])
     return text
@@ -271,6 +389,7 @@ def _row(claim: Claim, result: dict) -> dict:
         "precision": None,
         "source": result["source"],
         "design": _design(result),
+        "unit": result.get("ci", {}).get("unit", "images"),
         "command": claim.command,
     }
 
@@ -292,7 +411,7 @@ def _pair_row(claim: Claim, result: dict, speed: dict | None) -> dict:
         row["note"] = why
         return row
     _set_effect(row, eff, result, claim.b)
-    row["verdict"] = verdict(eff, better=claim.better, margin=claim.margin)
+    row["verdict"] = _stable_verdict(result, claim.b, eff, claim.better, claim.margin)
     if claim.cost_tokens:
         row["accuracy_verdict"] = acc = row["verdict"]
         cost = cost_ratio(speed, claim.cost_tokens)
@@ -335,7 +454,7 @@ def _peers_row(claim: Claim, result: dict) -> dict:
                 "title": title(name),
                 "mae": result["methods"][name].get("mae_pooled"),
                 "effect": eff,
-                "verdict": verdict(eff, better="lower", margin=claim.margin),
+                "verdict": _stable_verdict(result, name, eff, "lower", claim.margin),
             }
         )
     row["per_peer"] = per
@@ -379,6 +498,8 @@ def claims_table(
     _check_result(result)
     if isinstance(speed, (str, Path)):
         speed = read_speed(speed)
+    elif speed is not None:
+        _check_speed(speed)
     return [_peers_row(c, result) if c.b == PEER_GROUP else _pair_row(c, result, speed) for c in claims]
 
 
@@ -388,9 +509,9 @@ def _header(rows: list[dict]) -> list[str]:
     r = rows[0]
     return [
         f"source: {r['source']}; design: {r['design']}",
-        "effect = MAE(full) - MAE(B) in years with its 95% CI (paired two-way bootstrap over test images x seeds, "
-        "stratified by fold); verdicts computed by cilf.bench.claims with cilf.stats.verdict; "
-        "they are about this dataset only",
+        f"effect = MAE(full) - MAE(B) in years with its 95% CI over {r.get('unit', 'images')} x seeds; a verdict that "
+        "changes with the bootstrap's own seed reads 'not resolved'; verdicts computed by cilf.bench.claims with "
+        "cilf.stats.verdict; they are about this dataset only",
     ]
 
 

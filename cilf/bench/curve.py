@@ -40,8 +40,9 @@ from cilf.bench.runner import (
     run_peer,
     run_variant,
 )
+from cilf.data.datasets import subject_ids
 from cilf.io import json_text, write_text
-from cilf.stats import mean_ci, paired_mae_difference, verdict
+from cilf.stats import DEFAULT_SEEDS, mean_ci, paired_mae_difference, verdict
 
 REFERENCES = ("zero_shot", "oracle")  # drawn as levels: zero-shot trains nothing; the oracle is the all-subjects floor
 EPOCHS_RULE = (
@@ -58,7 +59,7 @@ class CurveConfig:
     n_images: int = 2000  # SynthAge size when no root is given
     protocol: str | None = None  # None: the dataset's default protocol (its first fold is used)
     subjects: tuple[int | None, ...] = (10, 30, 100, 300, 1000, None)  # None: every training subject
-    seeds: int = 3  # seed s draws subset s and trains with seed s
+    seeds: int = DEFAULT_SEEDS  # seed s draws subset s and trains with seed s (cilf.stats.DEFAULT_SEEDS)
     methods: tuple[str, ...] = (
         "full",
         "correction=off",
@@ -155,12 +156,17 @@ def _errors(runs: list[dict], y_te: np.ndarray) -> np.ndarray:
     return np.abs(pred - y_te[None, :])
 
 
-def _mae_summary(err: np.ndarray) -> dict:
-    """MAE over seeds x images with its 95% CI (images some seed did not predict are left out, counted)."""
+def _kept(groups: np.ndarray | None, ok: np.ndarray) -> np.ndarray | None:
+    return None if groups is None else groups[ok]
+
+
+def _mae_summary(err: np.ndarray, groups: np.ndarray | None = None) -> dict:
+    """MAE over seeds x images with its 95% CI, resampling ``groups`` (the test images' subjects) when known
+    (images some seed did not predict are left out, counted)."""
     ok = np.isfinite(err).all(axis=0)
     out = {"runs": int(err.shape[0]), "coverage_pct": float(100 * ok.mean()), "images": int(ok.sum())}
     if ok.sum() >= 2:
-        eff = mean_ci(err[:, ok], confidence=CONFIDENCE, n_resamples=N_RESAMPLES, seed=0)
+        eff = mean_ci(err[:, ok], confidence=CONFIDENCE, n_resamples=N_RESAMPLES, seed=0, groups=_kept(groups, ok))
         per_seed = err[:, ok].mean(axis=1)
         out.update(
             mae=eff.estimate,
@@ -205,6 +211,7 @@ def run_learning_curve(cfg: CurveConfig) -> dict:
     curve_methods = [m for m in cfg.methods if m not in REFERENCES]
     refs = [m for m in cfg.methods if m in REFERENCES]
     y_te = runs0[0].y_te
+    groups = subject_ids(runs0[0].rows_te)
     per_run: dict[str, dict[int, list[dict]]] = {m: {} for m in cfg.methods}
     points, orders = [], {}
     bar = tqdm(
@@ -237,14 +244,14 @@ def run_learning_curve(cfg: CurveConfig) -> dict:
                     per_run[m].setdefault(n, []).append(run_peer(point, sub, PEERS[m]))
                     bar.update()
     bar.close()
-    result = _summary(cfg, setup, counts, requested, per_run, y_te, points, orders, notes, n_all)
+    result = _summary(cfg, setup, counts, requested, per_run, y_te, groups, points, orders, notes, n_all)
     result["seconds"] = time.perf_counter() - t_start
     result["written_to"] = str(setup.out / "learning_curve.json")
     write_text(setup.out / "learning_curve.json", json_text(json.loads(json.dumps(result, default=str))))
     return result
 
 
-def _summary(cfg, setup, counts, requested, per_run, y_te, points, orders, notes, n_all) -> dict:
+def _summary(cfg, setup, counts, requested, per_run, y_te, groups, points, orders, notes, n_all) -> dict:
     methods, errs = {}, {}
     for m, by_n in per_run.items():
         entry = {"title": method_title(m), "kind": "level" if m in REFERENCES else "curve", "points": {}}
@@ -254,7 +261,7 @@ def _summary(cfg, setup, counts, requested, per_run, y_te, points, orders, notes
                 entry["skipped"] = skipped or "no prediction"
                 continue
             errs[m, n] = _errors(runs, y_te)
-            entry["points"][str(n)] = _mae_summary(errs[m, n])
+            entry["points"][str(n)] = _mae_summary(errs[m, n], groups)
         methods[m] = entry
     diff, crossover = {}, None
     if ("zero_shot", n_all) in errs:
@@ -264,7 +271,9 @@ def _summary(cfg, setup, counts, requested, per_run, y_te, points, orders, notes
                 continue
             a = errs["full", n]
             ok = np.isfinite(a).all(axis=0) & np.isfinite(zs).all(axis=0)
-            eff = paired_mae_difference(a[:, ok], zs[:, ok], confidence=CONFIDENCE, n_resamples=N_RESAMPLES, seed=0)
+            eff = paired_mae_difference(
+                a[:, ok], zs[:, ok], confidence=CONFIDENCE, n_resamples=N_RESAMPLES, seed=0, groups=_kept(groups, ok)
+            )
             diff[str(n)] = {
                 "delta": eff.estimate,
                 "ci": [eff.ci_low, eff.ci_high],
@@ -296,7 +305,10 @@ def _summary(cfg, setup, counts, requested, per_run, y_te, points, orders, notes
         "ci": {
             "confidence": CONFIDENCE,
             "n_resamples": N_RESAMPLES,
-            "over": "seeds x test images (two-way bootstrap, cilf.stats.mean_ci); the seeds also redraw subjects",
+            "over": (
+                f"{'test subjects' if groups is not None else 'test images (no subject ids)'} x seeds (subjects resampled "
+                f"with all their images, seeds by a t interval; cilf.stats); the seeds also redraw training subjects"
+            ),
         },
         "notes": notes,
         "methods": methods,

@@ -5,7 +5,8 @@ the method gave no finite age). From them this module builds, per method, absolu
 (n_seeds, n_images_fold) for every fold and reads them with :mod:`cilf.stats` (see docs/statistics.md):
 
 * ``mae_pooled``, ``mae_ci`` - the MAE over every (seed, image) cell, folds weighted by their images, with a 95%
-  CI (``cilf.stats.mean_ci``: two-way bootstrap over seeds and images, stratified by fold);
+  CI (``cilf.stats.mean_ci``: test subjects resampled within folds, seeds by a t interval; images where the
+  dataset has no subject ids);
 * ``delta_mae``, ``delta_ci``, ``verdict`` - MAE(method) - MAE(full model) on the images both cover, with the
   paired CI (``cilf.stats.paired_mae_difference``); "better" when the whole CI is below 0, "worse" when above;
 * ``coverage_pct`` - the share of (seed, image) cells with a finite prediction;
@@ -22,13 +23,11 @@ from dataclasses import asdict
 
 import numpy as np
 
-from cilf.stats import mean_ci, paired_mae_difference, precision_plan, verdict
+from cilf.stats import N_RESAMPLES, mean_ci, paired_mae_difference, precision_plan, verdict
 
 REFERENCE = "full"  # the method every other one is compared with
 CONFIDENCE = 0.95
-# 1999 resamples: a 15-method table on 400 images x 3 seeds takes about 1 s on one CPU core (2999: 1.5 s,
-# 4999: 2.3 s); the CI ends then move by about 0.01 y between bootstrap seeds.
-N_RESAMPLES = 1999
+BOOTSTRAP_SEEDS = (0, 1, 2)  # a verdict must not change with the bootstrap's own seed (else "not resolved")
 PRECISION_TARGET = 0.1  # years: the half-width a paired difference should reach (sizing, not a decision rule)
 _VERDICTS = {"supported": "better", "contradicted": "worse", "not resolved": "not resolved"}
 
@@ -54,49 +53,77 @@ def errors_by_fold(runs: list[dict], test_ages: list[np.ndarray]) -> list[np.nda
     return out
 
 
-def _covered(folds: list[np.ndarray], mask_from: list[list[np.ndarray]]) -> list[np.ndarray]:
-    """``folds`` restricted to the images finite in every seed of every array in ``mask_from``; small folds dropped."""
-    kept = []
-    for k, f in enumerate(folds):
+def _masks(folds: list[np.ndarray], mask_from: list[list[np.ndarray]]) -> list[np.ndarray | None]:
+    """Per fold, the images finite in every seed of every array in ``mask_from`` (None: fewer than two, dropped)."""
+    out = []
+    for k in range(len(folds)):
         ok = np.all([np.all(np.isfinite(m[k]), axis=0) for m in mask_from], axis=0)
-        if ok.sum() >= 2:
-            kept.append(f[:, ok])
-    return kept
+        out.append(ok if ok.sum() >= 2 else None)
+    return out
+
+
+def _covered(folds: list[np.ndarray], masks: list[np.ndarray | None]) -> list[np.ndarray]:
+    """``folds`` restricted to their ``masks`` (folds without one dropped)."""
+    return [f[:, ok] for f, ok in zip(folds, masks) if ok is not None]
+
+
+def _groups_of(test_groups: list[np.ndarray] | None, masks: list[np.ndarray | None]) -> list[np.ndarray] | None:
+    """The kept images' subject ids per kept fold, made fold-local (``fold:subject``: subjects are drawn within
+    folds), or None when the dataset has no subject ids (then images are the unit)."""
+    if test_groups is None:
+        return None
+    return [
+        np.char.add(f"{k}:", np.asarray(g, dtype=str)[ok])
+        for k, (g, ok) in enumerate(zip(test_groups, masks))
+        if ok is not None
+    ]
 
 
 def effect_columns(
     methods: dict[str, list[dict]],
     test_ages: list[np.ndarray],
     *,
+    test_groups: list[np.ndarray] | None = None,
     reference: str = REFERENCE,
     n_resamples: int = N_RESAMPLES,
 ) -> dict[str, dict]:
     """Per method with predictions: coverage_pct, mae_pooled, mae_ci [low, high], ci_images and, for every method
-    other than ``reference`` (when it ran), delta_mae, delta_ci [low, high], verdict and paired_images."""
+    other than ``reference`` (when it ran), delta_mae, delta_ci [low, high], verdict, paired_images and
+    ``delta_ci_bootstrap_seeds`` (the interval again with the bootstrap's seeds 1 and 2: a verdict that changes with
+    them is "not resolved"). ``test_groups``: per fold, the (m) test images' subject ids; the CIs then resample
+    subjects (``cilf.stats``); without them images are the unit."""
     errs = {
         name: errors_by_fold(runs, test_ages)
         for name, runs in methods.items()
         if runs and all("pred" in r for r in runs)
     }
-    kw = dict(confidence=CONFIDENCE, n_resamples=n_resamples, seed=0)
+    kw = dict(confidence=CONFIDENCE, n_resamples=n_resamples)
     out = {}
     for name, e in errs.items():
         cells = sum(f.size for f in e)
         col = {"coverage_pct": float(100 * sum(np.isfinite(f).sum() for f in e) / cells) if cells else 0.0}
-        own = _covered(e, [e])
+        masks = _masks(e, [e])
+        own = _covered(e, masks)
         if own:
-            eff = mean_ci(own, **kw)
-            col.update(mae_pooled=eff.estimate, mae_ci=[eff.ci_low, eff.ci_high], ci_images=eff.n_images)
+            eff = mean_ci(own, seed=0, groups=_groups_of(test_groups, masks), **kw)
+            col.update(
+                mae_pooled=eff.estimate, mae_ci=[eff.ci_low, eff.ci_high], ci_images=eff.n_images, ci_unit=eff.unit
+            )
         if name != reference and reference in errs:
-            a, b = _covered(e, [e, errs[reference]]), _covered(errs[reference], [e, errs[reference]])
+            masks = _masks(e, [e, errs[reference]])
+            a, b, g = _covered(e, masks), _covered(errs[reference], masks), _groups_of(test_groups, masks)
             if a:
-                d = paired_mae_difference(a, b, **kw)
+                d, *again = [paired_mae_difference(a, b, seed=s, groups=g, **kw) for s in BOOTSTRAP_SEEDS]
                 col.update(
                     delta_mae=d.estimate,
                     delta_ci=[d.ci_low, d.ci_high],
+                    delta_ci_bootstrap_seeds=[[x.ci_low, x.ci_high] for x in again],
                     paired_images=d.n_images,
-                    verdict=_VERDICTS[verdict(d, better="lower")],
-                    delta_precision=_finite(asdict(precision_plan(a, b, PRECISION_TARGET, confidence=CONFIDENCE))),
+                    paired_groups=d.n_groups,
+                    verdict=_VERDICTS[verdict([d, *again], better="lower")],
+                    delta_precision=_finite(
+                        asdict(precision_plan(a, b, PRECISION_TARGET, confidence=CONFIDENCE, groups=g))
+                    ),
                 )
         out[name] = col
     return out
@@ -108,8 +135,11 @@ def _finite(d: dict) -> dict:
 
 
 def _num(x: float, sign: bool = False) -> str:
-    x = round(x, 2) + 0.0  # + 0.0: no "-0.00"
-    return f"{x:+.2f}" if sign else f"{x:.2f}"
+    """``x`` to two decimals with its own sign: a negative value that rounds to zero stays "-0.00" (never
+    "+0.00" or "0.00", which would read as no difference or as the other direction); "+" (``sign``) only for
+    x > 0; exactly zero is "0.00"."""
+    text = f"{abs(round(x, 2)):.2f}"
+    return "-" + text if x < 0 else "+" + text if sign and x > 0 else text
 
 
 def mae_text(s: dict) -> str:
@@ -120,7 +150,8 @@ def mae_text(s: dict) -> str:
 
 
 def delta_text(s: dict, name: str, reference: str = REFERENCE) -> str:
-    """``"+0.23 [0.05, 0.41]"``: the row's MAE minus the reference's, with its CI; "reference" or "-" otherwise."""
+    """``"+0.23 [0.05, 0.41]"``: the row's MAE minus the reference's, with its CI; "reference" or "-" otherwise.
+    Every number keeps its sign (``_num``): -0.0005 [-0.001, -0.0001] is "-0.00 [-0.00, -0.00]"."""
     if name == reference:
         return "reference"
     if "delta_ci" not in s:
@@ -129,11 +160,31 @@ def delta_text(s: dict, name: str, reference: str = REFERENCE) -> str:
     return f"{_num(s['delta_mae'], sign=True)} [{_num(lo)}, {_num(hi)}]"
 
 
-def ci_header(n_images: int, n_seeds: int, n_folds: int, n_resamples: int = N_RESAMPLES) -> str:
-    """What the table's CIs are over, in one line."""
-    folds = f" x {n_folds} folds" if n_folds > 1 else ""
-    pct = f"{100 * CONFIDENCE:g}%"
+def verdict_text(s: dict) -> str:
+    """The row's verdict ("better", "worse", "not resolved"; "" without one), saying when the difference is real
+    but below the table's two decimals (``"better (|Δ| < 0.005 y)"``), so "-0.00 [-0.00, -0.00]" is not read as
+    no difference."""
+    v = s.get("verdict", "")
+    if v in ("better", "worse") and abs(s.get("delta_mae", 1.0)) < 0.005:
+        v += " (|Δ| < 0.005 y)"
+    return v
+
+
+def ci_over(subjects: bool) -> str:
+    """What every interval of a table resamples, in words (the design line)."""
+    unit = "test subjects (with all their images)" if subjects else "test images (the dataset has no subject ids)"
     return (
-        f"{pct} CI over {n_images} test images x {n_seeds} seed(s){folds}, paired two-way bootstrap "
-        f"({n_resamples} resamples); Δ vs full = method minus full model on the images both cover"
+        f"{unit} x seeds: subjects drawn within folds (bootstrap, BCa), seeds by a t interval on their means, the two "
+        f"parts added (cilf.stats)"
+    )
+
+
+def ci_header(n_images: int, n_seeds: int, n_folds: int, n_resamples: int = N_RESAMPLES, subjects: bool = False) -> str:
+    """What the table's CIs are over, in one line."""
+    folds = f", {n_folds} folds" if n_folds > 1 else ""
+    pct = f"{100 * CONFIDENCE:g}%"
+    unit = "subjects" if subjects else "images"
+    return (
+        f"{pct} CI over {unit} x seeds ({n_images} test images, {n_seeds} seed(s){folds}; {n_resamples} resamples, "
+        f"paired by image); Δ vs full = method minus full model on the images both cover"
     )

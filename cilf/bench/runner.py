@@ -24,8 +24,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cilf.bench.effects import CONFIDENCE, N_RESAMPLES, REFERENCE, ci_header, delta_text, effect_columns, mae_text
+from cilf.bench.effects import (
+    CONFIDENCE,
+    N_RESAMPLES,
+    REFERENCE,
+    ci_header,
+    ci_over,
+    delta_text,
+    effect_columns,
+    mae_text,
+    verdict_text,
+)
 from cilf.bench.peers import DEFAULT_PEERS, PEERS, PeerConfig, PeerInputs, PeerSpec
+from cilf.data.datasets import subject_ids
 from cilf.data.open import open_dataset
 from cilf.data.protocols import Fold
 from cilf.data.splits import dataset_metrics
@@ -33,6 +44,7 @@ from cilf.io import json_text, write_text
 from cilf.metrics import age_report, mean_std
 from cilf.model.config import CILFConfig, check_ranges
 from cilf.persist.factory import create_model
+from cilf.stats import DEFAULT_SEEDS
 from cilf.utils import pick_device
 
 VARIANTS = {  # ablation switches (docs/method.md, section 8)
@@ -61,7 +73,7 @@ class BenchConfig:
     dataset: str = "synthage"
     root: str | None = None  # None: $CILF_DATASETS/<dataset>; for synthage a generated set of n_images
     protocol: str | None = None  # None: the dataset's default protocol
-    seeds: int = 3
+    seeds: int = DEFAULT_SEEDS  # the t interval keeps its coverage at any count; 5: see cilf.stats
     max_folds: int | None = None  # run only the first n folds (FG-NET's 82, say)
     variants: tuple[str, ...] = tuple(VARIANTS)
     peers: tuple[str, ...] = DEFAULT_PEERS  # any registered name may be given (BASELINE always runs)
@@ -436,9 +448,18 @@ def budget_line(b: dict) -> str:
     return text + (f"; backbone: {b['backbone']}" if b.get("backbone", "frozen CLIP") != "frozen CLIP" else "")
 
 
-def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, np.ndarray], seconds: float) -> dict:
-    """The summary of every method with what it was measured on (``test_ages``: fold -> (m) test ages)."""
+def _result(
+    setup: _Setup,
+    methods: dict[str, list[dict]],
+    test_ages: dict[str, np.ndarray],
+    seconds: float,
+    test_groups: dict[str, np.ndarray | None] | None = None,
+) -> dict:
+    """The summary of every method with what it was measured on (``test_ages``: fold -> (m) test ages;
+    ``test_groups``: fold -> their subject ids, or None where the dataset has none)."""
     ds, cf, folds, bcfg = setup.ds, setup.cf, setup.folds, setup.bcfg
+    groups = list((test_groups or {}).values())
+    groups = groups if groups and all(g is not None for g in groups) else None
     return {
         "source": setup.label,
         "dataset": ds.source.title,
@@ -470,10 +491,12 @@ def _result(setup: _Setup, methods: dict[str, list[dict]], test_ages: dict[str, 
             "confidence": CONFIDENCE,
             "n_resamples": N_RESAMPLES,
             "reference": REFERENCE,
-            "over": "test images x seeds, stratified by fold (paired two-way bootstrap, cilf.stats)",
+            "over": ci_over(groups is not None),
+            "unit": "subjects" if groups is not None else "images",
         },
-        "methods": _with_notes(summarise(methods, list(test_ages.values())), setup.base),
+        "methods": _with_notes(summarise(methods, list(test_ages.values()), groups), setup.base),
         "test_ages": {f: [float(a) for a in y] for f, y in test_ages.items()},
+        "test_subjects": {f: None if g is None else [str(x) for x in g] for f, g in (test_groups or {}).items()},
         "per_run": methods,
     }
 
@@ -500,6 +523,7 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
     peers = [PEERS[p] for p in bcfg.peers]
     methods: dict[str, list[dict]] = {}
     test_ages: dict[str, np.ndarray] = {}
+    test_groups: dict[str, np.ndarray | None] = {}
     bar = tqdm(
         total=len(setup.folds) * bcfg.seeds * (len(bcfg.variants) + len(peers)),
         desc=f"bench {setup.ds.source.name} {setup.ds.protocol}",
@@ -507,6 +531,7 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
     )
     for fr in fold_runs(setup):
         test_ages[fr.fold] = fr.y_te
+        test_groups[fr.fold] = subject_ids(fr.rows_te)
         for v in bcfg.variants:
             methods.setdefault(v, []).append(run_variant(setup, fr, v))
             bar.update()
@@ -514,16 +539,20 @@ def run_benchmark(bcfg: BenchConfig, base: CILFConfig | None = None) -> dict:
             methods.setdefault(spec.name, []).append(run_peer(setup, fr, spec))
             bar.update()
     bar.close()
-    result = _result(setup, methods, test_ages, time.perf_counter() - t_start)
+    result = _result(setup, methods, test_ages, time.perf_counter() - t_start, test_groups)
     write_results(result, setup.out)
     return result
 
 
-def summarise(methods: dict[str, list[dict]], test_ages: list[np.ndarray] | None = None) -> dict:
+def summarise(
+    methods: dict[str, list[dict]],
+    test_ages: list[np.ndarray] | None = None,
+    test_groups: list[np.ndarray] | None = None,
+) -> dict:
     """mean +- std over runs of every metric each method reports; with ``test_ages`` (per fold, (m) ages in
     the order of the runs' ``pred``; runs folds outer, seeds inner) also the CI and paired columns of
-    :func:`cilf.bench.effects.effect_columns`."""
-    effects = effect_columns(methods, test_ages) if test_ages else {}
+    :func:`cilf.bench.effects.effect_columns` (``test_groups``: per fold, the test images' subject ids)."""
+    effects = effect_columns(methods, test_ages, test_groups=test_groups) if test_ages else {}
     out = {}
     for name, runs in methods.items():
         done = [r for r in runs if "mae" in r]
@@ -625,6 +654,7 @@ def format_results(result: dict) -> str:
                 result["seeds"],
                 result["folds"],
                 result.get("ci", {}).get("n_resamples", N_RESAMPLES),
+                result.get("ci", {}).get("unit") == "subjects",
             )
         )
     if "budget" in result:
@@ -644,7 +674,7 @@ def format_results(result: dict) -> str:
             extra += f"  eps-error {s['epsilon_error']:.3f}"
         if "faces" in s:
             extra += f"  (faces detected {s['faces']['detected']}, whole-image box {s['faces']['whole_image_box']})"
-        verdict = s.get("verdict", "")
+        verdict = verdict_text(s)
         secs = f"{s['seconds']:7.2f}" if "seconds" in s else f"{'-':>7s}"
         lines.append(
             f"{method_title(name):40s} {mae_text(s):>22s} {s['cs1']:7.1f} {s['cs5']:7.1f} "

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -201,3 +202,10 @@ def collate_skip(batch: list):
     images, ages, subjects, metas = zip(*batch)
     images = torch.stack(images) if isinstance(images[0], torch.Tensor) else list(images)
     return images, torch.tensor(ages, dtype=torch.float32), list(subjects), list(metas)
+
+
+def subject_ids(rows: list[dict]) -> np.ndarray | None:
+    """(n) the rows' subject ids as strings, the resampling unit of every CI (cilf.stats ``groups=``); None when
+    any row lacks one (then images are the unit, and tables say so)."""
+    ids = [str(r.get("subject", "") or "") for r in rows]
+    return np.asarray(ids) if ids and all(ids) else None
