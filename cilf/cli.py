@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from cilf.bench.speed import DEFAULT_MIXERS
@@ -71,7 +72,7 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         "--root", default=None, help="its folder, or a 'cilf align' copy of it (default $CILF_DATASETS/<dataset>)"
     )
     p.add_argument("--protocol", default=None, help="its protocol (default: the dataset's standard one)")
-    p.add_argument("--fold", type=int, default=d.fold, help="fold of the protocol (0-based)")
+    p.add_argument("--fold", type=at_least(0), default=d.fold, help="fold of the protocol (0-based)")
     p.add_argument(
         "--val-frac",
         type=finite_float,
@@ -79,18 +80,18 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         help="share of the training subjects carved off (seeded by --data-seed) for validation when "
         "the protocol has no validation split",
     )
-    p.add_argument("--n-images", type=int, default=d.n_images, help="SynthAge size")
+    p.add_argument("--n-images", type=at_least(50), default=d.n_images, help="SynthAge size")
     p.add_argument(
         "--data-seed",
-        type=int,
+        type=at_least(0),
         default=d.data_seed,
         help="SynthAge seed; with --dataset, the seed of the carved validation split",
     )
     _run_options(p)
     if train:
         p.add_argument("--out", default=d.out, help="run folder")
-        p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
-        p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
+        p.add_argument("--epochs", type=at_least(1), default=d.epochs, help="training epochs")
+        p.add_argument("--batch-size", type=at_least(2), default=d.batch_size, help="images per step")
         p.add_argument("--lr", type=finite_float, default=d.lr, help="AdamW peak learning rate (warm-up, cosine decay)")
         p.add_argument(
             "--backbone-lr-scale",
@@ -98,7 +99,7 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
             default=d.backbone_lr_scale,
             help="fine-tuned CLIP blocks (--set unfreeze_last_blocks=K or freeze_image=false) train at lr x this",
         )
-        p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, shuffles and noise")
+        p.add_argument("--seed", type=at_least(0), default=d.seed, help="seed of weights, shuffles and noise")
         p.add_argument(
             "--no-cache",
             action="store_true",
@@ -112,7 +113,7 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         )
         p.add_argument(
             "--shift",
-            type=int,
+            type=at_least(0),
             default=d.shift,
             metavar="PX",
             help="augment the training images with a random shift of up to PX pixels (as --flip)",
@@ -125,7 +126,7 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         )
         p.add_argument(
             "--stop-after",
-            type=int,
+            type=at_least(1),
             default=None,
             metavar="N",
             help="stop after N epochs of this session (continue later with --resume)",
@@ -144,7 +145,31 @@ def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
             help="model config overrides, e.g. mixer=attention correction=false pretrained=bundled",
         )
         p.add_argument("--config", default=None, help="model config JSON (then --set applies on top)")
-        p.add_argument("--figure", default=None, help="also write a training report figure (PNG/PDF)")
+        p.add_argument("--figure", default=None, help="also write a training report figure (PNG/PDF)" + FIGURE_RULE)
+
+
+def at_least(low: int):
+    """argparse type: an integer of at least ``low`` (an option with a minimum is checked when it is parsed,
+    with one line naming it, never later as a traceback or a quiet wrong result)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too small: give an integer of at least {low}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+positive_int = at_least(1)
+
+
+JSON_RULE = " (a new file or an existing .json file; never over another kind of file, an image or an input)"
+FIGURE_RULE = " (a new file or an existing .png/.pdf/.svg file; never over another kind of file or an input)"
 
 
 def finite_float(text: str) -> float:
@@ -266,9 +291,12 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from cilf.app.predict import format_rows, load_predictor, predict, rows_csv, summary
+    from cilf.app.predict import READ_STATUSES, format_rows, iter_predict, load_predictor, rows_csv, summary
+    from cilf.data.images import walk_images
     from cilf.utils import pick_device
 
+    walk = walk_images(args.images)
+    walk.require(" ".join(args.images))  # nothing usable: NoImagesFound, one line, exit 2, before the model loads
     device = pick_device(args.device)
     model, zero_shot = load_predictor(args.checkpoint, device, clip_weights=args.clip_weights)
     if zero_shot:
@@ -278,24 +306,18 @@ def cmd_predict(args) -> int:
             f"trained CILF-CIAE model",
             file=sys.stderr,
         )
-    rows = predict(
-        args.images,
-        model,
-        detect=not args.aligned,
-        device=device,
-        zero_shot=zero_shot,
-        batch_size=args.batch_size,
-        progress=not args.quiet,
-        upsample=args.upsample,
-    )
-    if not rows:
-        from cilf.data.images import IMAGE_SUFFIXES
-
-        print(
-            f"no image files in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
-            file=sys.stderr,
+    rows = list(  # small rows only: images are read, estimated and dropped a batch at a time
+        iter_predict(
+            walk,
+            model,
+            detect=not args.aligned,
+            device=device,
+            zero_shot=zero_shot,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+            upsample=args.upsample,
         )
-        return 2
+    )
     print(format_rows(rows))
     if args.json:
         _write_json(args.json, [r.as_dict() for r in rows], "predictions")
@@ -308,7 +330,7 @@ def cmd_predict(args) -> int:
     if text:
         print(text, file=sys.stderr)
     missing = any(r.status == "missing" for r in rows)
-    read = any(r.status in ("ok", "no_face", "not_finite") for r in rows)
+    read = any(r.status in READ_STATUSES for r in rows)
     return 2 if missing or not read else 0
 
 
@@ -545,13 +567,15 @@ def _add_eval(sub) -> None:
     p = _command(sub, "eval", "evaluate a checkpoint on a split")
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
-    p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    p.add_argument("--json", default=None, help="also write the report to this JSON file" + JSON_RULE)
     p.add_argument("--clip-weights", default=None, metavar="FILE", help=CLIP_WEIGHTS_HELP)
     _train_config_args(p, train=False)
     p.set_defaults(func=cmd_eval)
 
 
 def _add_predict(sub) -> None:
+    from cilf.app.predict import DETECT_PIXELS, MAX_PIXELS
+
     p = _command(sub, "predict", "detect, align and estimate the age of every face in image files or folders")
     p.epilog = (
         "Each photo: faces found by dlib's HOG detector (OpenCV's cascades where dlib finds "
@@ -560,7 +584,14 @@ def _add_predict(sub) -> None:
         "An image whose shorter side is below 128 px (e.g. a 25-px crop) is taken whole as "
         "one face crop, without detection (detector 'whole_image'). --aligned: the "
         "images are aligned face crops, no detection. Exit code 2 when a named file is "
-        "missing or no image could be read; a photo without a face is not an error."
+        "missing or no image could be read (nothing usable found: one line saying what was passed "
+        "over); a photo without a face is not an error. In folders, other file types (.heic, .txt), "
+        "hidden entries and unreadable files or folders are passed over, and a file given twice is "
+        "estimated once: each is a row of its own in --json and --csv (status passed_over, unreadable, "
+        "duplicate) and is counted and named on stderr. A photo over "
+        f"{DETECT_PIXELS / 1e6:g} MP is reduced for detection; one over {MAX_PIXELS / 1e6:.1f} MP is not "
+        "decoded (status too_large). Images are read, estimated and dropped a batch at a time: memory "
+        "does not grow with their number."
     )
     p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
     p.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP + "; without it: zero-shot CLIP prompts")
@@ -572,9 +603,21 @@ def _add_predict(sub) -> None:
         action="store_true",
         help="the images are already aligned face crops: no detection, one row per image",
     )
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows to this JSON file")
-    p.add_argument("--csv", default=None, metavar="FILE", help="also write the rows to this CSV file")
-    p.add_argument("--batch-size", type=int, default=32, help="faces per forward pass")
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE",
+        help="also write the rows to this JSON file: a new file, or an existing .json file (replaced); never "
+        "over an image, another kind of file or an input (refused, exit code 2)",
+    )
+    p.add_argument(
+        "--csv",
+        default=None,
+        metavar="FILE",
+        help="also write the rows to this CSV file: a new file, or an existing .csv file (replaced); never "
+        "over an image, another kind of file or an input (refused, exit code 2)",
+    )
+    p.add_argument("--batch-size", type=at_least(1), default=32, help="faces per forward pass")
     p.add_argument(
         "--upsample",
         type=int,
@@ -588,12 +631,14 @@ def _add_predict(sub) -> None:
 
 
 def _add_synthage(sub) -> None:
+    from cilf.data.images import MIN_SIDE
+
     p = _command(sub, "synthage", "generate a SynthAge dataset (and a contact sheet)")
     p.add_argument("--out", default=None, help="folder (default: $CILF_DATA or ~/.cache/cilf/data)")
-    p.add_argument("--n-images", type=int, default=10000, help="images to render")
-    p.add_argument("--seed", type=int, default=0, help="seed of subjects and renders")
-    p.add_argument("--image-size", type=int, default=112, help="side of each image in pixels")
-    p.add_argument("--contact-sheet", default=None, help="PNG path for a subjects-by-age figure")
+    p.add_argument("--n-images", type=at_least(1), default=10000, help="images to render")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of subjects and renders")
+    p.add_argument("--image-size", type=at_least(MIN_SIDE), default=112, help="side of each image in pixels")
+    p.add_argument("--contact-sheet", default=None, help="PNG path for a subjects-by-age figure" + FIGURE_RULE)
     p.add_argument(
         "--force",
         action="store_true",
@@ -606,15 +651,15 @@ def _add_synthage(sub) -> None:
 def _add_pretrain_clip(sub) -> None:
     p = _command(sub, "pretrain-clip", "pretrain the micro-CLIP on SynthAge captions (open_clip loss)")
     p.add_argument("--out", default="runs/pretrain-clip", help="run folder (checkpoints, log, weights)")
-    p.add_argument("--n-images", type=int, default=20000, help="SynthAge images with captions")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs")
-    p.add_argument("--batch-size", type=int, default=256, help="image-caption pairs per step")
+    p.add_argument("--n-images", type=at_least(2), default=20000, help="SynthAge images with captions")
+    p.add_argument("--epochs", type=at_least(1), default=8, help="training epochs")
+    p.add_argument("--batch-size", type=at_least(2), default=256, help="image-caption pairs per step")
     p.add_argument("--lr", type=finite_float, default=1e-3, help="AdamW peak learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and shuffles")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of weights and shuffles")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     p.add_argument(
         "--stop-after",
-        type=int,
+        type=at_least(1),
         default=None,
         metavar="N",
         help="stop after N epochs of this session (continue later with --resume)",
@@ -632,15 +677,15 @@ def _add_pretrain_clip(sub) -> None:
 
 def _add_clip_report(sub) -> None:
     p = _command(sub, "clip-report", "zero-shot MAE and retrieval: bundled micro-CLIP vs random init")
-    p.add_argument("--n-images", type=int, default=10000, help="SynthAge size")
-    p.add_argument("--seed", type=int, default=0, help="SynthAge seed")
-    p.add_argument("--n-retrieval", type=int, default=1000, help="test images in the retrieval measurement")
+    p.add_argument("--n-images", type=at_least(50), default=10000, help="SynthAge size")
+    p.add_argument("--seed", type=at_least(0), default=0, help="SynthAge seed")
+    p.add_argument("--n-retrieval", type=at_least(1), default=1000, help="test images in the retrieval measurement")
     p.add_argument(
         "--train-compare",
         action="store_true",
         help="also train CILF-CIAE on both backbones at the same budget and compare test MAE",
     )
-    p.add_argument("--epochs", type=int, default=10, help="epochs of each --train-compare run")
+    p.add_argument("--epochs", type=at_least(1), default=10, help="epochs of each --train-compare run")
     p.add_argument("--out", default="runs/clip-report", help="report folder")
     _run_options(p)
     p.set_defaults(func=cmd_clip_report)
@@ -656,12 +701,12 @@ def _add_bench_speed(sub) -> None:
     )
     p.add_argument(
         "--tokens",
-        type=int,
+        type=at_least(1),
         nargs="+",
         default=[49, 196, 784, 3136, 12544],
         help="token counts N to time, each a square grid",
     )
-    p.add_argument("--dim", type=int, default=64, help="block width (a multiple of the 4 attention heads)")
+    p.add_argument("--dim", type=at_least(4), default=64, help="block width (a multiple of the 4 attention heads)")
     p.add_argument(
         "--mixers",
         nargs="+",
@@ -669,7 +714,9 @@ def _add_bench_speed(sub) -> None:
         choices=list(MIXER_LABELS),
         help="token mixers to time (none: MLP-only block)",
     )
-    p.add_argument("--repeats", type=int, default=5, help="timed calls at least (more until they add up to 0.25 s)")
+    p.add_argument(
+        "--repeats", type=at_least(1), default=5, help="timed calls at least (more until they add up to 0.25 s)"
+    )
     p.add_argument(
         "--max-attention-gb",
         type=finite_float,
@@ -696,26 +743,28 @@ def _add_bench_speed(sub) -> None:
     )
     p.add_argument(
         "--n-images",
-        type=int,
+        type=at_least(50),
         default=None,
         help="fine-tuning: SynthAge size (default 1000 in the one run, 3000 with --finetune)",
     )
     p.add_argument(
         "--epochs",
-        type=int,
+        type=at_least(1),
         default=None,
         help="fine-tuning: epochs of each trained mode (default 2 in the one run, 3 with --finetune)",
     )
-    p.add_argument("--ks", type=int, nargs="+", default=None, help="fine-tuning: last-k block counts (default 1 2)")
+    p.add_argument(
+        "--ks", type=at_least(1), nargs="+", default=None, help="fine-tuning: last-k block counts (default 1 2)"
+    )
     p.add_argument("--no-full-tower", action="store_true", help="fine-tuning: leave out the whole tower from pixels")
     p.add_argument(
         "--vit",
         action="store_true",
         help="--finetune: time ViT-B-16 (random init) on 16 images in batches of 4 instead of micro-CLIP (no test MAE)",
     )
-    p.add_argument("--finetune-json", default="runs/bench_finetune.json", help="--finetune: results file")
-    p.add_argument("--json", default="figures/bench_speed.json", help="results file")
-    p.add_argument("--figure", default="figures/complexity.png", help="log-log time and memory figure")
+    p.add_argument("--finetune-json", default="runs/bench_finetune.json", help="--finetune: results file" + JSON_RULE)
+    p.add_argument("--json", default="figures/bench_speed.json", help="results file" + JSON_RULE)
+    p.add_argument("--figure", default="figures/complexity.png", help="log-log time and memory figure" + FIGURE_RULE)
     _run_options(p, quiet=False)
     p.set_defaults(func=cmd_bench_speed)
 
@@ -736,8 +785,8 @@ def _add_bench(sub) -> None:
         "--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; synthage: generated)"
     )
     p.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
-    p.add_argument("--seeds", type=int, default=b.seeds, help="training seeds per fold (the CIs resample them)")
-    p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
+    p.add_argument("--seeds", type=at_least(1), default=b.seeds, help="training seeds per fold (the CIs resample them)")
+    p.add_argument("--max-folds", type=at_least(1), default=None, help="run only the first N folds")
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")
     p.add_argument(
         "--peers",
@@ -748,26 +797,26 @@ def _add_bench(sub) -> None:
     )
     p.add_argument(
         "--epochs",
-        type=int,
+        type=at_least(1),
         default=b.epochs,
         help="epochs of every trained method (CILF-CIAE, its ablations, the trained peers)",
     )
-    p.add_argument("--batch-size", type=int, default=b.batch_size, help="batch size of every trained method")
+    p.add_argument("--batch-size", type=at_least(2), default=b.batch_size, help="batch size of every trained method")
     p.add_argument("--lr", type=finite_float, default=b.lr, help="learning rate of every trained method")
     p.add_argument(
         "--peer-epochs",
-        type=int,
+        type=at_least(1),
         default=b.peer_epochs,
         help="epochs of the trained peers only (default: --epochs; another value makes the budgets "
         "unequal, and the budget line says so)",
     )
-    p.add_argument("--n-images", type=int, default=b.n_images, help="SynthAge size when --root is not given")
+    p.add_argument("--n-images", type=at_least(50), default=b.n_images, help="SynthAge size when --root is not given")
     p.add_argument("--out", default=b.out, help="results folder (runs already there are reused)")
     p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
     p.add_argument(
         "--unfreeze-last-blocks",
-        type=int,
+        type=at_least(0),
         default=b.unfreeze_last_blocks,
         metavar="K",
         help="CILF-CIAE and ablations fine-tune the last K CLIP image blocks (from a boundary cache; "
@@ -824,7 +873,7 @@ def _add_curve(sub) -> None:
     p.add_argument(
         "--protocol", default=None, help="named protocol (default: the dataset's standard one; its first fold is used)"
     )
-    p.add_argument("--n-images", type=int, default=c.n_images, help="SynthAge size when --root is not given")
+    p.add_argument("--n-images", type=at_least(50), default=c.n_images, help="SynthAge size when --root is not given")
     p.add_argument(
         "--subjects",
         nargs="+",
@@ -834,7 +883,7 @@ def _add_curve(sub) -> None:
         help="training subject counts; 'all' = every training subject; larger counts are clipped "
         f"(default: {' '.join('all' if n is None else str(n) for n in c.subjects)})",
     )
-    p.add_argument("--seeds", type=int, default=c.seeds, help="seeds (each draws its own nested subsets)")
+    p.add_argument("--seeds", type=at_least(1), default=c.seeds, help="seeds (each draws its own nested subsets)")
     p.add_argument(
         "--methods",
         nargs="+",
@@ -843,12 +892,12 @@ def _add_curve(sub) -> None:
         metavar="NAME",
         help=f"CILF-CIAE variants {list(VARIANTS)} and peers {list(PEERS)} (default: {' '.join(c.methods)})",
     )
-    p.add_argument("--epochs", type=int, default=c.epochs, help="least epochs of every method")
-    p.add_argument("--batch-size", type=int, default=c.batch_size, help="batch size")
+    p.add_argument("--epochs", type=at_least(1), default=c.epochs, help="least epochs of every method")
+    p.add_argument("--batch-size", type=at_least(2), default=c.batch_size, help="batch size")
     p.add_argument("--lr", type=finite_float, default=c.lr, help="learning rate")
     p.add_argument(
         "--min-steps",
-        type=int,
+        type=at_least(0),
         default=c.min_steps,
         help="small subsets train max(epochs, ceil(min_steps x batch / training images)) epochs",
     )
@@ -873,16 +922,18 @@ def _add_data(sub) -> None:
     c.add_argument("--dataset", required=True, help=f"one of {sorted(SOURCES)}")
     c.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
     c.add_argument("--no-verify", action="store_true", help="do not open every image")
-    c.add_argument("--json", default=None, help="also write the full report here")
+    c.add_argument("--json", default=None, help="also write the full report here" + JSON_RULE)
     _run_options(c, device=False)
     c.set_defaults(func=cmd_data_check)
 
 
 def _add_align(sub) -> None:
+    from cilf.data.images import MIN_SIDE
+
     p = _command(sub, "align", "detect and 5-point-align faces of SRC into DST (never writes into SRC)")
     p.add_argument("src", help="folder of face photos (read only)")
     p.add_argument("dst", help="folder for the aligned crops (created; same relative paths)")
-    p.add_argument("--size", type=int, default=224, help="output side in pixels")
+    p.add_argument("--size", type=at_least(MIN_SIDE), default=224, help="output side in pixels")
     p.add_argument(
         "--detector",
         choices=("auto", "dlib", "opencv"),
@@ -891,6 +942,253 @@ def _add_align(sub) -> None:
     )
     _run_options(p, device=False)
     p.set_defaults(func=cmd_align)
+
+
+# ---- outputs checked against the inputs, before anything is read or written ------------------------------------
+#
+# Every path a command writes (a file such as --json, --csv, --figure; a folder such as --out or align's DST)
+# and every path it reads (images, folders, manifests, checkpoints, --config, results files, dataset roots,
+# the generated SynthAge set) is looked at once, symbolic links resolved, before the command starts. Refused
+# with one line and exit code 2: a name over 255 bytes; an output that is an input, lies inside an input
+# folder that is read as a whole (a run folder inside a dataset), or replaces a folder an input lies in; two
+# outputs on one path; a file output onto a folder, a folder output onto a file; and a file output over an
+# EXISTING file of another kind (--json over anything but a .json file, --csv over anything but a .csv file,
+# --figure over anything but a .png/.pdf/.svg file) or over an image: `predict --json photos/*.jpg` would
+# otherwise take the first photo for the JSON path. A new JSON or CSV file may have any name but an image's.
+
+OUTPUT_SUFFIXES = {"json": (".json",), "csv": (".csv",), "figure": (".png", ".pdf", ".svg")}
+REPLACE_RULE = {
+    "json": "an existing file is replaced only when it is a .json file that is not an image",
+    "csv": "an existing file is replaced only when it is a .csv file that is not an image",
+    "figure": "an existing file is replaced only when it is a .png, .pdf or .svg file",
+}
+RUN_FILES = ("run.json", "metrics.json", "history.json", "test_predictions.csv", ".cilf-lock")
+RUN_FOLDERS = ("last", "prev", "best")  # replaced whole at every save
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"P5", b"P6")
+
+
+class PathRefused(ValueError):
+    """A command's paths that would lose or mix the user's data; refused before the command starts."""
+
+
+@dataclass
+class _Out:
+    option: str
+    path: str
+    kind: str  # json, csv, figure, folder
+    files: tuple[str, ...] = ()  # names the command writes inside the folder
+    replaced: tuple[str, ...] = ()  # sub-folders it replaces whole
+    anything: bool = False  # writes names of its own choosing inside the folder: no input may lie there
+
+
+@dataclass
+class _In:
+    option: str
+    path: str
+    beside_ok: bool = False  # a file output (a report) may be written inside this input folder
+
+
+def _is_image(path: str) -> bool:
+    """An image by its content (the first bytes of PNG, JPEG, GIF, BMP, TIFF, PGM/PPM, WebP or HEIC)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[4:8] == b"ftyp"
+
+
+def _long_name(option: str, path: str) -> None:
+    from cilf.io import NAME_MAX
+
+    for part in Path(path).parts:
+        n = len(os.fsencode(part))
+        if n > NAME_MAX:
+            shown = part if len(part) <= 40 else part[:30] + "..." + part[-6:]
+            raise PathRefused(
+                f"{option}: the name {shown!r} is {n} bytes, more than the {NAME_MAX} a file system allows "
+                f"for one file or folder name; no such file can exist: shorten the name"
+            )
+
+
+def _check_output(out: _Out) -> None:
+    from cilf.data.images import IMAGE_SUFFIXES
+
+    p = Path(out.path)
+    if out.kind == "folder":
+        if p.exists() and not p.is_dir():
+            raise PathRefused(f"{out.option} {out.path}: is a file, not a folder; give a folder (it is created)")
+        return
+    if p.is_dir():
+        raise PathRefused(f"{out.option} {out.path}: is a folder; give a file name")
+    kind = {"json": "a JSON file", "csv": "a CSV file", "figure": "a figure"}[out.kind]
+    suffix = p.suffix.lower()
+    if p.exists():
+        image = out.kind != "figure" and _is_image(out.path)
+        if suffix not in OUTPUT_SUFFIXES[out.kind] or image:
+            what = "an image" if image else f"a {suffix} file" if suffix else "a file without a suffix"
+            raise PathRefused(
+                f"{out.option} {out.path}: this existing file is {what}, not {kind}; cilf will not replace it "
+                f"({REPLACE_RULE[out.kind]}): choose a new file name (did the shell put one of your files right "
+                f"after {out.option}?)"
+            )
+    elif out.kind != "figure" and suffix in IMAGE_SUFFIXES:  # a new file a walk would take for a (broken) image
+        raise PathRefused(
+            f"{out.option} {out.path}: an image's name ({suffix}) for {kind}; give a name ending in "
+            f"{OUTPUT_SUFFIXES[out.kind][0]}"
+        )
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def check_paths(outputs: list[_Out], inputs: list[_In]) -> None:
+    """Refuse (PathRefused or OverlapError, one line) the outputs that would lose or mix the user's data."""
+    from cilf.io import refuse_overlap
+
+    outputs = [o for o in outputs if o.path]
+    inputs = [i for i in inputs if i.path]
+    for x in (*outputs, *inputs):
+        _long_name(x.option, x.path)
+    named = [(o.option, o.path) for o in outputs if o.kind != "folder"]
+    for o in outputs:
+        named += [(o.option, str(Path(o.path) / n)) for n in (*o.files, *o.replaced)]
+    first: dict[str, tuple[str, str]] = {}
+    for option, path in named:
+        real = _real(path)
+        if real in first and first[real][0] != option:
+            raise PathRefused(
+                f"{first[real][0]} {first[real][1]} and {option} {path} are the same file; give each output its own path"
+            )
+        first.setdefault(real, (option, path))
+    files = [o.path for o in outputs if o.kind != "folder"]
+    folders = [o.path for o in outputs if o.kind == "folder"]
+    written = [str(Path(o.path) / n) for o in outputs for n in o.files]
+    replaced = [str(Path(o.path) / n) for o in outputs for n in o.replaced]
+    strict = [i.path for i in inputs if not i.beside_ok]
+    beside = [i.path for i in inputs if i.beside_ok]
+    refuse_overlap([*files, *folders, *written], strict, replaced=replaced)
+    refuse_overlap([*files, *written], beside, inside_inputs_ok=True)
+    refuse_overlap(folders, beside)
+    for o in outputs:
+        _check_output(o)
+    for o in outputs:
+        if o.anything:
+            top = _real(o.path)
+            for i in inputs:
+                if _real(i.path).startswith(top + os.sep):
+                    raise PathRefused(
+                        f"{i.option} {i.path}: this input lies inside the output folder {o.path}, where "
+                        f"{o.option} writes; choose an output folder outside it or move the input out"
+                    )
+
+
+def _synthage_root(n_images: int | None = None, seed: int = 0) -> str:
+    """The folder of the generated SynthAge set of that size (default: SynthAgeSpec's) and seed."""
+    from cilf.data.synthage import SynthAgeSpec, default_root
+
+    spec = SynthAgeSpec(seed=seed) if n_images is None else SynthAgeSpec(n_images=n_images, seed=seed)
+    return str(default_root(spec))
+
+
+def _dataset_root(name: str | None, root: str | None, n_images: int | None = None) -> str | None:
+    """The folder a dataset is read from: ``root``, else its default (SynthAge: the generated set)."""
+    if root is not None or name is None:
+        return root
+    if name == "synthage":
+        return _synthage_root(n_images)
+    from cilf.data.open import default_root
+
+    try:
+        return str(default_root(name))
+    except (KeyError, ValueError):  # an unknown name: the command says so
+        return None
+
+
+def _data_inputs(args, beside_ok: bool = False) -> list[_In]:
+    """The data a train/eval run reads: --data, the dataset's root, or the generated SynthAge set."""
+    if args.data:
+        return [_In("--data", args.data)]
+    if args.dataset:
+        return [_In("--root", _dataset_root(args.dataset, args.root, args.n_images), beside_ok=beside_ok)]
+    return [_In("SynthAge", _synthage_root(args.n_images, args.data_seed))]
+
+
+def _io_train(args):
+    out = _Out("--out", args.out, "folder", files=RUN_FILES, replaced=RUN_FOLDERS)
+    return [out, _Out("--figure", args.figure, "figure")], [*_data_inputs(args), _In("--config", args.config)]
+
+
+def _io_eval(args):
+    ins = [_In("--checkpoint", args.checkpoint), _In("--clip-weights", args.clip_weights)]
+    return [_Out("--json", args.json, "json")], [*ins, *_data_inputs(args, beside_ok=True)]
+
+
+def _io_predict(args):
+    images = [_In("IMAGES", p, beside_ok=True) for p in args.images]
+    ins = [*images, _In("--checkpoint", args.checkpoint), _In("--clip-weights", args.clip_weights)]
+    return [_Out("--json", args.json, "json"), _Out("--csv", args.csv, "csv")], ins
+
+
+def _io_synthage(args):
+    return [_Out("--out", args.out, "folder", anything=True), _Out("--contact-sheet", args.contact_sheet, "figure")], []
+
+
+def _io_pretrain(args):
+    from cilf.app.pretrain import PretrainConfig
+
+    data = _In("SynthAge", _synthage_root(args.n_images, PretrainConfig.data_seed))
+    return [_Out("--out", args.out, "folder", anything=True)], [data]
+
+
+def _io_clip_report(args):
+    return [_Out("--out", args.out, "folder")], [_In("SynthAge", _synthage_root(args.n_images, args.seed))]
+
+
+def _io_bench_speed(args):
+    outs = [_Out("--json", args.json, "json"), _Out("--figure", args.figure, "figure")]
+    return [*outs, _Out("--finetune-json", args.finetune_json if args.finetune else None, "json")], []
+
+
+def _io_bench(args):
+    return [_Out("--out", args.out, "folder")], [_In("--root", _dataset_root(args.dataset, args.root, args.n_images))]
+
+
+def _io_claims(args):
+    return [], [_In("RESULTS", args.results), _In("--speed", args.speed)]
+
+
+def _io_data_check(args):
+    return [_Out("--json", args.json, "json")], [_In("ROOT", _dataset_root(args.dataset, args.root), beside_ok=True)]
+
+
+def _io_align(args):
+    return [_Out("DST", args.dst, "folder", anything=True)], [_In("SRC", args.src)]
+
+
+PATHS = {
+    "train": _io_train,
+    "eval": _io_eval,
+    "predict": _io_predict,
+    "synthage": _io_synthage,
+    "pretrain-clip": _io_pretrain,
+    "clip-report": _io_clip_report,
+    "bench-speed": _io_bench_speed,
+    "bench": _io_bench,
+    "curve": _io_bench,
+    "claims": _io_claims,
+    "data check": _io_data_check,
+    "align": _io_align,
+}
+
+
+def check_command_paths(args) -> None:
+    """:func:`check_paths` of one parsed command (:data:`PATHS` says what it writes and reads)."""
+    command = args.command + (f" {args.data_command}" if getattr(args, "data_command", None) else "")
+    io = PATHS.get(command)
+    if io is not None:
+        check_paths(*io(args))
 
 
 COMMANDS = (
@@ -989,10 +1287,30 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
 
 
+def _too_long(e: OSError) -> str:
+    """One line for an ENAMETOOLONG met while reading: the path, its longest name and the fix."""
+    from cilf.io import NAME_MAX
+
+    path = os.fsdecode(e.filename) if e.filename is not None else "a path"
+    longest = max(Path(path).parts, key=lambda part: len(os.fsencode(part)), default=path)
+    n = len(os.fsencode(longest))
+    shown = longest if len(longest) <= 40 else longest[:30] + "..." + longest[-6:]
+    what = f"the name {shown!r} is {n} bytes, more than the {NAME_MAX}" if n > NAME_MAX else "it is longer than"
+    return f"{path.replace(longest, shown)}: cannot be read ({what} the file system allows); shorten the name where it is given"
+
+
 def _run(args) -> int:
     """``args.func(args)``, its errors the user can fix as one line on stderr and an exit code."""
     from cilf.io import OutputError, output_error
 
+    try:
+        check_command_paths(args)
+    except (PathRefused, OutputError) as e:  # before anything is read or written
+        print(f"error: {args.command}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path that cannot even be looked at (no permission on a folder above it)
+        print(f"error: {args.command}: {e.filename or ''}: cannot be looked at ({e.strerror or e})", file=sys.stderr)
+        return 2
     try:
         code = args.func(args)
         sys.stdout.flush()  # a full disk or closed pipe on stdout shows here, not at exit
@@ -1007,6 +1325,9 @@ def _run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:  # a long name met while reading (a manifest's row, a dataset's file)
+            print(f"error: {_too_long(e)}", file=sys.stderr)
+            return 2
         if e.errno not in _OUTPUT_ERRNOS and not isinstance(e, (FileNotFoundError, FileExistsError)):
             raise
         if e.errno in _OUTPUT_ERRNOS:

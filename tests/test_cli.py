@@ -8,8 +8,13 @@ import cilf
 def test_cli_reports_a_bad_budget_before_any_work(tmp_path, capsys):
     from cilf.cli import main
 
-    assert main(["train", "--epochs", "0", "--out", str(tmp_path / "run")]) == 2
-    assert "epochs must be at least 1" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as e:  # refused by argparse: an integer option with a minimum
+        main(["train", "--epochs", "0", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --epochs: 0 is too small: give an integer of at least 1" in err
+    assert not (tmp_path / "run").exists()
+    assert main(["train", "--lr", "-1", "--out", str(tmp_path / "run")]) == 2  # a range the dataclass checks
+    assert "lr must be positive" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 def test_cli_help_explains_every_option_and_its_default():

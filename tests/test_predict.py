@@ -122,8 +122,8 @@ def test_cli_on_a_folder_of_photos_and_a_missing_path(photos, tmp_path, capsys):
         and "whole_image" in lines[f"{photos / 'tiny.png'} 0"]
     )
     assert lines[f"{photos / 'no_face.png'} -"].endswith("no face found")
-    assert lines[f"{missing} -"].endswith("file not found")
-    assert f"no face found in: {photos / 'no_face.png'}" in cap.err and f"file not found: {missing}" in cap.err
+    assert lines[f"{missing} -"].endswith("not found (no such file or folder)")
+    assert f"no face found in: {photos / 'no_face.png'}" in cap.err and f"# not found: {missing}" in cap.err
     rows = json.loads((tmp_path / "p.json").read_text())
     assert (
         len(rows) == 6
@@ -215,7 +215,9 @@ def test_predict_paths_with_model_and_cli_eval(trained, tmp_path, capsys, data_e
 def test_predict_on_a_folder_without_images_says_so(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not a face")
     assert main(["predict", str(tmp_path), "--quiet"]) == 2
-    assert f"no image files in {tmp_path}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"no usable image in {tmp_path}" in err and "1 unsupported extension .txt" in err
+    assert err.count("\n") == 1  # one line, before any model is loaded
 
 
 def test_help_states_the_small_image_rule(capsys):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cilf.model.config import check_ranges
+from cilf.typecheck import coerce_fields
 
 
 @dataclass
@@ -70,6 +74,12 @@ class TrainConfig(Budget):
     shift: int = 0  # augment the training images: random shift of up to this many pixels (cilf.app.augment)
 
     def __post_init__(self) -> None:
+        # every value typed by its field first (cilf.typecheck): "false" in quotes is not a switch, 64.5 not a count
+        if type(self.device).__name__ == "device":  # a torch.device, as pick_device returns it
+            self.device = str(self.device)
+        typed = coerce_fields(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        for name, value in typed.items():
+            setattr(self, name, value)
         check_ranges(
             self,
             {
@@ -91,3 +101,14 @@ class TrainConfig(Budget):
             raise ValueError(f"fold must be >= 0 (got {self.fold}) and val_frac in (0, 1) (got {self.val_frac})")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+
+def saved_train_config(values: Any, source: str = "") -> dict[str, Any]:
+    """The TrainConfig fields of a run's saved settings (``train_state``'s ``tcfg``), typed by their fields.
+
+    Fields this version does not know (a run of another version) are left out; a value of the wrong type
+    (``"false"`` in quotes, 64.5 for a count) is refused: ValueError naming ``source``, the field and the value."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{source}the saved run settings are not a mapping of fields ({type(values).__name__})")
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return coerce_fields(TrainConfig, {k: v for k, v in values.items() if k in names}, source=source)

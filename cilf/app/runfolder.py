@@ -87,6 +87,35 @@ def open_run_folder(out: Path, resume: bool, force: bool, say=print) -> FolderLo
     return lock
 
 
+def is_fresh(out: Path) -> bool:
+    """``out`` does not exist yet or is an empty folder (so a run that saves nothing may leave it as it was)."""
+    try:
+        return not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    except OSError:
+        return False
+
+
+def discard_unused_run_folder(out: Path, remove_folder: bool) -> bool:
+    """After a run in a fresh folder failed before saving an epoch (its lock released): remove what it wrote
+    (run.json, cilf temporaries) and, if ``remove_folder`` (this run created it), the folder once empty. A folder
+    with a saved epoch, or with any other file, is left alone. Returns whether the folder is gone."""
+    try:
+        if not out.is_dir() or _has_run(out) or (out / "best").exists():
+            return False
+        (out / RUN_MARKER).unlink(missing_ok=True)  # the lock was released by its holder (it may be another's now)
+        for tmp in out.glob(".*.tmp"):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        if remove_folder and not any(out.iterdir()):
+            out.rmdir()
+            return True
+    except OSError:
+        pass
+    return False
+
+
 def claim_run_folder(out: Path, resume: bool, force: bool, ctx: DistContext, say) -> FolderLock | None:
     """Rank 0 opens the run folder; every rank stops if it could not (so no rank waits forever)."""
     lock, err = None, None

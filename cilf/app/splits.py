@@ -3,11 +3,13 @@ protocol fold (:mod:`cilf.data.splits`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cilf.app.params import TrainConfig
-from cilf.data.datasets import ManifestDataset, RecordDataset, SynthAge
+from cilf.data.datasets import ManifestDataset, ManifestError, RecordDataset, SynthAge, read_manifest
 from cilf.data.splits import open_splits
+from cilf.io import NAME_MAX
 from cilf.labels import SYNTHAGE
 
 
@@ -27,6 +29,7 @@ def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, RecordDataset],
         )
         return d.splits, d.label, d.info
     if tcfg.data:
+        check_manifest_paths(tcfg.data)
         splits = {s: ManifestDataset(tcfg.data, split=s, transform=transform) for s in ("train", "val", "test")}
         empty = [s for s, d in splits.items() if len(d) == 0]
         if empty:
@@ -37,3 +40,30 @@ def load_splits(tcfg: TrainConfig, transform) -> tuple[dict[str, RecordDataset],
         for s in ("train", "val", "test")
     }
     return splits, f"this run, {SYNTHAGE}", {}
+
+
+def data_warnings(splits: dict[str, RecordDataset]) -> list[str]:
+    """The leaks a manifest's splits carry (``ManifestDataset.warnings()``: an image in two splits or with two
+    ages, a repeated row, a subject in two splits where that matters), one line each with its count; [] else.
+    Every split of one manifest holds the same report (it is made over the whole manifest), so it is read once."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for ds in splits.values():
+        if isinstance(ds, ManifestDataset) and str(ds.csv_path) not in seen:
+            seen.add(str(ds.csv_path))
+            out += ds.warnings()
+    return out
+
+
+def check_manifest_paths(csv_path: str | Path) -> None:
+    """ManifestError naming the manifest and line of the first image path with a file or folder name over
+    NAME_MAX (255) bytes: no such file can exist, and looking it up would fail with ENAMETOOLONG mid-run."""
+    for line, row in enumerate(read_manifest(csv_path), start=2):
+        for part in Path(row["path"]).parts:
+            n = len(os.fsencode(part))
+            if n > NAME_MAX:
+                shown = part if len(part) <= 40 else part[:30] + "..." + part[-6:]
+                raise ManifestError(
+                    f"{csv_path}, line {line}: the path names {shown!r}, {n} bytes, more than the {NAME_MAX} a "
+                    f"file system allows for one name (no such file can exist); fix the path in the manifest"
+                )

@@ -27,10 +27,10 @@ from cilf.app.engine import TrainStep, amp_dtype_for, train_one_epoch
 from cilf.app.evaluate import add_dataset_metrics, evaluation_report
 from cilf.app.features import boundary_features, extract_features
 from cilf.app.infer import predict_features
-from cilf.app.params import RESUME_FIXED, Budget, TrainConfig
-from cilf.app.runfolder import claim_run_folder, keep_copy
+from cilf.app.params import RESUME_FIXED, Budget, TrainConfig, saved_train_config
+from cilf.app.runfolder import claim_run_folder, discard_unused_run_folder, is_fresh, keep_copy
 from cilf.app.schedule import NonFiniteLoss, build_optimizer, check_resume_settings, session_epochs
-from cilf.app.splits import load_splits
+from cilf.app.splits import data_warnings, load_splits
 from cilf.data.datasets import RecordDataset
 from cilf.data.splits import print_data_notes
 from cilf.io import atomic_write, write_json
@@ -85,9 +85,12 @@ def check_augment(cfg: CILFConfig, tcfg: TrainConfig) -> None:
 
 
 def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, force: bool, ctx: DistContext) -> dict:
+    """One run in ``tcfg.out``. A folder that was new or empty and saved no epoch (the data could not be
+    opened, the first epoch failed or was interrupted) is left as it was: what this run put there is removed."""
     check_augment(cfg, tcfg)
     out = Path(tcfg.out)
     say = _say(ctx)
+    fresh, existed = ctx.is_main and is_fresh(out), out.exists()
     lock = claim_run_folder(out, resume, force, ctx, say)
     try:
         seed_everything(tcfg.seed)
@@ -105,6 +108,13 @@ def _train(cfg: CILFConfig, tcfg: TrainConfig, resume: bool, force: bool, ctx: D
         if epochs.stop < tcfg.epochs:
             return {"stopped_after_epoch": epochs.stop, "history": run.history, "checkpoint": str(out / "last")}
         return run.report()
+    except BaseException:
+        if lock is not None:
+            lock.release()
+            lock = None
+        if fresh:
+            discard_unused_run_folder(out, remove_folder=not existed)
+        raise
     finally:
         if lock is not None:
             lock.release()
@@ -120,14 +130,13 @@ def _resume_point(out: Path, cfg: CILFConfig, tcfg: TrainConfig, say) -> tuple[P
         say(f"{out}: no saved epoch to resume; starting from epoch 1")
         return None, None
     state = load_train_state(d)
+    settings = saved_train_config(state.get("tcfg", {}), source=f"{d}: saved run settings: ")
     saved = CILFConfig.load(d / "config.json")
     if moved_weights(d, cfg.pretrained):  # the CLIP weights file was moved: same content (SHA-256), new path
         saved = saved.replace(pretrained=cfg.pretrained)
     if saved.to_dict() != cfg.to_dict():
         raise ValueError(f"{d}: the run was started with another model config; resume with the same settings")
-    check_resume_settings(
-        d, state.get("tcfg", {}), asdict(tcfg), RESUME_FIXED, same={"data": _same_path, "root": _same_path}
-    )
+    check_resume_settings(d, settings, asdict(tcfg), RESUME_FIXED, same={"data": _same_path, "root": _same_path})
     return d, state
 
 
@@ -172,6 +181,10 @@ class _Session:
             )
         if self.main and self.data_info:
             print_data_notes(self.source, self.data_info)
+        self.data_warnings = [] if tcfg.dataset else data_warnings(self.splits)  # --dataset: in data_info
+        if self.main:
+            for w in self.data_warnings:  # a manifest's leaks (an image in two splits, two ages), with counts
+                print(f"warning: {w}", file=sys.stderr, flush=True)
         clip = model.clip
         cached = tcfg.cache_features and not clip.image_trainable
         boundary = tcfg.cache_features and clip.image_trainable and 0 < clip.boundary  # last blocks fine-tuned
@@ -368,6 +381,7 @@ class _Session:
                 "processes": self.ctx.world_size,
                 "precision": "bf16" if self.amp is not None else "fp32",
                 "skipped_files": {s: d.skips.skipped for s, d in self.splits.items()},
+                "data_warnings": self.data_warnings,
                 "config": self.cfg.to_dict(),
                 "clip_weights": model.clip.weights.to_dict(),
                 "train_config": asdict(tcfg),
