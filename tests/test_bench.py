@@ -322,13 +322,16 @@ def test_the_difference_from_the_full_model_is_the_paired_bootstrap_of_the_saved
     _, res = paired_bench
     full, dex = _errors(res, "full"), _errors(res, "dex")
     assert full.shape == (2, res["test_images"]) and np.isfinite(full).all()
-    d = paired_mae_difference(dex, full, n_resamples=N_RESAMPLES)
+    (subjects,) = res["test_subjects"].values()  # the CIs resample test subjects (fold-local ids)
+    groups = [np.char.add("0:", np.asarray(subjects, dtype=str))]
+    assert res["ci"]["unit"] == "subjects" and "subjects" in res["ci"]["over"]
+    d = paired_mae_difference(dex, full, n_resamples=N_RESAMPLES, groups=groups)
     m = res["methods"]["dex"]
     assert m["delta_mae"] == pytest.approx(d.estimate, abs=1e-12) and m["paired_images"] == full.shape[1]
     assert m["delta_ci"] == pytest.approx([d.ci_low, d.ci_high], abs=1e-12)
     assert m["delta_mae"] == pytest.approx(dex.mean() - full.mean(), abs=1e-9)
     assert m["verdict"] == {"supported": "better", "contradicted": "worse"}.get(verdict(d), "not resolved")
-    c = mean_ci(full, n_resamples=N_RESAMPLES)
+    c = mean_ci(full, n_resamples=N_RESAMPLES, groups=groups)
     f = res["methods"]["full"]
     assert f["mae_ci"] == pytest.approx([c.ci_low, c.ci_high], abs=1e-12) and f["mae_ci"][0] < f["mae"] < f["mae_ci"][1]
     assert f["mae_pooled"] == pytest.approx(f["mae"], abs=1e-9)  # one fold, every image predicted
@@ -393,7 +396,7 @@ def test_the_printed_table_and_the_csv_have_the_ci_columns(paired_bench):
 
     bcfg, res = paired_bench
     text = format_results(res)
-    assert f"95% CI over {res['test_images']} test images x 2 seed(s), paired two-way bootstrap" in text
+    assert f"95% CI over subjects x seeds ({res['test_images']} test images, 2 seed(s); " in text
     header = next(ln for ln in text.splitlines() if ln.startswith("method"))
     assert header.split()[:14] == [
         "method",

@@ -303,3 +303,16 @@ def test_subject_ids_make_subjects_the_unit_and_the_design_line_says_so():
     assert by_subject["dex"]["paired_groups"] == FOLDS * (N_IMG // 5 + (N_IMG % 5 > 0))
     res = dict(fake_result({}), ci={"unit": "subjects", "over": "test subjects x seeds"})
     assert all(r["design"].startswith("95% CIs over subjects x seeds") for r in claims_table(res))
+
+
+def test_leave_one_person_out_folds_pool_their_subjects():
+    rng = np.random.default_rng(2)
+    folds = 6
+    ages = [rng.uniform(20, 60, 4) for _ in range(folds)]
+    runs = {
+        name: [_score(ages[k], ages[k] + rng.normal(shift, 3, 4), [{}] * 4) for k in range(folds) for _ in range(SEEDS)]
+        for name, shift in (("full", 0.0), ("dex", 0.5))
+    }
+    one_each = [np.array([f"s{k}"] * 4) for k in range(folds)]  # each fold's test images: one subject
+    s = summarise(runs, ages, one_each)
+    assert s["full"]["ci_unit"] == "subjects" and s["dex"]["paired_groups"] == folds

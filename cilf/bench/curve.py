@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from cilf.app.params import Budget
 from cilf.bench.effects import CONFIDENCE, N_RESAMPLES
 from cilf.bench.peers import PEERS
 from cilf.bench.runner import (
@@ -53,7 +54,12 @@ DRAW_SALT = 104729  # keeps the subject draws apart from the training seeds' ran
 
 
 @dataclass
-class CurveConfig:
+class CurveConfig(Budget):
+    """A learning curve: its :class:`~cilf.app.params.Budget` (``epochs`` the least per method, see
+    ``EPOCHS_RULE``; seeds ``seed`` .. ``seed + seeds - 1``), the dataset, subject counts and methods."""
+
+    epochs: int = 15  # the least number of epochs (every method)
+    device: str = "cpu"
     dataset: str = "synthage"
     root: str | None = None  # None: $CILF_DATASETS/<dataset>; for synthage a generated set of n_images
     n_images: int = 2000  # SynthAge size when no root is given
@@ -70,13 +76,9 @@ class CurveConfig:
         "oracle",
         "train_mean",
     )  # bench variant names and peer names
-    epochs: int = 15  # the least number of epochs (every method)
-    batch_size: int = 64
-    lr: float = 2e-3
     min_steps: int = 200  # see EPOCHS_RULE
     out: str = "runs/bench"  # the benchmark's run store: runs are shared with `python -m cilf bench`
     cache_dir: str | None = None  # feature cache (default $CILF_CACHE or ~/.cache/cilf)
-    device: str = "cpu"
     progress: bool = True
     model: dict = field(default_factory=dict)  # CILFConfig overrides for every variant
 
@@ -128,6 +130,9 @@ def _bench_config(cfg: CurveConfig, epochs: int) -> BenchConfig:
         peer_epochs=epochs,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps,
+        seed=cfg.seed,
         n_images=cfg.n_images,
         out=cfg.out,
         cache_dir=cfg.cache_dir,

@@ -79,6 +79,18 @@ def _groups_of(test_groups: list[np.ndarray] | None, masks: list[np.ndarray | No
     ]
 
 
+def _design(
+    folds: list[np.ndarray], groups: list[np.ndarray] | None, *others: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray] | None, list[list[np.ndarray]]]:
+    """``folds`` (and ``others``, the same images of other methods) as the CI reads them: when some fold holds a
+    single subject (leave-one-person-out), subjects cannot be drawn within folds, so the folds are pooled and the
+    subjects drawn across them (each fold is then one subject; the same seeds run in every fold)."""
+    if groups is None or all(len(np.unique(g)) >= 2 for g in groups):
+        return folds, groups, list(others)
+    pool = lambda fs: [np.concatenate(fs, axis=1)]  # noqa: E731
+    return pool(folds), [np.concatenate(groups)], [pool(o) for o in others]
+
+
 def effect_columns(
     methods: dict[str, list[dict]],
     test_ages: list[np.ndarray],
@@ -105,7 +117,8 @@ def effect_columns(
         masks = _masks(e, [e])
         own = _covered(e, masks)
         if own:
-            eff = mean_ci(own, seed=0, groups=_groups_of(test_groups, masks), **kw)
+            own, g, _ = _design(own, _groups_of(test_groups, masks))
+            eff = mean_ci(own, seed=0, groups=g, **kw)
             col.update(
                 mae_pooled=eff.estimate, mae_ci=[eff.ci_low, eff.ci_high], ci_images=eff.n_images, ci_unit=eff.unit
             )
@@ -113,6 +126,7 @@ def effect_columns(
             masks = _masks(e, [e, errs[reference]])
             a, b, g = _covered(e, masks), _covered(errs[reference], masks), _groups_of(test_groups, masks)
             if a:
+                a, g, (b,) = _design(a, g, b)
                 d, *again = [paired_mae_difference(a, b, seed=s, groups=g, **kw) for s in BOOTSTRAP_SEEDS]
                 col.update(
                     delta_mae=d.estimate,

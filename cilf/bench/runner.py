@@ -24,6 +24,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cilf.app.correction_report import correction_report
+from cilf.app.crossfit import fit_features
+from cilf.app.feature_cache import cached_boundary, cached_features
+from cilf.app.features import boundary_features
+from cilf.app.infer import predict_features
+from cilf.app.params import Budget
 from cilf.bench.effects import (
     CONFIDENCE,
     N_RESAMPLES,
@@ -40,9 +46,10 @@ from cilf.data.datasets import subject_ids
 from cilf.data.open import open_dataset
 from cilf.data.protocols import Fold
 from cilf.data.splits import dataset_metrics
+from cilf.data.synthage import SynthAgeSpec, generate
 from cilf.io import json_text, write_text
 from cilf.metrics import age_report, mean_std
-from cilf.model.config import CILFConfig, check_ranges
+from cilf.model.config import CILFConfig, check_ranges, default_config
 from cilf.persist.factory import create_model
 from cilf.stats import DEFAULT_SEEDS
 from cilf.utils import pick_device
@@ -69,7 +76,13 @@ VARIANT_TITLES = {
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(Budget):
+    """One benchmark: its :class:`~cilf.app.params.Budget` (one budget for every trained method, CILF-CIAE, its
+    ablations and every trained peer; no early stopping; seeds ``seed`` .. ``seed + seeds - 1``), the dataset and
+    protocol, the methods, and where runs are kept."""
+
+    epochs: int = 15
+    device: str = "cpu"  # "auto": CUDA when present, else CPU
     dataset: str = "synthage"
     root: str | None = None  # None: $CILF_DATASETS/<dataset>; for synthage a generated set of n_images
     protocol: str | None = None  # None: the dataset's default protocol
@@ -77,15 +90,10 @@ class BenchConfig:
     max_folds: int | None = None  # run only the first n folds (FG-NET's 82, say)
     variants: tuple[str, ...] = tuple(VARIANTS)
     peers: tuple[str, ...] = DEFAULT_PEERS  # any registered name may be given (BASELINE always runs)
-    # one training budget for every trained method (CILF-CIAE, its ablations, every trained peer); no early stopping
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 2e-3
     peer_epochs: int | None = None  # None: the same as ``epochs`` (another value makes the budgets unequal, said so)
     n_images: int = 2000  # SynthAge size when no root is given
     out: str = "runs/bench"
     cache_dir: str | None = None  # feature cache (default $CILF_CACHE or ~/.cache/cilf)
-    device: str = "cpu"  # "auto": CUDA when present, else CPU
     progress: bool = True
     fresh: bool = False  # recompute runs even when saved ones match
     model: dict = field(default_factory=dict)  # CILFConfig overrides for every variant
@@ -240,8 +248,6 @@ class FoldRun:
 
 def prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
     """Model config, dataset (SynthAge generated when asked), folds and the (cached) frozen features."""
-    from cilf.app.feature_cache import cached_boundary, cached_features
-    from cilf.model.config import default_config
 
     base = (base or default_config()).replace(**bcfg.model)
     if bcfg.unfreeze_last_blocks:
@@ -255,8 +261,6 @@ def prepare(bcfg: BenchConfig, base: CILFConfig | None) -> _Setup:
     root = bcfg.root
     synthetic = bcfg.dataset.lower() == "synthage"
     if synthetic and root is None:
-        from cilf.data.synthage import SynthAgeSpec, generate
-
         root = generate(SynthAgeSpec(n_images=bcfg.n_images), progress=bcfg.progress)
     torch.manual_seed(0)
     encoder = create_model(base).to(bcfg.device).eval()
@@ -306,7 +310,7 @@ def fold_runs(setup: _Setup):
     """Every fold x seed, folds outer, as :class:`FoldRun` (test/train images restricted to readable ones)."""
     cf, pos = setup.cf, {r: i for i, r in enumerate(setup.cf.rows)}
     for fold in setup.folds:
-        for seed in range(setup.bcfg.seeds):
+        for seed in range(setup.bcfg.seed, setup.bcfg.seed + setup.bcfg.seeds):
             tr = [pos[i] for i in fold.train if i in pos]
             te = [pos[i] for i in fold.test if i in pos]
             yield FoldRun(
@@ -323,10 +327,6 @@ def fold_runs(setup: _Setup):
 
 def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
     """CILF-CIAE with ablation ``variant`` trained on the fold's cached features; its scores (saved/reused)."""
-    from cilf.app.correction_report import correction_report
-    from cilf.app.crossfit import fit_features
-    from cilf.app.features import boundary_features
-    from cilf.app.infer import predict_features
 
     bcfg, cfg = setup.bcfg, setup.base.replace(**VARIANTS[variant])
     feats = setup.boundary.features if setup.boundary is not None else setup.cf.features
@@ -342,6 +342,8 @@ def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
             seed=fr.seed,
             batch_size=bcfg.batch_size,
             lr=bcfg.lr,
+            weight_decay=bcfg.weight_decay,
+            warmup_steps=bcfg.warmup_steps,
             device=bcfg.device,
             groups=subjects,
             backbone_lr_scale=bcfg.backbone_lr_scale,
@@ -364,6 +366,8 @@ def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
         "batch_size": bcfg.batch_size,
         "lr": bcfg.lr,
     }
+    if (bcfg.weight_decay, bcfg.warmup_steps) != (Budget.weight_decay, Budget.warmup_steps):
+        key.update(weight_decay=bcfg.weight_decay, warmup_steps=bcfg.warmup_steps)  # default runs keep their keys
     if cfg.unfreeze_last_blocks:  # frozen runs keep the keys they always had (saved runs are reused)
         key["backbone_lr_scale"] = bcfg.backbone_lr_scale
     return setup.store.get(key, compute, n_test=len(fr.te))
