@@ -236,11 +236,6 @@ def test_headings_cited_by_name_exist():
     assert not bad, "headings cited that the page does not have:\n" + "\n".join(bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="code still cites README sections that moved to docs/ (the report lists them); remove this marker "
-    "once they point to the docs pages",
-)
 def test_readme_sections_cited_in_the_repository_exist():
     readme = headings(README.read_text())
     bad = [
