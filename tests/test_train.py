@@ -67,7 +67,9 @@ def test_morph2_b2_trains_and_evaluates_through_the_cli(tmp_path, capsys):
     assert f"warning: {shared} subjects appear in both train and test" in err
     assert "warning: 1 image(s) on disk are named by no list of protocol B2" in err  # the tree's zero-byte file
     # a resumed run keeps its dataset, protocol, fold and root
-    for change in (["--protocol", "B1"], ["--fold", "1"], ["--root", str(tmp_path)]):
+    other = tmp_path / "other"  # another root (not one holding the run folder: that overlap is refused first)
+    other.mkdir()
+    for change in (["--protocol", "B1"], ["--fold", "1"], ["--root", str(other)]):
         args = [*train_args, "--resume"]
         if change[0] in args:
             args[args.index(change[0]) + 1] = change[1]
