@@ -3,16 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import logging
-import math
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cilf.bench.speed import DEFAULT_MIXERS
+from cilf import __version__
+from cilf.app.clip_report import clip_report, format_clip_report
+from cilf.app.evaluate import evaluate_checkpoint, format_report
+from cilf.app.params import CorrectionFit, TrainConfig
+from cilf.app.predict import (
+    DETECT_PIXELS,
+    MAX_PIXELS,
+    READ_STATUSES,
+    format_rows,
+    iter_predict,
+    load_predictor,
+    rows_csv,
+    summary,
+)
+from cilf.app.pretrain import PretrainConfig, default_export_path, pretrain_clip
+from cilf.app.train import train
+from cilf.bench.claims import claims_markdown, claims_table, format_claims, read_result, read_speed
+from cilf.bench.curve import CurveConfig, format_curve, run_learning_curve
+from cilf.bench.peers import PEERS
+from cilf.bench.runner import VARIANTS, BenchConfig, format_results, run_benchmark
+from cilf.bench.speed import DEFAULT_MIXERS, SpeedSizes, run_all, run_finetune
+from cilf.data.align import align_folder, format_align
+from cilf.data.check import check_dataset, format_check
+from cilf.data.images import IMAGE_SUFFIXES, MIN_SIDE, walk_images
+from cilf.data.open import default_root as dataset_root
+from cilf.data.sources import SOURCES, DatasetNotFound
+from cilf.data.splits import print_data_notes
+from cilf.data.synthage import SynthAgeSpec, generate
+from cilf.data.synthage import default_root as synthage_root
+from cilf.io import NAME_MAX, OutputError, output_error, refuse_overlap, write_json, write_text
+from cilf.model.config import CILFConfig, default_config, parse_overrides
 from cilf.model.fourier import MIXER_LABELS
+from cilf.notebook.plots import complexity_figure, run_figure, synthage_contact_sheet
+from cilf.options import add_options, at_least, finite_float, from_args
+from cilf.persist.clip_weights import forget_logged
+from cilf.utils import pick_device
 
 DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"
 QUIET_HELP = "no progress bars"
@@ -55,114 +89,53 @@ def _run_options(
         p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
+TRAIN_DATA = ("data", "dataset", "root", "protocol", "fold", "val_frac", "n_images", "data_seed")
+TRAIN_RUN = (
+    "out",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "backbone_lr_scale",
+    "seed",
+    "cache_features",
+    "flip",
+    "shift",
+    "stop_after_epochs",
+    "precision",
+)
+CORRECTION_FIT = tuple(f.name for f in dataclasses.fields(CorrectionFit))
+
+
 def _train_config_args(p: argparse.ArgumentParser, train: bool = True) -> None:
-    from cilf.app.params import PRECISIONS, TrainConfig
-
-    d = TrainConfig()
-    from cilf.data.sources import SOURCES
-
-    p.add_argument("--data", default=None, help="CSV manifest (path, age, subject, split) instead of SynthAge")
-    p.add_argument(
-        "--dataset",
-        default=None,
-        metavar="NAME",
-        help=f"a dataset in its official layout instead of SynthAge, one of {sorted(SOURCES)}",
-    )
-    p.add_argument(
-        "--root", default=None, help="its folder, or a 'cilf align' copy of it (default $CILF_DATASETS/<dataset>)"
-    )
-    p.add_argument("--protocol", default=None, help="its protocol (default: the dataset's standard one)")
-    p.add_argument("--fold", type=at_least(0), default=d.fold, help="fold of the protocol (0-based)")
-    p.add_argument(
-        "--val-frac",
-        type=finite_float,
-        default=d.val_frac,
-        help="share of the training subjects carved off (seeded by --data-seed) for validation when "
-        "the protocol has no validation split",
-    )
-    p.add_argument("--n-images", type=at_least(50), default=d.n_images, help="SynthAge size")
-    p.add_argument(
-        "--data-seed",
-        type=at_least(0),
-        default=d.data_seed,
-        help="SynthAge seed; with --dataset, the seed of the carved validation split",
+    """TrainConfig's options (cilf.app.params): its data, and with ``train`` its budget, run and correction fit."""
+    add_options(
+        p,
+        TrainConfig,
+        TRAIN_DATA,
+        help={"dataset": f"a dataset in its official layout instead of SynthAge, one of {sorted(SOURCES)}"},
     )
     _run_options(p)
-    if train:
-        p.add_argument("--out", default=d.out, help="run folder")
-        p.add_argument("--epochs", type=at_least(1), default=d.epochs, help="training epochs")
-        p.add_argument("--batch-size", type=at_least(2), default=d.batch_size, help="images per step")
-        p.add_argument("--lr", type=finite_float, default=d.lr, help="AdamW peak learning rate (warm-up, cosine decay)")
-        p.add_argument(
-            "--backbone-lr-scale",
-            type=finite_float,
-            default=d.backbone_lr_scale,
-            help="fine-tuned CLIP blocks (--set unfreeze_last_blocks=K or freeze_image=false) train at lr x this",
-        )
-        p.add_argument("--seed", type=at_least(0), default=d.seed, help="seed of weights, shuffles and noise")
-        p.add_argument(
-            "--no-cache",
-            action="store_true",
-            help="encode images on the fly every epoch (with unfreeze_last_blocks: no boundary cache)",
-        )
-        p.add_argument(
-            "--flip",
-            action="store_true",
-            help="augment the training images with a random horizontal flip (training from pixels: "
-            "--set freeze_image=false, or --no-cache)",
-        )
-        p.add_argument(
-            "--shift",
-            type=at_least(0),
-            default=d.shift,
-            metavar="PX",
-            help="augment the training images with a random shift of up to PX pixels (as --flip)",
-        )
-        p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-        p.add_argument(
-            "--force",
-            action="store_true",
-            help="train into an --out that holds files cilf did not write (they may be replaced)",
-        )
-        p.add_argument(
-            "--stop-after",
-            type=at_least(1),
-            default=None,
-            metavar="N",
-            help="stop after N epochs of this session (continue later with --resume)",
-        )
-        p.add_argument(
-            "--precision",
-            choices=PRECISIONS,
-            default=d.precision,
-            help="bf16 autocast (FFTs stay float32); auto = bf16 on a CUDA GPU that has it (default)",
-        )
-        p.add_argument(
-            "--set",
-            nargs="*",
-            default=[],
-            metavar="KEY=VALUE",
-            help="model config overrides, e.g. mixer=attention correction=false pretrained=bundled",
-        )
-        p.add_argument("--config", default=None, help="model config JSON (then --set applies on top)")
-        p.add_argument("--figure", default=None, help="also write a training report figure (PNG/PDF)" + FIGURE_RULE)
-
-
-def at_least(low: int):
-    """argparse type: an integer of at least ``low`` (an option with a minimum is checked when it is parsed,
-    with one line naming it, never later as a traceback or a quiet wrong result)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is too small: give an integer of at least {low}")
-        return value
-
-    parse.__name__ = f"integer >= {low}"
-    return parse
+    if not train:
+        return
+    add_options(p, TrainConfig, TRAIN_RUN)
+    add_options(p.add_argument_group("post-hoc correction fit"), TrainConfig, CORRECTION_FIT)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="train into an --out that holds files cilf did not write (they may be replaced)",
+    )
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config overrides, e.g. mixer=attention correction=false pretrained=bundled",
+    )
+    p.add_argument("--config", default=None, help="model config JSON (then --set applies on top)")
+    p.add_argument("--figure", default=None, help="also write a training report figure (PNG/PDF)" + FIGURE_RULE)
 
 
 positive_int = at_least(1)
@@ -172,21 +145,8 @@ JSON_RULE = " (a new file or an existing .json file; never over another kind of 
 FIGURE_RULE = " (a new file or an existing .png/.pdf/.svg file; never over another kind of file or an input)"
 
 
-def finite_float(text: str) -> float:
-    """argparse type: a float that is neither NaN nor infinite."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
 def _write_json(path: str, obj: dict, what: str) -> None:
     """Strict JSON (NaN/infinity as null), written atomically (cilf.io)."""
-    from cilf.io import write_json
-
     write_json(path, obj)
     print(f"{what} written to {path}")
 
@@ -205,22 +165,9 @@ def _print_skipped(report: dict) -> None:
         print(f"  {p}: {why}", file=sys.stderr)
 
 
-def _tcfg(args, **extra):
-    from cilf.app.params import TrainConfig
-
-    return TrainConfig(
-        data=args.data,
-        n_images=args.n_images,
-        data_seed=args.data_seed,
-        device=args.device,
-        progress=not args.quiet,
-        dataset=args.dataset,
-        root=args.root,
-        protocol=args.protocol,
-        fold=args.fold,
-        val_frac=args.val_frac,
-        **extra,
-    )
+def _tcfg(args, **extra) -> TrainConfig:
+    """The TrainConfig of a command's options (those it does not have take their defaults)."""
+    return from_args(TrainConfig, args, device=args.device, progress=not args.quiet, **extra)
 
 
 def _dataset_not_found(e: Exception) -> int:
@@ -229,27 +176,9 @@ def _dataset_not_found(e: Exception) -> int:
 
 
 def cmd_train(args) -> int:
-    from cilf.app.train import train
-    from cilf.model.config import CILFConfig, default_config, parse_overrides
-
     cfg = CILFConfig.load(args.config) if args.config else default_config()
     cfg = cfg.replace(**parse_overrides(args.set))
-    tcfg = _tcfg(
-        args,
-        out=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        backbone_lr_scale=args.backbone_lr_scale,
-        cache_features=not args.no_cache,
-        stop_after_epochs=args.stop_after,
-        precision=args.precision,
-        flip=args.flip,
-        shift=args.shift,
-    )
-    from cilf.data.sources import DatasetNotFound
-
+    tcfg = _tcfg(args)
     try:
         report = train(cfg, tcfg, resume=args.resume, force=args.force)
     except DatasetNotFound as e:
@@ -259,29 +188,21 @@ def cmd_train(args) -> int:
     if "stopped_after_epoch" in report:
         print(f"stopped after epoch {report['stopped_after_epoch']}; continue with --resume --out {args.out}")
         return 0
-    from cilf.app.evaluate import format_report
 
     print(format_report(report))
     _print_skipped(report)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}; best checkpoint {report['checkpoint']}")
     if args.figure:
-        from cilf.notebook.plots import run_figure
-
         print(f"figure written to {run_figure(args.out, args.figure)}")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from cilf.app.evaluate import evaluate_checkpoint, format_report
-    from cilf.data.sources import DatasetNotFound
-
     try:
         report = evaluate_checkpoint(args.checkpoint, _tcfg(args), split=args.split, clip_weights=args.clip_weights)
     except DatasetNotFound as e:
         return _dataset_not_found(e)
     if "dataset" in report:
-        from cilf.data.splits import print_data_notes
-
         print_data_notes(report["source"], report["dataset"])
     print(format_report(report))
     _print_skipped(report)
@@ -291,10 +212,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from cilf.app.predict import READ_STATUSES, format_rows, iter_predict, load_predictor, rows_csv, summary
-    from cilf.data.images import walk_images
-    from cilf.utils import pick_device
-
     walk = walk_images(args.images)
     walk.require(" ".join(args.images))  # nothing usable: NoImagesFound, one line, exit 2, before the model loads
     device = pick_device(args.device)
@@ -322,8 +239,6 @@ def cmd_predict(args) -> int:
     if args.json:
         _write_json(args.json, [r.as_dict() for r in rows], "predictions")
     if args.csv:
-        from cilf.io import write_text
-
         write_text(args.csv, rows_csv(rows))
         print(f"predictions written to {args.csv}")
     text = summary(rows)
@@ -335,23 +250,16 @@ def cmd_predict(args) -> int:
 
 
 def cmd_synthage(args) -> int:
-    from cilf.data.synthage import SynthAgeSpec, generate
-
     spec = SynthAgeSpec(n_images=args.n_images, seed=args.seed, image_size=args.image_size)
     root = generate(spec, args.out, progress=not args.quiet, force=args.force)
     print(f"SynthAge ({spec.n_images} images, seed {spec.seed}) at {root}; manifest {root / 'manifest.csv'}")
     if args.contact_sheet:
-        from cilf.notebook.plots import synthage_contact_sheet
-
         synthage_contact_sheet(args.contact_sheet, seed=args.seed)
         print(f"contact sheet written to {args.contact_sheet}")
     return 0
 
 
 def cmd_bench_speed(args) -> int:
-    from cilf.bench.speed import SpeedSizes, run_all, run_finetune
-    from cilf.utils import pick_device
-
     given = {
         k: v
         for k, v in (("n_images", args.n_images), ("epochs", args.epochs), ("ks", tuple(args.ks) if args.ks else None))
@@ -387,8 +295,6 @@ def cmd_bench_speed(args) -> int:
         sizes=sizes,
     )
     if args.figure:
-        from cilf.notebook.plots import complexity_figure
-
         complexity_figure(result, args.figure)
     for p in (args.json, args.figure):
         if p:
@@ -397,20 +303,7 @@ def cmd_bench_speed(args) -> int:
 
 
 def cmd_pretrain_clip(args) -> int:
-    from cilf.app.pretrain import PretrainConfig, default_export_path, pretrain_clip
-
-    pcfg = PretrainConfig(
-        out=args.out,
-        n_images=args.n_images,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        progress=not args.quiet,
-        stop_after_epochs=args.stop_after,
-        precision=args.precision,
-    )
+    pcfg = from_args(PretrainConfig, args, device=args.device, progress=not args.quiet)
     export = default_export_path(pcfg.model) if args.install else None
     res = pretrain_clip(pcfg, resume=args.resume, export_to=export)
     if "stopped_after_epoch" in res:
@@ -423,8 +316,6 @@ def cmd_pretrain_clip(args) -> int:
 
 
 def cmd_clip_report(args) -> int:
-    from cilf.app.clip_report import clip_report, format_clip_report
-
     rep = clip_report(
         n_images=args.n_images,
         seed=args.seed,
@@ -441,28 +332,12 @@ def cmd_clip_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from cilf.bench.runner import BenchConfig, format_results, run_benchmark
-    from cilf.data.sources import DatasetNotFound
-    from cilf.model.config import parse_overrides
-
-    bcfg = BenchConfig(
-        dataset=args.dataset,
-        root=args.root,
-        protocol=args.protocol,
-        seeds=args.seeds,
-        max_folds=args.max_folds,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        peer_epochs=args.peer_epochs,
-        n_images=args.n_images,
-        out=args.out,
+    bcfg = from_args(
+        BenchConfig,
+        args,
         device=args.device,
         progress=not args.quiet,
-        fresh=args.fresh,
         model=parse_overrides(args.set),
-        unfreeze_last_blocks=args.unfreeze_last_blocks,
-        backbone_lr_scale=args.backbone_lr_scale,
         variants=tuple(args.variants) if args.variants else BenchConfig.variants,
         peers=tuple(args.peers) if args.peers is not None else BenchConfig.peers,
     )
@@ -479,8 +354,6 @@ def cmd_bench(args) -> int:
 
 
 def cmd_claims(args) -> int:
-    from cilf.bench.claims import claims_markdown, claims_table, format_claims, read_result, read_speed
-
     try:
         result = read_result(args.results)
         rows = claims_table(result, read_speed(args.speed) if args.speed else None)
@@ -505,25 +378,13 @@ def _subject_count(text: str) -> int | None:
 
 
 def cmd_curve(args) -> int:
-    from cilf.bench.curve import CurveConfig, format_curve, run_learning_curve
-    from cilf.data.sources import DatasetNotFound
-    from cilf.model.config import parse_overrides
-
-    ccfg = CurveConfig(
-        dataset=args.dataset,
-        root=args.root,
-        protocol=args.protocol,
-        n_images=args.n_images,
-        subjects=tuple(args.subjects),
-        seeds=args.seeds,
-        methods=tuple(args.methods),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        min_steps=args.min_steps,
-        out=args.out,
+    ccfg = from_args(
+        CurveConfig,
+        args,
         device=args.device,
         progress=not args.quiet,
+        subjects=tuple(args.subjects),
+        methods=tuple(args.methods),
         model=parse_overrides(args.set),
     )
     try:
@@ -536,9 +397,6 @@ def cmd_curve(args) -> int:
 
 
 def cmd_data_check(args) -> int:
-    from cilf.data.check import check_dataset, format_check
-    from cilf.data.sources import DatasetNotFound
-
     try:
         rep = check_dataset(args.dataset, args.root, args.protocol, verify=not args.no_verify, progress=not args.quiet)
     except DatasetNotFound as e:
@@ -550,8 +408,6 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_align(args) -> int:
-    from cilf.data.align import align_folder, format_align
-
     rep = align_folder(args.src, args.dst, size=args.size, detector=args.detector, progress=not args.quiet)
     print(format_align(rep))
     return 0
@@ -574,8 +430,6 @@ def _add_eval(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    from cilf.app.predict import DETECT_PIXELS, MAX_PIXELS
-
     p = _command(sub, "predict", "detect, align and estimate the age of every face in image files or folders")
     p.epilog = (
         "Each photo: faces found by dlib's HOG detector (OpenCV's cascades where dlib finds "
@@ -631,8 +485,6 @@ def _add_predict(sub) -> None:
 
 
 def _add_synthage(sub) -> None:
-    from cilf.data.images import MIN_SIDE
-
     p = _command(sub, "synthage", "generate a SynthAge dataset (and a contact sheet)")
     p.add_argument("--out", default=None, help="folder (default: $CILF_DATA or ~/.cache/cilf/data)")
     p.add_argument("--n-images", type=at_least(1), default=10000, help="images to render")
@@ -650,26 +502,11 @@ def _add_synthage(sub) -> None:
 
 def _add_pretrain_clip(sub) -> None:
     p = _command(sub, "pretrain-clip", "pretrain the micro-CLIP on SynthAge captions (open_clip loss)")
-    p.add_argument("--out", default="runs/pretrain-clip", help="run folder (checkpoints, log, weights)")
-    p.add_argument("--n-images", type=at_least(2), default=20000, help="SynthAge images with captions")
-    p.add_argument("--epochs", type=at_least(1), default=8, help="training epochs")
-    p.add_argument("--batch-size", type=at_least(2), default=256, help="image-caption pairs per step")
-    p.add_argument("--lr", type=finite_float, default=1e-3, help="AdamW peak learning rate")
-    p.add_argument("--seed", type=at_least(0), default=0, help="seed of weights and shuffles")
+    add_options(
+        p, PretrainConfig, ("out", "n_images", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed")
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    p.add_argument(
-        "--stop-after",
-        type=at_least(1),
-        default=None,
-        metavar="N",
-        help="stop after N epochs of this session (continue later with --resume)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=["fp32", "bf16"],
-        default="fp32",
-        help="bf16: both towers under bf16 autocast, the loss in float32 (faster on CPUs with AVX512-BF16 and on GPUs)",
-    )
+    add_options(p, PretrainConfig, ("stop_after_epochs", "precision"))
     p.add_argument("--install", action="store_true", help="also write the weights into the package (bundled)")
     _run_options(p)
     p.set_defaults(func=cmd_pretrain_clip)
@@ -770,23 +607,13 @@ def _add_bench_speed(sub) -> None:
 
 
 def _add_bench(sub) -> None:
-    from cilf.bench.peers import PEERS
-    from cilf.bench.runner import VARIANTS, BenchConfig
-    from cilf.data.sources import SOURCES
-
-    b = BenchConfig()
+    dataset_help = {"dataset": f"one of {sorted(SOURCES)}"}
     p = _command(
         sub,
         "bench",
         "full model, ablations and peers on one dataset and protocol: MAE with 95 percent CIs and the paired difference from the full model (images x seeds x folds)",
     )
-    p.add_argument("--dataset", default=b.dataset, help=f"one of {sorted(SOURCES)}")
-    p.add_argument(
-        "--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; synthage: generated)"
-    )
-    p.add_argument("--protocol", default=None, help="named protocol (default: the dataset's standard one)")
-    p.add_argument("--seeds", type=at_least(1), default=b.seeds, help="training seeds per fold (the CIs resample them)")
-    p.add_argument("--max-folds", type=at_least(1), default=None, help="run only the first N folds")
+    add_options(p, BenchConfig, ("dataset", "root", "protocol", "seeds", "max_folds"), help=dataset_help)
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")
     p.add_argument(
         "--peers",
@@ -795,39 +622,26 @@ def _add_bench(sub) -> None:
         default=None,
         help="peer methods (none: no peers; cilf.bench.peers.register_peer adds more)",
     )
-    p.add_argument(
-        "--epochs",
-        type=at_least(1),
-        default=b.epochs,
-        help="epochs of every trained method (CILF-CIAE, its ablations, the trained peers)",
+    add_options(
+        p,
+        BenchConfig,
+        (
+            "epochs",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "warmup_steps",
+            "seed",
+            "peer_epochs",
+            "n_images",
+            "out",
+            "fresh",
+        ),
+        help={"seed": "first training seed (seeds seed .. seed + seeds - 1)"},
     )
-    p.add_argument("--batch-size", type=at_least(2), default=b.batch_size, help="batch size of every trained method")
-    p.add_argument("--lr", type=finite_float, default=b.lr, help="learning rate of every trained method")
-    p.add_argument(
-        "--peer-epochs",
-        type=at_least(1),
-        default=b.peer_epochs,
-        help="epochs of the trained peers only (default: --epochs; another value makes the budgets "
-        "unequal, and the budget line says so)",
-    )
-    p.add_argument("--n-images", type=at_least(50), default=b.n_images, help="SynthAge size when --root is not given")
-    p.add_argument("--out", default=b.out, help="results folder (runs already there are reused)")
-    p.add_argument("--fresh", action="store_true", help="recompute runs already saved in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
-    p.add_argument(
-        "--unfreeze-last-blocks",
-        type=at_least(0),
-        default=b.unfreeze_last_blocks,
-        metavar="K",
-        help="CILF-CIAE and ablations fine-tune the last K CLIP image blocks (from a boundary cache; "
-        "peers stay on frozen features)",
-    )
-    p.add_argument(
-        "--backbone-lr-scale",
-        type=finite_float,
-        default=b.backbone_lr_scale,
-        help="the fine-tuned blocks train at lr x this",
-    )
+    add_options(p, BenchConfig, ("unfreeze_last_blocks", "backbone_lr_scale"))
+    add_options(p.add_argument_group("post-hoc correction fit"), BenchConfig, CORRECTION_FIT)
     _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
     p.set_defaults(func=cmd_bench)
 
@@ -854,11 +668,6 @@ def _add_claims(sub) -> None:
 
 
 def _add_curve(sub) -> None:
-    from cilf.bench.curve import CurveConfig
-    from cilf.bench.peers import PEERS
-    from cilf.bench.runner import VARIANTS
-    from cilf.data.sources import SOURCES
-
     c = CurveConfig()
     p = _command(
         sub,
@@ -866,14 +675,9 @@ def _add_curve(sub) -> None:
         "learning curve: test MAE (95 percent CI) against the number of training subjects "
         "(nested subsets, the same test split at every point), with zero-shot CLIP and the oracle floor",
     )
-    p.add_argument("--dataset", default=c.dataset, help=f"one of {sorted(SOURCES)}")
-    p.add_argument(
-        "--root", default=None, help="dataset folder (default $CILF_DATASETS/<dataset>; synthage: generated)"
+    add_options(
+        p, CurveConfig, ("dataset", "root", "protocol", "n_images"), help={"dataset": f"one of {sorted(SOURCES)}"}
     )
-    p.add_argument(
-        "--protocol", default=None, help="named protocol (default: the dataset's standard one; its first fold is used)"
-    )
-    p.add_argument("--n-images", type=at_least(50), default=c.n_images, help="SynthAge size when --root is not given")
     p.add_argument(
         "--subjects",
         nargs="+",
@@ -883,7 +687,7 @@ def _add_curve(sub) -> None:
         help="training subject counts; 'all' = every training subject; larger counts are clipped "
         f"(default: {' '.join('all' if n is None else str(n) for n in c.subjects)})",
     )
-    p.add_argument("--seeds", type=at_least(1), default=c.seeds, help="seeds (each draws its own nested subsets)")
+    add_options(p, CurveConfig, ("seeds",))
     p.add_argument(
         "--methods",
         nargs="+",
@@ -892,24 +696,19 @@ def _add_curve(sub) -> None:
         metavar="NAME",
         help=f"CILF-CIAE variants {list(VARIANTS)} and peers {list(PEERS)} (default: {' '.join(c.methods)})",
     )
-    p.add_argument("--epochs", type=at_least(1), default=c.epochs, help="least epochs of every method")
-    p.add_argument("--batch-size", type=at_least(2), default=c.batch_size, help="batch size")
-    p.add_argument("--lr", type=finite_float, default=c.lr, help="learning rate")
-    p.add_argument(
-        "--min-steps",
-        type=at_least(0),
-        default=c.min_steps,
-        help="small subsets train max(epochs, ceil(min_steps x batch / training images)) epochs",
+    add_options(
+        p,
+        CurveConfig,
+        ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed", "min_steps", "out"),
+        help={"seed": "first seed (seeds seed .. seed + seeds - 1)"},
     )
-    p.add_argument("--out", default=c.out, help="results folder; the benchmark's saved runs there are reused")
+    add_options(p.add_argument_group("post-hoc correction fit"), CurveConfig, CORRECTION_FIT)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
     _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
     p.set_defaults(func=cmd_curve)
 
 
 def _add_data(sub) -> None:
-    from cilf.data.sources import SOURCES
-
     p = _command(sub, "data", "dataset tools: check")
     dsub = p.add_subparsers(dest="data_command", required=True)
     c = _command(
@@ -928,8 +727,6 @@ def _add_data(sub) -> None:
 
 
 def _add_align(sub) -> None:
-    from cilf.data.images import MIN_SIDE
-
     p = _command(sub, "align", "detect and 5-point-align faces of SRC into DST (never writes into SRC)")
     p.add_argument("src", help="folder of face photos (read only)")
     p.add_argument("dst", help="folder for the aligned crops (created; same relative paths)")
@@ -999,8 +796,6 @@ def _is_image(path: str) -> bool:
 
 
 def _long_name(option: str, path: str) -> None:
-    from cilf.io import NAME_MAX
-
     for part in Path(path).parts:
         n = len(os.fsencode(part))
         if n > NAME_MAX:
@@ -1012,8 +807,6 @@ def _long_name(option: str, path: str) -> None:
 
 
 def _check_output(out: _Out) -> None:
-    from cilf.data.images import IMAGE_SUFFIXES
-
     p = Path(out.path)
     if out.kind == "folder":
         if p.exists() and not p.is_dir():
@@ -1045,8 +838,6 @@ def _real(path: str) -> str:
 
 def check_paths(outputs: list[_Out], inputs: list[_In]) -> None:
     """Refuse (PathRefused or OverlapError, one line) the outputs that would lose or mix the user's data."""
-    from cilf.io import refuse_overlap
-
     outputs = [o for o in outputs if o.path]
     inputs = [i for i in inputs if i.path]
     for x in (*outputs, *inputs):
@@ -1086,10 +877,8 @@ def check_paths(outputs: list[_Out], inputs: list[_In]) -> None:
 
 def _synthage_root(n_images: int | None = None, seed: int = 0) -> str:
     """The folder of the generated SynthAge set of that size (default: SynthAgeSpec's) and seed."""
-    from cilf.data.synthage import SynthAgeSpec, default_root
-
     spec = SynthAgeSpec(seed=seed) if n_images is None else SynthAgeSpec(n_images=n_images, seed=seed)
-    return str(default_root(spec))
+    return str(synthage_root(spec))
 
 
 def _dataset_root(name: str | None, root: str | None, n_images: int | None = None) -> str | None:
@@ -1098,10 +887,9 @@ def _dataset_root(name: str | None, root: str | None, n_images: int | None = Non
         return root
     if name == "synthage":
         return _synthage_root(n_images)
-    from cilf.data.open import default_root
 
     try:
-        return str(default_root(name))
+        return str(dataset_root(name))
     except (KeyError, ValueError):  # an unknown name: the command says so
         return None
 
@@ -1136,8 +924,6 @@ def _io_synthage(args):
 
 
 def _io_pretrain(args):
-    from cilf.app.pretrain import PretrainConfig
-
     data = _In("SynthAge", _synthage_root(args.n_images, PretrainConfig.data_seed))
     return [_Out("--out", args.out, "folder", anything=True)], [data]
 
@@ -1209,8 +995,6 @@ COMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m cilf`` parser: one sub-command per entry of :data:`COMMANDS`."""
-    from cilf import __version__
-
     ap = argparse.ArgumentParser(prog="python -m cilf", description="CILF-CIAE age estimation")
     ap.add_argument("--version", action="version", version=f"cilf {__version__} (torch {_torch_version()})")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -1265,8 +1049,6 @@ class _log_to_stderr:
     """While a command runs: cilf's INFO lines (which CLIP weights were loaded, with their hash) on stderr."""
 
     def __enter__(self):
-        from cilf.persist.clip_weights import forget_logged
-
         forget_logged()
         self.logger = logging.getLogger("cilf")
         self.saved = self.logger.level, self.logger.propagate
@@ -1289,8 +1071,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _too_long(e: OSError) -> str:
     """One line for an ENAMETOOLONG met while reading: the path, its longest name and the fix."""
-    from cilf.io import NAME_MAX
-
     path = os.fsdecode(e.filename) if e.filename is not None else "a path"
     longest = max(Path(path).parts, key=lambda part: len(os.fsencode(part)), default=path)
     n = len(os.fsencode(longest))
@@ -1301,8 +1081,6 @@ def _too_long(e: OSError) -> str:
 
 def _run(args) -> int:
     """``args.func(args)``, its errors the user can fix as one line on stderr and an exit code."""
-    from cilf.io import OutputError, output_error
-
     try:
         check_command_paths(args)
     except (PathRefused, OutputError) as e:  # before anything is read or written

@@ -65,7 +65,7 @@ from cilf.utils import cache_dir
 
 # every trained method alike; FAST cross-fits the correction on 2 folds of the training split (5 in the full budget):
 # the 4 extra age models per run are most of a variant's cost
-BUDGET = dict(n_images=1200, epochs=6, model={"crossfit_folds": 2}) if FAST else dict(n_images=4000, epochs=15)
+BUDGET = dict(n_images=1200, epochs=6, crossfit_folds=2) if FAST else dict(n_images=4000, epochs=15)
 SEEDS = 3
 # ResNet-18 trained on the pixels (no CLIP) costs about 2 CPU-minutes per run at FAST size here: full budget only
 PEERS = DEFAULT_PEERS if FAST else (*DEFAULT_PEERS, "resnet18")

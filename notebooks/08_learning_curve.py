@@ -69,7 +69,7 @@ if FAST:  # the cross-fitted correction trains the model 1 + K times: FAST keeps
         epochs=2,
         batch_size=32,
         min_steps=10,
-        model={"crossfit_folds": 2},
+        crossfit_folds=2,
     )
 else:
     SETTINGS = dict(

@@ -7,6 +7,7 @@ import torch
 import cilf
 from cilf.app.crossfit import fit_features
 from cilf.app.infer import predict_features
+from cilf.app.params import CorrectionFit
 from cilf.persist.checkpoint import load_model, save_checkpoint, write_manifest
 from cilf.persist.clip_weights import bundled_weights_path
 from cilf.utils import seed_everything
@@ -18,7 +19,9 @@ def _trained_in_memory(cfg):
     images = torch.randn(48, 3, 112, 112)
     with torch.no_grad():
         features = cilf.create_model(cfg).encode_image(images)
-    model = fit_features(cfg, features, torch.linspace(5, 85, 48), epochs=3, batch_size=16, warmup_steps=2)
+    model = fit_features(
+        cfg, features, torch.linspace(5, 85, 48), epochs=3, batch_size=16, warmup_steps=2, correction=CorrectionFit(3)
+    )
     return model, features, images
 
 

@@ -60,7 +60,16 @@ def run(weights, small_cfg, tmp_path_factory):
             mp.setenv(k, v)
         out = base / "run"
         train(
-            cfg, TrainConfig(out=str(out), epochs=1, n_images=N_IMAGES, batch_size=16, warmup_steps=1, progress=False)
+            cfg,
+            TrainConfig(
+                out=str(out),
+                epochs=1,
+                n_images=N_IMAGES,
+                batch_size=16,
+                warmup_steps=1,
+                progress=False,
+                crossfit_folds=3,
+            ),
         )
     return out, cfg, env
 
@@ -182,7 +191,13 @@ def test_resume_after_the_weights_file_moved(weights, small_cfg, tmp_path, monke
     monkeypatch.setenv("CILF_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("CILF_CACHE", str(tmp_path / "cache"))
     tcfg = TrainConfig(
-        out=str(tmp_path / "run"), epochs=2, n_images=N_IMAGES, batch_size=16, warmup_steps=1, progress=False
+        out=str(tmp_path / "run"),
+        epochs=2,
+        n_images=N_IMAGES,
+        batch_size=16,
+        warmup_steps=1,
+        progress=False,
+        crossfit_folds=3,
     )
     copy = tmp_path / "a" / "clip.safetensors"
     copy.parent.mkdir()

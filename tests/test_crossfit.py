@@ -9,7 +9,7 @@ import cilf
 from cilf.app.correction_report import correction_report
 from cilf.app.crossfit import fit_error_model, fit_features, fold_ids, held_out_gate, out_of_fold_estimates
 from cilf.app.infer import predict_features
-from cilf.app.params import Budget
+from cilf.app.params import Budget, CorrectionFit
 from cilf.model.config import CILFConfig
 from cilf.model.correction import ErrorEnsemble, inverse_correct
 
@@ -91,8 +91,8 @@ def test_out_of_fold_estimates_never_see_their_own_labels(small_cfg, tiny):
 
 def test_correction_off_trains_the_identical_age_model(small_cfg, tiny):
     feats, ages = tiny
-    kw = dict(epochs=3, batch_size=16, warmup_steps=2, seed=3)
-    small_cfg = small_cfg.replace(correction_gate=False)  # the gate switches this tiny model's correction off
+    # without the gate, which switches this tiny model's correction off
+    kw = dict(epochs=3, batch_size=16, warmup_steps=2, seed=3, correction=CorrectionFit(3, correction_gate=False))
     on = fit_features(small_cfg, feats[:48], ages[:48], **kw)
     off = fit_features(small_cfg.replace(correction=False), feats[:48], ages[:48], **kw)
     p_on, p_off = predict_features(on, feats[48:]), predict_features(off, feats[48:])
@@ -126,14 +126,17 @@ def test_the_report_flags_a_model_without_correction_and_counts_the_corrected_su
     assert rep["calibration"][-1]["actual_abs_error"] == 10.0
 
 
-_GATE_CFG = CILFConfig(candidate_range=20.0, error_epochs=150, error_lr=1e-2)
+_GATE_CFG = CILFConfig(candidate_range=20.0)
+_GATE_FIT = CorrectionFit(error_epochs=150, error_lr=1e-2)
 
 
 def test_the_gate_keeps_a_correction_that_removes_bias_on_the_held_out_fold():
     torch.manual_seed(0)
     h, y0, y = _shrunk(1000, seed=1)
     folds = fold_ids(1000, 5, seed=0)
-    gate = held_out_gate(ErrorEnsemble(4, members=3, hidden=32, candidate_range=20.0), h, y0, y, folds, _GATE_CFG)
+    gate = held_out_gate(
+        ErrorEnsemble(4, members=3, hidden=32, candidate_range=20.0), h, y0, y, folds, _GATE_CFG, _GATE_FIT
+    )
     assert gate["held_out_images"] == int((folds == 4).sum()) == 200
     assert gate["applied"] and gate["mae_xstar"] <= 0.6 * gate["mae_y0"] and gate["delta_ci"][1] < 0
 
@@ -148,7 +151,7 @@ def test_the_gate_switches_off_a_correction_that_does_not_hold_on_the_held_out_f
     y0 = y + 6.0 * torch.from_numpy(folds != 4).float() + 0.5 * torch.randn(1000, generator=g)
     torch.manual_seed(0)
     ens = ErrorEnsemble(4, members=3, hidden=32, candidate_range=20.0)
-    gate = held_out_gate(ens, h, y0, y, folds, _GATE_CFG)
+    gate = held_out_gate(ens, h, y0, y, folds, _GATE_CFG, _GATE_FIT)
     assert not gate["applied"], gate
     assert gate["mae_xstar"] > 2 * gate["mae_y0"] and gate["corrected"] > 100 and gate["delta_ci"][0] > 0
     assert not bool(ens.calibrated)  # the probe was a copy: E itself is fitted afterwards, on every fold
@@ -157,7 +160,14 @@ def test_the_gate_switches_off_a_correction_that_does_not_hold_on_the_held_out_f
 def test_a_gated_off_correction_reports_E_P_but_moves_nothing(small_cfg, tiny):
     feats, ages = tiny
     model = fit_features(
-        small_cfg.replace(correction_gate=False), feats[:48], ages[:48], epochs=3, batch_size=16, warmup_steps=2, seed=3
+        small_cfg,
+        feats[:48],
+        ages[:48],
+        epochs=3,
+        batch_size=16,
+        warmup_steps=2,
+        seed=3,
+        correction=CorrectionFit(3, correction_gate=False),
     )
     on = predict_features(model, feats[48:])
     assert not np.array_equal(on["age"], on["y0"])

@@ -11,6 +11,7 @@ import torch
 
 from cilf.app.crossfit import fit_features
 from cilf.app.infer import predict_features
+from cilf.app.params import CorrectionFit
 from cilf.notebook.key_numbers import compare
 from cilf.persist.factory import create_model
 
@@ -24,7 +25,9 @@ def _numbers(cfg) -> dict:
     ages = torch.linspace(5, 85, 96)
     with torch.no_grad():
         feats = create_model(cfg).encode_image(images)
-    model = fit_features(cfg, feats[:64], ages[:64], epochs=3, batch_size=16, warmup_steps=2)
+    model = fit_features(
+        cfg, feats[:64], ages[:64], epochs=3, batch_size=16, warmup_steps=2, correction=CorrectionFit(3)
+    )
     pred = predict_features(model, feats[64:])
     y = ages[64:].numpy()
     mae_y0, mae_x = float(abs(pred["y0"] - y).mean()), float(abs(pred["age"] - y).mean())

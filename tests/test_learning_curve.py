@@ -23,7 +23,7 @@ def curve(tmp_path_factory):
         methods=("full", "zero_shot", "train_mean"),
         out=str(out),
         progress=False,
-        model={"crossfit_folds": 2},
+        crossfit_folds=2,
     )
     return run_learning_curve(cfg), cfg
 
@@ -119,8 +119,8 @@ def test_cli_prints_the_table_and_a_rerun_reuses_every_run(curve, capsys):
         "train_mean",
         "--out",
         cfg.out,
-        "--set",
-        "crossfit_folds=2",
+        "--crossfit-folds",
+        "2",
         "--device",
         "cpu",
         "--quiet",

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from cilf.app.params import CorrectionFit
 from cilf.app.train import train
 from cilf.persist.factory import create_model
 
@@ -214,7 +215,7 @@ def test_fine_tuned_checkpoint_reloads_to_identical_predictions(small_cfg, tmp_p
     assert all(p.requires_grad for g in groups for p in g["params"])
     ds = SynthAge(split="val", n_images=1200, seed=0, transform=encoder.preprocess, progress=False)
     tokens, ages, _ = extract_boundary(encoder, ds, encoder.clip.boundary, progress=False)
-    model = fit_features(cfg, BoundaryTokens(tokens, 3), ages, epochs=1, batch_size=32)
+    model = fit_features(cfg, BoundaryTokens(tokens, 3), ages, epochs=1, batch_size=32, correction=CorrectionFit(3))
     with pytest.raises(ValueError, match="first trainable block is 3"):
         fit_features(cfg, BoundaryTokens(tokens, 2), ages, epochs=1)
     save_checkpoint(model, tmp_path / "ckpt")

@@ -18,7 +18,7 @@ import torch
 from cilf.app.engine import fit_age_model
 from cilf.app.features import boundary_features
 from cilf.app.infer import forward_batches, predict_features
-from cilf.app.params import Budget
+from cilf.app.params import Budget, CorrectionFit
 from cilf.metrics import mae
 from cilf.model.cilf_model import CILF
 from cilf.model.clip import BoundaryTokens, ImageFeatures
@@ -41,17 +41,19 @@ def fit_features(
     groups=None,
     backbone_lr_scale: float = 0.2,
     text_from: CILF | None = None,
+    correction: CorrectionFit | None = None,
 ) -> CILF:
     """Train CILF-CIAE on cached features of n images for a fixed budget (:func:`cilf.app.engine.fit_age_model`);
     with the post-hoc correction (``cfg.correction_fit="crossfit"``) then fit its error model on out-of-fold
-    residuals of these images (``groups``: their subjects, for subject-exclusive folds; :func:`calibrate_correction`),
-    on the features the final model's (fine-tuned) tower gives them. What benchmarks and ablations train."""
+    residuals of these images (``groups``: their subjects, for subject-exclusive folds; ``correction``: how, default
+    :class:`CorrectionFit`; :func:`calibrate_correction`), on the features the final model's (fine-tuned) tower
+    gives them. What benchmarks and ablations train."""
     budget = Budget(epochs, batch_size, lr, weight_decay, warmup_steps, seed, str(device))
     model = fit_age_model(cfg, features, ages, budget, backbone_lr_scale=backbone_lr_scale, text_from=text_from)
     if cfg.posthoc_correction:
         if isinstance(features, BoundaryTokens):
             features = boundary_features(model.eval(), features, device=device)
-        calibrate_correction(model, features, ages, budget, groups)
+        calibrate_correction(model, features, ages, budget, groups, correction)
     return model.eval()
 
 
@@ -149,37 +151,47 @@ def fit_error_model(
 
 
 def calibrate_correction(
-    model: CILF, features: ImageFeatures, ages: torch.Tensor, settings: Budget, groups=None
+    model: CILF,
+    features: ImageFeatures,
+    ages: torch.Tensor,
+    settings: Budget,
+    groups=None,
+    fit: CorrectionFit | None = None,
 ) -> dict:
     """Fit ``model``'s error ensemble the calibrated way on the TRAINING split (features and ages of n
-    images; ``groups``: their subjects, for subject-exclusive folds). Returns what was done, with the
+    images; ``groups``: their subjects, for subject-exclusive folds; ``settings``: the fold models' budget;
+    ``fit``: folds, epochs, lr and gate, default :class:`CorrectionFit`). Returns what was done, with the
     out-of-fold and in-sample MAE of the first estimates (this run, training split)."""
-    cfg = model.cfg
+    cfg, fit = model.cfg, fit or CorrectionFit()
     if model.corrector is None:
         raise ValueError("this model was built with correction=False: there is no error model to fit")
     ages = ages.float().cpu()
-    folds = fold_ids(len(ages), cfg.crossfit_folds, settings.seed, groups)
+    folds = fold_ids(len(ages), fit.crossfit_folds, settings.seed, groups)
     y0_oof = out_of_fold_estimates(cfg, features, ages, folds, settings, text_from=model)
     y0_in = predict_features(model, features, device=settings.device, correct=False)["y0"]
     h = fused_features(model, features, device=settings.device)
     y0_oof, ages_d = y0_oof.to(h.device), ages.to(h.device)
-    gate = held_out_gate(model.corrector, h, y0_oof, ages_d, folds, cfg, settings.seed) if cfg.correction_gate else None
+    gate = (
+        held_out_gate(model.corrector, h, y0_oof, ages_d, folds, cfg, fit, settings.seed)
+        if fit.correction_gate
+        else None
+    )
     loss = fit_error_model(
         model.corrector,
         h,
         y0_oof,
         ages_d,
-        epochs=cfg.error_epochs,
-        lr=cfg.error_lr,
+        epochs=fit.error_epochs,
+        lr=fit.error_lr,
         candidate_range=cfg.candidate_range,
         seed=settings.seed,
     )
     model.corrector.applied.fill_(gate is None or gate["applied"])
     model.eval()
-    grouped = usable_groups(groups, cfg.crossfit_folds) is not None
+    grouped = usable_groups(groups, fit.crossfit_folds) is not None
     info = {
         "method": "crossfit",
-        "folds": int(cfg.crossfit_folds),
+        "folds": int(fit.crossfit_folds),
         "subject_exclusive": grouped,
         "n_train": int(len(ages)),
         "mae_y0_out_of_fold": mae(ages.numpy(), y0_oof.cpu().numpy()),
@@ -196,9 +208,11 @@ def held_out_gate(
     y: torch.Tensor,
     folds: np.ndarray,
     cfg: CILFConfig,
+    fit: CorrectionFit | None = None,
     seed: int = 0,
 ) -> dict:
-    """Does correcting raise the error on images the error model has not seen? (``cfg.correction_gate``)
+    """Does correcting raise the error on images the error model has not seen? (``fit.correction_gate``;
+    ``cfg``: the model's correction rule, ``fit``: the error model's epochs and lr, default :class:`CorrectionFit`)
 
     A copy of the (not yet fitted) ``corrector`` is fitted like E on the out-of-fold residuals of every
     cross-fitting fold but the last, then runs E_P and the inverse correction on the last fold's out-of-fold
@@ -207,6 +221,7 @@ def held_out_gate(
     95% CI (bootstrap over the fold's images, ``cilf.stats``), and ``applied``: False only when that CI lies
     wholly above 0 (the correction raised the error with 95% confidence); a fold too small to judge keeps it.
     """
+    fit = fit or CorrectionFit()
     held = torch.from_numpy(folds == folds.max()).to(h.device)
     probe = copy.deepcopy(corrector)
     fit_error_model(
@@ -214,8 +229,8 @@ def held_out_gate(
         h[~held],
         y0[~held],
         y[~held],
-        epochs=cfg.error_epochs,
-        lr=cfg.error_lr,
+        epochs=fit.error_epochs,
+        lr=fit.error_lr,
         candidate_range=cfg.candidate_range,
         seed=seed,
     )

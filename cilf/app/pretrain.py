@@ -26,7 +26,7 @@ from cilf.app.params import Budget
 from cilf.app.schedule import NonFiniteLoss, build_optimizer, check_resume_settings, session_epochs
 from cilf.data.datasets import SynthAge, collate_skip
 from cilf.io import FolderLock, atomic_write, write_json
-from cilf.model.config import check_ranges
+from cilf.options import check_options, option
 from cilf.persist.checkpoint import load_torch_state
 from cilf.persist.clip_weights import bundled_weights_path
 from cilf.persist.factory import MODEL_CONFIG_DIR  # noqa: F401  (importing the factory adds cilf-micro to open_clip)
@@ -56,36 +56,34 @@ PRECISIONS = ("fp32", "bf16")
 class PretrainConfig(Budget):
     """A CLIP pretraining run: its :class:`~cilf.app.params.Budget` (with pretraining's defaults) and its data."""
 
-    epochs: int = 8
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 100
-    out: str = "runs/pretrain-clip"
+    epochs: int = option(8, "training epochs", low=1)
+    batch_size: int = option(256, "image-caption pairs per step", low=2)
+    lr: float = option(1e-3, "AdamW peak learning rate", positive=True)
+    weight_decay: float = option(0.1, "AdamW weight decay", low=0)
+    warmup_steps: int = option(100, "steps of linear learning-rate warm-up", low=1)
+    out: str = option("runs/pretrain-clip", "run folder (checkpoints, log, weights)")
     model: str = "cilf-micro"
-    n_images: int = 20000
+    n_images: int = option(20000, "SynthAge images with captions", low=2)
     data_seed: int = 1000  # disjoint from the evaluation set (seed 0)
     person_prompt_prob: float = 0.3  # replace the caption by "a photo of a {age}-year-old person."
     progress: bool = True
-    stop_after_epochs: int | None = None
-    precision: str = "fp32"  # bf16: the towers under bf16 autocast; normalising and the loss stay float32
+    stop_after_epochs: int | None = option(
+        None,
+        "stop after N epochs of this session (continue later with --resume)",
+        low=1,
+        metavar="N",
+        flag="--stop-after",
+    )
+    precision: str = option(
+        "fp32",
+        "bf16: both towers under bf16 autocast, the loss in float32 (faster on CPUs with AVX512-BF16 and on GPUs)",
+        choices=PRECISIONS,
+    )
 
     def __post_init__(self) -> None:
-        check_ranges(
-            self,
-            {
-                "n_images": 2,
-                "epochs": 1,
-                "batch_size": 2,
-                "warmup_steps": 1,
-                "stop_after_epochs": 1,
-                "weight_decay": 0,
-                "person_prompt_prob": 0,
-            },
-            ("lr",),
-        )
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_options(self)
+        if not 0 <= self.person_prompt_prob <= 1:
+            raise ValueError(f"person_prompt_prob must lie in [0, 1], got {self.person_prompt_prob}")
 
 
 def training_caption(meta: dict, age: float, rng: np.random.Generator, p_person: float) -> str:

@@ -27,7 +27,7 @@ from cilf.app.engine import TrainStep, amp_dtype_for, train_one_epoch
 from cilf.app.evaluate import add_dataset_metrics, evaluation_report
 from cilf.app.features import boundary_features, extract_features
 from cilf.app.infer import predict_features
-from cilf.app.params import RESUME_FIXED, Budget, TrainConfig, saved_train_config
+from cilf.app.params import RESUME_FIXED, Budget, TrainConfig, correction_fit_of, saved_train_config
 from cilf.app.runfolder import claim_run_folder, discard_unused_run_folder, is_fresh, keep_copy
 from cilf.app.schedule import NonFiniteLoss, build_optimizer, check_resume_settings, session_epochs
 from cilf.app.splits import data_warnings, load_splits
@@ -407,10 +407,9 @@ class _Session:
         )
         if self.progress:
             tqdm.write(
-                f"fitting the error model on out-of-fold residuals ({model.cfg.crossfit_folds} folds of the "
-                f"training split)"
+                f"fitting the error model on out-of-fold residuals ({tcfg.crossfit_folds} folds of the training split)"
             )
-        info = calibrate_correction(model, feats, ages, settings, groups)
+        info = calibrate_correction(model, feats, ages, settings, groups, correction_fit_of(tcfg))
         save_checkpoint(model, best)
         return info
 

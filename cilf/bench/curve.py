@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from cilf.app.params import Budget
+from cilf.app.params import Budget, CorrectionFit, correction_fit_of
 from cilf.bench.effects import CONFIDENCE, N_RESAMPLES
 from cilf.bench.peers import PEERS
 from cilf.bench.runner import (
@@ -35,6 +35,7 @@ from cilf.bench.runner import (
     BenchConfig,
     FoldRun,
     budget,
+    check_model_overrides,
     fold_runs,
     method_title,
     prepare,
@@ -43,6 +44,7 @@ from cilf.bench.runner import (
 )
 from cilf.data.datasets import subject_ids
 from cilf.io import json_text, write_text
+from cilf.options import check_options, option
 from cilf.stats import DEFAULT_SEEDS, mean_ci, paired_mae_difference, verdict
 
 REFERENCES = ("zero_shot", "oracle")  # drawn as levels: zero-shot trains nothing; the oracle is the all-subjects floor
@@ -54,18 +56,21 @@ DRAW_SALT = 104729  # keeps the subject draws apart from the training seeds' ran
 
 
 @dataclass
-class CurveConfig(Budget):
+class CurveConfig(CorrectionFit, Budget):
     """A learning curve: its :class:`~cilf.app.params.Budget` (``epochs`` the least per method, see
-    ``EPOCHS_RULE``; seeds ``seed`` .. ``seed + seeds - 1``), the dataset, subject counts and methods."""
+    ``EPOCHS_RULE``; seeds ``seed`` .. ``seed + seeds - 1``), how the post-hoc correction is fitted
+    (:class:`~cilf.app.params.CorrectionFit`), the dataset, subject counts and methods."""
 
-    epochs: int = 15  # the least number of epochs (every method)
+    epochs: int = option(15, "least epochs of every method", low=1)
+    batch_size: int = option(64, "batch size", low=2)
+    lr: float = option(2e-3, "learning rate", positive=True)
     device: str = "cpu"
-    dataset: str = "synthage"
-    root: str | None = None  # None: $CILF_DATASETS/<dataset>; for synthage a generated set of n_images
-    n_images: int = 2000  # SynthAge size when no root is given
-    protocol: str | None = None  # None: the dataset's default protocol (its first fold is used)
+    dataset: str = option("synthage", "the dataset (cilf.data.sources.SOURCES)")
+    root: str | None = option(None, "dataset folder (default $CILF_DATASETS/<dataset>; synthage: generated)")
+    n_images: int = option(2000, "SynthAge size when --root is not given", low=50)
+    protocol: str | None = option(None, "named protocol (default: the dataset's standard one; its first fold is used)")
     subjects: tuple[int | None, ...] = (10, 30, 100, 300, 1000, None)  # None: every training subject
-    seeds: int = DEFAULT_SEEDS  # seed s draws subset s and trains with seed s (cilf.stats.DEFAULT_SEEDS)
+    seeds: int = option(DEFAULT_SEEDS, "seeds (each draws its own nested subsets and trains with its seed)", low=1)
     methods: tuple[str, ...] = (
         "full",
         "correction=off",
@@ -76,8 +81,10 @@ class CurveConfig(Budget):
         "oracle",
         "train_mean",
     )  # bench variant names and peer names
-    min_steps: int = 200  # see EPOCHS_RULE
-    out: str = "runs/bench"  # the benchmark's run store: runs are shared with `python -m cilf bench`
+    min_steps: int = option(
+        200, "small subsets train max(epochs, ceil(min_steps x batch / training images)) epochs", low=0
+    )
+    out: str = option("runs/bench", "results folder; the benchmark's saved runs there are reused")
     cache_dir: str | None = None  # feature cache (default $CILF_CACHE or ~/.cache/cilf)
     progress: bool = True
     model: dict = field(default_factory=dict)  # CILFConfig overrides for every variant
@@ -95,11 +102,8 @@ class CurveConfig(Budget):
             raise ValueError(
                 f"unknown method(s) {unknown}; choose from the variants {list(VARIANTS)} and the peers {list(PEERS)}"
             )
-        for name, low in (("seeds", 1), ("epochs", 1), ("batch_size", 2), ("min_steps", 0), ("n_images", 50)):
-            if getattr(self, name) < low:
-                raise ValueError(f"CurveConfig.{name}={getattr(self, name)}; expected at least {low}")
-        if not self.lr > 0:
-            raise ValueError(f"CurveConfig.lr={self.lr}; expected a positive learning rate")
+        check_options(self)
+        check_model_overrides(self.model)
 
 
 def curve_epochs(epochs: int, min_steps: int, batch_size: int, n_train_images: int) -> int:
@@ -139,6 +143,7 @@ def _bench_config(cfg: CurveConfig, epochs: int) -> BenchConfig:
         device=cfg.device,
         progress=cfg.progress,
         model=dict(cfg.model),
+        **dataclasses.asdict(correction_fit_of(cfg)),
     )
     return BenchConfig(**{k: v for k, v in want.items() if k in names})
 

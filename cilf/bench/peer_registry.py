@@ -11,16 +11,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from cilf.app.params import Budget
+from cilf.app.schedule import build_optimizer
+
 
 @dataclass
-class PeerConfig:
-    age_min: int = 0
-    age_max: int = 100
-    hidden: int = 256
+class PeerConfig(Budget):
+    """A trained peer's :class:`~cilf.app.params.Budget` (with the peers' own defaults; the seed and device come
+    with :class:`PeerInputs`), the age range and the hidden width of the feature peers' MLP."""
+
     epochs: int = 60
     batch_size: int = 128
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    warmup_steps: int = 1  # 1: cosine decay from the first step (no warm-up)
+    age_min: int = 0
+    age_max: int = 100
+    hidden: int = 256
 
 
 @dataclass
@@ -104,3 +110,17 @@ def register_peer(
         return fn
 
     return add
+
+
+def peer_optimizer(net: nn.Module, cfg: PeerConfig, total_steps: int):
+    """(AdamW, schedule) of a trained peer: every weight of ``net`` at ``cfg.lr``, through the one optimiser set-up
+    (:func:`cilf.app.schedule.build_optimizer`)."""
+    groups = [{"params": [p for p in net.parameters() if p.requires_grad], "lr": cfg.lr}]
+    return build_optimizer(
+        net,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps,
+        total_steps=total_steps,
+        groups=groups,
+    )

