@@ -1,0 +1,104 @@
+"""Command-line options generated from the parameter dataclasses (cilf/options.py): every field once, its range
+checked as parsed and when the dataclass is built, and the correction-fit settings as training options."""
+
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+
+from cilf.app.params import Budget, CorrectionFit, TrainConfig
+from cilf.bench.curve import CurveConfig
+from cilf.bench.runner import BenchConfig
+from cilf.cli import _tcfg, build_parser, main
+from cilf.model.config import CILFConfig, parse_overrides
+from cilf.options import add_options, check_options, field_meta, from_args, option
+
+
+def _flags(command: str) -> set[str]:
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    return {s for a in sub._actions for s in a.option_strings}
+
+
+@pytest.mark.parametrize("command", ["train", "bench", "curve"])
+def test_every_budget_and_correction_fit_field_is_an_option(command):
+    flags = _flags(command)
+    names = [f.name for f in dataclasses.fields(Budget) if f.name not in ("device",)]
+    names += [f.name for f in dataclasses.fields(CorrectionFit) if f.name != "correction_gate"]
+    assert {"--" + n.replace("_", "-") for n in names} <= flags
+    assert "--no-correction-gate" in flags and "--device" in flags
+
+
+def test_parsed_options_build_the_dataclass():
+    args = build_parser().parse_args(
+        ["train", "--crossfit-folds", "3", "--no-correction-gate", "--weight-decay", "0.01", "--no-cache", "--quiet"]
+    )
+    tcfg = _tcfg(args)
+    assert (tcfg.crossfit_folds, tcfg.correction_gate, tcfg.weight_decay) == (3, False, 0.01)
+    assert tcfg.cache_features is False and tcfg.progress is False
+    assert tcfg.error_epochs == CorrectionFit.error_epochs  # a field not given keeps its default
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["train", "--crossfit-folds", "1"], "--crossfit-folds"),
+        (["bench", "--error-epochs", "0"], "--error-epochs"),
+        (["curve", "--warmup-steps", "0"], "--warmup-steps"),
+        (["train", "--error-lr", "nan"], "--error-lr"),
+    ],
+)
+def test_a_range_is_checked_as_the_option_is_parsed(argv, flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_the_dataclass_checks_the_same_ranges():
+    with pytest.raises(ValueError, match="error_lr must be positive"):
+        TrainConfig(error_lr=0.0)
+    with pytest.raises(ValueError, match="crossfit_folds must be at least 2"):
+        BenchConfig(crossfit_folds=1)
+    with pytest.raises(ValueError, match="error_epochs must be at least 1"):
+        CurveConfig(error_epochs=0)
+
+
+def test_a_subclass_that_only_changes_a_default_keeps_the_help_and_range_of_its_base():
+    assert field_meta(BenchConfig, "weight_decay") == field_meta(Budget, "weight_decay")
+    assert "every trained method" in field_meta(BenchConfig, "epochs")["help"]
+    assert field_meta(BenchConfig, "epochs")["low"] == 1
+
+
+def test_a_new_field_needs_no_cli_code():
+    @dataclass
+    class Extra:
+        steps: int = option(10, "steps to take", low=3)
+        ratio: float = option(0.5, "a ratio", positive=True)
+        fast: bool = option(False, "go fast")
+        mode: str = option("a", "a mode", choices=("a", "b"))
+
+        def __post_init__(self):
+            check_options(self)
+
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_options(p, Extra, ["steps", "ratio", "fast", "mode"])
+    assert from_args(Extra, p.parse_args(["--steps", "4", "--fast", "--mode", "b"])) == Extra(4, 0.5, True, "b")
+    with pytest.raises(SystemExit):
+        p.parse_args(["--steps", "2"])
+    with pytest.raises(SystemExit):
+        p.parse_args(["--mode", "c"])
+    with pytest.raises(ValueError, match="ratio must be positive"):
+        Extra(ratio=0.0)
+
+
+@pytest.mark.parametrize("name", ["crossfit_folds", "error_epochs", "error_lr", "correction_gate"])
+def test_the_correction_fit_is_not_a_model_field_and_the_error_names_the_option(name):
+    assert name not in {f.name for f in dataclasses.fields(CILFConfig)}
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(ValueError, match=flag):
+        parse_overrides([f"{name}=3"])
+    with pytest.raises(ValueError, match="training option"):
+        CILFConfig.from_dict({name: 3})
+    with pytest.raises(ValueError, match="training option"):
+        BenchConfig(model={name: 3})
