@@ -32,14 +32,7 @@
 # several faces gives one row per face; a photo with no face stops after detection with "no face found".
 
 # %%
-# Colab guard: installs cilf only inside Google Colab; does nothing anywhere else.
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "cilf @ git+https://github.com/cilf-project/cilf"], check=True
-    )
+__import__("os").system("pip install -q 'cilf @ git+https://github.com/cilf-project/cilf'") if "google.colab" in __import__("sys").modules else None  # Colab only  # fmt: skip
 
 # %% tags=["parameters"]
 FAST = True  # minutes on a CPU; False = the full budget (./run_all.sh --full)
@@ -49,7 +42,6 @@ PHOTO = None  # your photo's path; None = matplotlib's sample portrait (grace_ho
 # %%
 from cilf.app.predict import format_rows
 from cilf.data.samples import sample_photo
-from cilf.notebook.key_numbers import report as key_numbers
 from cilf.notebook.photo import analyse_photo, photo_model
 from cilf.notebook.plots import plot_dense_maps, plot_detections, plot_photo_estimates
 
@@ -82,7 +74,7 @@ if not steps.faces:
 # %% [markdown]
 # ## 2 · Dense pixel-text maps
 # Per patch of each aligned face: which prompt age does it match better than the average prompt?
-# Red = more similar (as in notebook 01).
+# Red = more similar (as in notebook 01); each map on its own colour scale.
 
 # %%
 if steps.faces:
@@ -120,19 +112,50 @@ if steps.faces:
 assert len(steps.rows) == max(steps.faces, 1) and steps.maps.shape[0] == steps.faces
 
 # %% [markdown]
-# The numbers above come from this run. With the bundled model they say where a SynthAge-trained
-# model puts a real face, nothing more. To get real-photo ages, fetch the real CLIP weights once
-# while online (`open_clip.create_model_and_transforms("ViT-B-16", pretrained="openai")` stores them in
-# the Hugging Face cache) and re-run: the notebook then finds them on disk and uses them.
-
-# %% [markdown]
-# ## Key numbers
-# Written to `figures/07_your_photos.json` and, in FAST mode, compared with the values recorded in
-# `notebooks/expected/` (tolerances there): a change that moves one beyond its tolerance fails here, naming it.
-
-# Only for the bundled sample photo (a photo of your own has no recorded values).
+# ## What this shows
+# Computed from this photo's rows and from which model ran.
 
 # %%
+print(f"{steps.faces} face(s) found in {steps.rows[0].file}.")
+for r in (r for r in steps.rows if r.status == "ok"):
+    zs = steps.zero_shot[r.face]
+    if r.y0 is None:  # a zero-shot model: no y0, no correction
+        print(f"Face {r.face} ({r.detector}): {zs:.1f} from the prompts alone.")
+        continue
+    if r.accepted:
+        judged = "E_P accepted it, so x* = y0"
+    elif r.steps:
+        judged = f"E_P rejected it and {r.steps} correction step(s) moved it to x* = {r.age:.1f}"
+    else:
+        judged = "E_P rejected it, but the correction is switched off for this model (x* = y0)"
+    print(f"Face {r.face} ({r.detector}): y0 = {r.y0:.1f}; {judged}; the prompts alone say {zs:.1f}.")
+print(
+    f"Model: {pm.label}. "
+    + (
+        "It was trained on synthetic faces only, so these ages say where a SynthAge-trained model puts a real "
+        "face, not how old the person is; the figures show what each step does."
+        if not pm.zero_shot
+        else "These are zero-shot CLIP ages from the prompts alone (no age training), real-face weights."
+    )
+)
+
+# %% [markdown]
+# To get real-photo ages, fetch the real CLIP weights once while online
+# (`open_clip.create_model_and_transforms("ViT-B-16", pretrained="openai")` stores them in the Hugging Face cache)
+# and re-run: the notebook then finds them on disk and uses them.
+#
+# ## Exercises
+# 1. Your own photo: `PHOTO = "/path/to/photo.jpg"` (or `papermill -p PHOTO ...`). A group photo gives one row per
+#    face; how large must a face be for dlib to find it?
+# 2. Mirror the photo (`PIL.ImageOps.mirror`) and run `analyse_photo` on it: how much do y0 and the dense maps
+#    move for the same face?
+# 3. Read E_P's curve e(x) in the right panel: where does it cross 0, and is that where the trajectory ends?
+
+# %%
+# Check (not part of the lesson): key numbers against notebooks/expected/ (docs/notebooks.md, "Key numbers"),
+# for the bundled sample photo only (a photo of your own has no recorded values).
+from cilf.notebook.key_numbers import report as key_numbers
+
 if PHOTO is None:
     face = steps.rows[0]
     numbers = {

@@ -1,6 +1,7 @@
 """Notebook analysis helpers: FPE steps, filter spectra, paired embeddings, correction outputs."""
 
 import numpy as np
+import pytest
 import torch
 
 from cilf.model.fourier import GlobalFilter
@@ -36,3 +37,86 @@ def test_analysis_helpers(small_cfg):
             blk.mixer.filter.weight.zero_()
             blk.mixer.filter.weight[..., 0] = 1.0
     np.testing.assert_allclose(filter_spectra(model)[0], np.ones((8, 5)))
+
+
+def test_the_age_head_taken_apart_adds_up_to_the_model(small_cfg):
+    import cilf
+    from cilf.notebook.analysis import prior_and_context
+
+    torch.manual_seed(0)
+    model = cilf.create_model(small_cfg.replace(similarity_prior=True))
+    with torch.no_grad():  # a trained-looking head: both terms speak, and context prompting moves the text
+        model.head.head_gain.fill_(0.3)
+        model.head.prior_weight.fill_(0.8)
+        model.fusion.gamma.fill_(0.5)
+    feats = model.encode_image(torch.randn(4, 3, 112, 112))
+    parts = prior_and_context(model, feats, batch=3)
+    out = model(features=feats, correct=False)
+    np.testing.assert_allclose(parts["prior"] + parts["head"], out.logits.detach().numpy(), atol=1e-4)
+    np.testing.assert_allclose(parts["y0"], out.y0.detach().numpy(), atol=1e-3)  # batches of 3 and 4
+    assert parts["alpha"] == pytest.approx(0.8) and parts["g"] == pytest.approx(3.0) and parts["gamma"] == 0.5
+    assert parts["context_shift"].shape == (4, small_cfg.num_classes) and (parts["context_shift"] > 0).all()
+    with torch.no_grad():  # gamma = 0 at inference is exactly "without the context shift"
+        model.fusion.gamma.zero_()
+        np.testing.assert_allclose(
+            model(features=feats, correct=False).y0.numpy(), parts["y0_without_context"], atol=1e-3
+        )
+    with torch.no_grad():  # with alpha = 1, the prior term alone is exactly zero-shot CLIP
+        model.head.prior_weight.fill_(1.0)
+    zero_shot = model.clip.zero_shot_ages(feats.pooled).numpy()
+    np.testing.assert_allclose(prior_and_context(model, feats)["y0_prior_only"], zero_shot, atol=1e-3)
+    with pytest.raises(ValueError, match="similarity_prior"):
+        prior_and_context(cilf.create_model(small_cfg), feats)
+
+
+def test_spearman_ci_resamples_subjects_and_sees_no_skill_in_noise():
+    from cilf.notebook.analysis import spearman_ci
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=300)
+    rho, (lo, hi) = spearman_ci(a, a + rng.normal(scale=0.3, size=300), n_resamples=300)
+    assert rho > 0.9 and lo > 0.85 and lo <= rho <= hi
+    rho, (lo, hi) = spearman_ci(a, rng.normal(size=300), n_resamples=300)
+    assert lo < 0 < hi  # noise: the CI contains 0
+    groups = np.repeat(np.arange(30), 10)  # 30 subjects of 10 identical images: only 30 independent draws
+    b = np.repeat(rng.normal(size=30), 10)
+    c = b + np.repeat(rng.normal(size=30), 10)
+    w_images = np.diff(spearman_ci(b, c, n_resamples=300)[1])[0]
+    w_subjects = np.diff(spearman_ci(b, c, groups, n_resamples=300)[1])[0]
+    assert w_subjects > 2 * w_images
+    assert spearman_ci(a, a * 2, n_resamples=50) == spearman_ci(a, a * 2, n_resamples=50)  # seeded
+    with pytest.raises(ValueError):
+        spearman_ci([1.0, 2.0], [1.0, 2.0])
+
+
+def test_curve_differences_are_paired_and_levels_count_at_every_n():
+    from cilf.notebook.analysis import curve_differences, curve_errors
+
+    y = np.arange(40.0)
+    result = {
+        "test_ages": y.tolist(),
+        "subject_counts": [3, 10],
+        "methods": {"full": {"kind": "curve"}, "zero_shot": {"kind": "level"}, "other": {"kind": "curve"}},
+        "pred": {
+            "full": {"3": [(y + 2).tolist()] * 2, "10": [(y + 1).tolist()] * 2},
+            "zero_shot": {"10": [(y + 3).tolist()] * 2},  # a level: trained once, read at every n
+            "other": {"3": [(y + 2).tolist(), [None] * 40]},  # a seed without predictions
+        },
+    }
+    assert curve_errors(result, "zero_shot", 3).shape == (2, 40)
+    assert curve_errors(result, "other", 10) is None
+    d = curve_differences(result, "full", "zero_shot")
+    assert sorted(d) == [3, 10] and d[3].estimate == pytest.approx(-1.0) and d[10].estimate == pytest.approx(-2.0)
+    assert d[10].ci_low == d[10].ci_high == pytest.approx(-2.0)  # the same shift on every image: no spread
+    assert curve_differences(result, "full", "other") == {}  # no image predicted by every seed of both
+
+
+def test_run_predictions_reads_numbers_flags_and_gaps(tmp_path):
+    from cilf.notebook.analysis import run_predictions
+
+    (tmp_path / "test_predictions.csv").write_text(
+        "path,true_age,age,y0,accepted,zero_shot\na.png,30,31.5,32,True,None\nb.png,40,38,38,False,41\n"
+    )
+    p = run_predictions(tmp_path)
+    assert list(p["path"]) == ["a.png", "b.png"] and p["accepted"].tolist() == [1.0, 0.0]
+    assert np.isnan(p["zero_shot"][0]) and p["zero_shot"][1] == 41 and p["age"].tolist() == [31.5, 38.0]

@@ -41,6 +41,8 @@ def test_curve_gives_finite_maes_for_every_point(curve):
     assert zs["kind"] == "level" and list(zs["points"]) == [str(n_all)]
     assert set(r["full_minus_zero_shot"]) == {"3", "10", str(n_all)}
     assert r["source"] == "this run, SynthAge (synthetic) 80-20"
+    # the test images' subjects are recorded beside their ages: what a reader's own analysis resamples
+    assert len(r["test_subjects"]) == len(r["test_ages"]) and len(set(r["test_subjects"])) < len(r["test_ages"])
     text = format_curve(r)
     assert "CILF-CIAE (full)" in text and "Zero-shot CLIP" in text
 

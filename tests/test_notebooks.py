@@ -1,5 +1,6 @@
 """The notebooks as files: paired sources, parameters, guards, clean outputs. (nbval runs them.)"""
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -126,3 +127,116 @@ def test_run_only_the_named_notebooks(tmp_path):
         (nbs / f"{name}.py").write_text(header + f"# %%\nprint('{name}')\n")
     assert run_notebooks(only=["00", "02"], root=tmp_path) == 0
     assert sorted(p.name for p in nbs.glob("*.ipynb")) == ["00_a.ipynb", "02_c.ipynb"]
+
+
+# ---- the manner of the notebooks: teach the mechanism, conclude from the numbers, keep the plumbing aside ----
+MECHANISMS = {"01": 2, "02": 3, "03": 6, "04": 7, "09": 5}  # notebook -> a section of docs/method.md it implements
+
+
+def _cells(py):
+    return jupytext.read(py).cells
+
+
+def _code_lines(source: str) -> list[str]:
+    return [ln for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_the_colab_guard_is_one_line(py):
+    first = next(c for c in _cells(py) if c.cell_type == "code")
+    lines = _code_lines(first.source)
+    assert len(lines) == 1 and "google.colab" in lines[0], f"{py.name}: the Colab guard is one line: {lines}"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_each_notebook_ends_with_what_it_shows_exercises_and_the_check(py):
+    cells = _cells(py)
+    heads = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and "## What this shows" in c.source]
+    assert len(heads) == 1, f"{py.name}: one '## What this shows' heading"
+    shows = cells[heads[0] + 1]
+    assert shows.cell_type == "code" and "print(" in shows.source, "the heading is followed by a printing code cell"
+    ex = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and "## Exercises" in c.source]
+    assert len(ex) == 1 and ex[0] > heads[0], f"{py.name}: '## Exercises' after 'What this shows'"
+    assert len(re.findall(r"^\d\. ", cells[ex[0]].source, re.M)) >= 2, "2-3 numbered exercises"
+    code = [c for c in cells if c.cell_type == "code"]
+    last = code[-1]
+    assert "key_numbers(" in last.source and last.source.startswith("# Check"), "the key-number check is last"
+    assert not any("key_numbers(" in c.source for c in code[:-1]), "one key-number cell"
+    assert cells.index(last) > ex[0]
+
+
+@pytest.mark.parametrize("num,section", sorted(MECHANISMS.items()))
+def test_mechanism_notebooks_show_the_equation_and_the_code_that_implements_it(num, section):
+    import ast
+
+    from cilf.notebook.source import source_text
+
+    (py,) = [p for p in SOURCES if p.stem.startswith(num)]
+    cells = _cells(py)
+    md = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    assert "$$" in md, f"{py.name}: the paper's equation as display math"
+    assert f"docs/method.md, section {section}" in md or "docs/method.md, sections" in md, py.name
+    assert re.search(rf"^## {section}\. ", (py.parents[1] / "docs" / "method.md").read_text(), re.M)
+    calls = [c.source for c in cells if c.cell_type == "code" and "show_source(" in c.source]
+    assert calls, f"{py.name}: the implementing code is shown (show_source)"
+    names = {}  # what the notebook imported, to resolve show_source's arguments
+    for c in cells:
+        if c.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(c.source)):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cilf"):
+                for a in node.names:
+                    names[a.asname or a.name] = (node.module, a.name)
+    import importlib
+
+    (call,) = [
+        n
+        for n in ast.walk(ast.parse(calls[0]))
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "show_source"
+    ]
+    objs = []
+    for arg in call.args:
+        parts = ast.unparse(arg).split(".")
+        mod, name = names[parts[0]]
+        obj = getattr(importlib.import_module(mod), name)
+        for p in parts[1:]:
+            obj = getattr(obj, p)
+        objs.append(obj)
+    n_lines = len(source_text(*objs).splitlines())
+    assert 10 <= n_lines <= 50, f"{py.name}: show {n_lines} lines; the 20-40 that implement the equation"
+
+
+def test_source_text_names_the_module_and_is_the_code_that_runs():
+    import inspect
+
+    from cilf.model.fourier import GlobalFilter
+    from cilf.model.similarity import global_scores
+    from cilf.notebook.source import show_source, source_text
+
+    text = source_text(GlobalFilter.forward, global_scores)
+    assert text.startswith("# cilf/model/fourier.py: GlobalFilter.forward\ndef forward(self")
+    assert "# cilf/model/similarity.py: global_scores\n" in text
+    assert inspect.getsource(global_scores).strip() in text
+    assert show_source(global_scores).data == source_text(global_scores)
+    with pytest.raises(ValueError):
+        source_text()
+
+
+def test_the_table_of_full_model_maes_matches_the_files_it_names():
+    import json
+
+    root = NB.parent
+    text = (root / "docs" / "notebooks.md").read_text()
+    section = text.split("## Every MAE quoted for the full model", 1)[1].split("\n## ", 1)[0]
+    rows = [r for r in section.splitlines() if r.startswith("| ") and "`figures/" in r]
+    assert len(rows) >= 8
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        mae, file, key = cells[2], cells[-2].strip("`"), cells[-1].strip("`")
+        path = root / file
+        if not path.is_file():
+            pytest.fail(f"docs/notebooks.md quotes {file}, which does not exist: run its notebook")
+        numbers = json.loads(path.read_text())["numbers"]
+        assert key in numbers, f"{file} has no key {key!r}"
+        digits = len(mae.split(".")[1])
+        assert abs(numbers[key] - float(mae)) <= 0.5 * 10**-digits + 1e-9, f"{file} {key}: {numbers[key]} != {mae}"

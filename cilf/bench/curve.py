@@ -329,6 +329,7 @@ def _summary(cfg, setup, counts, requested, per_run, y_te, groups, points, order
         "budget": budget(_bench_config(cfg, cfg.epochs)),
         "curve_config": asdict(cfg),
         "test_ages": [float(a) for a in y_te],
+        "test_subjects": None if groups is None else [str(g) for g in groups],  # the CIs' resampling unit
         "subject_order": {str(s): o for s, o in orders.items()},
         "points": points,
         "pred": {m: {str(n): [r.get("pred") for r in runs] for n, runs in by_n.items()} for m, by_n in per_run.items()},

@@ -25,8 +25,8 @@ def _series(entry: dict, counts: list[int]) -> tuple[list[int], np.ndarray, np.n
 
 def plot_learning_curve(result: dict, path: str | Path | None = None, title: str | None = None):
     """Test MAE (years) per method against training subjects (log x) with 95% CI bands; levels for zero-shot
-    CLIP (dotted) and the oracle floor (dashed); the train-mean baseline in grey. The caption states the epochs
-    rule and the source. Returns the figure (written to ``path`` when given)."""
+    CLIP (dotted) and the oracle floor (dashed); the train-mean baseline in grey; the legend outside the data. The
+    caption states the epochs rule and the source. Returns the figure (written to ``path`` when given)."""
     plt = pyplot()
     import seaborn as sns
 
@@ -34,7 +34,7 @@ def plot_learning_curve(result: dict, path: str | Path | None = None, title: str
     methods = result["methods"]
     curves = [m for m, e in methods.items() if e["kind"] == "curve" and m != "train_mean" and e["points"]]
     colours = dict(zip(curves, sns.color_palette("colorblind", len(curves))))
-    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    fig, ax = plt.subplots(figsize=(10.5, 5.2))
     for m in curves:
         ns, mae, lo, hi = _series(methods[m], counts)
         ax.plot(ns, mae, marker="o", color=colours[m], label=methods[m]["title"], lw=2 if m == "full" else 1.4)
@@ -57,7 +57,7 @@ def plot_learning_curve(result: dict, path: str | Path | None = None, title: str
         ylabel="test MAE (years)",
         title=title or f"{result['source']}: learning curve",
     )
-    ax.legend(fontsize=8, loc="upper right", frameon=True)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # outside the data
     fig.text(
         0.01,
         -0.02,

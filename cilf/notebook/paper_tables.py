@@ -16,7 +16,7 @@ from cilf.bench.runner import VARIANTS, method_title
 from cilf.data.open import default_root
 from cilf.data.sources import get_source
 from cilf.labels import PAPER
-from cilf.notebook.plots import finish_figure, pyplot
+from cilf.notebook.plots import finish_figure, pyplot, save_figure
 
 PAPER_SOURCE = f"{PAPER}: Shou et al., CILF-CIAE, Neural Networks 197, 108518 (2026), abstract"
 ARXIV_V1_SOURCE = f"{PAPER}: arXiv 2312.01758 v1 (zero-shot CZL-CIAE), abstract"
@@ -177,50 +177,194 @@ def plot_protocol_bars(results: list[dict], methods, path=None, title: str = "")
     return finish_figure(fig, path)
 
 
-def plot_ablations_and_peers(result: dict, path=None, title: str = ""):
-    """Left: MAE of every ablation and peer with its 95% CI, and the difference from the full model with its CI
-    and verdict (mean +- std for results without CIs); the oracle floor, where the result has it, as a dashed
-    line. Right: CS curves theta = 0..10 (the oracle's dashed)."""
-    names = [m for m in result["methods"] if "mae" in result["methods"][m] and m != ORACLE]
-    floor = result["methods"].get(ORACLE, {})
-    summaries = [result["methods"][m] for m in names]
-    fig, (a, b) = pyplot().subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1, 1.1]})
-    maes, lows, highs = (list(v) for v in zip(*(_mae_bar(s) for s in summaries)))
-    colors = ["tab:blue" if m == "full" else "tab:cyan" if m in VARIANTS else "tab:grey" for m in names]
+BASELINE = "train_mean"  # the trivial baseline's name among the peers
+
+
+def _save(fig, path):
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _zoom(
+    rows: list[tuple[float, float, float]], anchor: float, floor: float | None
+) -> tuple[list[bool], float, float]:
+    """Which rows (MAE, error below, error above) fit a zoomed MAE axis, and its limits: rows within twice
+    ``anchor`` (the full model's MAE) stay on it, with the floor; the rest are marked at the right edge."""
+    fits = [m <= 2 * anchor for m, _, _ in rows]
+    lows = [m - lo for (m, lo, _), f in zip(rows, fits) if f] + ([floor] if floor is not None else [])
+    highs = [m + hi for (m, _, hi), f in zip(rows, fits) if f]
+    lo, hi = min(lows), max(highs)
+    pad = 0.08 * (hi - lo)
+    return fits, lo - pad, hi + pad
+
+
+def _mae_dots(ax, names, summaries, colors, floor: dict, sizes=None) -> None:
+    """MAE dots with CI whiskers, one row per method (top to bottom), on an axis zoomed on the full model's
+    neighbourhood; rows far above it (a baseline at 3x the error) are arrows at the right edge with their MAE."""
+    rows = [_mae_bar(s) for s in summaries]
+    anchor = rows[names.index("full")][0] if "full" in names else float(np.median([r[0] for r in rows]))
+    fits, x0, x1 = _zoom(rows, anchor, floor.get("mae"))
     yy = np.arange(len(names))
-    a.barh(yy, maes, xerr=[lows, highs], color=colors, capsize=2)
-    for y_, m_, h_, name, s in zip(yy, maes, highs, names, summaries):  # ablations differ by tenths of a year
-        label = mae_text(s) + (f"   Δ {delta_text(s, name)} {s['verdict']}" if "verdict" in s else "")
-        a.text(m_ + h_ + 0.01 * max(maes), y_, label, va="center", fontsize=7)
-    a.set_xlim(0, 1.6 * max(m_ + h_ for m_, h_ in zip(maes, highs)))
-    a.set_yticks(yy, [method_title(m) for m in names], fontsize=8)
-    a.invert_yaxis()
-    a.set_xlabel(f"test MAE (years), {_bar_kind(summaries)}")
-    a.set_title("ablations (blue) and peers (grey)", fontsize=10)
+    for y, (m, lo, hi), c, ok, size in zip(yy, rows, colors, fits, sizes or [6] * len(names)):
+        if ok:
+            ax.errorbar(m, y, xerr=[[lo], [hi]], fmt="o", color=c, ms=size, capsize=2.5, lw=1.4)
+        else:
+            ax.plot(x1, y, marker=">", color=c, ms=7, clip_on=False)
+            ax.annotate(
+                f"{m:.2f} (off the axis)",
+                (x1, y),
+                xytext=(-10, 0),
+                textcoords="offset points",
+                ha="right",
+                va="center",
+                fontsize=7,
+                color=c,
+            )
     if "mae" in floor:
-        a.axvline(floor["mae"], color="black", ls="--", lw=1.2, label=f"{ORACLE_TITLE}: {mae_text(floor)}")
-        a.legend(fontsize=7, loc="lower right")
-    palette = sns.color_palette("husl", len(names))
-    for m, c in zip(names, palette):
-        curve = result["methods"][m]["cs_curve"]
+        ax.axvline(floor["mae"], color="black", ls="--", lw=1.2, label=f"{ORACLE_TITLE}: {mae_text(floor)}")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.1), frameon=False)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_yticks(yy, [method_title(m) for m in names], fontsize=8)
+
+
+def plot_ablations_and_peers(result: dict, path=None, title: str = ""):
+    """Left: MAE of every ablation (blue; the full model dark) and peer (grey) with its 95% CI (mean +- std for
+    results without CIs) on an axis zoomed on the full model's neighbourhood (far-off baselines marked at its
+    edge), the oracle floor, where the result has it, dashed; beside each row its MAE [CI], the paired difference
+    from the full model [CI] and the verdict. Right: CS curves theta = 0..10 with the full model, its best peer
+    and the train-mean baseline highlighted, the oracle's dashed and every other method grey; legend outside."""
+    methods = result["methods"]
+    names = [m for m in methods if "mae" in methods[m] and m != ORACLE]
+    floor = methods.get(ORACLE, {})
+    summaries = [methods[m] for m in names]
+    fig = pyplot().figure(figsize=(17, 0.32 * len(names) + 2.4), layout="constrained")
+    grid = fig.add_gridspec(1, 3, width_ratios=[1.0, 0.85, 1.0])
+    a = fig.add_subplot(grid[0, 0])
+    b = fig.add_subplot(grid[0, 2])
+    colors = ["#08519c" if m == "full" else "#6baed6" if m in VARIANTS else "0.45" for m in names]
+    _mae_dots(a, names, summaries, colors, floor, sizes=[8 if m == "full" else 5 for m in names])
+    a.set_xlabel(f"test MAE (years), {_bar_kind(summaries)}")
+    a.set_title("ablations (blue; full model dark) and peers (grey)", fontsize=10)
+    table = fig.add_subplot(grid[0, 1], sharey=a)  # the numbers, off the data: a column of text beside the dots
+    table.axis("off")
+    for y, name, s in zip(range(len(names)), names, summaries):
+        row = f"{mae_text(s):<21s} {delta_text(s, name):<23s} {s.get('verdict', '')}"
+        table.text(0.0, y, row, transform=table.get_yaxis_transform(), va="center", fontsize=7, family="monospace")
+    head = f"{'MAE [95% CI]':<21s} {'Δ vs full [95% CI]':<23s} verdict"
+    table.set_title(head, loc="left", fontsize=7, family="monospace", weight="bold")
+
+    peers = [m for m in names if m not in VARIANTS and m != BASELINE]
+    best = min(peers, key=lambda m: _mae_bar(methods[m])[0]) if peers else None
+    styles = {
+        "full": dict(color="#08519c", lw=2.8, zorder=4, label=method_title("full")),
+        best: dict(color="tab:orange", lw=2.0, zorder=3, label=f"best peer: {method_title(best)}" if best else ""),
+        BASELINE: dict(color="tab:brown", lw=2.0, ls="-.", zorder=3, label=method_title(BASELINE)),
+    }
+    grey = dict(color="0.72", lw=0.9, zorder=1)
+    labelled_grey = False
+    for m in names:
+        curve = methods[m]["cs_curve"]
         th = sorted(curve, key=int)
-        b.plot(
-            [int(t) for t in th],
-            [curve[t] for t in th],
-            marker="o",
-            ms=3,
-            color=c,
-            lw=2.5 if m == "full" else 1.2,
-            label=method_title(m),
-        )
+        style = styles.get(m)
+        if style is None:
+            style = {**grey, "label": None if labelled_grey else "every other ablation and peer"}
+            labelled_grey = True
+        b.plot([int(t) for t in th], [curve[t] for t in th], marker="o", ms=2.5, **style)
     if "cs_curve" in floor:
         th = sorted(floor["cs_curve"], key=int)
         b.plot(
             [int(t) for t in th], [floor["cs_curve"][t] for t in th], color="black", ls="--", lw=1.2, label=ORACLE_TITLE
         )
     b.set_xlabel("θ (years)")
-    b.set_ylabel("CS(θ) %")
+    b.set_ylabel("CS(θ) %: share of test images with |error| <= θ")
+    b.set_ylim(0, 100)
     b.set_title("cumulative score", fontsize=10)
-    b.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    handles, labels = b.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("every other"))  # grey last
+    b.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        fontsize=7.5,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1),
+        frameon=False,
+    )
     fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_protocol_dots(results: list[dict], methods, path=None, title: str = ""):
+    """MAE per method (rows) with its 95% CI (mean +- std over folds x seeds for results without CIs) as dots,
+    one colour per result (protocol) side by side in each row, on an axis that starts near the data: methods
+    within twice the full model's MAE are on it, with each protocol's oracle floor dashed in its colour; methods
+    far above (the off-the-shelf peer, the train-mean baseline) are arrows at the right edge with their MAE."""
+    methods = [m for m in methods if m != ORACLE]
+    names = [m for m in methods if any("mae" in r["methods"].get(m, {}) for r in results)]
+    colours = sns.color_palette("colorblind", len(results))
+    points = [
+        (j, i, _mae_bar(r["methods"][m]))
+        for j, r in enumerate(results)
+        for i, m in enumerate(names)
+        if "mae" in r["methods"].get(m, {})
+    ]
+    full = [b[0] for j, i, b in points if names[i] == "full"]
+    anchor = max(full) if full else float(np.median([b[0] for _, _, b in points]))
+    floors = [r["methods"][ORACLE]["mae"] for r in results if "mae" in r["methods"].get(ORACLE, {})]
+    fits, x0, x1 = _zoom([b for _, _, b in points], anchor, min(floors) if floors else None)
+    fig, ax = pyplot().subplots(figsize=(10, 0.55 * len(names) * max(1, len(results) / 2) + 1.8))
+    step = 0.7 / max(len(results), 1)
+    for (j, i, (m, lo, hi)), ok in zip(points, fits):
+        y = i + (j - (len(results) - 1) / 2) * step
+        label = results[j]["protocol"] if i == min(i2 for j2, i2, _ in points if j2 == j) else None
+        if ok:
+            ax.errorbar(
+                m,
+                y,
+                xerr=[[lo], [hi]],
+                fmt="o",
+                color=colours[j],
+                ms=7 if names[i] == "full" else 5,
+                capsize=2.5,
+                lw=1.4,
+                label=label,
+            )
+            ax.annotate(f"{m:.2f}", (m + hi, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
+        else:
+            ax.plot(x1, y, marker=">", color=colours[j], ms=7, clip_on=False, label=label)
+            ax.annotate(
+                f"{m:.2f} (off the axis)",
+                (x1, y),
+                xytext=(-10, 0),
+                textcoords="offset points",
+                ha="right",
+                va="center",
+                fontsize=7,
+                color=colours[j],
+            )
+    for j, r in enumerate(results):
+        f = r["methods"].get(ORACLE, {})
+        if "mae" in f:
+            ax.axvline(
+                f["mae"], color=colours[j], ls="--", lw=1.2, label=f"{ORACLE_TITLE}, {r['protocol']}: {mae_text(f)}"
+            )
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_yticks(range(len(names)), [method_title(m) for m in names], fontsize=9)
+    used = [r["methods"][m] for r in results for m in names if "mae" in r["methods"].get(m, {})]
+    ax.set_xlabel(f"test MAE (years), {_bar_kind(used)}")
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda k: labels[k].startswith(ORACLE_TITLE))  # protocols, then floors
+    ax.legend(
+        [handles[k] for k in order],
+        [labels[k] for k in order],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        frameon=False,
+        title="protocol",
+        title_fontsize=8,
+    )
+    ax.set_title(title, fontsize=10)
     return finish_figure(fig, path)

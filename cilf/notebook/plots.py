@@ -91,13 +91,19 @@ def training_report_figure(
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     ep = [h["epoch"] for h in history]
+    vals = [h["val_mae"] for h in history] + [h["val_mae_y0"] for h in history]
     axes[0].plot(ep, [h["val_mae"] for h in history], marker="o", label="val MAE (x*)")
     axes[0].plot(ep, [h["val_mae_y0"] for h in history], marker=".", ls="--", label="val MAE (y0)")
-    axes[0].axhline(report["baseline_train_mean"]["mae"], color="grey", ls=":", label="train-mean baseline")
+    base = report["baseline_train_mean"]["mae"]
+    # the axis holds the curves and the floor; a baseline far above them is named in the legend, not drawn
+    top = 1.25 * max(vals) if base > 2 * max(vals) else 1.05 * max(max(vals), base)
+    off = " (above the axis)" if base > top else ""
+    axes[0].axhline(base, color="grey", ls=":", label=f"train-mean baseline, test MAE {base:.2f}{off}")
     if oracle is not None:
         axes[0].axhline(oracle["mae"], color="black", ls="--", lw=1, label=f"{TITLE}, test MAE {oracle['mae']:.2f}")
+    axes[0].set_ylim(0, top)
     axes[0].set(xlabel="epoch", ylabel="MAE (years)", title="validation")
-    axes[0].legend()
+    axes[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     curve = report["model"]["cs_curve"]
     th = [int(k) for k in curve]
     axes[1].plot(th, [curve[k] for k in curve], marker="o", label="CILF-CIAE")
@@ -112,9 +118,10 @@ def training_report_figure(
     return finish_figure(fig, path)
 
 
-def run_figure(run_dir: str | Path, path: str | Path) -> Path:
+def training_figure(run_dir: str | Path, path: str | Path | None = None):
     """The training report figure of a finished ``python -m cilf train`` run folder (on SynthAge with the
-    oracle floor of its split, :func:`cilf.bench.oracle.oracle_for_run`)."""
+    oracle floor of its split, :func:`cilf.bench.oracle.oracle_for_run`); returns the figure, written to ``path``
+    when given (a notebook displays it)."""
 
     run_dir = Path(run_dir)
     history = json.loads((run_dir / "history.json").read_text())
@@ -124,6 +131,12 @@ def run_figure(run_dir: str | Path, path: str | Path) -> Path:
     y = np.array([float(r["true_age"]) for r in rows])
     p = np.array([float(r["age"]) for r in rows])
     fig = training_report_figure(history, report, y, p, oracle=oracle_for_run(report))
+    return _save(fig, path)
+
+
+def run_figure(run_dir: str | Path, path: str | Path) -> Path:
+    """:func:`training_figure` written to ``path`` and closed (the CLI's ``train --figure``); returns the path."""
+    fig = training_figure(run_dir)
     out = save_figure(fig, path)
     pyplot().close(fig)
     return out
@@ -156,19 +169,40 @@ def plot_text_similarity(text: np.ndarray, ages, path=None, title: str = ""):
     return finish_figure(fig, path)
 
 
-def plot_global_scores(scores: np.ndarray, true_ages, class_ages, path=None, title: str = ""):
-    """S over the age classes for several faces (one line each, true age marked)."""
+def plot_global_scores(scores: np.ndarray, true_ages, class_ages, path=None, title: str = "", ncols: int = 3):
+    """S over the age classes, one small panel per face (shared axes): the true age (dotted) and the expected
+    age sum_i S_i a_i under S (solid) marked, so each panel reads on its own."""
     plt = pyplot()
-    import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    colors = sns.color_palette("flare", len(true_ages))
-    for s, a, c in zip(scores, true_ages, colors):
-        ax.plot(class_ages, s, color=c, label=f"{a:.0f} y")
-        ax.axvline(a, color=c, ls=":", lw=1)
-    ax.set(xlabel="age class a_i", ylabel="S_i", title=title or "global pixel-text scores")
-    ax.legend(title="true age", fontsize=8, ncol=2)
-    return finish_figure(fig, path)
+    ages = np.asarray(class_ages, float)
+    n = len(true_ages)
+    rows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(rows, ncols, figsize=(3.6 * ncols, 2.3 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, s, a in zip(axes.flat, scores, true_ages):
+        expected = float(np.dot(s, ages))
+        ax.fill_between(ages, s, color="tab:blue", alpha=0.25, lw=0)
+        ax.plot(ages, s, color="tab:blue", lw=1.2)
+        ax.axvline(float(a), color="black", ls=":", lw=1.2, label="true age")
+        ax.axvline(expected, color="tab:red", lw=1.2, label="expected age under S")
+        ax.set_title(f"true {float(a):.0f} y | sum S_i a_i = {expected:.1f} y", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("age class a_i")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("S_i")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title or "global pixel-text scores")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _save(fig, path)
+
+
+def robust_limit(values, q: float = 98.0) -> float:
+    """A symmetric colour limit for a signed map: the ``q``-th percentile of |values| (a few extreme patches do
+    not wash the rest out); 1e-6 for an all-zero map."""
+    v = np.abs(np.asarray(values, float))
+    return max(float(np.percentile(v, q)), 1e-6)
 
 
 def plot_dense_maps(
@@ -178,68 +212,160 @@ def plot_dense_maps(
     patch, B x K x H x W) for a few prompt ages.
 
     Maps are shown relative to the mean over all K prompts, so colour says which prompt age a
-    patch prefers, not the overall similarity level."""
+    patch prefers, not the overall similarity level. Each map has its own symmetric colour scale (the 98th
+    percentile of its |values|, :func:`robust_limit`) and colour bar, over a grey copy of the face, so the
+    contrast within every map shows; compare levels between maps by their colour bars."""
     plt = pyplot()
 
     class_ages = list(class_ages)
     rel = maps - maps.mean(axis=1, keepdims=True)
-    vmax = np.abs(rel[:, [class_ages.index(a) for a in prompt_ages]]).max()
     fig, axes = plt.subplots(
-        len(images), 1 + len(prompt_ages), figsize=(2.3 * (1 + len(prompt_ages)), 2.3 * len(images)), squeeze=False
+        len(images), 1 + len(prompt_ages), figsize=(2.6 * (1 + len(prompt_ages)), 2.4 * len(images)), squeeze=False
     )
     for r, im in enumerate(images):
         axes[r, 0].imshow(im)
         axes[r, 0].set_ylabel(f"face {r}" if true_ages is None else f"face {r}, age {float(true_ages[r]):.0f}")
+        grey = np.asarray(im.convert("L"), float) / 255.0
         for c, a in enumerate(prompt_ages):
             m = rel[r, class_ages.index(a)]
             up = np.asarray(Image.fromarray(m.astype(np.float32)).resize(im.size, Image.BICUBIC))
-            axes[r, c + 1].imshow(im)
-            overlay = axes[r, c + 1].imshow(up, cmap="coolwarm", alpha=0.55, vmin=-vmax, vmax=vmax)
+            lim = robust_limit(m)
+            ax = axes[r, c + 1]
+            ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
+            overlay = ax.imshow(up, cmap="RdBu_r", alpha=0.65, vmin=-lim, vmax=lim)
+            cb = fig.colorbar(overlay, ax=ax, fraction=0.046, pad=0.02)
+            cb.ax.tick_params(labelsize=6)
             if r == 0:
-                axes[r, c + 1].set_title(f'"{a}-year-old"')
+                ax.set_title(f'"{a}-year-old"')
     for ax in axes.flat:
         ax.set_xticks([]), ax.set_yticks([])
+        ax.grid(False)
     fig.suptitle(title or "dense pixel-text maps (relative to the mean prompt)")
-    fig.tight_layout()
-    fig.colorbar(
-        overlay, ax=axes[:, 1:].ravel().tolist(), fraction=0.03, pad=0.02, label="cos(P, T_age) - mean over prompts"
+    fig.text(
+        0.5,
+        0.0,
+        "colour: cos(P, T_age) - mean over prompts; red = this prompt age fits the patch better than the "
+        "average prompt; each map on its own scale",
+        ha="center",
+        fontsize=8,
     )
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     return _save(fig, path)
 
 
+def _freq_extent(h: int, w: int) -> list[float]:
+    """imshow extent of an fftshifted H x (W//2+1) spectrum: horizontal 0..W//2, vertical -H//2..H//2 (centred)."""
+    return [-0.5, w - 0.5, (h - 1) // 2 + 0.5, -(h // 2) - 0.5]
+
+
 def plot_fpe_steps(steps: dict, path=None, title: str = ""):
+    """One FPE pass for one channel (``fpe_steps``' ``*_channel`` entries; channel means when they are absent):
+    input, |DFT| (log colour), the learned |K|, the filtered spectrum (log colour) and the inverse DFT, with the
+    spectra fftshifted so the zero frequency sits in the middle of the vertical axis."""
     plt = pyplot()
 
+    one = "input_channel" in steps
+    suffix = "_channel" if one else ""
+    what = f"channel {steps['channel']}" if one else "channel mean"
     names = [
-        ("input", "input x (channel mean)"),
-        ("spectrum", "|rfft2(x)| (log colour)"),
-        ("filter", "|K| learned filter"),
-        ("filtered", "|rfft2(x) * K| (log colour)"),
-        ("output", "irfft2 -> output"),
+        ("input", f"input x ({what})"),
+        ("spectrum", "|DFT(x)| (log colour)"),
+        ("filter", "learned filter |K|"),
+        ("filtered", "|DFT(x) K| (log colour)"),
+        ("output", "IDFT -> output"),
     ]
-    fig, axes = plt.subplots(1, 5, figsize=(16, 3.4))
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.5))
+    spectra = [np.asarray(steps[k + suffix]) for k in ("spectrum", "filtered")]
+    low = max(min(float(a.min()) for a in spectra), 1e-6)
+    high = max(float(a.max()) for a in spectra)
+    grid = [np.asarray(steps[k + suffix]) for k in ("input", "output")]
+    lim = max(float(np.abs(a).max()) for a in grid)
     for ax, (k, label) in zip(axes, names):
-        # the DC term dwarfs the rest of a spectrum: a log scale shows the other frequencies
-        norm = LogNorm(vmin=max(float(steps[k].min()), 1e-6)) if k in ("spectrum", "filtered") else None
-        im = ax.imshow(steps[k], cmap="magma" if k != "input" and k != "output" else "viridis", norm=norm)
+        a = np.asarray(steps[k + suffix])
+        if k in ("input", "output"):  # signed values in the token grid, one scale for both
+            im = ax.imshow(a, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set(xlabel="w (patch column)", ylabel="h (patch row)")
+        else:  # spectra: zero frequency centred; the DC term dwarfs the rest, hence log colour (one scale for both)
+            norm = LogNorm(vmin=low, vmax=high) if k != "filter" else None
+            a = np.fft.fftshift(a, axes=0)
+            im = ax.imshow(a, cmap="magma", norm=norm, extent=_freq_extent(*a.shape))
+            if k == "filter":
+                im.set_cmap("PuOr_r")
+                dev = max(float(np.abs(a - 1).max()), 1e-3)
+                im.set_clim(1 - dev, 1 + dev)
+            ax.set(xlabel="horizontal frequency", ylabel="vertical frequency")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_title(label, fontsize=10)
-        ax.set_xticks([]), ax.set_yticks([])
+        ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(title or "one FPE global-filter pass, step by step")
     return finish_figure(fig, path)
 
 
 def plot_filter_spectra(spectra, path=None, title: str = ""):
+    """The learned global filters (``filter_spectra``: mean |K| per block, fftshifted) as departures from the
+    identity: block 1's |K| - 1, then each later block minus block 1, on one symmetric colour scale (an all-pass
+    filter is 0 everywhere; near-white later panels mean the blocks learned nearly the same filter)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(spectra), figsize=(4 * len(spectra), 3.6), squeeze=False)
-    for i, (ax, s) in enumerate(zip(axes[0], spectra)):
-        h = s.shape[0]
-        im = ax.imshow(s, cmap="magma", extent=[0, s.shape[1] - 1, h // 2 - 0.5, -h // 2 - 0.5])
-        ax.set(title=f"block {i + 1}: mean |K|", xlabel="horizontal frequency", ylabel="vertical frequency")
+    base = np.asarray(spectra[0], float)
+    panels = [(base - 1, "block 1: mean |K| - 1")] + [
+        (np.asarray(s, float) - base, f"block {i + 1} - block 1") for i, s in enumerate(spectra[1:], start=1)
+    ]
+    lim = max(max(float(np.abs(p).max()) for p, _ in panels), 1e-4)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.7), squeeze=False)
+    for ax, (a, label) in zip(axes[0], panels):
+        im = ax.imshow(a, cmap="PuOr_r", vmin=-lim, vmax=lim, extent=_freq_extent(*a.shape))
+        ax.set(
+            title=f"{label}\n(max |.| {np.abs(a).max():.3f})",
+            xlabel="horizontal frequency",
+            ylabel="vertical frequency",
+        )
+        ax.title.set_fontsize(10)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(title or "learned global filters (1 = pass unchanged)")
+    fig.suptitle(title or "learned global filters: departure from the identity (0 = pass unchanged)")
     return finish_figure(fig, path)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, float) - np.max(z, axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def plot_prior_and_context(parts: dict, true_ages, class_ages, path=None, title: str = ""):
+    """One column per face (``parts``: :func:`cilf.notebook.analysis.prior_and_context` for those faces). Top: the
+    class distribution of the similarity prior alone (zero-shot CLIP), of the head's own term alone, and of both
+    together (the model's p), with the true age dotted. Bottom: how far context prompting moves each class's text
+    feature, |gamma Lin_c(c_k)| / |T_k|, over the age classes."""
+    plt = pyplot()
+    ages = np.asarray(class_ages, float)
+    n = len(true_ages)
+    fig, axes = plt.subplots(2, n, figsize=(3.6 * n, 5.4), squeeze=False, sharex=True)
+    series = (
+        ("prior", "prior alone: softmax(alpha tau s log S)", "tab:purple", "--"),
+        ("head", "head term alone: softmax(g cos(f, T') / tau_h)", "tab:orange", ":"),
+        ("logits", "both: the model's p", "tab:blue", "-"),
+    )
+    for j in range(n):
+        ax = axes[0, j]
+        for key, label, colour, ls in series:
+            p = _softmax(parts[key][j])
+            ax.plot(ages, p, color=colour, ls=ls, lw=1.6 if key == "logits" else 1.2, label=label)
+        ax.axvline(float(true_ages[j]), color="black", ls=":", lw=1, label="true age")
+        ax.set_title(f"face {j}: true {float(true_ages[j]):.0f} y, y0 {float(parts['y0'][j]):.1f}", fontsize=9)
+        axes[1, j].plot(ages, parts["context_shift"][j], color="tab:green", lw=1.4)
+        axes[1, j].axvline(float(true_ages[j]), color="black", ls=":", lw=1)
+        axes[1, j].set_xlabel("age class a_k")
+    axes[0, 0].set_ylabel("p over ages")
+    axes[1, 0].set_ylabel("|T'_k - T_k| / |T_k|")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title or "the similarity prior, the head's own term, and context prompting")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return _save(fig, path)
 
 
 def plot_embedding_pca(embeddings: dict, ages, path=None, title: str = ""):
