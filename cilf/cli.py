@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from cilf import __version__
@@ -325,6 +326,7 @@ def cmd_clip_report(args) -> int:
         epochs=args.epochs,
         out=args.out,
         progress=not args.quiet,
+        weights=dict(args.weights),
     )
     print(format_clip_report(rep))
     print(f"report written to {Path(args.out) / 'clip_report.json'}")
@@ -503,7 +505,9 @@ def _add_synthage(sub) -> None:
 def _add_pretrain_clip(sub) -> None:
     p = _command(sub, "pretrain-clip", "pretrain the micro-CLIP on SynthAge captions (open_clip loss)")
     add_options(
-        p, PretrainConfig, ("out", "n_images", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed")
+        p,
+        PretrainConfig,
+        ("out", "n_images", "epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed", "captions"),
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     add_options(p, PretrainConfig, ("stop_after_epochs", "precision"))
@@ -524,8 +528,25 @@ def _add_clip_report(sub) -> None:
     )
     p.add_argument("--epochs", type=at_least(1), default=10, help="epochs of each --train-compare run")
     p.add_argument("--out", default="runs/clip-report", help="report folder")
+    p.add_argument(
+        "--weights",
+        nargs="*",
+        type=_named_file,
+        default=[],
+        metavar="NAME=FILE",
+        help="also other weights files of the micro-CLIP (e.g. web=runs/pretrain-web/cilf-micro.safetensors), each "
+        "with its zero-shot MAE minus the bundled one's, paired over the same test images (95%% CI over subjects)",
+    )
     _run_options(p)
     p.set_defaults(func=cmd_clip_report)
+
+
+def _named_file(text: str) -> tuple[str, str]:
+    """``NAME=FILE`` of ``--weights``."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=FILE")
+    return name, path
 
 
 def _add_bench_speed(sub) -> None:
@@ -929,7 +950,8 @@ def _io_pretrain(args):
 
 
 def _io_clip_report(args):
-    return [_Out("--out", args.out, "folder")], [_In("SynthAge", _synthage_root(args.n_images, args.seed))]
+    weights = [_In("--weights", path) for _, path in args.weights]
+    return [_Out("--out", args.out, "folder")], [_In("SynthAge", _synthage_root(args.n_images, args.seed)), *weights]
 
 
 def _io_bench_speed(args):
@@ -1004,8 +1026,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _torch_version() -> str:
-    from importlib.metadata import version
-
     return version("torch")
 
 

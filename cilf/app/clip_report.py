@@ -19,6 +19,7 @@ from cilf.labels import SYNTHAGE, this_run
 from cilf.metrics import mae
 from cilf.model.config import CILFConfig
 from cilf.persist.factory import build_clip
+from cilf.stats import paired_mae_difference
 from cilf.utils import pick_device
 
 
@@ -38,7 +39,8 @@ def alignment_metrics(
     device="cpu",
     progress: bool = True,
 ) -> dict:
-    """Zero-shot MAE and retrieval for one backbone on the held-out test subjects of SynthAge(seed)."""
+    """Zero-shot MAE and retrieval for one backbone on the held-out test subjects of SynthAge(seed); ``errors``
+    holds each test image's absolute zero-shot error and ``subjects`` its subject (for paired comparisons)."""
     torch.manual_seed(0)
     cfg = CILFConfig(clip_model=model_name, pretrained=pretrained)
     adapter = build_clip(cfg).to(device).eval()
@@ -46,11 +48,14 @@ def alignment_metrics(
     feats, ages, metas = extract_features(adapter, test, device=device, progress=progress, desc="encode")
     v = F.normalize(feats.pooled.to(device), dim=-1)
     pred = adapter.zero_shot_ages(v)
+    subject_of = {r["path"]: str(r.get("subject", "")) for r in test.rows}
     n = min(n_retrieval, len(metas))
     caps = F.normalize(adapter.encode_text([m["caption"] for m in metas[:n]]), dim=-1)
     sim = v[:n] @ caps.t()
     return {
         "pretrained": pretrained or "random init",
+        "errors": np.abs(pred.cpu().numpy() - ages.numpy()),
+        "subjects": [subject_of.get(m.get("path"), "") for m in metas],
         "zero_shot_mae": mae(ages.numpy(), pred.cpu().numpy()),
         "image_to_text": recall_at_k(sim),
         "text_to_image": recall_at_k(sim.t()),
@@ -74,17 +79,31 @@ def clip_report(
     epochs: int = 10,
     out: str | Path = "runs/clip-report",
     progress: bool = True,
+    weights: dict[str, str] | None = None,
 ) -> dict:
+    """The report of the bundled micro-CLIP beside random initialisation (and beside each of ``weights``, named
+    weights files of the same model, with the paired zero-shot MAE difference from the bundled one and its 95% CI
+    over test subjects)."""
     dev = pick_device(device)
+    kw = dict(n_images=n_images, seed=seed, n_retrieval=n_retrieval, device=dev, progress=progress)
     rep = {
         "source": this_run(f"{SYNTHAGE}, seed {seed} test split (held-out subjects)"),
-        "bundled": alignment_metrics(
-            "bundled", n_images=n_images, seed=seed, n_retrieval=n_retrieval, device=dev, progress=progress
-        ),
-        "random": alignment_metrics(
-            None, n_images=n_images, seed=seed, n_retrieval=n_retrieval, device=dev, progress=progress
-        ),
+        "bundled": alignment_metrics("bundled", **kw),
+        "random": alignment_metrics(None, **kw),
     }
+    if weights:
+        rep["others"] = {}
+        for name, path in weights.items():
+            m = alignment_metrics(str(path), **kw)
+            subjects = rep["bundled"]["subjects"]
+            d = paired_mae_difference(
+                m["errors"], rep["bundled"]["errors"], seed=0, groups=np.asarray(subjects) if all(subjects) else None
+            )
+            m["zero_shot_minus_bundled"] = {"estimate": d.estimate, "ci": [d.ci_low, d.ci_high], "unit": d.unit}
+            rep["others"][name] = m
+    for m in (rep["bundled"], rep["random"], *rep.get("others", {}).values()):
+        m.pop("errors")
+        m.pop("subjects")
     rep["chance"] = {"R@1": 100.0 / rep["bundled"]["n_retrieval"], "R@5": 500.0 / rep["bundled"]["n_retrieval"]}
     if train_compare:
         rep["cilf_same_budget"] = {}
@@ -121,6 +140,13 @@ def format_clip_report(rep: dict) -> str:
                 f"{d.replace('_', ' ') + ' ' + k + ' %':34s}{b[d][k]:20.1f}{r[d][k]:14.1f}{c[k]:14.1f} (chance)"
             )
     lines.append(f"(retrieval over {b['n_retrieval']} held-out captions; zero-shot over {b['n_test']} test images)")
+    for name, m in rep.get("others", {}).items():
+        d = m["zero_shot_minus_bundled"]
+        lines.append(
+            f"{name} ({m['pretrained']}): zero-shot MAE {m['zero_shot_mae']:.2f}, minus bundled {d['estimate']:+.2f} "
+            f"[{d['ci'][0]:.2f}, {d['ci'][1]:.2f}] (paired, 95% CI over {d['unit']}); retrieval R@1 "
+            f"{m['image_to_text']['R@1']:.1f} / {m['text_to_image']['R@1']:.1f} %"
+        )
     if "cilf_same_budget" in rep:
         cb = rep["cilf_same_budget"]
         lines.append(

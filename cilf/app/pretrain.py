@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from cilf.app.params import Budget
 from cilf.app.schedule import NonFiniteLoss, build_optimizer, check_resume_settings, session_epochs
+from cilf.data.captions import CAPTION_STYLES, web_caption
 from cilf.data.datasets import SynthAge, collate_skip
 from cilf.io import FolderLock, atomic_write, write_json
 from cilf.options import check_options, option
@@ -45,6 +46,7 @@ RESUME_FIXED = (
     "warmup_steps",
     "seed",
     "person_prompt_prob",
+    "captions",
     "precision",
 )
 
@@ -65,7 +67,13 @@ class PretrainConfig(Budget):
     model: str = "cilf-micro"
     n_images: int = option(20000, "SynthAge images with captions", low=2)
     data_seed: int = 1000  # disjoint from the evaluation set (seed 0)
-    person_prompt_prob: float = 0.3  # replace the caption by "a photo of a {age}-year-old person."
+    person_prompt_prob: float = 0.3  # exact captions: replace by "a photo of a {age}-year-old person."
+    captions: str = option(
+        "exact",
+        "exact: SynthAge's captions, which state the age; web: alt-text-like captions (coarse age words, visible "
+        "cues, an exact age rarely, the evaluation prompts held out; cilf/data/captions.py)",
+        choices=CAPTION_STYLES,
+    )
     progress: bool = True
     stop_after_epochs: int | None = option(
         None,
@@ -86,8 +94,11 @@ class PretrainConfig(Budget):
             raise ValueError(f"person_prompt_prob must lie in [0, 1], got {self.person_prompt_prob}")
 
 
-def training_caption(meta: dict, age: float, rng: np.random.Generator, p_person: float) -> str:
-    """The image's caption, or with probability ``p_person`` the plain prompt wording."""
+def training_caption(meta: dict, age: float, rng: np.random.Generator, p_person: float, style: str = "exact") -> str:
+    """The image's caption in ``style`` (:data:`CAPTION_STYLES`); exact captions are replaced with probability
+    ``p_person`` by the plain prompt wording (web captions never hold it: the evaluation prompts are held out)."""
+    if style == "web":
+        return web_caption(int(age), meta, rng)
     if rng.random() < p_person:
         return f"a photo of a {int(age)}-year-old person."
     return meta["caption"]
@@ -214,7 +225,8 @@ def _train_epoch(
     for s in bar:
         idx = perm[s * pcfg.batch_size : (s + 1) * pcfg.batch_size]
         texts = [
-            training_caption(pairs.metas[i], float(pairs.ages[i]), rng, pcfg.person_prompt_prob) for i in idx.tolist()
+            training_caption(pairs.metas[i], float(pairs.ages[i]), rng, pcfg.person_prompt_prob, pcfg.captions)
+            for i in idx.tolist()
         ]
         feats_i, feats_t = _encode_pair(
             model, pairs.images[idx].float().to(device), tokenizer(texts).to(device), pcfg.precision
