@@ -4,14 +4,13 @@ how well E's predicted error matches the actual one, and what the correction cha
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from cilf.metrics import mae
 
 
 def spearman(a, b) -> float | None:
     """Spearman rank correlation of two (n) arrays; None when undefined (n < 3 or a constant array)."""
-    from scipy.stats import spearmanr
-
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None

@@ -30,7 +30,9 @@ once and its memory does not grow with the number of inputs.
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import math
 import os
 import warnings
@@ -44,6 +46,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from cilf.app.infer import zero_shot_ages
+from cilf.data.align import FaceAligner
 from cilf.data.images import (
     DUPLICATE,
     NOT_FOUND,
@@ -75,8 +78,6 @@ READ_STATUSES = ("ok", "no_face", "not_finite")
 def face_aligner(upsample: int = UPSAMPLE):
     """The ``auto`` FaceAligner (ALIGN_SIZE px), built once per process: building one reads the dlib
     landmark model and the Haar cascades (about 0.9 s), more than detecting the faces of a photo."""
-    from cilf.data.align import FaceAligner
-
     return FaceAligner(ALIGN_SIZE, "auto", upsample)
 
 
@@ -523,9 +524,6 @@ def format_rows(rows: list[FaceRow]) -> str:
 
 def rows_csv(rows: list[FaceRow]) -> str:
     """CSV text of the rows (every FaceRow field; box split in box_x0, box_y0, box_x1, box_y1; None empty)."""
-    import csv
-    import io
-
     keys = [k for k in FaceRow.__dataclass_fields__ if k != "box"]
     buf = io.StringIO(newline="")
     w = csv.writer(buf)

@@ -19,8 +19,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from cilf.bench.effects import CONFIDENCE, N_RESAMPLES, REFERENCE
 from cilf.bench.runner import VARIANTS, budget_line, method_title
+from cilf.bench.speed import ratios_at
 from cilf.stats import Effect, format_effect, verdict
 
 NOT_RUN = "not run"
@@ -343,8 +346,6 @@ def _is_peer(name: str) -> bool:
 
 def cost_ratio(speed: dict | None, tokens: int = COST_TOKENS) -> dict | None:
     """FourierFormer block time / attention block time at N = ``tokens`` (and / fused SDPA when measured)."""
-    from cilf.bench.speed import ratios_at
-
     if not speed:
         return None
     r = ratios_at(speed, tokens)
@@ -555,8 +556,6 @@ def claims_markdown(rows: list[dict]) -> str:
 
 def claims_frame(rows_or_result, speed=None):
     """The table as a pandas DataFrame indexed by claim id (from rows, or from a result and ``speed``)."""
-    import pandas as pd
-
     rows = rows_or_result if isinstance(rows_or_result, list) else claims_table(rows_or_result, speed)
     cols = ["claim", "comparison", "effect", "rule", "verdict", "cost", "note", "source", "design"]
     return pd.DataFrame([{k: r[k] for k in ("id", *cols)} for r in rows]).set_index("id")

@@ -9,6 +9,7 @@ from pathlib import Path
 from .datasets import RecordDataset
 from .images import NoImagesFound
 from .sources import AgeDataset, get_source
+from .synthage import SynthAgeSpec, generate
 
 
 def default_root(name: str) -> Path:
@@ -33,8 +34,6 @@ def open_dataset(
     """
     source = get_source(name)
     if root is None and source.name == "synthage":
-        from .synthage import SynthAgeSpec, generate
-
         root = generate(SynthAgeSpec(), progress=False)
     root = Path(root) if root is not None else default_root(name)
     source.check_root(root)

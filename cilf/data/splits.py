@@ -22,6 +22,7 @@ from cilf.data.datasets import RecordDataset
 from cilf.data.open import open_dataset
 from cilf.data.protocols import Fold, holdout
 from cilf.data.split_warnings import split_warnings
+from cilf.data.synthage import SynthAgeSpec, generate
 from cilf.metrics import age_group, epsilon_error, group_accuracy
 
 VAL_RULE = "carved from train: {pct:g}% of the training subjects (images if none), seed {seed}, subject-disjoint"
@@ -86,8 +87,6 @@ def open_splits(
     when ``dataset`` is synthage and no root is given.
     """
     if root is None and dataset.strip().lower() == "synthage" and n_images is not None:
-        from cilf.data.synthage import SynthAgeSpec, generate
-
         root = generate(SynthAgeSpec(n_images=n_images), progress=False)
     ds = open_dataset(dataset, root, protocol, transform=transform)
     f, n_folds = _fold(ds, fold)

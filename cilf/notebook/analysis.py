@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import spearmanr
 
+from cilf.data.datasets import SynthAge
 from cilf.model.cilf_model import CILF, CILFOutput
 from cilf.model.fourier import FourierMixer, GlobalFilter
-from cilf.model.heads import age_index
+from cilf.model.heads import GAIN_RATE, age_index
+from cilf.model.similarity import global_log_scores
+from cilf.notebook.zoo import BUDGETS
+from cilf.stats import paired_mae_difference
 
 
 @torch.no_grad()
@@ -107,9 +115,6 @@ def correction_outputs(model: CILF, features, batch: int = 512) -> dict[str, np.
 def subjects_of(metas: list[dict], fast: bool = True, seed: int = 0) -> list[str]:
     """The SynthAge subject id of each image of :func:`cilf.notebook.zoo.held_out_features` (its metas carry the
     image path, not the subject): the resampling unit of a CI over test images (docs/statistics.md)."""
-    from cilf.data.datasets import SynthAge
-    from cilf.notebook.zoo import BUDGETS
-
     rows = SynthAge(split="test", n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, progress=False).rows
     by_path = {str(r["path"]): str(r["subject"]) for r in rows}
     missing = [m["path"] for m in metas if str(m["path"]) not in by_path]
@@ -124,8 +129,6 @@ def spearman_ci(
     """Spearman's rank correlation of ``a`` and ``b`` (one value per image) with a percentile bootstrap CI;
     ``groups`` (one id per image, e.g. its subject): subjects are drawn with replacement, each bringing all its
     images, as in :mod:`cilf.stats`. Deterministic for a given ``seed``. Returns (rho, (low, high))."""
-    from scipy.stats import spearmanr
-
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 3:
         raise ValueError(f"a and b: one value per image, at least 3 images (shapes {a.shape}, {b.shape})")
@@ -162,8 +165,6 @@ def prior_and_context(model: CILF, features, batch: int = 256) -> dict[str, np.n
         raise ValueError(
             "prior_and_context takes the model apart: build it with similarity_prior and context_prompting"
         )
-    from cilf.model.heads import GAIN_RATE
-    from cilf.model.similarity import global_log_scores
 
     model.eval()
     head, fusion = model.head, model.fusion
@@ -200,9 +201,6 @@ def prior_and_context(model: CILF, features, batch: int = 256) -> dict[str, np.n
 def run_predictions(run_dir) -> dict[str, np.ndarray]:
     """A finished run folder's ``test_predictions.csv`` as arrays (n each): ``true_age`` and every prediction
     column (``age`` = x*, ``y0``, ``zero_shot``, ...), and ``path`` (the image files, for :func:`subjects_of`)."""
-    import csv
-    from pathlib import Path
-
     with (Path(run_dir) / "test_predictions.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -241,8 +239,6 @@ def curve_differences(result: dict, a: str, b: str, counts=None) -> dict[int, ob
     the result's) where both have predictions,
     paired over seeds x the test images both predicted (as the curve's own full - zero-shot row). Subjects are the
     resampling unit when the result records them (``test_subjects``), else images (the Effect's ``unit`` says)."""
-    from cilf.stats import paired_mae_difference
-
     groups = np.asarray(result["test_subjects"]) if result.get("test_subjects") else None
     out = {}
     for n in result["subject_counts"] if counts is None else counts:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import seaborn as sns
 
 from cilf.notebook.plots import finish_figure, pyplot
 
@@ -28,7 +29,6 @@ def plot_learning_curve(result: dict, path: str | Path | None = None, title: str
     CLIP (dotted) and the oracle floor (dashed); the train-mean baseline in grey; the legend outside the data. The
     caption states the epochs rule and the source. Returns the figure (written to ``path`` when given)."""
     plt = pyplot()
-    import seaborn as sns
 
     counts, n_all = result["subject_counts"], result["training_subjects"]
     methods = result["methods"]
