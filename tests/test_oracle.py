@@ -1,4 +1,5 @@
-"""The oracle floor: age from SynthAge's latent variables, tuned on validation only, skipped on real data."""
+"""The oracle floor: age from the cues SynthAge drew (or its latent variables), tuned on validation only, skipped on
+real data."""
 
 import json
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_tuning_uses_validation_only_never_test(synth_root):
     from cilf.data.protocols import holdout
 
     (part,) = holdout(train, test_frac=0.2, seed=0)
-    x, yy = latent_matrix(train), y.double().numpy()
+    x, yy = latent_matrix(train, "visible"), y.double().numpy()
     params, val_mae = tune(x[part.train], yy[part.train], x[part.test], yy[part.test])
     assert extras["oracle"] == {**params, "val_mae": val_mae, "val_images": len(part.test)}
     assert {train[i]["subject"] for i in part.test}.isdisjoint(train[i]["subject"] for i in part.train)
@@ -173,3 +174,21 @@ def test_the_training_figure_draws_the_oracle_line():
     assert line.get_ydata()[0] == 2.2 and "test MAE 2.20" in line.get_label()
     assert not any(ln.get_label().startswith(TITLE) for ln in training_report_figure(history, report).axes[0].lines)
     pyplot().close("all")
+
+
+def test_the_drawn_cues_carry_no_skin_age_the_renderer_did_not_draw(synth_root):
+    from cilf.data.synthage import drawn_skin_signs, visible_cues
+
+    row = read_manifest(synth_root / "manifest.csv")[0]
+    young, older = {**row, "skin_age": "21.0"}, {**row, "skin_age": "27.9"}
+    assert visible_cues(young) == visible_cues(older)  # no skin sign is drawn below skin age 28
+    assert latent_matrix([young]).tolist() != latent_matrix([older]).tolist()  # the latents still tell them apart
+    assert (
+        drawn_skin_signs(40)["wrinkle"] > 0 and drawn_skin_signs(40)["sag"] == 0 and drawn_skin_signs(60)["spots"] > 0
+    )
+
+
+def test_the_drawn_cue_oracle_is_a_higher_floor_than_the_latent_one(synth_root):
+    rows = read_manifest(synth_root / "manifest.csv")
+    visible, latent = split_oracle(rows, "visible"), split_oracle(rows, "latent")
+    assert visible["mae"] > latent["mae"], (visible, latent)  # it is not handed what the pixels cannot show

