@@ -354,6 +354,7 @@ def oracle(inp: PeerInputs) -> tuple[np.ndarray, dict]:
     seeded=False,
     applies=_oracle.missing_latents,
     key={"oracle": _oracle.LATENT_VERSION},
+    default=False,  # a second, looser floor: asked for by name (notebook 06)
 )
 def oracle_latent(inp: PeerInputs) -> tuple[np.ndarray, dict]:
     """As :func:`oracle`, on the latent variables themselves (skin age included): a looser floor."""
