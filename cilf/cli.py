@@ -65,7 +65,8 @@ class _HelpWithDefaults(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         empty = (
-            action.default is None
+            action.nargs == 0  # a switch: its flag says what it does
+            or action.default is None
             or action.default is False
             or action.default == []
             or action.default == argparse.SUPPRESS

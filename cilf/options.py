@@ -93,11 +93,34 @@ def finite_float(text: str) -> float:
 
 
 def _base_type(annotation: Any) -> Any:
-    """int for ``int | None``; the annotation itself otherwise."""
+    """int for ``int | None``; the annotation itself otherwise; TypeError for what a single option cannot hold."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else str
+        if len(args) != 1:
+            raise TypeError(f"add_options: {annotation} has more than one type besides None")
+        annotation = args[0]
+    if annotation not in (bool, int, float, str):
+        raise TypeError(f"add_options: a {annotation} field is not an option (add it by hand)")
     return annotation
+
+
+def cli_flag(cls: type, name: str) -> str:
+    """The command-line flag of field ``name`` of ``cls``: ``flag`` from its :func:`option`, else ``--name``, or
+    ``--no-name`` for a switch that is on by default (what turns it off)."""
+    meta = field_meta(cls, name)
+    if meta.get("flag"):
+        return meta["flag"]
+    default = next(f.default for f in dataclasses.fields(cls) if f.name == name)
+    switch_on = typing.get_type_hints(cls)[name] is bool and default is True
+    return ("--no-" if switch_on else "--") + name.replace("_", "-")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float above 0."""
+    value = finite_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
 
 
 def add_options(
@@ -108,10 +131,11 @@ def add_options(
     defaults: Any = None,
     help: dict[str, str] | None = None,
 ) -> None:
-    """Add ``--name`` for each field of dataclass ``cls`` in ``names`` (in that order): type from the annotation
-    (an integer with ``low`` is range-checked as parsed, a float must be finite), default from ``defaults`` (an
-    instance; else ``cls()``), help from the field (``help`` may say it for this command). A switch that is off by
-    default is ``--name``; one that is on is ``--no-name``."""
+    """Add an option for each field of dataclass ``cls`` in ``names`` (in that order), named by :func:`cli_flag`:
+    type from the annotation (an integer with ``low`` or ``positive`` and a positive float are range-checked as
+    parsed, every float must be finite), default from ``defaults`` (an instance; else ``cls()``), help from the
+    field (``help`` may say it for this command). A switch that is off by default is ``--name``; one that is on
+    is ``--no-name``, its help prefixed "turn off"."""
     hints = typing.get_type_hints(cls)
     base = defaults if defaults is not None else cls()
     for name in names:
@@ -119,23 +143,25 @@ def add_options(
         text = (help or {}).get(name) or meta.get("help") or NO_HELP
         default = getattr(base, name)
         kind = _base_type(hints[name])
-        flag = "--" + name.replace("_", "-")
-        kw: dict[str, Any] = {"dest": name, "help": text}
+        flag = cli_flag(cls, name)
+        kw: dict[str, Any] = {"dest": name}
+        if kind is bool:
+            if meta.get("metavar"):
+                raise TypeError(f"add_options: the switch {name} takes no metavar")
+            if flag.startswith("--no-") != bool(default):
+                raise TypeError(f"add_options: {flag} does not match the default {default!r} of {name}")
+            action = "store_false" if default else "store_true"
+            parser.add_argument(flag, action=action, help=("turn off " + text) if default else text, **kw)
+            continue
+        kw["help"] = text
         if meta.get("metavar"):
             kw["metavar"] = meta["metavar"]
-        if kind is bool:
-            off = meta.get("flag") or "--no-" + name.replace("_", "-")
-            if default:
-                parser.add_argument(off, action="store_false", **kw)
-            else:
-                parser.add_argument(meta.get("flag") or flag, action="store_true", **kw)
-            continue
-        flag = meta.get("flag") or flag
         if kind is int:
             low = meta.get("low")
+            low = max(1, low if low is not None else 1) if meta.get("positive") else low
             kw["type"] = at_least(int(low)) if low is not None else int
         elif kind is float:
-            kw["type"] = finite_float
+            kw["type"] = positive_float if meta.get("positive") else finite_float
         elif meta.get("choices"):
             kw["choices"] = list(meta["choices"])
         parser.add_argument(flag, default=default, **kw)

@@ -13,8 +13,11 @@ def test_cli_reports_a_bad_budget_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and "argument --epochs: 0 is too small: give an integer of at least 1" in err
     assert not (tmp_path / "run").exists()
-    assert main(["train", "--lr", "-1", "--out", str(tmp_path / "run")]) == 2  # a range the dataclass checks
-    assert "lr must be positive" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as e:  # a positive float, checked as parsed too
+        main(["train", "--lr", "-1", "--out", str(tmp_path / "run")])
+    assert e.value.code == 2 and "argument --lr: '-1' is not above 0" in capsys.readouterr().err
+    assert main(["train", "--weight-decay", "-1", "--out", str(tmp_path / "run")]) == 2  # a range the dataclass checks
+    assert "weight_decay must be at least 0" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 def test_cli_help_explains_every_option_and_its_default():

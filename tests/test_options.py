@@ -2,6 +2,7 @@
 checked as parsed and when the dataclass is built, and the correction-fit settings as training options."""
 
 import dataclasses
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -11,7 +12,7 @@ from cilf.bench.curve import CurveConfig
 from cilf.bench.runner import BenchConfig
 from cilf.cli import _tcfg, build_parser, main
 from cilf.model.config import CILFConfig, parse_overrides
-from cilf.options import add_options, check_options, field_meta, from_args, option
+from cilf.options import add_options, check_options, cli_flag, field_meta, from_args, option
 
 
 def _flags(command: str) -> set[str]:
@@ -93,12 +94,65 @@ def test_a_new_field_needs_no_cli_code():
 
 
 @pytest.mark.parametrize("name", ["crossfit_folds", "error_epochs", "error_lr", "correction_gate"])
-def test_the_correction_fit_is_not_a_model_field_and_the_error_names_the_option(name):
+def test_the_correction_fit_is_not_a_model_field_and_the_error_says_where_it_went(name):
     assert name not in {f.name for f in dataclasses.fields(CILFConfig)}
-    flag = "--" + name.replace("_", "-")
-    with pytest.raises(ValueError, match=flag):
+    with pytest.raises(ValueError, match="training option"):
         parse_overrides([f"{name}=3"])
     with pytest.raises(ValueError, match="training option"):
         CILFConfig.from_dict({name: 3})
-    with pytest.raises(ValueError, match="training option"):
+    with pytest.raises(ValueError, match=cli_flag(CorrectionFit, name)):  # the flag that exists
         BenchConfig(model={name: 3})
+    assert cli_flag(CorrectionFit, name) in _flags("bench")
+
+
+def test_a_config_saved_before_the_move_still_loads_and_says_how_its_correction_was_fitted(tmp_path):
+    old = {**CILFConfig().to_dict(), "crossfit_folds": 3, "correction_gate": False}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg, moved = CILFConfig.load_saved(tmp_path / "config.json")
+    assert cfg == CILFConfig() and moved == {"crossfit_folds": 3, "correction_gate": False}
+    with pytest.raises(ValueError, match="training option"):  # a hand-written --config is refused
+        CILFConfig.load(tmp_path / "config.json")
+
+
+def test_saved_runs_keep_their_keys():
+    from cilf.bench.runner import config_key
+
+    bcfg = BenchConfig(crossfit_folds=2)
+    key = config_key(CILFConfig(), bcfg)
+    assert key == {**CILFConfig().to_dict(), **dataclasses.asdict(CorrectionFit(crossfit_folds=2))}
+
+
+def test_fields_an_option_cannot_hold_are_refused_when_the_parser_is_built():
+    import argparse
+
+    @dataclass
+    class Odd:
+        ks: tuple[int, ...] = (1, 2)
+        either: int | str = 1
+        on: bool = option(True, "a switch", metavar="X")
+
+    for name in ("ks", "either", "on"):
+        with pytest.raises(TypeError):
+            add_options(argparse.ArgumentParser(), Odd, [name])
+
+
+def test_a_positive_option_is_checked_as_parsed(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--error-lr", "0"])
+    assert "--error-lr" in capsys.readouterr().err
+
+
+def test_resuming_a_run_saved_before_the_move_keeps_its_correction_fit(tmp_path, monkeypatch, capsys):
+    import cilf.app.runfolder as runfolder
+    import cilf.app.train as train
+
+    out = tmp_path / "run"
+    (out / "last").mkdir(parents=True)
+    (out / "run.json").write_text("{}")
+    (out / "last" / "config.json").write_text(json.dumps({**CILFConfig().to_dict(), "crossfit_folds": 3}))
+    state = {"tcfg": {}}
+    monkeypatch.setattr(runfolder, "load_train_state", lambda d: state)
+    monkeypatch.setattr(train, "load_train_state", lambda d: state)
+    monkeypatch.setattr(train, "moved_weights", lambda d, pretrained: False)  # no weights record in this stub
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 2
+    assert "started with crossfit_folds=3, not crossfit_folds=5" in capsys.readouterr().err

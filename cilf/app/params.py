@@ -37,7 +37,9 @@ class CorrectionFit:
     error_epochs: int = option(30, "epochs of the post-hoc fit of the error model E", low=1)
     error_lr: float = option(1e-3, "AdamW learning rate of that fit", positive=True)
     correction_gate: bool = option(
-        True, "correct only where that did not raise the MAE on a held-out cross-fitting fold (else x* = y0)"
+        True,
+        "the held-out gate: correct only where that did not raise the MAE on a held-out cross-fitting fold "
+        "(else x* = y0)",
     )
 
     def __post_init__(self) -> None:
@@ -99,7 +101,10 @@ class TrainConfig(CorrectionFit, Budget):
     # encode the frozen part of CLIP once: its features, or with unfreeze_last_blocks the tokens entering the first
     # trainable block (on disk); ignored when the whole image tower trains
     cache_features: bool = option(
-        True, "encode images on the fly every epoch (with unfreeze_last_blocks: no boundary cache)", flag="--no-cache"
+        True,
+        "the feature cache: the frozen part of CLIP encoded once, on disk (with unfreeze_last_blocks the tokens "
+        "entering the first trainable block); off, images are encoded every epoch",
+        flag="--no-cache",
     )
     backbone_lr_scale: float = option(
         0.2,

@@ -131,7 +131,9 @@ def _resume_point(out: Path, cfg: CILFConfig, tcfg: TrainConfig, say) -> tuple[P
         return None, None
     state = load_train_state(d)
     settings = saved_train_config(state.get("tcfg", {}), source=f"{d}: saved run settings: ")
-    saved = CILFConfig.load(d / "config.json")
+    saved, moved = CILFConfig.load_saved(d / "config.json")
+    # a run started before the correction-fit settings became training options kept them in its model config
+    settings = {**saved_train_config(moved, source=f"{d}/config.json: "), **settings}
     if moved_weights(d, cfg.pretrained):  # the CLIP weights file was moved: same content (SHA-256), new path
         saved = saved.replace(pretrained=cfg.pretrained)
     if saved.to_dict() != cfg.to_dict():

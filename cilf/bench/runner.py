@@ -51,7 +51,7 @@ from cilf.data.synthage import SynthAgeSpec, generate
 from cilf.io import json_text, write_text
 from cilf.metrics import age_report, mean_std
 from cilf.model.config import TRAINING_FIELDS, CILFConfig, default_config
-from cilf.options import check_options, option
+from cilf.options import check_options, cli_flag, option
 from cilf.persist.factory import create_model
 from cilf.stats import DEFAULT_SEEDS
 from cilf.utils import pick_device
@@ -137,7 +137,7 @@ def check_model_overrides(model: dict) -> None:
         if name in TRAINING_FIELDS:
             raise ValueError(
                 f"{name} is a training option, not a model field: give {name}=... to the benchmark "
-                f"(--{name.replace('_', '-')}), not in its model overrides"
+                f"({cli_flag(CorrectionFit, name)}), not in its model overrides"
             )
         if name not in fields:
             raise ValueError(f"unknown model field {name!r} in model overrides")
@@ -386,7 +386,7 @@ def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
     key = {
         **fr.key,
         "method": variant,
-        "config": cfg.to_dict(),
+        "config": config_key(cfg, bcfg),
         "epochs": bcfg.epochs,
         "batch_size": bcfg.batch_size,
         "lr": bcfg.lr,
@@ -395,13 +395,19 @@ def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
         key.update(weight_decay=bcfg.weight_decay, warmup_steps=bcfg.warmup_steps)  # default runs keep their keys
     if cfg.unfreeze_last_blocks:  # frozen runs keep the keys they always had (saved runs are reused)
         key["backbone_lr_scale"] = bcfg.backbone_lr_scale
-    if cfg.posthoc_correction:
-        key["correction_fit"] = dataclasses.asdict(correction_fit_of(bcfg))
     return setup.store.get(key, compute, n_test=len(fr.te))
 
 
+def config_key(cfg: CILFConfig, bcfg: BenchConfig) -> dict:
+    """The model config and how its correction is fitted, as a saved run's key holds them (the correction-fit
+    settings sit beside the model fields, where they were before they became training options: saved runs keep
+    their keys)."""
+    return {**cfg.to_dict(), **dataclasses.asdict(correction_fit_of(bcfg))}
+
+
 def _peer_key(setup: _Setup, fr: FoldRun, spec: PeerSpec) -> dict:
-    """What a peer's saved run depends on: for a trained one its budget (epochs, batch, lr) and age range."""
+    """What a peer's saved run depends on: for a trained one its budget (epochs, batch, lr; weight decay when not
+    the default) and age range."""
     if not spec.seeded:  # deterministic: one run per fold, shared by the seeds
         return {**fr.key, "method": spec.name, "seed": 0, **spec.key}
     pc = peer_config(setup.bcfg, setup.base)
@@ -414,8 +420,10 @@ def _peer_key(setup: _Setup, fr: FoldRun, spec: PeerSpec) -> dict:
         "age_min": pc.age_min,
         "age_max": pc.age_max,
     }
+    if pc.weight_decay != PeerConfig.weight_decay:  # default runs keep their keys
+        key["weight_decay"] = pc.weight_decay
     if spec.needs_encoder:
-        key["config"] = setup.base.to_dict()
+        key["config"] = config_key(setup.base, setup.bcfg)
     return {**key, **spec.key}
 
 

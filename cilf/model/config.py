@@ -52,6 +52,10 @@ def check_ranges(cfg: Any, at_least: dict[str, float] | None = None, positive: t
 
 # fields that are training parameters (cilf.app.params.CorrectionFit), named in the error for a config that has them
 TRAINING_FIELDS = ("crossfit_folds", "error_epochs", "error_lr", "correction_gate")
+TRAINING_HINT = (
+    "how the correction is fitted after training is a training option, not a model field: see `python -m cilf "
+    "train --help`, options of the post-hoc correction fit"
+)
 
 
 @dataclass
@@ -171,18 +175,31 @@ class CILFConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             moved = sorted(set(unknown) & set(TRAINING_FIELDS))
-            hint = (
-                f" ({', '.join(moved)}: how the correction is fitted after training is a training option, "
-                f"e.g. `train --{moved[0].replace('_', '-')}`, not a model field)"
-                if moved
-                else ""
-            )
+            hint = f" ({', '.join(moved)}: {TRAINING_HINT})" if moved else ""
             raise ValueError(f"unknown CILFConfig fields: {unknown}{hint}")
         typed = coerce_fields(cls, d, choices=choices())
         return cls(**typed)
 
     def save(self, path: str | Path) -> None:
         write_json(path, self.to_dict())
+
+    @classmethod
+    def load_saved(cls, path: str | Path) -> tuple[CILFConfig, dict[str, Any]]:
+        """A config a checkpoint or run folder holds, and the correction-fit settings (:data:`TRAINING_FIELDS`)
+        that a checkpoint written before they became training options still carries in it ({} otherwise): they
+        say how its error model was fitted, which its weights already hold."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config {path} not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read this config ({e})") from None
+        moved = {k: d.pop(k) for k in TRAINING_FIELDS if isinstance(d, dict) and k in d}
+        try:
+            return cls.from_dict(d), moved
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: not a valid CILF config ({e})") from None
 
     @classmethod
     def load(cls, path: str | Path) -> CILFConfig:
@@ -223,9 +240,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         key, value = pair.split("=", 1)
         key = key.strip()
         if key in TRAINING_FIELDS:
-            raise ValueError(
-                f"{key} is a training option, not a model field: pass --{key.replace('_', '-')} instead of --set"
-            )
+            raise ValueError(f"{key} cannot be given with --set: {TRAINING_HINT}")
         if key not in types:
             raise ValueError(f"unknown config field {key!r}; fields: {', '.join(sorted(types))}")
         raw[key] = value

@@ -84,7 +84,7 @@ class ErrorEnsemble(nn.Module):
     (CILFConfig.candidate_range): the outputs are scaled by R years, and ``fit_loss`` draws its
     training candidates within +-R of the true age. The buffer ``calibrated`` is set once E has been
     fitted after training on out-of-fold residuals (``cilf.app.crossfit``); checkpoints keep it. The buffer
-    ``applied`` is cleared when the held-out gate (``CILFConfig.correction_gate``) found that correcting did not
+    ``applied`` is cleared when the held-out gate (``CorrectionFit.correction_gate``) found that correcting did not
     lower the error: E_P still judges y0 (its report stays), but no step is taken.
     """
 

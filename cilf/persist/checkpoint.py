@@ -166,7 +166,7 @@ def read_weights_record(directory: str | Path) -> WeightsRecord:
 def checkpoint_config(directory: Path, clip_weights: str | Path | None = None) -> CILFConfig:
     """The checkpoint's config with ``pretrained`` pointing at its CLIP weights on this machine
     (``cilf.persist.clip_weights.locate``; ``clip_weights``: a file the user gives)."""
-    cfg = CILFConfig.load(directory / CONFIG)
+    cfg, _ = CILFConfig.load_saved(directory / CONFIG)  # a fit setting it may still carry: already in its weights
     record = read_weights_record(directory)
     found = locate(record, clip_weights, what=f"checkpoint {directory}")
     if found == cfg.pretrained or (found and cfg.pretrained and _same_file(found, cfg.pretrained)):
