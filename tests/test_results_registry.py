@@ -1,0 +1,28 @@
+"""The results registry (tools/results.py): every recorded result says which command made it, at which commit."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from tools import results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_recorded_result_names_its_command_commit_and_machine(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS", tmp_path)
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "-c", f"import json; json.dump({{'mae': 1.5}}, open({str(out)!r}, 'w'))"]
+    monkeypatch.setattr(results, "_git", lambda *a: "" if a[0] == "status" else "0" * 40)
+    path = results.run("demo", str(out), cmd)
+    entry = json.loads(path.read_text())
+    assert entry["result"] == {"mae": 1.5} and entry["commit"] == "0" * 40
+    assert entry["command"].startswith("python -c ") and entry["machine"]["cores"] >= 1
+
+
+def test_every_committed_result_names_its_command_and_commit():
+    for path in sorted((ROOT / "results").glob("*.json")):
+        entry = json.loads(path.read_text())
+        assert entry["name"] == path.stem and entry["command"].startswith("python -m ")
+        assert re.fullmatch(r"[0-9a-f]{40}", entry["commit"]) and "result" in entry
