@@ -26,3 +26,19 @@ def test_every_committed_result_names_its_command_and_commit():
         entry = json.loads(path.read_text())
         assert entry["name"] == path.stem and entry["command"].startswith("python -m ")
         assert re.fullmatch(r"[0-9a-f]{40}", entry["commit"]) and "result" in entry
+
+
+def test_the_micro_clip_table_quotes_its_result_file():
+    entry = json.loads((ROOT / "results" / "micro_clip_web_captions.json").read_text())["result"]
+    text = (ROOT / "docs" / "micro-clip.md").read_text()
+    rows = {
+        "bundled (exact-age captions)": entry["bundled"],
+        "web captions": entry["others"]["web"],
+        "random init": entry["random"],
+    }
+    for label, m in rows.items():
+        row = f"| {label} | {m['zero_shot_mae']:.2f} | {m['image_to_text']['R@1']:.1f} | {m['text_to_image']['R@1']:.1f} |"
+        assert row in text, row
+    d = entry["others"]["web"]["zero_shot_minus_bundled"]
+    assert f"+{d['estimate']:.2f} [{d['ci'][0]:.2f}, {d['ci'][1]:.2f}] years" in text
+    assert f"| train-mean baseline | {entry['bundled']['train_mean_baseline_mae']:.2f} |" in text

@@ -74,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run a command and record the JSON file it writes")
     r.add_argument("name")
     r.add_argument("--json", required=True, help="the JSON file the command writes (relative to the root)")
-    r.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
     s = sub.add_parser("show", help="print a recorded result's command and result")
     s.add_argument("name")
-    args = ap.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, command = ap.parse_args(argv[:cut]), argv[cut + 1 :]
     if args.action == "run":
-        command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             ap.error("give the command after --")
         print(f"recorded {run(args.name, args.json, command).relative_to(ROOT)}")
