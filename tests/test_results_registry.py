@@ -42,3 +42,14 @@ def test_the_micro_clip_table_quotes_its_result_file():
     d = entry["others"]["web"]["zero_shot_minus_bundled"]
     assert f"+{d['estimate']:.2f} [{d['ci'][0]:.2f}, {d['ci'][1]:.2f}] years" in text
     assert f"| train-mean baseline | {entry['bundled']['train_mean_baseline_mae']:.2f} |" in text
+
+
+def test_the_readme_and_method_quote_the_same_zero_shot_numbers():
+    entry = json.loads((ROOT / "results" / "micro_clip_web_captions.json").read_text())["result"]
+    web, bundled = entry["others"]["web"]["zero_shot_mae"], entry["bundled"]["zero_shot_mae"]
+    for doc in ("README.md", "docs/method.md"):
+        text = " ".join((ROOT / doc).read_text().split())
+        assert (
+            f"{web:.2f} rather than {bundled:.2f}" in text
+            or f"{web:.2f} against the bundled model's {bundled:.2f}" in text
+        ), doc
