@@ -53,3 +53,10 @@ def test_the_readme_and_method_quote_the_same_zero_shot_numbers():
             f"{web:.2f} rather than {bundled:.2f}" in text
             or f"{web:.2f} against the bundled model's {bundled:.2f}" in text
         ), doc
+
+
+def test_the_two_oracle_floors_quoted_come_from_notebook_06():
+    numbers = json.loads((ROOT / "figures" / "06_ablations.json").read_text())["numbers"]
+    pair = f"{numbers['mae oracle']:.2f} against {numbers['mae oracle_latent']:.2f}"
+    for doc in ("docs/method.md", "docs/experiments.md"):
+        assert pair in " ".join((ROOT / doc).read_text().split()), doc
