@@ -41,7 +41,7 @@ from cilf.data.sources import SOURCES, DatasetNotFound
 from cilf.data.splits import print_data_notes
 from cilf.data.synthage import SynthAgeSpec, generate
 from cilf.data.synthage import default_root as synthage_root
-from cilf.io import NAME_MAX, OutputError, output_error, refuse_overlap, write_json, write_text
+from cilf.io import NAME_MAX, OutputError, output_error, overlong_part, refuse_overlap, write_json, write_text
 from cilf.model.config import CILFConfig, default_config, parse_overrides
 from cilf.model.fourier import MIXER_LABELS
 from cilf.notebook.plots import complexity_figure, run_figure, synthage_contact_sheet
@@ -818,14 +818,13 @@ def _is_image(path: str) -> bool:
 
 
 def _long_name(option: str, path: str) -> None:
-    for part in Path(path).parts:
-        n = len(os.fsencode(part))
-        if n > NAME_MAX:
-            shown = part if len(part) <= 40 else part[:30] + "..." + part[-6:]
-            raise PathRefused(
-                f"{option}: the name {shown!r} is {n} bytes, more than the {NAME_MAX} a file system allows "
-                f"for one file or folder name; no such file can exist: shorten the name"
-            )
+    long = overlong_part(path)
+    if long:
+        shown, n = long
+        raise PathRefused(
+            f"{option}: the name {shown!r} is {n} bytes, more than the {NAME_MAX} a file system allows "
+            f"for one file or folder name; no such file can exist: shorten the name"
+        )
 
 
 def _check_output(out: _Out) -> None:

@@ -37,6 +37,17 @@ from typing import Any, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 NAME_MAX = 255  # bytes in one file or folder name on the usual file systems (ext4, xfs, btrfs, tmpfs, APFS)
+
+
+def overlong_part(path: str | Path) -> tuple[str, int] | None:
+    """The first part of ``path`` longer than NAME_MAX bytes (shortened for a message) and its length, or None."""
+    for part in Path(path).parts:
+        n = len(os.fsencode(part))
+        if n > NAME_MAX:
+            return (part if len(part) <= 40 else part[:30] + "..." + part[-6:]), n
+    return None
+
+
 _ADVICE = {
     errno.ENOSPC: "the disk is full: free space or choose another folder",
     errno.EDQUOT: "the disk quota is exceeded: free space or choose another folder",

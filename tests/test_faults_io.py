@@ -367,3 +367,14 @@ def test_a_damaged_synthage_folder_is_repaired_and_gives_the_same_metrics(
     generate(SynthAgeSpec(n_images=1200, seed=0), copy, progress=False)
     assert "1 of 1200 image(s) missing or damaged" in capsys.readouterr().err
     assert (copy / test_rows[2]).read_bytes() == (synth_root / test_rows[2]).read_bytes()
+
+
+def test_a_manifest_path_with_an_overlong_name_is_refused_naming_the_line(tmp_path):
+    from cilf.app.splits import check_manifest_paths
+    from cilf.io import overlong_part
+
+    csv = tmp_path / "m.csv"
+    csv.write_text(f"path,age,subject,split\nok.jpg,30,1,train\nfaces/{'a' * 300}.jpg,31,2,train\n")
+    with pytest.raises(Exception, match=r"m.csv, line 3: the path names 'a{30}\.\.\.aa\.jpg', 304 bytes"):
+        check_manifest_paths(csv)
+    assert overlong_part("faces/ok.jpg") is None

@@ -52,6 +52,19 @@ def correction_fit_of(settings: Any) -> CorrectionFit:
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def stop_after_option():
+    """The ``stop_after_epochs`` field every resumable run has (``--stop-after N``)."""
+    return option(
+        None,
+        "stop after N epochs of this session (continue later with --resume)",
+        low=1,
+        metavar="N",
+        flag="--stop-after",
+    )
+
+
 RUN_MARKER = "run.json"
 # what a resumed run must keep (its data, split and optimisation); device, progress and stop_after_epochs may change
 RESUME_FIXED = (
@@ -112,13 +125,7 @@ class TrainConfig(CorrectionFit, Budget):
         positive=True,
     )
     progress: bool = option(True, "progress bars")
-    stop_after_epochs: int | None = option(
-        None,
-        "stop after N epochs of this session (continue later with --resume)",
-        low=1,
-        metavar="N",
-        flag="--stop-after",
-    )
+    stop_after_epochs: int | None = stop_after_option()
     precision: str = option(
         "auto", "bf16 autocast (FFTs stay float32); auto = bf16 on a CUDA GPU that has it", choices=PRECISIONS
     )

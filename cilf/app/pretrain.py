@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from cilf.app.params import Budget
+from cilf.app.params import Budget, stop_after_option
 from cilf.app.schedule import NonFiniteLoss, build_optimizer, check_resume_settings, session_epochs
 from cilf.data.captions import CAPTION_STYLES, web_caption
 from cilf.data.datasets import SynthAge, collate_skip
@@ -75,13 +75,7 @@ class PretrainConfig(Budget):
         choices=CAPTION_STYLES,
     )
     progress: bool = True
-    stop_after_epochs: int | None = option(
-        None,
-        "stop after N epochs of this session (continue later with --resume)",
-        low=1,
-        metavar="N",
-        flag="--stop-after",
-    )
+    stop_after_epochs: int | None = stop_after_option()
     precision: str = option(
         "fp32",
         "bf16: both towers under bf16 autocast, the loss in float32 (faster on CPUs with AVX512-BF16 and on GPUs)",

@@ -3,13 +3,12 @@ protocol fold (:mod:`cilf.data.splits`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cilf.app.params import TrainConfig
 from cilf.data.datasets import ManifestDataset, ManifestError, RecordDataset, SynthAge, read_manifest
 from cilf.data.splits import open_splits
-from cilf.io import NAME_MAX
+from cilf.io import NAME_MAX, overlong_part
 from cilf.labels import SYNTHAGE
 
 
@@ -59,11 +58,10 @@ def check_manifest_paths(csv_path: str | Path) -> None:
     """ManifestError naming the manifest and line of the first image path with a file or folder name over
     NAME_MAX (255) bytes: no such file can exist, and looking it up would fail with ENAMETOOLONG mid-run."""
     for line, row in enumerate(read_manifest(csv_path), start=2):
-        for part in Path(row["path"]).parts:
-            n = len(os.fsencode(part))
-            if n > NAME_MAX:
-                shown = part if len(part) <= 40 else part[:30] + "..." + part[-6:]
-                raise ManifestError(
-                    f"{csv_path}, line {line}: the path names {shown!r}, {n} bytes, more than the {NAME_MAX} a "
-                    f"file system allows for one name (no such file can exist); fix the path in the manifest"
-                )
+        long = overlong_part(row["path"])
+        if long:
+            shown, n = long
+            raise ManifestError(
+                f"{csv_path}, line {line}: the path names {shown!r}, {n} bytes, more than the {NAME_MAX} a "
+                f"file system allows for one name (no such file can exist); fix the path in the manifest"
+            )

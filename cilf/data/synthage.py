@@ -814,21 +814,7 @@ def _repair_in_place(spec: SynthAgeSpec, root: Path, bad: list[dict], workers: i
 # What the renderer draws of each latent, after its thresholds (``_age_look``, ``_draw_*``): the inputs of the
 # oracle floor (cilf.bench.oracle). Skin age is drawn only through wrinkles (from 28), creases (a count, from 33),
 # sagging and age spots (from 50): below 28 the pixels carry no skin sign at all. The strain k is the head's shape.
-VISIBLE_FIELDS = (
-    "growth_k",
-    "wrinkle",
-    "creases",
-    "sag",
-    "spots",
-    "grey",
-    "recession",
-    "sex",
-    "glasses",
-    "beard",
-    "yaw",
-    "long_hair",
-    "jpeg_quality",
-)
+VISIBLE_FIELDS = ("growth_k", "wrinkle", "creases", "sag", "spots", *LATENT_FIELDS[2:])  # skin_age out
 
 
 def drawn_skin_signs(skin_age_value: float) -> dict[str, float]:
