@@ -633,7 +633,7 @@ def _add_bench(sub) -> None:
     p = _command(
         sub,
         "bench",
-        "full model, ablations and peers on one dataset and protocol: MAE with 95 percent CIs and the paired difference from the full model (images x seeds x folds)",
+        "full model, ablations and peers on one dataset and protocol: MAE with 95 percent CIs and the paired difference from the full model (over test subjects x seeds, stratified by fold; images where a dataset has no subject ids)",
     )
     add_options(p, BenchConfig, ("dataset", "root", "protocol", "seeds", "max_folds"), help=dataset_help)
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations")

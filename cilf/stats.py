@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special as _sp
 from scipy import stats as _st
 
 N_RESAMPLES = 9999  # bootstrap resamples behind every reported number
+BOOTSTRAP_SEEDS = (0, 1, 2)  # a verdict must not change with the bootstrap's own seed (else "not resolved")
 DEFAULT_SEEDS = 5  # training seeds per method: past 5 another seed narrows the interval by < 15% (docs/statistics.md)
 _MAX_GATHER = 4_000_000  # elements gathered per bootstrap batch (about 32 MB of float64)
 
@@ -475,6 +476,26 @@ def verdict(effect: Effect | Sequence[Effect], *, better: str = "lower", margin:
     return "contradicted" if lo > margin or hi < -margin else "not resolved"
 
 
+def stable_of(effects: Sequence[Effect]) -> Effect:
+    """One comparison's Effects under several bootstrap seeds -> the first when their CIs all lie on the same side
+    of 0 (or all straddle it), else the first with the union of their CIs, which then contains 0: an interval
+    whose side of 0 depends on the bootstrap's own seed is reported as not resolved."""
+    if not effects:
+        raise ValueError("stable_of got no effects")
+    if len({verdict(e) for e in effects}) == 1:
+        return effects[0]
+    return replace(effects[0], ci_low=min(e.ci_low for e in effects), ci_high=max(e.ci_high for e in effects))
+
+
+def stable_difference(err_a, err_b, *, bootstrap_seeds: Sequence[int] = BOOTSTRAP_SEEDS, **kw) -> Effect:
+    """``paired_mae_difference(err_a, err_b, **kw)`` under each of ``bootstrap_seeds``, read by :func:`stable_of`
+    (the first seed's Effect, or the union of the CIs when their side of 0 differs). Arguments as in
+    ``paired_mae_difference``; what notebook sentences (``cilf.notebook.conclude``) are read from."""
+    if len(bootstrap_seeds) < 1:
+        raise ValueError("bootstrap_seeds is empty; pass a few seeds, e.g. (0, 1, 2)")
+    return stable_of([paired_mae_difference(err_a, err_b, seed=s, **kw) for s in bootstrap_seeds])
+
+
 def stable_verdict(
     err_a,
     err_b,
@@ -482,7 +503,7 @@ def stable_verdict(
     better: str = "lower",
     margin: float = 0.0,
     groups=None,
-    bootstrap_seeds: Sequence[int] = (0, 1, 2),
+    bootstrap_seeds: Sequence[int] = BOOTSTRAP_SEEDS,
     confidence: float = 0.95,
     n_resamples: int = N_RESAMPLES,
     group_unit: str = "subjects",

@@ -40,7 +40,7 @@ from cilf.notebook import conclude
 from cilf.notebook.analysis import run_on_images, run_predictions, subjects_of
 from cilf.notebook.plots import show_faces, synthage_contact_sheet, training_figure
 from cilf.notebook.zoo import quick_model, synthage_samples
-from cilf.stats import mean_ci, paired_mae_difference
+from cilf.stats import mean_ci, stable_difference
 
 # %% [markdown]
 # ## SynthAge
@@ -114,9 +114,9 @@ print(
 )
 base = report["baseline_train_mean"]["mae"]
 print(f"That is {base - m.estimate:.2f} y below always answering the training mean age ({base:.2f} y).")
-d = paired_mae_difference(np.abs(pred["age"] - y), np.abs(pred["zero_shot"] - y), groups=groups)
+d = stable_difference(np.abs(pred["age"] - y), np.abs(pred["zero_shot"] - y), groups=groups)
 print(conclude.comparison_sentence("The trained model", "CLIP's prompts alone", d.estimate, (d.ci_low, d.ci_high)))
-d = paired_mae_difference(np.abs(pred["age"] - y), np.abs(pred["y0"] - y), groups=groups)
+d = stable_difference(np.abs(pred["age"] - y), np.abs(pred["y0"] - y), groups=groups)
 print(conclude.effect_sentence("Its correction stage (x* in place of y0)", d.estimate, (d.ci_low, d.ci_high)))
 
 # %% [markdown]

@@ -43,7 +43,7 @@ from cilf.notebook.analysis import run_on_images, run_predictions, subjects_of
 from cilf.notebook.plots import plot_dense_maps, plot_global_scores, plot_text_similarity
 from cilf.notebook.source import show_source
 from cilf.notebook.zoo import quick_model, synthage_samples
-from cilf.stats import mean_ci, paired_mae_difference
+from cilf.stats import mean_ci, stable_difference
 
 model, report = quick_model(fast=FAST)
 ages_k = model.cfg.ages
@@ -133,7 +133,7 @@ print(
     f"of {zs.estimate:.2f} y {conclude.ci_text((zs.ci_low, zs.ci_high))} on {len(y)} test images; on the 6 faces "
     f"above, {np.abs(expected - np.array(ages)).mean():.2f} y."
 )
-d = paired_mae_difference(np.abs(pred["age"] - y), np.abs(pred["zero_shot"] - y), groups=groups)
+d = stable_difference(np.abs(pred["age"] - y), np.abs(pred["zero_shot"] - y), groups=groups)
 print(conclude.comparison_sentence("The trained model", "the prompts alone", d.estimate, (d.ci_low, d.ci_high)))
 rel = out.maps.numpy()[:4] - out.maps.numpy()[:4].mean(axis=1, keepdims=True)
 prompts = np.array([5, 40, 80])

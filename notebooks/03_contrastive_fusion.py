@@ -48,7 +48,7 @@ from cilf.notebook.analysis import age_separation, paired_embeddings, run_predic
 from cilf.notebook.plots import plot_embedding_pca, plot_similarity_matrices
 from cilf.notebook.source import show_source
 from cilf.notebook.zoo import held_out_features, quick_model
-from cilf.stats import paired_mae_difference
+from cilf.stats import stable_difference
 
 with_con, rep_con = quick_model(fast=FAST)
 without, rep_without = quick_model(fast=FAST, contrastive=False)
@@ -123,7 +123,7 @@ p_con = run_predictions(Path(rep_con["checkpoint"]).parent)
 p_no = run_predictions(Path(rep_without["checkpoint"]).parent)
 assert (p_con["path"] == p_no["path"]).all(), "both runs predict the same test images in the same order"
 yt = p_con["true_age"]
-d = paired_mae_difference(
+d = stable_difference(
     np.abs(p_con["age"] - yt), np.abs(p_no["age"] - yt), groups=subjects_of([{"path": p} for p in p_con["path"]])
 )
 gap_con, gap_no = diagonal_gap(f_con, t_con), diagonal_gap(f_no, t_no)

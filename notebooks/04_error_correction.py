@@ -49,7 +49,7 @@ from cilf.notebook.analysis import correction_outputs, spearman_ci, subjects_of
 from cilf.notebook.plots import plot_calibration, plot_correction
 from cilf.notebook.source import show_source
 from cilf.notebook.zoo import held_out_features, quick_model
-from cilf.stats import paired_mae_difference
+from cilf.stats import stable_difference
 
 model, report = quick_model(fast=FAST)
 feats, ages, metas = held_out_features(model, fast=FAST)
@@ -152,7 +152,7 @@ print(
     f"{calib[0]['actual_abs_error']:.2f} y (E predicts {calib[0]['predicted_abs_error']:.2f}).{judge}"
 )
 move = np.abs(pred["age"] - pred["y0"])
-d = paired_mae_difference(err_x, err_y0, groups=groups)
+d = stable_difference(err_x, err_y0, groups=groups)
 print(
     f"The steps move the estimates by |x* - y0| = {move.mean():.2f} y on average (at most {move.max():.2f} y), so "
     f"the correction cannot change the MAE by more than that: "

@@ -141,7 +141,7 @@ print("all", len(synthetic), "synthetic protocols ran with", SEEDS, "seeds")
 # %% [markdown]
 # ## What this shows
 # Computed from the tables above: each method against the full model on the same test images (the paired
-# difference full - method with its 95% CI over test images x 3 seeds), per protocol.
+# difference full - method with its 95% CI over test subjects x 3 seeds), per protocol.
 
 # %%
 for r in synthetic:

@@ -105,7 +105,7 @@ results_table(result, methods=[m for m in result["methods"] if m not in VARIANTS
 fig = plot_ablations_and_peers(
     result,
     path=f"{OUT_DIR}/06_ablations_peers.png",
-    title=f"{result['source']}, 95% CIs over test images x {SEEDS} seeds x {result['folds']} splits",
+    title=f"{result['source']}, 95% CIs over test subjects x {SEEDS} seeds x {result['folds']} splits",
 )
 
 # %%
@@ -120,7 +120,7 @@ print(len(m), "methods,", SEEDS, "seeds each")
 #
 # Each claim of the paper becomes one comparison from the tables above: the full model A against the
 # model with the claimed part switched off (or against the peers) B. The effect is MAE(A) − MAE(B) in
-# years with its paired 95% CI over test images x seeds, stratified by split, so a negative effect
+# years with its paired 95% CI over test subjects x seeds (each subject drawn with all its images, within its split), so a negative effect
 # means the full model errs less. The verdict is computed by `cilf.stats.verdict` from that CI, not
 # written by hand: *supported* when the whole CI lies on the claim's side, *contradicted* when it lies
 # wholly on the other, *not resolved* when it straddles, *not run* when the benchmark lacks the method.
@@ -163,7 +163,7 @@ print(format_precision(precision))
 # %% [markdown]
 # ## What this shows
 # Each sentence is read from a claim's paired 95% CI above (full model minus the model with the part switched
-# off, over test images x 3 seeds x 2 splits): a verdict word only when the whole interval lies on one side of 0.
+# off, over test subjects x 3 seeds x 2 splits): a verdict word only when the whole interval lies on one side of 0.
 
 # %%
 from cilf.notebook import conclude

@@ -23,7 +23,7 @@
 #
 # Zero-shot CLIP trains nothing, so it is one level (dotted). The oracle floor (age from SynthAge's latent
 # ageing variables) is trained once, on all training subjects, and drawn as a level (dashed). The train-mean
-# baseline is the mean age of each subset. Each MAE has a 95% CI over seeds x test images, and the paired
+# baseline is the mean age of each subset. Each MAE has a 95% CI over seeds x test subjects, and the paired
 # difference full - zero-shot per subject count says where training overtakes the language prior.
 #
 # Offline this runs on SynthAge (synthetic); the same curve on a real dataset:
@@ -86,7 +86,7 @@ fig = plot_learning_curve(result, path=f"{OUT_DIR}/08_learning_curve.png")
 
 # %% [markdown]
 # ## Reading the table: paired differences at every n
-# Every point is scored on the same test images, so each comparison below is paired over seeds x test images:
+# Every point is scored on the same test images, so each comparison below is paired over seeds x test subjects:
 # the full model against zero-shot CLIP (the table's own last row), against the same model without the
 # similarity prior, and against the best peer at each n. Rows whose predictions coincide everywhere are one
 # result, not a comparison, and are named as such.

@@ -55,7 +55,7 @@ from cilf.notebook.analysis import prior_and_context, subjects_of
 from cilf.notebook.plots import plot_prior_and_context
 from cilf.notebook.source import show_source
 from cilf.notebook.zoo import held_out_features, quick_model
-from cilf.stats import mean_ci, paired_mae_difference
+from cilf.stats import mean_ci, stable_difference
 
 model, report = quick_model(fast=FAST)  # the demo model of notebook 00 (cached)
 feats, ages, metas = held_out_features(model, fast=FAST)
@@ -121,7 +121,7 @@ for name, e in err.items():
     print(f"{name:28s} MAE {m.estimate:5.2f} {conclude.ci_text((m.ci_low, m.ci_high))}")
 # what each part adds: MAE of the model minus MAE without that part (same images)
 inference = {
-    name: paired_mae_difference(err["the model (y0)"], err[name], groups=groups)
+    name: stable_difference(err["the model (y0)"], err[name], groups=groups)
     for name in ("prior alone", "head term alone", "without the context shift")
 }
 

@@ -141,6 +141,20 @@ def test_the_gate_keeps_a_correction_that_removes_bias_on_the_held_out_fold():
     assert gate["applied"] and gate["mae_xstar"] <= 0.6 * gate["mae_y0"] and gate["delta_ci"][1] < 0
 
 
+def test_the_gate_resamples_subjects_when_it_has_them():
+    torch.manual_seed(0)
+    h, y0, y = _shrunk(600, seed=2)
+    subjects = [f"s{i // 6}" for i in range(600)]
+    folds = fold_ids(600, 5, seed=0, groups=subjects)
+    kw = dict(cfg=_GATE_CFG, fit=CorrectionFit(error_epochs=20, error_lr=1e-2))
+    ens = ErrorEnsemble(4, members=2, hidden=16, candidate_range=20.0)
+    by_subject = held_out_gate(ens, h, y0, y, folds, groups=subjects, **kw)
+    by_image = held_out_gate(ens, h, y0, y, folds, **kw)
+    assert (by_subject["ci_unit"], by_image["ci_unit"]) == ("subjects", "images")
+    assert by_subject["mae_xstar"] == by_image["mae_xstar"]  # the same probe; only the interval's unit differs
+    assert by_subject["delta_ci"] != by_image["delta_ci"]
+
+
 def test_the_gate_switches_off_a_correction_that_does_not_hold_on_the_held_out_fold():
     """Residuals that shift between folds (every estimate 6 y too high, except on the held-out fold): E learns to
     subtract 6 years, which is right on the folds it saw and wrong on the held-out one, so the gate says no."""

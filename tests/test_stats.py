@@ -14,6 +14,8 @@ from cilf.stats import (
     paired_mae_difference,
     precision_plan,
     required_test_size,
+    stable_difference,
+    stable_of,
     stable_verdict,
     verdict,
 )
@@ -476,6 +478,27 @@ def test_stable_verdict_is_not_resolved_when_the_bootstrap_seed_decides():
     far = stable_verdict(a, b, groups=ids, better="higher", margin=5.0, n_resamples=N_RES)
     assert far == verdict(paired_mae_difference(a, b, groups=ids, n_resamples=N_RES), better="higher", margin=5.0)
     assert far == "contradicted"
+
+
+def test_an_interval_whose_side_of_zero_depends_on_the_bootstrap_seed_is_reported_as_their_union():
+    below, straddles, also_below = _effect(-0.5, -0.01), _effect(-0.49, 0.01), _effect(-0.52, -0.02)
+    assert stable_of([below, also_below]) is below  # the same side: the first seed's interval, unchanged
+    wide = stable_of([below, straddles, also_below])
+    assert (wide.ci_low, wide.ci_high) == (-0.52, 0.01) and verdict(wide) == "not resolved"
+    assert wide.estimate == below.estimate
+    with pytest.raises(ValueError, match="no effects"):
+        stable_of([])
+    rng = np.random.default_rng(24)
+    a, b, ids = _clustered(rng, subjects=40, shift=-0.6)
+    d = stable_difference(a, b, groups=ids, n_resamples=N_RES)
+    seeds = [paired_mae_difference(a, b, groups=ids, n_resamples=N_RES, seed=s) for s in (0, 1, 2)]
+    expected = stable_of(seeds)
+    assert (d.estimate, d.ci_low, d.ci_high, d.unit) == (
+        expected.estimate,
+        expected.ci_low,
+        expected.ci_high,
+        "subjects",
+    )
 
 
 def test_required_test_size_and_precision_plan_with_subjects():

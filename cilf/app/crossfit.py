@@ -24,7 +24,7 @@ from cilf.model.cilf_model import CILF
 from cilf.model.clip import BoundaryTokens, ImageFeatures
 from cilf.model.config import CILFConfig
 from cilf.model.correction import ErrorEnsemble, correct_estimates
-from cilf.stats import paired_mae_difference
+from cilf.stats import N_RESAMPLES, paired_mae_difference
 
 
 def fit_features(
@@ -172,7 +172,17 @@ def calibrate_correction(
     h = fused_features(model, features, device=settings.device)
     y0_oof, ages_d = y0_oof.to(h.device), ages.to(h.device)
     gate = (
-        held_out_gate(model.corrector, h, y0_oof, ages_d, folds, cfg, fit, settings.seed)
+        held_out_gate(
+            model.corrector,
+            h,
+            y0_oof,
+            ages_d,
+            folds,
+            cfg,
+            fit,
+            settings.seed,
+            usable_groups(groups, fit.crossfit_folds),
+        )
         if fit.correction_gate
         else None
     )
@@ -201,6 +211,9 @@ def calibrate_correction(
     return {**info, "gate": gate} if gate is not None else info
 
 
+GATE_RULE = "subjects, 9999 resamples"  # what the held-out gate's CI resamples (part of a saved bench run's key)
+
+
 def held_out_gate(
     corrector: ErrorEnsemble,
     h: torch.Tensor,
@@ -210,6 +223,7 @@ def held_out_gate(
     cfg: CILFConfig,
     fit: CorrectionFit | None = None,
     seed: int = 0,
+    groups=None,
 ) -> dict:
     """Does correcting raise the error on images the error model has not seen? (``fit.correction_gate``;
     ``cfg``: the model's correction rule, ``fit``: the error model's epochs and lr, default :class:`CorrectionFit`)
@@ -218,7 +232,8 @@ def held_out_gate(
     cross-fitting fold but the last, then runs E_P and the inverse correction on the last fold's out-of-fold
     first estimates. h (n x D) fused features, y0 and y (n) out-of-fold estimates and true ages, folds (n).
     Returns the held-out fold's size, its MAE before and after, the paired difference after - before with its
-    95% CI (bootstrap over the fold's images, ``cilf.stats``), and ``applied``: False only when that CI lies
+    95% CI (bootstrap over the fold's subjects when ``groups`` gives one id per image, else over its images;
+    9,999 resamples, ``cilf.stats``), and ``applied``: False only when that CI lies
     wholly above 0 (the correction raised the error with 95% confidence); a fold too small to judge keeps it.
     """
     fit = fit or CorrectionFit()
@@ -246,8 +261,12 @@ def held_out_gate(
     }
     if len(err_x) < 2:
         return {**out, "applied": True}
-    d = paired_mae_difference(err_x, err_y0, n_resamples=1999, seed=seed)
-    return {**out, "delta_ci": [d.ci_low, d.ci_high], "applied": not d.ci_low > 0}
+    held_groups = None if groups is None else np.asarray(groups)[held.cpu().numpy()]
+    if held_groups is not None and len(set(held_groups.tolist())) < 2:  # one subject: no bootstrap over subjects
+        held_groups = None
+    d = paired_mae_difference(err_x, err_y0, groups=held_groups, n_resamples=N_RESAMPLES, seed=seed)
+    unit = "subjects" if held_groups is not None else "images"
+    return {**out, "delta_ci": [d.ci_low, d.ci_high], "ci_unit": unit, "applied": not d.ci_low > 0}
 
 
 def last_finite(x: float) -> float | None:

@@ -4,7 +4,7 @@ A :class:`Claim` states what the paper says, which two methods of ``python -m ci
 the full model, B an ablation or the peers), which direction counts (``better="lower"``: A's error is lower;
 ``"equivalent"``: |A - B| below a margin fixed beforehand) and how to run the same row on a real dataset.
 :func:`claims_table` reads every claim of :data:`CLAIMS` from a result's paired columns (``delta_mae``,
-``delta_ci``: B minus the full model, paired two-way bootstrap over test images x seeds, stratified by fold;
+``delta_ci``: B minus the full model, paired two-way interval over test subjects (images where a dataset has no subject ids) x seeds, stratified by fold;
 :mod:`cilf.bench.effects`), turns the sign so the effect is A - B, and computes the verdict with
 :func:`cilf.stats.verdict` on a :class:`cilf.stats.Effect`: "supported", "contradicted", "not resolved", or
 "not run" when the benchmark did not run what the claim needs. Nothing is typed by hand; the verdicts are about

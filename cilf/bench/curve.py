@@ -45,7 +45,7 @@ from cilf.bench.runner import (
 from cilf.data.datasets import subject_ids
 from cilf.io import json_text, write_text
 from cilf.options import check_options, option
-from cilf.stats import DEFAULT_SEEDS, mean_ci, paired_mae_difference, verdict
+from cilf.stats import DEFAULT_SEEDS, mean_ci, stable_difference, verdict
 
 REFERENCES = (
     "zero_shot",
@@ -285,8 +285,8 @@ def _summary(cfg, setup, counts, requested, per_run, y_te, groups, points, order
                 continue
             a = errs["full", n]
             ok = np.isfinite(a).all(axis=0) & np.isfinite(zs).all(axis=0)
-            eff = paired_mae_difference(
-                a[:, ok], zs[:, ok], confidence=CONFIDENCE, n_resamples=N_RESAMPLES, seed=0, groups=_kept(groups, ok)
+            eff = stable_difference(
+                a[:, ok], zs[:, ok], confidence=CONFIDENCE, n_resamples=N_RESAMPLES, groups=_kept(groups, ok)
             )
             diff[str(n)] = {
                 "delta": eff.estimate,

@@ -23,11 +23,18 @@ from dataclasses import asdict
 
 import numpy as np
 
-from cilf.stats import N_RESAMPLES, mean_ci, paired_mae_difference, precision_plan, verdict
+from cilf.stats import (
+    BOOTSTRAP_SEEDS,
+    N_RESAMPLES,
+    mean_ci,
+    paired_mae_difference,
+    precision_plan,
+    stable_of,
+    verdict,
+)
 
 REFERENCE = "full"  # the method every other one is compared with
 CONFIDENCE = 0.95
-BOOTSTRAP_SEEDS = (0, 1, 2)  # a verdict must not change with the bootstrap's own seed (else "not resolved")
 PRECISION_TARGET = 0.1  # years: the half-width a paired difference should reach (sizing, not a decision rule)
 _VERDICTS = {"supported": "better", "contradicted": "worse", "not resolved": "not resolved"}
 
@@ -128,6 +135,7 @@ def effect_columns(
             if a:
                 a, g, (b,) = _design(a, g, b)
                 d, *again = [paired_mae_difference(a, b, seed=s, groups=g, **kw) for s in BOOTSTRAP_SEEDS]
+                d = stable_of([d, *again])  # the union of the CIs when their side of 0 depends on the seed
                 col.update(
                     delta_mae=d.estimate,
                     delta_ci=[d.ci_low, d.ci_high],
@@ -186,9 +194,13 @@ def verdict_text(s: dict) -> str:
 
 def ci_over(subjects: bool) -> str:
     """What every interval of a table resamples, in words (the design line)."""
-    unit = "test subjects (with all their images)" if subjects else "test images (the dataset has no subject ids)"
+    unit, drawn = (
+        ("test subjects (with all their images)", "subjects")
+        if subjects
+        else ("test images (the dataset has no subject ids)", "images")
+    )
     return (
-        f"{unit} x seeds: subjects drawn within folds (bootstrap, BCa), seeds by a t interval on their means, the two "
+        f"{unit} x seeds: {drawn} drawn within folds (bootstrap, BCa), seeds by a t interval on their means, the two "
         f"parts added (cilf.stats)"
     )
 

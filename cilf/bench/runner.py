@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from cilf.app.correction_report import correction_report
-from cilf.app.crossfit import fit_features
+from cilf.app.crossfit import GATE_RULE, fit_features
 from cilf.app.feature_cache import cached_boundary, cached_features
 from cilf.app.features import boundary_features
 from cilf.app.infer import predict_features
@@ -401,8 +401,11 @@ def run_variant(setup: _Setup, fr: FoldRun, variant: str) -> dict:
 def config_key(cfg: CILFConfig, bcfg: BenchConfig) -> dict:
     """The model config and how its correction is fitted, as a saved run's key holds them (the correction-fit
     settings sit beside the model fields, where they were before they became training options: saved runs keep
-    their keys)."""
-    return {**cfg.to_dict(), **dataclasses.asdict(correction_fit_of(bcfg))}
+    their keys). A gated fit also names its gate rule, so runs saved under an older rule are not reused."""
+    fit = dataclasses.asdict(correction_fit_of(bcfg))
+    if fit["correction_gate"] and cfg.correction:
+        fit["gate_rule"] = GATE_RULE
+    return {**cfg.to_dict(), **fit}
 
 
 def _peer_key(setup: _Setup, fr: FoldRun, spec: PeerSpec) -> dict:

@@ -16,7 +16,7 @@ from cilf.model.fourier import FourierMixer, GlobalFilter
 from cilf.model.heads import GAIN_RATE, age_index
 from cilf.model.similarity import global_log_scores
 from cilf.notebook.zoo import BUDGETS
-from cilf.stats import paired_mae_difference
+from cilf.stats import N_RESAMPLES, stable_difference
 
 
 @torch.no_grad()
@@ -124,7 +124,7 @@ def subjects_of(metas: list[dict], fast: bool = True, seed: int = 0) -> list[str
 
 
 def spearman_ci(
-    a, b, groups=None, *, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+    a, b, groups=None, *, confidence: float = 0.95, n_resamples: int = N_RESAMPLES, seed: int = 0
 ) -> tuple[float, tuple[float, float]]:
     """Spearman's rank correlation of ``a`` and ``b`` (one value per image) with a percentile bootstrap CI;
     ``groups`` (one id per image, e.g. its subject): subjects are drawn with replacement, each bringing all its
@@ -248,5 +248,5 @@ def curve_differences(result: dict, a: str, b: str, counts=None) -> dict[int, ob
         ok = np.isfinite(ea).all(axis=0) & np.isfinite(eb).all(axis=0)
         if ok.sum() < 2:  # no images both predicted in every seed: nothing to pair
             continue
-        out[n] = paired_mae_difference(ea[:, ok], eb[:, ok], seed=0, groups=None if groups is None else groups[ok])
+        out[n] = stable_difference(ea[:, ok], eb[:, ok], groups=None if groups is None else groups[ok])
     return out

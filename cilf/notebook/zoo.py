@@ -20,7 +20,7 @@ from cilf.model.config import default_config
 from cilf.persist.checkpoint import load_model
 from cilf.utils import cache_dir
 
-MODEL_FORMAT = 2  # bump when parameter names change, so cached demo models are retrained
+MODEL_FORMAT = 3  # bump when parameter names or the correction gate change, so cached demo models are retrained
 BUDGETS = {True: dict(n_images=4000, epochs=12), False: dict(n_images=10000, epochs=30)}
 
 
