@@ -1,7 +1,7 @@
 """The results registry: every number the README or docs quote from a run outside the notebooks lives in a
 file ``results/NAME.json`` that says which command made it, at which commit, on which machine, and when.
 
-    python -m tools.results run NAME --json PATH -- COMMAND ...   # run COMMAND, then record the JSON it wrote
+    python -m tools.results run NAME --json PATH [--drop KEY ...] -- COMMAND ...   # run COMMAND, record its JSON
     python -m tools.results show NAME                             # the command and the recorded result
 
 ``run`` refuses a working tree with uncommitted changes under ``cilf/`` (the commit would not say what ran).
@@ -39,8 +39,13 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def record(name: str, command: list[str], result: dict, seconds: float, commit: str) -> Path:
-    """Write ``results/NAME.json``: {name, command, commit, machine, seconds, recorded, result}."""
+def record(name: str, command: list[str], result: dict, seconds: float, commit: str, drop=()) -> Path:
+    """Write ``results/NAME.json``: {name, command, commit, machine, seconds, recorded, result}; the top-level
+    keys ``drop`` of the result (e.g. per-image predictions) are left out and listed under "dropped"."""
+    missing = [k for k in drop if k not in result]
+    if missing:
+        raise SystemExit(f"error: --drop {missing[0]}: the result has no such key (it has {sorted(result)})")
+    result = {k: v for k, v in result.items() if k not in drop}
     entry = {
         "name": name,
         "command": shlex.join(["python", *command[1:]] if Path(command[0]).name.startswith("python") else command),
@@ -50,12 +55,14 @@ def record(name: str, command: list[str], result: dict, seconds: float, commit: 
         "recorded": time.strftime("%Y-%m-%d", time.gmtime()),
         "result": result,
     }
+    if drop:
+        entry["dropped"] = sorted(drop)
     path = RESULTS / f"{name}.json"
     write_text(path, json_text(entry))
     return path
 
 
-def run(name: str, json_path: str, command: list[str]) -> Path:
+def run(name: str, json_path: str, command: list[str], drop=()) -> Path:
     """Run ``command`` from the repository root, then record the JSON file it wrote at ``json_path``."""
     if _git("status", "--porcelain", "--", "cilf"):
         raise SystemExit("error: cilf/ has uncommitted changes: commit them first, so the result names what ran")
@@ -65,7 +72,7 @@ def run(name: str, json_path: str, command: list[str]) -> Path:
     if done.returncode:
         raise SystemExit(f"error: the command failed (exit {done.returncode}); nothing recorded")
     result = json.loads((ROOT / json_path).read_text(encoding="utf-8"))
-    return record(name, command, result, time.perf_counter() - t0, commit)
+    return record(name, command, result, time.perf_counter() - t0, commit, drop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run a command and record the JSON file it writes")
     r.add_argument("name")
     r.add_argument("--json", required=True, help="the JSON file the command writes (relative to the root)")
+    r.add_argument("--drop", action="append", default=[], help="a top-level key not to record (repeatable)")
     s = sub.add_parser("show", help="print a recorded result's command and result")
     s.add_argument("name")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "run":
         if not command:
             ap.error("give the command after --")
-        print(f"recorded {run(args.name, args.json, command).relative_to(ROOT)}")
+        print(f"recorded {run(args.name, args.json, command, args.drop).relative_to(ROOT)}")
     else:
         entry = json.loads((RESULTS / f"{args.name}.json").read_text(encoding="utf-8"))
         print(f"{entry['command']}  (commit {entry['commit'][:10]}, {entry['recorded']}, {entry['seconds']} s)")
