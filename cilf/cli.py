@@ -951,7 +951,8 @@ def _io_pretrain(args):
 
 def _io_clip_report(args):
     weights = [_In("--weights", path) for _, path in args.weights]
-    return [_Out("--out", args.out, "folder")], [_In("SynthAge", _synthage_root(args.n_images, args.seed)), *weights]
+    out = _Out("--out", args.out, "folder", anything=True)
+    return [out], [_In("SynthAge", _synthage_root(args.n_images, args.seed)), *weights]
 
 
 def _io_bench_speed(args):
@@ -960,7 +961,8 @@ def _io_bench_speed(args):
 
 
 def _io_bench(args):
-    return [_Out("--out", args.out, "folder")], [_In("--root", _dataset_root(args.dataset, args.root, args.n_images))]
+    root = _In("--root", _dataset_root(args.dataset, args.root, args.n_images))
+    return [_Out("--out", args.out, "folder", anything=True)], [root]
 
 
 def _io_claims(args):

@@ -96,6 +96,9 @@ def test_eval_json_onto_its_own_manifest_is_refused_before_anything_is_read(phot
         (["synthage", "--out", "{t}/s", "--contact-sheet", "{p}/m.csv"], "not a figure"),
         (["bench-speed", "--json", "{p}/m.csv"], "not a JSON file"),
         (["pretrain-clip", "--out", "{p}/a.jpg"], "is a file, not a folder"),
+        (["bench", "--dataset", "utkface", "--root", "{t}/o/data", "--out", "{t}/o"], "lies inside the output folder"),
+        (["curve", "--dataset", "utkface", "--root", "{t}/o/data", "--out", "{t}/o"], "lies inside the output folder"),
+        (["clip-report", "--weights", "x={t}/o/w.safetensors", "--out", "{t}/o"], "lies inside the output folder"),
     ],
 )
 def test_every_command_refuses_outputs_over_its_inputs_or_the_users_files(argv, words, photos, tmp_path, capsys):
