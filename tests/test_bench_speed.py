@@ -319,3 +319,21 @@ def test_finetune_profile_splits_a_batch_into_what_the_cache_removes_and_what_st
     assert "at most" in format_step_profile(p, "cilf-micro")
     with pytest.raises(ValueError, match="unfreeze_last_blocks"):
         finetune_step_profile(create_model(default_config().replace(pretrained=None)), ds)
+
+
+def test_crossover_is_interpolated_on_log_n_between_the_measured_points():
+    from cilf.bench.speed import crossovers
+
+    def rows(fourier, rival):
+        return [
+            *({"mixer": "fourier", "tokens": n, "seconds": t} for n, t in zip((10, 100, 1000), fourier)),
+            *({"mixer": "attention", "tokens": n, "seconds": t} for n, t in zip((10, 100, 1000), rival)),
+        ]
+
+    # ratio 2 at N = 10 and 1/2 at N = 100: the log ratio crosses 0 half-way in log N, at sqrt(10 * 100)
+    assert crossovers(rows((2, 2, 2), (1, 4, 40))) == {"attention": {"tokens": 32, "between": [10, 100]}}
+    assert crossovers(rows((1, 1, 1), (2, 4, 40)))["attention"] == {"tokens": None, "faster_at_every_n": True}
+    assert crossovers(rows((5, 5, 5), (1, 1, 1)))["attention"] == {"tokens": None, "slower_at_every_n": True}
+    # slower again after a first crossing: the last N where it is slower decides
+    assert crossovers(rows((2, 5, 2), (1, 4, 40)))["attention"]["between"] == [100, 1000]
+    assert crossovers(rows((2, 2, 2), (1, 4, 40)), rivals=("sdpa",)) == {}  # no sdpa rows: left out

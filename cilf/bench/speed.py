@@ -155,6 +155,7 @@ def bench_mixers(
         "rows": rows,
         "slopes": slopes,
         "fourier_over_none": fourier_overhead(rows),
+        "crossover": crossovers(rows),
         "settings": {
             "dim": dim,
             "batch": batch,
@@ -186,6 +187,32 @@ def ratios_at(result: dict, n: int) -> dict:
         for m, r in by.items()
         if m not in ("fourier", "none")
     }
+
+
+def crossovers(rows: list[dict], mixer: str = "fourier", rivals=("attention", "sdpa")) -> dict[str, dict]:
+    """Per rival: the token count N at which ``mixer`` becomes faster (fwd+bwd), interpolated on log N against
+    log(time ratio) between the two measured N around the sign change. ``{"tokens": N*, "between": [N1, N2]}``;
+    ``{"tokens": None, "faster_at_every_n": True}`` when it is faster at every N measured, ``{"tokens": None,
+    "slower_at_every_n": True}`` when at none; rivals without two common N are left out."""
+    by = {(r["mixer"], r["tokens"]): r["seconds"] for r in rows if "seconds" in r}
+    out = {}
+    for rival in rivals:
+        ns = sorted(n for m, n in by if m == mixer and (rival, n) in by)
+        if len(ns) < 2:
+            continue
+        logr = [math.log(by[(mixer, n)] / by[(rival, n)]) for n in ns]  # < 0: mixer faster
+        if all(x < 0 for x in logr):
+            out[rival] = {"tokens": None, "faster_at_every_n": True}
+            continue
+        last_slow = max(i for i, x in enumerate(logr) if x >= 0)
+        if last_slow == len(ns) - 1:
+            out[rival] = {"tokens": None, "slower_at_every_n": True}
+            continue
+        (n1, r1), (n2, r2) = (ns[last_slow], logr[last_slow]), (ns[last_slow + 1], logr[last_slow + 1])
+        t = r1 / (r1 - r2)  # where the interpolated log ratio crosses 0
+        n_star = math.exp(math.log(n1) + t * (math.log(n2) - math.log(n1)))
+        out[rival] = {"tokens": round(n_star), "between": [n1, n2]}
+    return out
 
 
 def fourier_overhead(rows: list[dict]) -> list[dict]:
@@ -224,6 +251,17 @@ def format_table(result: dict) -> str:
             lines.append(
                 f"N={n}: {MIXER_LABELS.get(m, m)} takes {q['time_ratio']:.1f}x the time and "
                 f"{q['memory_ratio']:.1f}x the activation memory of FourierFormer"
+            )
+    for rival, c in result.get("crossover", {}).items():
+        name = MIXER_LABELS.get(rival, rival)
+        if c["tokens"] is not None:
+            lines.append(
+                f"FourierFormer overtakes {name} at N ~ {c['tokens']} (between {c['between'][0]} and "
+                f"{c['between'][1]}, interpolated on log N)"
+            )
+        else:
+            lines.append(
+                f"FourierFormer is {'faster' if c.get('faster_at_every_n') else 'slower'} than {name} at every N measured"
             )
     for q in result.get("fourier_over_none", []):
         goal = f" (target <= {FOURIER_OVER_NONE_TARGET}x)" if q["tokens"] == 3136 else ""
