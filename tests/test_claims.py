@@ -192,6 +192,9 @@ def test_markdown_and_frame_carry_every_claim():
         and f"**{NOT_RUN}**" in md
     )
     assert SOURCE in md and "verdicts computed by cilf.bench.claims" in md
+    sim = next(r for r in rows if r["id"] == "similarity")
+    assert sim["detectable"] == pytest.approx(1.4294 * (sim["ci_high"] - sim["ci_low"]) / 2, rel=1e-3)
+    assert f"| {sim['detectable']:.2f} y |" in md and "smallest detectable" in md.splitlines()[0]
     frame = claims_frame(rows)
     assert list(frame.index) == [c.id for c in CLAIMS] and frame.loc["similarity", "verdict"] == "supported"
 

@@ -9,6 +9,7 @@ from cilf.stats import (
     DEFAULT_SEEDS,
     N_RESAMPLES,
     Effect,
+    detectable_effect,
     format_effect,
     mean_ci,
     paired_mae_difference,
@@ -499,6 +500,15 @@ def test_an_interval_whose_side_of_zero_depends_on_the_bootstrap_seed_is_reporte
         expected.ci_high,
         "subjects",
     )
+
+
+def test_the_smallest_detectable_effect_is_about_1_43_half_widths_at_80_percent_power():
+    e = _effect(-1.0, 1.0)  # half-width 1 at 95%: SE = 1 / 1.95996
+    assert detectable_effect(e) == pytest.approx((1.959964 + 0.841621) / 1.959964, abs=1e-5)
+    assert detectable_effect(e, power=0.5) == pytest.approx(1.0)  # half the time: the half-width itself
+    assert detectable_effect(_effect(-0.5, 0.5)) == pytest.approx(detectable_effect(e) / 2)
+    with pytest.raises(ValueError, match="power"):
+        detectable_effect(e, power=1.0)
 
 
 def test_required_test_size_and_precision_plan_with_subjects():

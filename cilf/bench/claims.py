@@ -24,7 +24,7 @@ import pandas as pd
 from cilf.bench.effects import CONFIDENCE, N_RESAMPLES, REFERENCE
 from cilf.bench.runner import VARIANTS, budget_line, method_title
 from cilf.bench.speed import ratios_at
-from cilf.stats import Effect, format_effect, verdict
+from cilf.stats import Effect, detectable_effect, format_effect, verdict
 
 NOT_RUN = "not run"
 VERDICTS = ("supported", "contradicted", "not resolved", NOT_RUN)
@@ -391,6 +391,7 @@ def _row(claim: Claim, result: dict) -> dict:
         "note": "",
         "margin_why": claim.margin_why,
         "precision": None,
+        "detectable": None,
         "source": result["source"],
         "design": _design(result),
         "unit": result.get("ci", {}).get("unit", "images"),
@@ -404,6 +405,7 @@ def _set_effect(row: dict, eff: Effect, result: dict, b: str) -> None:
         ci_low=eff.ci_low,
         ci_high=eff.ci_high,
         effect=format_effect(eff),
+        detectable=detectable_effect(eff),
         precision=result["methods"][b].get("delta_precision"),
     )
 
@@ -515,7 +517,8 @@ def _header(rows: list[dict]) -> list[str]:
         f"source: {r['source']}; design: {r['design']}",
         f"effect = MAE(full) - MAE(B) in years with its 95% CI over {r.get('unit', 'images')} x seeds; a verdict that "
         "changes with the bootstrap's own seed reads 'not resolved'; verdicts computed by cilf.bench.claims with "
-        "cilf.stats.verdict; they are about this dataset only",
+        "cilf.stats.verdict; they are about this dataset only; smallest detectable = the true effect this "
+        "comparison would detect with 80% power (cilf.stats.detectable_effect, about 1.43 CI half-widths)",
     ]
 
 
@@ -526,6 +529,8 @@ def format_claims(rows: list[dict]) -> str:
         lines.append("")
         lines.append(f"[{r['verdict']}] {r['claim']}")
         lines.append(f"    {r['comparison']}: {r['effect']}  (rule: {r['rule']})")
+        if r.get("detectable") is not None:
+            lines.append(f"    smallest effect this comparison could detect (80% power): {r['detectable']:.2f} y")
         if r["cost"]:
             lines.append(f"    cost: {r['cost']}")
         if r["note"]:
@@ -542,18 +547,15 @@ def _cell(text) -> str:
 def claims_markdown(rows: list[dict]) -> str:
     """The table as markdown (README, notebook 06): claim, comparison, effect, rule, cost, verdict, note."""
     out = [
-        "| claim (paper) | comparison | effect: full - B, y [95% CI] | supported when | verdict | note |",
-        "|---|---|---|---|---|---|",
+        "| claim (paper) | comparison | effect: full - B, y [95% CI] | smallest detectable | supported when | "
+        "verdict | note |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         note = "; ".join(x for x in (r["cost"], r["note"]) if x)
-        out.append(
-            "| "
-            + " | ".join(
-                _cell(x) for x in (r["claim"], r["comparison"], r["effect"], r["rule"], f"**{r['verdict']}**", note)
-            )
-            + " |"
-        )
+        seen = f"{r['detectable']:.2f} y" if r.get("detectable") is not None else "-"
+        cells = (r["claim"], r["comparison"], r["effect"], seen, r["rule"], f"**{r['verdict']}**", note)
+        out.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     for h in _header(rows):
         out += ["", f"*{_cell(h)}*"]
     return "\n".join(out) + "\n"
