@@ -60,3 +60,16 @@ def test_the_two_oracle_floors_quoted_come_from_notebook_06():
     pair = f"{numbers['mae oracle']:.2f} against {numbers['mae oracle_latent']:.2f}"
     for doc in ("docs/method.md", "docs/experiments.md"):
         assert pair in " ".join((ROOT / doc).read_text().split()), doc
+
+
+def test_the_predict_memory_table_quotes_its_result_file():
+    result = json.loads((ROOT / "results" / "predict_memory.json").read_text())["result"]
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    rows = {(r["images"], r["mode"]): r for r in result["rows"]}
+    for n in (1, 100, 1000, 5000):
+        a, d = rows[n, "aligned"], rows[n, "detect"]
+        line = f"| {n:,} | {a['peak_mib']:.0f} MiB ({a['seconds']:.0f} s) | {d['peak_mib']:.0f} MiB ({d['seconds']:.0f} s) |"
+        assert line in text, line
+    ratios = result["peak_ratio_5000_over_100"]
+    assert max(ratios.values()) <= result["goal"] == 1.1  # predict's memory does not grow with its inputs
+    assert f"{ratios['aligned']:.3f}x (aligned)" in " ".join(text.split())
