@@ -105,3 +105,15 @@ def test_a_folder_without_a_manifest_is_not_a_checkpoint(tmp_path, small_cfg):
     (partial / "manifest.json").unlink()
     with pytest.raises(ValueError, match="partial/manifest.json: missing, so .* is not a complete cilf checkpoint"):
         load_model(partial)
+
+
+def test_every_file_of_a_checkpoint_gets_the_mode_the_umask_gives(tmp_path, small_cfg):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        ck = save_checkpoint(cilf.create_model(small_cfg), tmp_path / "ck")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in ck.iterdir() if p.is_file()}
+    assert "model.safetensors" in modes and set(modes.values()) == {0o644}, modes  # safetensors alone makes 0600
