@@ -116,7 +116,7 @@ assert np.isfinite(f_con).all() and np.isfinite(f_no).all()
 # ## What this shows
 # The MAE comparison is paired: both models predict the same test images, and the 95% CI of the difference is
 # over test subjects (one training seed each, so it does not include the training noise; notebook 06 repeats the
-# comparison over 3 seeds x 2 splits).
+# comparison over 3 seeds, and its committed larger run over 5 seeds x 2 splits).
 
 # %%
 p_con = run_predictions(Path(rep_con["checkpoint"]).parent)
@@ -153,8 +153,8 @@ print(
 # 1. Exact-age positives: `quick_model(fast=FAST, contrastive_delta=0.0)`. Does the own-age gap grow, and the MAE?
 # 2. A heavier contrastive term: `quick_model(fast=FAST, w_con=2.0)` (the default is 0.5). Re-run the cell above
 #    with it in place of `with_con`: does the verdict word change?
-# 3. Read notebook 06's row "no contrastive loss" (3 seeds x 2 splits, 1,200 images): is its CI consistent with
-#    the one above?
+# 3. Read the row "no contrastive loss" of notebook 06's committed run (5 seeds x 2 splits, 1,200 images): is
+#    its CI consistent with the one above?
 
 # %%
 # Check (not part of the lesson): key numbers against notebooks/expected/ (docs/notebooks.md, "Key numbers").

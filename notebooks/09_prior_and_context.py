@@ -127,7 +127,7 @@ inference = {
 
 # %% [markdown]
 # ## The ablations: each part trained away
-# Notebook 06 trains the model without each part (`similarity_prior=off`, `context=off`) over 3 seeds x 2 splits
+# Notebook 06 trains the model without each part (`similarity_prior=off`, `context=off`) over 3 seeds
 # and writes each claim's paired effect to `figures/06_claims.json`; this reads it.
 
 # %%

@@ -73,3 +73,17 @@ def test_the_predict_memory_table_quotes_its_result_file():
     ratios = result["peak_ratio_5000_over_100"]
     assert max(ratios.values()) <= result["goal"] == 1.1  # predict's memory does not grow with its inputs
     assert f"{ratios['aligned']:.3f}x (aligned)" in " ".join(text.split())
+
+
+def test_the_readme_findings_are_generated_from_the_results_registry():
+    from tools.readme_tables import BEGIN, END, findings_markdown
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split(BEGIN)[1].split(END)[0]
+    assert block.strip() == findings_markdown("claims_synthage_5fold", "bench_speed_mixers").strip(), (
+        "README findings differ from results/: run `python -m tools.readme_tables findings claims_synthage_5fold "
+        "--speed bench_speed_mixers`"
+    )
+    lines = text.splitlines()
+    assert len(lines) <= 200
+    assert next(i for i, line in enumerate(lines) if line.startswith("| claim (paper)")) < 80
