@@ -87,3 +87,11 @@ def test_the_readme_findings_are_generated_from_the_results_registry():
     lines = text.splitlines()
     assert len(lines) <= 200
     assert next(i for i, line in enumerate(lines) if line.startswith("| claim (paper)")) < 80
+
+
+def test_the_readme_cold_times_are_generated_from_the_whole_job_result():
+    from tools.readme_tables import markers, timings_markdown
+
+    begin, end = markers("timings")
+    block = (ROOT / "README.md").read_text().split(begin)[1].split(end)[0]
+    assert block.strip() == timings_markdown().strip(), "run `python -m tools.readme_tables timings`"

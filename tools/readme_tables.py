@@ -17,7 +17,7 @@ from pathlib import Path
 from cilf.bench.claims import VERDICTS, claims_markdown, claims_table, read_result, read_speed
 from cilf.io import write_text
 
-BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # the claims table's markers (markers("claims"))
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RESULTS = ROOT / "results"
@@ -62,26 +62,71 @@ def findings_markdown(name: str, speed: str | None = None) -> str:
             for r in nulls
         )
         lines.append(f"Not resolved means no effect larger than the interval allows either way: {bounds}.")
+    none = entry["result"]["methods"].get("mixer=none", {})
+    fourier = next((r for r in rows if r["id"] == "fourierformer"), None)
+    if "delta_ci" in none and fourier is not None:  # stored as B - full; read as full - B
+        lo, hi = -none["delta_ci"][1], -none["delta_ci"][0]
+        m = fourier["margin"]
+        within = "also within" if -m < lo and hi < m else "not within"
+        lines.append(
+            f"Against no token mixing at all (`mixer=none`) the full model's effect is {-none['delta_mae']:+.2f} y "
+            f"[{lo:.2f}, {hi:.2f}], {within} the {m:g} y margin: on the micro-CLIP's 8 x 8 grid (N = 64) this "
+            "comparison "
+            + ("cannot tell a mixer that works from none." if within == "also within" else "sees the mixing work.")
+        )
+    cross = speed_entry["result"].get("crossover", {}) if speed_entry else {}
+    if cross.get("attention", {}).get("tokens"):
+        lines.append(
+            f"Its cost advantage starts at N ~ {cross['attention']['tokens']} against attention"
+            + (f" and N ~ {cross['sdpa']['tokens']} against fused SDPA" if cross.get("sdpa", {}).get("tokens") else "")
+            + " on this machine (ViT-B/16: N = 196)."
+        )
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme_path: str | Path, markdown: str) -> bool:
-    """Replace what lies between ``<!-- claims:begin -->`` and ``<!-- claims:end -->`` in ``readme_path`` by
+def markers(block: str) -> tuple[str, str]:
+    """The README's markers around a generated block: ``<!-- NAME:begin -->``, ``<!-- NAME:end -->``."""
+    return f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
+
+
+def update_readme(readme_path: str | Path, markdown: str, block: str = "claims") -> bool:
+    """Replace what lies between ``<!-- BLOCK:begin -->`` and ``<!-- BLOCK:end -->`` in ``readme_path`` by
     ``markdown``; returns whether the file changed. Both markers must be there once, in that order."""
     path = Path(readme_path)
+    begin, end = markers(block)
     text = path.read_text(encoding="utf-8")
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
         raise ValueError(
-            f"{path} needs the lines {BEGIN} and {END}, once each and in that order, around the "
-            "claims table; add them where the table belongs"
+            f"{path} needs the lines {begin} and {end}, once each and in that order, around the "
+            f"{block} block; add them where it belongs"
         )
-    head, rest = text.split(BEGIN)
-    _, tail = rest.split(END)
-    new = f"{head}{BEGIN}\n{markdown.strip()}\n{END}{tail}"
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    new = f"{head}{begin}\n{markdown.strip()}\n{end}{tail}"
     if new == text:
         return False
     write_text(path, new)
     return True
+
+
+def timings_markdown(name: str = "whole_job_cold") -> str:
+    """The README's cold-time lines from the registry's whole-job result ``name`` (tools/whole_job.py): each
+    command's wall time and largest process, and each notebook's seconds."""
+    entry = registry_entry(name)
+    job = entry["result"]["whole_job"]
+    by = {r["command"]: r for r in job["rows"]}
+    main, test = by["./run_all.sh"], by["./run_all.sh test"]
+
+    def took(r: dict) -> str:
+        return f"{int(r['wall_s'] // 60)} min {r['wall_s'] % 60:.0f} s (largest process {r['peak_mb']:,.0f} MB)"
+
+    notebooks = ", ".join(f"{n['name'][:2]} {n['seconds']:.0f} s" for n in main["notebooks"])
+    return (
+        f"Cold, on a fresh clone with empty caches and the environment installed: `./run_all.sh` {took(main)}, "
+        f"`./run_all.sh test` {took(test)}; each notebook: {notebooks}. Measured by `{entry['command']}` at commit "
+        f"{entry['commit'][:10]} on {entry['machine']['cpu']} ({entry['machine']['cores']} cores), "
+        f"[results/{name}.json](results/{name}.json).\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,10 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("findings", help="the claims table of a results/ entry, between the README's claims markers")
     f.add_argument("name", help="results/NAME.json: a saved benchmark recorded by tools.results")
     f.add_argument("--speed", default=None, help="results/SPEED.json: a bench-speed result recorded by tools.results")
+    t = sub.add_parser("timings", help="the cold times of the two commands, between the README's timings markers")
+    t.add_argument("name", nargs="?", default="whole_job_cold", help="results/NAME.json from tools.whole_job")
     c = sub.add_parser("claims", help="the claims table of a benchmark result, between the README's claims markers")
     c.add_argument("results")
     c.add_argument("--speed", default=None)
     args = ap.parse_args(argv)
+    if args.cmd == "timings":
+        changed = update_readme(README, timings_markdown(args.name), block="timings")
+        print(f"{README}: {'timings written' if changed else 'unchanged'}")
+        return 0
     if args.cmd == "findings":
         changed = update_readme(README, findings_markdown(args.name, args.speed))
         print(f"{README}: {'findings written' if changed else 'unchanged'}")
