@@ -149,7 +149,8 @@ def test_readme_is_a_five_minute_read_with_the_findings_first():
     assert len(lines) <= 200, f"README.md has {len(lines)} lines; move reference text to docs/ (at most 200)"
     first = "\n".join(lines[:80])
     assert "## Findings" in first, "the findings belong in the README's first 80 lines"
-    assert "figures/06_claims.md" in first and "notebook 06" in first, "the claims table, linked, with its source"
+    assert "| claim (paper) |" in first and "Notebook 06" in first, "the claims table, with the notebook that shows it"
+    assert "results/claims_synthage_5fold.json" in first, "the run behind the table, named beside it"
     assert "SynthAge (synthetic)" in first, "the findings say which data they come from"
 
 
@@ -159,7 +160,7 @@ def test_readme_gives_the_two_set_up_commands_and_where_their_times_are():
     setup = setup[: setup.index("\n## ", 1)]
     block = re.search(r"```bash\n(.*?)```", setup, re.DOTALL).group(1)
     assert [line.split("#")[0].strip() for line in block.splitlines()] == ["./run_all.sh", "./run_all.sh test"]
-    assert "Cold times on the 2-core reference machine: see [docs/performance.md]" in setup
+    assert "<!-- timings:begin -->" in setup and "results/whole_job_cold.json" in setup, "the measured cold times"
     assert "Cold times on the 2-core reference machine" in headings((ROOT / "docs" / "performance.md").read_text())
 
 
