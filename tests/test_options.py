@@ -115,11 +115,18 @@ def test_a_config_saved_before_the_move_still_loads_and_says_how_its_correction_
 
 
 def test_saved_runs_keep_their_keys():
+    from cilf.app.crossfit import GATE_RULE
     from cilf.bench.runner import config_key
 
     bcfg = BenchConfig(crossfit_folds=2)
     key = config_key(CILFConfig(), bcfg)
-    assert key == {**CILFConfig().to_dict(), **dataclasses.asdict(CorrectionFit(crossfit_folds=2))}
+    fit = dataclasses.asdict(CorrectionFit(crossfit_folds=2))
+    # the fit settings sit beside the model fields, as before they became options; a gated fit names its gate
+    # rule, so a run saved under an earlier rule is recomputed rather than reused
+    assert key == {**CILFConfig().to_dict(), **fit, "gate_rule": GATE_RULE}
+    ungated = config_key(CILFConfig(), BenchConfig(crossfit_folds=2, correction_gate=False))
+    assert ungated == {**CILFConfig().to_dict(), **fit, "correction_gate": False}
+    assert config_key(CILFConfig(correction=False), bcfg) == {**CILFConfig(correction=False).to_dict(), **fit}
 
 
 def test_fields_an_option_cannot_hold_are_refused_when_the_parser_is_built():

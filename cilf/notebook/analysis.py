@@ -112,14 +112,14 @@ def correction_outputs(model: CILF, features, batch: int = 512) -> dict[str, np.
     return {k: torch.cat(v).numpy() for k, v in cols.items()}
 
 
-def subjects_of(metas: list[dict], fast: bool = True, seed: int = 0) -> list[str]:
+def subjects_of(metas: list[dict], fast: bool = True, seed: int = 0, split: str = "test") -> list[str]:
     """The SynthAge subject id of each image of :func:`cilf.notebook.zoo.held_out_features` (its metas carry the
     image path, not the subject): the resampling unit of a CI over test images (docs/statistics.md)."""
-    rows = SynthAge(split="test", n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, progress=False).rows
+    rows = SynthAge(split=split, n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, progress=False).rows
     by_path = {str(r["path"]): str(r["subject"]) for r in rows}
     missing = [m["path"] for m in metas if str(m["path"]) not in by_path]
     if missing:
-        raise ValueError(f"{len(missing)} image(s) are not in the SynthAge test split asked for, e.g. {missing[0]}")
+        raise ValueError(f"{len(missing)} image(s) are not in the SynthAge {split} split asked for, e.g. {missing[0]}")
     return [by_path[str(m["path"])] for m in metas]
 
 

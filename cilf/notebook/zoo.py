@@ -55,10 +55,11 @@ def synthage_samples(n: int = 8, split: str = "test", fast: bool = True, seed: i
     return [it[0] for it in items], [it[1] for it in items], [it[3] for it in items]
 
 
-def held_out_features(model: CILF, fast: bool = True, seed: int = 0):
-    """Encoded SynthAge test split (held out from training) for ``model``: (ImageFeatures, ages (n), metas)."""
+def held_out_features(model: CILF, fast: bool = True, seed: int = 0, split: str = "test"):
+    """Encoded SynthAge test split (held out from training; ``split="train"``: the training split) for ``model``:
+    (ImageFeatures, ages (n), metas)."""
 
     ds = SynthAge(
-        split="test", n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, transform=model.preprocess, progress=False
+        split=split, n_images=BUDGETS[bool(fast)]["n_images"], seed=seed, transform=model.preprocess, progress=False
     )
     return extract_features(model, ds, progress=False)
