@@ -118,7 +118,8 @@ def timings_markdown(name: str = "whole_job_cold") -> str:
     main, test = by["./run_all.sh"], by["./run_all.sh test"]
 
     def took(r: dict) -> str:
-        return f"{int(r['wall_s'] // 60)} min {r['wall_s'] % 60:.0f} s (largest process {r['peak_mb']:,.0f} MB)"
+        secs = round(r["wall_s"])  # rounded once, so 719.97 s reads "12 min 0 s", not "11 min 60 s"
+        return f"{secs // 60} min {secs % 60} s (largest process {r['peak_mb']:,.0f} MB)"
 
     notebooks = ", ".join(f"{n['name'][:2]} {n['seconds']:.0f} s" for n in main["notebooks"])
     return (
