@@ -487,6 +487,14 @@ def detectable_effect(effect: Effect, power: float = 0.8) -> float:
     return float((z + _st.norm.ppf(power)) * effect.half_width / z)
 
 
+def per_bootstrap_seed(err_a, err_b, bootstrap_seeds: Sequence[int] = BOOTSTRAP_SEEDS, **kw) -> list[Effect]:
+    """``paired_mae_difference(err_a, err_b, seed=s, **kw)`` for each ``s`` of ``bootstrap_seeds``: the same
+    comparison under each of the bootstrap's own seeds (what :func:`stable_of` and :func:`stable_verdict` read)."""
+    if len(bootstrap_seeds) < 1:
+        raise ValueError("bootstrap_seeds is empty; pass a few seeds, e.g. (0, 1, 2)")
+    return [paired_mae_difference(err_a, err_b, seed=s, **kw) for s in bootstrap_seeds]
+
+
 def stable_of(effects: Sequence[Effect]) -> Effect:
     """One comparison's Effects under several bootstrap seeds -> the first when their CIs all lie on the same side
     of 0 (or all straddle it), else the first with the union of their CIs, which then contains 0: an interval
@@ -502,9 +510,7 @@ def stable_difference(err_a, err_b, *, bootstrap_seeds: Sequence[int] = BOOTSTRA
     """``paired_mae_difference(err_a, err_b, **kw)`` under each of ``bootstrap_seeds``, read by :func:`stable_of`
     (the first seed's Effect, or the union of the CIs when their side of 0 differs). Arguments as in
     ``paired_mae_difference``; what notebook sentences (``cilf.notebook.conclude``) are read from."""
-    if len(bootstrap_seeds) < 1:
-        raise ValueError("bootstrap_seeds is empty; pass a few seeds, e.g. (0, 1, 2)")
-    return stable_of([paired_mae_difference(err_a, err_b, seed=s, **kw) for s in bootstrap_seeds])
+    return stable_of(per_bootstrap_seed(err_a, err_b, bootstrap_seeds, **kw))
 
 
 def stable_verdict(
@@ -523,21 +529,16 @@ def stable_verdict(
     """``verdict`` of ``paired_mae_difference(err_a, err_b, ...)`` recomputed with each of ``bootstrap_seeds``;
     "not resolved" when the verdict changes with the bootstrap's own seed (an interval end sitting on the margin
     within Monte Carlo error). Arguments as in ``paired_mae_difference`` and ``verdict``."""
-    if len(bootstrap_seeds) < 1:
-        raise ValueError("bootstrap_seeds is empty; pass a few seeds, e.g. (0, 1, 2)")
-    effects = [
-        paired_mae_difference(
-            err_a,
-            err_b,
-            confidence=confidence,
-            n_resamples=n_resamples,
-            seed=s,
-            groups=groups,
-            group_unit=group_unit,
-            seeds_crossed=seeds_crossed,
-        )
-        for s in bootstrap_seeds
-    ]
+    effects = per_bootstrap_seed(
+        err_a,
+        err_b,
+        bootstrap_seeds,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        groups=groups,
+        group_unit=group_unit,
+        seeds_crossed=seeds_crossed,
+    )
     return verdict(effects, better=better, margin=margin)
 
 

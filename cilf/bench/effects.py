@@ -23,15 +23,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from cilf.stats import (
-    BOOTSTRAP_SEEDS,
-    N_RESAMPLES,
-    mean_ci,
-    paired_mae_difference,
-    precision_plan,
-    stable_of,
-    verdict,
-)
+from cilf.stats import N_RESAMPLES, mean_ci, per_bootstrap_seed, precision_plan, stable_of, verdict
 
 REFERENCE = "full"  # the method every other one is compared with
 CONFIDENCE = 0.95
@@ -134,7 +126,7 @@ def effect_columns(
             a, b, g = _covered(e, masks), _covered(errs[reference], masks), _groups_of(test_groups, masks)
             if a:
                 a, g, (b,) = _design(a, g, b)
-                d, *again = [paired_mae_difference(a, b, seed=s, groups=g, **kw) for s in BOOTSTRAP_SEEDS]
+                d, *again = per_bootstrap_seed(a, b, groups=g, **kw)
                 d = stable_of([d, *again])  # the union of the CIs when their side of 0 depends on the seed
                 col.update(
                     delta_mae=d.estimate,

@@ -20,7 +20,7 @@ from sklearn.isotonic import IsotonicRegression
 from cilf.app.crossfit import fit_error_model, fold_ids, fused_features, out_of_fold_estimates
 from cilf.app.infer import predict_features
 from cilf.app.params import Budget, CorrectionFit
-from cilf.model.cilf_model import CILF
+from cilf.model.cilf_model import CILF, error_ensemble
 from cilf.model.clip import ImageFeatures
 from cilf.model.correction import ErrorEnsemble, correct_estimates
 from cilf.stats import mean_ci, stable_difference
@@ -42,15 +42,8 @@ def fit_isotonic(y0: np.ndarray, y: np.ndarray, age_range: tuple[float, float]):
 
 
 def _fresh_corrector(model: CILF, seed: int) -> ErrorEnsemble:
-    cfg = model.cfg
     torch.manual_seed(seed)
-    return ErrorEnsemble(
-        model.clip.embed_dim,  # E reads the fused features f (D, the CLIP embedding width)
-        members=cfg.ensemble_size,
-        hidden=cfg.error_hidden,
-        age_range=(cfg.age_min, cfg.age_max),
-        candidate_range=cfg.candidate_range,
-    )
+    return error_ensemble(model.cfg, model.clip.embed_dim)  # E reads the fused features f (D, the CLIP width)
 
 
 def _correct(probe: ErrorEnsemble, h: torch.Tensor, y0: np.ndarray, model: CILF) -> np.ndarray:

@@ -33,6 +33,17 @@ class CILFOutput:
     correction: CorrectionResult | None
 
 
+def error_ensemble(cfg: CILFConfig, dim: int) -> ErrorEnsemble:
+    """A new (unfitted) error model E of ``cfg`` over fused features of width ``dim``."""
+    return ErrorEnsemble(
+        dim,
+        members=cfg.ensemble_size,
+        hidden=cfg.error_hidden,
+        age_range=(cfg.age_min, cfg.age_max),
+        candidate_range=cfg.candidate_range,
+    )
+
+
 class CILF(nn.Module):
     """The whole model around its CLIP towers (``clip``: a :class:`CLIPAdapter` built for ``cfg``; build both
     with :func:`cilf.create_model`, which loads the CLIP weights)."""
@@ -48,17 +59,7 @@ class CILF(nn.Module):
         self.contrastive_scale = (
             nn.Parameter(torch.tensor(math.log(1.0 / cfg.contrastive_tau))) if cfg.contrastive else None
         )
-        self.corrector = (
-            ErrorEnsemble(
-                dim,
-                members=cfg.ensemble_size,
-                hidden=cfg.error_hidden,
-                age_range=(cfg.age_min, cfg.age_max),
-                candidate_range=cfg.candidate_range,
-            )
-            if cfg.correction
-            else None
-        )
+        self.corrector = error_ensemble(cfg, dim) if cfg.correction else None
 
     @property
     def preprocess(self):
