@@ -306,7 +306,7 @@ def cmd_bench_speed(args) -> int:
 
 def cmd_pretrain_clip(args) -> int:
     pcfg = from_args(PretrainConfig, args, device=args.device, progress=not args.quiet)
-    export = default_export_path(pcfg.model) if args.install else None
+    export = default_export_path(pcfg.model, pcfg.captions) if args.install else None
     res = pretrain_clip(pcfg, resume=args.resume, export_to=export)
     if "stopped_after_epoch" in res:
         print(f"stopped after epoch {res['stopped_after_epoch']}; continue with --resume --out {args.out}")
@@ -389,6 +389,7 @@ def cmd_curve(args) -> int:
         subjects=tuple(args.subjects),
         methods=tuple(args.methods),
         model=parse_overrides(args.set),
+        zero_shot_weights=tuple(args.zero_shot_weights),
     )
     try:
         result = run_learning_curve(ccfg)
@@ -512,7 +513,11 @@ def _add_pretrain_clip(sub) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     add_options(p, PretrainConfig, ("stop_after_epochs", "precision"))
-    p.add_argument("--install", action="store_true", help="also write the weights into the package (bundled)")
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="also write the weights into the package (pretrained=bundled-web for --captions web, else bundled)",
+    )
     _run_options(p)
     p.set_defaults(func=cmd_pretrain_clip)
 
@@ -721,8 +726,16 @@ def _add_curve(sub) -> None:
     add_options(
         p,
         CurveConfig,
-        ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed", "min_steps", "out"),
+        ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed", "min_steps", "steps", "out"),
         help={"seed": "first seed (seeds seed .. seed + seeds - 1)"},
+    )
+    p.add_argument(
+        "--zero-shot-weights",
+        nargs="*",
+        default=[],
+        metavar="PRETRAINED",
+        help="also draw the zero-shot level of these CLIP weights of the same model (e.g. bundled: the exact-caption "
+        "micro-CLIP), on the same test images",
     )
     add_options(p.add_argument_group("post-hoc correction fit"), CurveConfig, CORRECTION_FIT)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")

@@ -524,11 +524,13 @@ def test_the_zero_shot_note_names_the_prompt_the_micro_clip_was_pretrained_with(
     from cilf.bench.peers import zero_shot_note
     from cilf.model.config import CILFConfig
 
-    cfg = CILFConfig()
-    assert (cfg.clip_model, cfg.pretrained) == ("cilf-micro", "bundled")
+    exact = CILFConfig()
+    assert (exact.clip_model, exact.pretrained) == ("cilf-micro", "bundled")
+    cfg = exact.replace(pretrained="bundled-web")
     caption = training_caption({"caption": "x"}, 37, np.random.default_rng(0), p_person=1.0)
-    assert caption == cfg.templates[0].format(age=37)  # the first evaluation template is a pretraining caption
-    assert cfg.templates[0] in zero_shot_note(cfg) and f"{PretrainConfig().person_prompt_prob:.0%}" in zero_shot_note(
-        cfg
-    )
+    assert caption == cfg.templates[0].format(age=37)  # the first evaluation template is an exact-model caption
+    assert cfg.templates[0] in zero_shot_note(exact)
+    assert f"{PretrainConfig().person_prompt_prob:.0%}" in zero_shot_note(exact)
+    # the web-caption model's note says the prompts' wording was held out
+    assert "held out" in zero_shot_note(cfg) and cfg.templates[0] not in zero_shot_note(cfg)
     assert zero_shot_note(cfg.replace(clip_model="ViT-B-16", pretrained="openai")) is None

@@ -242,6 +242,31 @@ def test_bundled_and_tag_records_are_found_again(weights, monkeypatch):
         record_for("cilf-micro", "no-such-tag")
 
 
+def test_both_bundled_micro_clips_are_recorded_apart_and_found_again():
+    """ "bundled-web" (the default) and "bundled" are different files; each record finds its own file again, and a
+    record made before there were two (no tag) still means the exact-caption weights."""
+    from cilf.model.config import CILFConfig
+    from cilf.persist.clip_weights import WeightsRecord
+
+    web_path, exact_path = bundled_weights_path("cilf-micro", "bundled-web"), bundled_weights_path("cilf-micro")
+    if not (web_path.is_file() and exact_path.is_file()):
+        pytest.skip("the bundled weights are not in this checkout")
+    assert CILFConfig().pretrained == "bundled"
+    web, _ = record_for("cilf-micro", "bundled-web")
+    exact, _ = record_for("cilf-micro", "bundled")
+    assert (web.source, web.tag, exact.tag) == ("bundled", "bundled-web", None)
+    assert web.sha256 == sha256_file(web_path) != exact.sha256 == sha256_file(exact_path)
+    assert (locate(web), locate(exact)) == ("bundled-web", "bundled")
+    assert web.describe().startswith("cilf-micro, bundled-web (")
+    old = WeightsRecord.from_dict(
+        {"format": "cilf-clip-weights/1", "model": "cilf-micro", "source": "bundled", "sha256": exact.sha256}
+    )
+    assert old.pretrained() == "bundled" and locate(old) == "bundled"
+    wrong = WeightsRecord("cilf-micro", "bundled", exact.sha256, tag="bundled-web")  # web tag, exact hash
+    with pytest.raises(WeightsNotFoundError, match="holds other weights"):
+        locate(wrong)
+
+
 def test_prompt_encoding_shows_a_bar_only_when_asked(small_cfg, capsys):
     from cilf.model.clip import TEXT_BATCH
 

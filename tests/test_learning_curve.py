@@ -134,3 +134,41 @@ def test_cli_prints_the_table_and_a_rerun_reuses_every_run(curve, capsys):
     again = json.loads(Path(r["written_to"]).read_text())
     full = r["methods"]["full"]["points"]
     assert all(np.isclose(again["methods"]["full"]["points"][n]["mae"], full[n]["mae"]) for n in full)
+
+
+def test_a_fixed_step_budget_trains_every_subset_for_the_same_steps():
+    # ceil(steps / batches per epoch) epochs: 15 images at batch 32 -> 60 epochs of 1 step; 960 -> 2 epochs of 30
+    assert [curve_epochs(2, 200, 32, n, steps=60) for n in (15, 50, 150, 500, 960)] == [60, 30, 12, 4, 2]
+    steps = [e * math.ceil(n / 32) for e, n in zip([60, 30, 12, 4, 2], (15, 50, 150, 500, 960))]
+    assert min(steps) == 60 and max(steps) < 60 + math.ceil(500 / 32)  # at most one epoch's batches more
+    assert curve_epochs(2, 10, 32, 15) == 22  # without steps: the min_steps rule, as before
+
+
+def test_fixed_steps_and_the_other_clips_zero_shot_level_in_a_run(tmp_path):
+    from cilf.persist.clip_weights import bundled_weights_path
+
+    if not bundled_weights_path("cilf-micro", "bundled-web").is_file():
+        pytest.skip("the web-caption weights are not in this checkout")
+    cfg = CurveConfig(
+        n_images=150,
+        subjects=(3, None),
+        seeds=1,
+        steps=6,
+        warmup_steps=2,
+        batch_size=16,
+        methods=("full", "zero_shot"),
+        model={"pretrained": "bundled-web"},
+        zero_shot_weights=("bundled",),
+        out=str(tmp_path),
+        progress=False,
+        crossfit_folds=2,
+    )
+    r = run_learning_curve(cfg)
+    assert all(s >= 6 and s < 6 + math.ceil(150 / 16) for ss in r["steps"].values() for s in ss)
+    assert "the same number of optimisation steps" in r["epochs_rule"]
+    web, exact = r["methods"]["zero_shot"], r["methods"]["zero_shot@bundled"]
+    assert exact["kind"] == "level" and exact["title"] == "Zero-shot CLIP prompts (bundled)"
+    p_web, p_exact = (next(iter(e["points"].values())) for e in (web, exact))
+    assert p_web["images"] == p_exact["images"] and p_web["mae"] != p_exact["mae"]  # the same images, other weights
+    text = format_curve(r)
+    assert "Zero-shot CLIP prompts (bundled)" in text and "optimisation steps" in text

@@ -264,5 +264,6 @@ def _save_state(out: Path, model, opt, sched, epoch: int, history: list, pcfg: P
     write_json(out / "history.json", history, root=out)
 
 
-def default_export_path(model: str = "cilf-micro") -> Path:
-    return bundled_weights_path(model)
+def default_export_path(model: str = "cilf-micro", captions: str = "exact") -> Path:
+    """Where ``--install`` puts the weights: the package's ``bundled`` file (exact captions) or ``bundled-web``."""
+    return bundled_weights_path(model, "bundled-web" if captions == "web" else "bundled")

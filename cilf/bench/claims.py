@@ -39,6 +39,10 @@ COST_TOKENS = 3136  # N at which the cost ratio is read (56 x 56 tokens, bench_s
 EQUIVALENCE_MARGIN = 0.25  # years; why: Claim "fourierformer" (margin_why)
 _EXTRA_TITLES = {"similarity_prior=off": "no similarity prior"}  # variants the title table may not know yet
 
+# The CLIP the claims and the learning curve run on offline (docs/micro-clip.md, "Which micro-CLIP the claims
+# rest on"): the web-caption micro-CLIP, whose language prior comes from coarse age words and visible cues, as a
+# web CLIP's does, not from captions that state SynthAge's exact ages
+CLAIMS_MODEL = {"pretrained": "bundled-web"}
 _BENCH = "python -m cilf bench --dataset morph2 --protocol B2 --seeds 3"  # the paper's MORPH-II S2 setting
 _CLAIMS_CMD = "python -m cilf claims runs/bench/morph2-B2/results.json"
 

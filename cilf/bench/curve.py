@@ -3,11 +3,15 @@
 The paper's claim is that CLIP's language prior matters most when labelled data are scarce. For each subject
 count n and seed, n training subjects are drawn (seeded and nested: the 10 are inside the 30, and so on), every
 method trains on those subjects' images only and is scored on the SAME full test split, so every point is
-paired with every other. Small subsets still get a fair amount of optimisation (:func:`curve_epochs`).
+paired with every other. With ``steps`` every subset trains for the same number of optimisation steps (epochs
+= ceil(steps / batches per epoch)), so data size is not confounded with optimisation; without it, small subsets
+get at least ``min_steps`` (:func:`curve_epochs`).
 
 Zero-shot CLIP trains nothing, so it is one level, the same at every n. The oracle floor (age from SynthAge's
 latent variables) is trained once, on all training subjects, and drawn as a level too: it is the floor of the
 full training set, not retrained per n. The train-mean baseline is retrained per n (the subset's mean age).
+``zero_shot_weights`` adds the zero-shot level of other CLIP weights of the same model (e.g. the exact-caption
+micro-CLIP beside the default web-caption one), scored on the same test images.
 
 Everything reuses the benchmark runner (:mod:`cilf.bench.runner`): the same dataset, fold, frozen CLIP feature
 cache and run store under ``out``, so reruns are instant and the all-subjects points share the benchmark's saved
@@ -56,6 +60,10 @@ EPOCHS_RULE = (
     "epochs = max(epochs, ceil(min_steps x batch / training images)): every subset sees at least "
     "min_steps x batch training samples"
 )
+STEPS_RULE = (
+    "a fixed budget: epochs = ceil(steps / batches per epoch), the same number of optimisation steps at every "
+    "size (up to one epoch's batches more)"
+)
 DRAW_SALT = 104729  # keeps the subject draws apart from the training seeds' random streams
 
 
@@ -88,6 +96,10 @@ class CurveConfig(CorrectionFit, Budget):
     min_steps: int = option(
         200, "small subsets train max(epochs, ceil(min_steps x batch / training images)) epochs", low=0
     )
+    steps: int = option(
+        0, "the same number of optimisation steps at every size (overrides epochs and min_steps; 0: off)", low=0
+    )
+    zero_shot_weights: tuple[str, ...] = ()  # other ``pretrained`` values whose zero-shot level is drawn too
     out: str = option("runs/bench", "results folder; the benchmark's saved runs there are reused")
     cache_dir: str | None = None  # feature cache (default $CILF_CACHE or ~/.cache/cilf)
     progress: bool = True
@@ -96,6 +108,7 @@ class CurveConfig(CorrectionFit, Budget):
     def __post_init__(self) -> None:
         self.subjects = tuple(None if s is None else int(s) for s in self.subjects)
         self.methods = tuple(self.methods)
+        self.zero_shot_weights = tuple(self.zero_shot_weights)
         if not self.subjects:
             raise ValueError("CurveConfig.subjects is empty; give subject counts, e.g. (10, 30, None)")
         bad = [s for s in self.subjects if s is not None and s < 1]
@@ -110,9 +123,17 @@ class CurveConfig(CorrectionFit, Budget):
         check_model_overrides(self.model)
 
 
-def curve_epochs(epochs: int, min_steps: int, batch_size: int, n_train_images: int) -> int:
-    """The epochs a subset of ``n_train_images`` trains for: max(epochs, ceil(min_steps x batch / n))."""
+def curve_epochs(epochs: int, min_steps: int, batch_size: int, n_train_images: int, steps: int = 0) -> int:
+    """The epochs a subset of ``n_train_images`` trains for: ceil(steps / batches per epoch) when ``steps``
+    (a fixed budget), else max(epochs, ceil(min_steps x batch / n))."""
+    if steps:
+        return math.ceil(steps / math.ceil(max(1, n_train_images) / batch_size))
     return max(int(epochs), math.ceil(min_steps * batch_size / max(1, n_train_images)))
+
+
+def zero_shot_level_name(pretrained: str) -> str:
+    """The method name of the zero-shot level of other CLIP weights: ``zero_shot@<pretrained>``."""
+    return f"zero_shot@{pretrained}"
 
 
 def subject_order(subjects: list[str], seed: int) -> list[str]:
@@ -238,7 +259,7 @@ def run_learning_curve(cfg: CurveConfig) -> dict:
         orders[fr.seed] = order
         for n in counts:
             sub = _subset(fr, rows_tr, set(order[:n]), n, n_all, cf)
-            epochs = curve_epochs(cfg.epochs, cfg.min_steps, cfg.batch_size, len(sub.tr))
+            epochs = curve_epochs(cfg.epochs, cfg.min_steps, cfg.batch_size, len(sub.tr), cfg.steps)
             point = dataclasses.replace(setup, bcfg=_bench_config(cfg, epochs))
             points.append(
                 {
@@ -258,6 +279,12 @@ def run_learning_curve(cfg: CurveConfig) -> dict:
                     per_run[m].setdefault(n, []).append(run_peer(point, sub, PEERS[m]))
                     bar.update()
     bar.close()
+    for w in cfg.zero_shot_weights:  # other weights of the same CLIP: their own feature cache, the same test split
+        other = prepare(_bench_config(dataclasses.replace(cfg, model={**cfg.model, "pretrained": w}), cfg.epochs), None)
+        fr = next(iter(fold_runs(other)))
+        if not np.array_equal(fr.y_te, y_te):
+            raise RuntimeError(f"zero-shot level of {w!r}: its test split differs from the curve's")
+        per_run[zero_shot_level_name(w)] = {n_all: [run_peer(other, fr, PEERS["zero_shot"])]}
     result = _summary(cfg, setup, counts, requested, per_run, y_te, groups, points, orders, notes, n_all)
     result["seconds"] = time.perf_counter() - t_start
     result["written_to"] = str(setup.out / "learning_curve.json")
@@ -268,7 +295,9 @@ def run_learning_curve(cfg: CurveConfig) -> dict:
 def _summary(cfg, setup, counts, requested, per_run, y_te, groups, points, orders, notes, n_all) -> dict:
     methods, errs = {}, {}
     for m, by_n in per_run.items():
-        entry = {"title": method_title(m), "kind": "level" if m in REFERENCES else "curve", "points": {}}
+        other = m.startswith("zero_shot@")
+        title = f"{method_title('zero_shot')} ({m.split('@', 1)[1]})" if other else method_title(m)
+        entry = {"title": title, "kind": "level" if m in REFERENCES or other else "curve", "points": {}}
         for n, runs in by_n.items():
             skipped = next((r["skipped"] for r in runs if "skipped" in r), None)
             if skipped or not all("pred" in r for r in runs):
@@ -309,10 +338,19 @@ def _summary(cfg, setup, counts, requested, per_run, y_te, groups, points, order
         "requested": {str(n): r for n, r in requested.items()},
         "training_images": {str(n): float(np.mean(v)) for n, v in n_tr.items()},
         "epochs": {str(n): sorted({p["epochs"] for p in points if p["n_subjects"] == n}) for n in counts},
-        "epochs_rule": f"{EPOCHS_RULE} (epochs {cfg.epochs}, min_steps {cfg.min_steps}, batch {cfg.batch_size})",
+        "epochs_rule": (
+            f"{STEPS_RULE} (steps {cfg.steps}, batch {cfg.batch_size})"
+            if cfg.steps
+            else f"{EPOCHS_RULE} (epochs {cfg.epochs}, min_steps {cfg.min_steps}, batch {cfg.batch_size})"
+        ),
+        "steps": {str(n): sorted({p["steps"] for p in points if p["n_subjects"] == n}) for n in counts},
         "subject_draws": "seeded and nested: seed s permutes the training subjects; n subjects = the first n",
         "references": {
             "zero_shot": "zero-shot CLIP trains nothing: one level, the same at every n",
+            **{
+                zero_shot_level_name(w): f"zero-shot with CLIP weights {w!r}: one level, the same test images"
+                for w in cfg.zero_shot_weights
+            },
             "oracle": "the oracle floor is trained once, on all training subjects, and drawn as a level",
             BASELINE: "the train-mean baseline is the mean age of each subset (retrained per n)",
         },
@@ -372,6 +410,11 @@ def format_curve(result: dict) -> str:
         + "".join(f"{result['training_images'][str(n)]:>{w}.0f}" for n in counts)
     )
     lines.append(f"{'epochs':34s}" + "".join(f"{'/'.join(map(str, result['epochs'][str(n)])):>{w}s}" for n in counts))
+    if "steps" in result:
+        lines.append(
+            f"{'optimisation steps':34s}"
+            + "".join(f"{'/'.join(map(str, result['steps'][str(n)])):>{w}s}" for n in counts)
+        )
     for m, e in result["methods"].items():
         if e["kind"] == "level":
             p = next(iter(e["points"].values()), None)

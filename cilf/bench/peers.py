@@ -296,12 +296,20 @@ for _cls, _title in (
 
 
 def zero_shot_note(cfg) -> str | None:
-    """The caveat of the zero-shot row for the model config ``cfg``: None unless its CLIP is the bundled micro-CLIP."""
-    if getattr(cfg, "clip_model", None) == "cilf-micro" and getattr(cfg, "pretrained", None) == "bundled":
+    """The caveat of the zero-shot row for the model config ``cfg``: None unless its CLIP is a bundled micro-CLIP."""
+    if getattr(cfg, "clip_model", None) != "cilf-micro":
+        return None
+    pretrained = getattr(cfg, "pretrained", None)
+    if pretrained == "bundled":
         return (
-            "not zero-shot in the usual sense: the bundled micro-CLIP was caption-pretrained on SynthAge "
+            "not zero-shot in the usual sense: the exact-caption micro-CLIP was caption-pretrained on SynthAge "
             '(other subjects) with the evaluation prompt "a photo of a {age}-year-old person." as 30% of '
             "its captions"
+        )
+    if pretrained == "bundled-web":
+        return (
+            "the web-caption micro-CLIP: pretrained on SynthAge faces of other subjects with alt-text-like captions "
+            "(coarse age words, visible cues, an exact age in 5%), the evaluation prompts' wording held out"
         )
     return None
 

@@ -48,7 +48,7 @@ from cilf.labels import SYNTHAGE, this_run
 from cilf.metrics import mae
 from cilf.model.config import CILFConfig, default_config
 from cilf.model.fourier import MIXER_LABELS, FourierFormerBlock
-from cilf.persist.clip_weights import bundled_weights_path
+from cilf.persist.clip_weights import bundled_weights_path, is_bundled
 from cilf.persist.factory import create_model
 from cilf.utils import seed_everything
 
@@ -366,7 +366,7 @@ def bench_predict(
     faces = _faces(max(batch_sizes))
     rows = []
     for name, pre in backbones:
-        if pre == "bundled" and not bundled_weights_path(name).is_file():
+        if is_bundled(pre) and not bundled_weights_path(name, pre).is_file():
             pre = None
         torch.manual_seed(0)
         model = create_model(CILFConfig(clip_model=name, pretrained=pre)).to(device).eval()
@@ -860,7 +860,7 @@ def bench_finetune(
     """
 
     device = torch.device(device)
-    if pretrained == "bundled" and not bundled_weights_path(clip_model).is_file():
+    if is_bundled(pretrained) and not bundled_weights_path(clip_model, pretrained).is_file():
         pretrained = None
     base = default_config().replace(clip_model=clip_model, pretrained=pretrained)
     tmp = tempfile.TemporaryDirectory(prefix="cilf-finetune-") if cache_dir is None else None

@@ -62,7 +62,9 @@ TRAINING_HINT = (
 class CILFConfig:
     # -- CLIP backbone (section 1.1) ------------------------------------------------------
     clip_model: str = "cilf-micro"  # any open_clip ViT name, e.g. "ViT-B-16"
-    pretrained: str | None = "bundled"  # "bundled" micro-CLIP | local file | open_clip tag | None (random)
+    # "bundled" micro-CLIP (exact-age captions) | "bundled-web" (web-like captions; the claims' backbone) | file |
+    # open_clip tag | None (random init)
+    pretrained: str | None = "bundled"
     freeze_image: bool = True
     freeze_text: bool = True
     unfreeze_last_blocks: int = 0  # fine-tune the image tower's last k blocks (+ ln_post, proj); text stays frozen

@@ -43,11 +43,19 @@ def plot_learning_curve(result: dict, path: str | Path | None = None, title: str
         ns, mae, lo, hi = _series(methods["train_mean"], counts)
         ax.plot(ns, mae, color="grey", lw=1.2, marker=".", label=methods["train_mean"]["title"])
         ax.fill_between(ns, lo, hi, color="grey", alpha=0.1, lw=0)
-    for m, style, colour in (("zero_shot", ":", "tab:purple"), ("oracle", "--", "black")):
+    others = [m for m in methods if m.startswith("zero_shot@")]  # zero-shot of other CLIP weights
+    levels = [("zero_shot", ":", "tab:purple"), *((m, "-.", "tab:pink") for m in others), ("oracle", "--", "black")]
+    tops = []
+    for m, style, colour in levels:
         p = next(iter(methods.get(m, {}).get("points", {}).values()), None)
         if p and "mae" in p:
             ax.axhline(p["mae"], ls=style, color=colour, lw=1.5, label=f"{methods[m]['title']} ({p['mae']:.2f})")
             ax.axhspan(*p["mae_ci"], color=colour, alpha=0.07, lw=0)
+            tops.append(p["mae"])
+    for e in methods.values():  # the axis shows every estimate; a band wider than that is cut at the frame
+        tops += [q["mae"] for q in e.get("points", {}).values() if "mae" in q]
+    if tops:
+        ax.set_ylim(0, 1.15 * max(tops))
     ax.set_xscale("log")
     ax.set_xticks(counts)
     ax.set_xticklabels([f"{n}\n(all)" if n == n_all else str(n) for n in counts])
@@ -62,7 +70,8 @@ def plot_learning_curve(result: dict, path: str | Path | None = None, title: str
         0.01,
         -0.02,
         f"{result['seeds']} seed(s) x {result['test_images']} test images, the same test split at "
-        f"every n; bands: 95% CIs. {result['epochs_rule']}.\nZero-shot CLIP: nothing trained (one level); "
+        f"every n; bands: 95% CIs (cut at the frame). {result['epochs_rule']}.\nZero-shot CLIP: nothing trained "
+        f"(one level per CLIP); "
         f"oracle floor: trained once on all {n_all} training subjects.",
         fontsize=7.5,
         va="top",

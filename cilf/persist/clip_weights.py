@@ -1,7 +1,7 @@
 """Which CLIP weights a model was built on, named portably, and finding them again (docs/method.md, section 1).
 
 A :class:`WeightsRecord` names weights independently of where they lay on disk: the open_clip model
-name with ``bundled`` (the package's micro-CLIP), an open_clip tag (``openai``) or ``file`` (a local
+name with ``bundled`` (one of the package's micro-CLIPs, :data:`BUNDLED`), an open_clip tag (``openai``) or ``file`` (a local
 file), each with the SHA-256 of the weights file; for a file, the path it was loaded from is kept as
 a hint only. Checkpoints store the record (``clip_weights.json``), so a run can be moved or shared.
 
@@ -24,6 +24,10 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 ENV = "CILF_CLIP_WEIGHTS"  # a weights file tried when a checkpoint's own path no longer holds its weights
 RECORD_FORMAT = "cilf-clip-weights/1"
 FILE_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+# the package's own weights: ``pretrained`` value -> suffix of weights/<model><suffix>.safetensors
+# (docs/micro-clip.md): "bundled" learned from SynthAge captions that state the exact age (CILFConfig's default),
+# "bundled-web" from alt-text-like captions (the backbone of the claims and the learning curve)
+BUNDLED = {"bundled": "", "bundled-web": "-web"}
 
 log = logging.getLogger("cilf.weights")
 
@@ -40,7 +44,8 @@ class WeightsMismatchError(WeightsNotFoundError):
 class WeightsRecord:
     """Portable name of CLIP weights. ``source``: ``bundled``, ``tag``, ``file`` or ``none`` (random init).
 
-    ``sha256``: of the weights file (None for ``none``); ``tag``: the open_clip tag; ``path``: where
+    ``sha256``: of the weights file (None for ``none``); ``tag``: the open_clip tag, or for ``bundled`` which
+    of :data:`BUNDLED` (None: ``"bundled"``, as records made before there were two); ``path``: where
     the weights were loaded from (for ``file`` a hint only: the hash identifies them)."""
 
     model: str
@@ -62,12 +67,12 @@ class WeightsRecord:
 
     def pretrained(self) -> str | None:
         """The ``CILFConfig.pretrained`` value that loads these weights where they were found."""
-        return {"bundled": "bundled", "tag": self.tag, "file": self.path, "none": None}[self.source]
+        return {"bundled": self.tag or "bundled", "tag": self.tag, "file": self.path, "none": None}[self.source]
 
     def describe(self) -> str:
         """One line: model, where from, hash."""
         where = {
-            "bundled": f"bundled ({self.path})",
+            "bundled": f"{self.tag or 'bundled'} ({self.path})",
             "tag": f"open_clip tag {self.tag!r} ({self.path})",
             "file": f"file {self.path}",
             "none": "random init (no pretrained weights)",
@@ -89,8 +94,14 @@ def file_sha256(path: str | Path) -> str:
     return _hashes[key]
 
 
-def bundled_weights_path(model_name: str) -> Path:
-    return WEIGHTS_DIR / f"{model_name}.safetensors"
+def bundled_weights_path(model_name: str, pretrained: str = "bundled") -> Path:
+    """The file of the package's own weights ``pretrained`` (a key of :data:`BUNDLED`) for ``model_name``."""
+    return WEIGHTS_DIR / f"{model_name}{BUNDLED[pretrained]}.safetensors"
+
+
+def is_bundled(pretrained: str | None) -> bool:
+    """``pretrained`` names one of the package's own weights (:data:`BUNDLED`)."""
+    return pretrained in BUNDLED
 
 
 def is_file_value(pretrained: str) -> bool:
@@ -99,16 +110,18 @@ def is_file_value(pretrained: str) -> bool:
 
 
 def resolve_pretrained(model_name: str, pretrained: str | None) -> str | None:
-    """Map ``pretrained`` (None | "bundled" | path | open_clip tag) to what open_clip takes."""
+    """Map ``pretrained`` (None | "bundled-web" | "bundled" | path | open_clip tag) to what open_clip takes."""
     if pretrained is None or str(pretrained).lower() in ("none", "random", ""):
         return None
-    if pretrained == "bundled":
-        path = bundled_weights_path(model_name)
+    if is_bundled(pretrained):
+        path = bundled_weights_path(model_name, pretrained)
         if not path.is_file():
+            captions = "web" if pretrained == "bundled-web" else "exact"
             raise WeightsNotFoundError(
-                f"no bundled weights for {model_name!r} at {path}. The bundled micro-CLIP is made by "
-                f"`python -m cilf pretrain-clip`; or use pretrained=None (random init), a local "
-                f"checkpoint path, or an open_clip tag when online."
+                f"no {pretrained} weights for {model_name!r} at {path}. They are made by "
+                f"`python -m cilf pretrain-clip --captions {captions}` (then copy its cilf-micro.safetensors "
+                f"there); or use pretrained=None (random init), a local checkpoint path, or an open_clip tag "
+                f"when online."
             )
         return str(path)
     if is_file_value(pretrained):
@@ -162,8 +175,9 @@ def record_for(model_name: str, pretrained: str | None) -> tuple[WeightsRecord, 
     source = resolve_pretrained(model_name, pretrained)
     if source is None:
         return WeightsRecord(model_name, "none"), None
-    if pretrained == "bundled":
-        return WeightsRecord(model_name, "bundled", file_sha256(source), path=source), source
+    if is_bundled(pretrained):
+        tag = None if pretrained == "bundled" else pretrained  # "bundled" records read as before
+        return WeightsRecord(model_name, "bundled", file_sha256(source), tag=tag, path=source), source
     if is_file_value(source) or Path(source).is_file():
         path = str(Path(source).resolve())
         return WeightsRecord(model_name, "file", file_sha256(path), path=path), source
@@ -202,7 +216,8 @@ def locate(record: WeightsRecord, clip_weights: str | Path | None = None, what: 
         path = tag_file(record.model, record.tag)
         _check(record, Path(path), what, f"open_clip's file for tag {record.tag!r} changed since training")
         return record.tag
-    own = bundled_weights_path(record.model) if record.source == "bundled" else Path(record.path or "")
+    bundled = record.source == "bundled"
+    own = bundled_weights_path(record.model, record.tag or "bundled") if bundled else Path(record.path or "")
     label = "the bundled weights" if record.source == "bundled" else "the path used in training"
     seen = []
     for candidate, name in [(p, f"${ENV}") for p in _env_candidates()] + [(own, label)]:
@@ -211,7 +226,7 @@ def locate(record: WeightsRecord, clip_weights: str | Path | None = None, what: 
             continue
         digest = file_sha256(candidate)
         if digest == record.sha256:
-            return "bundled" if candidate == own and record.source == "bundled" else str(candidate)
+            return record.pretrained() if candidate == own and bundled else str(candidate)
         seen.append(f"{candidate} ({name}) holds other weights, sha256 {digest}")
     raise WeightsNotFoundError(
         f"the CLIP weights of {what} ({record.model}, sha256 {record.sha256}) were not found: {'; '.join(seen)}. "
