@@ -80,13 +80,16 @@ def test_out_of_fold_estimates_never_see_their_own_labels(small_cfg, tiny):
     feats, ages = tiny
     folds = fold_ids(60, 3, seed=0)
     settings = Budget(epochs=2, batch_size=16, warmup_steps=2, device="cpu")
-    a = out_of_fold_estimates(small_cfg, feats, ages, folds, settings)
+    a, ha = out_of_fold_estimates(small_cfg, feats, ages, folds, settings)
     changed = ages.clone()
     changed[torch.from_numpy(folds == 0)] = 90.0  # relabel fold 0 only
-    b = out_of_fold_estimates(small_cfg, feats, changed, folds, settings)
+    b, hb = out_of_fold_estimates(small_cfg, feats, changed, folds, settings)
     held = torch.from_numpy(folds == 0)
     torch.testing.assert_close(a[held], b[held], rtol=0, atol=0)  # fold 0's estimates ignore fold 0's labels
+    torch.testing.assert_close(ha[held], hb[held], rtol=0, atol=0)  # and so do its fused features, E's input
     assert not torch.equal(a[~held], b[~held])  # the other folds' models trained on them
+    assert not torch.equal(ha[~held], hb[~held])
+    assert ha.ndim == 2 and ha.shape[0] == 60
 
 
 def test_correction_off_trains_the_identical_age_model(small_cfg, tiny):
@@ -222,10 +225,10 @@ def test_fold_models_reuse_the_final_models_encoded_prompts_with_identical_estim
     encoded = []
     real = CLIPAdapter.encode_text
     monkeypatch.setattr(CLIPAdapter, "encode_text", lambda self, texts: encoded.append(len(texts)) or real(self, texts))
-    alone = out_of_fold_estimates(small_cfg, feats, ages, folds, settings)
+    alone, _ = out_of_fold_estimates(small_cfg, feats, ages, folds, settings)
     assert len(encoded) > 0  # each fold model encodes the prompts itself
     encoded.clear()
-    shared = out_of_fold_estimates(small_cfg, feats, ages, folds, settings, text_from=final)
+    shared, _ = out_of_fold_estimates(small_cfg, feats, ages, folds, settings, text_from=final)
     assert encoded == []  # none does when the final model's are reused
     assert torch.equal(alone, shared)  # and the estimates are bit for bit the same
     # a model with other text weights (another seed of a random-init tower) is not a source

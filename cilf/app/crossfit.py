@@ -1,11 +1,13 @@
 """The calibrated correction (docs/method.md, section 7): the error ensemble E is fitted after the age model,
 on residuals of first estimates that it has not seen fitted.
 
-K-fold cross-fitting on the training split: fold k's first estimates come from an age model trained with
-the same config, settings and seed on the other K-1 folds (subject-exclusive folds when subjects are
-known). E then learns from the final model's fused features h, these out-of-fold estimates y0 and their
-signed errors y0 - y, together with the usual candidates y + U(-R, R) (``ErrorEnsemble.fit_loss``).
-Validation and test images never enter: every function here sees the training split only.
+K-fold cross-fitting on the training split: fold k's first estimates y0 and fused features h come from an age
+model trained with the same config, settings and seed on the other K-1 folds (subject-exclusive folds when
+subjects are known). E then learns from these out-of-fold pairs (h, y0) and their signed errors y0 - y, together
+with the usual candidates y + U(-R, R) (``ErrorEnsemble.fit_loss``): every input E learns from was made by a
+model that did not train on that image, as at test time. (What remains different at test time: the final model
+trained on all K folds, so its first estimates err somewhat less than the fold models' do; ``calibrate_correction``
+reports both.) Validation and test images never enter: every function here sees the training split only.
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ def out_of_fold_estimates(
     folds: np.ndarray,
     settings: Budget,
     text_from: CILF | None = None,
-) -> torch.Tensor:
-    """First estimates y0 (n) where image i's comes from an age model trained without i's fold.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """First estimates y0 (n) and fused features h (n x D) where image i's come from an age model trained
+    without i's fold.
 
     features (n images), ages (n), folds (n) from :func:`fold_ids`. The fold models are the age model of
     ``cfg`` without correction (its training is the same either way). ``text_from``: the final model, whose
@@ -93,13 +96,16 @@ def out_of_fold_estimates(
     """
     # finished features in: a fine-tuned tower's last blocks are held fixed (they already made the features)
     fold_cfg = cfg.replace(correction=False, unfreeze_last_blocks=0)
-    y0 = torch.empty(len(ages))
+    y0, h = torch.empty(len(ages)), None
     for k in np.unique(folds):
         held = torch.from_numpy(np.flatnonzero(folds == k))
         kept = torch.from_numpy(np.flatnonzero(folds != k))
         model = fit_age_model(fold_cfg, features[kept], ages[kept], settings, text_from=text_from)
         y0[held] = torch.from_numpy(predict_features(model, features[held], device=settings.device)["y0"])
-    return y0
+        h_k = fused_features(model, features[held], device=settings.device).cpu()
+        h = h if h is not None else torch.empty(len(ages), h_k.shape[1], dtype=h_k.dtype)
+        h[held] = h_k
+    return y0, h
 
 
 @torch.no_grad()
@@ -167,9 +173,9 @@ def calibrate_correction(
         raise ValueError("this model was built with correction=False: there is no error model to fit")
     ages = ages.float().cpu()
     folds = fold_ids(len(ages), fit.crossfit_folds, settings.seed, groups)
-    y0_oof = out_of_fold_estimates(cfg, features, ages, folds, settings, text_from=model)
+    y0_oof, h = out_of_fold_estimates(cfg, features, ages, folds, settings, text_from=model)
     y0_in = predict_features(model, features, device=settings.device, correct=False)["y0"]
-    h = fused_features(model, features, device=settings.device)
+    h = h.to(next(model.parameters()).device)
     y0_oof, ages_d = y0_oof.to(h.device), ages.to(h.device)
     gate = (
         held_out_gate(
@@ -211,7 +217,9 @@ def calibrate_correction(
     return {**info, "gate": gate} if gate is not None else info
 
 
-GATE_RULE = "subjects, 9999 resamples"  # what the held-out gate's CI resamples (part of a saved bench run's key)
+# how the correction is fitted and gated (part of a saved bench run's key): E on out-of-fold (h, y0) pairs; the
+# held-out gate's CI over subjects with 9,999 resamples
+GATE_RULE = "oof features; subjects, 9999 resamples"
 
 
 def held_out_gate(

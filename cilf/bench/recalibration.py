@@ -95,7 +95,8 @@ def correction_vs_recalibration(
     (f_tr, y_tr, g_tr), (f_te, y_te, g_te) = train, test
     y_tr, y_te = y_tr.float().cpu(), y_te.float().cpu()
     folds = fold_ids(len(y_tr), fit.crossfit_folds, budget.seed, g_tr)
-    y0_oof = out_of_fold_estimates(cfg, f_tr, y_tr, folds, budget, text_from=model).numpy()
+    y0_oof, h_tr = out_of_fold_estimates(cfg, f_tr, y_tr, folds, budget, text_from=model)
+    y0_oof = y0_oof.numpy()
     pred = predict_features(model, f_te, device=budget.device)
     y0_te, x_te, yt, ytr = pred["y0"], pred["age"], y_te.numpy(), y_tr.numpy()
     age_range = (cfg.age_min, cfg.age_max)
@@ -108,8 +109,8 @@ def correction_vs_recalibration(
     )
     mean = float(ytr.mean())
     s_oof, s_te = mean + shrink * (y0_oof - mean), mean + shrink * (y0_te - mean)
-    h_tr = fused_features(model, f_tr, device=budget.device)
     h_te = fused_features(model, f_te, device=budget.device)
+    h_tr = h_tr.to(h_te.device)  # out of fold, as the model's own E learns from
     probe = _fresh_corrector(model, budget.seed).to(h_tr.device)
     fit_error_model(
         probe,
