@@ -65,7 +65,7 @@ groups = subjects_of(metas, fast=FAST)
 # %% [markdown]
 # ## The code
 # `CILF.similarity_prior` is $\tau s \log S$; in `AgeHead.forward`, `prior_weight` is $\alpha$ and
-# `GAIN_RATE * head_gain` is $g$ (stored divided by 10 so that Adam moves it ten times faster); in
+# `gain_rate * head_gain` is $g$ (stored divided by `CILFConfig.head_gain_rate`, 10, so that Adam moves it ten times faster); in
 # `ContextFusion.forward`, `per_class` is $c$ and `text_b` is $T'$.
 
 # %%

@@ -55,7 +55,7 @@ class CILF(nn.Module):
         dim = self.clip.embed_dim
         self.register_buffer("ages", torch.tensor(cfg.ages, dtype=torch.float32), persistent=False)
         self.fusion = ContextFusion(cfg, dim, self.clip.grid)
-        self.head = AgeHead(cfg.head_tau, cfg.similarity_prior)
+        self.head = AgeHead(cfg.head_tau, cfg.similarity_prior, cfg.head_gain_rate)
         self.contrastive_scale = (
             nn.Parameter(torch.tensor(math.log(1.0 / cfg.contrastive_tau))) if cfg.contrastive else None
         )

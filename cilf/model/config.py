@@ -91,6 +91,7 @@ class CILFConfig:
     head_tau: float = 0.03  # initial temperature of the age head (learnable)
     label_sigma: float = 2.0
     similarity_prior: bool = True  # logits = prior from the global scores S + g * head logits, g from 0 (section 5)
+    head_gain_rate: float = 10.0  # g is stored divided by this, so it moves this much faster (heads.py, section 5)
     l1_weight: float = 0.1  # lambda: weight of |y0 - y| inside L_age
     # -- contrastive loss (section 1.6) -----------------------------------------------------
     contrastive: bool = True
@@ -142,7 +143,7 @@ class CILFConfig:
                 "unfreeze_last_blocks": 0,
                 "unfreeze_text_blocks": 0,
             },
-            ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta"),
+            ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta", "head_gain_rate"),
         )
 
     @property

@@ -3,10 +3,9 @@
 With the similarity prior, the paper's global scores S enter the logits: l = alpha * prior + g * cos(f, T') / tau_h,
 where prior = tau * s * log S (softmax(prior) is zero-shot CLIP's class distribution, s CLIP's logit scale);
 the learned weights start at alpha = 1 and g = 0, so an untrained head gives zero-shot CLIP's estimate.
-g is stored divided by GAIN_RATE: Adam moves a parameter by about lr per step whatever its scale, so a gain
-starting at 0 would need ~500 steps to reach 1 and the head would learn slowly; stored this way it moves
-GAIN_RATE times faster (measured on SynthAge, 3,000 images, 10 epochs on cached features: y0 test MAE 5.61 with
-the plain gain, 5.40 with GAIN_RATE 10, 5.27 without the prior; one seed, see docs/method.md, section 5).
+g is stored divided by a gain rate (``CILFConfig.head_gain_rate``): Adam moves a parameter by about lr per step
+whatever its scale, so a gain starting at 0 would need ~500 steps to reach 1 and the head would learn slowly;
+stored this way it moves that many times faster. How the default was chosen: docs/method.md, section 5.
 """
 
 from __future__ import annotations
@@ -23,12 +22,10 @@ def age_index(y: torch.Tensor, age_min: int, num_classes: int) -> torch.Tensor:
     return (y.round() - age_min).clamp(0, num_classes - 1).long()
 
 
-GAIN_RATE = 10.0  # g = GAIN_RATE * head_gain (see the module docstring)
-
-
 class AgeHead(nn.Module):
-    def __init__(self, head_tau: float = 0.03, similarity_prior: bool = False):
+    def __init__(self, head_tau: float = 0.03, similarity_prior: bool = False, gain_rate: float = 10.0):
         super().__init__()
+        self.gain_rate = float(gain_rate)  # g = gain_rate * head_gain (see the module docstring)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / head_tau)))
         # alpha, g: the weights of the prior and of the head's own logits; 1 and 0 at the start (ReZero-style)
         self.prior_weight = nn.Parameter(torch.ones(())) if similarity_prior else None
@@ -44,6 +41,6 @@ class AgeHead(nn.Module):
         if self.head_gain is not None:
             if prior is None:
                 raise ValueError("this age head was built with the similarity prior: pass the prior logits")
-            logits = self.prior_weight * prior + (GAIN_RATE * self.head_gain) * logits
+            logits = self.prior_weight * prior + (self.gain_rate * self.head_gain) * logits
         probs = logits.softmax(dim=-1)
         return logits, probs, probs @ ages.to(probs.dtype)

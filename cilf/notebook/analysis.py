@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from cilf.data.datasets import SynthAge
 from cilf.model.cilf_model import CILF, CILFOutput
 from cilf.model.fourier import FourierMixer, GlobalFilter
-from cilf.model.heads import GAIN_RATE, age_index
+from cilf.model.heads import age_index
 from cilf.model.similarity import global_log_scores
 from cilf.notebook.zoo import BUDGETS
 from cilf.stats import N_RESAMPLES, stable_difference
@@ -168,7 +168,7 @@ def prior_and_context(model: CILF, features, batch: int = 256) -> dict[str, np.n
 
     model.eval()
     head, fusion = model.head, model.fusion
-    alpha, g = float(head.prior_weight), float(GAIN_RATE * head.head_gain)
+    alpha, g = float(head.prior_weight), float(head.gain_rate * head.head_gain)
     scale = float(head.logit_scale.exp().clamp(max=1000.0))
     text = model.clip.class_text_features()  # T: K x D
     cols: dict[str, list] = {k: [] for k in ("prior", "head", "logits", "context_shift", "y0", "y0_without_context")}

@@ -20,7 +20,9 @@ from cilf.model.config import default_config
 from cilf.persist.checkpoint import load_model
 from cilf.utils import cache_dir
 
-MODEL_FORMAT = 4  # bump when parameter names, the correction fit or its gate change, so cached demo models are retrained
+MODEL_FORMAT = (
+    4  # bump when parameter names, the correction fit or its gate change, so cached demo models are retrained
+)
 # FAST: 6 epochs, the correction cross-fitted on 2 folds (each fold model costs about one more training run);
 # the full budget: 30 epochs, 5 folds
 BUDGETS = {True: dict(n_images=4000, epochs=6, crossfit_folds=2), False: dict(n_images=10000, epochs=30)}
