@@ -1,10 +1,11 @@
 """Settings chosen on validation data, never on a test split: ``python -m tools.validation_choices --json FILE``.
 
 The validation world is a SynthAge set drawn with another seed (``--seed``, default 1): its subjects share nothing
-with the evaluation set (seed 0) whose test split the notebooks and the claims report. Each candidate of
-``CILFConfig.head_gain_rate`` trains the full model (the notebooks' FAST budget: 1,200 images, 6 epochs, 2
-cross-fit folds) on that world's 80-20 split, on both bundled micro-CLIPs, and is scored on that world's held-out
-subjects, paired with the default over subjects x seeds (``cilf.stats.stable_difference``).
+with the evaluation set (seed 0) whose test split the notebooks and the claims report. Each candidate of each
+setting (``CILFConfig.head_gain_rate``; ``CorrectionFit.error_features``, the features the correction's error
+model learns from) trains the full model (the notebooks' FAST budget: 1,200 images, 6 epochs, 2 cross-fit folds)
+on that world's 80-20 split, on both bundled micro-CLIPs, the other settings at their defaults, and is scored on
+that world's held-out subjects, paired with the default over subjects x seeds (``cilf.stats.stable_difference``).
 
 The rule, fixed before the run: keep the default unless another candidate errs less with its whole 95% CI below 0;
 among those, take the lowest MAE. The JSON holds every candidate's MAE and paired difference, and the choice.
@@ -22,8 +23,11 @@ from cilf.bench.runner import BenchConfig, run_benchmark
 from cilf.data.synthage import SynthAgeSpec, generate
 from cilf.stats import stable_difference
 
-CANDIDATES = (1.0, 3.0, 10.0, 30.0)
-DEFAULT = 10.0
+# setting -> (candidates, default, where it is set: a model field or a correction-fit option)
+SETTINGS = {
+    "head_gain_rate": ((1.0, 3.0, 10.0, 30.0), 10.0, "model"),
+    "error_features": (("final", "out_of_fold"), "final", "fit"),
+}
 BACKBONES = ("bundled", "bundled-web")
 
 
@@ -51,41 +55,45 @@ def main() -> None:
         "validation_world": f"SynthAge (synthetic), seed {args.seed}, {args.n_images} images, its 80-20 split",
         "budget": "6 epochs, lr 2e-3, batch 64, 2 cross-fit folds (the notebooks' FAST budget)",
         "rule": "keep the default unless a candidate errs less with its whole 95% CI below 0; then the lowest MAE",
-        "setting": "head_gain_rate",
-        "default": DEFAULT,
-        "backbones": {},
+        "settings": {},
     }
-    for pretrained in BACKBONES:
-        errs, subjects = {}, None
-        for rate in CANDIDATES:
-            res = run_benchmark(
-                BenchConfig(
-                    dataset="synthage",
-                    root=str(root),
-                    max_folds=1,
-                    seeds=args.seeds,
-                    variants=("full",),
-                    peers=(),
-                    n_images=args.n_images,
-                    epochs=6,
-                    crossfit_folds=2,
-                    out=args.out,
-                    progress=False,
-                    model={"pretrained": pretrained, "head_gain_rate": rate},
+    for setting, (candidates, default, where) in SETTINGS.items():
+        report["settings"][setting] = {"default": default, "backbones": {}}
+        for pretrained in BACKBONES:
+            errs, subjects = {}, None
+            for value in candidates:
+                model = {"pretrained": pretrained, **({setting: value} if where == "model" else {})}
+                fit = {setting: value} if where == "fit" else {}
+                res = run_benchmark(
+                    BenchConfig(
+                        dataset="synthage",
+                        root=str(root),
+                        max_folds=1,
+                        seeds=args.seeds,
+                        variants=("full",),
+                        peers=(),
+                        n_images=args.n_images,
+                        epochs=6,
+                        crossfit_folds=2,
+                        out=args.out,
+                        progress=False,
+                        model=model,
+                        **fit,
+                    )
                 )
-            )
-            errs[rate], subjects = errors(res)
-        rows = {}
-        for rate in CANDIDATES:
-            row = {"mae": float(errs[rate].mean())}
-            if rate != DEFAULT:
-                d = stable_difference(errs[rate], errs[DEFAULT], groups=subjects)
-                row.update(minus_default=d.estimate, ci=[d.ci_low, d.ci_high])
-            rows[str(rate)] = row
-        better = [r for r in CANDIDATES if r != DEFAULT and rows[str(r)]["ci"][1] < 0]
-        chosen = min(better, key=lambda r: rows[str(r)]["mae"]) if better else DEFAULT
-        report["backbones"][pretrained] = {"candidates": rows, "chosen": chosen, "images": int(errs[DEFAULT].shape[1])}
-        print(pretrained, json.dumps(report["backbones"][pretrained]))
+                errs[value], subjects = errors(res)
+            rows = {}
+            for value in candidates:
+                row = {"mae": float(errs[value].mean())}
+                if value != default:
+                    d = stable_difference(errs[value], errs[default], groups=subjects)
+                    row.update(minus_default=d.estimate, ci=[d.ci_low, d.ci_high])
+                rows[str(value)] = row
+            better = [v for v in candidates if v != default and rows[str(v)]["ci"][1] < 0]
+            chosen = min(better, key=lambda v: rows[str(v)]["mae"]) if better else default
+            entry = {"candidates": rows, "chosen": chosen, "images": int(errs[default].shape[1])}
+            report["settings"][setting]["backbones"][pretrained] = entry
+            print(setting, pretrained, json.dumps(entry))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
 

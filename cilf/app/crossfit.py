@@ -1,13 +1,15 @@
 """The calibrated correction (docs/method.md, section 7): the error ensemble E is fitted after the age model,
 on residuals of first estimates that it has not seen fitted.
 
-K-fold cross-fitting on the training split: fold k's first estimates y0 and fused features h come from an age
-model trained with the same config, settings and seed on the other K-1 folds (subject-exclusive folds when
-subjects are known). E then learns from these out-of-fold pairs (h, y0) and their signed errors y0 - y, together
-with the usual candidates y + U(-R, R) (``ErrorEnsemble.fit_loss``): every input E learns from was made by a
-model that did not train on that image, as at test time. (What remains different at test time: the final model
-trained on all K folds, so its first estimates err somewhat less than the fold models' do; ``calibrate_correction``
-reports both.) Validation and test images never enter: every function here sees the training split only.
+K-fold cross-fitting on the training split: fold k's first estimates y0 come from an age model trained with the
+same config, settings and seed on the other K-1 folds (subject-exclusive folds when subjects are known). E then
+learns from fused features h, these out-of-fold estimates y0 and their signed errors y0 - y, together with the
+usual candidates y + U(-R, R) (``ErrorEnsemble.fit_loss``). Which features (``CorrectionFit.error_features``):
+``final``, the final model's (the feature space E meets at test time, but in-sample: that model trained on these
+images), or ``out_of_fold``, each image's from the fold model that did not train on it (out of sample, but K
+models' feature spaces, none of them the final model's). Both mismatches, and how the default was chosen on
+validation data: docs/method.md, section 7. Validation and test images never enter: every function here sees the
+training split only.
 """
 
 from __future__ import annotations
@@ -173,8 +175,9 @@ def calibrate_correction(
         raise ValueError("this model was built with correction=False: there is no error model to fit")
     ages = ages.float().cpu()
     folds = fold_ids(len(ages), fit.crossfit_folds, settings.seed, groups)
-    y0_oof, h = out_of_fold_estimates(cfg, features, ages, folds, settings, text_from=model)
+    y0_oof, h_oof = out_of_fold_estimates(cfg, features, ages, folds, settings, text_from=model)
     y0_in = predict_features(model, features, device=settings.device, correct=False)["y0"]
+    h = fused_features(model, features, device=settings.device) if fit.error_features == "final" else h_oof
     h = h.to(next(model.parameters()).device)
     y0_oof, ages_d = y0_oof.to(h.device), ages.to(h.device)
     gate = (
@@ -208,6 +211,7 @@ def calibrate_correction(
     info = {
         "method": "crossfit",
         "folds": int(fit.crossfit_folds),
+        "error_features": fit.error_features,
         "subject_exclusive": grouped,
         "n_train": int(len(ages)),
         "mae_y0_out_of_fold": mae(ages.numpy(), y0_oof.cpu().numpy()),
@@ -217,9 +221,7 @@ def calibrate_correction(
     return {**info, "gate": gate} if gate is not None else info
 
 
-# how the correction is fitted and gated (part of a saved bench run's key): E on out-of-fold (h, y0) pairs; the
-# held-out gate's CI over subjects with 9,999 resamples
-GATE_RULE = "oof features; subjects, 9999 resamples"
+GATE_RULE = "subjects, 9999 resamples"  # what the held-out gate's CI resamples (part of a saved bench run's key)
 
 
 def held_out_gate(

@@ -27,6 +27,9 @@ class Budget:
     device: str = option("auto", DEVICE_HELP)
 
 
+ERROR_FEATURES = ("final", "out_of_fold")
+
+
 @dataclass
 class CorrectionFit:
     """How the post-hoc correction (``CILFConfig.correction_fit="crossfit"``, docs/method.md section 7) is fitted
@@ -40,6 +43,12 @@ class CorrectionFit:
         True,
         "the held-out gate: correct only where that did not raise the MAE on a held-out cross-fitting fold "
         "(else x* = y0)",
+    )
+    error_features: str = option(
+        "final",
+        "the fused features E learns from: final (the final model's, one feature space, in-sample) or out_of_fold "
+        "(each from the fold model that did not train on the image: K feature spaces)",
+        choices=ERROR_FEATURES,
     )
 
     def __post_init__(self) -> None:

@@ -110,7 +110,8 @@ def correction_vs_recalibration(
     mean = float(ytr.mean())
     s_oof, s_te = mean + shrink * (y0_oof - mean), mean + shrink * (y0_te - mean)
     h_te = fused_features(model, f_te, device=budget.device)
-    h_tr = h_tr.to(h_te.device)  # out of fold, as the model's own E learns from
+    # the features the model's own E learned from (CorrectionFit.error_features)
+    h_tr = fused_features(model, f_tr, device=budget.device) if fit.error_features == "final" else h_tr.to(h_te.device)
     probe = _fresh_corrector(model, budget.seed).to(h_tr.device)
     fit_error_model(
         probe,
