@@ -95,3 +95,24 @@ def test_the_readme_cold_times_are_generated_from_the_whole_job_result():
     begin, end = markers("timings")
     block = (ROOT / "README.md").read_text().split(begin)[1].split(end)[0]
     assert block.strip() == timings_markdown().strip(), "run `python -m tools.readme_tables timings`"
+
+
+def test_the_settings_chosen_on_validation_are_generated_from_their_result_file():
+    from tools.readme_tables import choices_markdown, markers
+
+    begin, end = markers("choices")
+    block = (ROOT / "docs" / "statistics.md").read_text().split(begin)[1].split(end)[0]
+    assert block.strip() == choices_markdown().strip(), "run `python -m tools.readme_tables choices`"
+    result = json.loads((ROOT / "results" / "validation_choices.json").read_text())["result"]
+    assert "seed 1" in result["validation_world"]  # never the evaluation world (seed 0)
+    for setting, s in result["settings"].items():
+        for clip, b in s["backbones"].items():
+            better = [v for v, row in b["candidates"].items() if "ci" in row and row["ci"][1] < 0]
+            # the rule: the default stays unless a candidate is lower with its whole CI below 0
+            assert (str(b["chosen"]) == str(s["default"])) == (not better), (setting, clip)
+    from cilf.app.params import CorrectionFit
+    from cilf.model.config import CILFConfig
+
+    chosen = {k: s["backbones"]["bundled"]["chosen"] for k, s in result["settings"].items()}
+    assert CILFConfig().head_gain_rate == chosen["head_gain_rate"]
+    assert CorrectionFit().error_features == chosen["error_features"]

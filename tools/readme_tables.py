@@ -130,6 +130,79 @@ def timings_markdown(name: str = "whole_job_cold") -> str:
     )
 
 
+STATISTICS = ROOT / "docs" / "statistics.md"
+
+
+def choices_markdown(name: str = "validation_choices") -> str:
+    """docs/statistics.md's table of the settings chosen on validation data (tools/validation_choices.py): per
+    setting and micro-CLIP, each candidate's validation MAE and its paired difference from the default."""
+    entry = registry_entry(name)
+    r = entry["result"]
+    lines = [
+        "| setting | micro-CLIP | candidate | validation MAE | minus the default [95% CI] | chosen |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setting, s in r["settings"].items():
+        for clip, b in s["backbones"].items():
+            for value, row in b["candidates"].items():
+                diff = (
+                    f"{row['minus_default']:+.2f} [{row['ci'][0]:.2f}, {row['ci'][1]:.2f}]"
+                    if "ci" in row
+                    else "(the default)"
+                )
+                mark = "**chosen**" if str(b["chosen"]) == value else ""
+                lines.append(f"| `{setting}` | {clip} | {value} | {row['mae']:.2f} | {diff} | {mark} |")
+    lines.append("")
+    lines.append(
+        f"*{r['validation_world']}; {r['budget']}; 3 seeds, 95% CIs over subjects x seeds; rule: {r['rule']}. "
+        f"Made by [results/{name}.json](../results/{name}.json): `{entry['command']}` at commit "
+        f"{entry['commit'][:10]}, {entry['recorded']}, {entry['machine']['cpu']} ({entry['machine']['cores']} "
+        f"cores), {entry['seconds'] / 60:.0f} min.*"
+    )
+    return "\n".join(lines) + "\n"
+
+
+MICRO_CLIP = ROOT / "docs" / "micro-clip.md"
+BACKBONE_ROWS = (
+    ("zero_shot", "zero-shot prompts (nothing trained)"),
+    ("linear_probe", "ridge probe on the frozen features"),
+    ("correction=off", "CILF-CIAE without the correction (its y0)"),
+    ("full", "CILF-CIAE (full)"),
+    ("dex", "DEX on the same features"),
+    ("train_mean", "train-mean baseline"),
+    ("oracle", "oracle (drawn cues; floor)"),
+)
+
+
+def backbones_markdown(exact: str = "claims_synthage_5fold_exact", web: str = "claims_synthage_5fold") -> str:
+    """docs/micro-clip.md's table: the same claims run on the two bundled micro-CLIPs, MAE [95% CI] per method,
+    and how far the prompts alone are from a linear read-out of the same features."""
+    runs = {"exact-caption (`bundled`)": registry_entry(exact), "web-caption (`bundled-web`)": registry_entry(web)}
+    lines = ["| test MAE, years [95% CI] | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
+    for key, title in BACKBONE_ROWS:
+        cells = []
+        for e in runs.values():
+            m = e["result"]["methods"].get(key, {})
+            cells.append(
+                f"{m['mae_pooled']:.2f} [{m['mae_ci'][0]:.2f}, {m['mae_ci'][1]:.2f}]" if "mae_ci" in m else "-"
+            )
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    ratio = [
+        e["result"]["methods"]["zero_shot"]["mae_pooled"] / e["result"]["methods"]["linear_probe"]["mae_pooled"]
+        for e in runs.values()
+    ]
+    lines.append("| zero-shot / ridge probe | " + " | ".join(f"{r:.2f}x" for r in ratio) + " |")
+    lines.append("")
+    for label, name in zip(runs, (exact, web)):
+        e = runs[label]
+        lines.append(
+            f"*{label}: [results/{name}.json](../results/{name}.json), {e['result']['source']}, "
+            f"{e['result']['images']} images, {e['result']['seeds']} seeds x {e['result']['folds']} splits; "
+            f"commit {e['commit'][:10]}.*"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.readme_tables")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -138,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--speed", default=None, help="results/SPEED.json: a bench-speed result recorded by tools.results")
     t = sub.add_parser("timings", help="the cold times of the two commands, between the README's timings markers")
     t.add_argument("name", nargs="?", default="whole_job_cold", help="results/NAME.json from tools.whole_job")
+    v = sub.add_parser("choices", help="the settings chosen on validation data, between docs/statistics.md's markers")
+    v.add_argument(
+        "name", nargs="?", default="validation_choices", help="results/NAME.json from tools.validation_choices"
+    )
+    b = sub.add_parser("backbones", help="the claims run on both micro-CLIPs, between docs/micro-clip.md's markers")
+    b.add_argument("--exact", default="claims_synthage_5fold_exact")
+    b.add_argument("--web", default="claims_synthage_5fold")
     c = sub.add_parser("claims", help="the claims table of a benchmark result, between the README's claims markers")
     c.add_argument("results")
     c.add_argument("--speed", default=None)
@@ -145,6 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "timings":
         changed = update_readme(README, timings_markdown(args.name), block="timings")
         print(f"{README}: {'timings written' if changed else 'unchanged'}")
+        return 0
+    if args.cmd == "backbones":
+        changed = update_readme(MICRO_CLIP, backbones_markdown(args.exact, args.web), block="backbones")
+        print(f"{MICRO_CLIP}: {'backbones written' if changed else 'unchanged'}")
+        return 0
+    if args.cmd == "choices":
+        changed = update_readme(STATISTICS, choices_markdown(args.name), block="choices")
+        print(f"{STATISTICS}: {'choices written' if changed else 'unchanged'}")
         return 0
     if args.cmd == "findings":
         changed = update_readme(README, findings_markdown(args.name, args.speed))
