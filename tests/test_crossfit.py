@@ -108,6 +108,21 @@ def test_correction_off_trains_the_identical_age_model(small_cfg, tiny):
     assert not bool(joint.corrector.calibrated)
 
 
+def test_the_error_model_learns_from_the_features_asked_for(small_cfg, tiny):
+    feats, ages = tiny
+    preds = {}
+    for which in ("final", "out_of_fold"):
+        fit = CorrectionFit(3, correction_gate=False, error_features=which)
+        model = fit_features(
+            small_cfg, feats[:48], ages[:48], epochs=2, batch_size=16, warmup_steps=2, seed=3, correction=fit
+        )
+        preds[which] = predict_features(model, feats[48:])
+    np.testing.assert_array_equal(preds["final"]["y0"], preds["out_of_fold"]["y0"])  # the same age model
+    assert not np.array_equal(preds["final"]["age"], preds["out_of_fold"]["age"])  # E learnt from other inputs
+    with pytest.raises(ValueError, match="error_features"):
+        CorrectionFit(error_features="in_sample")
+
+
 def test_the_report_flags_a_model_without_correction_and_counts_the_corrected_subset():
     y = np.array([10.0, 20, 30, 40])
     none = correction_report(y, {"y0": y + 1, "age": y + 1, "accepted": np.ones(4, bool), "steps": np.zeros(4)})

@@ -116,3 +116,16 @@ def test_the_settings_chosen_on_validation_are_generated_from_their_result_file(
     chosen = {k: s["backbones"]["bundled"]["chosen"] for k, s in result["settings"].items()}
     assert CILFConfig().head_gain_rate == chosen["head_gain_rate"]
     assert CorrectionFit().error_features == chosen["error_features"]
+
+
+def test_the_prompt_to_probe_ratios_quoted_come_from_the_two_claims_runs():
+    ratio = {}
+    for name in ("claims_synthage_5fold", "claims_synthage_5fold_exact"):
+        m = json.loads((ROOT / "results" / f"{name}.json").read_text())["result"]["methods"]
+        ratio[name] = m["zero_shot"]["mae_pooled"] / m["linear_probe"]["mae_pooled"]
+    quoted = f"{ratio['claims_synthage_5fold']:.2f}x as much as a ridge probe on its own features, against "
+    quoted += f"{ratio['claims_synthage_5fold_exact']:.2f}x for the exact-caption model"
+    assert quoted in " ".join((ROOT / "README.md").read_text().split())
+    for name in ("claims_synthage_5fold", "claims_synthage_5fold_exact"):  # the claims' micro-CLIP, named
+        cmd = json.loads((ROOT / "results" / f"{name}.json").read_text())["command"]
+        assert ("pretrained=bundled-web" in cmd) == (name == "claims_synthage_5fold")
