@@ -146,9 +146,15 @@ print(
 )
 if model.cfg.pretrained == "bundled":
     print(
-        f"Caution: the bundled {model.cfg.clip_model} was pretrained on SynthAge captions that include the prompt "
-        f"{model.cfg.templates[0]!r} (docs/method.md, section 11), so 'zero-shot' here means a CLIP trained for "
-        f"this very prompt on other subjects, not zero-shot CLIP on unseen data."
+        f"Caution: the exact-caption {model.cfg.clip_model} was pretrained on SynthAge captions that include the "
+        f"prompt {model.cfg.templates[0]!r} (docs/method.md, section 11), so 'zero-shot' here means a CLIP trained "
+        f"for this very prompt on other subjects, not zero-shot CLIP on unseen data."
+    )
+elif model.cfg.pretrained == "bundled-web":
+    print(
+        f"The web-caption {model.cfg.clip_model} never saw the prompts' wording; it learned age from coarse words "
+        f"and visible cues on SynthAge faces of other subjects (docs/micro-clip.md), as a web CLIP learns from "
+        f"alt-texts. It knows SynthAge, not real faces."
     )
 
 # %% [markdown]

@@ -129,3 +129,15 @@ def test_the_prompt_to_probe_ratios_quoted_come_from_the_two_claims_runs():
     for name in ("claims_synthage_5fold", "claims_synthage_5fold_exact"):  # the claims' micro-CLIP, named
         cmd = json.loads((ROOT / "results" / f"{name}.json").read_text())["command"]
         assert ("pretrained=bundled-web" in cmd) == (name == "claims_synthage_5fold")
+
+
+def test_what_the_log_says_of_the_learning_curve_holds_in_its_result_file():
+    r = json.loads((ROOT / "results" / "learning_curve_synthage.json").read_text())["result"]
+    text = " ".join((ROOT / "docs" / "experiments.md").read_text().split())
+    assert f"from {r['full_beats_zero_shot_from']} training subjects on" in text
+    assert len(set(sum(r["steps"].values(), []))) <= 2  # one step budget at every count (+ at most one epoch)
+    full = r["methods"]["full"]["points"]
+    for peer in ("dex", "mean_variance"):  # "lie below the full model's at every count"
+        pts = r["methods"][peer]["points"]
+        assert all(pts[n]["mae"] < full[n]["mae"] for n in full), peer
+    assert "zero_shot@bundled" in r["methods"] and r["seeds"] >= 5
