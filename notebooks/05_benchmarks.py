@@ -95,8 +95,9 @@ for name, status in zip(PAPER_DATASETS, avail["status"]):
 
 # %% [markdown]
 # ## SynthAge stand-ins for the protocol shapes (synthetic)
-# The row "oracle (SynthAge latents; floor)" regresses age from the variables each image was drawn
-# from, not from its pixels: the MAE no image model can be expected to beat (docs/method.md, section 8).
+# The row "oracle (drawn cues; floor)" regresses age from the cues each image was drawn with (the skin age only
+# through the signs the renderer drew), not from its pixels: the MAE no image model can be expected to beat
+# (docs/method.md, section 8).
 # On real datasets it is skipped, as they have no such variables.
 
 # %%

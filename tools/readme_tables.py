@@ -212,6 +212,41 @@ def backbones_markdown(exact: str = "claims_synthage_5fold_exact", web: str = "c
     return "\n".join(lines) + "\n"
 
 
+PERFORMANCE = ROOT / "docs" / "performance.md"
+
+
+def finetune_markdown(names: tuple[str, ...] = ("finetune_micro", "finetune_vit")) -> str:
+    """docs/performance.md's fine-tuning tables (``bench-speed --finetune`` results): per mode the trainable
+    parameters, one-time encoding and epoch CPU seconds, test MAE; the boundary cache's speed-up against its target."""
+    out = []
+    for name in names:
+        entry = registry_entry(name)
+        res = entry["result"]
+        out += [
+            f"**{res['backbone']}, {res['weights']}**: {res['train_images']} training images, batch {res['batch_size']}, "
+            f"{res['epochs']} epoch(s), lr {res['lr']:g} (fine-tuned CLIP blocks x {res['backbone_lr_scale']:g}); "
+            f"{res['source']}.",
+            "",
+            "| mode | trainable | one-time encode CPU s | epoch CPU s | test MAE |",
+            "|---|---|---|---|---|",
+        ]
+        for r in res["rows"]:
+            mae = f"{r['test_mae']:.2f}" if r["test_mae"] is not None else "(timing only)"
+            out.append(
+                f"| {r['mode']} | {r['trainable_params']:,} | {r['one_time_encoding_cpu_s']:.1f} | "
+                f"{r['epoch_cpu_s']:.2f} | {mae} |"
+            )
+        out.append("")
+        for k, x in res["cache_over_pixels_speedup"].items():
+            verdict = "met" if x >= res["speedup_target"] else "missed"
+            out.append(
+                f"- {k} from the boundary cache: **{x:.1f}x** less CPU time per epoch than from pixels "
+                f"(target {res['speedup_target']:g}x: {verdict})"
+            )
+        out += ["", f"*Made by {_made_by(entry).replace('](results/', '](../results/')}.*", ""]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.readme_tables")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -227,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("backbones", help="the claims run on both micro-CLIPs, between docs/micro-clip.md's markers")
     b.add_argument("--exact", default="claims_synthage_5fold_exact")
     b.add_argument("--web", default="claims_synthage_5fold")
+    ft = sub.add_parser("finetune", help="the fine-tuning tables, between docs/performance.md's markers")
+    ft.add_argument("names", nargs="*", default=["finetune_micro", "finetune_vit"])
     c = sub.add_parser("claims", help="the claims table of a benchmark result, between the README's claims markers")
     c.add_argument("results")
     c.add_argument("--speed", default=None)
@@ -234,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "timings":
         changed = update_readme(README, timings_markdown(args.name), block="timings")
         print(f"{README}: {'timings written' if changed else 'unchanged'}")
+        return 0
+    if args.cmd == "finetune":
+        changed = update_readme(PERFORMANCE, finetune_markdown(tuple(args.names)), block="finetune")
+        print(f"{PERFORMANCE}: {'fine-tuning tables written' if changed else 'unchanged'}")
         return 0
     if args.cmd == "backbones":
         changed = update_readme(MICRO_CLIP, backbones_markdown(args.exact, args.web), block="backbones")
