@@ -24,7 +24,8 @@ def test_a_recorded_result_names_its_command_commit_and_machine(tmp_path, monkey
 def test_every_committed_result_names_its_command_and_commit():
     for path in sorted((ROOT / "results").glob("*.json")):
         entry = json.loads(path.read_text())
-        assert entry["name"] == path.stem and entry["command"].startswith("python -m ")
+        # a command the reader can paste: python -m ..., optionally under an environment (env OMP_NUM_THREADS=1 ...)
+        assert entry["name"] == path.stem and re.match(r"(env( \w+=\S+)+ )?python -m ", entry["command"])
         assert re.fullmatch(r"[0-9a-f]{40}", entry["commit"]) and "result" in entry
 
 
@@ -141,3 +142,15 @@ def test_what_the_log_says_of_the_learning_curve_holds_in_its_result_file():
         pts = r["methods"][peer]["points"]
         assert all(pts[n]["mae"] < full[n]["mae"] for n in full), peer
     assert "zero_shot@bundled" in r["methods"] and r["seeds"] >= 5
+
+
+def test_the_fine_tuning_tables_are_generated_from_their_result_files():
+    from tools.readme_tables import finetune_markdown, markers
+
+    begin, end = markers("finetune")
+    block = (ROOT / "docs" / "performance.md").read_text().split(begin)[1].split(end)[0]
+    assert block.strip() == finetune_markdown().strip(), "run `python -m tools.readme_tables finetune`"
+    for name in ("finetune_micro", "finetune_vit"):
+        res = json.loads((ROOT / "results" / f"{name}.json").read_text())["result"]
+        modes = [r["mode"] for r in res["rows"]]
+        assert modes[0] == "frozen" and any("cache" in m for m in modes) and any("pixels" in m for m in modes)
