@@ -44,7 +44,7 @@ import numpy as np
 from cilf.model.cilf_model import CILF
 from cilf.model.losses import contrastive_loss
 from cilf.notebook import conclude
-from cilf.notebook.analysis import age_separation, paired_embeddings, run_predictions, subjects_of
+from cilf.notebook.analysis import age_separation, own_image_share, paired_embeddings, run_predictions, subjects_of
 from cilf.notebook.plots import plot_embedding_pca, plot_similarity_matrices
 from cilf.notebook.source import show_source
 from cilf.notebook.zoo import held_out_features, quick_model
@@ -113,6 +113,21 @@ for name, f, t, rep in (("with contrastive", f_con, t_con, rep_con), ("without",
 assert np.isfinite(f_con).all() and np.isfinite(f_no).all()
 
 # %% [markdown]
+# ## Age, or the image itself?
+# The text target $T'_b$ is CLIP's text feature of image $b$'s age *plus image $b$'s own context*
+# ($\gamma\,\mathrm{Lin}(c_k)$, section 4 of docs/method.md), so the matching task could be solved by recognising
+# the image rather than its age. Among each image's positives (ages within $\delta$), how often does its own target
+# score highest? Chance is one over the number of positives.
+
+# %%
+share_con, chance = own_image_share(f_con, t_con, y)
+share_no, _ = own_image_share(f_no, t_no, y)
+print(
+    f"own target highest among the positives: {share_con:.1%} with the contrastive loss, {share_no:.1%} without "
+    f"(chance {chance:.1%})"
+)
+
+# %% [markdown]
 # ## What this shows
 # The MAE comparison is paired: both models predict the same test images, and the 95% CI of the difference is
 # over test subjects (one training seed each, so it does not include the training noise; notebook 06 repeats the
@@ -134,6 +149,15 @@ print(
     f"differ from it in age by {knn_con:.2f} y with it against {knn_no:.2f} y without."
 )
 print(conclude.effect_sentence("On the test error, the contrastive loss", d.estimate, (d.ci_low, d.ci_high)))
+print(
+    f"Among the images of its own age (within 2 y), an image's own text target scores highest for {share_con:.0%} "
+    f"of images with the loss and {share_no:.0%} without, against {chance:.0%} by chance: "
+    + (
+        "the matching partly recognises the image through its own context in T'_b, not only its age."
+        if share_con > 2 * chance
+        else "the matching does not single out the image's own target; it matches ages."
+    )
+)
 diff = rep_con["model"]["mae"] - rep_without["model"]["mae"]
 link = {
     "below": "so here the tighter image-text alignment also lowers the error.",
@@ -170,6 +194,8 @@ recorded = key_numbers(
         "mae_with_contrastive": rep_con["model"]["mae"],
         "mae_without": rep_without["model"]["mae"],
         "mae_with_minus_without_contrastive": rep_con["model"]["mae"] - rep_without["model"]["mae"],
+        "own_target_highest_share_with_contrastive": share_con,
+        "own_target_highest_share_chance": chance,
     },
     out_dir=OUT_DIR,
     fast=FAST,

@@ -120,3 +120,20 @@ def test_run_predictions_reads_numbers_flags_and_gaps(tmp_path):
     p = run_predictions(tmp_path)
     assert list(p["path"]) == ["a.png", "b.png"] and p["accepted"].tolist() == [1.0, 0.0]
     assert np.isnan(p["zero_shot"][0]) and p["zero_shot"][1] == 41 and p["age"].tolist() == [31.5, 38.0]
+
+
+def test_own_image_share_tells_recognising_the_image_from_matching_its_age():
+    from cilf.notebook.analysis import own_image_share
+
+    rng = np.random.default_rng(0)
+    n, d = 200, 16
+    ages = rng.integers(1, 90, n).astype(float)
+    age_dir = rng.normal(size=(90, d))
+    by_age = age_dir[ages.astype(int) - 1]
+    # targets that carry each image's own signature: the own target wins among same-age positives
+    own = rng.normal(size=(n, d))
+    share, chance = own_image_share(by_age + own, by_age + own, ages)
+    assert share > 0.95 and chance < 0.5
+    # targets that carry the age only: identical for equal ages, so the own target never wins strictly
+    share_age, _ = own_image_share(by_age + 0.1 * rng.normal(size=(n, d)), by_age, ages)
+    assert share_age < share and share_age <= 2 * chance

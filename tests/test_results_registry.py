@@ -154,3 +154,12 @@ def test_the_fine_tuning_tables_are_generated_from_their_result_files():
         res = json.loads((ROOT / "results" / f"{name}.json").read_text())["result"]
         modes = [r["mode"] for r in res["rows"]]
         assert modes[0] == "frozen" and any("cache" in m for m in modes) and any("pixels" in m for m in modes)
+
+
+def test_the_own_target_share_quoted_comes_from_notebook_03():
+    n = json.loads((ROOT / "figures" / "03_contrastive_fusion.json").read_text())["numbers"]
+    quoted = (
+        f"its own target scores highest for {n['own_target_highest_share_with_contrastive']:.1%} of images with the "
+        f"contrastive loss, against {n['own_target_highest_share_chance']:.1%} by chance"
+    )
+    assert quoted in " ".join((ROOT / "docs" / "method.md").read_text().split())

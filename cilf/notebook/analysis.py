@@ -84,6 +84,19 @@ def paired_embeddings(model: CILF, features, ages: torch.Tensor, batch: int = 25
     return torch.cat(fs).numpy(), torch.cat(ts).numpy()
 
 
+def own_image_share(f: np.ndarray, t: np.ndarray, ages: np.ndarray, delta: float = 2.0) -> tuple[float, float]:
+    """Does the contrastive matching recognise the image rather than its age? f (n x D) fused images, t (n x D)
+    their own text targets T'_{b, k(y_b)}, ages (n). Among each image's positives (ages within ``delta``, itself
+    included), the share of images whose own target scores strictly highest, and the chance rate (mean 1 / number
+    of positives). Far above chance: T'_b, which carries image b's own context, is matched as that image's."""
+    fn, tn = f / np.linalg.norm(f, axis=1, keepdims=True), t / np.linalg.norm(t, axis=1, keepdims=True)
+    sim = fn @ tn.T
+    pos = np.abs(ages[:, None] - ages[None, :]) <= delta
+    others = np.where(pos & ~np.eye(len(ages), dtype=bool), sim, -np.inf).max(axis=1)
+    hit = np.diag(sim) > others
+    return float(hit.mean()), float((1.0 / pos.sum(axis=1)).mean())
+
+
 def age_separation(emb: np.ndarray, ages: np.ndarray, k: int = 10) -> float:
     """Mean |age difference| to the k nearest neighbours in cosine space (lower = age better organised)."""
     e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
