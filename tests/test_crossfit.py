@@ -80,10 +80,10 @@ def test_out_of_fold_estimates_never_see_their_own_labels(small_cfg, tiny):
     feats, ages = tiny
     folds = fold_ids(60, 3, seed=0)
     settings = Budget(epochs=2, batch_size=16, warmup_steps=2, device="cpu")
-    a, ha = out_of_fold_estimates(small_cfg, feats, ages, folds, settings)
+    a, ha = out_of_fold_estimates(small_cfg, feats, ages, folds, settings, fused=True)
     changed = ages.clone()
     changed[torch.from_numpy(folds == 0)] = 90.0  # relabel fold 0 only
-    b, hb = out_of_fold_estimates(small_cfg, feats, changed, folds, settings)
+    b, hb = out_of_fold_estimates(small_cfg, feats, changed, folds, settings, fused=True)
     held = torch.from_numpy(folds == 0)
     torch.testing.assert_close(a[held], b[held], rtol=0, atol=0)  # fold 0's estimates ignore fold 0's labels
     torch.testing.assert_close(ha[held], hb[held], rtol=0, atol=0)  # and so do its fused features, E's input

@@ -268,25 +268,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("results")
     c.add_argument("--speed", default=None)
     args = ap.parse_args(argv)
-    if args.cmd == "timings":
-        changed = update_readme(README, timings_markdown(args.name), block="timings")
-        print(f"{README}: {'timings written' if changed else 'unchanged'}")
-        return 0
-    if args.cmd == "finetune":
-        changed = update_readme(PERFORMANCE, finetune_markdown(tuple(args.names)), block="finetune")
-        print(f"{PERFORMANCE}: {'fine-tuning tables written' if changed else 'unchanged'}")
-        return 0
-    if args.cmd == "backbones":
-        changed = update_readme(MICRO_CLIP, backbones_markdown(args.exact, args.web), block="backbones")
-        print(f"{MICRO_CLIP}: {'backbones written' if changed else 'unchanged'}")
-        return 0
-    if args.cmd == "choices":
-        changed = update_readme(STATISTICS, choices_markdown(args.name), block="choices")
-        print(f"{STATISTICS}: {'choices written' if changed else 'unchanged'}")
-        return 0
-    if args.cmd == "findings":
-        changed = update_readme(README, findings_markdown(args.name, args.speed))
-        print(f"{README}: {'findings written' if changed else 'unchanged'}")
+    generated = {  # command -> (file, block, what is written)
+        "timings": (README, "timings", lambda: timings_markdown(args.name)),
+        "finetune": (PERFORMANCE, "finetune", lambda: finetune_markdown(tuple(args.names))),
+        "backbones": (MICRO_CLIP, "backbones", lambda: backbones_markdown(args.exact, args.web)),
+        "choices": (STATISTICS, "choices", lambda: choices_markdown(args.name)),
+        "findings": (README, "claims", lambda: findings_markdown(args.name, args.speed)),
+    }
+    if args.cmd in generated:
+        path, block, markdown = generated[args.cmd]
+        changed = update_readme(path, markdown(), block=block)
+        print(f"{path}: {f'{block} written' if changed else 'unchanged'}")
         return 0
     rows = claims_table(read_result(args.results), read_speed(args.speed) if args.speed else None)
     changed = update_readme(README, claims_markdown(rows))

@@ -88,9 +88,10 @@ def out_of_fold_estimates(
     folds: np.ndarray,
     settings: Budget,
     text_from: CILF | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """First estimates y0 (n) and fused features h (n x D) where image i's come from an age model trained
-    without i's fold.
+    fused: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """First estimates y0 (n), and with ``fused`` the fused features h (n x D, else None), where image i's come
+    from an age model trained without i's fold.
 
     features (n images), ages (n), folds (n) from :func:`fold_ids`. The fold models are the age model of
     ``cfg`` without correction (its training is the same either way). ``text_from``: the final model, whose
@@ -104,9 +105,10 @@ def out_of_fold_estimates(
         kept = torch.from_numpy(np.flatnonzero(folds != k))
         model = fit_age_model(fold_cfg, features[kept], ages[kept], settings, text_from=text_from)
         y0[held] = torch.from_numpy(predict_features(model, features[held], device=settings.device)["y0"])
-        h_k = fused_features(model, features[held], device=settings.device).cpu()
-        h = h if h is not None else torch.empty(len(ages), h_k.shape[1], dtype=h_k.dtype)
-        h[held] = h_k
+        if fused:  # only for CorrectionFit.error_features="out_of_fold"
+            h_k = fused_features(model, features[held], device=settings.device).cpu()
+            h = h if h is not None else torch.empty(len(ages), h_k.shape[1], dtype=h_k.dtype)
+            h[held] = h_k
     return y0, h
 
 
@@ -175,9 +177,10 @@ def calibrate_correction(
         raise ValueError("this model was built with correction=False: there is no error model to fit")
     ages = ages.float().cpu()
     folds = fold_ids(len(ages), fit.crossfit_folds, settings.seed, groups)
-    y0_oof, h_oof = out_of_fold_estimates(cfg, features, ages, folds, settings, text_from=model)
+    oof_features = fit.error_features == "out_of_fold"
+    y0_oof, h_oof = out_of_fold_estimates(cfg, features, ages, folds, settings, text_from=model, fused=oof_features)
     y0_in = predict_features(model, features, device=settings.device, correct=False)["y0"]
-    h = fused_features(model, features, device=settings.device) if fit.error_features == "final" else h_oof
+    h = h_oof if oof_features else fused_features(model, features, device=settings.device)
     h = h.to(next(model.parameters()).device)
     y0_oof, ages_d = y0_oof.to(h.device), ages.to(h.device)
     gate = (

@@ -95,7 +95,8 @@ def correction_vs_recalibration(
     (f_tr, y_tr, g_tr), (f_te, y_te, g_te) = train, test
     y_tr, y_te = y_tr.float().cpu(), y_te.float().cpu()
     folds = fold_ids(len(y_tr), fit.crossfit_folds, budget.seed, g_tr)
-    y0_oof, h_tr = out_of_fold_estimates(cfg, f_tr, y_tr, folds, budget, text_from=model)
+    oof_features = fit.error_features == "out_of_fold"
+    y0_oof, h_tr = out_of_fold_estimates(cfg, f_tr, y_tr, folds, budget, text_from=model, fused=oof_features)
     y0_oof = y0_oof.numpy()
     pred = predict_features(model, f_te, device=budget.device)
     y0_te, x_te, yt, ytr = pred["y0"], pred["age"], y_te.numpy(), y_tr.numpy()
@@ -111,7 +112,7 @@ def correction_vs_recalibration(
     s_oof, s_te = mean + shrink * (y0_oof - mean), mean + shrink * (y0_te - mean)
     h_te = fused_features(model, f_te, device=budget.device)
     # the features the model's own E learned from (CorrectionFit.error_features)
-    h_tr = fused_features(model, f_tr, device=budget.device) if fit.error_features == "final" else h_tr.to(h_te.device)
+    h_tr = h_tr.to(h_te.device) if oof_features else fused_features(model, f_tr, device=budget.device)
     probe = _fresh_corrector(model, budget.seed).to(h_tr.device)
     fit_error_model(
         probe,
