@@ -268,15 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("results")
     c.add_argument("--speed", default=None)
     args = ap.parse_args(argv)
-    generated = {  # command -> (file, block, what is written)
-        "timings": (README, "timings", lambda: timings_markdown(args.name)),
-        "finetune": (PERFORMANCE, "finetune", lambda: finetune_markdown(tuple(args.names))),
-        "backbones": (MICRO_CLIP, "backbones", lambda: backbones_markdown(args.exact, args.web)),
-        "choices": (STATISTICS, "choices", lambda: choices_markdown(args.name)),
-        "findings": (README, "claims", lambda: findings_markdown(args.name, args.speed)),
+    generated = {  # command -> (block, file, what is written)
+        "timings": ("timings", README, lambda: timings_markdown(args.name)),
+        "finetune": ("finetune", PERFORMANCE, lambda: finetune_markdown(tuple(args.names))),
+        "backbones": ("backbones", MICRO_CLIP, lambda: backbones_markdown(args.exact, args.web)),
+        "choices": ("choices", STATISTICS, lambda: choices_markdown(args.name)),
+        "findings": ("claims", README, lambda: findings_markdown(args.name, args.speed)),
     }
     if args.cmd in generated:
-        path, block, markdown = generated[args.cmd]
+        block, path, markdown = generated[args.cmd]
         changed = update_readme(path, markdown(), block=block)
         print(f"{path}: {f'{block} written' if changed else 'unchanged'}")
         return 0
