@@ -28,7 +28,7 @@ from cilf.app.predict import (
 )
 from cilf.app.pretrain import PretrainConfig, default_export_path, pretrain_clip
 from cilf.app.train import train
-from cilf.bench.claims import claims_markdown, claims_table, format_claims, read_result, read_speed
+from cilf.bench.claims import claims_markdown, claims_table, format_claims, read_controls, read_result, read_speed
 from cilf.bench.curve import CurveConfig, format_curve, run_learning_curve
 from cilf.bench.peers import PEERS
 from cilf.bench.runner import VARIANTS, BenchConfig, format_results, run_benchmark
@@ -359,7 +359,11 @@ def cmd_bench(args) -> int:
 def cmd_claims(args) -> int:
     try:
         result = read_result(args.results)
-        rows = claims_table(result, read_speed(args.speed) if args.speed else None)
+        rows = claims_table(
+            result,
+            read_speed(args.speed) if args.speed else None,
+            controls=read_controls(args.controls) if args.controls else None,
+        )
     except (OSError, ValueError) as e:
         print(f"error: claims: {e}", file=sys.stderr)
         return 2
@@ -690,6 +694,13 @@ def _add_claims(sub) -> None:
         help="bench-speed result (figures/bench_speed.json): FourierFormer / attention cost at N = 3136 "
         "beside the accuracy verdict; without it that claim cannot be supported",
     )
+    p.add_argument(
+        "--controls",
+        default=None,
+        metavar="JSON",
+        help="results.json of the controls run (the same bench command at --epochs 1; cilf.bench.claims.Control): "
+        "each claim's positive control; a null or a match whose control is not resolved reads 'not testable here'",
+    )
     p.add_argument("--markdown", action="store_true", help="print a markdown table (as in the README)")
     p.set_defaults(func=cmd_claims)
 
@@ -979,7 +990,7 @@ def _io_bench(args):
 
 
 def _io_claims(args):
-    return [], [_In("RESULTS", args.results), _In("--speed", args.speed)]
+    return [], [_In("RESULTS", args.results), _In("--speed", args.speed), _In("--controls", args.controls)]
 
 
 def _io_data_check(args):

@@ -13,7 +13,9 @@ from cilf.bench.claims import (
     CLAIMS,
     EQUIVALENCE_MARGIN,
     NOT_RUN,
+    NOT_TESTABLE,
     Claim,
+    Control,
     claims_frame,
     claims_markdown,
     claims_table,
@@ -197,6 +199,64 @@ def test_markdown_and_frame_carry_every_claim():
     assert f"| {sim['detectable']:.2f} y |" in md and "smallest detectable" in md.splitlines()[0]
     frame = claims_frame(rows)
     assert list(frame.index) == [c.id for c in CLAIMS] and frame.loc["similarity", "verdict"] == "supported"
+
+
+def test_a_null_whose_positive_control_is_resolved_bounds_the_effect_one_whose_control_fails_is_not_testable():
+    claim = next(c for c in CLAIMS if c.id == "similarity")
+    assert claim.control is not None and claim.control.run == "controls"
+    res = fake_result({"similarity_prior=off": 0.0}, noise=1.0)  # the claim itself: a null
+    seen = fake_result({"similarity_prior=off": 2.0}, noise=1.0, seed=1)  # the control: the prior matters there
+    row = claims_table(res, controls=seen, claims=(claim,))[0]
+    assert row["control"]["resolved"] is True and row["control"]["ci_high"] < 0
+    assert row["verdict"] == "not resolved" and "no effect larger than" in row["note"]
+    bound = max(abs(row["ci_low"]), abs(row["ci_high"]))
+    assert f"no effect larger than {bound:.2f} y" in row["note"]
+    blind = fake_result({"similarity_prior=off": 0.0}, noise=1.0, seed=2)  # the control sees nothing either
+    row = claims_table(res, controls=blind, claims=(claim,))[0]
+    assert row["control"]["resolved"] is False and row["verdict"] == NOT_TESTABLE
+    assert "its positive control is not resolved" in row["note"]
+    # a control pointing the wrong way (the mechanism hurts where it should help) fails as well
+    wrong = fake_result({"similarity_prior=off": -2.0}, noise=1.0, seed=3)
+    assert claims_table(res, controls=wrong, claims=(claim,))[0]["verdict"] == NOT_TESTABLE
+    # a resolved claim keeps its verdict whatever its control says: the effect was seen
+    helps = fake_result({"similarity_prior=off": 2.0}, noise=1.0, seed=4)
+    assert claims_table(helps, controls=blind, claims=(claim,))[0]["verdict"] == "supported"
+    # no controls run: the verdict is unchanged and the control says how to run it
+    row = claims_table(res, claims=(claim,))[0]
+    assert row["verdict"] == "not resolved" and row["control"]["resolved"] is None
+    assert "--epochs 1" in row["control"]["note"]
+
+
+def test_a_match_with_attention_is_not_testable_where_no_mixing_matches_too():
+    blind = fake_result({"mixer=attention": 0.02}, noise=0.05, same_as_full=("mixer=none",))
+    row = rows_by_id(blind, FAST)["fourierformer"]
+    assert row["accuracy_verdict"] == "supported" and row["control"]["resolved"] is False
+    assert row["verdict"] == NOT_TESTABLE and "its positive control is not resolved" in row["note"]
+    assert row["control"]["setting"] == "full model vs no token mixing at all"
+    # where removing the mixing costs accuracy, the same match is read as the claim
+    row = rows_by_id(fake_result({"mixer=attention": 0.02, "mixer=none": 1.0}, noise=0.05), FAST)["fourierformer"]
+    assert row["control"]["resolved"] is True and row["verdict"] == "supported"
+    md = claims_markdown(claims_table(blind, FAST))
+    assert "positive control" in md.splitlines()[0] and "**not resolved**" in md and f"**{NOT_TESTABLE}**" in md
+
+
+def test_a_control_must_say_which_run_it_reads():
+    with pytest.raises(ValueError, match="run="):
+        Control("x", "s", "w", run="elsewhere")
+
+
+def test_cli_reads_the_controls_run(tmp_path, capsys):
+    from cilf.cli import main
+
+    path, controls = tmp_path / "results.json", tmp_path / "controls.json"
+    path.write_text(json.dumps(fake_result({"similarity_prior=off": 0.0}, noise=1.0)))
+    controls.write_text(json.dumps(fake_result({"similarity_prior=off": 0.0}, noise=1.0, seed=2)))
+    assert main(["claims", str(path), "--controls", str(controls)]) == 0
+    out = capsys.readouterr().out
+    assert f"[{NOT_TESTABLE}] CLIP's pixel-text similarity" in out and "NOT resolved" in out
+    assert main(["claims", str(path), "--controls", str(tmp_path / "none.json")]) == 2
+    err = capsys.readouterr().err
+    assert "none.json not found" in err and "--epochs 1" in err
 
 
 def test_update_readme_replaces_only_between_the_markers(tmp_path):

@@ -81,10 +81,13 @@ def test_the_readme_findings_are_generated_from_the_results_registry():
 
     text = (ROOT / "README.md").read_text()
     block = text.split(BEGIN)[1].split(END)[0]
-    assert block.strip() == findings_markdown("claims_synthage_5fold", "bench_speed_mixers").strip(), (
+    made = findings_markdown("claims_synthage_5fold", "bench_speed_mixers", "claims_controls_synthage")
+    assert block.strip() == made.strip(), (
         "README findings differ from results/: run `python -m tools.readme_tables findings claims_synthage_5fold "
-        "--speed bench_speed_mixers`"
+        "--speed bench_speed_mixers --controls claims_controls_synthage`"
     )
+    # every claim stands beside its positive control, and a failed one turns a null into "not testable here"
+    assert "positive control" in block.splitlines()[1] and "not testable here" in block
     lines = text.splitlines()
     assert len(lines) <= 200
     assert next(i for i, line in enumerate(lines) if line.startswith("| claim (paper)")) < 80

@@ -14,7 +14,16 @@ import json
 import sys
 from pathlib import Path
 
-from cilf.bench.claims import VERDICTS, claims_markdown, claims_table, read_result, read_speed
+from cilf.bench.claims import (
+    NOT_TESTABLE,
+    VERDICTS,
+    claims_markdown,
+    claims_table,
+    null_bound,
+    read_controls,
+    read_result,
+    read_speed,
+)
 from cilf.io import write_text
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # the claims table's markers (markers("claims"))
@@ -39,16 +48,23 @@ def _made_by(entry: dict) -> str:
     )
 
 
-def findings_markdown(name: str, speed: str | None = None) -> str:
+def findings_markdown(name: str, speed: str | None = None, controls: str | None = None) -> str:
     """The README's findings block: the claims table of the registry result ``name`` (a saved benchmark), the cost
-    ratios from the registry's bench-speed result ``speed``, the files and commands behind both, and one
-    generated line per verdict."""
+    ratios from the registry's bench-speed result ``speed``, the positive controls from the registry's controls
+    run ``controls``, the files and commands behind each, and one generated line per verdict."""
     entry = registry_entry(name)
     speed_entry = registry_entry(speed) if speed else None
-    rows = claims_table(entry["result"], speed_entry["result"] if speed_entry else None)
+    controls_entry = registry_entry(controls) if controls else None
+    rows = claims_table(
+        entry["result"],
+        speed_entry["result"] if speed_entry else None,
+        controls=controls_entry["result"] if controls_entry else None,
+    )
     lines = [claims_markdown(rows).rstrip(), "", f"*Made by {_made_by(entry)}.*"]
     if speed_entry:
         lines += ["", f"*Cost ratios from {_made_by(speed_entry)}.*"]
+    if controls_entry:
+        lines += ["", f"*Controls after one epoch from {_made_by(controls_entry)}.*"]
     by = {v: [r for r in rows if r["verdict"] == v] for v in VERDICTS}
     said = []
     for v in VERDICTS:
@@ -57,31 +73,15 @@ def findings_markdown(name: str, speed: str | None = None) -> str:
     lines += ["", "In this table: " + "; ".join(said) + "."]
     nulls = [r for r in by["not resolved"] if r.get("ci_low") is not None]
     if nulls:
-        bounds = ", ".join(
-            f"{r['id']} {max(abs(r['ci_low']), abs(r['ci_high'])):.2f} y (detectable {r['detectable']:.2f} y)"
-            for r in nulls
-        )
+        bounds = ", ".join(f"{r['id']} {null_bound(r):.2f} y (detectable {r['detectable']:.2f} y)" for r in nulls)
         lines.append(f"Not resolved means no effect larger than the interval allows either way: {bounds}.")
-    none = entry["result"]["methods"].get("mixer=none", {})
-    fourier = next((r for r in rows if r["id"] == "fourierformer"), None)
-    if "delta_ci" in none and fourier is not None:  # stored as B - full; read as full - B
-        lo, hi = -none["delta_ci"][1], -none["delta_ci"][0]
-        m = fourier["margin"]
-        within = "within" if -m < lo and hi < m else "not within"
-        if hi < 0:
-            reading = "the mixing does measurable work here."
-        elif lo > 0:
-            reading = (
-                "on the micro-CLIP's 8 x 8 grid (N = 64) the mixing costs accuracy, so no mixer helps here and the "
-                "comparison with attention cannot show FourierFormer doing useful work."
-            )
-        else:
-            reading = (
-                "on the micro-CLIP's 8 x 8 grid (N = 64) this comparison cannot tell a mixer that works from none."
-            )
+    untestable = [r for r in by[NOT_TESTABLE] if r["control"].get("estimate") is not None]
+    if untestable:
         lines.append(
-            f"Against no token mixing at all (`mixer=none`) the full model's effect is {-none['delta_mae']:+.2f} y "
-            f"[{lo:.2f}, {hi:.2f}], {within} the {m:g} y margin: {reading}"
+            "Not testable here means the positive control, the same comparison where the mechanism must matter, is "
+            "not resolved either: "
+            + "; ".join(f"{r['id']} ({r['control']['setting']}: {r['control']['effect']})" for r in untestable)
+            + "."
         )
     cross = speed_entry["result"].get("crossover", {}) if speed_entry else {}
     if cross.get("attention", {}).get("tokens"):
@@ -253,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("findings", help="the claims table of a results/ entry, between the README's claims markers")
     f.add_argument("name", help="results/NAME.json: a saved benchmark recorded by tools.results")
     f.add_argument("--speed", default=None, help="results/SPEED.json: a bench-speed result recorded by tools.results")
+    f.add_argument(
+        "--controls", default=None, help="results/CONTROLS.json: the controls run (bench at one epoch), tools.results"
+    )
     t = sub.add_parser("timings", help="the cold times of the two commands, between the README's timings markers")
     t.add_argument("name", nargs="?", default="whole_job_cold", help="results/NAME.json from tools.whole_job")
     v = sub.add_parser("choices", help="the settings chosen on validation data, between docs/statistics.md's markers")
@@ -267,20 +270,25 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("claims", help="the claims table of a benchmark result, between the README's claims markers")
     c.add_argument("results")
     c.add_argument("--speed", default=None)
+    c.add_argument("--controls", default=None)
     args = ap.parse_args(argv)
     generated = {  # command -> (block, file, what is written)
         "timings": ("timings", README, lambda: timings_markdown(args.name)),
         "finetune": ("finetune", PERFORMANCE, lambda: finetune_markdown(tuple(args.names))),
         "backbones": ("backbones", MICRO_CLIP, lambda: backbones_markdown(args.exact, args.web)),
         "choices": ("choices", STATISTICS, lambda: choices_markdown(args.name)),
-        "findings": ("claims", README, lambda: findings_markdown(args.name, args.speed)),
+        "findings": ("claims", README, lambda: findings_markdown(args.name, args.speed, args.controls)),
     }
     if args.cmd in generated:
         block, path, markdown = generated[args.cmd]
         changed = update_readme(path, markdown(), block=block)
         print(f"{path}: {f'{block} written' if changed else 'unchanged'}")
         return 0
-    rows = claims_table(read_result(args.results), read_speed(args.speed) if args.speed else None)
+    rows = claims_table(
+        read_result(args.results),
+        read_speed(args.speed) if args.speed else None,
+        controls=read_controls(args.controls) if args.controls else None,
+    )
     changed = update_readme(README, claims_markdown(rows))
     print(f"{README}: {'claims table written' if changed else 'unchanged'}")
     return 0

@@ -9,6 +9,12 @@ the full model, B an ablation or the peers), which direction counts (``better="l
 :func:`cilf.stats.verdict` on a :class:`cilf.stats.Effect`: "supported", "contradicted", "not resolved", or
 "not run" when the benchmark did not run what the claim needs. Nothing is typed by hand; the verdicts are about
 the dataset of the result only (docs/statistics.md, "How a verdict is computed").
+
+Beside each claim stands its positive control (:class:`Control`): the same comparison, by the same command, in a
+setting where the mechanism is known beforehand to matter (the claims run itself, or a second run of the same
+command with one setting changed, ``controls``). A null or equivalence result whose control the pipeline does not
+resolve reads "not testable here": the testbed gives the mechanism no room this comparison can see. A null result
+whose control is resolved reads "no effect larger than X y", X the far end of its 95% CI.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from cilf.bench.speed import ratios_at
 from cilf.stats import Effect, detectable_effect, format_effect, verdict
 
 NOT_RUN = "not run"
-VERDICTS = ("supported", "contradicted", "not resolved", NOT_RUN)
+NOT_TESTABLE = "not testable here"
+VERDICTS = ("supported", "contradicted", "not resolved", NOT_TESTABLE, NOT_RUN)
 PEER_GROUP = "peers"  # Claim.b for "the full model beats its peers": every peer below that ran
 NOT_PEERS = (
     "oracle",
@@ -45,6 +52,30 @@ _EXTRA_TITLES = {"similarity_prior=off": "no similarity prior"}  # variants the 
 CLAIMS_MODEL = {"pretrained": "bundled-web"}
 _BENCH = "python -m cilf bench --dataset morph2 --protocol B2 --seeds 3"  # the paper's MORPH-II S2 setting
 _CLAIMS_CMD = "python -m cilf claims runs/bench/morph2-B2/results.json"
+# the controls run: the same command, every trained method stopped after one epoch
+CONTROL_EPOCHS = 1
+_CONTROLS_CMD = (
+    f"{_BENCH} --epochs {CONTROL_EPOCHS} --variants full similarity_prior=off contrastive=off correction=off "
+    "--peers train_mean --out runs/controls"
+)
+
+
+@dataclass(frozen=True)
+class Control:
+    """A claim's positive control: full model minus ``b`` (``better="lower"``: the full model must err less) in a
+    setting where the claim's mechanism is known beforehand to matter. ``run``: "claims" (read from the claims
+    result itself) or "controls" (read from the controls result: the same command at ``CONTROL_EPOCHS`` epochs).
+    ``setting``: what is compared there, in words; ``why``: why the mechanism must matter there, fixed before
+    the run."""
+
+    b: str
+    setting: str
+    why: str
+    run: str = "claims"
+
+    def __post_init__(self) -> None:
+        if self.run not in ("claims", "controls"):
+            raise ValueError(f"control of {self.b!r}: run={self.run!r}; expected 'claims' or 'controls'")
 
 
 @dataclass(frozen=True)
@@ -67,6 +98,7 @@ class Claim:
     margin: float = 0.0
     margin_why: str = ""
     cost_tokens: int | None = None
+    control: Control | None = None
 
     def __post_init__(self) -> None:
         if self.a != REFERENCE:
@@ -103,6 +135,13 @@ CLAIMS: tuple[Claim, ...] = (
         "full model vs the same model without the similarity prior S_i",
         "similarity_prior=off",
         f"{_BENCH} --variants full similarity_prior=off --peers && {_CLAIMS_CMD}",
+        control=Control(
+            "similarity_prior=off",
+            "the same comparison after one epoch",
+            "with the prior the untrained head starts as zero-shot CLIP (alpha = 1, g = 0), so after a few steps the "
+            "prior should still be most of what the head knows",
+            run="controls",
+        ),
     ),
     Claim(
         "fourierformer",
@@ -114,6 +153,12 @@ CLAIMS: tuple[Claim, ...] = (
         better="equivalent",
         margin=EQUIVALENCE_MARGIN,
         cost_tokens=COST_TOKENS,
+        control=Control(
+            "mixer=none",
+            "full model vs no token mixing at all",
+            "matching attention says something only where mixing does measurable work; otherwise any mixer, "
+            "none included, matches",
+        ),
         margin_why=(
             f"{EQUIVALENCE_MARGIN:g} y, fixed before any run: a quarter of the 1-year grain of age "
             "labels and about 5% of the full model's MAE on SynthAge (about 5.3 y, measured here, "
@@ -127,6 +172,13 @@ CLAIMS: tuple[Claim, ...] = (
         "full model vs the same model trained without the contrastive loss",
         "contrastive=off",
         f"{_BENCH} --variants full contrastive=off --peers && {_CLAIMS_CMD}",
+        control=Control(
+            "contrastive=off",
+            "the same comparison after one epoch",
+            "the head's gain g starts at 0, so in the first steps the age loss barely reaches the fusion and the "
+            "contrastive loss is what trains f and T' towards the age texts",
+            run="controls",
+        ),
     ),
     Claim(
         "correction",
@@ -134,6 +186,13 @@ CLAIMS: tuple[Claim, ...] = (
         "full model (x*) vs its first estimate y0 (correction off)",
         "correction=off",
         f"{_BENCH} --variants full correction=off --peers && {_CLAIMS_CMD}",
+        control=Control(
+            "correction=off",
+            "the same comparison after one epoch",
+            "an under-trained head: y0 stays near the prompts' estimate, a systematic error that a second regressor "
+            "on features carrying age (a ridge probe on them errs far less) must reduce",
+            run="controls",
+        ),
     ),
     Claim(
         "context",
@@ -149,6 +208,11 @@ CLAIMS: tuple[Claim, ...] = (
         "the off-the-shelf real-face package)",
         PEER_GROUP,
         f"{_BENCH} --variants full && {_CLAIMS_CMD}",
+        control=Control(
+            "train_mean",
+            "full model vs the training-set mean",
+            "a predictor that ignores the image: a model worth comparing must be resolved ahead of it",
+        ),
     ),
 )
 
@@ -498,19 +562,130 @@ def _peers_row(claim: Claim, result: dict) -> dict:
     return row
 
 
+def _control(claim: Claim, result: dict, controls: dict | None) -> dict:
+    """The claim's positive control as a dict: ``setting``, ``why``, ``b``, ``run`` and, where it ran,
+    ``estimate``, ``ci_low``, ``ci_high``, ``effect`` (full - B there) and ``resolved`` (the full model's lower
+    error resolved, by the same stable verdict as the claims); ``resolved`` None when it did not run."""
+    c = claim.control
+    if c is None:
+        return {"setting": None, "resolved": None, "effect": "-", "note": "no control constructed"}
+    out = {"setting": c.setting, "why": c.why, "b": c.b, "run": c.run, "resolved": None, "effect": "-"}
+    source = result if c.run == "claims" else controls
+    if source is None:
+        out["note"] = f"not run (the controls run: `{_CONTROLS_CMD}`)"
+        return out
+    eff, why = _effect(source, c.b)
+    if eff is None:
+        out["note"] = f"not run ({why})"
+        return out
+    out.update(
+        estimate=eff.estimate,
+        ci_low=eff.ci_low,
+        ci_high=eff.ci_high,
+        effect=format_effect(eff),
+        resolved=_stable_verdict(source, c.b, eff, "lower", 0.0) == "supported",
+        source=source["source"] + ("" if c.run == "claims" else f", {_design(source)}"),
+        note="",
+    )
+    return out
+
+
+def null_bound(row: dict) -> float | None:
+    """The largest effect either way that a not-resolved row's 95% CI leaves open (years), or None."""
+    if row.get("ci_low") is None:
+        return None
+    return max(abs(row["ci_low"]), abs(row["ci_high"]))
+
+
+def _read_with_control(row: dict, claim: Claim, result: dict, controls: dict | None) -> dict:
+    """Attach the control; a null or equivalence verdict whose control ran and was not resolved becomes
+    :data:`NOT_TESTABLE`; a null whose control was resolved says the largest effect its CI leaves open."""
+    row["control"] = ctl = _control(claim, result, controls)
+    if row["verdict"] == NOT_RUN:
+        return row
+    open_question = row["verdict"] == "not resolved" or (claim.better == "equivalent" and claim.control)
+    if open_question and ctl["resolved"] is False:
+        row["accuracy_verdict"] = row.get("accuracy_verdict", row["verdict"])
+        row["verdict"] = NOT_TESTABLE
+        row["note"] = "; ".join(
+            x
+            for x in (
+                "its positive control is not resolved: this testbed gives the mechanism no room the comparison can see",
+                row["note"],
+            )
+            if x
+        )
+    elif row["verdict"] == "not resolved" and ctl["resolved"]:
+        row["note"] = "; ".join(
+            x for x in (f"no effect larger than {null_bound(row):.2f} y either way (its 95% CI)", row["note"]) if x
+        )
+    elif row["verdict"] == "not resolved" and claim.control is None:
+        row["note"] = "; ".join(
+            x
+            for x in (
+                "no positive control constructed, so this null cannot tell a mechanism that does nothing from one "
+                "the testbed gives no room",
+                row["note"],
+            )
+            if x
+        )
+    return row
+
+
+def read_controls(path: str | Path, missing_ok: bool = False) -> dict | None:
+    """The controls run (a ``bench`` results.json, or a results/ registry entry holding one under "result")."""
+    path = Path(path)
+    if not path.is_file():
+        if missing_ok:
+            return None
+        raise FileNotFoundError(f"{path} not found; run the controls with `{_CONTROLS_CMD}`")
+    data = read_result(path) if "methods" in _peek(path) else _registry_result(path)
+    return data
+
+
+def _peek(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); run the controls again: `{_CONTROLS_CMD}`") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a benchmark result; run the controls again: `{_CONTROLS_CMD}`")
+    return data
+
+
+def _registry_result(path: Path) -> dict:
+    result = _peek(path).get("result")
+    _check_result(result, str(path))
+    return result
+
+
 def claims_table(
-    result: dict, speed: dict | str | Path | None = None, claims: tuple[Claim, ...] = CLAIMS
+    result: dict,
+    speed: dict | str | Path | None = None,
+    claims: tuple[Claim, ...] = CLAIMS,
+    controls: dict | str | Path | None = None,
 ) -> list[dict]:
     """One row per claim: effect full - B (``estimate``, ``ci_low``, ``ci_high``, text ``effect``), ``verdict``
-    (one of :data:`VERDICTS`), ``rule``, ``cost`` (FourierFormer claim), ``note``, ``source``, ``design`` and
-    ``command``. ``result``: what ``run_benchmark`` returns (or its results.json, read); ``speed``: a
-    ``bench-speed`` result or its JSON path (the cost ratio at N = 3136), or None."""
+    (one of :data:`VERDICTS`), ``control`` (its positive control, :func:`_control`), ``rule``, ``cost``
+    (FourierFormer claim), ``note``, ``source``, ``design`` and ``command``. ``result``: what ``run_benchmark``
+    returns (or its results.json, read); ``speed``: a ``bench-speed`` result or its JSON path (the cost ratio at
+    N = 3136), or None; ``controls``: the controls run (a result, its path, or None: those controls read "not
+    run" and change no verdict)."""
     _check_result(result)
     if isinstance(speed, (str, Path)):
         speed = read_speed(speed)
     elif speed is not None:
         _check_speed(speed)
-    return [_peers_row(c, result) if c.b == PEER_GROUP else _pair_row(c, result, speed) for c in claims]
+    if isinstance(controls, (str, Path)):
+        controls = read_controls(controls)
+    elif controls is not None:
+        _check_result(controls, "the controls result")
+    return [
+        _read_with_control(
+            _peers_row(c, result) if c.b == PEER_GROUP else _pair_row(c, result, speed), c, result, controls
+        )
+        for c in claims
+    ]
 
 
 def _header(rows: list[dict]) -> list[str]:
@@ -522,7 +697,9 @@ def _header(rows: list[dict]) -> list[str]:
         f"effect = MAE(full) - MAE(B) in years with its 95% CI over {r.get('unit', 'images')} x seeds; a verdict that "
         "changes with the bootstrap's own seed reads 'not resolved'; verdicts computed by cilf.bench.claims with "
         "cilf.stats.verdict; they are about this dataset only; smallest detectable = the true effect this "
-        "comparison would detect with 80% power (cilf.stats.detectable_effect, about 1.43 CI half-widths)",
+        "comparison would detect with 80% power (cilf.stats.detectable_effect, about 1.43 CI half-widths); "
+        "positive control = the same comparison where the mechanism is known beforehand to matter "
+        "(cilf.bench.claims.Control): a null or a match whose control is not resolved reads 'not testable here'",
     ]
 
 
@@ -533,6 +710,14 @@ def format_claims(rows: list[dict]) -> str:
         lines.append("")
         lines.append(f"[{r['verdict']}] {r['claim']}")
         lines.append(f"    {r['comparison']}: {r['effect']}  (rule: {r['rule']})")
+        ctl = r.get("control") or {}
+        if ctl.get("setting"):
+            seen = (
+                ctl.get("note", "not run")
+                if ctl["resolved"] is None
+                else (f"{ctl['effect']}, {'resolved' if ctl['resolved'] else 'NOT resolved'}")
+            )
+            lines.append(f"    positive control ({ctl['setting']}): {seen}")
         if r.get("detectable") is not None:
             lines.append(f"    smallest effect this comparison could detect (80% power): {r['detectable']:.2f} y")
         if r["cost"]:
@@ -548,17 +733,36 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def control_cell(row: dict) -> str:
+    """A row's positive control in one cell: setting, effect [95% CI], resolved or not (or why it did not run)."""
+    ctl = row.get("control") or {}
+    if not ctl.get("setting"):
+        return "none constructed"
+    if ctl["resolved"] is None:
+        return f"{ctl['setting']}: {ctl.get('note', 'not run')}"
+    return f"{ctl['setting']}: {ctl['effect']}, {'resolved' if ctl['resolved'] else '**not resolved**'}"
+
+
 def claims_markdown(rows: list[dict]) -> str:
     """The table as markdown (README, notebook 06): claim, comparison, effect, rule, cost, verdict, note."""
     out = [
-        "| claim (paper) | comparison | effect: full - B, y [95% CI] | smallest detectable | supported when | "
-        "verdict | note |",
-        "|---|---|---|---|---|---|---|",
+        "| claim (paper) | comparison | positive control: full - B there, y [95% CI] | effect: full - B, y [95% CI] "
+        "| smallest detectable | supported when | verdict | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         note = "; ".join(x for x in (r["cost"], r["note"]) if x)
         seen = f"{r['detectable']:.2f} y" if r.get("detectable") is not None else "-"
-        cells = (r["claim"], r["comparison"], r["effect"], seen, r["rule"], f"**{r['verdict']}**", note)
+        cells = (
+            r["claim"],
+            r["comparison"],
+            control_cell(r),
+            r["effect"],
+            seen,
+            r["rule"],
+            f"**{r['verdict']}**",
+            note,
+        )
         out.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     for h in _header(rows):
         out += ["", f"*{_cell(h)}*"]
