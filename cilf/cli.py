@@ -30,6 +30,7 @@ from cilf.app.pretrain import PretrainConfig, default_export_path, pretrain_clip
 from cilf.app.train import train
 from cilf.bench.claims import claims_markdown, claims_table, format_claims, read_controls, read_result, read_speed
 from cilf.bench.curve import CurveConfig, format_curve, run_learning_curve
+from cilf.bench.mixing import MixingBench, format_mixing, run_mixing
 from cilf.bench.peers import PEERS
 from cilf.bench.runner import VARIANTS, BenchConfig, format_results, run_benchmark
 from cilf.bench.speed import DEFAULT_MIXERS, SpeedSizes, run_all, run_finetune
@@ -637,6 +638,36 @@ def _add_bench_speed(sub) -> None:
     p.set_defaults(func=cmd_bench_speed)
 
 
+def cmd_bench_mixing(args) -> int:
+    cfg = MixingBench(
+        tasks=tuple(args.tasks), grids=tuple(args.grids), seeds=args.seeds, epochs=args.epochs, n_train=args.n_train
+    )
+    result = run_mixing(cfg, progress=not args.quiet)
+    print(format_mixing(result))
+    if args.json:
+        write_json(args.json, result)
+        print(f"written {args.json}")
+    return 0
+
+
+def _add_bench_mixing(sub) -> None:
+    d = MixingBench()
+    p = _command(
+        sub,
+        "bench-mixing",
+        "FourierFormer vs attention vs no mixing on constructed token-grid tasks whose target needs token mixing "
+        "(cilf.bench.mixing): accuracy at each N with the margin set on validation, and training time per run",
+    )
+    p.add_argument("--tasks", nargs="+", default=list(d.tasks), choices=list(d.tasks), help="which tasks")
+    p.add_argument("--grids", type=at_least(4), nargs="+", default=list(d.grids), help="grid sides (N = side^2)")
+    p.add_argument("--seeds", type=at_least(2), default=d.seeds, help="training seeds per task and grid")
+    p.add_argument("--epochs", type=at_least(1), default=d.epochs, help="epochs of every mixer")
+    p.add_argument("--n-train", type=at_least(64), default=d.n_train, help="training grids per seed")
+    p.add_argument("--json", default="runs/bench_mixing.json", help="results file" + JSON_RULE)
+    _run_options(p, device=False)
+    p.set_defaults(func=cmd_bench_mixing)
+
+
 def _add_bench(sub) -> None:
     dataset_help = {"dataset": f"one of {sorted(SOURCES)}"}
     p = _command(
@@ -984,6 +1015,10 @@ def _io_bench_speed(args):
     return [*outs, _Out("--finetune-json", args.finetune_json if args.finetune else None, "json")], []
 
 
+def _io_bench_mixing(args):
+    return [_Out("--json", args.json, "json")], []
+
+
 def _io_bench(args):
     root = _In("--root", _dataset_root(args.dataset, args.root, args.n_images))
     return [_Out("--out", args.out, "folder", anything=True)], [root]
@@ -1009,6 +1044,7 @@ PATHS = {
     "pretrain-clip": _io_pretrain,
     "clip-report": _io_clip_report,
     "bench-speed": _io_bench_speed,
+    "bench-mixing": _io_bench_mixing,
     "bench": _io_bench,
     "curve": _io_bench,
     "claims": _io_claims,
@@ -1033,6 +1069,7 @@ COMMANDS = (
     _add_pretrain_clip,
     _add_clip_report,
     _add_bench_speed,
+    _add_bench_mixing,
     _add_bench,
     _add_claims,
     _add_curve,
