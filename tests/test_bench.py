@@ -517,6 +517,16 @@ def test_a_changed_budget_never_reuses_stale_runs_and_the_s_i_ablation_trains(pa
     assert "not zero-shot in the usual sense" in note and res["methods"]["zero_shot"]["note"] in note
 
 
+def test_the_paper_s_joint_correction_is_a_variant_the_default_set_leaves_out():
+    from cilf.bench.runner import ABLATIONS, VARIANTS, BenchConfig
+    from cilf.model.config import CILFConfig
+
+    assert VARIANTS["correction_fit=joint"] == {"correction_fit": "joint"}
+    assert "correction_fit=joint" not in ABLATIONS and BenchConfig().variants == ABLATIONS
+    cfg = CILFConfig().replace(**VARIANTS["correction_fit=joint"])
+    assert cfg.correction and not cfg.posthoc_correction  # E trains with the age model, not after it
+
+
 def test_the_zero_shot_note_names_the_prompt_the_micro_clip_was_pretrained_with():
     import numpy as np
 

@@ -3,7 +3,7 @@
 The validation world is a SynthAge set drawn with another seed (``--seed``, default 1): its subjects share nothing
 with the evaluation set (seed 0) whose test split the notebooks and the claims report. Each candidate of each
 setting (``CILFConfig.head_gain_rate``; ``CorrectionFit.error_features``, the features the correction's error
-model learns from) trains the full model (the notebooks' FAST budget: 1,200 images, 6 epochs, 2 cross-fit folds)
+model learns from; ``CorrectionFit.correction_gate``, the held-out gate with its current rule against none) trains the full model (the notebooks' FAST budget: 1,200 images, 6 epochs, 2 cross-fit folds)
 on that world's 80-20 split, on both bundled micro-CLIPs, the other settings at their defaults, and is scored on
 that world's held-out subjects, paired with the default over subjects x seeds (``cilf.stats.stable_difference``).
 
@@ -27,6 +27,7 @@ from cilf.stats import stable_difference
 SETTINGS = {
     "head_gain_rate": ((1.0, 3.0, 10.0, 30.0), 10.0, "model"),
     "error_features": (("final", "out_of_fold"), "final", "fit"),
+    "correction_gate": ((True, False), True, "fit"),  # the held-out gate (its rule was revised after a test MAE)
 }
 BACKBONES = ("bundled", "bundled-web")
 

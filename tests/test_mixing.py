@@ -1,0 +1,73 @@
+"""cilf.bench.mixing: the token-grid tasks where mixing must work, and the FourierFormer claim read on them."""
+
+import json
+
+import pytest
+import torch
+
+from cilf.bench.mixing import MixingBench, format_mixing, make_task, run_mixing
+
+
+def test_the_context_target_is_the_share_of_the_key_colour():
+    x, y = make_task("context", 5, 6, seed=3)
+    assert x.shape == (5, 6, 6, 7) and y.shape == (5,)
+    colour = x[..., :4].argmax(-1).reshape(5, -1)
+    key = x[..., 4].reshape(5, -1).argmax(-1)
+    assert torch.all(x[..., 4].reshape(5, -1).sum(-1) == 1)  # one key per grid
+    want = torch.stack([(colour[i] == colour[i, key[i]]).float().mean() for i in range(5)])
+    assert torch.allclose(y, want)
+    again = make_task("context", 5, 6, seed=3)
+    assert torch.equal(again[0], x) and torch.equal(again[1], y)  # same seed, same data
+
+
+def test_the_offset_target_pairs_each_marker_with_the_one_half_a_grid_away():
+    x, y = make_task("offset", 3, 4, seed=0)
+    a, b = x[..., 0], x[..., 1]
+    for i in range(3):
+        total = sum(float(a[i, r, c] * b[i, (r + 2) % 4, (c + 2) % 4]) for r in range(4) for c in range(4))
+        assert y[i].item() == pytest.approx(total / (16 * 0.25))
+
+
+def test_bad_sizes_are_refused_with_the_field_named():
+    with pytest.raises(ValueError, match="unknown task"):
+        MixingBench(tasks=("nope",))
+    with pytest.raises(ValueError, match="seeds"):
+        MixingBench(seeds=1)
+    with pytest.raises(ValueError, match="fourier, attention and none"):
+        MixingBench(mixers=("fourier", "attention"))
+    with pytest.raises(ValueError, match="unknown task"):
+        make_task("nope", 2, 4, 0)
+
+
+def test_a_small_run_sets_the_margin_on_validation_and_reads_the_claim_on_test():
+    cfg = MixingBench(grids=(4,), seeds=2, epochs=2, n_train=64, n_val=32, n_test=40)
+    result = run_mixing(cfg, progress=False)
+    assert [(r["task"], r["tokens"]) for r in result["rows"]] == [("context", 16), ("offset", 16)]
+    for r in result["rows"]:
+        best = r["best_on_val"]
+        assert best in ("fourier", "attention") and r["mae_val"][best] == min(
+            r["mae_val"]["fourier"], r["mae_val"]["attention"]
+        )
+        gap = r["mae_val"]["none"] - r["mae_val"][best]
+        assert r["margin"] == (pytest.approx(0.1 * gap) if gap > 0 else None)  # validation only
+        assert r["claim"]["ci_low"] <= r["claim"]["estimate"] <= r["claim"]["ci_high"]
+        assert r["claim"]["estimate"] == pytest.approx(r["mae"]["fourier"] - r["mae"]["attention"], abs=1e-6)
+        if r["margin"] is None or not r["control"]["resolved"]:
+            assert r["verdict"] == "not testable here"
+        assert all(s >= 0 for s in r["seconds_per_run"].values())
+    text = format_mixing(result)
+    assert "context N=16" in text and "offset N=16" in text and result["source"] in text
+
+
+def test_the_command_writes_its_result_and_refuses_a_bad_grid(tmp_path, capsys):
+    from cilf.cli import main
+
+    out = tmp_path / "mixing.json"
+    args = ["bench-mixing", "--tasks", "offset", "--grids", "4", "--seeds", "2", "--epochs", "1", "--n-train", "64"]
+    assert main([*args, "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert [r["task"] for r in result["rows"]] == ["offset"] and result["config"]["grids"] == [4]
+    assert "offset N=16" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench-mixing", "--grids", "2"])
+    assert "at least 4" in capsys.readouterr().err
