@@ -676,7 +676,13 @@ def _add_bench(sub) -> None:
         "full model, ablations and peers on one dataset and protocol: MAE with 95 percent CIs and the paired difference from the full model (over test subjects x seeds, stratified by fold; images where a dataset has no subject ids)",
     )
     add_options(p, BenchConfig, ("dataset", "root", "protocol", "seeds", "max_folds"), help=dataset_help)
-    p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None, help="CILF-CIAE ablations (default: each switch off once) and correction_fit=joint, the paper's end-to-end correction")
+    p.add_argument(
+        "--variants",
+        nargs="*",
+        choices=list(VARIANTS),
+        default=None,
+        help="CILF-CIAE ablations (default: each switch off once) and correction_fit=joint, the paper's end-to-end correction",
+    )
     p.add_argument(
         "--peers",
         nargs="*",
