@@ -81,10 +81,10 @@ def test_the_readme_findings_are_generated_from_the_results_registry():
 
     text = (ROOT / "README.md").read_text()
     block = text.split(BEGIN)[1].split(END)[0]
-    made = findings_markdown("claims_synthage_5fold", "bench_speed_mixers", "claims_controls_synthage")
+    made = findings_markdown("claims_synthage_5fold", "bench_speed_mixers", "claims_controls_synthage", "mixing_tasks")
     assert block.strip() == made.strip(), (
         "README findings differ from results/: run `python -m tools.readme_tables findings claims_synthage_5fold "
-        "--speed bench_speed_mixers --controls claims_controls_synthage`"
+        "--speed bench_speed_mixers --controls claims_controls_synthage --mixing mixing_tasks`"
     )
     # every claim stands beside its positive control, and a failed one turns a null into "not testable here"
     assert "positive control" in block.splitlines()[1] and "not testable here" in block
@@ -166,3 +166,26 @@ def test_the_own_target_share_quoted_comes_from_notebook_03():
         f"contrastive loss, against {n['own_target_highest_share_chance']:.1%} by chance"
     )
     assert quoted in " ".join((ROOT / "docs" / "method.md").read_text().split())
+
+
+def test_the_mixing_tasks_quoted_in_the_method_are_those_of_the_committed_run():
+    """docs/method.md, section 3, reads the token-grid run: which mixer wins where, and the training-time ratios."""
+    rows = json.loads((ROOT / "results" / "mixing_tasks.json").read_text())["result"]["rows"]
+    by = {(r["task"], r["tokens"]): r for r in rows}
+    for n in (64, 196):
+        ctx, off = by[("context", n)], by[("offset", n)]
+        assert ctx["control"]["resolved"] and ctx["better"] == "attention" and ctx["verdict"] == "contradicted"
+        assert off["verdict"] == "not testable here" and not off["control"]["resolved"]
+    text = " ".join((ROOT / "docs" / "method.md").read_text().split())
+    ratio = {
+        n: sorted(
+            by[(t, n)]["seconds_per_run"]["fourier"] / by[(t, n)]["seconds_per_run"]["attention"]
+            for t in ("context", "offset")
+        )
+        for n in (64, 196)
+    }
+    quoted = (
+        f"{ratio[64][0]:.2f}-{ratio[64][1]:.2f}x attention's time at N = 64 and "
+        f"{ratio[196][0]:.2f}-{ratio[196][1]:.2f}x at N = 196"
+    )
+    assert quoted in text, quoted
