@@ -122,6 +122,17 @@ def test_the_settings_chosen_on_validation_are_generated_from_their_result_file(
     assert CorrectionFit().error_features == chosen["error_features"]
 
 
+def test_the_joint_correction_table_is_generated_from_its_run():
+    from tools.readme_tables import joint_markdown, markers
+
+    begin, end = markers("joint")
+    block = (ROOT / "docs" / "method.md").read_text().split(begin)[1].split(end)[0]
+    assert block.strip() == joint_markdown().strip(), "run `python -m tools.readme_tables joint`"
+    entry = json.loads((ROOT / "results" / "correction_joint_synthage.json").read_text())
+    assert "correction_fit=joint" in entry["command"] and "pretrained=bundled-web" in entry["command"]
+    assert entry["result"]["methods"]["correction_fit=joint"]["runs"] == 10  # the claims run's 2 splits x 5 seeds
+
+
 def test_the_prompt_to_probe_ratios_quoted_come_from_the_two_claims_runs():
     ratio = {}
     for name in ("claims_synthage_5fold", "claims_synthage_5fold_exact"):

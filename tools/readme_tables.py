@@ -239,6 +239,32 @@ def backbones_markdown(exact: str = "claims_synthage_5fold_exact", web: str = "c
     return "\n".join(lines) + "\n"
 
 
+METHOD = ROOT / "docs" / "method.md"
+JOINT_ROWS = (
+    ("correction=off", "first estimate y0 (no correction)"),
+    ("full", "post-hoc correction (default: E fitted after training on out-of-fold residuals)"),
+    ("correction_fit=joint", "joint correction (the paper's end-to-end form: E trained with the age model)"),
+    ("train_mean", "training-set mean (trivial baseline)"),
+)
+
+
+def joint_markdown(name: str = "correction_joint_synthage") -> str:
+    """docs/method.md's table of the paper's joint correction beside the post-hoc one and y0: MAE [95% CI] and
+    the paired difference from the post-hoc model, from the registry result ``name`` (a bench run)."""
+    entry = registry_entry(name)
+    methods = entry["result"]["methods"]
+    lines = ["| model | MAE, y [95% CI] | minus the post-hoc correction, y [95% CI] |", "|---|---|---|"]
+    for key, label in JOINT_ROWS:
+        m = methods[key]
+        diff = f"{m['delta_mae']:+.2f} [{m['delta_ci'][0]:.2f}, {m['delta_ci'][1]:.2f}]" if "delta_ci" in m else "-"
+        lines.append(f"| {label} | {m['mae_pooled']:.2f} [{m['mae_ci'][0]:.2f}, {m['mae_ci'][1]:.2f}] | {diff} |")
+    lines.append("")
+    lines.append(
+        f"*{entry['result']['source']}, web-caption micro-CLIP; {_made_by(entry).replace('](results/', '](../results/')}.*"
+    )
+    return "\n".join(lines) + "\n"
+
+
 PERFORMANCE = ROOT / "docs" / "performance.md"
 
 
@@ -295,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--web", default="claims_synthage_5fold")
     ft = sub.add_parser("finetune", help="the fine-tuning tables, between docs/performance.md's markers")
     ft.add_argument("names", nargs="*", default=["finetune_micro", "finetune_vit"])
+    j = sub.add_parser("joint", help="the joint correction beside the post-hoc one, between docs/method.md's markers")
+    j.add_argument("name", nargs="?", default="correction_joint_synthage", help="results/NAME.json, a bench run")
     c = sub.add_parser("claims", help="the claims table of a benchmark result, between the README's claims markers")
     c.add_argument("results")
     c.add_argument("--speed", default=None)
@@ -305,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         "finetune": ("finetune", PERFORMANCE, lambda: finetune_markdown(tuple(args.names))),
         "backbones": ("backbones", MICRO_CLIP, lambda: backbones_markdown(args.exact, args.web)),
         "choices": ("choices", STATISTICS, lambda: choices_markdown(args.name)),
+        "joint": ("joint", METHOD, lambda: joint_markdown(args.name)),
         "findings": ("claims", README, lambda: findings_markdown(args.name, args.speed, args.controls, args.mixing)),
     }
     if args.cmd in generated:
