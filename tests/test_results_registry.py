@@ -120,6 +120,7 @@ def test_the_settings_chosen_on_validation_are_generated_from_their_result_file(
     chosen = {k: s["backbones"]["bundled"]["chosen"] for k, s in result["settings"].items()}
     assert CILFConfig().head_gain_rate == chosen["head_gain_rate"]
     assert CorrectionFit().error_features == chosen["error_features"]
+    assert CorrectionFit().correction_gate == chosen["correction_gate"]
 
 
 def test_the_joint_correction_table_is_generated_from_its_run():
