@@ -257,6 +257,10 @@ def test_cli_reads_the_controls_run(tmp_path, capsys):
     assert main(["claims", str(path), "--controls", str(tmp_path / "none.json")]) == 2
     err = capsys.readouterr().err
     assert "none.json not found" in err and "--epochs 1" in err
+    for text in ("{not json", "[1]", json.dumps({"result": {"methods": 3}})):  # damaged: refused, never read
+        controls.write_text(text)
+        assert main(["claims", str(path), "--controls", str(controls)]) == 2
+        assert "controls.json" in capsys.readouterr().err
 
 
 def test_update_readme_replaces_only_between_the_markers(tmp_path):
