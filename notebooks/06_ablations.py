@@ -138,7 +138,7 @@ print(len(m), "methods,", SEEDS, "seeds each")
 # "beats its peers" needs every peer's CI below 0 (docs/statistics.md, "Claims and verdicts").
 #
 # Beside each claim stands its **positive control** (`cilf.bench.claims.Control`): the same comparison in a
-# setting where the mechanism is known beforehand to matter, so that a null result can be told from a testbed
+# setting where the mechanism is expected beforehand to matter, so that a null result can be told from a testbed
 # that gives the mechanism no room. FourierFormer's control is no token mixing at all, the peers' the
 # training-set mean, both read from this run; the similarity prior's, the contrastive loss's and the
 # correction's are the same comparison after one epoch, a second run of the same command that this notebook

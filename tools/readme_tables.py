@@ -103,7 +103,7 @@ def findings_markdown(
     untestable = [r for r in by[NOT_TESTABLE] if r["control"].get("estimate") is not None]
     if untestable:
         lines.append(
-            "Not testable here means the positive control, the same comparison where the mechanism must matter, is "
+            "Not testable here means the positive control, the same comparison where the mechanism was expected to matter, is "
             "not resolved either: "
             + "; ".join(f"{r['id']} ({r['control']['setting']}: {r['control']['effect']})" for r in untestable)
             + "."

@@ -11,7 +11,7 @@ the full model, B an ablation or the peers), which direction counts (``better="l
 the dataset of the result only (docs/statistics.md, "How a verdict is computed").
 
 Beside each claim stands its positive control (:class:`Control`): the same comparison, by the same command, in a
-setting where the mechanism is known beforehand to matter (the claims run itself, or a second run of the same
+setting where the mechanism is expected beforehand to matter (the claims run itself, or a second run of the same
 command with one setting changed, ``controls``). A null or equivalence result whose control the pipeline does not
 resolve reads "not testable here": the testbed gives the mechanism no room this comparison can see. A null result
 whose control is resolved reads "no effect larger than X y", X the far end of its 95% CI.
@@ -63,9 +63,9 @@ _CONTROLS_CMD = (
 @dataclass(frozen=True)
 class Control:
     """A claim's positive control: full model minus ``b`` (``better="lower"``: the full model must err less) in a
-    setting where the claim's mechanism is known beforehand to matter. ``run``: "claims" (read from the claims
+    setting where the claim's mechanism is expected beforehand to matter. ``run``: "claims" (read from the claims
     result itself) or "controls" (read from the controls result: the same command at ``CONTROL_EPOCHS`` epochs).
-    ``setting``: what is compared there, in words; ``why``: why the mechanism must matter there, fixed before
+    ``setting``: what is compared there, in words; ``why``: why the mechanism should matter there, fixed before
     the run."""
 
     b: str
@@ -698,7 +698,7 @@ def _header(rows: list[dict]) -> list[str]:
         "changes with the bootstrap's own seed reads 'not resolved'; verdicts computed by cilf.bench.claims with "
         "cilf.stats.verdict; they are about this dataset only; smallest detectable = the true effect this "
         "comparison would detect with 80% power (cilf.stats.detectable_effect, about 1.43 CI half-widths); "
-        "positive control = the same comparison where the mechanism is known beforehand to matter "
+        "positive control = the same comparison where the mechanism is expected beforehand to matter "
         "(cilf.bench.claims.Control): a null or a match whose control is not resolved reads 'not testable here'",
     ]
 
