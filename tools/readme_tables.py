@@ -48,9 +48,10 @@ def _made_by(entry: dict) -> str:
     )
 
 
-def mixing_line(entry: dict) -> str:
-    """One generated line: FourierFormer against attention on the token-grid tasks where mixing must work."""
-    rows = entry["result"]["rows"]
+def mixing_line(entries: list[dict]) -> str:
+    """One generated line: FourierFormer against attention on the token-grid tasks where mixing must work, from
+    one or more ``bench-mixing`` results (their rows in N order)."""
+    rows = sorted((r for e in entries for r in e["result"]["rows"]), key=lambda r: r["tokens"])
     by_task: dict[str, list[str]] = {}
     for r in rows:
         c = r["claim"]
@@ -65,14 +66,15 @@ def mixing_line(entry: dict) -> str:
     names = {"context": "content-based global context", "offset": "a fixed long-range offset"}
     parts = "; ".join(f"{names.get(t, t)}: " + ", ".join(v) for t, v in by_task.items())
     return (
-        f"Where token mixing must work (constructed token grids, not faces; {_made_by(entry)}), FourierFormer "
+        f"Where token mixing must work (constructed token grids, not faces; {'; '.join(map(_made_by, entries))}), "
+        "FourierFormer "
         f"matches attention within a margin of a tenth of the no-mixing gap (set on validation) in {matched} of "
         f"{len(rows)} task x N cells, FourierFormer's MAE first: {parts}."
     )
 
 
 def findings_markdown(
-    name: str, speed: str | None = None, controls: str | None = None, mixing: str | None = None
+    name: str, speed: str | None = None, controls: str | None = None, mixing: tuple[str, ...] = ()
 ) -> str:
     """The README's findings block: the claims table of the registry result ``name`` (a saved benchmark), the cost
     ratios from the registry's bench-speed result ``speed``, the positive controls from the registry's controls
@@ -109,7 +111,7 @@ def findings_markdown(
             + "."
         )
     if mixing:
-        lines.append(mixing_line(registry_entry(mixing)))
+        lines.append(mixing_line([registry_entry(m) for m in mixing]))
     cross = speed_entry["result"].get("crossover", {}) if speed_entry else {}
     if cross.get("attention", {}).get("tokens"):
         lines.append(
@@ -309,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument(
         "--controls", default=None, help="results/CONTROLS.json: the controls run (bench at one epoch), tools.results"
     )
-    f.add_argument("--mixing", default=None, help="results/MIXING.json: a bench-mixing result, tools.results")
+    f.add_argument(
+        "--mixing", nargs="*", default=(), help="results/MIXING.json: bench-mixing results (tools.results), any number"
+    )
     t = sub.add_parser("timings", help="the cold times of the two commands, between the README's timings markers")
     t.add_argument("name", nargs="?", default="whole_job_cold", help="results/NAME.json from tools.whole_job")
     v = sub.add_parser("choices", help="the settings chosen on validation data, between docs/statistics.md's markers")
