@@ -158,11 +158,11 @@ print(
 # On the micro-CLIP's 8 x 8 grid the model does as well without any token mixing (notebook 06: FourierFormer's
 # positive control), so "matches attention" would be true of every mixer there. `python -m cilf bench-mixing`
 # (`cilf/bench/mixing.py`) builds grids whose target a mean over per-token features cannot form, and trains the
-# same FourierFormer stack with each mixer on them at N = 64 and 196: a **content-based lookup** (`context`: the
+# same FourierFormer stack with each mixer on them at N = 64 and 196 (the content task also at 256): a **content-based lookup** (`context`: the
 # share of tokens with the colour of one flagged key token) and a **fixed long-range relation** (`offset`: how
 # often a marker has a partner half the grid away). The equivalence margin is a tenth of the no-mixing gap on
-# the validation split. Training all of it takes about 40 CPU-minutes here, so this cell reads the committed run
-# (`results/mixing_tasks.json`, with its command and commit) instead of repeating it.
+# the validation split. Training all of it takes over an hour of CPU here, so this cell reads the committed runs
+# (`results/mixing_tasks*.json`, with their commands and commits) instead of repeating them.
 
 # %%
 import json
@@ -172,9 +172,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import pyplot as plt
 
-MIXING = Path("../results/mixing_tasks.json")
-entry = json.loads(MIXING.read_text())
-mix_rows = entry["result"]["rows"]
+MIXING = ("../results/mixing_tasks.json", "../results/mixing_tasks_n256.json")  # N = 64 and 196; 256 (context)
+entries = [json.loads(Path(p).read_text()) for p in MIXING]
+mix_rows = sorted((r for e in entries for r in e["result"]["rows"]), key=lambda r: (r["task"], r["tokens"]))
 frame = pd.DataFrame(
     [
         {"task": r["task"], "N": r["tokens"], "mixer": m, "test MAE": mae}
@@ -186,7 +186,8 @@ grid_plot = sns.catplot(data=frame, x="mixer", y="test MAE", hue="N", col="task"
 grid_plot.figure.suptitle("Token grids where mixing must work (this run, constructed, 3 seeds)", y=1.04)
 grid_plot.savefig(f"{OUT_DIR}/02_mixing_tasks.png", dpi=120, bbox_inches="tight")
 plt.show()
-print(f"committed run: `{entry['command']}` at commit {entry['commit'][:10]} ({entry['recorded']})")
+for e in entries:
+    print(f"committed run: `{e['command']}` at commit {e['commit'][:10]} ({e['recorded']})")
 
 # %%
 for r in mix_rows:

@@ -76,7 +76,7 @@ def test_the_predict_memory_table_quotes_its_result_file():
     assert f"{ratios['aligned']:.3f}x (aligned)" in " ".join(text.split())
 
 
-MIXING = ("mixing_tasks",)  # the bench-mixing runs under the README's claims table
+MIXING = ("mixing_tasks", "mixing_tasks_n256")  # the bench-mixing runs under the README's claims table
 
 
 def test_the_readme_findings_are_generated_from_the_results_registry():
@@ -204,3 +204,8 @@ def test_the_mixing_tasks_quoted_in_the_method_are_those_of_the_committed_run():
         f"{ratio[196][0]:.2f}-{ratio[196][1]:.2f}x at N = 196"
     )
     assert quoted in text, quoted
+    (big,) = json.loads((ROOT / "results" / "mixing_tasks_n256.json").read_text())["result"]["rows"]
+    assert big["tokens"] == 256 and big["better"] == "attention" and big["control"]["resolved"]
+    secs = big["seconds_per_run"]
+    assert f"{secs['fourier'] / secs['attention']:.2f}x at N = 256" in text
+    assert f"one attention run took {secs['attention'] / 60:.1f} minutes at N = 256" in text
