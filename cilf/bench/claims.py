@@ -633,28 +633,20 @@ def _read_with_control(row: dict, claim: Claim, result: dict, controls: dict | N
 
 
 def read_controls(path: str | Path, missing_ok: bool = False) -> dict | None:
-    """The controls run (a ``bench`` results.json, or a results/ registry entry holding one under "result")."""
+    """The controls run (a ``bench`` results.json, or a results/ registry entry holding one under "result"),
+    read once and checked like any benchmark result."""
     path = Path(path)
     if not path.is_file():
         if missing_ok:
             return None
         raise FileNotFoundError(f"{path} not found; run the controls with `{_CONTROLS_CMD}`")
-    data = read_result(path) if "methods" in _peek(path) else _registry_result(path)
-    return data
-
-
-def _peek(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid JSON ({e}); run the controls again: `{_CONTROLS_CMD}`") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a benchmark result; run the controls again: `{_CONTROLS_CMD}`")
-    return data
-
-
-def _registry_result(path: Path) -> dict:
-    result = _peek(path).get("result")
+    result = data if "methods" in data else data.get("result")
     _check_result(result, str(path))
     return result
 
