@@ -363,7 +363,7 @@ def cmd_claims(args) -> int:
         rows = claims_table(
             result,
             read_speed(args.speed) if args.speed else None,
-            controls=read_controls(args.controls) if args.controls else None,
+            controls=[read_controls(c) for c in args.controls],
         )
     except (OSError, ValueError) as e:
         print(f"error: claims: {e}", file=sys.stderr)
@@ -733,10 +733,13 @@ def _add_claims(sub) -> None:
     )
     p.add_argument(
         "--controls",
-        default=None,
+        nargs="+",
+        default=[],
         metavar="JSON",
-        help="results.json of the controls run (the same bench command at --epochs 1; cilf.bench.claims.Control): "
-        "each claim's positive control; a null or a match whose control is not resolved reads 'not testable here'",
+        help="results.json of the control runs (the same bench command with one setting changed: --epochs 1, or "
+        "--set image_fusion=false correction=false; cilf.bench.claims.CONTROL_RUNS, each file recognised by its "
+        "settings): each claim's positive control; a null or a match whose control is not resolved reads 'not "
+        "testable here'",
     )
     p.add_argument("--markdown", action="store_true", help="print a markdown table (as in the README)")
     p.set_defaults(func=cmd_claims)
@@ -1031,7 +1034,11 @@ def _io_bench(args):
 
 
 def _io_claims(args):
-    return [], [_In("RESULTS", args.results), _In("--speed", args.speed), _In("--controls", args.controls)]
+    return [], [
+        _In("RESULTS", args.results),
+        _In("--speed", args.speed),
+        *(_In("--controls", c) for c in args.controls),
+    ]
 
 
 def _io_data_check(args):

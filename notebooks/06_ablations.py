@@ -54,7 +54,10 @@ PROTOCOL = "5-fold"  # subject-exclusive k-fold on SynthAge; None: the dataset's
 MAX_FOLDS = None  # subject-exclusive splits run; None: 1 in FAST mode, 2 in the full budget
 SPEED = "../results/bench_speed_mixers.json"  # the committed speed benchmark (FourierFormer vs attention cost)
 LARGER_RUN = "../results/claims_synthage_5fold.json"  # the committed larger run shown beside this one (see the end)
-CONTROLS_RUN = "../results/claims_controls_synthage.json"  # its positive controls after one epoch (see the end)
+CONTROL_RUNS = (  # its positive controls (see the end): after one epoch; with f = v on y0
+    "../results/claims_controls_synthage.json",
+    "../results/claims_controls_fusion_off_synthage.json",
+)
 
 # %%
 import numpy as np
@@ -265,8 +268,8 @@ import pandas as pd
 if Path(LARGER_RUN).is_file():
     entry = json.loads(Path(LARGER_RUN).read_text())
     big = entry["result"]
-    controls = json.loads(Path(CONTROLS_RUN).read_text())["result"] if Path(CONTROLS_RUN).is_file() else None
-    big_rows = claims_table(big, speed=speed, controls=controls)
+    c_entries = [json.loads(Path(p).read_text()) for p in CONTROL_RUNS if Path(p).is_file()]
+    big_rows = claims_table(big, speed=speed, controls=[c["result"] for c in c_entries])
     beside = pd.DataFrame(
         [
             {
@@ -287,8 +290,7 @@ beside
 # %%
 if Path(LARGER_RUN).is_file():
     print(f"committed run: `{entry['command']}` at commit {entry['commit'][:10]} ({entry['recorded']})")
-    if controls is not None:
-        c_entry = json.loads(Path(CONTROLS_RUN).read_text())
+    for c_entry in c_entries:
         print(f"its controls: `{c_entry['command']}` at commit {c_entry['commit'][:10]} ({c_entry['recorded']})")
 
 # %% [markdown]

@@ -240,6 +240,36 @@ def test_a_match_with_attention_is_not_testable_where_no_mixing_matches_too():
     assert "positive control" in md.splitlines()[0] and "**not resolved**" in md and f"**{NOT_TESTABLE}**" in md
 
 
+def test_each_control_is_read_from_the_run_it_names_recognised_by_its_settings(tmp_path):
+    from cilf.bench.claims import CONTROL_RUNS, control_run, read_controls
+
+    claim = next(c for c in CLAIMS if c.id == "context")
+    assert claim.control is not None and claim.control.run == "fusion_off"
+    res = fake_result({"context=off": 1.0}, noise=1.0)
+    one_epoch = {**fake_result({"similarity_prior=off": 2.0}, noise=1.0, seed=1), "bench_config": {"epochs": 1}}
+    fusion_off = {
+        **fake_result({"context=off": 2.0}, noise=1.0, seed=2),
+        "bench_config": {"epochs": 6, "model": {"image_fusion": False, "correction": False}},
+    }
+    assert control_run(one_epoch) == "controls" and control_run(fusion_off) == "fusion_off"
+    row = claims_table(res, controls=[one_epoch, fusion_off], claims=(claim,))[0]
+    assert row["control"]["resolved"] is True and row["control"]["ci_high"] < 0
+    # the one-epoch run alone does not hold this control: it reads "not run" and names its own command
+    row = claims_table(res, controls=one_epoch, claims=(claim,))[0]
+    assert row["control"]["resolved"] is None and "image_fusion=false" in row["control"]["note"]
+    assert CONTROL_RUNS["fusion_off"][0] in row["control"]["note"]
+    # the same run given twice, or a run that is no control run (the claims run itself), is refused
+    with pytest.raises(ValueError, match="two results of the fusion_off"):
+        claims_table(res, controls=[fusion_off, fusion_off])
+    claims_run = {**res, "bench_config": {"epochs": 6, "model": {"pretrained": "bundled-web"}}}
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps(claims_run))
+    with pytest.raises(ValueError, match="claims.json is not a control run"):
+        read_controls(path)
+    with pytest.raises(ValueError, match="unknown control run"):
+        claims_table(res, controls={"elsewhere": fusion_off})
+
+
 def test_a_control_must_say_which_run_it_reads():
     with pytest.raises(ValueError, match="run="):
         Control("x", "s", "w", run="elsewhere")

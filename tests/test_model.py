@@ -99,6 +99,7 @@ def test_a_model_that_predicted_under_inference_mode_can_still_train(small_cfg):
         dict(unfreeze_last_blocks=1),
         dict(similarity_prior=False),
         dict(correction_fit="joint"),
+        dict(image_fusion=False),
     ],
 )
 def test_every_ablation_switch_builds_and_trains(small_cfg, changes):
@@ -114,3 +115,8 @@ def test_every_ablation_switch_builds_and_trains(small_cfg, changes):
         assert m.clip.prompt_learner.ctx.grad is not None
     if changes.get("unfreeze_last_blocks"):
         assert any(p.grad is not None for p in m.clip.model.visual.transformer.resblocks[-1].parameters())
+    if changes.get("image_fusion") is False:  # f = v: the FourierFormer reaches the head through T' alone
+        assert m.fusion.img_proj is None and m.fusion.ctx_proj.weight.grad is not None
+        x = torch.randn(2, 3, 112, 112)
+        with torch.no_grad():
+            torch.testing.assert_close(m(x).fused, m.encode_image(x).pooled)

@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 
 from cilf.bench.claims import (
+    CONTROL_RUNS,
     NOT_TESTABLE,
     VERDICTS,
     claims_markdown,
     claims_table,
+    control_run,
     null_bound,
     read_controls,
     read_result,
@@ -74,24 +76,26 @@ def mixing_line(entries: list[dict]) -> str:
 
 
 def findings_markdown(
-    name: str, speed: str | None = None, controls: str | None = None, mixing: tuple[str, ...] = ()
+    name: str, speed: str | None = None, controls: tuple[str, ...] | str = (), mixing: tuple[str, ...] = ()
 ) -> str:
     """The README's findings block: the claims table of the registry result ``name`` (a saved benchmark), the cost
-    ratios from the registry's bench-speed result ``speed``, the positive controls from the registry's controls
-    run ``controls``, the files and commands behind each, and one generated line per verdict."""
+    ratios from the registry's bench-speed result ``speed``, the positive controls from the registry's control
+    runs ``controls`` (cilf.bench.claims.CONTROL_RUNS), the files and commands behind each, and one generated line
+    per verdict."""
     entry = registry_entry(name)
     speed_entry = registry_entry(speed) if speed else None
-    controls_entry = registry_entry(controls) if controls else None
+    control_entries = [registry_entry(c) for c in ((controls,) if isinstance(controls, str) else controls)]
     rows = claims_table(
         entry["result"],
         speed_entry["result"] if speed_entry else None,
-        controls=controls_entry["result"] if controls_entry else None,
+        controls=[c["result"] for c in control_entries],
     )
     lines = [claims_markdown(rows).rstrip(), "", f"*Made by {_made_by(entry)}.*"]
     if speed_entry:
         lines += ["", f"*Cost ratios from {_made_by(speed_entry)}.*"]
-    if controls_entry:
-        lines += ["", f"*Controls after one epoch from {_made_by(controls_entry)}.*"]
+    for c in control_entries:
+        what = CONTROL_RUNS[control_run(c["result"])][1]
+        lines += ["", f"*Controls with {what} from {_made_by(c)}.*"]
     by = {v: [r for r in rows if r["verdict"] == v] for v in VERDICTS}
     said = []
     for v in VERDICTS:
@@ -309,7 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("name", help="results/NAME.json: a saved benchmark recorded by tools.results")
     f.add_argument("--speed", default=None, help="results/SPEED.json: a bench-speed result recorded by tools.results")
     f.add_argument(
-        "--controls", default=None, help="results/CONTROLS.json: the controls run (bench at one epoch), tools.results"
+        "--controls",
+        nargs="*",
+        default=(),
+        help="results/CONTROLS.json: the control runs (cilf.bench.claims.CONTROL_RUNS), tools.results, any number",
     )
     f.add_argument(
         "--mixing", nargs="*", default=(), help="results/MIXING.json: bench-mixing results (tools.results), any number"
@@ -330,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("claims", help="the claims table of a benchmark result, between the README's claims markers")
     c.add_argument("results")
     c.add_argument("--speed", default=None)
-    c.add_argument("--controls", default=None)
+    c.add_argument("--controls", nargs="*", default=())
     args = ap.parse_args(argv)
     generated = {  # command -> (block, file, what is written)
         "timings": ("timings", README, lambda: timings_markdown(args.name)),
@@ -348,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = claims_table(
         read_result(args.results),
         read_speed(args.speed) if args.speed else None,
-        controls=read_controls(args.controls) if args.controls else None,
+        controls=[read_controls(c) for c in args.controls],
     )
     changed = update_readme(README, claims_markdown(rows))
     print(f"{README}: {'claims table written' if changed else 'unchanged'}")

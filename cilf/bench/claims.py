@@ -52,12 +52,35 @@ _EXTRA_TITLES = {"similarity_prior=off": "no similarity prior"}  # variants the 
 CLAIMS_MODEL = {"pretrained": "bundled-web"}
 _BENCH = "python -m cilf bench --dataset morph2 --protocol B2 --seeds 3"  # the paper's MORPH-II S2 setting
 _CLAIMS_CMD = "python -m cilf claims runs/bench/morph2-B2/results.json"
-# the controls run: the same command, every trained method stopped after one epoch
+# the control runs: the same command with one setting changed; a Control names the run it is read from
 CONTROL_EPOCHS = 1
 _CONTROLS_CMD = (
     f"{_BENCH} --epochs {CONTROL_EPOCHS} --variants full similarity_prior=off contrastive=off correction=off "
     "--peers train_mean --out runs/controls"
 )
+_FUSION_OFF_CMD = (
+    f"{_BENCH} --variants full context=off --peers train_mean --set image_fusion=false correction=false "
+    "--out runs/controls-fusion-off"
+)
+CONTROL_RUNS = {  # run name -> (the command, what it changes)
+    "controls": (_CONTROLS_CMD, f"every trained method stopped after {CONTROL_EPOCHS} epoch"),
+    "fusion_off": (_FUSION_OFF_CMD, "f = v (no image-side fusion) and the first estimate y0 (correction off)"),
+}
+
+
+def control_run(result: dict, where: str = "the controls result") -> str:
+    """Which control run (a key of :data:`CONTROL_RUNS`) a benchmark result is, read from the settings it records
+    (``bench_config``): ``image_fusion=false`` in its model overrides -> "fusion_off", else "controls" (a result
+    that records no settings counts as "controls"). ValueError for a result that records settings of neither."""
+    cfg = result.get("bench_config") or {}
+    if (cfg.get("model") or {}).get("image_fusion") is False:
+        return "fusion_off"
+    if not cfg or cfg.get("epochs") == CONTROL_EPOCHS:
+        return "controls"
+    raise ValueError(
+        f"{where} is not a control run (it trained {cfg.get('epochs')} epochs and keeps the image-side fusion); "
+        + "; ".join(f"{k}: `{cmd}`" for k, (cmd, _) in CONTROL_RUNS.items())
+    )
 
 
 @dataclass(frozen=True)
@@ -74,8 +97,10 @@ class Control:
     run: str = "claims"
 
     def __post_init__(self) -> None:
-        if self.run not in ("claims", "controls"):
-            raise ValueError(f"control of {self.b!r}: run={self.run!r}; expected 'claims' or 'controls'")
+        if self.run != "claims" and self.run not in CONTROL_RUNS:
+            raise ValueError(
+                f"control of {self.b!r}: run={self.run!r}; expected 'claims' or one of {list(CONTROL_RUNS)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -200,6 +225,14 @@ CLAIMS: tuple[Claim, ...] = (
         "full model vs the same model without context prompting",
         "context=off",
         f"{_BENCH} --variants full context=off --peers && {_CLAIMS_CMD}",
+        control=Control(
+            "context=off",
+            "the same comparison with f = v, on the first estimate y0",
+            "with the image-side fusion removed (f = v) context prompting is the only path from the FourierFormer's "
+            "features to the head, and without it the head can only rescale zero-shot CLIP; the correction is off "
+            "because it is a second regressor on v that both sides share",
+            run="fusion_off",
+        ),
     ),
     Claim(
         "peers",
@@ -562,7 +595,7 @@ def _peers_row(claim: Claim, result: dict) -> dict:
     return row
 
 
-def _control(claim: Claim, result: dict, controls: dict | None) -> dict:
+def _control(claim: Claim, result: dict, controls: dict[str, dict]) -> dict:
     """The claim's positive control as a dict: ``setting``, ``why``, ``b``, ``run`` and, where it ran,
     ``estimate``, ``ci_low``, ``ci_high``, ``effect`` (full - B there) and ``resolved`` (the full model's lower
     error resolved, by the same stable verdict as the claims); ``resolved`` None when it did not run."""
@@ -570,9 +603,9 @@ def _control(claim: Claim, result: dict, controls: dict | None) -> dict:
     if c is None:
         return {"setting": None, "resolved": None, "effect": "-", "note": "no control constructed"}
     out = {"setting": c.setting, "why": c.why, "b": c.b, "run": c.run, "resolved": None, "effect": "-"}
-    source = result if c.run == "claims" else controls
+    source = result if c.run == "claims" else controls.get(c.run)
     if source is None:
-        out["note"] = f"not run (the controls run: `{_CONTROLS_CMD}`)"
+        out["note"] = f"not run (its control run: `{CONTROL_RUNS[c.run][0]}`)"
         return out
     eff, why = _effect(source, c.b)
     if eff is None:
@@ -597,7 +630,7 @@ def null_bound(row: dict) -> float | None:
     return max(abs(row["ci_low"]), abs(row["ci_high"]))
 
 
-def _read_with_control(row: dict, claim: Claim, result: dict, controls: dict | None) -> dict:
+def _read_with_control(row: dict, claim: Claim, result: dict, controls: dict[str, dict]) -> dict:
     """Attach the control; a null or equivalence verdict whose control ran and was not resolved becomes
     :data:`NOT_TESTABLE`; a null whose control was resolved says the largest effect its CI leaves open."""
     row["control"] = ctl = _control(claim, result, controls)
@@ -633,49 +666,73 @@ def _read_with_control(row: dict, claim: Claim, result: dict, controls: dict | N
 
 
 def read_controls(path: str | Path, missing_ok: bool = False) -> dict | None:
-    """The controls run (a ``bench`` results.json, or a results/ registry entry holding one under "result"),
-    read once and checked like any benchmark result."""
+    """One control run (a ``bench`` results.json, or a results/ registry entry holding one under "result"), read
+    once and checked like any benchmark result; which run it is: :func:`control_run`."""
     path = Path(path)
+    how = "; ".join(f"{k}: `{cmd}`" for k, (cmd, _) in CONTROL_RUNS.items())
     if not path.is_file():
         if missing_ok:
             return None
-        raise FileNotFoundError(f"{path} not found; run the controls with `{_CONTROLS_CMD}`")
+        raise FileNotFoundError(f"{path} not found; run the controls with {how}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); run the controls again: `{_CONTROLS_CMD}`") from None
+        raise ValueError(f"{path} is not valid JSON ({e}); run the controls again: {how}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a benchmark result; run the controls again: `{_CONTROLS_CMD}`")
+        raise ValueError(f"{path} is not a benchmark result; run the controls again: {how}")
     result = data if "methods" in data else data.get("result")
     _check_result(result, str(path))
+    control_run(result, str(path))
     return result
+
+
+Controls = dict | str | Path | list | tuple | None
+
+
+def _control_runs(controls: Controls) -> dict[str, dict]:
+    """Control runs by name from: None, one result or its path, a list of them, or a dict {run name: result}."""
+    if controls is None:
+        return {}
+    if isinstance(controls, dict) and "methods" not in controls:
+        out = {}
+        for name, r in controls.items():
+            if name not in CONTROL_RUNS:
+                raise ValueError(f"unknown control run {name!r}; expected one of {list(CONTROL_RUNS)}")
+            out[name] = read_controls(r) if isinstance(r, (str, Path)) else r
+            _check_result(out[name], f"the {name} control result")
+        return out
+    out = {}
+    for r in controls if isinstance(controls, (list, tuple)) else [controls]:
+        where = str(r) if isinstance(r, (str, Path)) else "a controls result"
+        r = read_controls(r) if isinstance(r, (str, Path)) else r
+        _check_result(r, where)
+        name = control_run(r, where)
+        if name in out:
+            raise ValueError(f"two results of the {name} control run given ({where} is the second); give one")
+        out[name] = r
+    return out
 
 
 def claims_table(
     result: dict,
     speed: dict | str | Path | None = None,
     claims: tuple[Claim, ...] = CLAIMS,
-    controls: dict | str | Path | None = None,
+    controls: Controls = None,
 ) -> list[dict]:
     """One row per claim: effect full - B (``estimate``, ``ci_low``, ``ci_high``, text ``effect``), ``verdict``
     (one of :data:`VERDICTS`), ``control`` (its positive control, :func:`_control`), ``rule``, ``cost``
     (FourierFormer claim), ``note``, ``source``, ``design`` and ``command``. ``result``: what ``run_benchmark``
     returns (or its results.json, read); ``speed``: a ``bench-speed`` result or its JSON path (the cost ratio at
-    N = 3136), or None; ``controls``: the controls run (a result, its path, or None: those controls read "not
-    run" and change no verdict)."""
+    N = 3136), or None; ``controls``: the control runs (:data:`CONTROL_RUNS`: a result or its path, a list of
+    them, or {run name: result}); controls whose run is not given read "not run" and change no verdict."""
     _check_result(result)
     if isinstance(speed, (str, Path)):
         speed = read_speed(speed)
     elif speed is not None:
         _check_speed(speed)
-    if isinstance(controls, (str, Path)):
-        controls = read_controls(controls)
-    elif controls is not None:
-        _check_result(controls, "the controls result")
+    runs = _control_runs(controls)
     return [
-        _read_with_control(
-            _peers_row(c, result) if c.b == PEER_GROUP else _pair_row(c, result, speed), c, result, controls
-        )
+        _read_with_control(_peers_row(c, result) if c.b == PEER_GROUP else _pair_row(c, result, speed), c, result, runs)
         for c in claims
     ]
 

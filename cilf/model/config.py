@@ -1,7 +1,7 @@
 """One configuration dataclass for the whole CILF-CIAE model.
 
 Every value the paper does not fix is a documented default here (docs/method.md, section 13). Ablation switches: ``mixer``, ``contrastive``, ``correction``,
-``context_prompting``, ``prompts``.
+``context_prompting``, ``image_fusion``, ``prompts``.
 
 Every value is checked against its field's type (:func:`cilf.typecheck.coerce_fields`) wherever a config
 is made: from JSON (``from_dict``/``load``: only JSON booleans for switches, so ``"correction": "false"``
@@ -87,6 +87,7 @@ class CILFConfig:
     # -- context prompting and fusion (section 1.4) -----------------------------------------
     context_prompting: bool = True
     gamma_init: float = 1e-4
+    image_fusion: bool = True  # f = v + Linear(mean F); False: f = v (the positive control of context prompting)
     # -- age head (section 1.5) -------------------------------------------------------------
     head_tau: float = 0.03  # initial temperature of the age head (learnable)
     label_sigma: float = 2.0

@@ -5,7 +5,8 @@ B x H x W x C grid, which the FourierFormer turns into context features F. Then
     c_{b,k}  = sum_n softmax_n(M_{b,n,k} / tau) F_{b,n}        (B x K x C, O(N K C))
     T'_{b,k} = T_k + gamma * Linear(c_{b,k})                    (context-prompted text)
     f_b      = v_b + Linear(mean_n F_{b,n})                     (fused image embedding)
-The image-side Linear starts at zero, so at initialisation f = v and the model begins from CLIP.
+The image-side Linear starts at zero, so at initialisation f = v and the model begins from CLIP. With
+``image_fusion=False``, f = v throughout: context prompting is then the only path from F to the head.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ class ContextFusion(nn.Module):
         if cfg.context_prompting:
             self.ctx_proj = nn.Linear(c, embed_dim)
             self.gamma = nn.Parameter(torch.tensor(float(cfg.gamma_init)))
-        self.img_proj = nn.Linear(c, embed_dim)
-        nn.init.zeros_(self.img_proj.weight)
-        nn.init.zeros_(self.img_proj.bias)
+        self.img_proj = nn.Linear(c, embed_dim) if cfg.image_fusion else None
+        if self.img_proj is not None:
+            nn.init.zeros_(self.img_proj.weight)
+            nn.init.zeros_(self.img_proj.bias)
 
     def input_grid(self, tokens: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
         """P (B x N x D) and M (B x K x H x W) -> FourierFormer input B x H x W x C."""
@@ -63,5 +65,5 @@ class ContextFusion(nn.Module):
             text_b = text.unsqueeze(0) + self.gamma * self.ctx_proj(per_class)
         else:
             text_b = text.unsqueeze(0).expand(b, -1, -1)
-        fused = pooled + self.img_proj(ctx_flat.mean(dim=1))
+        fused = pooled + self.img_proj(ctx_flat.mean(dim=1)) if self.img_proj is not None else pooled
         return FusionOutput(context, text_b, fused)
