@@ -322,9 +322,9 @@ if Path(LARGER_RUN).is_file():
 #    run): where does a model without CLIP land?
 # 3. Re-make the committed run with the command printed above (about 20 CPU-minutes per 1,000 images here) with
 #    `--seeds 10`: which verdicts does the narrower interval change?
-# 4. Context prompting has no positive control. Construct one: a setting in which image context must matter
-#    (for instance a SynthAge variant whose age cue sits in a region the pooled embedding misses), declare it as a
-#    `cilf.bench.claims.Control` before running it, and see whether the same pipeline resolves it.
+# 4. Context prompting's positive control (f = v, on y0) is resolved but moves y0 by hundredths of a year: its
+#    path starts from gamma = 1e-4 and a head gain of 0. Add `gamma_init=0.1` to the `--set` of its command
+#    (printed above): does the control grow, and does the claim's own effect in the full model change with it?
 
 # %%
 # Check (not part of the lesson): key numbers against notebooks/expected/ (docs/notebooks.md, "Key numbers"):

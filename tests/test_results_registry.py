@@ -84,11 +84,14 @@ def test_the_readme_findings_are_generated_from_the_results_registry():
 
     text = (ROOT / "README.md").read_text()
     block = text.split(BEGIN)[1].split(END)[0]
-    made = findings_markdown("claims_synthage_5fold", "bench_speed_mixers", "claims_controls_synthage", MIXING)
+    controls = ("claims_controls_synthage", "claims_controls_fusion_off_synthage")
+    made = findings_markdown("claims_synthage_5fold", "bench_speed_mixers", controls, MIXING)
     assert block.strip() == made.strip(), (
         "README findings differ from results/: run `python -m tools.readme_tables findings claims_synthage_5fold "
-        "--speed bench_speed_mixers --controls claims_controls_synthage --mixing mixing_tasks`"
+        f"--speed bench_speed_mixers --controls {' '.join(controls)} --mixing {' '.join(MIXING)}`"
     )
+    assert f"--controls\n{' '.join(controls)}" in text  # the command the README names is the one that made it
+    assert "none constructed" not in block  # every claim has its positive control
     # every claim stands beside its positive control, and a failed one turns a null into "not testable here"
     assert "positive control" in block.splitlines()[1] and "not testable here" in block
     lines = text.splitlines()
@@ -181,6 +184,22 @@ def test_the_own_target_share_quoted_comes_from_notebook_03():
         f"contrastive loss, against {n['own_target_highest_share_chance']:.1%} by chance"
     )
     assert quoted in " ".join((ROOT / "docs" / "method.md").read_text().split())
+
+
+def test_the_context_control_quoted_in_the_method_is_that_of_the_committed_run():
+    from cilf.bench.claims import claims_table
+
+    def result(name):
+        return json.loads((ROOT / "results" / f"{name}.json").read_text())["result"]
+
+    controls = [result("claims_controls_synthage"), result("claims_controls_fusion_off_synthage")]
+    rows = {r["id"]: r for r in claims_table(result("claims_synthage_5fold"), controls=controls)}
+    ctl = rows["context"]["control"]
+    y0 = controls[1]["methods"]["full"]["mae_pooled"]
+    quoted = f"full minus no context prompting {ctl['effect']}, {'resolved' if ctl['resolved'] else 'not resolved'}"
+    text = " ".join((ROOT / "docs" / "method.md").read_text().split())
+    assert f"{quoted}, with $y_0$ at {y0:.2f} y" in text, quoted
+    assert f"The claim's {rows['context']['effect'].split(' [')[0]}" in text
 
 
 def test_the_mixing_tasks_quoted_in_the_method_are_those_of_the_committed_run():

@@ -93,9 +93,9 @@ def findings_markdown(
     lines = [claims_markdown(rows).rstrip(), "", f"*Made by {_made_by(entry)}.*"]
     if speed_entry:
         lines += ["", f"*Cost ratios from {_made_by(speed_entry)}.*"]
-    for c in control_entries:
-        what = CONTROL_RUNS[control_run(c["result"])][1]
-        lines += ["", f"*Controls with {what} from {_made_by(c)}.*"]
+    if control_entries:
+        made = "; ".join(f"with {CONTROL_RUNS[control_run(c['result'])][1]}, {_made_by(c)}" for c in control_entries)
+        lines += ["", f"*Controls {made}.*"]
     by = {v: [r for r in rows if r["verdict"] == v] for v in VERDICTS}
     said = []
     for v in VERDICTS:
