@@ -46,7 +46,7 @@ from cilf.io import NAME_MAX, OutputError, output_error, overlong_part, refuse_o
 from cilf.model.config import CILFConfig, default_config, parse_overrides
 from cilf.model.fourier import MIXER_LABELS
 from cilf.notebook.plots import complexity_figure, run_figure, synthage_contact_sheet
-from cilf.options import add_options, at_least, finite_float, from_args
+from cilf.options import add_options, at_least, finite_float, from_args, positive_float
 from cilf.persist.clip_weights import forget_logged
 from cilf.utils import pick_device
 
@@ -640,7 +640,12 @@ def _add_bench_speed(sub) -> None:
 
 def cmd_bench_mixing(args) -> int:
     cfg = MixingBench(
-        tasks=tuple(args.tasks), grids=tuple(args.grids), seeds=args.seeds, epochs=args.epochs, n_train=args.n_train
+        tasks=tuple(args.tasks),
+        grids=tuple(args.grids),
+        seeds=args.seeds,
+        epochs=args.epochs,
+        n_train=args.n_train,
+        lrs=tuple(args.lrs),
     )
     result = run_mixing(cfg, progress=not args.quiet)
     print(format_mixing(result))
@@ -663,6 +668,13 @@ def _add_bench_mixing(sub) -> None:
     p.add_argument("--seeds", type=at_least(2), default=d.seeds, help="training seeds per task and grid")
     p.add_argument("--epochs", type=at_least(1), default=d.epochs, help="epochs of every mixer")
     p.add_argument("--n-train", type=at_least(64), default=d.n_train, help="training grids per seed")
+    p.add_argument(
+        "--lrs",
+        type=positive_float,
+        nargs="+",
+        default=list(d.lrs),
+        help="peak learning rates; with several, every mixer trains at each and keeps its best on the validation grids",
+    )
     p.add_argument("--json", default="runs/bench_mixing.json", help="results file" + JSON_RULE)
     _run_options(p, device=False)
     p.set_defaults(func=cmd_bench_mixing)

@@ -59,14 +59,29 @@ def test_a_small_run_sets_the_margin_on_validation_and_reads_the_claim_on_test()
     assert "context N=16" in text and "offset N=16" in text and result["source"] in text
 
 
+def test_with_several_learning_rates_each_mixer_keeps_its_best_on_validation():
+    cfg = MixingBench(
+        tasks=("offset",), grids=(4,), seeds=2, epochs=2, n_train=64, n_val=32, n_test=40, lrs=(1e-4, 1e-2)
+    )
+    (r,) = run_mixing(cfg, progress=False)["rows"]
+    for m in cfg.mixers:
+        by_lr = r["mae_val_by_lr"][m]
+        assert set(by_lr) == {"0.0001", "0.01"} and by_lr[f"{r['lr'][m]:g}"] == min(by_lr.values())
+        assert r["mae_val"][m] == pytest.approx(min(by_lr.values()))  # the row reads the runs at the kept rate
+    assert len({v for d in r["mae_val_by_lr"].values() for v in d.values()}) == 6  # six runs, six errors
+    with pytest.raises(ValueError, match="lrs="):
+        MixingBench(lrs=())
+
+
 def test_the_command_writes_its_result_and_refuses_a_bad_grid(tmp_path, capsys):
     from cilf.cli import main
 
     out = tmp_path / "mixing.json"
     args = ["bench-mixing", "--tasks", "offset", "--grids", "4", "--seeds", "2", "--epochs", "1", "--n-train", "64"]
-    assert main([*args, "--json", str(out), "--quiet"]) == 0
+    assert main([*args, "--lrs", "0.002", "0.01", "--json", str(out), "--quiet"]) == 0
     result = json.loads(out.read_text())
     assert [r["task"] for r in result["rows"]] == ["offset"] and result["config"]["grids"] == [4]
+    assert result["config"]["lrs"] == [0.002, 0.01] and set(result["rows"][0]["lr"]) == {"fourier", "attention", "none"}
     assert "offset N=16" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["bench-mixing", "--grids", "2"])

@@ -17,7 +17,8 @@ Tasks (x: n x H x W x 7 channels, y: n), both on a torus:
 Without mixing, a mean over per-token features cannot form either target (both are sums of products across
 tokens), so the no-mixing row is the floor a mixer must beat: the positive control. The equivalence margin is
 fixed from the validation split before the test split is read: ``margin_fraction`` of the gap between no mixing
-and the better mixer there. Effects are paired over the same test grids, with 95% CIs over test grids x seeds
+and the better mixer there. With several learning rates (``lrs``) every mixer trains at each, and keeps the one of
+lowest validation MAE: an equal tuning budget, chosen without the test split. Effects are paired over the same test grids, with 95% CIs over test grids x seeds
 (:func:`cilf.stats.paired_mae_difference`).
 """
 
@@ -53,7 +54,7 @@ class MixingBench:
     n_test: int = 500
     epochs: int = 40
     batch_size: int = 64
-    lr: float = 2e-3
+    lrs: tuple[float, ...] = (2e-3,)  # peak learning rates; with several, each mixer keeps its best on validation
     width: int = 32
     depth: int = 2
     heads: int = 4
@@ -69,6 +70,8 @@ class MixingBench:
             raise ValueError(f"seeds={self.seeds}: the CI resamples seeds, so at least 2")
         if min(self.grids) < 4:
             raise ValueError(f"grids={self.grids}: sides of at least 4")
+        if not self.lrs or min(self.lrs) <= 0:
+            raise ValueError(f"lrs={self.lrs}: one or more positive learning rates")
 
 
 def make_task(task: str, n: int, side: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,14 +113,16 @@ class GridRegressor(nn.Module):
         return self.head(self.former(self.inp(x) + self.pos).mean((1, 2))).squeeze(-1)
 
 
-def train_one(cfg: MixingBench, mixer: str, side: int, data: dict, seed: int) -> dict:
-    """Train one mixer on ``data`` ("train", "val", "test": (x, y)); its absolute errors and training seconds."""
+def train_one(cfg: MixingBench, mixer: str, side: int, data: dict, seed: int, lr: float | None = None) -> dict:
+    """Train one mixer on ``data`` ("train", "val", "test": (x, y)) at peak ``lr`` (default ``cfg.lrs[0]``); its
+    absolute errors and training seconds."""
+    lr = cfg.lrs[0] if lr is None else lr
     torch.manual_seed(seed)
     net = GridRegressor(side=side, mixer=mixer, width=cfg.width, depth=cfg.depth, heads=cfg.heads)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     x, y = data["train"]
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     order = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     net.train()
@@ -143,10 +148,11 @@ def _effect(err: dict, a: str, b: str, split: str = "test"):
 
 def _cell(cfg: MixingBench, task: str, side: int, bar=None) -> dict:
     """Every mixer on one task at one grid over ``cfg.seeds`` seeds: MAEs, the margin read on validation, the
-    positive control (the better mixer on validation vs none) and the claim (fourier vs attention) on test."""
+    positive control (the better mixer on validation vs none) and the claim (fourier vs attention) on test. With
+    several ``cfg.lrs`` every mixer trains at each, and keeps the one of lowest validation MAE over the seeds."""
     data_seed = 1000 * TASKS.index(task) + side
     test = make_task(task, cfg.n_test, side, data_seed)  # one test set for every seed: paired over its grids
-    err = {m: {"val": [], "test": [], "seconds": []} for m in cfg.mixers}
+    runs = {(m, lr): {"val": [], "test": [], "seconds": []} for m in cfg.mixers for lr in cfg.lrs}
     for s in range(cfg.seeds):
         data = {
             "train": make_task(task, cfg.n_train, side, data_seed + 100 * (s + 1)),
@@ -154,11 +160,14 @@ def _cell(cfg: MixingBench, task: str, side: int, bar=None) -> dict:
             "test": test,
         }
         for m in cfg.mixers:
-            out = train_one(cfg, m, side, data, seed=s)
-            for k in ("val", "test", "seconds"):
-                err[m][k].append(out[k])
-            if bar is not None:
-                bar.update(1)
+            for lr in cfg.lrs:
+                out = train_one(cfg, m, side, data, seed=s, lr=lr)
+                for k in ("val", "test", "seconds"):
+                    runs[(m, lr)][k].append(out[k])
+                if bar is not None:
+                    bar.update(1)
+    lr_of = {m: min(cfg.lrs, key=lambda lr: float(np.mean(runs[(m, lr)]["val"]))) for m in cfg.mixers}  # on val
+    err = {m: runs[(m, lr_of[m])] for m in cfg.mixers}
     val = {m: float(np.mean(err[m]["val"])) for m in cfg.mixers}
     best = min(("fourier", "attention"), key=val.get)  # chosen on validation, never on test
     gap = val["none"] - val[best]
@@ -178,6 +187,8 @@ def _cell(cfg: MixingBench, task: str, side: int, bar=None) -> dict:
         "mae": {m: float(np.mean(err[m]["test"])) for m in cfg.mixers},
         "mae_val": val,
         "seconds_per_run": {m: float(np.mean(err[m]["seconds"])) for m in cfg.mixers},
+        "lr": lr_of,  # each mixer's peak learning rate, chosen on validation when cfg.lrs holds several
+        "mae_val_by_lr": {m: {f"{lr:g}": float(np.mean(runs[(m, lr)]["val"])) for lr in cfg.lrs} for m in cfg.mixers},
         "best_on_val": best,
         "margin": margin,
         "control": {"a": best, "b": "none", **_effect_dict(control), "resolved": resolved},
@@ -199,7 +210,7 @@ def _effect_dict(e) -> dict:
 
 def run_mixing(cfg: MixingBench = MixingBench(), progress: bool = True) -> dict:
     """Every task x grid of ``cfg`` (:func:`_cell`); a JSON-ready result with ``rows`` and the config."""
-    total = len(cfg.tasks) * len(cfg.grids) * cfg.seeds * len(cfg.mixers)
+    total = len(cfg.tasks) * len(cfg.grids) * cfg.seeds * len(cfg.mixers) * len(cfg.lrs)
     rows = []
     with tqdm(total=total, desc="bench-mixing", unit="run", disable=not progress) as bar:
         for side in cfg.grids:
@@ -224,6 +235,7 @@ def format_mixing(result: dict) -> str:
     for r in result["rows"]:
         mae = ", ".join(f"{m} {v:.4f}" for m, v in r["mae"].items())
         secs = ", ".join(f"{m} {v:.1f}" for m, v in r["seconds_per_run"].items())
+        lrs = ", ".join(f"{m} {v:g}" for m, v in r.get("lr", {}).items())
         margin = f"{r['margin']:.4f}" if r["margin"] is not None else "none (no gap on validation)"
         lines += [
             f"{r['task']} N={r['tokens']}: {mae}",
@@ -231,6 +243,7 @@ def format_mixing(result: dict) -> str:
             f"({'resolved' if r['control']['resolved'] else 'not resolved'}); claim fourier - attention: "
             f"{r['claim']['text']}, margin {margin} -> {r['verdict']}"
             + (f" ({r['better']} better)" if r["better"] else ""),
-            f"    training seconds per run: {secs}",
+            f"    training seconds per run: {secs}"
+            + (f"; peak lr (chosen on validation): {lrs}" if len(result["config"].get("lrs", ())) > 1 else ""),
         ]
     return "\n".join(lines)
