@@ -76,7 +76,11 @@ def test_the_predict_memory_table_quotes_its_result_file():
     assert f"{ratios['aligned']:.3f}x (aligned)" in " ".join(text.split())
 
 
-MIXING = ("mixing_tasks", "mixing_tasks_n256")  # the bench-mixing runs under the README's claims table
+MIXING = (
+    "mixing_tasks",
+    "mixing_tasks_n256",
+    "mixing_tasks_lrs",
+)  # the bench-mixing runs under the README's claims table
 
 
 def test_the_readme_findings_are_generated_from_the_results_registry():
@@ -228,3 +232,17 @@ def test_the_mixing_tasks_quoted_in_the_method_are_those_of_the_committed_run():
     secs = big["seconds_per_run"]
     assert f"{secs['fourier'] / secs['attention']:.2f}x at N = 256" in text
     assert f"one attention run took {secs['attention'] / 60:.1f} minutes at N = 256" in text
+    tuned = {
+        r["task"]: r for r in json.loads((ROOT / "results" / "mixing_tasks_lrs.json").read_text())["result"]["rows"]
+    }
+    off, ctx = tuned["offset"], tuned["context"]
+    assert off["tokens"] == ctx["tokens"] == 64 and off["better"] == "fourier" and ctx["better"] == "attention"
+    assert off["control"]["resolved"] and ctx["control"]["resolved"]
+    quoted = (
+        f"on the offset FourierFormer (at {off['lr']['fourier']:g}) learns the relation, test MAE "
+        f"{off['mae']['fourier']:.3f} against attention's {off['mae']['attention']:.3f} and no mixing's "
+        f"{off['mae']['none']:.3f}, FourierFormer better by {-off['claim']['estimate']:.3f} "
+        f"[{-off['claim']['ci_high']:.3f}, {-off['claim']['ci_low']:.3f}]; on the content lookup attention (at "
+        f"{ctx['lr']['attention']:g}) errs {ctx['mae']['attention']:.3f} and FourierFormer {ctx['mae']['fourier']:.3f}"
+    )
+    assert quoted in text, quoted

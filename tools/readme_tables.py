@@ -26,6 +26,7 @@ from cilf.bench.claims import (
     read_result,
     read_speed,
 )
+from cilf.bench.recalibration import CORRECTION_FORMS
 from cilf.io import write_text
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # the claims table's markers (markers("claims"))
@@ -52,26 +53,38 @@ def _made_by(entry: dict) -> str:
 
 def mixing_line(entries: list[dict]) -> str:
     """One generated line: FourierFormer against attention on the token-grid tasks where mixing must work, from
-    one or more ``bench-mixing`` results (their rows in N order)."""
-    rows = sorted((r for e in entries for r in e["result"]["rows"]), key=lambda r: r["tokens"])
+    one or more ``bench-mixing`` results (their rows in N order; a run that chose each mixer's learning rate on
+    validation, ``--lrs``, after the one-rate run at the same N)."""
+    tuned = {id(r) for e in entries if len(e["result"]["config"].get("lrs", ())) > 1 for r in e["result"]["rows"]}
+    rows = sorted((r for e in entries for r in e["result"]["rows"]), key=lambda r: (r["tokens"], id(r) in tuned))
+    words = {"supported": "a match", "contradicted": "no match", "not testable here": "not testable here"}
     by_task: dict[str, list[str]] = {}
+    ratios: dict[int, list[float]] = {}
     for r in rows:
-        c = r["claim"]
-        word = r["verdict"] + (f", {r['better']} better" if r.get("better") else "")
-        secs = r["seconds_per_run"]
+        mae, secs = r["mae"], r["seconds_per_run"]
+        better = {"fourier": ", FourierFormer better", "attention": ", attention better"}.get(r.get("better"), "")
+        lr = ", each mixer's peak lr chosen on validation" if id(r) in tuned else ""
         by_task.setdefault(r["task"], []).append(
-            f"N = {r['tokens']}: MAE {r['mae']['fourier']:.3f} vs {r['mae']['attention']:.3f} "
-            f"(no mixing {r['mae']['none']:.3f}), fourier - attention {c['text']}, {word}, "
-            f"training time {secs['fourier'] / secs['attention']:.2f}x attention's"
+            f"N = {r['tokens']}{lr}: {mae['fourier']:.3f} / {mae['attention']:.3f} / {mae['none']:.3f}, "
+            f"{words.get(r['verdict'], r['verdict'])}{better} ({r['claim']['text']})"
         )
+        ratios.setdefault(r["tokens"], []).append(secs["fourier"] / secs["attention"])
     matched = sum(r["verdict"] == "supported" for r in rows)
-    names = {"context": "content-based global context", "offset": "a fixed long-range offset"}
-    parts = "; ".join(f"{names.get(t, t)}: " + ", ".join(v) for t, v in by_task.items())
+    names = {"context": "Content-based lookup", "offset": "Fixed long-range offset"}
+    tasks = " ".join(f"{names.get(t, t)}: " + "; ".join(v) + "." for t, v in by_task.items())
+    times = ", ".join(
+        f"{min(v):.2f}x at N = {n}"
+        if len(v) == 1 or f"{min(v):.2f}" == f"{max(v):.2f}"
+        else f"{min(v):.2f}-{max(v):.2f}x at N = {n}"
+        for n, v in sorted(ratios.items())
+    )
+    files = ", ".join(f"[{e['name']}](results/{e['name']}.json) ({e['seconds'] / 60:.0f} min)" for e in entries)
     return (
-        f"Where token mixing must work (constructed token grids, not faces; {'; '.join(map(_made_by, entries))}), "
-        "FourierFormer "
-        f"matches attention within a margin of a tenth of the no-mixing gap (set on validation) in {matched} of "
-        f"{len(rows)} task x N cells, FourierFormer's MAE first: {parts}."
+        "Where token mixing must work (constructed token grids, not faces; `python -m cilf bench-mixing`, 3 seeds, "
+        f"commands and commits in {files}), FourierFormer matches attention in {matched} of {len(rows)} task x N "
+        "cells (margin: a tenth of the no-mixing gap, set on validation). Test MAE FourierFormer / attention / no "
+        f"mixing, then FourierFormer - attention [95% CI]: {tasks} FourierFormer's training time: {times} of "
+        "attention's."
     )
 
 
@@ -246,12 +259,6 @@ def backbones_markdown(exact: str = "claims_synthage_5fold_exact", web: str = "c
 
 
 METHOD = ROOT / "docs" / "method.md"
-JOINT_ROWS = (
-    ("correction=off", "first estimate y0 (no correction)"),
-    ("full", "post-hoc correction (default: E fitted after training on out-of-fold residuals)"),
-    ("correction_fit=joint", "joint correction (the paper's end-to-end form: E trained with the age model)"),
-    ("train_mean", "training-set mean (trivial baseline)"),
-)
 
 
 def joint_markdown(name: str = "correction_joint_synthage") -> str:
@@ -260,7 +267,7 @@ def joint_markdown(name: str = "correction_joint_synthage") -> str:
     entry = registry_entry(name)
     methods = entry["result"]["methods"]
     lines = ["| model | MAE, y [95% CI] | minus the post-hoc correction, y [95% CI] |", "|---|---|---|"]
-    for key, label in JOINT_ROWS:
+    for key, label in CORRECTION_FORMS.items():
         m = methods[key]
         diff = f"{m['delta_mae']:+.2f} [{m['delta_ci'][0]:.2f}, {m['delta_ci'][1]:.2f}]" if "delta_ci" in m else "-"
         lines.append(f"| {label} | {m['mae_pooled']:.2f} [{m['mae_ci'][0]:.2f}, {m['mae_ci'][1]:.2f}] | {diff} |")

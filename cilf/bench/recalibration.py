@@ -26,6 +26,12 @@ from cilf.model.correction import ErrorEnsemble, correct_estimates
 from cilf.stats import mean_ci, stable_difference
 
 SHRINK = 0.6  # the control's first estimator keeps 60% of each y0's distance from the training mean
+CORRECTION_FORMS = {  # bench method -> its row title where the correction's forms stand side by side
+    "correction=off": "first estimate y0 (no correction)",
+    "full": "post-hoc correction (default: E fitted after training on out-of-fold residuals)",
+    "correction_fit=joint": "joint correction (the paper's end-to-end form: E trained with the age model)",
+    "train_mean": "training-set mean (trivial baseline)",
+}
 
 
 def fit_linear(y0: np.ndarray, y: np.ndarray):
