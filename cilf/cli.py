@@ -646,6 +646,7 @@ def cmd_bench_mixing(args) -> int:
         epochs=args.epochs,
         n_train=args.n_train,
         lrs=tuple(args.lrs),
+        fused_attention=args.fused_attention,
     )
     result = run_mixing(cfg, progress=not args.quiet)
     print(format_mixing(result))
@@ -674,6 +675,11 @@ def _add_bench_mixing(sub) -> None:
         nargs="+",
         default=list(d.lrs),
         help="peak learning rates; with several, every mixer trains at each and keeps its best on the validation grids",
+    )
+    p.add_argument(
+        "--fused-attention",
+        action="store_true",
+        help="train the attention row through PyTorch's fused SDPA (the same function; for large N on a CPU)",
     )
     p.add_argument("--json", default="runs/bench_mixing.json", help="results file" + JSON_RULE)
     _run_options(p, device=False)

@@ -1,11 +1,13 @@
 """cilf.bench.mixing: the token-grid tasks where mixing must work, and the FourierFormer claim read on them."""
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from cilf.bench.mixing import MixingBench, format_mixing, make_task, run_mixing
+from cilf.bench.mixing import MixingBench, format_mixing, make_task, run_mixing, train_one
 
 
 def test_the_context_target_is_the_share_of_the_key_colour():
@@ -71,6 +73,15 @@ def test_with_several_learning_rates_each_mixer_keeps_its_best_on_validation():
     assert len({v for d in r["mae_val_by_lr"].values() for v in d.values()}) == 6  # six runs, six errors
     with pytest.raises(ValueError, match="lrs="):
         MixingBench(lrs=())
+
+
+def test_fused_attention_trains_the_same_function_as_explicit_attention():
+    cfg = MixingBench(grids=(4,), seeds=2, epochs=2, n_train=64, n_val=32, n_test=40)
+    data = {k: make_task("context", n, 4, i) for i, (k, n) in enumerate((("train", 64), ("val", 32), ("test", 40)))}
+    explicit = train_one(cfg, "attention", 4, data, seed=0)
+    fused = train_one(dataclasses.replace(cfg, fused_attention=True), "attention", 4, data, seed=0)
+    np.testing.assert_allclose(fused["test"], explicit["test"], atol=1e-4)  # same weights, same steps, same errors
+    assert not np.allclose(train_one(cfg, "none", 4, data, seed=0)["test"], explicit["test"], atol=1e-4)
 
 
 def test_the_command_writes_its_result_and_refuses_a_bad_grid(tmp_path, capsys):
