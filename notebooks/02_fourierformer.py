@@ -158,7 +158,7 @@ print(
 # On the micro-CLIP's 8 x 8 grid the model does as well without any token mixing (notebook 06: FourierFormer's
 # positive control), so "matches attention" would be true of every mixer there. `python -m cilf bench-mixing`
 # (`cilf/bench/mixing.py`) builds grids whose target a mean over per-token features cannot form, and trains the
-# same FourierFormer stack with each mixer on them at N = 64 and 196 (the content task also at 256): a **content-based lookup** (`context`: the
+# same FourierFormer stack with each mixer on them at N = 64 and 196 (the content task also at 256 and 784): a **content-based lookup** (`context`: the
 # share of tokens with the colour of one flagged key token) and a **fixed long-range relation** (`offset`: how
 # often a marker has a partner half the grid away). The equivalence margin is a tenth of the no-mixing gap on
 # the validation split. At N = 64 both tasks were run again with every mixer's peak learning rate chosen on the
@@ -174,22 +174,28 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import pyplot as plt
 
-MIXING = (  # N = 64 and 196; 256 (context); 64 with each mixer's learning rate chosen on validation
+MIXING = (  # N = 64 and 196; 256 (context); 64 with each mixer's learning rate chosen on validation; 784 (context)
     "../results/mixing_tasks.json",
     "../results/mixing_tasks_n256.json",
     "../results/mixing_tasks_lrs.json",
+    "../results/mixing_tasks_n784.json",
 )
 entries = [json.loads(Path(p).read_text()) for p in MIXING]
 for e in entries:
     for r in e["result"]["rows"]:
-        r["run"] = f"N = {r['tokens']}" + (", lr on val" if len(e["result"]["config"].get("lrs", ())) > 1 else "")
+        cfg = e["result"]["config"]
+        r["run"] = (
+            f"N = {r['tokens']}"
+            + (", lr on val" if len(cfg.get("lrs", ())) > 1 else "")
+            + (f", fused SDPA, {cfg['seeds']} seeds" if cfg.get("fused_attention") else "")
+        )
 mix_rows = sorted((r for e in entries for r in e["result"]["rows"]), key=lambda r: (r["task"], r["tokens"], r["run"]))
 frame = pd.DataFrame(
     [{"task": r["task"], "run": r["run"], "mixer": m, "test MAE": mae} for r in mix_rows for m, mae in r["mae"].items()]
 )
 grid_plot = sns.catplot(data=frame, x="mixer", y="test MAE", hue="run", col="task", kind="bar", height=3.2, aspect=1.2)
 grid_plot.figure.suptitle(
-    "Token grids where mixing must work (committed runs, results/mixing_tasks*.json; constructed, 3 seeds)", y=1.04
+    "Token grids where mixing must work (committed runs, results/mixing_tasks*.json; constructed grids)", y=1.04
 )
 grid_plot.savefig(f"{OUT_DIR}/02_mixing_tasks.png", dpi=120, bbox_inches="tight")
 plt.show()

@@ -241,6 +241,17 @@ print(
     f"the correction cannot change the MAE by more than that: "
     + conclude.effect_sentence("the correction (x* in place of y0)", d.estimate, (d.ci_low, d.ci_high))
 )
+fit_info = report["correction"]["fit"]
+k = fit_info["folds"]
+gap_oof = fit_info["mae_y0_out_of_fold"] - err_y0.mean()
+print(
+    f"What E learned from against what it meets (docs/method.md, section 7, the first mismatch): the out-of-fold "
+    f"first estimates of the training split, each from a fold model trained on {(k - 1) / k:.0%} of it, err "
+    f"{fit_info['mae_y0_out_of_fold']:.2f} y; the final model's err {fit_info['mae_y0_in_sample']:.2f} y on the same "
+    f"images (in sample) and {err_y0.mean():.2f} y on the test images. So the first estimates E learned from err "
+    f"{abs(gap_oof):.2f} y {'more' if gap_oof > 0 else 'less'} than those it meets at test time (training split "
+    "against test split, unpaired)."
+)
 ctl, real = recal["control"]["correction"], recal["real"]["correction"]
 print(
     conclude.effect_sentence(

@@ -56,35 +56,41 @@ def mixing_line(entries: list[dict]) -> str:
     one or more ``bench-mixing`` results (their rows in N order; a run that chose each mixer's learning rate on
     validation, ``--lrs``, after the one-rate run at the same N)."""
     tuned = {id(r) for e in entries if len(e["result"]["config"].get("lrs", ())) > 1 for r in e["result"]["rows"]}
+    fused = {id(r) for e in entries if e["result"]["config"].get("fused_attention") for r in e["result"]["rows"]}
+    seeds_of = {id(r): e["result"]["config"]["seeds"] for e in entries for r in e["result"]["rows"]}
+    most_seeds = max(seeds_of.values(), key=list(seeds_of.values()).count)
     rows = sorted((r for e in entries for r in e["result"]["rows"]), key=lambda r: (r["tokens"], id(r) in tuned))
     words = {"supported": "a match", "contradicted": "no match", "not testable here": "not testable here"}
     by_task: dict[str, list[str]] = {}
-    ratios: dict[int, list[float]] = {}
+    ratios: dict[tuple[int, bool], list[float]] = {}
     for r in rows:
         mae, secs = r["mae"], r["seconds_per_run"]
         better = {"fourier": ", FourierFormer better", "attention": ", attention better"}.get(r.get("better"), "")
         lr = ", each mixer's peak lr chosen on validation" if id(r) in tuned else ""
+        lr += ", attention by fused SDPA" if id(r) in fused else ""
+        lr += f", {seeds_of[id(r)]} seeds" if seeds_of[id(r)] != most_seeds else ""
         by_task.setdefault(r["task"], []).append(
             f"N = {r['tokens']}{lr}: {mae['fourier']:.3f} / {mae['attention']:.3f} / {mae['none']:.3f}, "
             f"{words.get(r['verdict'], r['verdict'])}{better} ({r['claim']['text']})"
         )
-        ratios.setdefault(r["tokens"], []).append(secs["fourier"] / secs["attention"])
+        ratios.setdefault((r["tokens"], id(r) in fused), []).append(secs["fourier"] / secs["attention"])
     matched = sum(r["verdict"] == "supported" for r in rows)
     names = {"context": "Content-based lookup", "offset": "Fixed long-range offset"}
     tasks = " ".join(f"{names.get(t, t)}: " + "; ".join(v) + "." for t, v in by_task.items())
     times = ", ".join(
-        f"{min(v):.2f}x at N = {n}"
-        if len(v) == 1 or f"{min(v):.2f}" == f"{max(v):.2f}"
-        else f"{min(v):.2f}-{max(v):.2f}x at N = {n}"
-        for n, v in sorted(ratios.items())
+        (f"{min(v):.2f}" if f"{min(v):.2f}" == f"{max(v):.2f}" else f"{min(v):.2f}-{max(v):.2f}")
+        + f"x at N = {n}"
+        + (" (fused SDPA's)" if is_fused else "")
+        for (n, is_fused), v in sorted(ratios.items())
     )
     files = ", ".join(f"[{e['name']}](results/{e['name']}.json) ({e['seconds'] / 60:.0f} min)" for e in entries)
     return (
-        "Where token mixing must work (constructed token grids, not faces; `python -m cilf bench-mixing`, 3 seeds, "
+        "Where token mixing must work (constructed token grids, not faces; `python -m cilf bench-mixing`, "
+        f"{most_seeds} seeds unless stated, "
         f"commands and commits in {files}), FourierFormer matches attention in {matched} of {len(rows)} task x N "
         "cells (margin: a tenth of the no-mixing gap, set on validation). Test MAE FourierFormer / attention / no "
-        f"mixing, then FourierFormer - attention [95% CI]: {tasks} FourierFormer's training time: {times} of "
-        "attention's."
+        f"mixing, then FourierFormer - attention [95% CI]: {tasks} FourierFormer's training time as a share of "
+        f"attention's: {times}."
     )
 
 
