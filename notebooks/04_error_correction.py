@@ -180,7 +180,7 @@ pd.DataFrame(
 import json
 from pathlib import Path
 
-from cilf.bench.recalibration import CORRECTION_FORMS
+from cilf.bench.recalibration import correction_forms_rows
 
 JOINT_RUN = "../results/correction_joint_synthage.json"
 joint = json.loads(Path(JOINT_RUN).read_text()) if Path(JOINT_RUN).is_file() else None
@@ -188,21 +188,8 @@ if joint is not None:
     jm = joint["result"]["methods"]
     print(f"committed run: `{joint['command']}` at commit {joint['commit'][:10]} ({joint['recorded']})")
     joint_table = pd.DataFrame(
-        {
-            "MAE [95% CI]": {
-                title: f"{jm[k]['mae_pooled']:.2f} [{jm[k]['mae_ci'][0]:.2f}, {jm[k]['mae_ci'][1]:.2f}]"
-                for k, title in CORRECTION_FORMS.items()
-            },
-            "minus the post-hoc correction [95% CI]": {
-                title: (
-                    f"{jm[k]['delta_mae']:+.2f} [{jm[k]['delta_ci'][0]:.2f}, {jm[k]['delta_ci'][1]:.2f}]"
-                    if "delta_ci" in jm[k]
-                    else "reference"
-                )
-                for k, title in CORRECTION_FORMS.items()
-            },
-        }
-    )
+        correction_forms_rows(jm), columns=["model", "MAE [95% CI]", "minus the post-hoc correction [95% CI]"]
+    ).set_index("model")
 else:
     joint_table = f"{JOINT_RUN} is not here: run the command in docs/method.md, section 7."
 joint_table

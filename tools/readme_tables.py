@@ -26,7 +26,7 @@ from cilf.bench.claims import (
     read_result,
     read_speed,
 )
-from cilf.bench.recalibration import CORRECTION_FORMS
+from cilf.bench.recalibration import correction_forms_rows
 from cilf.io import write_text
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # the claims table's markers (markers("claims"))
@@ -55,25 +55,25 @@ def mixing_line(entries: list[dict]) -> str:
     """One generated line: FourierFormer against attention on the token-grid tasks where mixing must work, from
     one or more ``bench-mixing`` results (their rows in N order; a run that chose each mixer's learning rate on
     validation, ``--lrs``, after the one-rate run at the same N)."""
-    tuned = {id(r) for e in entries if len(e["result"]["config"].get("lrs", ())) > 1 for r in e["result"]["rows"]}
-    fused = {id(r) for e in entries if e["result"]["config"].get("fused_attention") for r in e["result"]["rows"]}
-    seeds_of = {id(r): e["result"]["config"]["seeds"] for e in entries for r in e["result"]["rows"]}
-    most_seeds = max(seeds_of.values(), key=list(seeds_of.values()).count)
-    rows = sorted((r for e in entries for r in e["result"]["rows"]), key=lambda r: (r["tokens"], id(r) in tuned))
+    cells = [(r, e["result"]["config"]) for e in entries for r in e["result"]["rows"]]
+    seeds = [cfg["seeds"] for _, cfg in cells]
+    most_seeds = max(seeds, key=seeds.count)
+    cells.sort(key=lambda c: (c[0]["tokens"], len(c[1].get("lrs", ())) > 1))
     words = {"supported": "a match", "contradicted": "no match", "not testable here": "not testable here"}
     by_task: dict[str, list[str]] = {}
     ratios: dict[tuple[int, bool], list[float]] = {}
-    for r in rows:
-        mae, secs = r["mae"], r["seconds_per_run"]
+    for r, cfg in cells:
+        mae, secs, fused = r["mae"], r["seconds_per_run"], bool(cfg.get("fused_attention"))
         better = {"fourier": ", FourierFormer better", "attention": ", attention better"}.get(r.get("better"), "")
-        lr = ", each mixer's peak lr chosen on validation" if id(r) in tuned else ""
-        lr += ", attention by fused SDPA" if id(r) in fused else ""
-        lr += f", {seeds_of[id(r)]} seeds" if seeds_of[id(r)] != most_seeds else ""
+        how = ", each mixer's peak lr chosen on validation" if len(cfg.get("lrs", ())) > 1 else ""
+        how += ", attention by fused SDPA" if fused else ""
+        how += f", {cfg['seeds']} seeds" if cfg["seeds"] != most_seeds else ""
         by_task.setdefault(r["task"], []).append(
-            f"N = {r['tokens']}{lr}: {mae['fourier']:.3f} / {mae['attention']:.3f} / {mae['none']:.3f}, "
+            f"N = {r['tokens']}{how}: {mae['fourier']:.3f} / {mae['attention']:.3f} / {mae['none']:.3f}, "
             f"{words.get(r['verdict'], r['verdict'])}{better} ({r['claim']['text']})"
         )
-        ratios.setdefault((r["tokens"], id(r) in fused), []).append(secs["fourier"] / secs["attention"])
+        ratios.setdefault((r["tokens"], fused), []).append(secs["fourier"] / secs["attention"])
+    rows = [r for r, _ in cells]
     matched = sum(r["verdict"] == "supported" for r in rows)
     names = {"context": "Content-based lookup", "offset": "Fixed long-range offset"}
     tasks = " ".join(f"{names.get(t, t)}: " + "; ".join(v) + "." for t, v in by_task.items())
@@ -271,12 +271,8 @@ def joint_markdown(name: str = "correction_joint_synthage") -> str:
     """docs/method.md's table of the paper's joint correction beside the post-hoc one and y0: MAE [95% CI] and
     the paired difference from the post-hoc model, from the registry result ``name`` (a bench run)."""
     entry = registry_entry(name)
-    methods = entry["result"]["methods"]
     lines = ["| model | MAE, y [95% CI] | minus the post-hoc correction, y [95% CI] |", "|---|---|---|"]
-    for key, label in CORRECTION_FORMS.items():
-        m = methods[key]
-        diff = f"{m['delta_mae']:+.2f} [{m['delta_ci'][0]:.2f}, {m['delta_ci'][1]:.2f}]" if "delta_ci" in m else "-"
-        lines.append(f"| {label} | {m['mae_pooled']:.2f} [{m['mae_ci'][0]:.2f}, {m['mae_ci'][1]:.2f}] | {diff} |")
+    lines += [f"| {title} | {mae} | {diff} |" for title, mae, diff in correction_forms_rows(entry["result"]["methods"])]
     lines.append("")
     lines.append(
         f"*{entry['result']['source']}, web-caption micro-CLIP; {_made_by(entry).replace('](results/', '](../results/')}.*"

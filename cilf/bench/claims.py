@@ -698,14 +698,19 @@ def _control_runs(controls: Controls) -> dict[str, dict]:
         for name, r in controls.items():
             if name not in CONTROL_RUNS:
                 raise ValueError(f"unknown control run {name!r}; expected one of {list(CONTROL_RUNS)}")
-            out[name] = read_controls(r) if isinstance(r, (str, Path)) else r
-            _check_result(out[name], f"the {name} control result")
+            if isinstance(r, (str, Path)):
+                r = read_controls(r)  # checked as it is read
+            else:
+                _check_result(r, f"the {name} control result")
+            out[name] = r
         return out
     out = {}
     for r in controls if isinstance(controls, (list, tuple)) else [controls]:
         where = str(r) if isinstance(r, (str, Path)) else "a controls result"
-        r = read_controls(r) if isinstance(r, (str, Path)) else r
-        _check_result(r, where)
+        if isinstance(r, (str, Path)):
+            r = read_controls(r)  # checked as it is read
+        else:
+            _check_result(r, where)
         name = control_run(r, where)
         if name in out:
             raise ValueError(f"two results of the {name} control run given ({where} is the second); give one")

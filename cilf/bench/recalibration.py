@@ -34,6 +34,17 @@ CORRECTION_FORMS = {  # bench method -> its row title where the correction's for
 }
 
 
+def correction_forms_rows(methods: dict) -> list[tuple[str, str, str]]:
+    """The correction's forms from a bench result's ``methods`` (:data:`CORRECTION_FORMS`): one (title, "MAE
+    [95% CI]", "minus the post-hoc correction [95% CI]", "-" for the post-hoc row itself) per form."""
+    rows = []
+    for key, title in CORRECTION_FORMS.items():
+        m = methods[key]
+        diff = f"{m['delta_mae']:+.2f} [{m['delta_ci'][0]:.2f}, {m['delta_ci'][1]:.2f}]" if "delta_ci" in m else "-"
+        rows.append((title, f"{m['mae_pooled']:.2f} [{m['mae_ci'][0]:.2f}, {m['mae_ci'][1]:.2f}]", diff))
+    return rows
+
+
 def fit_linear(y0: np.ndarray, y: np.ndarray):
     """Least-squares y ~ a + b y0 on (n,) pairs; returns the map y0 -> a + b y0."""
     b, a = np.polyfit(np.asarray(y0, float), np.asarray(y, float), 1)
