@@ -29,6 +29,7 @@ from cilf.app.predict import (
 from cilf.app.pretrain import PretrainConfig, default_export_path, pretrain_clip
 from cilf.app.train import train
 from cilf.bench.claims import claims_markdown, claims_table, format_claims, read_controls, read_result, read_speed
+from cilf.bench.correction_bench import format_correction_bench, run_correction_bench
 from cilf.bench.curve import CurveConfig, format_curve, run_learning_curve
 from cilf.bench.mixing import MixingBench, format_mixing, run_mixing
 from cilf.bench.peers import PEERS
@@ -732,6 +733,59 @@ def _add_bench(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def cmd_bench_correction(args) -> int:
+    bcfg = from_args(
+        BenchConfig,
+        args,
+        device=args.device,
+        progress=not args.quiet,
+        model=parse_overrides(args.set),
+        variants=("full",),
+        peers=(),
+    )
+    try:
+        result = run_correction_bench(bcfg)
+    except DatasetNotFound as e:
+        return _dataset_not_found(e)
+    except ValueError as e:
+        print(f"error: bench-correction: {e}", file=sys.stderr)
+        return 2
+    print(format_correction_bench(result))
+    write_json(args.json, result)
+    print(f"written {args.json}")
+    return 0
+
+
+def _add_bench_correction(sub) -> None:
+    p = _command(
+        sub,
+        "bench-correction",
+        "the post-hoc correction against recalibration of y0 (linear, isotonic), in its default and its cross-fitted "
+        "form (no train/test mismatch), with the shrunk-y0 positive control, over a benchmark's folds x seeds "
+        "(cilf.bench.correction_bench; docs/method.md section 7)",
+    )
+    add_options(
+        p,
+        BenchConfig,
+        ("dataset", "root", "protocol", "seeds", "max_folds"),
+        help={"dataset": f"one of {sorted(SOURCES)}"},
+    )
+    add_options(
+        p,
+        BenchConfig,
+        ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "seed", "n_images", "out", "fresh"),
+        help={
+            "seed": "first training seed (seeds seed .. seed + seeds - 1)",
+            "out": "folder of the saved runs (shared with bench; runs already there are reused)",
+        },
+    )
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
+    add_options(p.add_argument_group("post-hoc correction fit"), BenchConfig, CORRECTION_FIT)
+    p.add_argument("--json", default="runs/bench_correction.json", help="results file" + JSON_RULE)
+    _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
+    p.set_defaults(func=cmd_bench_correction)
+
+
 def _add_claims(sub) -> None:
     p = _command(
         sub,
@@ -1051,6 +1105,11 @@ def _io_bench(args):
     return [_Out("--out", args.out, "folder", anything=True)], [root]
 
 
+def _io_bench_correction(args):
+    root = _In("--root", _dataset_root(args.dataset, args.root, args.n_images))
+    return [_Out("--out", args.out, "folder", anything=True), _Out("--json", args.json, "json")], [root]
+
+
 def _io_claims(args):
     return [], [
         _In("RESULTS", args.results),
@@ -1077,6 +1136,7 @@ PATHS = {
     "bench-speed": _io_bench_speed,
     "bench-mixing": _io_bench_mixing,
     "bench": _io_bench,
+    "bench-correction": _io_bench_correction,
     "curve": _io_bench,
     "claims": _io_claims,
     "data check": _io_data_check,
@@ -1102,6 +1162,7 @@ COMMANDS = (
     _add_bench_speed,
     _add_bench_mixing,
     _add_bench,
+    _add_bench_correction,
     _add_claims,
     _add_curve,
     _add_data,
@@ -1131,6 +1192,7 @@ def _kept(args) -> str:
         "pretrain-clip": f"finished epochs are kept in {getattr(args, 'out', '')}; continue with --resume",
         "synthage": "images rendered so far are kept; the same command continues",
         "bench": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
+        "bench-correction": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
         "curve": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
         "align": "crops written so far are kept; the same command continues",
         "clip-report": "nothing new was written (--train-compare runs continue where they stopped)",

@@ -81,6 +81,28 @@ def fold_ids(n: int, k: int, seed: int, groups=None) -> np.ndarray:
     return np.array([fold_of[g] for g in labels], dtype=np.int64)
 
 
+def fold_models(
+    cfg: CILFConfig,
+    features: ImageFeatures,
+    ages: torch.Tensor,
+    folds: np.ndarray,
+    settings: Budget,
+    text_from: CILF | None = None,
+):
+    """Yields (held, model) per cross-fitting fold: the indices (m) of the fold's images and the age model of
+    ``cfg`` (without correction: its training is the same either way) trained on the other folds' images.
+
+    features (n images), ages (n), folds (n) from :func:`fold_ids`. ``text_from``: the final model, whose encoded
+    frozen prompts the fold models reuse (the same text tower: identical results, K encodings fewer).
+    """
+    # finished features in: a fine-tuned tower's last blocks are held fixed (they already made the features)
+    fold_cfg = cfg.replace(correction=False, unfreeze_last_blocks=0)
+    for k in np.unique(folds):
+        held = torch.from_numpy(np.flatnonzero(folds == k))
+        kept = torch.from_numpy(np.flatnonzero(folds != k))
+        yield held, fit_age_model(fold_cfg, features[kept], ages[kept], settings, text_from=text_from)
+
+
 def out_of_fold_estimates(
     cfg: CILFConfig,
     features: ImageFeatures,
@@ -91,19 +113,9 @@ def out_of_fold_estimates(
     fused: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """First estimates y0 (n), and with ``fused`` the fused features h (n x D, else None), where image i's come
-    from an age model trained without i's fold.
-
-    features (n images), ages (n), folds (n) from :func:`fold_ids`. The fold models are the age model of
-    ``cfg`` without correction (its training is the same either way). ``text_from``: the final model, whose
-    encoded frozen prompts the fold models reuse (the same text tower: identical results, K encodings fewer).
-    """
-    # finished features in: a fine-tuned tower's last blocks are held fixed (they already made the features)
-    fold_cfg = cfg.replace(correction=False, unfreeze_last_blocks=0)
+    from an age model trained without i's fold (:func:`fold_models`, whose arguments these are)."""
     y0, h = torch.empty(len(ages)), None
-    for k in np.unique(folds):
-        held = torch.from_numpy(np.flatnonzero(folds == k))
-        kept = torch.from_numpy(np.flatnonzero(folds != k))
-        model = fit_age_model(fold_cfg, features[kept], ages[kept], settings, text_from=text_from)
+    for held, model in fold_models(cfg, features, ages, folds, settings, text_from):
         y0[held] = torch.from_numpy(predict_features(model, features[held], device=settings.device)["y0"])
         if fused:  # only for CorrectionFit.error_features="out_of_fold"
             h_k = fused_features(model, features[held], device=settings.device).cpu()
