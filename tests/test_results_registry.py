@@ -260,3 +260,28 @@ def test_the_mixing_tasks_quoted_in_the_method_are_those_of_the_committed_run():
         f"{sum(secs.values()) / 60:.0f} more minutes"
     )
     assert quoted in text, quoted
+
+
+def test_the_correction_forms_table_and_its_quoted_numbers_come_from_their_run():
+    from tools.readme_tables import markers, recalibration_markdown
+
+    method = (ROOT / "docs" / "method.md").read_text()
+    begin, end = markers("recalibration")
+    assert method.split(begin)[1].split(end)[0].strip() == recalibration_markdown().strip(), (
+        "run `python -m tools.readme_tables recalibration`"
+    )
+    entry = json.loads((ROOT / "results" / "correction_recalibration_synthage.json").read_text())
+    assert (
+        entry["command"].startswith("python -m cilf bench-correction") and "pretrained=bundled-web" in entry["command"]
+    )
+    res = entry["result"]
+    assert (res["folds"], res["seeds"]) == (2, 5)  # the claims run's splits and seeds
+    cf, real = res["real"]["crossfit"], res["real"]["correction"]
+    lo, hi = cf["minus_default_ci"]
+    text = " ".join(method.split())
+    assert f"moved the corrected MAE by {cf['minus_default']:.2f} y [{lo:.2f}, {hi:.2f}], not resolved" in text
+    assert lo < 0 < hi and f"cost no more than {abs(lo):.2f} y" in text
+    assert f"({real['minus_ref']:.2f} y against $y_0$)" in text
+    assert res["control"]["correction"]["minus_ref_ci"][1] < 0  # the positive control is resolved
+    for blk in ("real", "control"):  # "beats the better recalibration by about 4 y"
+        assert round(-res[blk]["correction"]["minus_recal"]) == 4 and res[blk]["correction"]["minus_recal_ci"][1] < 0

@@ -26,7 +26,7 @@ from cilf.bench.claims import (
     read_result,
     read_speed,
 )
-from cilf.bench.recalibration import correction_forms_rows
+from cilf.bench.recalibration import FORMS, correction_forms_rows
 from cilf.io import write_text
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # the claims table's markers (markers("claims"))
@@ -280,6 +280,46 @@ def joint_markdown(name: str = "correction_joint_synthage") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ci_cell(row: dict, key: str, sign: bool = False) -> str:
+    lo, hi = row[f"{key}_ci"]
+    return f"{row[key]:{'+' if sign else ''}.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def recalibration_markdown(name: str = "correction_recalibration_synthage") -> str:
+    """docs/method.md's table of the correction's forms against recalibration, on the real first estimates and in
+    the shrunk-y0 positive control, and the comparisons read from it (a ``bench-correction`` result ``name``)."""
+    entry = registry_entry(name)
+    res = entry["result"]
+    lines = [
+        "| form | MAE, y [95% CI] | minus y0 [95% CI] | control: MAE | control: minus y0 |",
+        "|---|---|---|---|---|",
+    ]
+    for key, title in FORMS.items():
+        real, ctl = res["real"][key], res["control"][key]
+        cells = [_ci_cell(real, "mae"), _ci_cell(real, "minus_ref", True) if key != "y0" else "-"]
+        cells += [f"{ctl['mae']:.2f}", _ci_cell(ctl, "minus_ref", True) if key != "y0" else "-"]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for blk, label in (("real", "Real first estimates"), ("control", "Control")):
+        c, d = res[blk]["crossfit"], res[blk]["correction"]
+        lines.append(
+            f"- {label}: the default correction minus the better recalibration ({d['recal']}) "
+            f"{_ci_cell(d, 'minus_recal', True)}; the cross-fitted form minus its own first estimate "
+            f"{_ci_cell(c, 'minus_own_y0', True)} and minus the default form {_ci_cell(c, 'minus_default', True)}."
+        )
+    gate = res["gate"]
+    lines += [
+        f"- The held-out gate left the correction on in {gate['default_applied']} of {gate['runs']} runs (default "
+        f"form) and {gate['crossfit_applied']} of {gate['runs']} (cross-fitted); the control's error models have no "
+        f"gate. Out-of-fold y0 erred {res['mae_y0_out_of_fold']:.2f} y on the training splits.",
+        "",
+        f"*{res['source']}, {res['folds']} splits x {res['seeds']} seeds, {res['test_images']} test images, web-caption "
+        f"micro-CLIP, control y0 shrunk x{res['shrink']:g} towards the training mean; CIs over {res['ci']}; "
+        f"{_made_by(entry).replace('](results/', '](../results/')}.*",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 PERFORMANCE = ROOT / "docs" / "performance.md"
 
 
@@ -343,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     ft.add_argument("names", nargs="*", default=["finetune_micro", "finetune_vit"])
     j = sub.add_parser("joint", help="the joint correction beside the post-hoc one, between docs/method.md's markers")
     j.add_argument("name", nargs="?", default="correction_joint_synthage", help="results/NAME.json, a bench run")
+    r = sub.add_parser(
+        "recalibration", help="the correction's forms against recalibration, between docs/method.md's markers"
+    )
+    r.add_argument("name", nargs="?", default="correction_recalibration_synthage", help="results/NAME.json")
     c = sub.add_parser("claims", help="the claims table of a benchmark result, between the README's claims markers")
     c.add_argument("results")
     c.add_argument("--speed", default=None)
@@ -354,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "backbones": ("backbones", MICRO_CLIP, lambda: backbones_markdown(args.exact, args.web)),
         "choices": ("choices", STATISTICS, lambda: choices_markdown(args.name)),
         "joint": ("joint", METHOD, lambda: joint_markdown(args.name)),
+        "recalibration": ("recalibration", METHOD, lambda: recalibration_markdown(args.name)),
         "findings": ("claims", README, lambda: findings_markdown(args.name, args.speed, args.controls, args.mixing)),
     }
     if args.cmd in generated:
