@@ -26,7 +26,7 @@ from cilf.bench.claims import (
     read_result,
     read_speed,
 )
-from cilf.bench.recalibration import FORMS, correction_forms_rows
+from cilf.bench.recalibration import FORMS_COLUMNS, correction_forms_rows, forms_table_rows
 from cilf.io import write_text
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # the claims table's markers (markers("claims"))
@@ -290,15 +290,8 @@ def recalibration_markdown(name: str = "correction_recalibration_synthage") -> s
     the shrunk-y0 positive control, and the comparisons read from it (a ``bench-correction`` result ``name``)."""
     entry = registry_entry(name)
     res = entry["result"]
-    lines = [
-        "| form | MAE, y [95% CI] | minus y0 [95% CI] | control: MAE | control: minus y0 |",
-        "|---|---|---|---|---|",
-    ]
-    for key, title in FORMS.items():
-        real, ctl = res["real"][key], res["control"][key]
-        cells = [_ci_cell(real, "mae"), _ci_cell(real, "minus_ref", True) if key != "y0" else "-"]
-        cells += [f"{ctl['mae']:.2f}", _ci_cell(ctl, "minus_ref", True) if key != "y0" else "-"]
-        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines = ["| " + " | ".join(FORMS_COLUMNS) + " |", "|---" * len(FORMS_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in forms_table_rows(res["real"], res["control"])]
     lines.append("")
     for blk, label in (("real", "Real first estimates"), ("control", "Control")):
         c, d = res[blk]["crossfit"], res[blk]["correction"]

@@ -40,12 +40,12 @@ CORRECTION_FORMS = {  # bench method -> its row title where the correction's for
     "train_mean": "training-set mean (trivial baseline)",
 }
 FORMS = {  # correction_predictions' keys -> row titles (notebook 04, bench-correction, docs/method.md section 7)
-    "y0": "first estimate y0 (the final model)",
-    "correction": "correction, default (E from out-of-fold y0, applied to the final model's y0 and f)",
-    "linear": "y0 recalibrated: line a + b y0 on the out-of-fold pairs",
-    "isotonic": "y0 recalibrated: isotonic map on the out-of-fold pairs",
+    "y0": "y0 of the final model",
+    "correction": "correction, default",
+    "linear": "y0 recalibrated by a line a + b y0",
+    "isotonic": "y0 recalibrated by an isotonic map",
     "y0_folds": "y0 of the K fold models, averaged",
-    "crossfit": "correction, cross-fitted (E applied to each fold model's y0 and f, averaged: no mismatch)",
+    "crossfit": "correction, cross-fitted (no mismatch)",
 }
 
 
@@ -58,6 +58,31 @@ def correction_forms_rows(methods: dict) -> list[tuple[str, str, str]]:
         diff = f"{m['delta_mae']:+.2f} [{m['delta_ci'][0]:.2f}, {m['delta_ci'][1]:.2f}]" if "delta_ci" in m else "-"
         rows.append((title, f"{m['mae_pooled']:.2f} [{m['mae_ci'][0]:.2f}, {m['mae_ci'][1]:.2f}]", diff))
     return rows
+
+
+FORMS_COLUMNS = ("form", "MAE, y [95% CI]", "minus y0 [95% CI]", "control: MAE", "control: minus y0")
+
+
+def forms_table_rows(real: dict, control: dict) -> list[tuple[str, str, str, str, str]]:
+    """One row per form of :data:`FORMS` (:data:`FORMS_COLUMNS`) from :func:`form_rows`' ``real`` and ``control``
+    rows: its MAE [95% CI] and difference from y0 [95% CI] on the real first estimates, then in the control."""
+
+    def ci(row: dict, key: str, sign: bool = False) -> str:
+        if f"{key}_ci" not in row:
+            return "-"
+        lo, hi = row[f"{key}_ci"]
+        return f"{row[key]:{'+' if sign else ''}.2f} [{lo:.2f}, {hi:.2f}]"
+
+    return [
+        (
+            title,
+            ci(real[k], "mae"),
+            ci(real[k], "minus_ref", True),
+            f"{control[k]['mae']:.2f}",
+            ci(control[k], "minus_ref", True),
+        )
+        for k, title in FORMS.items()
+    ]
 
 
 def fit_linear(y0: np.ndarray, y: np.ndarray):
