@@ -19,6 +19,7 @@ from cilf.bench.claims import (
     claims_frame,
     claims_markdown,
     claims_table,
+    control_run,
     format_claims,
 )
 from cilf.bench.runner import BenchConfig, _score, budget, summarise
@@ -203,28 +204,35 @@ def test_markdown_and_frame_carry_every_claim():
 
 def test_a_null_whose_positive_control_is_resolved_bounds_the_effect_one_whose_control_fails_is_not_testable():
     claim = next(c for c in CLAIMS if c.id == "similarity")
-    assert claim.control is not None and claim.control.run == "controls"
+    assert claim.control is not None and claim.control.run == "flat_head"
     res = fake_result({"similarity_prior=off": 0.0}, noise=1.0)  # the claim itself: a null
     seen = fake_result({"similarity_prior=off": 2.0}, noise=1.0, seed=1)  # the control: the prior matters there
-    row = claims_table(res, controls=seen, claims=(claim,))[0]
+    row = claims_table(res, controls={"flat_head": seen}, claims=(claim,))[0]
     assert row["control"]["resolved"] is True and row["control"]["ci_high"] < 0
     assert row["verdict"] == "not resolved" and "no effect larger than" in row["note"]
     bound = max(abs(row["ci_low"]), abs(row["ci_high"]))
     assert f"no effect larger than {bound:.2f} y" in row["note"]
     blind = fake_result({"similarity_prior=off": 0.0}, noise=1.0, seed=2)  # the control sees nothing either
-    row = claims_table(res, controls=blind, claims=(claim,))[0]
+    row = claims_table(res, controls={"flat_head": blind}, claims=(claim,))[0]
     assert row["control"]["resolved"] is False and row["verdict"] == NOT_TESTABLE
     assert "its positive control is not resolved" in row["note"]
     # a control pointing the wrong way (the mechanism hurts where it should help) fails as well
     wrong = fake_result({"similarity_prior=off": -2.0}, noise=1.0, seed=3)
-    assert claims_table(res, controls=wrong, claims=(claim,))[0]["verdict"] == NOT_TESTABLE
+    assert claims_table(res, controls={"flat_head": wrong}, claims=(claim,))[0]["verdict"] == NOT_TESTABLE
     # a resolved claim keeps its verdict whatever its control says: the effect was seen
     helps = fake_result({"similarity_prior=off": 2.0}, noise=1.0, seed=4)
-    assert claims_table(helps, controls=blind, claims=(claim,))[0]["verdict"] == "supported"
+    assert claims_table(helps, controls={"flat_head": blind}, claims=(claim,))[0]["verdict"] == "supported"
     # no controls run: the verdict is unchanged and the control says how to run it
     row = claims_table(res, claims=(claim,))[0]
     assert row["verdict"] == "not resolved" and row["control"]["resolved"] is None
-    assert "--epochs 1" in row["control"]["note"]
+    assert "head_tau=1 correction=false" in row["control"]["note"]
+    # the flat-head run is recognised by its settings, and the one-epoch run does not hold this control
+    flat = {**seen, "bench_config": {"epochs": 6, "model": {"head_tau": 1.0, "correction": False}}}
+    assert control_run(flat) == "flat_head"
+    row = claims_table(res, controls=[{**blind, "bench_config": {"epochs": 1}}, flat], claims=(claim,))[0]
+    assert row["control"]["resolved"] is True
+    row = claims_table(res, controls=[{**seen, "bench_config": {"epochs": 1}}], claims=(claim,))[0]
+    assert row["control"]["resolved"] is None
 
 
 def test_a_match_with_attention_is_not_testable_where_no_mixing_matches_too():
@@ -280,7 +288,10 @@ def test_cli_reads_the_controls_run(tmp_path, capsys):
 
     path, controls = tmp_path / "results.json", tmp_path / "controls.json"
     path.write_text(json.dumps(fake_result({"similarity_prior=off": 0.0}, noise=1.0)))
-    controls.write_text(json.dumps(fake_result({"similarity_prior=off": 0.0}, noise=1.0, seed=2)))
+    flat = {"epochs": 6, "model": {"head_tau": 1.0, "correction": False}}  # the similarity prior's control run
+    controls.write_text(
+        json.dumps({**fake_result({"similarity_prior=off": 0.0}, noise=1.0, seed=2), "bench_config": flat})
+    )
     assert main(["claims", str(path), "--controls", str(controls)]) == 0
     out = capsys.readouterr().out
     assert f"[{NOT_TESTABLE}] CLIP's pixel-text similarity" in out and "NOT resolved" in out

@@ -62,19 +62,32 @@ _FUSION_OFF_CMD = (
     f"{_BENCH} --variants full context=off --peers train_mean --set image_fusion=false correction=false "
     "--out runs/controls-fusion-off"
 )
+FLAT_HEAD_TAU = 1.0  # the flat-head control's head_tau: cosines in [-1, 1] as logits, a near-uniform softmax
+_FLAT_HEAD_CMD = (
+    f"{_BENCH} --variants full similarity_prior=off --peers train_mean --set head_tau={FLAT_HEAD_TAU:g} "
+    "correction=false --out runs/controls-flat-head"
+)
 CONTROL_RUNS = {  # run name -> (the command, what it changes)
     "controls": (_CONTROLS_CMD, f"every trained method stopped after {CONTROL_EPOCHS} epoch"),
     "fusion_off": (_FUSION_OFF_CMD, "f = v (no image-side fusion) and the first estimate y0 (correction off)"),
+    "flat_head": (
+        _FLAT_HEAD_CMD,
+        f"the head's own logits starting flat (head_tau = {FLAT_HEAD_TAU:g}) and the first estimate y0 (correction off)",
+    ),
 }
 
 
 def control_run(result: dict, where: str = "the controls result") -> str:
     """Which control run (a key of :data:`CONTROL_RUNS`) a benchmark result is, read from the settings it records
-    (``bench_config``): ``image_fusion=false`` in its model overrides -> "fusion_off", else "controls" (a result
-    that records no settings counts as "controls"). ValueError for a result that records settings of neither."""
+    (``bench_config``): ``image_fusion=false`` in its model overrides -> "fusion_off", ``head_tau`` =
+    :data:`FLAT_HEAD_TAU` -> "flat_head", else "controls" (a result that records no settings counts as "controls").
+    ValueError for a result that records settings of none of them."""
     cfg = result.get("bench_config") or {}
-    if (cfg.get("model") or {}).get("image_fusion") is False:
+    model = cfg.get("model") or {}
+    if model.get("image_fusion") is False:
         return "fusion_off"
+    if model.get("head_tau") == FLAT_HEAD_TAU:
+        return "flat_head"
     if not cfg or cfg.get("epochs") == CONTROL_EPOCHS:
         return "controls"
     raise ValueError(
@@ -162,10 +175,13 @@ CLAIMS: tuple[Claim, ...] = (
         f"{_BENCH} --variants full similarity_prior=off --peers && {_CLAIMS_CMD}",
         control=Control(
             "similarity_prior=off",
-            "the same comparison after one epoch",
-            "with the prior the untrained head starts as zero-shot CLIP (alpha = 1, g = 0), so after a few steps the "
-            "prior should still be most of what the head knows",
-            run="controls",
+            f"the same comparison with the head's own logits starting flat (head_tau = {FLAT_HEAD_TAU:g}), on y0",
+            "the default head without S starts as zero-shot CLIP at another temperature (f = v, T' = T), so removing "
+            f"S removes a copy of its start; at head_tau = {FLAT_HEAD_TAU:g} its own logits cos(f, T') / tau_h lie "
+            "in [-1, 1] for every age class, their softmax starts near uniform and their scale learns at about the "
+            "learning rate per step, so S is the only age information the head starts with; the correction is off "
+            "because it is a second regressor on f that both sides would share",
+            run="flat_head",
         ),
     ),
     Claim(
