@@ -54,9 +54,10 @@ PROTOCOL = "5-fold"  # subject-exclusive k-fold on SynthAge; None: the dataset's
 MAX_FOLDS = None  # subject-exclusive splits run; None: 1 in FAST mode, 2 in the full budget
 SPEED = "../results/bench_speed_mixers.json"  # the committed speed benchmark (FourierFormer vs attention cost)
 LARGER_RUN = "../results/claims_synthage_5fold.json"  # the committed larger run shown beside this one (see the end)
-CONTROL_RUNS = (  # its positive controls (see the end): after one epoch; with f = v on y0
+CONTROL_RUNS = (  # its positive controls (see the end): after one epoch; with f = v on y0; with a flat head on y0
     "../results/claims_controls_synthage.json",
     "../results/claims_controls_fusion_off_synthage.json",
+    "../results/claims_controls_flat_head_synthage.json",
 )
 
 # %%
@@ -143,9 +144,11 @@ print(len(m), "methods,", SEEDS, "seeds each")
 # Beside each claim stands its **positive control** (`cilf.bench.claims.Control`): the same comparison in a
 # setting where the mechanism is expected beforehand to matter, so that a null result can be told from a testbed
 # that gives the mechanism no room. FourierFormer's control is no token mixing at all, the peers' the
-# training-set mean, both read from this run; the similarity prior's, the contrastive loss's and the
-# correction's are the same comparison after one epoch, a second run of the same command that this notebook
-# does not repeat (the committed one is shown at the end). A null or a match whose control ran and was not
+# training-set mean, both read from this run; the contrastive loss's and the correction's are the same comparison
+# after one epoch, context prompting's the same comparison with f = v on $y_0$, and the similarity prior's the same
+# comparison with the head's own logits starting flat (`head_tau = 1`, so $S$ is all the age information the head
+# starts with) on $y_0$: further runs of the same command that this notebook does not repeat (the committed ones are
+# shown at the end). A null or a match whose control ran and was not
 # resolved reads **not testable here**; a null whose control was resolved reads "no effect larger than X y".
 #
 # These verdicts are about **SynthAge (synthetic) with the web-caption micro-CLIP only**: whether each

@@ -89,7 +89,7 @@ def test_the_readme_findings_are_generated_from_the_results_registry():
 
     text = (ROOT / "README.md").read_text()
     block = text.split(BEGIN)[1].split(END)[0]
-    controls = ("claims_controls_synthage", "claims_controls_fusion_off_synthage")
+    controls = ("claims_controls_synthage", "claims_controls_fusion_off_synthage", "claims_controls_flat_head_synthage")
     made = findings_markdown("claims_synthage_5fold", "bench_speed_mixers", controls, MIXING)
     assert block.strip() == made.strip(), (
         "README findings differ from results/: run `python -m tools.readme_tables findings claims_synthage_5fold "
@@ -197,7 +197,7 @@ def test_the_context_control_quoted_in_the_method_is_that_of_the_committed_run()
     def result(name):
         return json.loads((ROOT / "results" / f"{name}.json").read_text())["result"]
 
-    controls = [result("claims_controls_synthage"), result("claims_controls_fusion_off_synthage")]
+    controls = [result(f"claims_controls{k}_synthage") for k in ("", "_fusion_off", "_flat_head")]
     rows = {r["id"]: r for r in claims_table(result("claims_synthage_5fold"), controls=controls)}
     ctl = rows["context"]["control"]
     y0 = controls[1]["methods"]["full"]["mae_pooled"]
@@ -285,3 +285,22 @@ def test_the_correction_forms_table_and_its_quoted_numbers_come_from_their_run()
     assert res["control"]["correction"]["minus_ref_ci"][1] < 0  # the positive control is resolved
     for blk in ("real", "control"):  # "beats the better recalibration by about 4 y"
         assert round(-res[blk]["correction"]["minus_recal"]) == 4 and res[blk]["correction"]["minus_recal_ci"][1] < 0
+
+
+def test_the_similarity_control_quoted_in_the_method_is_that_of_the_committed_run():
+    from cilf.bench.claims import claims_table
+
+    def result(name):
+        return json.loads((ROOT / "results" / f"{name}.json").read_text())["result"]
+
+    controls = [result(f"claims_controls{k}_synthage") for k in ("", "_fusion_off", "_flat_head")]
+    row = {r["id"]: r for r in claims_table(result("claims_synthage_5fold"), controls=controls)}["similarity"]
+    ctl, flat = row["control"], controls[2]
+    assert ctl["resolved"] and flat["bench_config"]["model"]["head_tau"] == 1.0
+    text = " ".join((ROOT / "docs" / "method.md").read_text().split())
+    assert f"full minus no prior on $y_0$ {ctl['effect']}" in text, ctl["effect"]
+    assert f"the head without $S$ at {flat['methods']['similarity_prior=off']['mae_pooled']:.2f} y" in text
+    bound = max(abs(row["ci_low"]), abs(row["ci_high"]))
+    assert row["verdict"] == "not resolved" and f'"no effect larger than {bound:.2f} y"' in text
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"no effect larger than {bound:.2f} y" in readme
