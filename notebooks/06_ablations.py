@@ -138,7 +138,7 @@ print(len(m), "methods,", SEEDS, "seeds each")
 # written by hand: *supported* when the whole CI lies on the claim's side, *contradicted* when it lies
 # wholly on the other, *not resolved* when it straddles, *not run* when the benchmark lacks the method.
 # "FourierFormer matches attention" is an equivalence claim (|effect| < 0.25 y, a margin fixed
-# beforehand) and also needs the measured cost ratio at N = 3136 (`figures/bench_speed.json`) below 1;
+# beforehand) and also needs the measured cost ratio at N = 3136 (`results/bench_speed_mixers.json`) below 1;
 # "beats its peers" needs every peer's CI below 0 (docs/statistics.md, "Claims and verdicts").
 #
 # Beside each claim stands its **positive control** (`cilf.bench.claims.Control`): the same comparison in a

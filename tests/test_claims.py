@@ -424,3 +424,14 @@ def test_leave_one_person_out_folds_pool_their_subjects():
     one_each = [np.array([f"s{k}"] * 4) for k in range(folds)]  # each fold's test images: one subject
     s = summarise(runs, ages, one_each)
     assert s["full"]["ci_unit"] == "subjects" and s["dex"]["paired_groups"] == folds
+
+
+def test_a_control_resolved_the_other_way_says_so():
+    # no mixing errs less than the full model where mixing should help: the control fails, and the cell says how
+    blind = fake_result({"mixer=attention": 0.02, "mixer=none": -1.0}, noise=0.05)
+    row = rows_by_id(blind, FAST)["fourierformer"]
+    assert row["control"]["resolved"] is False and row["control"]["wrong_way"] is True
+    assert "(the other way: B errs less)" in claims_markdown([row])
+    row = rows_by_id(fake_result({"mixer=attention": 0.02}, noise=0.05, same_as_full=("mixer=none",)), FAST)
+    assert row["fourierformer"]["control"]["wrong_way"] is False
+    assert "the other way" not in claims_markdown([row["fourierformer"]])

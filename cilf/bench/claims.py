@@ -613,8 +613,9 @@ def _peers_row(claim: Claim, result: dict) -> dict:
 
 def _control(claim: Claim, result: dict, controls: dict[str, dict]) -> dict:
     """The claim's positive control as a dict: ``setting``, ``why``, ``b``, ``run`` and, where it ran,
-    ``estimate``, ``ci_low``, ``ci_high``, ``effect`` (full - B there) and ``resolved`` (the full model's lower
-    error resolved, by the same stable verdict as the claims); ``resolved`` None when it did not run."""
+    ``estimate``, ``ci_low``, ``ci_high``, ``effect`` (full - B there), ``resolved`` (the full model's lower
+    error resolved, by the same stable verdict as the claims; None when it did not run) and ``wrong_way`` (B's
+    lower error resolved instead)."""
     c = claim.control
     if c is None:
         return {"setting": None, "resolved": None, "effect": "-", "note": "no control constructed"}
@@ -627,12 +628,14 @@ def _control(claim: Claim, result: dict, controls: dict[str, dict]) -> dict:
     if eff is None:
         out["note"] = f"not run ({why})"
         return out
+    seen = _stable_verdict(source, c.b, eff, "lower", 0.0)
     out.update(
         estimate=eff.estimate,
         ci_low=eff.ci_low,
         ci_high=eff.ci_high,
         effect=format_effect(eff),
-        resolved=_stable_verdict(source, c.b, eff, "lower", 0.0) == "supported",
+        resolved=seen == "supported",
+        wrong_way=seen == "contradicted",  # resolved the other way: B errs less where the mechanism should help
         source=source["source"] + ("" if c.run == "claims" else f", {_design(source)}"),
         note="",
     )
@@ -785,7 +788,10 @@ def format_claims(rows: list[dict]) -> str:
             seen = (
                 ctl.get("note", "not run")
                 if ctl["resolved"] is None
-                else (f"{ctl['effect']}, {'resolved' if ctl['resolved'] else 'NOT resolved'}")
+                else (
+                    f"{ctl['effect']}, {'resolved' if ctl['resolved'] else 'NOT resolved'}"
+                    + (" (the other way: B errs less)" if ctl.get("wrong_way") else "")
+                )
             )
             lines.append(f"    positive control ({ctl['setting']}): {seen}")
         if r.get("detectable") is not None:
@@ -810,7 +816,12 @@ def control_cell(row: dict) -> str:
         return "none constructed"
     if ctl["resolved"] is None:
         return f"{ctl['setting']}: {ctl.get('note', 'not run')}"
-    return f"{ctl['setting']}: {ctl['effect']}, {'resolved' if ctl['resolved'] else '**not resolved**'}"
+    seen = (
+        "resolved"
+        if ctl["resolved"]
+        else "**not resolved**" + (" (the other way: B errs less)" if ctl.get("wrong_way") else "")
+    )
+    return f"{ctl['setting']}: {ctl['effect']}, {seen}"
 
 
 def claims_markdown(rows: list[dict]) -> str:
