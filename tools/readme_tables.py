@@ -303,6 +303,21 @@ def recalibration_markdown(name: str = "correction_recalibration_synthage") -> s
             f"{_ci_cell(d, 'minus_recal', True)}; the cross-fitted form minus its own first estimate "
             f"{_ci_cell(c, 'minus_own_y0', True)} and minus the default form {_ci_cell(c, 'minus_default', True)}."
         )
+    if "joint" in res["real"]:
+        j = res["real"]["joint"]
+        lines.append(
+            f"- The paper's joint form (E trained with the age model, another model on the same images) minus the "
+            f"default form {_ci_cell(j, 'minus_default', True)}, minus the better recalibration "
+            f"{_ci_cell(j, 'minus_recal', True)}."
+        )
+    sp = res.get("spearman_with_abs_y0_error", {})
+    if sp.get("abs_error0", {}).get("runs") and sp.get("spread0", {}).get("runs"):
+        a, b = sp["abs_error0"], sp["spread0"]
+        lines.append(
+            f"- How well E ranks the test images by |y0 - y| (Spearman, per run): its predicted |e(y0)|, which E_P "
+            f"reads, {a['mean']:.2f} on average ({a['min']:.2f} to {a['max']:.2f}); its ensemble spread at y0, which "
+            f"E_P does not read, {b['mean']:.2f} ({b['min']:.2f} to {b['max']:.2f}), over {b['runs']} runs."
+        )
     gate = res["gate"]
     lines += [
         f"- The held-out gate left the correction on in {gate['default_applied']} of {gate['runs']} runs (default "

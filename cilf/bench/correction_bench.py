@@ -1,8 +1,10 @@
-"""``python -m cilf bench-correction``: the correction against recalibration, in its default and its cross-fitted
-form, with the shrunk-y0 positive control, over a benchmark's folds x seeds (docs/method.md, section 7).
+"""``python -m cilf bench-correction``: the correction against recalibration, in its default, its cross-fitted and
+the paper's joint form, with the shrunk-y0 positive control, over a benchmark's folds x seeds (docs/method.md,
+section 7).
 
 Every fold x seed trains the full model as ``bench`` does (same budget, same saved-run folder, its own key), then
-:func:`cilf.bench.recalibration.correction_predictions` gives each form's test predictions. The rows pool every
+:func:`cilf.bench.recalibration.correction_predictions` gives each form's test predictions; the joint form is a
+second model (``correction_fit=joint``, as ``bench``'s variant of that name) trained on the same images. The rows pool every
 (seed, image) cell with the CIs of ``bench`` (test subjects resampled within folds, seeds by a t interval;
 :mod:`cilf.stats`), each comparison paired on the same test images.
 """
@@ -17,14 +19,16 @@ import torch
 from tqdm import tqdm
 
 from cilf.app.crossfit import fit_features
+from cilf.app.infer import predict_features
 from cilf.app.params import Budget, correction_fit_of
 from cilf.bench.effects import ci_over
 from cilf.bench.recalibration import FORMS, SHRINK, correction_predictions, form_rows
-from cilf.bench.runner import BenchConfig, budget, config_key, fold_runs, prepare
+from cilf.bench.runner import VARIANTS, BenchConfig, budget, config_key, fold_runs, prepare
 from cilf.data.datasets import subject_ids
 from cilf.model.config import default_config
 
 METHOD = "correction_vs_recalibration"  # the saved runs' method key
+JOINT = "correction_fit=joint"  # the paper's end-to-end form, trained beside the default on the same images
 
 
 def _check(bcfg: BenchConfig) -> None:
@@ -62,9 +66,11 @@ def run_correction_bench(bcfg: BenchConfig) -> dict:
             )
             subjects = [setup.ds.rows[setup.cf.rows[j]].get("subject", "") for j in fr.tr]
             model = fit_features(cfg, feats[fr.tr], fr.y_tr, **vars(b), groups=subjects, correction=fit)
+            joint = fit_features(cfg.replace(**VARIANTS[JOINT]), feats[fr.tr], fr.y_tr, **vars(b), groups=subjects)
             p = correction_predictions(
                 model, (feats[fr.tr], fr.y_tr, subjects), (feats[fr.te], torch.as_tensor(fr.y_te)), b, fit
             )
+            p["real"]["joint"] = predict_features(joint, feats[fr.te], device=bcfg.device)["age"]
             return {
                 "pred": [float(x) for x in p["real"]["correction"]],  # the model's own ages, as bench saves them
                 "forms": {blk: {k: [float(x) for x in v] for k, v in p[blk].items()} for blk in ("real", "control")},
@@ -82,6 +88,7 @@ def run_correction_bench(bcfg: BenchConfig) -> dict:
             "weight_decay": bcfg.weight_decay,
             "warmup_steps": bcfg.warmup_steps,
             "shrink": SHRINK,
+            "forms": list(FORMS),  # runs saved with fewer forms are computed again
         }
         runs.append(setup.store.get(key, compute, n_test=len(fr.te)))
         bar.update()
@@ -104,7 +111,10 @@ def _summary(setup, runs: list[dict], ages: dict, groups: dict, seconds: float) 
     def per_fold(block: str, form: str) -> list[np.ndarray]:
         return [np.array([r["forms"][block][form] for r in runs[k * n : (k + 1) * n]]) for k in range(len(folds))]
 
-    blocks = {blk: form_rows(y, {f: per_fold(blk, f) for f in FORMS}, g) for blk in ("real", "control")}
+    blocks = {
+        blk: form_rows(y, {f: per_fold(blk, f) for f in FORMS if f in runs[0]["forms"][blk]}, g)
+        for blk in ("real", "control")
+    }
     settings = [r["settings"] for r in runs]
     return {
         "source": setup.label,
@@ -126,10 +136,21 @@ def _summary(setup, runs: list[dict], ages: dict, groups: dict, seconds: float) 
         },
         "shrink": SHRINK,
         "mae_y0_out_of_fold": float(np.mean([s["mae_y0_out_of_fold"] for s in settings])),
+        "spearman_with_abs_y0_error": {  # per run, on its test images: E's |e(y0)| (what E_P reads), its spread
+            k: _spread([s[f"spearman_{k}"] for s in settings]) for k in ("abs_error0", "spread0")
+        },
         "runs": {"computed": setup.store.computed, "reused": setup.store.reused},
         "seconds": seconds,
         "per_run": runs,
     }
+
+
+def _spread(values: list) -> dict:
+    """Mean, lowest and highest of per-run values (None where undefined), and how many were defined."""
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if not v.size:
+        return {"runs": 0}
+    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "runs": int(v.size)}
 
 
 def _cell(row: dict, key: str) -> str:
@@ -160,4 +181,18 @@ def format_correction_bench(result: dict) -> str:
             f"  cross-fitted minus its own y0 (fold models' mean): {_cell(c, 'minus_own_y0')}",
             f"  cross-fitted minus default correction: {_cell(c, 'minus_default')}",
         ]
+        if "joint" in result[blk]:
+            lines.append(
+                f"  joint (the paper's form) minus default correction: {_cell(result[blk]['joint'], 'minus_default')}"
+            )
+    sp = result["spearman_with_abs_y0_error"]
+    for k, what in (
+        ("abs_error0", "E's predicted |e(y0)| (what E_P reads)"),
+        ("spread0", "the ensemble's spread at y0"),
+    ):
+        if sp[k].get("runs"):
+            lines.append(
+                f"Spearman of {what} with |y0 - y|: {sp[k]['mean']:.2f} on average over {sp[k]['runs']} runs "
+                f"({sp[k]['min']:.2f} to {sp[k]['max']:.2f})"
+            )
     return "\n".join(lines)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from sklearn.isotonic import IsotonicRegression
 
+from cilf.app.correction_report import spearman
 from cilf.app.crossfit import fit_error_model, fold_ids, fold_models, fused_features, held_out_gate, usable_groups
 from cilf.app.infer import predict_features
 from cilf.app.params import Budget, CorrectionFit
@@ -46,6 +47,7 @@ FORMS = {  # correction_predictions' keys -> row titles (notebook 04, bench-corr
     "isotonic": "y0 recalibrated by an isotonic map",
     "y0_folds": "y0 of the K fold models, averaged",
     "crossfit": "correction, cross-fitted (no mismatch)",
+    "joint": "correction, joint (the paper's form)",  # another model: bench-correction trains it beside the default
 }
 
 
@@ -64,8 +66,9 @@ FORMS_COLUMNS = ("form", "MAE, y [95% CI]", "minus y0 [95% CI]", "control: MAE",
 
 
 def forms_table_rows(real: dict, control: dict) -> list[tuple[str, str, str, str, str]]:
-    """One row per form of :data:`FORMS` (:data:`FORMS_COLUMNS`) from :func:`form_rows`' ``real`` and ``control``
-    rows: its MAE [95% CI] and difference from y0 [95% CI] on the real first estimates, then in the control."""
+    """One row per form of :data:`FORMS` in ``real`` (:data:`FORMS_COLUMNS`) from :func:`form_rows`' ``real`` and
+    ``control`` rows: its MAE [95% CI] and difference from y0 [95% CI] on the real first estimates, then in the
+    control ("-" for a form the control has not: the joint form)."""
 
     def ci(row: dict, key: str, sign: bool = False) -> str:
         if f"{key}_ci" not in row:
@@ -78,10 +81,11 @@ def forms_table_rows(real: dict, control: dict) -> list[tuple[str, str, str, str
             title,
             ci(real[k], "mae"),
             ci(real[k], "minus_ref", True),
-            f"{control[k]['mae']:.2f}",
-            ci(control[k], "minus_ref", True),
+            f"{control[k]['mae']:.2f}" if k in control else "-",
+            ci(control[k], "minus_ref", True) if k in control else "-",
         )
         for k, title in FORMS.items()
+        if k in real
     ]
 
 
@@ -139,7 +143,8 @@ def form_rows(y, preds: dict, groups) -> dict:
     """MAE of each prediction with its CI, and its paired difference from y0 (``minus_ref``, over ``groups``).
     The correction's row also holds its difference from the better recalibration (``minus_recal``, ``recal``); the
     cross-fitted correction's (when present) its difference from its own first estimate, the fold models' mean y0
-    (``minus_own_y0``), from the default correction (``minus_default``) and from the better recalibration.
+    (``minus_own_y0``), from the default correction (``minus_default``) and from the better recalibration; the
+    joint form's (when present) its differences from the default correction and the better recalibration.
 
     ``y``, ``preds`` and ``groups``: one model's (m,) arrays, or per fold lists of (m_k,) ages, (n_seeds, m_k)
     predictions and (m_k,) subject ids (seeds crossed with folds; :mod:`cilf.stats`)."""
@@ -155,6 +160,8 @@ def form_rows(y, preds: dict, groups) -> dict:
     comparisons = {"correction": {"minus_recal": best}}
     if "crossfit" in err:
         comparisons["crossfit"] = {"minus_own_y0": "y0_folds", "minus_default": "correction", "minus_recal": best}
+    if "joint" in err:
+        comparisons["joint"] = {"minus_default": "correction", "minus_recal": best}
     for name, against in comparisons.items():
         out[name]["recal"] = best
         for field, other in against.items():
@@ -197,6 +204,7 @@ def correction_predictions(
         h_k.append(fused_features(fm, f_te, device=dev))
     pred = predict_features(model, f_te, device=dev)
     y0_te, ytr = pred["y0"], y_tr.numpy()
+    miss = np.abs(y0_te - test[1].float().cpu().numpy())  # |y0 - y| on the test images
     h_te = fused_features(model, f_te, device=dev)
     # the default form's E learned from these features (CorrectionFit.error_features)
     h_tr = h_oof if fit.error_features == "out_of_fold" else fused_features(model, f_tr, device=dev)
@@ -257,6 +265,9 @@ def correction_predictions(
             "train_images": len(ytr),
             "test_images": len(y0_te),
             "mae_y0_out_of_fold": float(np.abs(y0_oof - ytr).mean()),
+            # does E_P's judgement rank the test images by how wrong y0 is? (its decision reads |e(y0)| only)
+            "spearman_abs_error0": spearman(np.abs(pred["error0"]), miss),
+            "spearman_spread0": spearman(pred["spread0"], miss),
         },
     }
 
