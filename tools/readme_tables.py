@@ -26,7 +26,7 @@ from cilf.bench.claims import (
     read_result,
     read_speed,
 )
-from cilf.bench.recalibration import FORMS_COLUMNS, correction_forms_rows, forms_table_rows
+from cilf.bench.recalibration import FORMS_COLUMNS, forms_table_rows
 from cilf.io import write_text
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # the claims table's markers (markers("claims"))
@@ -270,19 +270,6 @@ def backbones_markdown(exact: str = "claims_synthage_5fold_exact", web: str = "c
 METHOD = ROOT / "docs" / "method.md"
 
 
-def joint_markdown(name: str = "correction_joint_synthage") -> str:
-    """docs/method.md's table of the paper's joint correction beside the post-hoc one and y0: MAE [95% CI] and
-    the paired difference from the post-hoc model, from the registry result ``name`` (a bench run)."""
-    entry = registry_entry(name)
-    lines = ["| model | MAE, y [95% CI] | minus the post-hoc correction, y [95% CI] |", "|---|---|---|"]
-    lines += [f"| {title} | {mae} | {diff} |" for title, mae, diff in correction_forms_rows(entry["result"]["methods"])]
-    lines.append("")
-    lines.append(
-        f"*{entry['result']['source']}, web-caption micro-CLIP; {_made_by(entry).replace('](results/', '](../results/')}.*"
-    )
-    return "\n".join(lines) + "\n"
-
-
 def _ci_cell(row: dict, key: str, sign: bool = False) -> str:
     lo, hi = row[f"{key}_ci"]
     return f"{row[key]:{'+' if sign else ''}.2f} [{lo:.2f}, {hi:.2f}]"
@@ -392,8 +379,6 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--web", default="claims_synthage_5fold")
     ft = sub.add_parser("finetune", help="the fine-tuning tables, between docs/performance.md's markers")
     ft.add_argument("names", nargs="*", default=["finetune_micro", "finetune_vit"])
-    j = sub.add_parser("joint", help="the joint correction beside the post-hoc one, between docs/method.md's markers")
-    j.add_argument("name", nargs="?", default="correction_joint_synthage", help="results/NAME.json, a bench run")
     r = sub.add_parser(
         "recalibration", help="the correction's forms against recalibration, between docs/method.md's markers"
     )
@@ -408,7 +393,6 @@ def main(argv: list[str] | None = None) -> int:
         "finetune": ("finetune", PERFORMANCE, lambda: finetune_markdown(tuple(args.names))),
         "backbones": ("backbones", MICRO_CLIP, lambda: backbones_markdown(args.exact, args.web)),
         "choices": ("choices", STATISTICS, lambda: choices_markdown(args.name)),
-        "joint": ("joint", METHOD, lambda: joint_markdown(args.name)),
         "recalibration": ("recalibration", METHOD, lambda: recalibration_markdown(args.name)),
         "findings": ("claims", README, lambda: findings_markdown(args.name, args.speed, args.controls, args.mixing)),
     }

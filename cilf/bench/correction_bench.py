@@ -164,7 +164,7 @@ def format_correction_bench(result: dict) -> str:
     """The result as plain text: both blocks' rows, then the cross-fitted form against its references."""
     gate = result["gate"]
     lines = [
-        f"== the correction against recalibration, default and cross-fitted ({result['source']}, "
+        f"== the correction against recalibration: default, cross-fitted and joint forms ({result['source']}, "
         f"{result['folds']} splits x {result['seeds']} seeds, {result['test_images']} test images) ==",
         f"CIs: {result['ci']}",
         f"held-out gate left the correction on in {gate['default_applied']}/{gate['runs']} runs (default form) and "

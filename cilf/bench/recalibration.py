@@ -34,12 +34,6 @@ from cilf.model.correction import ErrorEnsemble, correct_estimates
 from cilf.stats import mean_ci, stable_difference
 
 SHRINK = 0.6  # the control's first estimator keeps 60% of each y0's distance from the training mean
-CORRECTION_FORMS = {  # bench method -> its row title where the correction's forms stand side by side
-    "correction=off": "first estimate y0 (no correction)",
-    "full": "post-hoc correction (default: E fitted after training on out-of-fold residuals)",
-    "correction_fit=joint": "joint correction (the paper's end-to-end form: E trained with the age model)",
-    "train_mean": "training-set mean (trivial baseline)",
-}
 FORMS = {  # correction_predictions' keys -> row titles (notebook 04, bench-correction, docs/method.md section 7)
     "y0": "y0 of the final model",
     "correction": "correction, default",
@@ -49,17 +43,6 @@ FORMS = {  # correction_predictions' keys -> row titles (notebook 04, bench-corr
     "crossfit": "correction, cross-fitted (no mismatch)",
     "joint": "correction, joint (the paper's form)",  # another model: bench-correction trains it beside the default
 }
-
-
-def correction_forms_rows(methods: dict) -> list[tuple[str, str, str]]:
-    """The correction's forms from a bench result's ``methods`` (:data:`CORRECTION_FORMS`): one (title, "MAE
-    [95% CI]", "minus the post-hoc correction [95% CI]", "-" for the post-hoc row itself) per form."""
-    rows = []
-    for key, title in CORRECTION_FORMS.items():
-        m = methods[key]
-        diff = f"{m['delta_mae']:+.2f} [{m['delta_ci'][0]:.2f}, {m['delta_ci'][1]:.2f}]" if "delta_ci" in m else "-"
-        rows.append((title, f"{m['mae_pooled']:.2f} [{m['mae_ci'][0]:.2f}, {m['mae_ci'][1]:.2f}]", diff))
-    return rows
 
 
 FORMS_COLUMNS = ("form", "MAE, y [95% CI]", "minus y0 [95% CI]", "control: MAE", "control: minus y0")
