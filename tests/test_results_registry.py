@@ -307,3 +307,16 @@ def test_the_similarity_control_quoted_in_the_method_is_that_of_the_committed_ru
     assert row["verdict"] == "not resolved" and f'"no effect larger than {bound:.2f} y"' in text
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert f"no effect larger than {bound:.2f} y" in readme
+
+
+def test_the_speed_report_on_the_performance_page_is_generated_from_its_run():
+    from tools.readme_tables import markers, speed_markdown
+
+    begin, end = markers("speed")
+    page = (ROOT / "docs" / "performance.md").read_text()
+    assert page.split(begin)[1].split(end)[0].strip() == speed_markdown().strip(), (
+        "run `python -m tools.readme_tables speed`"
+    )
+    entry = json.loads((ROOT / "results" / "bench_speed.json").read_text())
+    assert entry["command"].startswith("python -m cilf bench-speed") and "goals" in entry["result"]
+    assert "== goals" in speed_markdown() and "pipeline" in entry["result"]  # every section of the one run

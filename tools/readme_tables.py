@@ -27,6 +27,7 @@ from cilf.bench.claims import (
     read_speed,
 )
 from cilf.bench.recalibration import FORMS_COLUMNS, forms_table_rows
+from cilf.bench.speed import format_report
 from cilf.io import write_text
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # the claims table's markers (markers("claims"))
@@ -321,6 +322,14 @@ def recalibration_markdown(name: str = "correction_recalibration_synthage") -> s
 PERFORMANCE = ROOT / "docs" / "performance.md"
 
 
+def speed_markdown(name: str = "bench_speed") -> str:
+    """docs/performance.md's report of the one ``bench-speed`` run ``name``: every section as the command printed
+    it (``cilf.bench.speed.format_report``), with the command and commit that made it."""
+    entry = registry_entry(name)
+    made = _made_by(entry).replace("](results/", "](../results/")
+    return f"```\n{format_report(entry['result'])}\n```\n\n*Made by {made}.*\n"
+
+
 def finetune_markdown(names: tuple[str, ...] = ("finetune_micro", "finetune_vit")) -> str:
     """docs/performance.md's fine-tuning tables (``bench-speed --finetune`` results): per mode the trainable
     parameters, one-time encoding and epoch CPU seconds, test MAE; the boundary cache's speed-up against its target."""
@@ -377,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("backbones", help="the claims run on both micro-CLIPs, between docs/micro-clip.md's markers")
     b.add_argument("--exact", default="claims_synthage_5fold_exact")
     b.add_argument("--web", default="claims_synthage_5fold")
+    sp = sub.add_parser("speed", help="the one bench-speed run's report, between docs/performance.md's markers")
+    sp.add_argument("name", nargs="?", default="bench_speed", help="results/NAME.json, a bench-speed run")
     ft = sub.add_parser("finetune", help="the fine-tuning tables, between docs/performance.md's markers")
     ft.add_argument("names", nargs="*", default=["finetune_micro", "finetune_vit"])
     r = sub.add_parser(
@@ -391,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     generated = {  # command -> (block, file, what is written)
         "timings": ("timings", README, lambda: timings_markdown(args.name)),
         "finetune": ("finetune", PERFORMANCE, lambda: finetune_markdown(tuple(args.names))),
+        "speed": ("speed", PERFORMANCE, lambda: speed_markdown(args.name)),
         "backbones": ("backbones", MICRO_CLIP, lambda: backbones_markdown(args.exact, args.web)),
         "choices": ("choices", STATISTICS, lambda: choices_markdown(args.name)),
         "recalibration": ("recalibration", METHOD, lambda: recalibration_markdown(args.name)),

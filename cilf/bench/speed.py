@@ -796,17 +796,33 @@ def run_all(
     sections["total"] = {"wall_s": time.perf_counter() - t_all}
     result["sections"] = sections
     print(format_goals(result["goals"], result["source"]))
-    print(
-        "wall time per section (this run): "
-        + ", ".join(
-            f"{k} {v['wall_s']:.0f} s" if "wall_s" in v else f"{k} skipped ({v['skipped']})"
-            for k, v in sections.items()
-        ),
-        flush=True,
-    )
+    print(format_sections(sections), flush=True)
     if out_json:
         write_json(out_json, result)
     return result
+
+
+def format_sections(sections: dict) -> str:
+    """One line: the wall seconds of each section of a run, or why it was skipped."""
+    return "wall time per section (this run): " + ", ".join(
+        f"{k} {v['wall_s']:.0f} s" if "wall_s" in v else f"{k} skipped ({v['skipped']})" for k, v in sections.items()
+    )
+
+
+def format_report(result: dict) -> str:
+    """A saved :func:`run_all` result as the report it printed: mixers (with the block's profile where it ran),
+    pipeline and photos, fine-tuning, goals and section times, each part present in ``result``."""
+    parts = [format_table(result)]
+    if "fourier_profile" in result:
+        parts.append(format_profile(result["fourier_profile"]))
+    if "pipeline" in result:
+        parts.append(format_pipeline(result["pipeline"]))
+    parts += [format_finetune(result[k]) for k in ("finetune", "finetune_vit") if k in result]
+    if "goals" in result:
+        parts.append(format_goals(result["goals"], result["source"]))
+    if "sections" in result:
+        parts.append(format_sections(result["sections"]))
+    return "\n".join(parts)
 
 
 # -- fine-tuning the image tower. The target: the last k blocks trained from the boundary cache at least 3x
