@@ -166,6 +166,7 @@ def test_fixed_steps_and_the_other_clips_zero_shot_level_in_a_run(tmp_path):
     r = run_learning_curve(cfg)
     assert all(s >= 6 and s < 6 + math.ceil(150 / 16) for ss in r["steps"].values() for s in ss)
     assert "the same number of optimisation steps" in r["epochs_rule"]
+    assert r["budget"]["steps"] == 6 and r["budget"]["cilf"]["epochs"] == "per size"  # not the unused cfg.epochs
     web, exact = r["methods"]["zero_shot"], r["methods"]["zero_shot@bundled"]
     assert exact["kind"] == "level" and exact["title"] == "Zero-shot CLIP prompts (bundled)"
     p_web, p_exact = (next(iter(e["points"].values())) for e in (web, exact))

@@ -110,6 +110,13 @@ def findings_markdown(
         speed_entry["result"] if speed_entry else None,
         controls=[c["result"] for c in control_entries],
     )
+    if mixing:  # the FourierFormer row is read on SynthAge's 8 x 8 grid: say where its larger N are
+        for r in rows:
+            if r["id"] == "fourierformer":
+                r["note"] = (r["note"] + "; " if r["note"] else "") + (
+                    "accuracy and training time at N = 64 to 784 where mixing must work, and the crossover N: the "
+                    "lines under this table"
+                )
     lines = [claims_markdown(rows).rstrip(), "", f"*Made by {_made_by(entry)}.*"]
     if speed_entry:
         lines += ["", f"*Cost ratios from {_made_by(speed_entry)}.*"]

@@ -144,6 +144,17 @@ def subject_order(subjects: list[str], seed: int) -> list[str]:
     return [unique[i] for i in perm]
 
 
+def _curve_budget(cfg: CurveConfig) -> dict:
+    """The training budget every point shares (``cilf.bench.runner.budget``); with a fixed step budget the epochs
+    differ by size (the result's ``epochs``), so they read "per size" and ``steps`` is given."""
+    b = budget(_bench_config(cfg, cfg.epochs))
+    if cfg.steps:
+        for part in ("cilf", "peers"):
+            b[part]["epochs"] = "per size"
+        b["steps"] = cfg.steps
+    return b
+
+
 def _bench_config(cfg: CurveConfig, epochs: int) -> BenchConfig:
     """The benchmark settings of one point (``epochs`` for every method); fields bench lacks are left out."""
     names = {f.name for f in dataclasses.fields(BenchConfig)}
@@ -368,7 +379,7 @@ def _summary(cfg, setup, counts, requested, per_run, y_te, groups, points, order
         "full_beats_zero_shot_from": crossover,
         "runs": {"computed": setup.store.computed, "reused": setup.store.reused},
         "feature_cache": {"path": str(setup.cf.path), "hit": setup.cf.hit},
-        "budget": budget(_bench_config(cfg, cfg.epochs)),
+        "budget": _curve_budget(cfg),
         "curve_config": asdict(cfg),
         "test_ages": [float(a) for a in y_te],
         "test_subjects": None if groups is None else [str(g) for g in groups],  # the CIs' resampling unit
