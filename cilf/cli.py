@@ -336,13 +336,16 @@ def cmd_clip_report(args) -> int:
     return 0
 
 
+def _bench_config(args, **kw) -> BenchConfig:
+    """The BenchConfig of a benchmark command's options (``--set`` as model overrides), with ``kw`` on top."""
+    return from_args(
+        BenchConfig, args, device=args.device, progress=not args.quiet, model=parse_overrides(args.set), **kw
+    )
+
+
 def cmd_bench(args) -> int:
-    bcfg = from_args(
-        BenchConfig,
+    bcfg = _bench_config(
         args,
-        device=args.device,
-        progress=not args.quiet,
-        model=parse_overrides(args.set),
         variants=tuple(args.variants) if args.variants else BenchConfig.variants,
         peers=tuple(args.peers) if args.peers is not None else BenchConfig.peers,
     )
@@ -734,15 +737,7 @@ def _add_bench(sub) -> None:
 
 
 def cmd_bench_correction(args) -> int:
-    bcfg = from_args(
-        BenchConfig,
-        args,
-        device=args.device,
-        progress=not args.quiet,
-        model=parse_overrides(args.set),
-        variants=("full",),
-        peers=(),
-    )
+    bcfg = _bench_config(args, variants=("full",), peers=())
     try:
         result = run_correction_bench(bcfg)
     except DatasetNotFound as e:
