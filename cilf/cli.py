@@ -652,8 +652,10 @@ def cmd_bench_mixing(args) -> int:
         lrs=tuple(args.lrs),
         fused_attention=args.fused_attention,
     )
-    result = run_mixing(cfg, progress=not args.quiet)
+    result = run_mixing(cfg, progress=not args.quiet, device=pick_device(args.device), out=args.out)
     print(format_mixing(result))
+    if result["runs"]["reused"]:
+        print(f"runs: {result['runs']['computed']} computed, {result['runs']['reused']} reused from {args.out}")
     if args.json:
         write_json(args.json, result)
         print(f"written {args.json}")
@@ -686,7 +688,12 @@ def _add_bench_mixing(sub) -> None:
         help="train the attention row through PyTorch's fused SDPA (the same function; for large N on a CPU)",
     )
     p.add_argument("--json", default="runs/bench_mixing.json", help="results file" + JSON_RULE)
-    _run_options(p, device=False)
+    p.add_argument(
+        "--out",
+        default="runs/bench-mixing",
+        help="folder of the finished runs: an interrupted or extended run (more seeds or rates) reuses them",
+    )
+    _run_options(p, device_help=DEVICE_HELP + "; GPU runs are saved apart from CPU runs")
     p.set_defaults(func=cmd_bench_mixing)
 
 
@@ -1092,7 +1099,7 @@ def _io_bench_speed(args):
 
 
 def _io_bench_mixing(args):
-    return [_Out("--json", args.json, "json")], []
+    return [_Out("--json", args.json, "json"), _Out("--out", args.out, "folder", anything=True)], []
 
 
 def _io_bench(args):
@@ -1187,6 +1194,7 @@ def _kept(args) -> str:
         "pretrain-clip": f"finished epochs are kept in {getattr(args, 'out', '')}; continue with --resume",
         "synthage": "images rendered so far are kept; the same command continues",
         "bench": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
+        "bench-mixing": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
         "bench-correction": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
         "curve": f"finished runs are kept in {getattr(args, 'out', '')} and reused by the same command",
         "align": "crops written so far are kept; the same command continues",

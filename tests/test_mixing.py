@@ -89,7 +89,7 @@ def test_the_command_writes_its_result_and_refuses_a_bad_grid(tmp_path, capsys):
 
     out = tmp_path / "mixing.json"
     args = ["bench-mixing", "--tasks", "offset", "--grids", "4", "--seeds", "2", "--epochs", "1", "--n-train", "64"]
-    assert main([*args, "--lrs", "0.002", "0.01", "--json", str(out), "--quiet"]) == 0
+    assert main([*args, "--lrs", "0.002", "0.01", "--json", str(out), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
     result = json.loads(out.read_text())
     assert [r["task"] for r in result["rows"]] == ["offset"] and result["config"]["grids"] == [4]
     assert result["config"]["lrs"] == [0.002, 0.01] and set(result["rows"][0]["lr"]) == {"fourier", "attention", "none"}
@@ -97,3 +97,24 @@ def test_the_command_writes_its_result_and_refuses_a_bad_grid(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bench-mixing", "--grids", "2"])
     assert "at least 4" in capsys.readouterr().err
+
+
+def test_finished_runs_are_saved_and_an_extended_run_reuses_them(tmp_path):
+    from cilf.bench.mixing import run_mixing
+    from cilf.io import FolderLock, OutputError
+
+    small = dict(tasks=("context",), grids=(4,), n_train=64, n_val=32, n_test=40, epochs=1, width=8, depth=1)
+    out = tmp_path / "runs"
+    first = run_mixing(MixingBench(**small, seeds=2), progress=False, out=out)
+    assert first["runs"] == {"computed": 6, "reused": 0} and first["device"] == "cpu"
+    more = run_mixing(MixingBench(**small, seeds=3), progress=False, out=out)  # one more seed: 3 new runs
+    assert more["runs"] == {"computed": 3, "reused": 6}
+    again = run_mixing(MixingBench(**small, seeds=2), progress=False, out=out)
+    assert again["runs"] == {"computed": 0, "reused": 6} and again["rows"][0]["mae"] == first["rows"][0]["mae"]
+    assert again["rows"][0]["claim"] == first["rows"][0]["claim"]  # the saved errors give the same intervals
+    seed0 = next(f for f in (out / "runs").glob("*.json") if json.loads(f.read_text())["key"]["seed"] == 0)
+    seed0.write_text("{damaged")  # a damaged run is computed again, never trusted
+    assert run_mixing(MixingBench(**small, seeds=2), progress=False, out=out)["runs"] == {"computed": 1, "reused": 5}
+    with FolderLock(out, "another bench-mixing"):  # one writer per folder
+        with pytest.raises(OutputError, match="in use"):
+            run_mixing(MixingBench(**small, seeds=2), progress=False, out=out)

@@ -26,9 +26,13 @@ N x N matrices make a CPU run take hours (its times are then fused SDPA's). Effe
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from cilf.io import FolderLock, write_text
 from cilf.model.fourier import MIXER_LABELS, FourierFormer
 from cilf.stats import format_effect, paired_mae_difference, verdict
 
@@ -116,44 +121,113 @@ class GridRegressor(nn.Module):
         return self.head(self.former(self.inp(x) + self.pos).mean((1, 2))).squeeze(-1)
 
 
-def train_one(cfg: MixingBench, mixer: str, side: int, data: dict, seed: int, lr: float | None = None) -> dict:
-    """Train one mixer on ``data`` ("train", "val", "test": (x, y)) at peak ``lr`` (default ``cfg.lrs[0]``); its
-    absolute errors and training seconds."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":  # kernels run asynchronously: time them when they are done
+        torch.cuda.synchronize(device)
+
+
+def train_one(
+    cfg: MixingBench,
+    mixer: str,
+    side: int,
+    data: dict,
+    seed: int,
+    lr: float | None = None,
+    device: str | torch.device = "cpu",
+) -> dict:
+    """Train one mixer on ``data`` ("train", "val", "test": (x, y)) at peak ``lr`` (default ``cfg.lrs[0]``) on
+    ``device``; its absolute errors (numpy, per val and test grid) and training seconds."""
     lr = cfg.lrs[0] if lr is None else lr
+    device = torch.device(device)
     torch.manual_seed(seed)
     built = "sdpa" if mixer == "attention" and cfg.fused_attention else mixer
-    net = GridRegressor(side=side, mixer=built, width=cfg.width, depth=cfg.depth, heads=cfg.heads)
+    net = GridRegressor(side=side, mixer=built, width=cfg.width, depth=cfg.depth, heads=cfg.heads).to(device)
+    data = {k: (x.to(device), y.to(device)) for k, (x, y) in data.items()}
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     x, y = data["train"]
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     order = torch.Generator().manual_seed(seed)
+    _sync(device)
     start = time.perf_counter()
     net.train()
     for _ in range(cfg.epochs):
         perm = torch.randperm(len(y), generator=order)
         for i in range(0, len(y), cfg.batch_size):
-            idx = perm[i : i + cfg.batch_size]
+            idx = perm[i : i + cfg.batch_size].to(device)
             loss = (net(x[idx]) - y[idx]).abs().mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+    _sync(device)
     seconds = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
-        err = {k: (net(data[k][0]) - data[k][1]).abs().numpy() for k in ("val", "test")}
+        err = {k: (net(data[k][0]) - data[k][1]).abs().cpu().numpy() for k in ("val", "test")}
     return {**err, "seconds": seconds}
+
+
+class RunStore:
+    """Finished runs of one mixer at one rate and seed, as JSON files in ``folder/runs`` named by the hash of all
+    they depend on (the config's sizes, task, grid, mixer, rate, seed and device type): an interrupted or extended
+    run (more seeds, more rates) reuses them. ``folder`` None: nothing is saved. One writer at a time
+    (:class:`cilf.io.FolderLock`, taken by :func:`run_mixing`)."""
+
+    def __init__(self, folder: str | Path | None):
+        self.folder = None if folder is None else Path(folder)
+        self.reused = self.computed = 0
+
+    def get(self, key: dict, compute) -> dict:
+        """The saved run for ``key`` ({"val", "test": arrays, "seconds"}), else ``compute()``, saved."""
+        if self.folder is None:
+            self.computed += 1
+            return compute()
+        name = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        path = self.folder / "runs" / f"{name}.json"
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except (OSError, ValueError):
+            saved = None  # damaged: computed again
+        if isinstance(saved, dict) and saved.get("key") == key and isinstance(saved.get("run"), dict):
+            run = saved["run"]
+            self.reused += 1
+            return {
+                "val": np.asarray(run["val"], np.float32),
+                "test": np.asarray(run["test"], np.float32),
+                "seconds": run["seconds"],
+            }
+        out = compute()
+        run = {"val": out["val"].tolist(), "test": out["test"].tolist(), "seconds": out["seconds"]}
+        write_text(path, json.dumps({"key": key, "run": run}), root=self.folder)
+        self.computed += 1
+        return out
+
+
+def _run_key(cfg: MixingBench, task: str, side: int, mixer: str, lr: float, seed: int, device: torch.device) -> dict:
+    """What one saved run depends on: the sizes that shape it (not which tasks, grids, seeds or rates run beside)."""
+    sizes = {
+        k: v for k, v in asdict(cfg).items() if k not in ("tasks", "grids", "seeds", "lrs", "mixers", "margin_fraction")
+    }
+    return {**sizes, "task": task, "side": side, "mixer": mixer, "lr": lr, "seed": seed, "device": device.type}
 
 
 def _effect(err: dict, a: str, b: str, split: str = "test"):
     return paired_mae_difference(np.stack(err[a][split]), np.stack(err[b][split]), group_unit="grids")
 
 
-def _cell(cfg: MixingBench, task: str, side: int, bar=None) -> dict:
+def _cell(
+    cfg: MixingBench,
+    task: str,
+    side: int,
+    bar=None,
+    device: str | torch.device = "cpu",
+    store: RunStore | None = None,
+) -> dict:
     """Every mixer on one task at one grid over ``cfg.seeds`` seeds: MAEs, the margin read on validation, the
     positive control (the better mixer on validation vs none) and the claim (fourier vs attention) on test. With
     several ``cfg.lrs`` every mixer trains at each, and keeps the one of lowest validation MAE over the seeds."""
+    device, store = torch.device(device), store or RunStore(None)
     data_seed = 1000 * TASKS.index(task) + side
     test = make_task(task, cfg.n_test, side, data_seed)  # one test set for every seed: paired over its grids
     runs = {(m, lr): {"val": [], "test": [], "seconds": []} for m in cfg.mixers for lr in cfg.lrs}
@@ -165,7 +239,10 @@ def _cell(cfg: MixingBench, task: str, side: int, bar=None) -> dict:
         }
         for m in cfg.mixers:
             for lr in cfg.lrs:
-                out = train_one(cfg, m, side, data, seed=s, lr=lr)
+                out = store.get(
+                    _run_key(cfg, task, side, m, lr, s, device),
+                    lambda m=m, lr=lr, s=s, data=data: train_one(cfg, m, side, data, seed=s, lr=lr, device=device),
+                )
                 for k in ("val", "test", "seconds"):
                     runs[(m, lr)][k].append(out[k])
                 if bar is not None:
@@ -212,16 +289,25 @@ def _effect_dict(e) -> dict:
     }
 
 
-def run_mixing(cfg: MixingBench = MixingBench(), progress: bool = True) -> dict:
-    """Every task x grid of ``cfg`` (:func:`_cell`); a JSON-ready result with ``rows`` and the config."""
+def run_mixing(
+    cfg: MixingBench = MixingBench(),
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+    out: str | Path | None = None,
+) -> dict:
+    """Every task x grid of ``cfg`` (:func:`_cell`) on ``device``; a JSON-ready result with ``rows`` and the config.
+    ``out``: a folder whose finished runs are reused and where new ones are saved (:class:`RunStore`)."""
     total = len(cfg.tasks) * len(cfg.grids) * cfg.seeds * len(cfg.mixers) * len(cfg.lrs)
-    rows = []
-    with tqdm(total=total, desc="bench-mixing", unit="run", disable=not progress) as bar:
-        for side in cfg.grids:
-            for task in cfg.tasks:
-                rows.append(_cell(cfg, task, side, bar))
+    rows, store, device = [], RunStore(out), torch.device(device)
+    with FolderLock(out, "bench-mixing") if out is not None else nullcontext():
+        with tqdm(total=total, desc="bench-mixing", unit="run", disable=not progress) as bar:
+            for side in cfg.grids:
+                for task in cfg.tasks:
+                    rows.append(_cell(cfg, task, side, bar, device, store))
     return {
         "source": "this run, constructed token-grid tasks (synthetic)",
+        "device": str(device),
+        "runs": {"computed": store.computed, "reused": store.reused},
         "config": asdict(cfg),
         "labels": {m: MIXER_LABELS["sdpa" if m == "attention" and cfg.fused_attention else m] for m in cfg.mixers},
         "ci": "95% CI over test grids x seeds (cilf.stats.paired_mae_difference), paired on the same test grids",
