@@ -111,6 +111,7 @@ def test_finished_runs_are_saved_and_an_extended_run_reuses_them(tmp_path):
     assert more["runs"] == {"computed": 3, "reused": 6}
     again = run_mixing(MixingBench(**small, seeds=2), progress=False, out=out)
     assert again["runs"] == {"computed": 0, "reused": 6} and again["rows"][0]["mae"] == first["rows"][0]["mae"]
+    assert again["train_seconds"] == pytest.approx(first["train_seconds"])  # reused runs keep their measured time
     assert again["rows"][0]["claim"] == first["rows"][0]["claim"]  # the saved errors give the same intervals
     seed0 = next(f for f in (out / "runs").glob("*.json") if json.loads(f.read_text())["key"]["seed"] == 0)
     seed0.write_text("{damaged")  # a damaged run is computed again, never trusted

@@ -84,7 +84,9 @@ def mixing_line(entries: list[dict]) -> str:
         + (" (fused SDPA's)" if is_fused else "")
         for (n, is_fused), v in sorted(ratios.items())
     )
-    files = ", ".join(f"[{e['name']}](results/{e['name']}.json) ({e['seconds'] / 60:.0f} min)" for e in entries)
+    # a run's training minutes: what its runs took (reused runs as measured when computed), else its wall time
+    minutes = lambda e: e["result"].get("train_seconds", e["seconds"]) / 60  # noqa: E731
+    files = ", ".join(f"[{e['name']}](results/{e['name']}.json) ({minutes(e):.0f} min)" for e in entries)
     return (
         "Where token mixing must work (constructed token grids, not faces; `python -m cilf bench-mixing`, "
         f"{most_seeds} seeds unless stated, "

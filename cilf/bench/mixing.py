@@ -177,12 +177,15 @@ class RunStore:
     def __init__(self, folder: str | Path | None):
         self.folder = None if folder is None else Path(folder)
         self.reused = self.computed = 0
+        self.seconds = 0.0  # training seconds of every run handed out, computed or reused
 
     def get(self, key: dict, compute) -> dict:
         """The saved run for ``key`` ({"val", "test": arrays, "seconds"}), else ``compute()``, saved."""
         if self.folder is None:
             self.computed += 1
-            return compute()
+            out = compute()
+            self.seconds += out["seconds"]
+            return out
         name = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         path = self.folder / "runs" / f"{name}.json"
         try:
@@ -192,6 +195,7 @@ class RunStore:
         if isinstance(saved, dict) and saved.get("key") == key and isinstance(saved.get("run"), dict):
             run = saved["run"]
             self.reused += 1
+            self.seconds += run["seconds"]
             return {
                 "val": np.asarray(run["val"], np.float32),
                 "test": np.asarray(run["test"], np.float32),
@@ -201,6 +205,7 @@ class RunStore:
         run = {"val": out["val"].tolist(), "test": out["test"].tolist(), "seconds": out["seconds"]}
         write_text(path, json.dumps({"key": key, "run": run}), root=self.folder)
         self.computed += 1
+        self.seconds += out["seconds"]
         return out
 
 
@@ -308,6 +313,7 @@ def run_mixing(
         "source": "this run, constructed token-grid tasks (synthetic)",
         "device": str(device),
         "runs": {"computed": store.computed, "reused": store.reused},
+        "train_seconds": store.seconds,  # every run's training time, reused runs' as they were measured
         "config": asdict(cfg),
         "labels": {m: MIXER_LABELS["sdpa" if m == "attention" and cfg.fused_attention else m] for m in cfg.mixers},
         "ci": "95% CI over test grids x seeds (cilf.stats.paired_mae_difference), paired on the same test grids",
