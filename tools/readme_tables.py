@@ -26,7 +26,7 @@ from cilf.bench.claims import (
     read_result,
     read_speed,
 )
-from cilf.bench.recalibration import FORMS_COLUMNS, forms_table_rows
+from cilf.bench.recalibration import FORMS_COLUMNS, ci_cell, forms_table_rows
 from cilf.bench.speed import format_report
 from cilf.io import write_text
 
@@ -280,11 +280,6 @@ def backbones_markdown(exact: str = "claims_synthage_5fold_exact", web: str = "c
 METHOD = ROOT / "docs" / "method.md"
 
 
-def _ci_cell(row: dict, key: str, sign: bool = False) -> str:
-    lo, hi = row[f"{key}_ci"]
-    return f"{row[key]:{'+' if sign else ''}.2f} [{lo:.2f}, {hi:.2f}]"
-
-
 def recalibration_markdown(name: str = "correction_recalibration_synthage") -> str:
     """docs/method.md's table of the correction's forms against recalibration, on the real first estimates and in
     the shrunk-y0 positive control, and the comparisons read from it (a ``bench-correction`` result ``name``)."""
@@ -297,15 +292,15 @@ def recalibration_markdown(name: str = "correction_recalibration_synthage") -> s
         c, d = res[blk]["crossfit"], res[blk]["correction"]
         lines.append(
             f"- {label}: the default correction minus the better recalibration ({d['recal']}) "
-            f"{_ci_cell(d, 'minus_recal', True)}; the cross-fitted form minus its own first estimate "
-            f"{_ci_cell(c, 'minus_own_y0', True)} and minus the default form {_ci_cell(c, 'minus_default', True)}."
+            f"{ci_cell(d, 'minus_recal', True)}; the cross-fitted form minus its own first estimate "
+            f"{ci_cell(c, 'minus_own_y0', True)} and minus the default form {ci_cell(c, 'minus_default', True)}."
         )
     if "joint" in res["real"]:
         j = res["real"]["joint"]
         lines.append(
             f"- The paper's joint form (E trained with the age model, another model on the same images) minus the "
-            f"default form {_ci_cell(j, 'minus_default', True)}, minus the better recalibration "
-            f"{_ci_cell(j, 'minus_recal', True)}."
+            f"default form {ci_cell(j, 'minus_default', True)}, minus the better recalibration "
+            f"{ci_cell(j, 'minus_recal', True)}."
         )
     sp = res.get("spearman_with_abs_y0_error", {})
     if sp.get("abs_error0", {}).get("runs") and sp.get("spread0", {}).get("runs"):

@@ -22,7 +22,7 @@ from cilf.app.crossfit import fit_features
 from cilf.app.infer import predict_features
 from cilf.app.params import Budget, correction_fit_of
 from cilf.bench.effects import ci_over
-from cilf.bench.recalibration import FORMS, SHRINK, correction_predictions, form_rows
+from cilf.bench.recalibration import FORMS, SHRINK, ci_cell, correction_predictions, form_rows
 from cilf.bench.runner import VARIANTS, BenchConfig, budget, config_key, fold_runs, prepare
 from cilf.data.datasets import subject_ids
 from cilf.model.config import default_config
@@ -153,13 +153,6 @@ def _spread(values: list) -> dict:
     return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "runs": int(v.size)}
 
 
-def _cell(row: dict, key: str) -> str:
-    if key not in row:
-        return "-"
-    lo, hi = row[f"{key}_ci"]
-    return f"{row[key]:+.2f} [{lo:.2f}, {hi:.2f}]"
-
-
 def format_correction_bench(result: dict) -> str:
     """The result as plain text: both blocks' rows, then the cross-fitted form against its references."""
     gate = result["gate"]
@@ -174,16 +167,16 @@ def format_correction_bench(result: dict) -> str:
         lines.append(f"-- {title}: MAE [95% CI], minus y0 [95% CI]")
         for form, row in result[blk].items():
             lo, hi = row["mae_ci"]
-            lines.append(f"  {form:<11} {row['mae']:6.2f} [{lo:.2f}, {hi:.2f}]   {_cell(row, 'minus_ref')}")
+            lines.append(f"  {form:<11} {row['mae']:6.2f} [{lo:.2f}, {hi:.2f}]   {ci_cell(row, 'minus_ref', True)}")
         c, d = result[blk]["crossfit"], result[blk]["correction"]
         lines += [
-            f"  correction minus better recalibration ({d['recal']}): {_cell(d, 'minus_recal')}",
-            f"  cross-fitted minus its own y0 (fold models' mean): {_cell(c, 'minus_own_y0')}",
-            f"  cross-fitted minus default correction: {_cell(c, 'minus_default')}",
+            f"  correction minus better recalibration ({d['recal']}): {ci_cell(d, 'minus_recal', True)}",
+            f"  cross-fitted minus its own y0 (fold models' mean): {ci_cell(c, 'minus_own_y0', True)}",
+            f"  cross-fitted minus default correction: {ci_cell(c, 'minus_default', True)}",
         ]
         if "joint" in result[blk]:
             lines.append(
-                f"  joint (the paper's form) minus default correction: {_cell(result[blk]['joint'], 'minus_default')}"
+                f"  joint (the paper's form) minus default correction: {ci_cell(result[blk]['joint'], 'minus_default', True)}"
             )
     sp = result["spearman_with_abs_y0_error"]
     for k, what in (

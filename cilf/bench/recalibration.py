@@ -48,24 +48,26 @@ FORMS = {  # correction_predictions' keys -> row titles (notebook 04, bench-corr
 FORMS_COLUMNS = ("form", "MAE, y [95% CI]", "minus y0 [95% CI]", "control: MAE", "control: minus y0")
 
 
+def ci_cell(row: dict, key: str, sign: bool = False) -> str:
+    """``row[key]`` with its 95% CI (``row[key + "_ci"]``) as "x [lo, hi]" (``sign``: "+x"), or "-" without one."""
+    if f"{key}_ci" not in row:
+        return "-"
+    lo, hi = row[f"{key}_ci"]
+    return f"{row[key]:{'+' if sign else ''}.2f} [{lo:.2f}, {hi:.2f}]"
+
+
 def forms_table_rows(real: dict, control: dict) -> list[tuple[str, str, str, str, str]]:
     """One row per form of :data:`FORMS` in ``real`` (:data:`FORMS_COLUMNS`) from :func:`form_rows`' ``real`` and
     ``control`` rows: its MAE [95% CI] and difference from y0 [95% CI] on the real first estimates, then in the
     control ("-" for a form the control has not: the joint form)."""
 
-    def ci(row: dict, key: str, sign: bool = False) -> str:
-        if f"{key}_ci" not in row:
-            return "-"
-        lo, hi = row[f"{key}_ci"]
-        return f"{row[key]:{'+' if sign else ''}.2f} [{lo:.2f}, {hi:.2f}]"
-
     return [
         (
             title,
-            ci(real[k], "mae"),
-            ci(real[k], "minus_ref", True),
+            ci_cell(real[k], "mae"),
+            ci_cell(real[k], "minus_ref", True),
             f"{control[k]['mae']:.2f}" if k in control else "-",
-            ci(control[k], "minus_ref", True) if k in control else "-",
+            ci_cell(control[k], "minus_ref", True) if k in control else "-",
         )
         for k, title in FORMS.items()
         if k in real
