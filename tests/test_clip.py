@@ -184,3 +184,28 @@ def test_last_k_blocks_train_and_the_rest_stays_frozen():
     assert text.text_trainable and not text.image_trainable
     with pytest.raises(ValueError, match="unfreeze_last_blocks=5, but cilf-micro has 4 blocks"):
         build_clip(CILFConfig(pretrained=None, unfreeze_last_blocks=5))
+
+
+def test_another_image_size_gives_another_grid_from_the_same_weights():
+    """image_size=196 turns the micro-CLIP's 8 x 8 grid into ViT-B/16's 14 x 14 (N = 196): the class-token
+    position and every other weight as in the file, the grid's positions interpolated; its own size changes
+    nothing."""
+    if not bundled_weights_path("cilf-micro").is_file():
+        pytest.skip("no bundled weights in this checkout")
+    own = build_clip(CILFConfig(pretrained="bundled-web")).eval()
+    same = build_clip(CILFConfig(pretrained="bundled-web", image_size=112)).eval()
+    big = build_clip(CILFConfig(pretrained="bundled-web", image_size=196)).eval()
+    assert own.grid == same.grid == (8, 8) and big.grid == (14, 14)
+    a, b = own.model.visual.state_dict(), big.model.visual.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k != "positional_embedding")
+    assert torch.equal(a["positional_embedding"][0], b["positional_embedding"][0])  # the class token's
+    assert b["positional_embedding"].shape == (1 + 196, a["positional_embedding"].shape[1])
+    x = torch.rand(2, 3, 112, 112)
+    with torch.no_grad():
+        assert torch.equal(own.encode_image(x).tokens, same.encode_image(x).tokens)
+        out = big.encode_image(F.interpolate(x, size=196, mode="bilinear"))
+    assert out.tokens.shape == (2, 196, own.encode_image(x).tokens.shape[2]) and out.grid == (14, 14)
+    assert "image_size" not in CILFConfig().to_dict()  # saved configs and run keys of the own size are unchanged
+    assert CILFConfig.from_dict(CILFConfig(image_size=196).to_dict()).image_size == 196
+    with pytest.raises(ValueError, match="image_size"):
+        CILFConfig(image_size=0)

@@ -65,6 +65,10 @@ class CILFConfig:
     # "bundled" micro-CLIP (exact-age captions) | "bundled-web" (web-like captions; the claims' backbone) | file |
     # open_clip tag | None (random init)
     pretrained: str | None = "bundled"
+    # the image tower's input side in pixels; None: the CLIP model's own (cilf-micro: 112 px, an 8 x 8 grid). Another
+    # side gives another grid N = (side / patch)^2 (196 px: 14 x 14, ViT-B/16's N = 196), the position embeddings
+    # interpolated to it; the images are resized to it by the model's transform
+    image_size: int | None = None
     freeze_image: bool = True
     freeze_text: bool = True
     unfreeze_last_blocks: int = 0  # fine-tune the image tower's last k blocks (+ ln_post, proj); text stays frozen
@@ -143,6 +147,7 @@ class CILFConfig:
                 "candidate_range": 0,
                 "unfreeze_last_blocks": 0,
                 "unfreeze_text_blocks": 0,
+                "image_size": 1,
             },
             ("tau", "mlp_ratio", "head_tau", "label_sigma", "contrastive_tau", "eta", "head_gain_rate"),
         )
@@ -162,6 +167,8 @@ class CILFConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["templates"] = list(self.templates)
+        if d["image_size"] is None:  # the model's own size, as configs saved before the field existed say it
+            del d["image_size"]
         return d
 
     @property

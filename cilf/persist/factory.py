@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import open_clip
+from open_clip.model import resize_pos_embed
 
 from cilf.model.cilf_model import CILF
 from cilf.model.clip import CLIPAdapter, OpenCLIPParts
@@ -38,9 +39,10 @@ def get_config(name: str, **overrides) -> CILFConfig:
     return CILFConfig.from_dict({**CILFConfig().to_dict(), **json.loads(path.read_text()), **overrides})
 
 
-def load_open_clip(model_name: str, pretrained: str | None) -> OpenCLIPParts:
+def load_open_clip(model_name: str, pretrained: str | None, image_size: int | None = None) -> OpenCLIPParts:
     """The open_clip model, eval transform, tokenizer and WeightsRecord (:class:`OpenCLIPParts`); clear errors
-    when offline.
+    when offline. ``image_size``: the image tower's input side in pixels (None: the model's own); another size
+    gives another token grid, the position embeddings interpolated to it (bicubic, open_clip's resize_pos_embed).
 
     The weights loaded are logged once (logger ``cilf.weights``: model, source and SHA-256)."""
     if model_name not in open_clip.list_models():
@@ -51,7 +53,12 @@ def load_open_clip(model_name: str, pretrained: str | None) -> OpenCLIPParts:
     record, source = record_for(model_name, pretrained)  # a tag not cached offline fails here, before any build
     try:
         with _quiet_root_logger():  # open_clip logs "initialized randomly" for pretrained=None: asked for
-            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
+            if image_size is not None and source is not None and Path(source).is_file():
+                model, preprocess = _resized(model_name, source, image_size)
+            else:
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    model_name, pretrained=source, force_image_size=image_size
+                )
     except Exception as e:  # network, hub, checkpoint mismatch: say which and what to do
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         raise WeightsNotFoundError(
@@ -62,6 +69,20 @@ def load_open_clip(model_name: str, pretrained: str | None) -> OpenCLIPParts:
     log_loaded(record)
     tokenizer = open_clip.get_tokenizer(model_name)
     return OpenCLIPParts(model, preprocess, tokenizer, record)
+
+
+def _resized(model_name: str, path: str, image_size: int):
+    """open_clip's ``model_name`` at input side ``image_size`` with the weights file ``path``, its position
+    embeddings interpolated in float32 (open_clip's own loader interpolates them in the file's dtype, and the
+    bundled files are float16, which bicubic interpolation does not take)."""
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        model_name, pretrained=None, force_image_size=image_size
+    )
+    state = open_clip.factory.load_state_dict(path)
+    state["visual.positional_embedding"] = state["visual.positional_embedding"].float()
+    resize_pos_embed(state, model)
+    model.load_state_dict(state)
+    return model, preprocess
 
 
 class _quiet_root_logger:
@@ -76,7 +97,7 @@ class _quiet_root_logger:
 
 def build_clip(cfg: CILFConfig) -> CLIPAdapter:
     """The CLIP towers of ``cfg`` with their weights (``cfg.clip_model``, ``cfg.pretrained``), frozen as it asks."""
-    return CLIPAdapter(cfg, load_open_clip(cfg.clip_model, cfg.pretrained))
+    return CLIPAdapter(cfg, load_open_clip(cfg.clip_model, cfg.pretrained, cfg.image_size))
 
 
 def create_model(config: str | CILFConfig | None = None, **overrides) -> CILF:
