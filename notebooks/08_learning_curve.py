@@ -105,6 +105,7 @@ fig = plot_learning_curve(result, path=f"{OUT_DIR}/08_learning_curve.png")
 # result, not a comparison, and are named as such.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 methods = result["methods"]
 counts = result["subject_counts"]
 peers = [m for m in ("dex", "mean_variance") if m in methods and methods[m]["points"]]
