@@ -84,6 +84,7 @@ MIXING = (
     "mixing_tasks_lrs",
     "mixing_tasks_n784",
 )  # the bench-mixing runs under the README's claims table
+FACES = ("faces_grid_n64", "faces_grid_n196")  # the claim's comparison on faces at N = 64 and 196, y0
 
 
 def test_the_readme_findings_are_generated_from_the_results_registry():
@@ -92,10 +93,11 @@ def test_the_readme_findings_are_generated_from_the_results_registry():
     text = (ROOT / "README.md").read_text()
     block = text.split(BEGIN)[1].split(END)[0]
     controls = ("claims_controls_synthage", "claims_controls_fusion_off_synthage", "claims_controls_flat_head_synthage")
-    made = findings_markdown("claims_synthage_5fold", "bench_speed_mixers", controls, MIXING)
+    made = findings_markdown("claims_synthage_5fold", "bench_speed_mixers", controls, MIXING, FACES)
     assert block.strip() == made.strip(), (
         "README findings differ from results/: run `python -m tools.readme_tables findings claims_synthage_5fold "
-        f"--speed bench_speed_mixers --controls {' '.join(controls)} --mixing {' '.join(MIXING)}`"
+        f"--speed bench_speed_mixers --controls {' '.join(controls)} --mixing {' '.join(MIXING)} "
+        f"--faces {' '.join(FACES)}`"
     )
     assert f"--controls\n{' '.join(controls)}" in text  # the command the README names is the one that made it
     assert "none constructed" not in block  # every claim has its positive control
@@ -335,3 +337,49 @@ def test_notebook_06_holds_each_peer_to_twice_its_measured_sensitivity():
     assert max(expected["tolerances"][f"mae {p}"] for p in widened) < 0.1  # still sees a 0.1-year bias
     text = " ".join((ROOT / "docs" / "statistics.md").read_text().split())
     assert f"The L1 regression's MAE moves up to {moves['regression']:.3f} y" in text
+
+
+def test_the_face_runs_differ_only_in_their_grid():
+    """The claim's comparison on faces at N = 64 and 196: the same command but for image_size, y0 (correction off),
+    FourierFormer, attention and no mixing on the same images and seeds."""
+    small, big = (json.loads((ROOT / "results" / f"{n}.json").read_text()) for n in FACES)
+    cfg_small, cfg_big = small["result"]["bench_config"], big["result"]["bench_config"]
+    assert cfg_big["model"].pop("image_size") == 196 and "image_size" not in cfg_small["model"]
+    cfg_small.pop("out"), cfg_big.pop("out")
+    assert cfg_small == cfg_big and cfg_small["model"]["correction"] is False
+    assert {"full", "mixer=attention", "mixer=none"} <= set(small["result"]["methods"]) <= set(big["result"]["methods"])
+    assert (
+        small["command"].replace(" image_size=196", "").split(" --out")[0]
+        == big["command"].replace(" image_size=196", "").split(" --out")[0]
+    )
+    assert small["result"]["test_subjects"] == big["result"]["test_subjects"]
+    for name, main, side in zip(FACES, (small, big), (None, 196)):  # the same runs, no mixing as the reference
+        ref = json.loads((ROOT / "results" / f"{name}_none.json").read_text())["result"]
+        model = ref["bench_config"]["model"]
+        assert model.pop("mixer") == "none" and model.pop("image_size", None) == side
+        assert model == cfg_small["model"] and ref["test_subjects"] == main["result"]["test_subjects"]
+        runs, ref_runs = main["result"]["methods"], ref["methods"]
+        assert ref_runs["full"]["mae"] == runs["mixer=none"]["mae"]  # no mixing, recomputed to the bit
+        assert ref_runs["mixer=attention"]["mae"] == runs["mixer=attention"]["mae"]
+
+
+def test_the_face_runs_quoted_in_the_method_are_those_of_the_committed_runs():
+    def diff(m: dict, sign: int = 1) -> str:
+        est, (lo, hi) = sign * m["delta_mae"], sorted(sign * x for x in m["delta_ci"])
+        return f"{est:+.2f} y [{lo:.2f}, {hi:.2f}]"
+
+    small, small_ref, big, big_ref = (
+        json.loads((ROOT / "results" / f"{n}.json").read_text())["result"]["methods"]
+        for f in FACES
+        for n in (f, f"{f}_none")
+    )
+    text = " ".join((ROOT / "docs" / "method.md").read_text().split())
+    quoted = (
+        f"attention's mixing does measurable work at both grids, {diff(small_ref['mixer=attention'])} at N = 64 and "
+        f"{diff(big_ref['mixer=attention'])} at N = 196; FourierFormer's does not at N = 64 "
+        f"({diff(small['mixer=none'], -1)} against no mixing) and hurts at N = 196 ({diff(big['mixer=none'], -1)}), "
+        f"where it errs {diff(big['mixer=attention'], -1).lstrip('+')} more than attention, in "
+        f"{big['full']['seconds'] / big['mixer=attention']['seconds']:.2f}x attention's training time"
+    )
+    assert quoted in text, quoted
+    assert f"{big['zero_shot']['mae']:.2f} y at 196 px against {small['zero_shot']['mae']:.2f} y at 112 px" in text

@@ -29,6 +29,7 @@ from cilf.bench.claims import (
 from cilf.bench.recalibration import FORMS_COLUMNS, ci_cell, forms_table_rows
 from cilf.bench.speed import format_report
 from cilf.io import write_text
+from cilf.persist.factory import MODEL_CONFIG_DIR
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # the claims table's markers (markers("claims"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,13 +98,59 @@ def mixing_line(entries: list[dict]) -> str:
     )
 
 
+MICRO = json.loads((MODEL_CONFIG_DIR / "cilf-micro.json").read_text())["vision_cfg"]  # image_size, patch_size
+
+
+def faces_line(entries: list[dict]) -> str:
+    """One generated line: the claim's own comparison on SynthAge faces at each token grid. ``entries``: per grid
+    (in N order) a pair of ``bench`` results of the same runs, one with FourierFormer as the reference (variants
+    full, mixer=attention, mixer=none) and one with no mixing as the reference (``--set mixer=none``, variants
+    full, mixer=attention; ``image_size`` in the model overrides gives the grid): each mixer's MAE, attention -
+    no mixing (does mixing do work here?), FourierFormer - no mixing, FourierFormer - attention, each with its
+    paired 95% CI and whether it excludes 0, and FourierFormer's training time as a share of attention's."""
+
+    def diff(m: dict, sign: int = 1) -> str:  # m: a method's row, its delta = method - reference
+        est, (lo, hi) = sign * m["delta_mae"], sorted(sign * x for x in m["delta_ci"])
+        return f"{est:+.2f} [{lo:.2f}, {hi:.2f}] " + ("resolved" if lo > 0 or hi < 0 else "not resolved")
+
+    cells, files = [], []
+    for e, e_none in zip(entries[::2], entries[1::2]):
+        res, m, m_none = e["result"], e["result"]["methods"], e_none["result"]["methods"]
+        side = (res.get("bench_config", {}).get("model") or {}).get("image_size") or MICRO["image_size"]
+        g = side // MICRO["patch_size"]
+        how = f"{side}-px input" + (
+            f", position embeddings interpolated to {g} x {g}" if side != MICRO["image_size"] else ", its own grid"
+        )
+        cells.append(
+            f"N = {g * g} ({how}): {m['full']['mae']:.2f} / {m['mixer=attention']['mae']:.2f} / "
+            f"{m['mixer=none']['mae']:.2f} y; {diff(m_none['mixer=attention'])}; {diff(m['mixer=none'], -1)}; "
+            f"{diff(m['mixer=attention'], -1)}; FourierFormer's training time "
+            f"{m['full']['seconds'] / m['mixer=attention']['seconds']:.2f}x attention's"
+        )
+        files += [f"[{x['name']}](results/{x['name']}.json) ({x['seconds'] / 60:.0f} min)" for x in (e, e_none)]
+    design = {(e["result"]["seeds"], e["result"]["folds"]) for e in entries}
+    return (
+        "On SynthAge faces, the claim's own comparison at ViT-B/16's N = 196 (`python -m cilf bench`, web-caption "
+        "micro-CLIP, the first estimate y0 with the correction off, "
+        + "; ".join(f"{s} seeds x {f} splits" for s, f in sorted(design))
+        + f"; commands and commits in {', '.join(files)}). MAE FourierFormer / attention / no mixing, then attention "
+        "- no mixing (the room mixing has), FourierFormer - no mixing and FourierFormer - attention, y [95% CI over "
+        "subjects x seeds]: " + ". ".join(cells) + "."
+    )
+
+
 def findings_markdown(
-    name: str, speed: str | None = None, controls: tuple[str, ...] | str = (), mixing: tuple[str, ...] = ()
+    name: str,
+    speed: str | None = None,
+    controls: tuple[str, ...] | str = (),
+    mixing: tuple[str, ...] = (),
+    faces: tuple[str, ...] = (),
 ) -> str:
     """The README's findings block: the claims table of the registry result ``name`` (a saved benchmark), the cost
     ratios from the registry's bench-speed result ``speed``, the positive controls from the registry's control
-    runs ``controls`` (cilf.bench.claims.CONTROL_RUNS), the files and commands behind each, and one generated line
-    per verdict."""
+    runs ``controls`` (cilf.bench.claims.CONTROL_RUNS), the files and commands behind each, one generated line
+    per verdict, and the lines of the mixing runs ``mixing`` (:func:`mixing_line`) and of the face runs at each
+    grid ``faces`` (:func:`faces_line`)."""
     entry = registry_entry(name)
     speed_entry = registry_entry(speed) if speed else None
     control_entries = [registry_entry(c) for c in ((controls,) if isinstance(controls, str) else controls)]
@@ -116,8 +163,9 @@ def findings_markdown(
         for r in rows:
             if r["id"] == "fourierformer":
                 r["note"] = (r["note"] + "; " if r["note"] else "") + (
-                    "accuracy and training time at N = 64 to 784 where mixing must work, and the crossover N: the "
-                    "lines under this table"
+                    ("the same comparison on faces at N = 196, " if faces else "")
+                    + "accuracy and training time at N = 64 to 784 where mixing must work, and the crossover N: "
+                    "the lines under this table"
                 )
     lines = [claims_markdown(rows).rstrip(), "", f"*Made by {_made_by(entry)}.*"]
     if speed_entry:
@@ -145,6 +193,8 @@ def findings_markdown(
         )
     if mixing:
         lines.append(mixing_line([registry_entry(m) for m in mixing]))
+    if faces:
+        lines.append(faces_line([registry_entry(x) for f in faces for x in (f, f"{f}_none")]))
     cross = speed_entry["result"].get("crossover", {}) if speed_entry else {}
     if cross.get("attention", {}).get("tokens"):
         st = speed_entry["result"].get("settings", {})
@@ -381,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument(
         "--mixing", nargs="*", default=(), help="results/MIXING.json: bench-mixing results (tools.results), any number"
     )
+    f.add_argument(
+        "--faces",
+        nargs="*",
+        default=(),
+        help="results/FACES.json: bench results of full, mixer=attention and mixer=none, one per token grid",
+    )
     t = sub.add_parser("timings", help="the cold times of the two commands, between the README's timings markers")
     t.add_argument("name", nargs="?", default="whole_job_cold", help="results/NAME.json from tools.whole_job")
     v = sub.add_parser("choices", help="the settings chosen on validation data, between docs/statistics.md's markers")
@@ -410,7 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         "backbones": ("backbones", MICRO_CLIP, lambda: backbones_markdown(args.exact, args.web)),
         "choices": ("choices", STATISTICS, lambda: choices_markdown(args.name)),
         "recalibration": ("recalibration", METHOD, lambda: recalibration_markdown(args.name)),
-        "findings": ("claims", README, lambda: findings_markdown(args.name, args.speed, args.controls, args.mixing)),
+        "findings": (
+            "claims",
+            README,
+            lambda: findings_markdown(args.name, args.speed, args.controls, args.mixing, args.faces),
+        ),
     }
     if args.cmd in generated:
         block, path, markdown = generated[args.cmd]
