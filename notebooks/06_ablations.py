@@ -333,9 +333,10 @@ if Path(LARGER_RUN).is_file():
 # %%
 # Check (not part of the lesson): key numbers against notebooks/expected/ (docs/notebooks.md, "Key numbers"):
 # every method's pooled MAE, every claim's effect, its verdict and its CI half-width. A peer whose training
-# amplifies the last-digit differences another CPU's kernels leave in the features (the L1 regression's moves
-# 0.01 y where DEX's moves 1e-5) is held to twice the largest move measured under such perturbations
-# (results/peer_sensitivity_synthage.json, `python -m tools.peer_sensitivity`), where that exceeds the default rule.
+# amplifies the float16 steps another CPU's kernels leave in the cached features (on another CPU the L1 regression's
+# MAE moved 0.012 y where DEX's moved 2e-6) is held to twice the largest move measured under perturbations of the
+# features (results/peer_sensitivity_synthage.json, `python -m tools.peer_sensitivity`), where that exceeds the
+# default rule (docs/statistics.md, "Key numbers").
 from cilf.notebook.key_numbers import default_tolerance
 from cilf.notebook.key_numbers import report as key_numbers
 

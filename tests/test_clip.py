@@ -199,7 +199,14 @@ def test_another_image_size_gives_another_grid_from_the_same_weights():
     a, b = own.model.visual.state_dict(), big.model.visual.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a if k != "positional_embedding")
     assert torch.equal(a["positional_embedding"][0], b["positional_embedding"][0])  # the class token's
-    assert b["positional_embedding"].shape == (1 + 196, a["positional_embedding"].shape[1])
+    from open_clip.model import resize_pos_embed
+
+    state = {"visual.positional_embedding": a["positional_embedding"].float()}
+    resize_pos_embed(state, big.model)  # the grid's positions: the 8 x 8 ones interpolated bicubically to 14 x 14
+    assert torch.equal(b["positional_embedding"], state["visual.positional_embedding"])
+    assert not torch.equal(b["positional_embedding"][1:15], a["positional_embedding"][1:].repeat(2, 1)[:14])
+    with pytest.raises(ValueError, match="not a multiple of"):
+        build_clip(CILFConfig(pretrained="bundled-web", image_size=200))
     x = torch.rand(2, 3, 112, 112)
     with torch.no_grad():
         assert torch.equal(own.encode_image(x).tokens, same.encode_image(x).tokens)

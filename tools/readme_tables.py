@@ -101,41 +101,54 @@ def mixing_line(entries: list[dict]) -> str:
 MICRO = json.loads((MODEL_CONFIG_DIR / "cilf-micro.json").read_text())["vision_cfg"]  # image_size, patch_size
 
 
-def faces_line(entries: list[dict]) -> str:
+CLIPS = {"bundled-web": "web-caption micro-CLIP", "bundled": "exact-caption micro-CLIP"}
+
+
+def faces_line(entries: list[dict], speed: dict | None = None) -> str:
     """One generated line: the claim's own comparison on SynthAge faces at each token grid. ``entries``: per grid
     (in N order) a pair of ``bench`` results of the same runs, one with FourierFormer as the reference (variants
     full, mixer=attention, mixer=none) and one with no mixing as the reference (``--set mixer=none``, variants
     full, mixer=attention; ``image_size`` in the model overrides gives the grid): each mixer's MAE, attention -
     no mixing (does mixing do work here?), FourierFormer - no mixing, FourierFormer - attention, each with its
-    paired 95% CI and whether it excludes 0, and FourierFormer's training time as a share of attention's."""
+    paired 95% CI and whether it excludes 0, the FourierFormer claim's verdict by the claims table's rule
+    (cilf.bench.claims, cost ratios from ``speed``), and FourierFormer's training time as a share of attention's."""
 
     def diff(m: dict, sign: int = 1) -> str:  # m: a method's row, its delta = method - reference
         est, (lo, hi) = sign * m["delta_mae"], sorted(sign * x for x in m["delta_ci"])
         return f"{est:+.2f} [{lo:.2f}, {hi:.2f}] " + ("resolved" if lo > 0 or hi < 0 else "not resolved")
 
-    cells, files = [], []
+    cells, files, settings = [], [], set()
     for e, e_none in zip(entries[::2], entries[1::2]):
         res, m, m_none = e["result"], e["result"]["methods"], e_none["result"]["methods"]
-        side = (res.get("bench_config", {}).get("model") or {}).get("image_size") or MICRO["image_size"]
+        model = res["bench_config"]["model"]
+        if model.get("clip_model", "cilf-micro") != "cilf-micro":
+            raise ValueError(f"{e['name']}: the faces line reads micro-CLIP grids, not {model['clip_model']}")
+        settings.add((CLIPS.get(model.get("pretrained", "bundled"), model.get("pretrained")), model.get("correction")))
+        side = model.get("image_size") or MICRO["image_size"]
         g = side // MICRO["patch_size"]
         how = f"{side}-px input" + (
             f", position embeddings interpolated to {g} x {g}" if side != MICRO["image_size"] else ", its own grid"
         )
+        (row,) = [r for r in claims_table(res, speed) if r["id"] == "fourierformer"]
         cells.append(
             f"N = {g * g} ({how}): {m['full']['mae']:.2f} / {m['mixer=attention']['mae']:.2f} / "
             f"{m['mixer=none']['mae']:.2f} y; {diff(m_none['mixer=attention'])}; {diff(m['mixer=none'], -1)}; "
-            f"{diff(m['mixer=attention'], -1)}; FourierFormer's training time "
-            f"{m['full']['seconds'] / m['mixer=attention']['seconds']:.2f}x attention's"
+            f"{diff(m['mixer=attention'], -1)}; by the claims table's rule: {row['verdict']}; FourierFormer's "
+            f"training time {m['full']['seconds'] / m['mixer=attention']['seconds']:.2f}x attention's"
         )
         files += [f"[{x['name']}](results/{x['name']}.json) ({x['seconds'] / 60:.0f} min)" for x in (e, e_none)]
+    ((clip, correction),) = settings  # one backbone and one estimate for every grid, or the line would mislead
+    estimate = "the first estimate y0 with the correction off" if correction is False else "the corrected estimate"
     design = {(e["result"]["seeds"], e["result"]["folds"]) for e in entries}
     return (
-        "On SynthAge faces, the claim's own comparison at ViT-B/16's N = 196 (`python -m cilf bench`, web-caption "
-        "micro-CLIP, the first estimate y0 with the correction off, "
+        f"On SynthAge faces, the claim's own comparison at ViT-B/16's N = 196 (`python -m cilf bench`, {clip}, "
+        f"{estimate}, "
         + "; ".join(f"{s} seeds x {f} splits" for s, f in sorted(design))
         + f"; commands and commits in {', '.join(files)}). MAE FourierFormer / attention / no mixing, then attention "
-        "- no mixing (the room mixing has), FourierFormer - no mixing and FourierFormer - attention, y [95% CI over "
-        "subjects x seeds]: " + ". ".join(cells) + "."
+        "- no mixing (the room mixing has: a reading added after the first run), FourierFormer - no mixing (the "
+        "claims table's control) and FourierFormer - attention, y [95% CI over subjects x seeds]: "
+        + ". ".join(cells)
+        + "."
     )
 
 
@@ -194,7 +207,8 @@ def findings_markdown(
     if mixing:
         lines.append(mixing_line([registry_entry(m) for m in mixing]))
     if faces:
-        lines.append(faces_line([registry_entry(x) for f in faces for x in (f, f"{f}_none")]))
+        entries = [registry_entry(x) for f in faces for x in (f, f"{f}_none")]
+        lines.append(faces_line(entries, speed_entry["result"] if speed_entry else None))
     cross = speed_entry["result"].get("crossover", {}) if speed_entry else {}
     if cross.get("attention", {}).get("tokens"):
         st = speed_entry["result"].get("settings", {})

@@ -26,10 +26,10 @@ from cilf.io import json_text, write_text
 # Default tolerance of a float: max(ABS_FLOOR, REL * |value|), tight, because FAST runs are deterministic:
 # re-training the FAST demo model with 1 and 2 threads moved its validation MAE by at most 5e-7 years, and forcing
 # another CPU's kernels (scalar ATen, SSE4 MKL and oneDNN) or another CPU (AVX-512 against AVX2, Intel against
-# AMD) from empty caches moved the notebooks' key numbers by at most about 5e-5 years and no verdict. 0.005 y is
-# about 100x that spread and 20x below a +0.1 y bias; a number with real run-to-run noise (a timing), or one whose
-# training amplifies the features' last digits (notebook 06's L1 regression peer), passes its own measured
-# tolerance. Mechanisms are recorded as differences too (x* - y0, with - without the contrastive loss, each claim's
+# AMD) from empty caches moved the notebooks' key numbers by at most 5.2e-5 years and no verdict. 0.005 y is about
+# 100x that spread and 20x below a +0.1 y bias; a number with real run-to-run noise (a timing), or one whose
+# training amplifies a float16 step of the cached features (notebook 06's L1 regression peer), passes its own
+# measured tolerance. Mechanisms are recorded as differences too (x* - y0, with - without the contrastive loss, each claim's
 # effect), so a mechanism that stops working or starts to hurt fails under the number's name
 # (docs/statistics.md, "Key numbers").
 ABS_FLOOR = 0.005

@@ -51,14 +51,18 @@ def load_open_clip(model_name: str, pretrained: str | None, image_size: int | No
             f"(open_clip.list_models() has {len(open_clip.list_models())})"
         )
     record, source = record_for(model_name, pretrained)  # a tag not cached offline fails here, before any build
+    patch = (open_clip.get_model_config(model_name) or {}).get("vision_cfg", {}).get("patch_size")
+    if image_size is not None and isinstance(patch, int) and image_size % patch:
+        raise ValueError(
+            f"image_size={image_size} is not a multiple of {model_name}'s {patch}-px patches: the tower would drop "
+            f"pixels; use e.g. {image_size // patch * patch} or {(image_size // patch + 1) * patch}"
+        )
     try:
         with _quiet_root_logger():  # open_clip logs "initialized randomly" for pretrained=None: asked for
-            if image_size is not None and source is not None and Path(source).is_file():
-                model, preprocess = _resized(model_name, source, image_size)
+            if image_size is None:
+                model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
             else:
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    model_name, pretrained=source, force_image_size=image_size
-                )
+                model, preprocess = _resized(model_name, source, image_size)
     except Exception as e:  # network, hub, checkpoint mismatch: say which and what to do
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         raise WeightsNotFoundError(
@@ -71,14 +75,16 @@ def load_open_clip(model_name: str, pretrained: str | None, image_size: int | No
     return OpenCLIPParts(model, preprocess, tokenizer, record)
 
 
-def _resized(model_name: str, path: str, image_size: int):
-    """open_clip's ``model_name`` at input side ``image_size`` with the weights file ``path``, its position
-    embeddings interpolated in float32 (open_clip's own loader interpolates them in the file's dtype, and the
-    bundled files are float16, which bicubic interpolation does not take)."""
+def _resized(model_name: str, source: str | None, image_size: int):
+    """open_clip's ``model_name`` with the weights ``source`` at input side ``image_size``: loaded at its own size by
+    open_clip (every conversion of its loader), then moved to the new grid with the position embeddings interpolated
+    in float32 (open_clip's loader interpolates them in the file's dtype, and bicubic interpolation refuses the
+    bundled files' float16)."""
+    own, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=source)
     model, _, preprocess = open_clip.create_model_and_transforms(
         model_name, pretrained=None, force_image_size=image_size
     )
-    state = open_clip.factory.load_state_dict(path)
+    state = own.state_dict()
     state["visual.positional_embedding"] = state["visual.positional_embedding"].float()
     resize_pos_embed(state, model)
     model.load_state_dict(state)
