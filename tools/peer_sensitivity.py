@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from cilf.bench.claims import CLAIMS_MODEL
-from cilf.bench.peers import PEERS, PeerInputs
-from cilf.bench.runner import BenchConfig, fold_runs, peer_config, prepare
+from cilf.bench.peers import PEERS
+from cilf.bench.runner import BenchConfig, fold_runs, peer_inputs, prepare
 from cilf.io import json_text, write_text
 from cilf.utils import cache_dir
 
@@ -43,17 +43,7 @@ def peer_mae(setup, name: str, eps: float, draw: int) -> float:
         pooled = pooled * (1 + eps * z)
     errors = []
     for fr in fold_runs(setup):
-        inp = PeerInputs(
-            pooled[fr.tr],
-            fr.y_tr,
-            pooled[fr.te],
-            seed=fr.seed,
-            cfg=peer_config(setup.bcfg, setup.base),
-            test_paths=[r["path"] for r in fr.rows_te],
-            encoder=setup.encoder,
-            train_rows=[setup.ds.rows[setup.cf.rows[j]] for j in fr.tr],
-            test_rows=fr.rows_te,
-        )
+        inp = peer_inputs(setup, fr, pooled)
         out = PEERS[name].fit_and_predict(inp)
         ages = out[0] if isinstance(out, tuple) else out
         errors.append(np.abs(np.asarray(ages, dtype=np.float64) - fr.y_te))

@@ -433,27 +433,32 @@ def _peer_key(setup: _Setup, fr: FoldRun, spec: PeerSpec) -> dict:
     return {**key, **spec.key}
 
 
+def peer_inputs(setup: _Setup, fr: FoldRun, pooled: torch.Tensor | None = None) -> PeerInputs:
+    """What a peer is fitted on in fold run ``fr``: the pooled features (n x D; default the cached ones) of its
+    training and test images, their ages and rows, the seed and the benchmark's peer budget."""
+    pooled = setup.cf.features.pooled if pooled is None else pooled
+    return PeerInputs(
+        pooled[fr.tr],
+        fr.y_tr,
+        pooled[fr.te],
+        seed=fr.seed,
+        cfg=peer_config(setup.bcfg, setup.base),
+        test_paths=[r["path"] for r in fr.rows_te],
+        encoder=setup.encoder,
+        train_rows=[setup.ds.rows[setup.cf.rows[j]] for j in fr.tr],
+        test_rows=fr.rows_te,
+    )
+
+
 def run_peer(setup: _Setup, fr: FoldRun, spec: PeerSpec) -> dict:
     """Peer ``spec`` on the fold's pooled features; its scores (saved/reused), or why it was skipped."""
     why = spec.available() or spec.applies(setup.ds.rows)
     if why:
         return {"skipped": why}
-    pooled = setup.cf.features.pooled
 
     def compute() -> dict:
         t0 = time.perf_counter()
-        inputs = PeerInputs(
-            pooled[fr.tr],
-            fr.y_tr,
-            pooled[fr.te],
-            seed=fr.seed,
-            cfg=peer_config(setup.bcfg, setup.base),
-            test_paths=[r["path"] for r in fr.rows_te],
-            encoder=setup.encoder,
-            train_rows=[setup.ds.rows[setup.cf.rows[j]] for j in fr.tr],
-            test_rows=fr.rows_te,
-        )
-        out = spec.fit_and_predict(inputs)
+        out = spec.fit_and_predict(peer_inputs(setup, fr))
         seconds = time.perf_counter() - t0  # fit + predict
         ages, extras = out if isinstance(out, tuple) else (out, None)
         res = {**_score(fr.y_te, np.asarray(ages).astype(np.float64), fr.rows_te), "seconds": seconds}
